@@ -1,0 +1,96 @@
+"""Arm's Length: the Flask application factory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from flask import Flask, jsonify, request
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from app.config import load_settings
+from app.db import close_session, get_session, make_engine, session_factory
+from app.extensions import State
+from policies import load_policy
+
+ROOT = Path(__file__).resolve().parent.parent
+
+csrf = CSRFProtect()
+
+
+def create_app(config: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "app" / "static"),
+        instance_path=str(Path.cwd() / "instance"),
+    )
+    app.config.update(load_settings(config, app.instance_path))
+    app.config.update(
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=app.config["ARMSLENGTH_ENV"] == "production",
+        JSON_SORT_KEYS=False,
+    )
+
+    engine = make_engine(app.config["DATABASE_URL"])
+    app.extensions["armslength"] = State(
+        engine=engine,
+        sessions=session_factory(engine),
+        policy=load_policy(app.config["POLICY_FILE"]),
+        reporting_currency=app.config["REPORTING_CURRENCY"],
+        timezone=ZoneInfo(app.config["ORG_TIMEZONE"]),
+    )
+    app.teardown_appcontext(close_session)
+
+    csrf.init_app(app)
+    _register_blueprints(app)
+    _register_errors(app)
+    _security_headers(app)
+
+    from app.cli import register_commands
+
+    register_commands(app)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from app.api import bp as api_bp
+    from app.web import bp as web_bp
+
+    csrf.exempt(api_bp)  # bearer tokens, not cookies: no CSRF exposure
+    app.register_blueprint(api_bp)
+    app.register_blueprint(web_bp)
+
+
+def _register_errors(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException):
+        if request.path.startswith("/api/"):
+            return jsonify({"error": error.description or error.name}), error.code
+        return error
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        # Never leave a half-done transaction behind a failed request.
+        get_session().rollback()
+        app.logger.exception("unhandled error")
+        if request.path.startswith("/api/"):
+            return jsonify({"error": "internal error"}), 500
+        return "Internal error", 500
+
+
+def _security_headers(app: Flask) -> None:
+    @app.after_request
+    def _headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; frame-ancestors 'none'",
+        )
+        if app.config["ARMSLENGTH_ENV"] == "production":
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response

@@ -1,0 +1,5 @@
+"""The JSON API (/api/v1): the integration contract documented in docs/api.md."""
+
+from app.api.routes import bp
+
+__all__ = ["bp"]

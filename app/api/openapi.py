@@ -1,0 +1,141 @@
+"""The OpenAPI 3.1 document for /api/v1, built from the same models that validate input."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from models.schemas import (
+    AffiliationCreate,
+    DonorCreate,
+    GiftCreate,
+    InKindCreate,
+    OrganizationCreate,
+    PledgeCreate,
+    RefundCreate,
+    ReviewCreate,
+)
+
+INPUTS = [AffiliationCreate, DonorCreate, GiftCreate, InKindCreate, OrganizationCreate,
+          PledgeCreate, RefundCreate, ReviewCreate]
+
+ERROR = {"$ref": "#/components/schemas/Error"}
+ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
+
+# method, path, summary, permission, request model, success status, path params, query params
+OPERATIONS = [
+    ("post", "/organizations", "Create an organisation", "organizations.write",
+     OrganizationCreate, 201, [], []),
+    ("get", "/organizations", "List organisations", "read", None, 200, [],
+     [("covered_lab", {"type": "string", "enum": ["true", "false", "1", "0"]})]),
+    ("get", "/organizations/{id}", "Get an organisation", "read", None, 200, [ID], []),
+    ("post", "/donors", "Create a donor", "donors.write", DonorCreate, 201, [], []),
+    ("get", "/donors", "Search donors", "read", None, 200, [],
+     [("q", {"type": "string"}), ("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+      ("after_id", {"type": "integer", "minimum": 0})]),
+    ("get", "/donors/{id}", "Get a donor with affiliations", "read", None, 200, [ID], []),
+    ("post", "/donors/{id}/affiliations", "Add an affiliation (re-screens affected gifts)",
+     "affiliations.write", AffiliationCreate, 201, [ID], []),
+    ("put", "/affiliations/{id}", "Change an affiliation (re-screens affected gifts)",
+     "affiliations.write", AffiliationCreate, 200, [ID], []),
+    ("post", "/gifts", "Record a gift through the policy", "gifts.write", GiftCreate, 201, [], []),
+    ("post", "/gifts/preview", "The decision a gift would get, recording nothing",
+     "gifts.write", GiftCreate, 200, [], []),
+    ("get", "/gifts", "List gifts", "read", None, 200, [],
+     [("status", {"type": "string", "enum": ["pending", "accepted", "held", "rejected", "failed"]}),
+      ("donor_id", {"type": "integer"}),
+      ("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+      ("after_id", {"type": "integer", "minimum": 0})]),
+    ("get", "/gifts/{id}", "Get a gift with every decision, oldest first", "read", None, 200,
+     [ID], []),
+    ("post", "/gifts/{id}/refund", "Refund a gift in full or in part", "refunds", RefundCreate,
+     201, [ID], []),
+    ("post", "/gifts/{id}/review", "Decide a held gift", "review", ReviewCreate, 201, [ID], []),
+    ("post", "/gifts/{id}/override", "Ask to accept a rejected gift (needs a second reviewer)",
+     "review", ReviewCreate, 201, [ID], []),
+    ("post", "/overrides/{id}/approve", "Approve an override (a second reviewer)", "review",
+     None, 201, [ID], []),
+    ("post", "/overrides/{id}/decline", "Decline an override", "review", None, 200, [ID], []),
+    ("post", "/pledges", "Create a pledge with instalments", "pledges.write", PledgeCreate, 201,
+     [], []),
+    ("get", "/pledges/{id}", "Get a pledge with its schedule", "read", None, 200, [ID], []),
+    ("post", "/in-kind", "Record an in-kind arrangement", "in_kind.write", InKindCreate, 201,
+     [], []),
+    ("get", "/in-kind", "List in-kind arrangements", "read", None, 200, [], []),
+    ("get", "/compliance/summary", "Lab-employee share, headroom and breach as of a date",
+     "read", None, 200, [], [("as_of", {"type": "string", "format": "date"})]),
+    ("get", "/audit/verify", "Verify the audit hash chain", "read", None, 200, [], []),
+]
+
+
+def _operation(method, summary, permission, model, status, path_params, query_params):
+    op: dict = {
+        "summary": summary,
+        "description": f"Requires permission `{permission}`.",
+        "security": [{"bearer": []}],
+        "parameters": list(path_params) + [
+            {"name": name, "in": "query", "required": False, "schema": schema}
+            for name, schema in query_params
+        ],
+        "responses": {
+            str(status): {"description": "Success",
+                          "content": {"application/json": {"schema": {"type": "object"}}}},
+            "401": {"description": "Missing or invalid token",
+                    "content": {"application/json": {"schema": ERROR}}},
+            "403": {"description": "The token's role may not do this",
+                    "content": {"application/json": {"schema": ERROR}}},
+            "422": {"description": "Invalid input, with field errors",
+                    "content": {"application/json": {"schema": ERROR}}},
+            "503": {"description": "Busy; retry", "content": {"application/json": {"schema": ERROR}}},
+        },
+    }
+    if path_params or method != "get":
+        op["responses"]["404"] = {"description": "Unknown id",
+                                  "content": {"application/json": {"schema": ERROR}}}
+    if method != "get":
+        op["responses"]["409"] = {"description": "Conflict with the record's state or a duplicate",
+                                  "content": {"application/json": {"schema": ERROR}}}
+    if model is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {
+                "schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+        }
+    return op
+
+
+@cache
+def openapi_document() -> dict:
+    schemas: dict = {
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {"type": "string"},
+                "errors": {"type": "object",
+                           "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+            },
+        }
+    }
+    for model in INPUTS:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    paths: dict = {}
+    for method, path, summary, permission, model, status, pparams, qparams in OPERATIONS:
+        paths.setdefault(path, {})[method] = _operation(
+            method, summary, permission, model, status, pparams, qparams
+        )
+    paths["/gifts/{id}/review"]["post"]["responses"]["202"] = {
+        "description": "The policy rejects the gift: an override request now waits for a "
+                       "second reviewer",
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Arm's Length API", "version": "1",
+                 "description": "See docs/api.md. Amounts are decimal strings in major units."},
+        "servers": [{"url": "/api/v1"}],
+        "components": {"schemas": schemas,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "paths": paths,
+    }

@@ -1,0 +1,349 @@
+"""JSON API routes. Each declares its permission with @require; the ledger does the work."""
+
+from __future__ import annotations
+
+from flask import Blueprint, g, jsonify, request
+from sqlalchemy import or_, select
+from sqlalchemy.exc import OperationalError
+
+from app.api import serialize as out
+from app.api.access import ApiError, parse_body, query_date, query_int, require
+from app.api.openapi import openapi_document
+from app.auth.roles import READ
+from app.db import get_session
+from app.extensions import state
+from app.ledger import parties, pledges, reviews
+from app.ledger.audit import verify_chain
+from app.ledger.errors import Duplicate, LedgerBusy, NotAllowed, NotFound, ValidationFailed
+from app.ledger.gifts import record_gift, refund_gift
+from app.ledger.summary import compliance_summary
+from models import (
+    Donor,
+    Gift,
+    IllegalTransition,
+    InKindArrangement,
+    Organization,
+    OverrideRequest,
+    Pledge,
+)
+from models.money import MoneyError, parse_amount
+from models.schemas import (
+    AffiliationCreate,
+    DonorCreate,
+    GiftCreate,
+    InKindCreate,
+    OrganizationCreate,
+    PledgeCreate,
+    RefundCreate,
+    ReviewCreate,
+)
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+# --- errors -----------------------------------------------------------------------------
+
+@bp.errorhandler(ApiError)
+def _api_error(error: ApiError):
+    return jsonify(error.body()), error.status, error.headers
+
+
+@bp.errorhandler(ValidationFailed)
+def _validation(error: ValidationFailed):
+    return jsonify({"error": "invalid input", "errors": error.errors}), 422
+
+
+@bp.errorhandler(NotFound)
+def _not_found(error: NotFound):
+    return jsonify({"error": str(error)}), 404
+
+
+@bp.errorhandler(Duplicate)
+def _duplicate(error: Duplicate):
+    return jsonify({"error": str(error), "field": error.field, "existing_id": error.existing_id}), 409
+
+
+@bp.errorhandler(NotAllowed)
+@bp.errorhandler(IllegalTransition)
+def _conflict(error: Exception):
+    return jsonify({"error": str(error)}), 409
+
+
+@bp.errorhandler(LedgerBusy)
+@bp.errorhandler(OperationalError)
+def _busy(error: Exception):
+    get_session().rollback()
+    return jsonify({"error": "the ledger is busy; retry shortly"}), 503, {"Retry-After": "1"}
+
+
+def _get(model, ident: int, what: str):
+    obj = get_session().get(model, ident)
+    if obj is None:
+        raise NotFound(what, ident)
+    return obj
+
+
+def _created(body: dict):
+    return jsonify(body), 201
+
+
+# --- reference ----------------------------------------------------------------------------
+
+@bp.get("/openapi.json")
+def openapi():
+    return jsonify(openapi_document())
+
+
+# --- organisations and donors ---------------------------------------------------------------
+
+@bp.post("/organizations")
+@require("organizations.write")
+def create_organization():
+    data = parse_body(OrganizationCreate)
+    org = parties.create_organization(get_session(), data, g.actor)
+    return _created(out.organization_public(org))
+
+
+@bp.get("/organizations")
+@require(READ)
+def list_organizations():
+    session = get_session()
+    query = select(Organization).order_by(Organization.name)
+    if request.args.get("covered_lab") in ("true", "1"):
+        query = query.where(Organization.covered_lab.is_(True))
+    return jsonify({"items": [out.organization_public(o) for o in session.execute(query).scalars()]})
+
+
+@bp.get("/organizations/<int:org_id>")
+@require(READ)
+def get_organization(org_id: int):
+    return jsonify(out.organization_public(_get(Organization, org_id, "organization")))
+
+
+@bp.post("/donors")
+@require("donors.write")
+def create_donor():
+    data = parse_body(DonorCreate)
+    donor = parties.create_donor(get_session(), data, g.actor)
+    return _created(out.donor_public(donor, get_session()))
+
+
+@bp.get("/donors")
+@require(READ)
+def list_donors():
+    session = get_session()
+    limit = query_int("limit", 50, 1, 500)
+    after = query_int("after_id", 0, 0, 2**62)
+    query = select(Donor).where(Donor.id > after).order_by(Donor.id).limit(limit)
+    term = (request.args.get("q") or "").strip()
+    if term:
+        like = f"%{term.lower()}%"
+        query = query.where(or_(Donor.name.ilike(like), Donor.email.ilike(like)))
+    donors = session.execute(query).scalars().all()
+    return jsonify({"items": [out.donor_public(d) for d in donors],
+                    "next_after_id": donors[-1].id if len(donors) == limit else None})
+
+
+@bp.get("/donors/<int:donor_id>")
+@require(READ)
+def get_donor(donor_id: int):
+    return jsonify(out.donor_public(_get(Donor, donor_id, "donor"), get_session()))
+
+
+@bp.post("/donors/<int:donor_id>/affiliations")
+@require("affiliations.write")
+def add_affiliation(donor_id: int):
+    _get(Donor, donor_id, "donor")
+    data = parse_body(AffiliationCreate)
+    aff, rescreened = parties.add_affiliation(get_session(), donor_id, data, g.actor,
+                                              state().policy)
+    return _created({**out.affiliation_public(aff),
+                     "rescreened_gift_ids": [d.gift_id for d in rescreened]})
+
+
+@bp.put("/affiliations/<int:affiliation_id>")
+@require("affiliations.write")
+def update_affiliation(affiliation_id: int):
+    data = parse_body(AffiliationCreate)
+    aff, rescreened = parties.update_affiliation(get_session(), affiliation_id, data, g.actor,
+                                                 state().policy)
+    return jsonify({**out.affiliation_public(aff),
+                    "rescreened_gift_ids": [d.gift_id for d in rescreened]})
+
+
+# --- gifts ------------------------------------------------------------------------------------
+
+def _record(dry_run: bool):
+    data = parse_body(GiftCreate)
+    st = state()
+    recorded = record_gift(get_session(), data, g.actor, st.policy, st.reporting_currency,
+                           dry_run=dry_run)
+    return recorded
+
+
+@bp.post("/gifts")
+@require("gifts.write")
+def create_gift():
+    recorded = _record(dry_run=False)
+    return _created(out.gift_public(recorded.gift, get_session()))
+
+
+@bp.post("/gifts/preview")
+@require("gifts.write")
+def preview_gift():
+    """The decision a gift would get now, without recording anything."""
+    recorded = _record(dry_run=True)
+    decision = recorded.decision
+    return jsonify({
+        "status": {"accept": "accepted", "hold": "held", "reject": "rejected"}[decision.outcome],
+        "decision": {
+            "outcome": decision.outcome,
+            "policy_version": decision.policy_version,
+            "reasons": decision.reasons,
+            "figures": out.figures_public(decision.figures),
+        },
+    })
+
+
+@bp.get("/gifts")
+@require(READ)
+def list_gifts():
+    session = get_session()
+    limit = query_int("limit", 50, 1, 500)
+    after = query_int("after_id", 0, 0, 2**62)
+    query = select(Gift).where(Gift.id > after).order_by(Gift.id).limit(limit)
+    status = request.args.get("status")
+    if status:
+        query = query.where(Gift.status == status)
+    if request.args.get("donor_id", "").isdigit():
+        query = query.where(Gift.donor_id == int(request.args["donor_id"]))
+    gifts = session.execute(query).scalars().all()
+    return jsonify({
+        "items": [out.gift_public(gift, session, all_decisions=False) for gift in gifts],
+        "next_after_id": gifts[-1].id if len(gifts) == limit else None,
+    })
+
+
+@bp.get("/gifts/<int:gift_id>")
+@require(READ)
+def get_gift(gift_id: int):
+    return jsonify(out.gift_public(_get(Gift, gift_id, "gift"), get_session()))
+
+
+@bp.post("/gifts/<int:gift_id>/refund")
+@require("refunds")
+def refund(gift_id: int):
+    gift = _get(Gift, gift_id, "gift")
+    data = parse_body(RefundCreate)
+    amount_minor = None
+    if data.amount is not None:
+        try:
+            amount_minor = parse_amount(data.amount, gift.currency)
+        except MoneyError as error:
+            raise ApiError(422, "invalid input", {"amount": [str(error)]}) from None
+    session = get_session()
+    record = refund_gift(session, gift_id, g.actor, amount_minor=amount_minor,
+                         refunded_on=data.refunded_on or state().today(), reason=data.reason)
+    gift = session.get(Gift, gift_id)
+    return _created({**out.refund_public(record, gift), "gift": out.gift_public(gift, session)})
+
+
+@bp.post("/gifts/<int:gift_id>/review")
+@require("review")
+def review_gift(gift_id: int):
+    _get(Gift, gift_id, "gift")
+    data = parse_body(ReviewCreate)
+    result = reviews.decide_held(get_session(), gift_id, data.outcome, data.reason, g.actor,
+                                 state().policy)
+    if isinstance(result, OverrideRequest):
+        return jsonify({"override_request": out.override_public(result),
+                        "message": "The policy rejects this gift; accepting it needs a "
+                                   "second reviewer's approval."}), 202
+    return _created(out.decision_public(result))
+
+
+@bp.post("/gifts/<int:gift_id>/override")
+@require("review")
+def request_override(gift_id: int):
+    _get(Gift, gift_id, "gift")
+    data = parse_body(ReviewCreate)
+    if data.outcome != "accept":
+        raise ApiError(422, "invalid input", {"outcome": ["an override accepts a gift"]})
+    request_ = reviews.request_override(get_session(), gift_id, data.reason, g.actor)
+    return _created(out.override_public(request_))
+
+
+@bp.post("/overrides/<int:request_id>/approve")
+@require("review")
+def approve_override(request_id: int):
+    _get(OverrideRequest, request_id, "override request")
+    note = (request.get_json(silent=True) or {}).get("note")
+    decision = reviews.approve_override(get_session(), request_id, g.actor, state().policy,
+                                        note=note if isinstance(note, str) else None)
+    return _created(out.decision_public(decision))
+
+
+@bp.post("/overrides/<int:request_id>/decline")
+@require("review")
+def decline_override(request_id: int):
+    _get(OverrideRequest, request_id, "override request")
+    note = (request.get_json(silent=True) or {}).get("note") or ""
+    result = reviews.decline_override(get_session(), request_id, g.actor, str(note)[:2000])
+    return jsonify(out.override_public(result))
+
+
+# --- pledges and in-kind ------------------------------------------------------------------
+
+@bp.post("/pledges")
+@require("pledges.write")
+def create_pledge():
+    data = parse_body(PledgeCreate)
+    session = get_session()
+    pledge = pledges.create_pledge(session, data, g.actor)
+    return _created(out.pledge_public(pledge, pledges.pledge_schedule(session, pledge,
+                                                                      state().today())))
+
+
+@bp.get("/pledges/<int:pledge_id>")
+@require(READ)
+def get_pledge(pledge_id: int):
+    session = get_session()
+    pledge = _get(Pledge, pledge_id, "pledge")
+    return jsonify(out.pledge_public(pledge, pledges.pledge_schedule(session, pledge,
+                                                                     state().today())))
+
+
+@bp.post("/in-kind")
+@require("in_kind.write")
+def create_in_kind():
+    data = parse_body(InKindCreate)
+    item = parties.create_in_kind(get_session(), data, g.actor)
+    return _created(out.in_kind_public(item))
+
+
+@bp.get("/in-kind")
+@require(READ)
+def list_in_kind():
+    items = get_session().execute(
+        select(InKindArrangement).order_by(InKindArrangement.start_date, InKindArrangement.id)
+    ).scalars()
+    return jsonify({"items": [out.in_kind_public(i) for i in items]})
+
+
+# --- compliance -----------------------------------------------------------------------------
+
+@bp.get("/compliance/summary")
+@require(READ)
+def summary():
+    st = state()
+    as_of = query_date("as_of", st.today())
+    result = compliance_summary(get_session(), as_of, st.policy, st.reporting_currency)
+    return jsonify(out.summary_public(result))
+
+
+@bp.get("/audit/verify")
+@require(READ)
+def audit_verify():
+    report = verify_chain(get_session())
+    return jsonify({"ok": report.ok, "entries": report.entries, "broken_at": report.broken_at,
+                    "problem": report.problem})

@@ -1,0 +1,229 @@
+"""Public JSON shapes. Amounts leave as decimal strings in major units."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from app.ledger.summary import Summary
+from models import (
+    Affiliation,
+    Attribution,
+    Decision,
+    Donor,
+    Gift,
+    InKindArrangement,
+    Organization,
+    OverrideRequest,
+    Pledge,
+    Refund,
+)
+from models.money import format_amount
+from policies import share_text
+
+
+def _iso(value):
+    return value.isoformat() if value is not None else None
+
+
+def fraction_text(ppm: int) -> str:
+    return str((Decimal(ppm) / Decimal(1_000_000)).normalize())
+
+
+def figures_public(figures: dict) -> dict:
+    """Stored figures keep exact minor units; the API shows money in major units."""
+    currency = figures.get("currency", "USD")
+    result = {}
+    for key, value in figures.items():
+        if key.endswith("_minor") and isinstance(value, int):
+            result[key.removesuffix("_minor")] = format_amount(value, currency)
+        else:
+            result[key] = value
+    return result
+
+
+def decision_public(decision: Decision) -> dict:
+    return {
+        "id": decision.id,
+        "outcome": decision.outcome,
+        "kind": decision.kind,
+        "policy_version": decision.policy_version,
+        "reasons": decision.reasons,
+        "figures": figures_public(decision.figures),
+        "note": decision.note,
+        "decided_by": decision.decided_by_id,
+        "approved_by": decision.approved_by_id,
+        "created_at": _iso(decision.created_at),
+    }
+
+
+def organization_public(org: Organization) -> dict:
+    return {
+        "id": org.id,
+        "name": org.name,
+        "covered_lab": org.covered_lab,
+        "aliases": list(org.aliases or []),
+        "parent_id": org.parent_id,
+        "created_at": _iso(org.created_at),
+    }
+
+
+def affiliation_public(aff: Affiliation) -> dict:
+    return {
+        "id": aff.id,
+        "donor_id": aff.donor_id,
+        "organization_id": aff.organization_id,
+        "kind": aff.kind,
+        "title": aff.title,
+        "senior_decision_maker": aff.senior_decision_maker,
+        "start_date": _iso(aff.start_date),
+        "end_date": _iso(aff.end_date),
+    }
+
+
+def donor_public(donor: Donor, session: Session | None = None) -> dict:
+    data = {
+        "id": donor.id,
+        "type": donor.type,
+        "name": donor.name,
+        "email": donor.email,
+        "organization_id": donor.organization_id,
+        "category": donor.category,
+        "anonymous": donor.anonymous,
+        "created_at": _iso(donor.created_at),
+    }
+    if session is not None:
+        rows = session.execute(
+            select(Affiliation).where(Affiliation.donor_id == donor.id)
+            .order_by(Affiliation.start_date, Affiliation.id)
+        ).scalars()
+        data["affiliations"] = [affiliation_public(a) for a in rows]
+    return data
+
+
+def refund_public(refund: Refund, gift: Gift) -> dict:
+    return {
+        "id": refund.id,
+        "gift_id": refund.gift_id,
+        "amount": format_amount(refund.amount_minor, gift.currency),
+        "currency": gift.currency,
+        "reporting_amount": format_amount(refund.reporting_amount_minor, gift.reporting_currency),
+        "refunded_on": _iso(refund.refunded_on),
+        "reason": refund.reason,
+        "created_at": _iso(refund.created_at),
+    }
+
+
+def gift_public(gift: Gift, session: Session, *, all_decisions: bool = True) -> dict:
+    attributions = session.execute(
+        select(Attribution).where(Attribution.gift_id == gift.id).order_by(Attribution.id)
+    ).scalars()
+    decisions = session.execute(
+        select(Decision).where(Decision.gift_id == gift.id).order_by(Decision.id)
+    ).scalars().all()
+    refunds = session.execute(
+        select(Refund).where(Refund.gift_id == gift.id).order_by(Refund.id)
+    ).scalars()
+    data = {
+        "id": gift.id,
+        "donor_id": gift.donor_id,
+        "amount": format_amount(gift.amount_minor, gift.currency),
+        "currency": gift.currency,
+        "reporting_amount": format_amount(gift.reporting_amount_minor, gift.reporting_currency),
+        "reporting_currency": gift.reporting_currency,
+        "fx_rate": gift.fx_rate,
+        "fx_source": gift.fx_source,
+        "received_on": _iso(gift.received_on),
+        "method": gift.method,
+        "kind": gift.kind,
+        "purpose": gift.purpose,
+        "description": gift.description,
+        "status": gift.status,
+        "refund_status": gift.refund_status,
+        "refunded_amount": format_amount(gift.refunded_minor, gift.currency),
+        "lab_employee_amount": format_amount(gift.lab_minor, gift.reporting_currency),
+        "disclose": gift.disclose,
+        "pledge_id": gift.pledge_id,
+        "matching_gift_for": gift.matching_gift_for_id,
+        "external_ref": gift.external_ref,
+        "attributions": [
+            {"donor_id": a.donor_id, "fraction": fraction_text(a.fraction_ppm), "basis": a.basis}
+            for a in attributions
+        ],
+        "refunds": [refund_public(r, gift) for r in refunds],
+        "decision": decision_public(decisions[-1]) if decisions else None,
+        "created_at": _iso(gift.created_at),
+    }
+    if all_decisions:
+        data["decisions"] = [decision_public(d) for d in decisions]
+    return data
+
+
+def in_kind_public(item: InKindArrangement) -> dict:
+    return {
+        "id": item.id,
+        "organization_id": item.organization_id,
+        "description": item.description,
+        "purpose": item.purpose,
+        "start_date": _iso(item.start_date),
+        "end_date": _iso(item.end_date),
+        "estimated_value": format_amount(item.estimated_value_minor, item.currency)
+        if item.estimated_value_minor is not None and item.currency else None,
+        "currency": item.currency,
+    }
+
+
+def override_public(request: OverrideRequest) -> dict:
+    return {
+        "id": request.id,
+        "gift_id": request.gift_id,
+        "outcome": request.outcome,
+        "reason": request.reason,
+        "state": request.state,
+        "requested_by": request.requested_by_id,
+        "requested_at": _iso(request.requested_at),
+        "decided_by": request.decided_by_id,
+        "decided_at": _iso(request.decided_at),
+    }
+
+
+def pledge_public(pledge: Pledge, schedule) -> dict:
+    return {
+        "id": pledge.id,
+        "donor_id": pledge.donor_id,
+        "amount": format_amount(pledge.amount_minor, pledge.currency),
+        "currency": pledge.currency,
+        "pledged_on": _iso(pledge.pledged_on),
+        "description": pledge.description,
+        "state": pledge.state,
+        "instalments": [
+            {
+                "id": s.id,
+                "due_on": _iso(s.due_on),
+                "amount": format_amount(s.amount_minor, pledge.currency),
+                "paid": format_amount(s.paid_minor, pledge.currency),
+                "state": s.state,
+            }
+            for s in schedule
+        ],
+    }
+
+
+def summary_public(summary: Summary) -> dict:
+    return {
+        "as_of": _iso(summary.as_of),
+        "lab_employee_share": share_text(summary.lab_employee_share),
+        "cap": str(summary.cap),
+        "warning": str(summary.warning),
+        "headroom": format_amount(summary.headroom_minor, summary.currency),
+        "currency": summary.currency,
+        "window_start": _iso(summary.window_start),
+        "window_end": _iso(summary.window_end),
+        "total_funding": format_amount(summary.total_minor, summary.currency),
+        "lab_employee_funding": format_amount(summary.lab_minor, summary.currency),
+        "in_breach": summary.in_breach,
+        "breach_since": _iso(summary.breach_since),
+        "policy_version": summary.policy_version,
+    }

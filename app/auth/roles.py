@@ -1,0 +1,24 @@
+"""Who may do what. Deny by default: a permission not listed here is nobody's."""
+
+from __future__ import annotations
+
+READ = "read"
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    READ: frozenset({"viewer", "fundraiser", "reviewer", "finance", "admin"}),
+    "donors.write": frozenset({"fundraiser", "admin"}),
+    "gifts.write": frozenset({"fundraiser", "admin"}),
+    "pledges.write": frozenset({"fundraiser", "admin"}),
+    "organizations.write": frozenset({"fundraiser", "reviewer", "admin"}),
+    "affiliations.write": frozenset({"fundraiser", "reviewer", "admin"}),
+    "in_kind.write": frozenset({"fundraiser", "reviewer", "admin"}),
+    "review": frozenset({"reviewer", "admin"}),
+    "refunds": frozenset({"finance", "admin"}),
+    "exports": frozenset({"finance", "admin"}),
+    "budget": frozenset({"finance", "admin"}),
+    "admin": frozenset({"admin"}),
+}
+
+
+def allowed(role: str | None, permission: str) -> bool:
+    return role is not None and role in PERMISSIONS.get(permission, frozenset())

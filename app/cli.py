@@ -1,0 +1,160 @@
+"""Command-line interface: `flask --app app <command>` or `armslength <command>`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from pathlib import Path
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup
+from pydantic import ValidationError
+
+from app.extensions import state
+from app.ledger.audit import Actor
+from app.ledger.errors import LedgerError, ValidationFailed
+from models.schemas import UserCreate, field_errors
+
+CLI_ACTOR = Actor("cli", role="admin")
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def _session():
+    return state().sessions()
+
+
+def upgrade_schema(app: Flask) -> None:
+    """Apply Alembic migrations up to head, then make sure the ledger lock row exists."""
+    from alembic import command
+    from alembic.config import Config
+
+    from app.ledger.locking import ensure_lock_row
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = state().engine
+    command.upgrade(config, "head")
+    with _session() as session:
+        ensure_lock_row(session)
+
+
+def _fail(error: Exception) -> None:
+    if isinstance(error, ValidationFailed):
+        for field, messages in error.errors.items():
+            click.echo(f"error: {field}: {'; '.join(messages)}", err=True)
+    else:
+        click.echo(f"error: {error}", err=True)
+    sys.exit(1)
+
+
+def register_commands(app: Flask) -> None:
+    @app.cli.command("init-db")
+    def init_db():
+        """Create the schema, or upgrade it to the latest migration."""
+        upgrade_schema(app)
+        click.echo("database ready")
+
+    @app.cli.command("demo-data")
+    @click.option("--seed", default=7, show_default=True, help="random seed")
+    def demo_data(seed: int):
+        """Fill an empty database with a realistic demo ledger."""
+        from app.demo import load_demo
+
+        upgrade_schema(app)
+        with _session() as session:
+            try:
+                report = load_demo(session, state(), seed=seed)
+            except LedgerError as error:
+                _fail(error)
+        for line in report:
+            click.echo(line)
+
+    @app.cli.command("create-user")
+    @click.argument("email")
+    @click.option("--role", required=True, type=click.Choice(
+        ["viewer", "fundraiser", "reviewer", "finance", "admin"]))
+    @click.option("--password", required=True, help="at least 12 characters")
+    def create_user_command(email: str, role: str, password: str):
+        """Create a staff user."""
+        from app.auth.users import create_user
+
+        try:
+            data = UserCreate(email=email, role=role, password=password)
+        except ValidationError as error:
+            _fail(ValidationFailed(field_errors(error)))
+        with _session() as session:
+            try:
+                user = create_user(session, data, CLI_ACTOR)
+            except LedgerError as error:
+                _fail(error)
+            click.echo(f"created user {user.id} {user.email} ({user.role})")
+
+    @app.cli.command("create-token")
+    @click.argument("email")
+    @click.option("--name", default="api", show_default=True)
+    def create_token_command(email: str, name: str):
+        """Create an API token for a user; the token is the last line printed."""
+        from app.auth.users import create_token
+
+        with _session() as session:
+            try:
+                token = create_token(session, email, CLI_ACTOR, name=name)
+            except LedgerError as error:
+                _fail(error)
+        click.echo(f"API token for {email} (shown once; store it now):")
+        click.echo(token)
+
+    @app.cli.command("compliance-summary")
+    @click.option("--as-of", "as_of", default=None, help="YYYY-MM-DD (default: today)")
+    @click.option("--json", "as_json", is_flag=True, help="print the API's JSON")
+    def compliance_summary_command(as_of: str | None, as_json: bool):
+        """Lab-employee share, headroom and breach status."""
+        from app.api.serialize import summary_public
+        from app.ledger.summary import compliance_summary
+        from models.money import display_amount
+        from policies import percent_text
+
+        st = state()
+        try:
+            day = date.fromisoformat(as_of) if as_of else st.today()
+        except ValueError:
+            _fail(ValueError("--as-of must be YYYY-MM-DD"))
+        with _session() as session:
+            result = compliance_summary(session, day, st.policy, st.reporting_currency)
+        if as_json:
+            click.echo(json.dumps(summary_public(result), indent=2))
+            return
+        click.echo(f"Compliance summary as of {result.as_of} (policy {result.policy_version})")
+        click.echo(f"  window:               {result.window_start} .. {result.window_end}")
+        click.echo(f"  funding:              {display_amount(result.total_minor, result.currency)}")
+        click.echo(f"  lab-employee funding: {display_amount(result.lab_minor, result.currency)}")
+        click.echo(f"  lab-employee share:   {percent_text(result.lab_employee_share, 2)} "
+                   f"(cap {percent_text(result.cap)}, warning {percent_text(result.warning)})")
+        click.echo(f"  headroom:             {display_amount(result.headroom_minor, result.currency)}")
+        if result.in_breach:
+            click.echo(f"  BREACH since {result.breach_since}")
+        else:
+            click.echo("  in breach:            no")
+
+    @app.cli.command("verify-audit")
+    def verify_audit_command():
+        """Verify the audit trail's hash chain end to end."""
+        from app.ledger.audit import verify_chain
+
+        with _session() as session:
+            report = verify_chain(session)
+        if report.ok:
+            click.echo(f"audit chain intact: {report.entries} entries")
+        else:
+            click.echo(f"audit chain BROKEN at entry {report.broken_at}: {report.problem} "
+                       f"({report.entries} entries verified before it)", err=True)
+            sys.exit(1)
+
+
+def main() -> None:
+    from app import create_app
+
+    cli = FlaskGroup(create_app=create_app, help="Arm's Length: fundraising and donor compliance.")
+    cli.main(prog_name="armslength")

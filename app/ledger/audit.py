@@ -1,0 +1,120 @@
+"""The append-only, hash-chained audit trail.
+
+Each entry's hash is SHA-256 over the previous entry's hash and the entry's own
+canonical JSON, so any edit, deletion or reordering breaks verification from
+that row on. Callers append inside a ledger_write() transaction, which makes the
+chain's head stable while they extend it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from models import GENESIS_HASH, AuditEntry, utcnow
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is acting: a user (through the web or a token), a command, or Stripe."""
+
+    label: str
+    user_id: int | None = None
+    role: str | None = None
+
+
+SYSTEM = Actor("system", role="admin")
+
+
+def _jsonable(value):
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def entry_hash(prev_hash: str, entry: AuditEntry) -> str:
+    body = {
+        "prev": prev_hash,
+        "at": entry.at.isoformat(timespec="microseconds"),
+        "actor": entry.actor,
+        "actor_id": entry.actor_id,
+        "action": entry.action,
+        "entity_type": entry.entity_type,
+        "entity_id": entry.entity_id,
+        "data": entry.data,
+    }
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def chain_head(session: Session) -> str:
+    last = session.execute(
+        select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    return last or GENESIS_HASH
+
+
+def append(
+    session: Session,
+    actor: Actor,
+    action: str,
+    entity_type: str,
+    entity_id: int | None,
+    data: dict | None = None,
+) -> AuditEntry:
+    prev = chain_head(session)
+    entry = AuditEntry(
+        at=utcnow(),
+        actor=actor.label,
+        actor_id=actor.user_id,
+        action=action,
+        entity_type=entity_type,
+        entity_id=entity_id,
+        data=_jsonable(data or {}),
+        prev_hash=prev,
+        hash="",
+    )
+    entry.hash = entry_hash(prev, entry)
+    session.add(entry)
+    session.flush()
+    return entry
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    entries: int
+    #: The first entry whose stored hashes do not match, if any.
+    broken_at: int | None = None
+    problem: str | None = None
+
+
+def verify_chain(session: Session, batch: int = 5000) -> ChainReport:
+    """Walk the whole chain in id order, in batches, and say where it breaks."""
+    prev = GENESIS_HASH
+    count = 0
+    last_id = 0
+    while True:
+        rows = session.execute(
+            select(AuditEntry).where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(batch)
+        ).scalars().all()
+        if not rows:
+            return ChainReport(True, count)
+        for entry in rows:
+            if entry.prev_hash != prev:
+                return ChainReport(False, count, entry.id, "previous-hash link does not match")
+            if entry_hash(prev, entry) != entry.hash:
+                return ChainReport(False, count, entry.id, "content does not match its hash")
+            prev = entry.hash
+            count += 1
+            last_id = entry.id
+            session.expunge(entry)

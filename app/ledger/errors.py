@@ -1,0 +1,39 @@
+"""Errors the ledger services raise; the API and views map them to responses."""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base class."""
+
+
+class ValidationFailed(LedgerError):
+    """Bad input that passed shape checks but not the ledger's (unknown donor, excess refund)."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("; ".join(f"{k}: {', '.join(v)}" for k, v in errors.items()))
+        self.errors = errors
+
+
+class NotFound(LedgerError):
+    def __init__(self, what: str, ident: object):
+        super().__init__(f"{what} {ident} not found")
+        self.what = what
+        self.ident = ident
+
+
+class Duplicate(LedgerError):
+    """An external id that is already recorded; carries the existing record's id."""
+
+    def __init__(self, field: str, existing_id: int):
+        super().__init__(f"{field} already recorded on id {existing_id}")
+        self.field = field
+        self.existing_id = existing_id
+
+
+class NotAllowed(LedgerError):
+    """A legal request the ledger refuses in the record's current state."""
+
+
+class LedgerBusy(LedgerError):
+    """The database could not take the ledger lock in time; the caller may retry."""

@@ -1,0 +1,114 @@
+"""Gather the plain facts the policy needs from the database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from fractions import Fraction
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from models import Affiliation, Donor, Organization
+from policies import AffiliationFact, GiftFacts, Party
+
+PPM = 1_000_000
+
+
+class CoveredOrganizations:
+    """Answers "is this organisation a covered lab or an affiliate of one?" with memo."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self._memo: dict[int, bool] = {}
+
+    def covered(self, organization_id: int | None) -> bool:
+        if organization_id is None:
+            return False
+        if organization_id not in self._memo:
+            seen: set[int] = set()
+            current = self.session.get(Organization, organization_id)
+            result = False
+            while current is not None and current.id not in seen:
+                if current.covered_lab:
+                    result = True
+                    break
+                seen.add(current.id)
+                current = (
+                    self.session.get(Organization, current.parent_id) if current.parent_id else None
+                )
+            self._memo[organization_id] = result
+        return self._memo[organization_id]
+
+    def name(self, organization_id: int | None) -> str | None:
+        org = self.session.get(Organization, organization_id) if organization_id else None
+        return org.name if org else None
+
+
+@dataclass(frozen=True)
+class Share:
+    """An attribution before it is stored: donor and fraction in millionths."""
+
+    donor_id: int
+    fraction_ppm: int
+    basis: str = "explicit"
+
+
+def party(session: Session, covered: CoveredOrganizations, donor: Donor,
+          fraction: Fraction = Fraction(1)) -> Party:
+    affiliations: tuple[AffiliationFact, ...] = ()
+    if donor.type == "person":
+        rows = session.execute(
+            select(Affiliation).where(Affiliation.donor_id == donor.id)
+        ).scalars()
+        affiliations = tuple(
+            AffiliationFact(
+                organization=covered.name(a.organization_id) or f"organisation {a.organization_id}",
+                covered=covered.covered(a.organization_id),
+                kind=a.kind,
+                title=a.title,
+                senior_decision_maker=a.senior_decision_maker,
+                start_date=a.start_date,
+                end_date=a.end_date,
+            )
+            for a in rows
+        )
+    return Party(
+        donor_id=donor.id,
+        name=donor.name,
+        type=donor.type,
+        fraction=fraction,
+        organization=covered.name(donor.organization_id),
+        organization_covered=covered.covered(donor.organization_id),
+        affiliations=affiliations,
+    )
+
+
+def gift_facts(
+    session: Session,
+    *,
+    donor: Donor,
+    shares: Iterable[Share],
+    received_on: date,
+    reporting_amount_minor: int,
+    reporting_currency: str,
+    kind: str,
+    purpose: str,
+    is_matching_gift: bool,
+) -> GiftFacts:
+    covered = CoveredOrganizations(session)
+    attributed = tuple(
+        party(session, covered, session.get(Donor, s.donor_id), Fraction(s.fraction_ppm, PPM))
+        for s in shares
+    )
+    return GiftFacts(
+        received_on=received_on,
+        amount_minor=reporting_amount_minor,
+        currency=reporting_currency,
+        kind=kind,
+        purpose=purpose,
+        payer=party(session, covered, donor),
+        attributions=attributed,
+        is_matching_gift=is_matching_gift,
+    )

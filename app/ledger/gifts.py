@@ -1,0 +1,333 @@
+"""The one door for money. Every gift from every channel is recorded here.
+
+record_gift() gathers the facts, asks the policy, and writes the gift, its
+attributions, its decision, its place in the daily funding totals and an audit
+entry in one locked transaction. Nothing else inserts gifts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from app.ledger import audit, funding
+from app.ledger.audit import Actor
+from app.ledger.errors import Duplicate, NotAllowed, NotFound, ValidationFailed
+from app.ledger.facts import Share, gift_facts
+from app.ledger.locking import ledger_write
+from models import (
+    OUTCOME_STATUS,
+    Attribution,
+    Decision,
+    Donor,
+    Gift,
+    Pledge,
+    Refund,
+    transition,
+)
+from models.money import convert, format_amount, parse_rate
+from models.schemas import PPM, GiftCreate
+from policies import Evaluation, Policy, evaluate, lab_employee_minor
+
+
+@dataclass(frozen=True)
+class PaymentRefs:
+    """Processor ids that make a payment unique (Stripe's)."""
+
+    stripe_payment_intent_id: str | None = None
+    stripe_checkout_session_id: str | None = None
+    stripe_invoice_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Recorded:
+    gift: Gift
+    decision: Decision
+    evaluation: Evaluation
+
+
+def _check_unique(session: Session, data: GiftCreate, refs: PaymentRefs) -> None:
+    for column, value in (
+        ("external_ref", data.external_ref),
+        ("stripe_payment_intent_id", refs.stripe_payment_intent_id),
+        ("stripe_checkout_session_id", refs.stripe_checkout_session_id),
+        ("stripe_invoice_id", refs.stripe_invoice_id),
+    ):
+        if value is None:
+            continue
+        existing = session.execute(
+            select(Gift.id).where(getattr(Gift, column) == value)
+        ).scalar_one_or_none()
+        if existing is not None:
+            raise Duplicate(column, existing)
+
+
+def _reporting_amount(data: GiftCreate, reporting_currency: str) -> tuple[int, str, str]:
+    if data.currency == reporting_currency:
+        if data.fx_rate not in (None, "1"):
+            raise ValidationFailed({"fx_rate": ["must be omitted (or 1) for the reporting currency"]})
+        return data.amount_minor, "1", "identity"
+    if data.fx_rate is None:
+        raise ValidationFailed(
+            {"fx_rate": [f"required when the currency is not {reporting_currency}"]}
+        )
+    rate = parse_rate(data.fx_rate)
+    converted = convert(data.amount_minor, data.currency, rate, reporting_currency)
+    return converted, str(rate), data.fx_source or "supplied"
+
+
+def _shares(session: Session, data: GiftCreate, donor: Donor) -> list[Share]:
+    errors: dict[str, list[str]] = {}
+    if data.attributions:
+        for i, a in enumerate(data.attributions):
+            if session.get(Donor, a.donor_id) is None:
+                errors.setdefault(f"attributions.{i}.donor_id", []).append("no such donor")
+        if errors:
+            raise ValidationFailed(errors)
+        basis = "daf_advisor" if donor.category == "daf_sponsor" else "explicit"
+        return [Share(a.donor_id, a.fraction_ppm, basis) for a in data.attributions]
+    if donor.category == "daf_sponsor":
+        raise ValidationFailed({"attributions": [
+            "a grant from a donor-advised fund must be attributed to its advisor"
+        ]})
+    basis = "employer_match" if data.matching_gift_for else "donor"
+    return [Share(donor.id, PPM, basis)]
+
+
+def _validate_links(session: Session, data: GiftCreate, donor: Donor) -> None:
+    errors: dict[str, list[str]] = {}
+    if data.matching_gift_for is not None:
+        matched = session.get(Gift, data.matching_gift_for)
+        if matched is None:
+            errors["matching_gift_for"] = ["no such gift"]
+        elif donor.type != "organization":
+            errors["matching_gift_for"] = ["a matching gift comes from an organisation donor"]
+    if data.pledge_id is not None:
+        pledge = session.get(Pledge, data.pledge_id)
+        if pledge is None:
+            errors["pledge_id"] = ["no such pledge"]
+        elif pledge.donor_id != donor.id:
+            errors["pledge_id"] = ["the pledge belongs to another donor"]
+        elif pledge.currency != data.currency:
+            errors["currency"] = [f"pledge payments are in the pledge currency {pledge.currency}"]
+        elif pledge.state == "cancelled":
+            errors["pledge_id"] = ["the pledge is cancelled"]
+    if errors:
+        raise ValidationFailed(errors)
+
+
+def screen_gift(session: Session, gift: Gift, shares: list[Share], policy: Policy) -> Evaluation:
+    """Evaluate a gift (not counted in funding) against the ledger as it stands."""
+    donor = session.get(Donor, gift.donor_id)
+    facts = gift_facts(
+        session,
+        donor=donor,
+        shares=shares,
+        received_on=gift.received_on,
+        reporting_amount_minor=gift.reporting_amount_minor,
+        reporting_currency=gift.reporting_currency,
+        kind=gift.kind,
+        purpose=gift.purpose,
+        is_matching_gift=gift.matching_gift_for_id is not None,
+    )
+    windows = funding.funding_facts(session, gift.received_on, policy.window_days)
+    evaluation = evaluate(policy, facts, windows)
+    # Remember the lab part this evaluation computed; it is what acceptance counts.
+    gift.lab_minor = lab_employee_minor(facts, policy.cooling_off_days)
+    return evaluation
+
+
+def stored_shares(session: Session, gift_id: int) -> list[Share]:
+    rows = session.execute(select(Attribution).where(Attribution.gift_id == gift_id)).scalars()
+    return [Share(a.donor_id, a.fraction_ppm, a.basis) for a in rows]
+
+
+def apply_outcome(session: Session, gift: Gift, outcome: str) -> None:
+    """Move the gift to the status the outcome implies, keeping funding totals in step."""
+    new_status = OUTCOME_STATUS[outcome]
+    was_counted = gift.counts_as_funding
+    if gift.status != new_status:
+        transition(gift, new_status)
+    if was_counted and not gift.counts_as_funding:
+        raise NotAllowed("use uncount before moving a counted gift")  # pragma: no cover
+    if gift.counts_as_funding and not was_counted:
+        funding.count_gift(session, gift)
+
+
+def add_decision(
+    session: Session,
+    gift: Gift,
+    outcome: str,
+    evaluation: Evaluation,
+    *,
+    kind: str,
+    actor: Actor,
+    note: str | None = None,
+    approved_by_id: int | None = None,
+) -> Decision:
+    decision = Decision(
+        gift_id=gift.id,
+        outcome=outcome,
+        kind=kind,
+        policy_version=evaluation.policy_version,
+        reasons=evaluation.reasons(),
+        figures=evaluation.figures,
+        note=note,
+        decided_by_id=actor.user_id,
+        approved_by_id=approved_by_id,
+    )
+    session.add(decision)
+    session.flush()
+    return decision
+
+
+def _new_gift(data: GiftCreate, donor: Donor, reporting_currency: str, refs: PaymentRefs,
+              actor: Actor) -> Gift:
+    reporting, rate, source = _reporting_amount(data, reporting_currency)
+    return Gift(
+        donor_id=donor.id,
+        amount_minor=data.amount_minor,
+        currency=data.currency,
+        reporting_amount_minor=reporting,
+        reporting_currency=reporting_currency,
+        fx_rate=rate,
+        fx_source=source,
+        received_on=data.received_on,
+        method=data.method,
+        kind=data.kind,
+        purpose=data.purpose,
+        description=data.description,
+        status="pending",
+        pledge_id=data.pledge_id,
+        matching_gift_for_id=data.matching_gift_for,
+        external_ref=data.external_ref,
+        stripe_payment_intent_id=refs.stripe_payment_intent_id,
+        stripe_checkout_session_id=refs.stripe_checkout_session_id,
+        stripe_invoice_id=refs.stripe_invoice_id,
+        created_by_id=actor.user_id,
+    )
+
+
+def record_gift(
+    session: Session,
+    data: GiftCreate,
+    actor: Actor,
+    policy: Policy,
+    reporting_currency: str,
+    *,
+    refs: PaymentRefs = PaymentRefs(),  # noqa: B008 - frozen dataclass, safe default
+    dry_run: bool = False,
+) -> Recorded:
+    """Screen and record one gift. With dry_run, evaluate and write nothing."""
+    with ledger_write(session):
+        donor = session.get(Donor, data.donor_id)
+        if donor is None:
+            raise ValidationFailed({"donor_id": ["no such donor"]})
+        _validate_links(session, data, donor)
+        _check_unique(session, data, refs)
+        shares = _shares(session, data, donor)
+        gift = _new_gift(data, donor, reporting_currency, refs, actor)
+        evaluation = screen_gift(session, gift, shares, policy)
+        if dry_run:
+            session.rollback()
+            return Recorded(gift, Decision(gift_id=0, outcome=evaluation.outcome,
+                                           policy_version=evaluation.policy_version,
+                                           reasons=evaluation.reasons(),
+                                           figures=evaluation.figures), evaluation)
+        gift.disclose = evaluation.disclose
+        session.add(gift)
+        try:
+            session.flush()
+        except IntegrityError as error:  # a unique payment id raced in; report, write nothing
+            raise ValidationFailed({"external_ref": ["already recorded"]}) from error
+        for share in shares:
+            session.add(Attribution(gift_id=gift.id, donor_id=share.donor_id,
+                                    fraction_ppm=share.fraction_ppm, basis=share.basis))
+        apply_outcome(session, gift, evaluation.outcome)
+        decision = add_decision(session, gift, evaluation.outcome, evaluation,
+                                kind="screening", actor=actor)
+        audit.append(session, actor, "gift.recorded", "gift", gift.id, {
+            "donor_id": donor.id,
+            "amount": format_amount(gift.amount_minor, gift.currency),
+            "currency": gift.currency,
+            "received_on": gift.received_on,
+            "status": gift.status,
+            "decision_id": decision.id,
+            "policy_version": evaluation.policy_version,
+        })
+    return Recorded(gift, decision, evaluation)
+
+
+def refund_gift(
+    session: Session,
+    gift_id: int,
+    actor: Actor,
+    *,
+    amount_minor: int | None = None,
+    refunded_on: date,
+    reason: str | None = None,
+    stripe_refund_id: str | None = None,
+) -> Refund:
+    """Record a (partial) refund. Windows ending before refunded_on are unchanged."""
+    with ledger_write(session):
+        gift = session.get(Gift, gift_id)
+        if gift is None:
+            raise NotFound("gift", gift_id)
+        if stripe_refund_id is not None:
+            existing = session.execute(
+                select(Refund).where(Refund.stripe_refund_id == stripe_refund_id)
+            ).scalar_one_or_none()
+            if existing is not None:
+                raise Duplicate("stripe_refund_id", existing.id)
+        if gift.status in ("pending", "failed"):
+            raise NotAllowed(f"a {gift.status} gift has received no money to refund")
+        remaining = gift.amount_minor - gift.refunded_minor
+        amount = remaining if amount_minor is None else amount_minor
+        errors: dict[str, list[str]] = {}
+        if remaining == 0:
+            raise NotAllowed("the gift is already fully refunded")
+        if amount <= 0 or amount > remaining:
+            errors["amount"] = [
+                f"must be between {format_amount(1, gift.currency)} and "
+                f"{format_amount(remaining, gift.currency)} {gift.currency}"
+            ]
+        if refunded_on < gift.received_on:
+            errors["refunded_on"] = ["must not be before the gift was received"]
+        if errors:
+            raise ValidationFailed(errors)
+        # Convert cumulatively at the gift's stored rate, so the refunds of a fully
+        # refunded gift add up to exactly its reporting amount.
+        before = _reporting_part(gift, gift.refunded_minor)
+        gift.refunded_minor += amount
+        after = _reporting_part(gift, gift.refunded_minor)
+        refund = Refund(
+            gift_id=gift.id,
+            amount_minor=amount,
+            reporting_amount_minor=after - before,
+            refunded_on=refunded_on,
+            gift_received_on=gift.received_on,
+            reason=reason,
+            stripe_refund_id=stripe_refund_id,
+            created_by_id=actor.user_id,
+        )
+        session.add(refund)
+        session.flush()
+        audit.append(session, actor, "gift.refunded", "gift", gift.id, {
+            "refund_id": refund.id,
+            "amount": format_amount(amount, gift.currency),
+            "currency": gift.currency,
+            "refunded_on": refunded_on,
+            "reason": reason,
+        })
+    return refund
+
+
+def _reporting_part(gift: Gift, minor: int) -> int:
+    if minor == gift.amount_minor:
+        return gift.reporting_amount_minor
+    # Pro rata of the stored converted amount; integer arithmetic, floor.
+    return gift.reporting_amount_minor * minor // gift.amount_minor

@@ -1,0 +1,141 @@
+"""Human decisions on gifts: deciding held gifts, and two-person overrides of rejects."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from app.ledger import audit, funding
+from app.ledger.audit import Actor
+from app.ledger.errors import NotAllowed, NotFound
+from app.ledger.gifts import add_decision, apply_outcome, screen_gift, stored_shares
+from app.ledger.locking import ledger_write
+from models import Decision, Gift, OverrideRequest, transition, utcnow
+from policies import Policy
+
+
+def _gift(session: Session, gift_id: int) -> Gift:
+    gift = session.get(Gift, gift_id)
+    if gift is None:
+        raise NotFound("gift", gift_id)
+    return gift
+
+
+def decide_held(session: Session, gift_id: int, outcome: str, reason: str, actor: Actor,
+                policy: Policy) -> Decision | OverrideRequest:
+    """A reviewer decides a held gift.
+
+    The gift is screened again with today's facts first. If the policy would now
+    reject it, accepting it is an override of a reject and needs a second reviewer:
+    the result is a pending OverrideRequest and the gift stays held.
+    """
+    with ledger_write(session):
+        gift = _gift(session, gift_id)
+        if gift.status != "held":
+            raise NotAllowed(f"gift {gift_id} is {gift.status}, not held")
+        evaluation = screen_gift(session, gift, stored_shares(session, gift.id), policy)
+        if outcome == "accept" and evaluation.outcome == "reject":
+            request = _open_request(session, gift, reason, actor)
+            return request
+        decision = add_decision(session, gift, outcome, evaluation, kind="review", actor=actor,
+                                note=reason)
+        apply_outcome(session, gift, outcome)
+        audit.append(session, actor, "gift.reviewed", "gift", gift.id, {
+            "outcome": outcome, "reason": reason, "decision_id": decision.id,
+            "policy_outcome": evaluation.outcome,
+        })
+    return decision
+
+
+def _open_request(session: Session, gift: Gift, reason: str, actor: Actor) -> OverrideRequest:
+    pending = session.execute(
+        select(OverrideRequest).where(
+            OverrideRequest.gift_id == gift.id, OverrideRequest.state == "pending"
+        )
+    ).scalar_one_or_none()
+    if pending is not None:
+        raise NotAllowed(f"an override of gift {gift.id} is already waiting for approval")
+    if actor.user_id is None:
+        raise NotAllowed("an override must be requested by a named user")
+    request = OverrideRequest(gift_id=gift.id, outcome="accept", reason=reason,
+                              requested_by_id=actor.user_id)
+    session.add(request)
+    session.flush()
+    audit.append(session, actor, "override.requested", "gift", gift.id, {
+        "override_request_id": request.id, "reason": reason,
+    })
+    return request
+
+
+def request_override(session: Session, gift_id: int, reason: str, actor: Actor) -> OverrideRequest:
+    """Ask to accept a rejected gift. Nothing changes until a second reviewer approves."""
+    with ledger_write(session):
+        gift = _gift(session, gift_id)
+        if gift.status not in ("rejected", "held"):
+            raise NotAllowed(f"gift {gift_id} is {gift.status}; only a rejected or held gift "
+                             "can be overridden")
+        request = _open_request(session, gift, reason, actor)
+    return request
+
+
+def approve_override(session: Session, request_id: int, actor: Actor, policy: Policy,
+                     note: str | None = None) -> Decision:
+    with ledger_write(session):
+        request = session.get(OverrideRequest, request_id)
+        if request is None:
+            raise NotFound("override request", request_id)
+        if request.state != "pending":
+            raise NotAllowed(f"override request {request_id} is already {request.state}")
+        if actor.user_id is None or actor.user_id == request.requested_by_id:
+            raise NotAllowed("an override needs the approval of a second reviewer")
+        gift = _gift(session, request.gift_id)
+        if gift.status not in ("rejected", "held"):
+            raise NotAllowed(f"gift {gift.id} is {gift.status}; nothing to override")
+        evaluation = screen_gift(session, gift, stored_shares(session, gift.id), policy)
+        decision = add_decision(
+            session, gift, request.outcome, evaluation, kind="override",
+            actor=Actor(label=actor.label, user_id=request.requested_by_id),
+            note=request.reason + (f"\nApproval note: {note}" if note else ""),
+            approved_by_id=actor.user_id,
+        )
+        request.state = "approved"
+        request.decided_by_id = actor.user_id
+        request.decided_at = utcnow()
+        apply_outcome(session, gift, request.outcome)
+        audit.append(session, actor, "override.approved", "gift", gift.id, {
+            "override_request_id": request.id, "decision_id": decision.id,
+            "requested_by_id": request.requested_by_id, "policy_outcome": evaluation.outcome,
+        })
+    return decision
+
+
+def decline_override(session: Session, request_id: int, actor: Actor, note: str) -> OverrideRequest:
+    with ledger_write(session):
+        request = session.get(OverrideRequest, request_id)
+        if request is None:
+            raise NotFound("override request", request_id)
+        if request.state != "pending":
+            raise NotAllowed(f"override request {request_id} is already {request.state}")
+        request.state = "declined"
+        request.decided_by_id = actor.user_id
+        request.decided_at = utcnow()
+        audit.append(session, actor, "override.declined", "gift", request.gift_id, {
+            "override_request_id": request.id, "note": note,
+        })
+    return request
+
+
+def hold_for_rescreen(session: Session, gift: Gift, policy: Policy, actor: Actor,
+                      why: str) -> Decision:
+    """Pull a gift back for review after its facts changed (caller holds the lock)."""
+    if gift.counts_as_funding:
+        funding.uncount_gift(session, gift)
+    evaluation = screen_gift(session, gift, stored_shares(session, gift.id), policy)
+    if gift.status != "held":
+        transition(gift, "held")
+    decision = add_decision(session, gift, "hold", evaluation, kind="rescreen", actor=actor,
+                            note=why)
+    audit.append(session, actor, "gift.rescreened", "gift", gift.id, {
+        "decision_id": decision.id, "why": why, "policy_outcome": evaluation.outcome,
+    })
+    return decision

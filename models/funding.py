@@ -1,0 +1,30 @@
+"""Daily funding totals and the ledger lock row.
+
+FundingDay keeps accepted cash funding per gift date, in the reporting currency, so a
+window sum reads at most one row per day instead of scanning every gift.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from sqlalchemy import BigInteger, Column
+from sqlmodel import Field, SQLModel
+
+
+class FundingDay(SQLModel, table=True):
+    __tablename__ = "funding_day"
+    day: date = Field(primary_key=True)
+    #: Gross accepted cash funding dated this day (refunds are applied per window).
+    total_minor: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    #: The lab-employee-attributed part of total_minor.
+    lab_minor: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    #: Accepted cash gifts dated this day: a date with gifts is a decision point.
+    gift_count: int = Field(default=0)
+
+
+class LedgerLock(SQLModel, table=True):
+    """A single row (id=1) locked FOR UPDATE by every writer of money or audit entries."""
+
+    __tablename__ = "ledger_lock"
+    id: int = Field(primary_key=True)

@@ -1,0 +1,188 @@
+"""Gifts, their attributions, refunds and the append-only decisions about them."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+from models.base import in_list, utcnow
+
+GIFT_KINDS = ("cash", "in_kind")
+GIFT_PURPOSES = ("general", "restricted", "evaluation_services")
+GIFT_STATUSES = ("pending", "accepted", "held", "rejected", "failed")
+OUTCOMES = ("accept", "hold", "reject")
+DECISION_KINDS = ("screening", "rescreen", "review", "override")
+ATTRIBUTION_BASES = ("donor", "explicit", "daf_advisor", "employer_match")
+
+#: Allowed status moves. Anything else raises IllegalTransition.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "pending": frozenset({"accepted", "held", "rejected", "failed"}),
+    "held": frozenset({"accepted", "rejected"}),
+    "accepted": frozenset({"held"}),  # re-screening pulls an accepted gift back for review
+    "rejected": frozenset({"accepted", "held"}),  # approved override; re-screen of a rejected gift
+    "failed": frozenset(),
+}
+
+OUTCOME_STATUS = {"accept": "accepted", "hold": "held", "reject": "rejected"}
+
+
+class IllegalTransition(Exception):
+    """A gift status move that the ledger does not allow."""
+
+    def __init__(self, gift_id: int | None, current: str, requested: str):
+        super().__init__(f"gift {gift_id}: cannot move from {current!r} to {requested!r}")
+        self.current = current
+        self.requested = requested
+
+
+class Gift(SQLModel, table=True):
+    __table_args__ = (
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint("reporting_amount_minor >= 0", name="reporting_amount_not_negative"),
+        CheckConstraint(
+            "refunded_minor >= 0 AND refunded_minor <= amount_minor", name="refund_within_amount"
+        ),
+        CheckConstraint("lab_minor >= 0 AND lab_minor <= reporting_amount_minor", name="lab_part"),
+        CheckConstraint(in_list("kind", GIFT_KINDS), name="kind"),
+        CheckConstraint(in_list("purpose", GIFT_PURPOSES), name="purpose"),
+        CheckConstraint(in_list("status", GIFT_STATUSES), name="status"),
+        Index("ix_gift_status_received_on", "status", "received_on"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    donor_id: int = Field(foreign_key="donor.id", index=True)
+    #: Amount in the gift currency's minor units (cents; yen for JPY).
+    amount_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(max_length=3)
+    #: Amount converted to the reporting currency when recorded; never recomputed.
+    reporting_amount_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    reporting_currency: str = Field(max_length=3)
+    #: Reporting-currency units per one gift-currency unit, as a decimal string ("1" if same).
+    fx_rate: str = Field(default="1", max_length=32)
+    fx_source: str = Field(default="identity", max_length=100)
+    #: The gift's date in the organisation's time zone.
+    received_on: date = Field(index=True)
+    method: str = Field(default="other", max_length=40)
+    kind: str = Field(default="cash", max_length=10)
+    purpose: str = Field(default="general", max_length=30)
+    description: str | None = Field(default=None, max_length=1000)
+    status: str = Field(default="pending", max_length=10)
+    #: Total refunded so far, in the gift currency.
+    refunded_minor: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    #: Lab-employee-attributed part in reporting units, fixed by the latest acceptance.
+    lab_minor: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    #: Policy wants this gift in the conflict-of-interest disclosure (lab in-kind support).
+    disclose: bool = Field(default=False)
+    pledge_id: int | None = Field(default=None, foreign_key="pledge.id", index=True)
+    #: For an employer matching gift: the employee's gift it matches.
+    matching_gift_for_id: int | None = Field(default=None, foreign_key="gift.id")
+    #: Caller-supplied idempotency reference (import row key, integration id).
+    external_ref: str | None = Field(default=None, max_length=200, unique=True)
+    stripe_payment_intent_id: str | None = Field(default=None, max_length=100, unique=True)
+    stripe_checkout_session_id: str | None = Field(default=None, max_length=100, unique=True)
+    stripe_invoice_id: str | None = Field(default=None, max_length=100, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    created_by_id: int | None = Field(default=None, foreign_key="staff_user.id")
+
+    @property
+    def refund_status(self) -> str:
+        if self.refunded_minor == 0:
+            return "none"
+        return "full" if self.refunded_minor >= self.amount_minor else "partial"
+
+    @property
+    def counts_as_funding(self) -> bool:
+        return self.status == "accepted" and self.kind == "cash"
+
+
+def transition(gift: Gift, new_status: str) -> None:
+    """The only place a gift's status changes."""
+    if new_status not in TRANSITIONS.get(gift.status, frozenset()):
+        raise IllegalTransition(gift.id, gift.status, new_status)
+    gift.status = new_status
+
+
+class Attribution(SQLModel, table=True):
+    """Who the money really comes from: a share of the gift credited to a donor."""
+
+    __table_args__ = (
+        CheckConstraint("fraction_ppm > 0 AND fraction_ppm <= 1000000", name="fraction_range"),
+        CheckConstraint(in_list("basis", ATTRIBUTION_BASES), name="basis"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    gift_id: int = Field(foreign_key="gift.id", index=True)
+    donor_id: int = Field(foreign_key="donor.id", index=True)
+    #: Fraction in millionths: exact decimals with six places; a gift's rows sum to 1,000,000.
+    fraction_ppm: int
+    basis: str = Field(default="donor", max_length=20)
+
+
+class Refund(SQLModel, table=True):
+    __table_args__ = (
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint("refunded_on >= gift_received_on", name="not_before_gift"),
+        Index("ix_refund_gift_received_on", "gift_received_on"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    gift_id: int = Field(foreign_key="gift.id", index=True)
+    amount_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    reporting_amount_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    #: Refunds count only in windows ending on or after this date.
+    refunded_on: date
+    #: Copy of the gift's date so window sums find refunds without scanning gifts.
+    gift_received_on: date
+    reason: str | None = Field(default=None, max_length=500)
+    stripe_refund_id: str | None = Field(default=None, max_length=100, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    created_by_id: int | None = Field(default=None, foreign_key="staff_user.id")
+
+
+class Decision(SQLModel, table=True):
+    """One verdict on a gift. Never updated: later verdicts are new rows."""
+
+    __table_args__ = (
+        CheckConstraint(in_list("outcome", OUTCOMES), name="outcome"),
+        CheckConstraint(in_list("kind", DECISION_KINDS), name="kind"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    gift_id: int = Field(foreign_key="gift.id", index=True)
+    outcome: str = Field(max_length=10)
+    kind: str = Field(default="screening", max_length=20)
+    policy_version: str = Field(max_length=50)
+    #: Every rule evaluated: [{rule, outcome, fired, message}].
+    reasons: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    #: Figures used: shares before/after, headroom, windows checked.
+    figures: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    #: The reviewer's written reason for a review or override.
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    decided_by_id: int | None = Field(default=None, foreign_key="staff_user.id")
+    #: For an override of a reject: the second person who approved it.
+    approved_by_id: int | None = Field(default=None, foreign_key="staff_user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class OverrideRequest(SQLModel, table=True):
+    """A reviewer's request to accept a rejected gift, waiting for a second reviewer."""
+
+    __tablename__ = "override_request"
+    __table_args__ = (
+        CheckConstraint(in_list("state", ("pending", "approved", "declined")), name="state"),
+        CheckConstraint(
+            "decided_by_id IS NULL OR decided_by_id <> requested_by_id", name="second_person"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    gift_id: int = Field(foreign_key="gift.id", index=True)
+    outcome: str = Field(default="accept", max_length=10)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    requested_by_id: int = Field(foreign_key="staff_user.id")
+    requested_at: datetime = Field(default_factory=utcnow)
+    state: str = Field(default="pending", max_length=10)
+    decided_by_id: int | None = Field(default=None, foreign_key="staff_user.id")
+    decided_at: datetime | None = None

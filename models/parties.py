@@ -1,0 +1,64 @@
+"""Organisations, donors and their dated affiliations."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import JSON, CheckConstraint, Column
+from sqlmodel import Field, SQLModel
+
+from models.base import in_list, utcnow
+
+DONOR_TYPES = ("person", "organization")
+DONOR_CATEGORIES = ("individual", "foundation", "company", "daf_sponsor", "other")
+AFFILIATION_KINDS = ("employee", "contractor", "board_member", "advisor", "founder")
+
+
+class Organization(SQLModel, table=True):
+    __table_args__ = (CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200, unique=True, index=True)
+    #: True for a frontier AI lab. Its affiliates (children) are covered through parent_id.
+    covered_lab: bool = Field(default=False)
+    #: Other names the organisation goes by ("DeepMind" for "Google DeepMind").
+    aliases: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    #: Parent organisation: a subsidiary or the lab's foundation points at the lab.
+    parent_id: int | None = Field(default=None, foreign_key="organization.id", index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Donor(SQLModel, table=True):
+    __table_args__ = (
+        CheckConstraint(in_list("type", DONOR_TYPES), name="type"),
+        CheckConstraint(in_list("category", DONOR_CATEGORIES), name="category"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    type: str = Field(max_length=20)
+    name: str = Field(max_length=200, index=True)
+    email: str | None = Field(default=None, max_length=320, index=True)
+    #: For an organisation donor: the organisation it is, so a lab's own money is recognised.
+    organization_id: int | None = Field(default=None, foreign_key="organization.id", index=True)
+    category: str = Field(default="individual", max_length=20)
+    #: Hidden from public listings; always fully known internally.
+    anonymous: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Affiliation(SQLModel, table=True):
+    __table_args__ = (
+        CheckConstraint(in_list("kind", AFFILIATION_KINDS), name="kind"),
+        CheckConstraint("end_date IS NULL OR end_date >= start_date", name="dates_ordered"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    donor_id: int = Field(foreign_key="donor.id", index=True)
+    organization_id: int = Field(foreign_key="organization.id", index=True)
+    kind: str = Field(default="employee", max_length=20)
+    title: str | None = Field(default=None, max_length=200)
+    senior_decision_maker: bool = Field(default=False)
+    start_date: date
+    #: Last day of the affiliation (inclusive); None while it lasts.
+    end_date: date | None = None
+    created_at: datetime = Field(default_factory=utcnow)

@@ -1,0 +1,256 @@
+"""Validated inputs (the ...Create family). A JSON body or a form becomes one of
+these before anything touches a table. They check shape only: formats, ranges,
+references to the currency table. Existence of ids and compliance are the
+ledger's business."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
+from sqlmodel import SQLModel
+
+from models.inkind import IN_KIND_PURPOSES
+from models.money import MoneyError, normalise_currency, parse_amount, parse_rate
+from models.parties import AFFILIATION_KINDS, DONOR_CATEGORIES
+from models.users import ROLES
+
+PPM = 1_000_000
+_FRACTION = re.compile(r"^(0(\.\d{1,6})?|1(\.0{1,6})?)$")
+
+
+def iso_date(value: object) -> object:
+    if isinstance(value, date):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("must be a date in the form YYYY-MM-DD")
+    return date.fromisoformat(value)
+
+
+IsoDate = Annotated[date, BeforeValidator(iso_date)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Text = Annotated[str, Field(max_length=1000)]
+
+
+def _strip(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value
+
+
+class Input(SQLModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def fraction_to_ppm(text: object) -> int:
+    if not isinstance(text, str) or not _FRACTION.match(text.strip()):
+        raise ValueError("fraction must be a decimal string in (0, 1] with at most 6 places")
+    ppm = int(Decimal(text.strip()) * PPM)
+    if ppm <= 0:
+        raise ValueError("fraction must be greater than 0")
+    return ppm
+
+
+class OrganizationCreate(Input):
+    name: Name
+    covered_lab: bool = False
+    aliases: list[Annotated[str, Field(min_length=1, max_length=200)]] = []
+    parent_id: int | None = None
+
+
+class DonorCreate(Input):
+    type: Literal["person", "organization"]
+    name: Name
+    email: Annotated[str, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    organization_id: int | None = None
+    category: Literal[DONOR_CATEGORIES] | None = None  # type: ignore[valid-type]
+    anonymous: bool = False
+
+    @model_validator(mode="after")
+    def _category(self):
+        if self.category is None:
+            self.category = "individual" if self.type == "person" else "other"
+        if self.type == "person" and self.category != "individual":
+            raise ValueError("a person's category is 'individual'")
+        if self.type == "organization" and self.category == "individual":
+            raise ValueError("an organisation cannot have category 'individual'")
+        return self
+
+
+class AffiliationCreate(Input):
+    organization_id: int
+    kind: Literal[AFFILIATION_KINDS] = "employee"  # type: ignore[valid-type]
+    title: Annotated[str, Field(max_length=200)] | None = None
+    senior_decision_maker: bool
+    start_date: IsoDate
+    end_date: IsoDate | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.end_date is not None and self.end_date < self.start_date:
+            raise ValueError("end_date must not be before start_date")
+        return self
+
+
+class AttributionIn(Input):
+    donor_id: int
+    fraction: str
+    fraction_ppm: SkipJsonSchema[int] = Field(default=0, exclude=True)
+
+    @model_validator(mode="after")
+    def _ppm(self):
+        self.fraction_ppm = fraction_to_ppm(self.fraction)
+        return self
+
+
+class GiftCreate(Input):
+    donor_id: int
+    amount: str
+    currency: str
+    received_on: IsoDate
+    kind: Literal["cash", "in_kind"] = "cash"
+    purpose: Literal["general", "restricted", "evaluation_services"] = "general"
+    method: Annotated[str, Field(min_length=1, max_length=40)] = "other"
+    description: Text | None = None
+    fx_rate: str | None = None
+    fx_source: Annotated[str, Field(max_length=100)] | None = None
+    attributions: list[AttributionIn] | None = None
+    matching_gift_for: int | None = None
+    pledge_id: int | None = None
+    external_ref: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    #: Set from `amount` and `currency`; not part of the input.
+    amount_minor: SkipJsonSchema[int] = Field(default=0, exclude=True)
+
+    @field_validator("currency", mode="before")
+    @classmethod
+    def _currency(cls, value):
+        try:
+            return normalise_currency(value)
+        except MoneyError as error:
+            raise ValueError(str(error)) from None
+
+    @field_validator("fx_rate", mode="before")
+    @classmethod
+    def _rate(cls, value):
+        if value is None:
+            return None
+        try:
+            parse_rate(value)
+        except MoneyError as error:
+            raise ValueError(str(error)) from None
+        return value.strip()
+
+    @field_validator("attributions")
+    @classmethod
+    def _attributions(cls, value):
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("give at least one attribution, or leave the field out")
+        if sum(a.fraction_ppm for a in value) != PPM:
+            raise ValueError("attribution fractions must sum to exactly 1")
+        if len({a.donor_id for a in value}) != len(value):
+            raise ValueError("each donor may appear once in the attributions")
+        return value
+
+    @model_validator(mode="after")
+    def _amount(self):
+        try:
+            self.amount_minor = parse_amount(self.amount, self.currency)
+        except MoneyError as error:
+            raise ValueError(f"amount: {error}") from None
+        return self
+
+
+class RefundCreate(Input):
+    amount: str | None = None
+    refunded_on: IsoDate | None = None
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+
+class InKindCreate(Input):
+    organization_id: int
+    description: Annotated[str, Field(min_length=1, max_length=1000)]
+    purpose: Literal[IN_KIND_PURPOSES]  # type: ignore[valid-type]
+    start_date: IsoDate
+    end_date: IsoDate | None = None
+    estimated_value: str | None = None
+    currency: str | None = None
+    estimated_value_minor: SkipJsonSchema[int | None] = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.end_date is not None and self.end_date < self.start_date:
+            raise ValueError("end_date must not be before start_date")
+        if (self.estimated_value is None) != (self.currency is None):
+            raise ValueError("estimated_value and currency go together")
+        if self.estimated_value is not None:
+            try:
+                self.currency = normalise_currency(self.currency)
+                self.estimated_value_minor = parse_amount(self.estimated_value, self.currency)
+            except MoneyError as error:
+                raise ValueError(f"estimated_value: {error}") from None
+        return self
+
+
+class InstalmentIn(Input):
+    due_on: IsoDate
+    amount: str
+
+
+class PledgeCreate(Input):
+    donor_id: int
+    amount: str
+    currency: str
+    pledged_on: IsoDate
+    description: Annotated[str, Field(max_length=500)] | None = None
+    instalments: list[InstalmentIn] = []
+    amount_minor: SkipJsonSchema[int] = Field(default=0, exclude=True)
+    instalment_minor: SkipJsonSchema[list[int]] = Field(default_factory=list, exclude=True)
+
+    @model_validator(mode="after")
+    def _amounts(self):
+        try:
+            self.currency = normalise_currency(self.currency)
+            self.amount_minor = parse_amount(self.amount, self.currency)
+            self.instalment_minor = [parse_amount(i.amount, self.currency) for i in self.instalments]
+        except MoneyError as error:
+            raise ValueError(str(error)) from None
+        if self.instalments and sum(self.instalment_minor) != self.amount_minor:
+            raise ValueError("instalments must add up to the pledged amount")
+        return self
+
+
+class ReviewCreate(Input):
+    outcome: Literal["accept", "reject"]
+    reason: Annotated[str, Field(min_length=3, max_length=2000)]
+
+
+class UserCreate(Input):
+    email: Annotated[str, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+    role: Literal[ROLES]  # type: ignore[valid-type]
+    password: Annotated[str, Field(min_length=12, max_length=200)]
+
+
+_KNOWN_PREFIX = re.compile(r"^(amount|estimated_value|fraction): ")
+
+
+def field_errors(error) -> dict[str, list[str]]:
+    """A pydantic ValidationError as {"field.path": ["message", ...]}.
+
+    Model-level checks name their field with a "field: " prefix, so every message
+    lands on the field a user must correct.
+    """
+    result: dict[str, list[str]] = {}
+    for item in error.errors():
+        message = str(item.get("msg", "invalid"))
+        message = message.removeprefix("Value error, ")
+        loc = ".".join(str(part) for part in item.get("loc", ()))
+        match = _KNOWN_PREFIX.match(message)
+        if match:
+            loc = ".".join(filter(None, [loc, match.group(1)]))
+            message = message[match.end():]
+        result.setdefault(loc or "body", []).append(message)
+    return result

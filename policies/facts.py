@@ -1,0 +1,67 @@
+"""Plain facts the rules read. The caller gathers them; the rules never touch a database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from fractions import Fraction
+
+
+@dataclass(frozen=True)
+class AffiliationFact:
+    organization: str
+    #: The organisation is a covered lab or an affiliate of one.
+    covered: bool
+    kind: str
+    title: str | None
+    senior_decision_maker: bool
+    start_date: date
+    end_date: date | None = None
+
+
+@dataclass(frozen=True)
+class Party:
+    """A donor the money comes from: the payer, or someone it is attributed to."""
+
+    donor_id: int
+    name: str
+    type: str  # "person" | "organization"
+    #: Share of the gift attributed to this party (the payer carries 1).
+    fraction: Fraction = Fraction(1)
+    #: For an organisation donor: the organisation's name and whether it is covered.
+    organization: str | None = None
+    organization_covered: bool = False
+    affiliations: tuple[AffiliationFact, ...] = ()
+
+
+@dataclass(frozen=True)
+class GiftFacts:
+    received_on: date
+    #: Amount in the reporting currency's minor units.
+    amount_minor: int
+    currency: str
+    kind: str = "cash"  # "cash" | "in_kind"
+    purpose: str = "general"  # "general" | "restricted" | "evaluation_services"
+    payer: Party | None = None
+    attributions: tuple[Party, ...] = ()
+    is_matching_gift: bool = False
+
+    @property
+    def parties(self) -> tuple[Party, ...]:
+        return ((self.payer,) if self.payer else ()) + self.attributions
+
+
+@dataclass(frozen=True)
+class WindowTotals:
+    """Accepted funding in the trailing window ending on `end`, refunds applied."""
+
+    end: date
+    total_minor: int
+    lab_minor: int
+
+
+@dataclass(frozen=True)
+class FundingFacts:
+    """The window ending on the gift date, then one per later decision point."""
+
+    windows: tuple[WindowTotals, ...]

@@ -1,0 +1,147 @@
+"""The independence rules. Each takes plain facts and returns one Finding.
+
+A rule that does not fire still returns a Finding (fired=False, outcome "accept")
+so a decision shows every rule that was considered and why it passed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from policies.document import Policy
+from policies.facts import FundingFacts, GiftFacts, Party, WindowTotals
+from policies.share import (
+    below_cap,
+    headroom,
+    lab_affiliations,
+    lab_employee_minor,
+    percent_text,
+    share,
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    rule: str
+    outcome: str  # "accept" | "hold" | "reject"
+    fired: bool
+    message: str
+    figures: dict = field(default_factory=dict)
+    disclose: bool = False
+
+
+def _covered_sources(gift: GiftFacts) -> list[Party]:
+    return [p for p in gift.parties if p.type == "organization" and p.organization_covered]
+
+
+def _names(parties: list[Party]) -> str:
+    return ", ".join(sorted({p.organization or p.name for p in parties}))
+
+
+def lab_evaluation_payment(policy: Policy, gift: GiftFacts, funding: FundingFacts) -> Finding:
+    rule = "lab_evaluation_payment"
+    labs = _covered_sources(gift)
+    if gift.kind == "cash" and gift.purpose == "evaluation_services" and labs:
+        return Finding(
+            rule, policy.outcomes[rule], True,
+            f"Payment for evaluation services from a covered lab ({_names(labs)}).",
+        )
+    return Finding(rule, "accept", False, "Not a lab payment for evaluation services.")
+
+
+def senior_decision_maker(policy: Policy, gift: GiftFacts, funding: FundingFacts) -> Finding:
+    rule = "senior_decision_maker"
+    seniors = []
+    for party in gift.parties:
+        for aff in lab_affiliations(party, gift.received_on, policy.cooling_off_days):
+            if aff.senior_decision_maker:
+                ended = f", ended {aff.end_date.isoformat()}" if aff.end_date else ""
+                seniors.append(f"{party.name} ({aff.title or aff.kind} at {aff.organization}{ended})")
+    if seniors:
+        return Finding(
+            rule, policy.outcomes[rule], True,
+            "Senior decision-maker at a covered lab on the gift date or within the "
+            f"{policy.cooling_off_days}-day cooling-off period: " + "; ".join(sorted(seniors)) + ".",
+        )
+    return Finding(rule, "accept", False, "No senior decision-maker at a covered lab.")
+
+
+def lab_employee_cap(policy: Policy, gift: GiftFacts, funding: FundingFacts) -> Finding:
+    """Every window that contains the gift must stay strictly below the cap with it added."""
+    rule = "lab_employee_cap"
+    lab_part = lab_employee_minor(gift, policy.cooling_off_days)
+    counted = gift.amount_minor if gift.kind == "cash" else 0
+    windows = funding.windows or (WindowTotals(gift.received_on, 0, 0),)
+    first = windows[0] if windows else None
+    figures: dict = {
+        "gift_lab_employee_minor": lab_part,
+        "share_before": share(first.lab_minor, first.total_minor) if first else None,
+        "share_after": share(first.lab_minor + lab_part, first.total_minor + counted)
+        if first else None,
+        "headroom_minor": min(
+            (headroom(w.lab_minor, w.total_minor, policy.cap) for w in windows), default=0
+        ),
+        "windows_checked": len(windows),
+    }
+    if lab_part == 0:
+        return Finding(rule, "accept", False, "No part of this gift comes from lab employees.",
+                       figures)
+    broken = [
+        w for w in windows
+        if not below_cap(w.lab_minor + lab_part, w.total_minor + counted, policy.cap)
+    ]
+    if broken:
+        worst = max(broken, key=lambda w: share(w.lab_minor + lab_part, w.total_minor + counted))
+        figures["breaking_window_end"] = worst.end
+        figures["breaking_share"] = share(worst.lab_minor + lab_part, worst.total_minor + counted)
+        where = (
+            "on the gift date" if worst.end == gift.received_on
+            else f"in the window ending {worst.end.isoformat()}, a later date with accepted gifts"
+        )
+        return Finding(
+            rule, policy.outcomes[rule], True,
+            f"Lab-employee money would reach {percent_text(figures['breaking_share'])} of "
+            f"funding {where}; it must stay below {percent_text(policy.cap)}.",
+            figures,
+        )
+    return Finding(
+        rule, "accept", False,
+        f"Lab-employee share would be {percent_text(figures['share_after'])}, below "
+        f"{percent_text(policy.cap)} in every window containing the gift "
+        f"({len(windows)} checked).",
+        figures,
+    )
+
+
+def lab_corporate_money(policy: Policy, gift: GiftFacts, funding: FundingFacts) -> Finding:
+    rule = "lab_corporate_money"
+    labs = _covered_sources(gift)
+    if gift.kind == "cash" and labs and gift.purpose != "evaluation_services":
+        what = "An employer matching gift" if gift.is_matching_gift else "Money"
+        return Finding(
+            rule, policy.outcomes[rule], True,
+            f"{what} from a covered lab ({_names(labs)}) needs a reviewer's decision.",
+        )
+    return Finding(rule, "accept", False, "No other money from a covered lab.")
+
+
+def lab_in_kind(policy: Policy, gift: GiftFacts, funding: FundingFacts) -> Finding:
+    rule = "lab_in_kind"
+    labs = _covered_sources(gift)
+    if gift.kind == "in_kind" and labs:
+        return Finding(
+            rule, policy.outcomes[rule], True,
+            f"In-kind support from a covered lab ({_names(labs)}): not funding; "
+            "recorded for the conflict-of-interest disclosure.",
+            disclose=True,
+        )
+    return Finding(rule, "accept", False, "No in-kind support from a covered lab.")
+
+
+RULES = (
+    lab_evaluation_payment,
+    senior_decision_maker,
+    lab_employee_cap,
+    lab_corporate_money,
+    lab_in_kind,
+)

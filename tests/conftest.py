@@ -1,0 +1,163 @@
+"""Shared fixtures.
+
+Every database test runs on SQLite (a fresh file per test) and, when
+TEST_DATABASE_URL is set, again on PostgreSQL (a dedicated database, tables
+truncated between tests). If TEST_DATABASE_URL is set but PostgreSQL cannot be
+reached the run stops with an error: it never quietly becomes a SQLite-only run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+import models
+from app import create_app
+from app.auth.users import create_token, create_user
+from app.ledger.audit import Actor
+from app.ledger.locking import ensure_lock_row
+from models.schemas import UserCreate
+
+PG_URL = os.environ.get("TEST_DATABASE_URL")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+TEST_ACTOR = Actor("test", role="admin")
+
+
+def pytest_report_header(config):
+    return [f"database backends: {', '.join(BACKENDS)}"]
+
+
+def _worker_database_url() -> str:
+    """A database of our own on the TEST_DATABASE_URL server, one per xdist worker."""
+    base = make_url(PG_URL)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"{base.database}_armslength_{worker}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    if not PG_URL:
+        pytest.skip("TEST_DATABASE_URL not set")
+    try:
+        url = _worker_database_url()
+    except Exception as error:  # noqa: BLE001 - any failure here must stop the run
+        pytest.exit(f"TEST_DATABASE_URL is set but PostgreSQL is unusable: {error}", returncode=3)
+    engine = create_engine(url)
+    models.metadata.create_all(engine)
+    engine.dispose()
+    yield url
+
+
+def _truncate_postgres(url: str) -> None:
+    engine = create_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in models.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'test.sqlite3'}"
+        engine = create_engine(url)
+        models.metadata.create_all(engine)
+        engine.dispose()
+        return url
+    url = request.getfixturevalue("postgres_url")
+    _truncate_postgres(url)
+    return url
+
+
+@pytest.fixture
+def app(database_url):
+    application = create_app({
+        "DATABASE_URL": database_url,
+        "TESTING": True,
+        "SECRET_KEY": "test-secret-key-not-for-production",
+        "ORG_TIMEZONE": "UTC",
+    })
+    with application.app_context():
+        with application.extensions["armslength"].sessions() as session:
+            ensure_lock_row(session)
+    yield application
+    application.extensions["armslength"].engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def db(app):
+    """A session on the app's database, for arranging and inspecting the ledger."""
+    with app.app_context():
+        with app.extensions["armslength"].sessions() as session:
+            yield session
+
+
+@pytest.fixture
+def policy(app):
+    return app.extensions["armslength"].policy
+
+
+@dataclass
+class Api:
+    """A test client that sends a role's bearer token with every request."""
+
+    client: object
+    token: str
+    user_id: int
+
+    @property
+    def headers(self) -> dict:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def get(self, path, **kw):
+        return self.client.get(f"/api/v1{path}", headers=self.headers, **kw)
+
+    def post(self, path, json=None, **kw):
+        return self.client.post(f"/api/v1{path}", json=json, headers=self.headers, **kw)
+
+    def put(self, path, json=None, **kw):
+        return self.client.put(f"/api/v1{path}", json=json, headers=self.headers, **kw)
+
+
+@pytest.fixture
+def api_as(app, client):
+    """api_as("fundraiser") -> an Api client with a fresh user of that role."""
+    made: dict[str, Api] = {}
+
+    def make(role: str, name: str | None = None) -> Api:
+        key = name or role
+        if key not in made:
+            with app.extensions["armslength"].sessions() as session:
+                email = f"{key}@example.org"
+                user = create_user(session, UserCreate(email=email, role=role,
+                                                       password="long enough password"),
+                                   TEST_ACTOR)
+                token = create_token(session, email, TEST_ACTOR)
+                made[key] = Api(client, token, user.id)
+        return made[key]
+
+    return make
+
+
+@pytest.fixture
+def api(api_as):
+    """An admin API client: may do everything."""
+    return api_as("admin")
