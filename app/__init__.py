@@ -12,7 +12,8 @@ from werkzeug.exceptions import HTTPException
 from app.config import load_settings
 from app.db import close_session, get_session, make_engine, session_factory
 from app.extensions import State
-from policies import load_policy
+from app.ledger.policy_store import PolicyCache
+from policies import DEFAULT_POLICY_FILE, load_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,10 +36,13 @@ def create_app(config: dict | None = None) -> Flask:
     )
 
     engine = make_engine(app.config["DATABASE_URL"])
+    policy_path = Path(app.config["POLICY_FILE"] or DEFAULT_POLICY_FILE)
+    policy = load_policy(policy_path)
     app.extensions["armslength"] = State(
         engine=engine,
         sessions=session_factory(engine),
-        policy=load_policy(app.config["POLICY_FILE"]),
+        policy=policy,
+        policies=PolicyCache(policy, policy_path.read_text(encoding="utf-8")),
         reporting_currency=app.config["REPORTING_CURRENCY"],
         timezone=ZoneInfo(app.config["ORG_TIMEZONE"]),
     )
@@ -57,11 +61,11 @@ def create_app(config: dict | None = None) -> Flask:
 
 def _register_blueprints(app: Flask) -> None:
     from app.api import bp as api_bp
-    from app.web import bp as web_bp
+    from app.web import register_web
 
     csrf.exempt(api_bp)  # bearer tokens, not cookies: no CSRF exposure
     app.register_blueprint(api_bp)
-    app.register_blueprint(web_bp)
+    register_web(app)
 
 
 def _register_errors(app: Flask) -> None:

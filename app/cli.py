@@ -31,6 +31,7 @@ def upgrade_schema(app: Flask) -> None:
     from alembic.config import Config
 
     from app.ledger.locking import ensure_lock_row
+    from app.ledger.policy_store import register_file_policy
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
@@ -38,6 +39,8 @@ def upgrade_schema(app: Flask) -> None:
     command.upgrade(config, "head")
     with _session() as session:
         ensure_lock_row(session)
+        if register_file_policy(session, state().policies, CLI_ACTOR):
+            click.echo(f"policy version {state().policy.version} is now in force")
 
 
 def _fail(error: Exception) -> None:
@@ -122,7 +125,7 @@ def register_commands(app: Flask) -> None:
         except ValueError:
             _fail(ValueError("--as-of must be YYYY-MM-DD"))
         with _session() as session:
-            result = compliance_summary(session, day, st.policy, st.reporting_currency)
+            result = compliance_summary(session, day, st.policy_for(session), st.reporting_currency)
         if as_json:
             click.echo(json.dumps(summary_public(result), indent=2))
             return

@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
+from app.ledger.policy_store import PolicyCache
 from policies import Policy
 
 
@@ -17,9 +18,15 @@ from policies import Policy
 class State:
     engine: Engine
     sessions: sessionmaker
+    #: The policy file's policy: in force until a version is stored in the database.
     policy: Policy
+    policies: PolicyCache
     reporting_currency: str
     timezone: ZoneInfo
+
+    def policy_for(self, session: Session) -> Policy:
+        """The policy version in force now (the newest stored one)."""
+        return self.policies.current(session)
 
     def today(self) -> date:
         """Today's date in the organisation's time zone (gift dates are local dates)."""

@@ -16,6 +16,7 @@ from models.gifts import (
 from models.inkind import InKindArrangement
 from models.parties import Affiliation, Donor, Organization
 from models.pledges import Pledge, PledgeInstalment
+from models.policy_versions import PolicyVersion
 from models.users import ROLES, ApiToken, User
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "OverrideRequest",
     "Pledge",
     "PledgeInstalment",
+    "PolicyVersion",
     "Refund",
     "User",
     "metadata",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint
@@ -22,8 +23,11 @@ class User(SQLModel, table=True):
     password_hash: str = Field(max_length=200)
     role: str = Field(max_length=20)
     active: bool = Field(default=True)
+    #: Consecutive failed sign-ins; reset on success. Too many lock the account for a while.
     failed_logins: int = Field(default=0)
     locked_until: datetime | None = None
+    #: Part of the session cookie's identity; rotated at sign-out so old cookies stop working.
+    session_nonce: str = Field(default_factory=lambda: secrets.token_hex(16), max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
 
 

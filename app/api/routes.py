@@ -83,6 +83,10 @@ def _get(model, ident: int, what: str):
     return obj
 
 
+def _policy():
+    return state().policy_for(get_session())
+
+
 def _created(body: dict):
     return jsonify(body), 201
 
@@ -156,7 +160,7 @@ def add_affiliation(donor_id: int):
     _get(Donor, donor_id, "donor")
     data = parse_body(AffiliationCreate)
     aff, rescreened = parties.add_affiliation(get_session(), donor_id, data, g.actor,
-                                              state().policy)
+                                              _policy())
     return _created({**out.affiliation_public(aff),
                      "rescreened_gift_ids": [d.gift_id for d in rescreened]})
 
@@ -166,7 +170,7 @@ def add_affiliation(donor_id: int):
 def update_affiliation(affiliation_id: int):
     data = parse_body(AffiliationCreate)
     aff, rescreened = parties.update_affiliation(get_session(), affiliation_id, data, g.actor,
-                                                 state().policy)
+                                                 _policy())
     return jsonify({**out.affiliation_public(aff),
                     "rescreened_gift_ids": [d.gift_id for d in rescreened]})
 
@@ -176,7 +180,7 @@ def update_affiliation(affiliation_id: int):
 def _record(dry_run: bool):
     data = parse_body(GiftCreate)
     st = state()
-    recorded = record_gift(get_session(), data, g.actor, st.policy, st.reporting_currency,
+    recorded = record_gift(get_session(), data, g.actor, _policy(), st.reporting_currency,
                            dry_run=dry_run)
     return recorded
 
@@ -254,7 +258,7 @@ def review_gift(gift_id: int):
     _get(Gift, gift_id, "gift")
     data = parse_body(ReviewCreate)
     result = reviews.decide_held(get_session(), gift_id, data.outcome, data.reason, g.actor,
-                                 state().policy)
+                                 _policy())
     if isinstance(result, OverrideRequest):
         return jsonify({"override_request": out.override_public(result),
                         "message": "The policy rejects this gift; accepting it needs a "
@@ -278,7 +282,7 @@ def request_override(gift_id: int):
 def approve_override(request_id: int):
     _get(OverrideRequest, request_id, "override request")
     note = (request.get_json(silent=True) or {}).get("note")
-    decision = reviews.approve_override(get_session(), request_id, g.actor, state().policy,
+    decision = reviews.approve_override(get_session(), request_id, g.actor, _policy(),
                                         note=note if isinstance(note, str) else None)
     return _created(out.decision_public(decision))
 
@@ -337,7 +341,8 @@ def list_in_kind():
 def summary():
     st = state()
     as_of = query_date("as_of", st.today())
-    result = compliance_summary(get_session(), as_of, st.policy, st.reporting_currency)
+    result = compliance_summary(get_session(), as_of, _policy(),
+                                st.reporting_currency)
     return jsonify(out.summary_public(result))
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 18:53:59.114412
+Create Date: 2026-11-26 18:57:42.131054
 
 """
 from typing import Sequence, Union
@@ -56,6 +56,7 @@ def upgrade() -> None:
     sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('failed_logins', sa.Integer(), nullable=False),
     sa.Column('locked_until', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('session_nonce', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.CheckConstraint("role IN ('viewer', 'fundraiser', 'reviewer', 'finance', 'admin')", name=op.f('ck_staff_user_role')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_staff_user'))
@@ -135,6 +136,17 @@ def upgrade() -> None:
     with op.batch_alter_table('in_kind_arrangement', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_in_kind_arrangement_organization_id'), ['organization_id'], unique=False)
 
+    op.create_table('policy_version',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('version', sqlmodel.sql.sqltypes.AutoString(length=50), nullable=False),
+    sa.Column('document', sa.Text(), nullable=False),
+    sa.Column('source', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+    sa.Column('created_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['created_by_id'], ['staff_user.id'], name=op.f('fk_policy_version_created_by_id_staff_user')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_policy_version')),
+    sa.UniqueConstraint('version', name=op.f('uq_policy_version_version'))
+    )
     op.create_table('affiliation',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('donor_id', sa.Integer(), nullable=False),
@@ -357,6 +369,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_affiliation_donor_id'))
 
     op.drop_table('affiliation')
+    op.drop_table('policy_version')
     with op.batch_alter_table('in_kind_arrangement', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_in_kind_arrangement_organization_id'))
 
