@@ -161,3 +161,23 @@ def api_as(app, client):
 def api(api_as):
     """An admin API client: may do everything."""
     return api_as("admin")
+
+
+@pytest.fixture
+def web_as(app):
+    """web_as("reviewer") -> a test client signed in as a fresh user with that role."""
+    from tests.webtools import make_user, sign_in
+
+    clients: dict[str, object] = {}
+
+    def make(role: str, name: str | None = None):
+        key = name or f"web-{role}"
+        if key not in clients:
+            make_user(app, f"{key}@example.org", role)
+            client = app.test_client()
+            response = sign_in(client, f"{key}@example.org")
+            assert response.status_code == 302, response.status_code
+            clients[key] = client
+        return clients[key]
+
+    return make
