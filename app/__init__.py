@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException
 
@@ -46,6 +46,7 @@ def create_app(config: dict | None = None) -> Flask:
         reporting_currency=app.config["REPORTING_CURRENCY"],
         timezone=ZoneInfo(app.config["ORG_TIMEZONE"]),
     )
+    app.teardown_request(close_session)  # each request ends its own session
     app.teardown_appcontext(close_session)
 
     csrf.init_app(app)
@@ -65,6 +66,13 @@ def _register_blueprints(app: Flask) -> None:
 
     csrf.exempt(api_bp)  # bearer tokens, not cookies: no CSRF exposure
     app.register_blueprint(api_bp)
+    from app.payments import connect_ledger_signals
+    from app.payments.webhooks import bp as webhooks_bp
+    from app.payments.webhooks import stripe_webhook
+
+    csrf.exempt(stripe_webhook)  # Stripe signs each request; the signature is checked instead
+    app.register_blueprint(webhooks_bp)
+    connect_ledger_signals()
     register_web(app)
 
 
@@ -72,8 +80,14 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException):
         if request.path.startswith("/api/"):
-            return jsonify({"error": error.description or error.name}), error.code
-        return error
+            # Keep the error's own headers (Allow on a 405), but answer in JSON.
+            headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
+            return jsonify({"error": error.description or error.name}), error.code, headers
+        if error.code is None or error.code < 400:
+            return error
+        # A styled page with the way back, instead of Werkzeug's bare one.
+        headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
+        return render_template("error.html", error=error), error.code, headers
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
@@ -82,7 +96,7 @@ def _register_errors(app: Flask) -> None:
         app.logger.exception("unhandled error")
         if request.path.startswith("/api/"):
             return jsonify({"error": "internal error"}), 500
-        return "Internal error", 500
+        return render_template("error.html", error=None), 500
 
 
 def _security_headers(app: Flask) -> None:

@@ -65,6 +65,9 @@ def register_commands(app: Flask) -> None:
         """Fill an empty database with a realistic demo ledger."""
         from app.demo import load_demo
 
+        if app.config["ARMSLENGTH_ENV"] == "production":
+            _fail(ValueError("demo-data creates users with a published password; "
+                             "it does not run with ARMSLENGTH_ENV=production"))
         upgrade_schema(app)
         with _session() as session:
             try:
@@ -115,9 +118,7 @@ def register_commands(app: Flask) -> None:
     def compliance_summary_command(as_of: str | None, as_json: bool):
         """Lab-employee share, headroom and breach status."""
         from app.api.serialize import summary_public
-        from app.ledger.summary import compliance_summary
-        from models.money import display_amount
-        from policies import percent_text
+        from app.ledger.summary import compliance_summary, summary_lines
 
         st = state()
         try:
@@ -129,17 +130,8 @@ def register_commands(app: Flask) -> None:
         if as_json:
             click.echo(json.dumps(summary_public(result), indent=2))
             return
-        click.echo(f"Compliance summary as of {result.as_of} (policy {result.policy_version})")
-        click.echo(f"  window:               {result.window_start} .. {result.window_end}")
-        click.echo(f"  funding:              {display_amount(result.total_minor, result.currency)}")
-        click.echo(f"  lab-employee funding: {display_amount(result.lab_minor, result.currency)}")
-        click.echo(f"  lab-employee share:   {percent_text(result.lab_employee_share, 2)} "
-                   f"(cap {percent_text(result.cap)}, warning {percent_text(result.warning)})")
-        click.echo(f"  headroom:             {display_amount(result.headroom_minor, result.currency)}")
-        if result.in_breach:
-            click.echo(f"  BREACH since {result.breach_since}")
-        else:
-            click.echo("  in breach:            no")
+        for line in summary_lines(result):
+            click.echo(line)
 
     @app.cli.command("verify-audit")
     def verify_audit_command():

@@ -21,10 +21,42 @@ DEFAULTS: dict[str, object] = {
     "ARMSLENGTH_ENV": "development",
     "TESTING": False,
     "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
+    # Online giving (Stripe). Without STRIPE_SECRET_KEY the donate page says it is off.
+    "STRIPE_SECRET_KEY": None,
+    "STRIPE_WEBHOOK_SECRET": None,
+    "STRIPE_API_BASE": "https://api.stripe.com",
+    #: Retries of a failed Stripe API call (the SDK reuses the idempotency key).
+    "STRIPE_MAX_NETWORK_RETRIES": 2,
+    #: Refund at once money that arrives and is rejected by the policy; else hold it for review.
+    "STRIPE_AUTO_REFUND": False,
+    #: Where Checkout sends the donor back; None: this site's /donate/thanks and /donate/cancelled.
+    "DONATION_SUCCESS_URL": None,
+    "DONATION_CANCEL_URL": None,
+    #: Currencies offered on the donate page (those with a preview rate, or the reporting one).
+    "DONATION_CURRENCIES": "USD,EUR,GBP,JPY",
+    #: Indicative rates (reporting-currency units per unit) used only to screen a gift before
+    #: payment; the recorded gift uses the amount Stripe settled. "" disables the defaults.
+    "DONATION_PREVIEW_RATES": None,
+    #: Donation form submissions per client address: "COUNT/SECONDS" (in-process limiter).
+    "DONATE_RATE_LIMIT": "10/60",
+    # Donor acknowledgements. Without SMTP_HOST and MAIL_FROM nothing is e-mailed (the
+    # letters can still be viewed and downloaded as PDF).
+    "SMTP_HOST": None,
+    "SMTP_PORT": 587,
+    "SMTP_USERNAME": None,
+    "SMTP_PASSWORD": None,
+    #: STARTTLS before sending (port 465: TLS from the start). Credentials are never sent
+    #: over a connection without TLS.
+    "SMTP_USE_TLS": True,
+    "MAIL_FROM": None,
+    #: Printed on acknowledgements when set: the organisation's postal address and its
+    #: employer identification number (EIN).
+    "ORG_ADDRESS": None,
+    "ORG_EIN": None,
 }
 
-BOOLEAN = {"TESTING"}
-INTEGER = {"MAX_CONTENT_LENGTH"}
+BOOLEAN = {"TESTING", "STRIPE_AUTO_REFUND", "SMTP_USE_TLS"}
+INTEGER = {"MAX_CONTENT_LENGTH", "STRIPE_MAX_NETWORK_RETRIES", "SMTP_PORT"}
 WEAK_SECRETS = {"", "changethis", "secret", "dev", "development"}
 
 
@@ -57,6 +89,9 @@ def load_settings(overrides: dict | None, instance_path: str) -> dict:
     secret = settings["SECRET_KEY"]
     if production and (not secret or str(secret).lower() in WEAK_SECRETS or len(str(secret)) < 32):
         raise ConfigError("SECRET_KEY must be set to a random value of 32+ characters in production")
+    if production and settings["STRIPE_SECRET_KEY"] and not settings["STRIPE_WEBHOOK_SECRET"]:
+        # Without it no payment event can be verified, so no online gift would be recorded.
+        raise ConfigError("STRIPE_WEBHOOK_SECRET must be set when STRIPE_SECRET_KEY is")
     if not secret:
         # Development only: a fresh random key per process; sessions end on restart.
         settings["SECRET_KEY"] = secrets.token_hex(32)

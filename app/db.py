@@ -1,25 +1,41 @@
-"""Engine and sessions. SQLite is made to take its write lock at BEGIN so
-read-then-write checks (the lab-employee cap) cannot interleave; PostgreSQL
-serialises money writers on a locked row instead (see ledger.locking)."""
+"""Engine and sessions. On SQLite a ledger write takes the database write lock at
+BEGIN (BEGIN IMMEDIATE) so read-then-write checks (the lab-employee cap) cannot
+interleave; PostgreSQL serialises money writers on a locked row instead (see
+ledger.locking)."""
 
 from __future__ import annotations
 
 from flask import current_app, g
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, create_engine
 
+#: Connection execution option that marks a transaction as a ledger write (see ledger.locking).
+LEDGER_WRITE_OPTION = "armslength_ledger_write"
+
+#: How long a writer waits for the database/ledger lock before giving up (LedgerBusy, 503).
+DEFAULT_LOCK_WAIT_SECONDS = 30
+
 
 def make_engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        _sqlite_begin_immediate(engine)
+    """The lock wait can be shortened in DATABASE_URL itself: SQLite takes pysqlite's own
+    `?timeout=<seconds>`; PostgreSQL takes libpq's `?options=-c lock_timeout=<ms>`."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        wait = float(parsed.query.get("timeout", DEFAULT_LOCK_WAIT_SECONDS))
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": wait})
+        _sqlite_begin_immediate(engine, busy_timeout_ms=int(wait * 1000))
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    # Without a lock_timeout a writer queued on the ledger lock row would wait forever.
+    connect_args = {} if "options" in parsed.query else {
+        "options": f"-c lock_timeout={DEFAULT_LOCK_WAIT_SECONDS * 1000}"
+    }
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                         connect_args=connect_args)
 
 
-def _sqlite_begin_immediate(engine: Engine) -> None:
+def _sqlite_begin_immediate(engine: Engine, busy_timeout_ms: int) -> None:
     """SQLAlchemy's documented recipe: let SQLAlchemy, not pysqlite, emit BEGIN."""
 
     @event.listens_for(engine, "connect")
@@ -28,14 +44,20 @@ def _sqlite_begin_immediate(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         if engine.url.database not in (None, "", ":memory:"):
             cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Ledger writes take the write lock at BEGIN, so their read-then-write check
+        # cannot interleave with another writer; plain reads stay DEFERRED and do not
+        # block anyone (WAL lets them read while a writer works).
+        if connection.get_execution_options().get(LEDGER_WRITE_OPTION):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")
 
 
 def session_factory(engine: Engine) -> sessionmaker:

@@ -2,6 +2,8 @@
 
 from models.audit import GENESIS_HASH, AuditEntry
 from models.base import metadata, utcnow
+from models.disclosures import Acknowledgement, PublishedDisclosure
+from models.finance import CashSnapshot, FiscalBudget, FundraisingGoal, MonthlySpend
 from models.funding import FundingDay, LedgerLock
 from models.gifts import (
     OUTCOME_STATUS,
@@ -13,7 +15,15 @@ from models.gifts import (
     Refund,
     transition,
 )
+from models.imports import DonorExternalId
 from models.inkind import InKindArrangement
+from models.online import (
+    DeferredRefund,
+    OnlineDonation,
+    StripeDispute,
+    StripeEvent,
+    StripeSettlement,
+)
 from models.parties import Affiliation, Donor, Organization
 from models.pledges import Pledge, PledgeInstalment
 from models.policy_versions import PolicyVersion
@@ -23,23 +33,35 @@ __all__ = [
     "GENESIS_HASH",
     "OUTCOME_STATUS",
     "ROLES",
+    "Acknowledgement",
     "Affiliation",
     "ApiToken",
     "Attribution",
     "AuditEntry",
+    "CashSnapshot",
     "Decision",
+    "DeferredRefund",
     "Donor",
+    "DonorExternalId",
+    "FiscalBudget",
     "FundingDay",
+    "FundraisingGoal",
     "Gift",
     "IllegalTransition",
     "InKindArrangement",
     "LedgerLock",
+    "MonthlySpend",
+    "OnlineDonation",
     "Organization",
     "OverrideRequest",
     "Pledge",
     "PledgeInstalment",
     "PolicyVersion",
+    "PublishedDisclosure",
     "Refund",
+    "StripeDispute",
+    "StripeEvent",
+    "StripeSettlement",
     "User",
     "metadata",
     "transition",

@@ -49,6 +49,8 @@ class Gift(SQLModel, table=True):
         CheckConstraint(in_list("purpose", GIFT_PURPOSES), name="purpose"),
         CheckConstraint(in_list("status", GIFT_STATUSES), name="status"),
         Index("ix_gift_status_received_on", "status", "received_on"),
+        # The dashboard's "lab payments for evaluations accepted" reads only these gifts.
+        Index("ix_gift_purpose_status", "purpose", "status"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -7,7 +7,7 @@ Amounts cross the API as plain decimal strings in major units ("1250.00",
 from __future__ import annotations
 
 import re
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
 
 from iso4217 import Currency
 
@@ -93,5 +93,9 @@ def parse_rate(text: object) -> Decimal:
 
 def convert(minor: int, currency: str, rate: Decimal, target: str) -> int:
     """Convert minor units between currencies with a major-unit rate, half-even rounded."""
-    value = Decimal(minor).scaleb(-currency_exponent(currency)) * rate
-    return int(value.scaleb(currency_exponent(target)).quantize(Decimal(1), ROUND_HALF_EVEN))
+    with localcontext() as ctx:
+        # Room for every digit of the exact product: the one rounding is the final one (the
+        # default 28 digits would round long products first, or fail on large ones).
+        ctx.prec = len(str(abs(minor))) + len(rate.as_tuple().digits) + 2
+        value = Decimal(minor).scaleb(-currency_exponent(currency)) * rate
+        return int(value.scaleb(currency_exponent(target)).quantize(Decimal(1), ROUND_HALF_EVEN))

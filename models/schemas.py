@@ -44,6 +44,12 @@ class Input(SQLModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+def _computed(**kwargs):
+    """A field the model's own validators set, never read from the input: its name is
+    not an input name, so a caller who sends it gets "Extra inputs are not permitted"."""
+    return Field(exclude=True, validation_alias="(computed)", **kwargs)
+
+
 def fraction_to_ppm(text: object) -> int:
     if not isinstance(text, str) or not _FRACTION.match(text.strip()):
         raise ValueError("fraction must be a decimal string in (0, 1] with at most 6 places")
@@ -79,6 +85,15 @@ class DonorCreate(Input):
         return self
 
 
+class DonorUpdate(Input):
+    """The editable facts of a donor. Type and organisation are fixed at creation."""
+
+    name: Name
+    email: Annotated[str, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    category: Literal[DONOR_CATEGORIES]  # type: ignore[valid-type]
+    anonymous: bool = False
+
+
 class AffiliationCreate(Input):
     organization_id: int
     kind: Literal[AFFILIATION_KINDS] = "employee"  # type: ignore[valid-type]
@@ -97,11 +112,14 @@ class AffiliationCreate(Input):
 class AttributionIn(Input):
     donor_id: int
     fraction: str
-    fraction_ppm: SkipJsonSchema[int] = Field(default=0, exclude=True)
+    fraction_ppm: SkipJsonSchema[int] = _computed(default=0)
 
     @model_validator(mode="after")
     def _ppm(self):
-        self.fraction_ppm = fraction_to_ppm(self.fraction)
+        try:
+            self.fraction_ppm = fraction_to_ppm(self.fraction)
+        except ValueError as error:
+            raise ValueError(f"fraction: {error}") from None
         return self
 
 
@@ -121,7 +139,7 @@ class GiftCreate(Input):
     pledge_id: int | None = None
     external_ref: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     #: Set from `amount` and `currency`; not part of the input.
-    amount_minor: SkipJsonSchema[int] = Field(default=0, exclude=True)
+    amount_minor: SkipJsonSchema[int] = _computed(default=0)
 
     @field_validator("currency", mode="before")
     @classmethod
@@ -178,7 +196,7 @@ class InKindCreate(Input):
     end_date: IsoDate | None = None
     estimated_value: str | None = None
     currency: str | None = None
-    estimated_value_minor: SkipJsonSchema[int | None] = Field(default=None, exclude=True)
+    estimated_value_minor: SkipJsonSchema[int | None] = _computed(default=None)
 
     @model_validator(mode="after")
     def _check(self):
@@ -186,6 +204,7 @@ class InKindCreate(Input):
             raise ValueError("end_date must not be before start_date")
         if (self.estimated_value is None) != (self.currency is None):
             raise ValueError("estimated_value and currency go together")
+        self.estimated_value_minor = None
         if self.estimated_value is not None:
             try:
                 self.currency = normalise_currency(self.currency)
@@ -207,19 +226,24 @@ class PledgeCreate(Input):
     pledged_on: IsoDate
     description: Annotated[str, Field(max_length=500)] | None = None
     instalments: list[InstalmentIn] = []
-    amount_minor: SkipJsonSchema[int] = Field(default=0, exclude=True)
-    instalment_minor: SkipJsonSchema[list[int]] = Field(default_factory=list, exclude=True)
+    amount_minor: SkipJsonSchema[int] = _computed(default=0)
+    instalment_minor: SkipJsonSchema[list[int]] = _computed(default_factory=list)
 
     @model_validator(mode="after")
     def _amounts(self):
+        field = "currency"
         try:
             self.currency = normalise_currency(self.currency)
+            field = "amount"
             self.amount_minor = parse_amount(self.amount, self.currency)
-            self.instalment_minor = [parse_amount(i.amount, self.currency) for i in self.instalments]
+            self.instalment_minor = []
+            for i, item in enumerate(self.instalments):
+                field = f"instalments.{i}.amount"
+                self.instalment_minor.append(parse_amount(item.amount, self.currency))
         except MoneyError as error:
-            raise ValueError(str(error)) from None
+            raise ValueError(f"{field}: {error}") from None
         if self.instalments and sum(self.instalment_minor) != self.amount_minor:
-            raise ValueError("instalments must add up to the pledged amount")
+            raise ValueError("instalments: instalments must add up to the pledged amount")
         return self
 
 
@@ -234,7 +258,7 @@ class UserCreate(Input):
     password: Annotated[str, Field(min_length=12, max_length=200)]
 
 
-_KNOWN_PREFIX = re.compile(r"^(amount|estimated_value|fraction): ")
+_KNOWN_PREFIX = re.compile(r"^(amount|estimated_value|fraction|currency|instalments(?:\.\d+\.amount)?): ")
 
 
 def field_errors(error) -> dict[str, list[str]]:

@@ -61,7 +61,7 @@ def senior_decision_maker(policy: Policy, gift: GiftFacts, funding: FundingFacts
         return Finding(
             rule, policy.outcomes[rule], True,
             "Senior decision-maker at a covered lab on the gift date or within the "
-            f"{policy.cooling_off_days}-day cooling-off period: " + "; ".join(sorted(seniors)) + ".",
+            f"{policy.cooling_off_days}-day cooling-off period: " + "; ".join(sorted(set(seniors))) + ".",
         )
     return Finding(rule, "accept", False, "No senior decision-maker at a covered lab.")
 

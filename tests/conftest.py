@@ -32,19 +32,28 @@ def pytest_report_header(config):
     return [f"database backends: {', '.join(BACKENDS)}"]
 
 
-def _worker_database_url() -> str:
-    """A database of our own on the TEST_DATABASE_URL server, one per xdist worker."""
-    base = make_url(PG_URL)
+def _worker_database_name() -> str:
+    # One database per test process, so concurrent runs (xdist workers, two
+    # developers' runs on one server) never truncate each other's tables.
     worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    name = f"{base.database}_armslength_{worker}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    return f"{make_url(PG_URL).database}_armslength_{worker}_{os.getpid()}"
+
+
+def _admin_execute(*statements: str) -> None:
+    admin = create_engine(make_url(PG_URL), isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            for statement in statements:
+                conn.execute(text(statement))
     finally:
         admin.dispose()
-    return base.set(database=name).render_as_string(hide_password=False)
+
+
+def _worker_database_url() -> str:
+    """A fresh database of our own on the TEST_DATABASE_URL server."""
+    name = _worker_database_name()
+    _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
@@ -59,6 +68,7 @@ def postgres_url() -> Iterator[str]:
     models.metadata.create_all(engine)
     engine.dispose()
     yield url
+    _admin_execute(f'DROP DATABASE IF EXISTS "{_worker_database_name()}" WITH (FORCE)')
 
 
 def _truncate_postgres(url: str) -> None:
@@ -104,10 +114,13 @@ def client(app):
 
 @pytest.fixture
 def db(app):
-    """A session on the app's database, for arranging and inspecting the ledger."""
-    with app.app_context():
-        with app.extensions["armslength"].sessions() as session:
-            yield session
+    """A session on the app's database, for arranging and inspecting the ledger.
+
+    No app context is held open: requests made by the test client meanwhile get
+    their own context, session and signed-in user, as in production.
+    """
+    with app.extensions["armslength"].sessions() as session:
+        yield session
 
 
 @pytest.fixture

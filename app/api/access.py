@@ -16,6 +16,9 @@ from models.schemas import field_errors, iso_date
 
 M = TypeVar("M", bound=BaseModel)
 
+#: Ids are INTEGER columns (PostgreSQL int4); a larger id names no record.
+MAX_ID = 2**31 - 1
+
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str, errors: dict | None = None,
@@ -58,6 +61,9 @@ def require(permission: str):
                 raise ApiError(403, f"role {user.role!r} may not do this ({permission})")
             g.api_user = user
             g.actor = Actor(label=f"api:{user.email}", user_id=user.id, role=user.role)
+            for value in kwargs.values():
+                if isinstance(value, int) and value > MAX_ID:  # the database could not even look
+                    raise ApiError(404, f"no record has id {value}")
             return view(*args, **kwargs)
 
         wrapper.required_permission = permission
@@ -86,10 +92,44 @@ def query_date(name: str, default):
         raise ApiError(422, "invalid input", {name: [str(error)]}) from None
 
 
-def query_int(name: str, default: int, low: int, high: int) -> int:
+def query_int(name: str, default: int | None, low: int, high: int) -> int | None:
     value = request.args.get(name)
     if value is None:
         return default
-    if not value.isdigit() or not low <= int(value) <= high:
+    if not (value.isascii() and value.isdigit()) or not low <= int(value) <= high:
         raise ApiError(422, "invalid input", {name: [f"must be a whole number {low}..{high}"]})
     return int(value)
+
+
+def query_text(name: str) -> str | None:
+    """A free-text query parameter, stripped; text a database cannot store is a 422."""
+    value = request.args.get(name)
+    if value is None:
+        return None
+    if "\x00" in value:
+        raise ApiError(422, "invalid input", {name: ["must not contain NUL characters"]})
+    return value.strip()
+
+
+def query_choice(name: str, choices) -> str | None:
+    value = request.args.get(name)
+    if value is None or value == "":
+        return None
+    if value not in choices:
+        raise ApiError(422, "invalid input", {name: [f"must be one of: {', '.join(choices)}"]})
+    return value
+
+
+def optional_note() -> str | None:
+    """The optional {"note": "..."} body of approve/decline. No body is fine."""
+    data = request.get_json(silent=True)
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise ApiError(422, "invalid input", {"body": ["must be a JSON object"]})
+    note = data.get("note")
+    if note is not None and not isinstance(note, str):
+        raise ApiError(422, "invalid input", {"note": ["must be a string"]})
+    if note is not None and "\x00" in note:
+        raise ApiError(422, "invalid input", {"note": ["must not contain NUL characters"]})
+    return note

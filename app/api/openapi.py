@@ -63,6 +63,14 @@ OPERATIONS = [
     ("get", "/in-kind", "List in-kind arrangements", "read", None, 200, [], []),
     ("get", "/compliance/summary", "Lab-employee share, headroom and breach as of a date",
      "read", None, 200, [], [("as_of", {"type": "string", "format": "date"})]),
+    ("get", "/compliance/series",
+     "The lab-employee share day by day, breach periods and the monthly funding mix", "read",
+     None, 200, [], [("from", {"type": "string", "format": "date"}),
+                     ("to", {"type": "string", "format": "date"})]),
+    ("get", "/disclosures/conflicts",
+     "The conflict-of-interest disclosure for a period, computed from the ledger now", "read",
+     None, 200, [], [("from", {"type": "string", "format": "date"}),
+                     ("to", {"type": "string", "format": "date"})]),
     ("get", "/audit/verify", "Verify the audit hash chain", "read", None, 200, [], []),
 ]
 
@@ -125,6 +133,17 @@ def openapi_document() -> dict:
         paths.setdefault(path, {})[method] = _operation(
             method, summary, permission, model, status, pparams, qparams
         )
+    note_body = {
+        "required": False,
+        "content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": True,
+            "properties": {"note": {"type": "string"}},
+        }}},
+    }
+    for param in paths["/disclosures/conflicts"]["get"]["parameters"]:
+        param["required"] = True  # the period has no default
+    paths["/overrides/{id}/approve"]["post"]["requestBody"] = note_body
+    paths["/overrides/{id}/decline"]["post"]["requestBody"] = note_body
     paths["/gifts/{id}/review"]["post"]["responses"]["202"] = {
         "description": "The policy rejects the gift: an override request now waits for a "
                        "second reviewer",

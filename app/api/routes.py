@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from sqlalchemy import or_, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 
 from app.api import serialize as out
-from app.api.access import ApiError, parse_body, query_date, query_int, require
+from app.api.access import (
+    MAX_ID,
+    ApiError,
+    optional_note,
+    parse_body,
+    query_choice,
+    query_date,
+    query_int,
+    query_text,
+    require,
+)
+from app.api.compliance_json import series_public
 from app.api.openapi import openapi_document
 from app.auth.roles import READ
 from app.db import get_session
 from app.extensions import state
-from app.ledger import parties, pledges, reviews
+from app.ledger import disclosure, parties, pledges, reviews, series
 from app.ledger.audit import verify_chain
 from app.ledger.errors import Duplicate, LedgerBusy, NotAllowed, NotFound, ValidationFailed
 from app.ledger.gifts import record_gift, refund_gift
@@ -26,6 +37,7 @@ from models import (
     OverrideRequest,
     Pledge,
 )
+from models.gifts import GIFT_STATUSES
 from models.money import MoneyError, parse_amount
 from models.schemas import (
     AffiliationCreate,
@@ -76,6 +88,17 @@ def _busy(error: Exception):
     return jsonify({"error": "the ledger is busy; retry shortly"}), 503, {"Retry-After": "1"}
 
 
+@bp.errorhandler(DataError)
+@bp.errorhandler(OverflowError)
+def _out_of_range(error: Exception):
+    """A value the database cannot store or a date beyond the calendar: bad input, not a 500."""
+    get_session().rollback()
+    current_app.logger.warning("out-of-range input on %s: %s", request.path, error)
+    return jsonify({"error": "invalid input",
+                    "errors": {"request": ["a number or date in the request is out of range, "
+                                           "or text contains characters that cannot be stored"]}}), 422
+
+
 def _get(model, ident: int, what: str):
     obj = get_session().get(model, ident)
     if obj is None:
@@ -113,7 +136,7 @@ def create_organization():
 def list_organizations():
     session = get_session()
     query = select(Organization).order_by(Organization.name)
-    if request.args.get("covered_lab") in ("true", "1"):
+    if query_choice("covered_lab", ("true", "false", "1", "0")) in ("true", "1"):
         query = query.where(Organization.covered_lab.is_(True))
     return jsonify({"items": [out.organization_public(o) for o in session.execute(query).scalars()]})
 
@@ -137,9 +160,9 @@ def create_donor():
 def list_donors():
     session = get_session()
     limit = query_int("limit", 50, 1, 500)
-    after = query_int("after_id", 0, 0, 2**62)
+    after = query_int("after_id", 0, 0, MAX_ID)
     query = select(Donor).where(Donor.id > after).order_by(Donor.id).limit(limit)
-    term = (request.args.get("q") or "").strip()
+    term = query_text("q")
     if term:
         like = f"%{term.lower()}%"
         query = query.where(or_(Donor.name.ilike(like), Donor.email.ilike(like)))
@@ -214,13 +237,14 @@ def preview_gift():
 def list_gifts():
     session = get_session()
     limit = query_int("limit", 50, 1, 500)
-    after = query_int("after_id", 0, 0, 2**62)
+    after = query_int("after_id", 0, 0, MAX_ID)
     query = select(Gift).where(Gift.id > after).order_by(Gift.id).limit(limit)
-    status = request.args.get("status")
+    status = query_choice("status", GIFT_STATUSES)
     if status:
         query = query.where(Gift.status == status)
-    if request.args.get("donor_id", "").isdigit():
-        query = query.where(Gift.donor_id == int(request.args["donor_id"]))
+    donor_id = query_int("donor_id", None, 0, MAX_ID)
+    if donor_id is not None:
+        query = query.where(Gift.donor_id == donor_id)
     gifts = session.execute(query).scalars().all()
     return jsonify({
         "items": [out.gift_public(gift, session, all_decisions=False) for gift in gifts],
@@ -281,9 +305,8 @@ def request_override(gift_id: int):
 @require("review")
 def approve_override(request_id: int):
     _get(OverrideRequest, request_id, "override request")
-    note = (request.get_json(silent=True) or {}).get("note")
     decision = reviews.approve_override(get_session(), request_id, g.actor, _policy(),
-                                        note=note if isinstance(note, str) else None)
+                                        note=optional_note())
     return _created(out.decision_public(decision))
 
 
@@ -291,8 +314,8 @@ def approve_override(request_id: int):
 @require("review")
 def decline_override(request_id: int):
     _get(OverrideRequest, request_id, "override request")
-    note = (request.get_json(silent=True) or {}).get("note") or ""
-    result = reviews.decline_override(get_session(), request_id, g.actor, str(note)[:2000])
+    note = optional_note() or ""
+    result = reviews.decline_override(get_session(), request_id, g.actor, note[:2000])
     return jsonify(out.override_public(result))
 
 
@@ -344,6 +367,50 @@ def summary():
     result = compliance_summary(get_session(), as_of, _policy(),
                                 st.reporting_currency)
     return jsonify(out.summary_public(result))
+
+
+@bp.get("/compliance/series")
+@require(READ)
+def compliance_series():
+    """The share day by day with its breach periods, and the funding mix by month."""
+    st = state()
+    session = get_session()
+    try:
+        start, end = series.series_range(query_date("from", None), query_date("to", None),
+                                         st.today())
+    except series.RangeError as error:
+        raise ApiError(422, "invalid input", error.errors) from None
+    policy = _policy()
+    return jsonify(series_public(series.share_series(session, start, end, policy),
+                                 series.funding_mix(session, start, end),
+                                 st.reporting_currency, policy.version))
+
+
+@bp.get("/disclosures/conflicts")
+@require(READ)
+def conflict_disclosure():
+    """The conflict-of-interest disclosure for ?from=YYYY-MM-DD&to=YYYY-MM-DD, from the ledger now."""
+    errors: dict[str, list[str]] = {}
+    period = {}
+    for name in ("from", "to"):
+        try:
+            period[name] = query_date(name, None)
+        except ApiError as error:
+            errors.update(error.errors or {})
+            continue
+        if period[name] is None:
+            errors[name] = ["required: a date in the form YYYY-MM-DD"]
+    if not errors:
+        try:
+            disclosure.check_period(period["from"], period["to"])
+        except disclosure.PeriodError as error:
+            errors["to"] = [str(error)]
+    if errors:
+        raise ApiError(422, "invalid input", errors)
+    st = state()
+    result = disclosure.conflict_disclosure(get_session(), period["from"], period["to"], _policy(),
+                                            st.reporting_currency, current_app.config["ORG_NAME"])
+    return jsonify(disclosure.disclosure_content(result))
 
 
 @bp.get("/audit/verify")

@@ -1,4 +1,8 @@
-"""Creating users and API tokens; resolving a bearer token to its user."""
+"""Creating and administering users and API tokens; resolving a bearer token to its user.
+
+An admin may not deactivate or demote themselves, and no change may leave the
+organisation without an active admin: somebody must always be able to undo a change.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,9 @@ from sqlmodel import Session
 from app.auth.passwords import hash_password
 from app.ledger import audit
 from app.ledger.audit import Actor
-from app.ledger.errors import NotFound, ValidationFailed
+from app.ledger.errors import NotAllowed, NotFound, ValidationFailed
 from app.ledger.locking import ledger_write
-from models import ApiToken, User, utcnow
+from models import ROLES, ApiToken, User, utcnow
 from models.schemas import UserCreate
 
 TOKEN_PREFIX = "al_"  # noqa: S105 - a visible prefix, not a secret
@@ -71,6 +75,84 @@ def revoke_token(session: Session, token_id: int, actor: Actor) -> None:
         record = session.get(ApiToken, token_id)
         if record is None:
             raise NotFound("token", token_id)
+        if record.revoked_at is not None:
+            raise NotAllowed("the token is already revoked")
         record.revoked_at = utcnow()
         audit.append(session, actor, "token.revoked", "user", record.user_id,
                      {"token_id": token_id})
+
+
+def _user(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise NotFound("user", user_id)
+    return user
+
+
+def _other_active_admins(session: Session, user_id: int) -> int:
+    return len(session.execute(
+        select(User.id).where(User.role == "admin", User.active.is_(True), User.id != user_id)
+    ).all())
+
+
+def change_role(session: Session, user_id: int, role: str, actor: Actor) -> User:
+    """Give a user another role. Takes effect on their next request."""
+    if role not in ROLES:
+        raise ValidationFailed({"role": [f"must be one of: {', '.join(ROLES)}"]})
+    with ledger_write(session):
+        user = _user(session, user_id)
+        if user.role == role:
+            return user
+        if user.role == "admin":
+            if user.id == actor.user_id:
+                raise NotAllowed("you cannot remove your own admin role; ask another admin")
+            if user.active and _other_active_admins(session, user.id) == 0:
+                raise NotAllowed("this is the last active admin; make someone else admin first")
+        before = user.role
+        user.role = role
+        audit.append(session, actor, "user.role_changed", "user", user.id,
+                     {"email": user.email, "from": before, "to": role})
+    return user
+
+
+def deactivate_user(session: Session, user_id: int, actor: Actor) -> User:
+    """Stop a user from signing in or using the API: ends their sessions, revokes their tokens."""
+    with ledger_write(session):
+        user = _user(session, user_id)
+        if user.id == actor.user_id:
+            raise NotAllowed("you cannot deactivate yourself; ask another admin")
+        if not user.active:
+            raise NotAllowed("the user is already inactive")
+        if user.role == "admin" and _other_active_admins(session, user.id) == 0:
+            raise NotAllowed("this is the last active admin; make someone else admin first")
+        user.active = False
+        user.session_nonce = secrets.token_hex(16)  # every signed-in browser is signed out
+        now = utcnow()
+        tokens = session.execute(
+            select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        ).scalars().all()
+        for token in tokens:
+            token.revoked_at = now
+        audit.append(session, actor, "user.deactivated", "user", user.id,
+                     {"email": user.email, "revoked_token_ids": [t.id for t in tokens]})
+    return user
+
+
+def reactivate_user(session: Session, user_id: int, actor: Actor) -> User:
+    """Let an inactive user sign in again. Their old tokens stay revoked."""
+    with ledger_write(session):
+        user = _user(session, user_id)
+        if user.active:
+            raise NotAllowed("the user is already active")
+        user.active = True
+        user.failed_logins = 0
+        user.locked_until = None
+        audit.append(session, actor, "user.reactivated", "user", user.id, {"email": user.email})
+    return user
+
+
+def tokens_of(session: Session, user_id: int) -> list[ApiToken]:
+    """A user's tokens, newest first. Only hashes are stored; no secret can be shown again."""
+    return list(session.execute(
+        select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id.desc())
+    ).scalars())

@@ -56,10 +56,20 @@ def entry_hash(prev_hash: str, entry: AuditEntry) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+_HEAD = select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
+
+#: session.info key: (the transaction that last appended, the hash it appended).
+_HEAD_KEY = "armslength.audit_head"
+
+
 def chain_head(session: Session) -> str:
-    last = session.execute(
-        select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
-    ).scalar_one_or_none()
+    # Within a transaction that has appended already (an import, a webhook, a rescreen of
+    # several gifts), the head is what it appended last: it holds the ledger lock, so no one
+    # else can have appended since. A new transaction reads the head from the table.
+    cached = session.info.get(_HEAD_KEY)
+    if cached is not None and cached[0] is not None and cached[0] is session.get_transaction():
+        return cached[1]
+    last = session.execute(_HEAD).scalar_one_or_none()
     return last or GENESIS_HASH
 
 
@@ -70,7 +80,12 @@ def append(
     entity_type: str,
     entity_id: int | None,
     data: dict | None = None,
+    *,
+    flush: bool = True,
 ) -> AuditEntry:
+    """Add an entry after the chain's head. With flush=False the entry is written by the
+    transaction's next flush (at the latest its commit): for a caller that needs neither
+    its id nor a query in between."""
     prev = chain_head(session)
     entry = AuditEntry(
         at=utcnow(),
@@ -85,7 +100,9 @@ def append(
     )
     entry.hash = entry_hash(prev, entry)
     session.add(entry)
-    session.flush()
+    if flush:
+        session.flush()
+    session.info[_HEAD_KEY] = (session.get_transaction(), entry.hash)
     return entry
 
 

@@ -239,15 +239,19 @@ def record_gift(
                                            reasons=evaluation.reasons(),
                                            figures=evaluation.figures), evaluation)
         gift.disclose = evaluation.disclose
+        # The gift is inserted with its outcome's status (one INSERT, no UPDATE after it);
+        # it counts in the daily totals once it has an id, as apply_outcome would do.
+        transition(gift, OUTCOME_STATUS[evaluation.outcome])
         session.add(gift)
         try:
             session.flush()
         except IntegrityError as error:  # a unique payment id raced in; report, write nothing
             raise ValidationFailed({"external_ref": ["already recorded"]}) from error
-        for share in shares:
+        if gift.counts_as_funding:
+            funding.count_gift(session, gift)
+        for share in shares:  # flushed with the decision, in one go
             session.add(Attribution(gift_id=gift.id, donor_id=share.donor_id,
                                     fraction_ppm=share.fraction_ppm, basis=share.basis))
-        apply_outcome(session, gift, evaluation.outcome)
         decision = add_decision(session, gift, evaluation.outcome, evaluation,
                                 kind="screening", actor=actor)
         audit.append(session, actor, "gift.recorded", "gift", gift.id, {
@@ -258,7 +262,7 @@ def record_gift(
             "status": gift.status,
             "decision_id": decision.id,
             "policy_version": evaluation.policy_version,
-        })
+        }, flush=False)  # written by the commit (or by the next write of a batch)
     return Recorded(gift, decision, evaluation)
 
 

@@ -1,20 +1,27 @@
 """One writer of money at a time.
 
-SQLite: every transaction already began with BEGIN IMMEDIATE (app.db), which takes
-the database write lock. PostgreSQL: lock the single ledger_lock row FOR UPDATE, so
-concurrent writers queue there and each then reads the totals the previous one
-committed (READ COMMITTED takes a fresh snapshot per statement).
+SQLite: a ledger write begins its transaction with BEGIN IMMEDIATE (app.db), which
+takes the database write lock; plain reads begin DEFERRED. PostgreSQL: lock the
+single ledger_lock row FOR UPDATE, so concurrent writers queue there and each then
+reads the totals the previous one committed (READ COMMITTED takes a fresh snapshot
+per statement).
+
+ledger_batch() runs many ledger writes as one transaction under one lock (a CSV
+import: all rows or none). Inside it, ledger_write() neither locks nor commits; it
+joins the batch's transaction, and the batch commits or rolls back once at the end.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
-from app.ledger.errors import LedgerBusy
+from app.db import LEDGER_WRITE_OPTION
+from app.ledger.errors import LedgerBusy, LedgerError
 from models import LedgerLock
 
 LOCK_ROW_ID = 1
@@ -29,8 +36,9 @@ def ensure_lock_row(session: Session) -> None:
 def lock_ledger(session: Session) -> None:
     """Take the ledger lock for the rest of the current transaction."""
     if session.get_bind().dialect.name == "sqlite":
-        # BEGIN IMMEDIATE already holds the write lock; make sure a transaction is open.
-        session.connection()
+        # Opening the transaction with this option makes app.db emit BEGIN IMMEDIATE,
+        # which takes the database write lock (waiting up to the busy timeout).
+        session.connection(execution_options={LEDGER_WRITE_OPTION: True})
         return
     row = session.execute(
         select(LedgerLock.id).where(LedgerLock.id == LOCK_ROW_ID).with_for_update()
@@ -41,13 +49,104 @@ def lock_ledger(session: Session) -> None:
 
 @contextmanager
 def ledger_write(session: Session):
-    """A locked transaction that commits on success and rolls back on any error."""
+    """A locked transaction that commits on success and rolls back on any error.
+
+    Inside ledger_batch() it joins the batch's transaction instead (see there).
+    """
+    batch = session.info.get(_BATCH_KEY)
+    if batch is not None:
+        with batch.joined(session):
+            yield session
+        return
     if session.in_transaction():
         # Settle whatever read-only work came before, so the lock covers the whole write.
         session.commit()
     try:
         lock_ledger(session)
+        # Sessions keep their objects across commits (expire_on_commit=False), so one
+        # loaded by an earlier transaction may hold values another writer has since
+        # changed (a gift's refunded_minor, a day's funding totals). Everything this
+        # write reads must come from the database, under the lock.
+        session.expire_all()
         yield session
+        session.commit()
+    except OperationalError as error:
+        session.rollback()
+        if _is_retryable(error):
+            raise LedgerBusy("the ledger is busy; retry shortly") from error
+        raise
+    except BaseException:
+        session.rollback()
+        raise
+
+
+class BatchAborted(LedgerError):
+    """A ledger_batch could not commit: a write inside it failed, or its transaction ended early."""
+
+
+#: session.info key of the running batch; its presence is what makes ledger_write join.
+_BATCH_KEY = "armslength.ledger_batch"
+
+
+@dataclass
+class _Batch:
+    #: The root transaction the batch began; every joined write must still be inside it.
+    transaction: object
+    #: Set when a joined write raised. Even if the caller swallowed the error, whatever
+    #: that write flushed before failing is still in the transaction, so the batch must
+    #: not commit.
+    failed: str | None = None
+
+    def intact(self, session: Session) -> bool:
+        return session.get_transaction() is self.transaction
+
+    @contextmanager
+    def joined(self, session: Session):
+        if self.failed is not None:
+            raise BatchAborted(f"an earlier write in this batch failed: {self.failed}")
+        if not self.intact(session):
+            # Someone committed or rolled back inside the batch: its writes are no
+            # longer all-or-nothing, and the lock may be gone.
+            self.failed = "the batch's transaction ended early (commit or rollback inside it)"
+            raise BatchAborted(self.failed)
+        try:
+            yield
+        except BaseException as error:
+            self.failed = f"{type(error).__name__}: {error}"
+            raise
+        if not self.intact(session):
+            self.failed = "the batch's transaction ended early (commit or rollback inside it)"
+            raise BatchAborted(self.failed)
+
+
+@contextmanager
+def ledger_batch(session: Session):
+    """One locked transaction around many ledger writes: all of them commit, or none.
+
+    Every ledger_write() inside joins this transaction: no lock of its own, no commit.
+    On leaving the block normally the batch commits once; on an exception it rolls
+    everything back. If a write inside failed but the caller caught the error, or the
+    transaction was committed or rolled back from inside, the batch rolls back and
+    raises BatchAborted rather than commit a partial result. Batches do not nest.
+
+    The lock is held for the whole batch, so other money writers wait: keep batches to
+    work that must be atomic (an import), not to a user's think time.
+    """
+    if _BATCH_KEY in session.info:
+        raise RuntimeError("ledger_batch does not nest")
+    if session.in_transaction():
+        session.commit()
+    try:
+        lock_ledger(session)
+        session.expire_all()
+        batch = _Batch(transaction=session.get_transaction())
+        session.info[_BATCH_KEY] = batch
+        try:
+            yield session
+        finally:
+            session.info.pop(_BATCH_KEY, None)
+        if batch.failed is not None or not batch.intact(session):
+            raise BatchAborted(batch.failed or "the batch's transaction ended early")
         session.commit()
     except OperationalError as error:
         session.rollback()

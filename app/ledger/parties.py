@@ -18,7 +18,13 @@ from app.ledger.facts import CoveredOrganizations
 from app.ledger.locking import ledger_write
 from app.ledger.reviews import hold_for_rescreen
 from models import Affiliation, Attribution, Decision, Donor, Gift, InKindArrangement, Organization
-from models.schemas import AffiliationCreate, DonorCreate, InKindCreate, OrganizationCreate
+from models.schemas import (
+    AffiliationCreate,
+    DonorCreate,
+    DonorUpdate,
+    InKindCreate,
+    OrganizationCreate,
+)
 from policies import Policy
 
 
@@ -38,6 +44,95 @@ def create_organization(session: Session, data: OrganizationCreate, actor: Actor
         audit.append(session, actor, "organization.created", "organization", org.id,
                      data.model_dump())
     return org
+
+
+def _family(session: Session, org_id: int) -> set[int]:
+    """The organisation and every organisation below it (affiliates, their affiliates...)."""
+    family = {org_id}
+    frontier = {org_id}
+    while frontier:
+        children = set(session.execute(
+            select(Organization.id).where(Organization.parent_id.in_(frontier))
+        ).scalars()) - family
+        family |= children
+        frontier = children
+    return family
+
+
+def update_organization(session: Session, org_id: int, data: OrganizationCreate, actor: Actor,
+                        policy: Policy) -> tuple[Organization, list[Decision]]:
+    """Change an organisation. If that changes whether it or its affiliates are covered
+    (the covered_lab flag or the parent), past gifts whose screening rested on the old
+    answer are re-screened and held for review, in the same transaction:
+
+    - gifts of people affiliated to an organisation whose coverage changed, dated
+      while that affiliation counted (start .. end + cooling-off);
+    - every gift of an organisation donor that is, or is an affiliate of, such an
+      organisation (its corporate and matching gifts).
+
+    Both directions are re-screened: a gift accepted as ordinary money may now be lab
+    money, and a gift counted as lab-employee money may no longer be.
+    """
+    with ledger_write(session):
+        org = session.get(Organization, org_id)
+        if org is None:
+            raise NotFound("organization", org_id)
+        family = _family(session, org_id)
+        if data.parent_id is not None:
+            if session.get(Organization, data.parent_id) is None:
+                raise ValidationFailed({"parent_id": ["no such organisation"]})
+            if data.parent_id in family:
+                raise ValidationFailed({"parent_id": [
+                    "an organisation cannot sit under itself or one of its own affiliates"
+                ]})
+        clash = session.execute(
+            select(Organization.id).where(Organization.name == data.name, Organization.id != org_id)
+        ).scalar_one_or_none()
+        if clash is not None:
+            raise ValidationFailed({"name": [f"an organisation with this name exists (id {clash})"]})
+
+        was_covered = CoveredOrganizations(session)
+        before_coverage = {i: was_covered.covered(i) for i in family}
+        new = data.model_dump()
+        before = {key: getattr(org, key) for key in new}
+        if before == new:
+            return org, []
+        for key, value in new.items():
+            setattr(org, key, value)
+        session.flush()
+        now_covered = CoveredOrganizations(session)
+        changed = sorted(i for i in family if now_covered.covered(i) != before_coverage[i])
+        rescreened = _rescreen_for_coverage(
+            session, changed, policy, actor,
+            f"Organisation {org.id} ({org.name}) changed: covered-lab status of "
+            f"organisation(s) {', '.join(map(str, changed))} is now different",
+        )
+        audit.append(session, actor, "organization.changed", "organization", org.id, {
+            "before": before, "after": new, "coverage_changed": changed,
+            "rescreened_gift_ids": [d.gift_id for d in rescreened],
+        })
+    return org, rescreened
+
+
+def _rescreen_for_coverage(session: Session, org_ids: list[int], policy: Policy, actor: Actor,
+                           why: str) -> list[Decision]:
+    if not org_ids:
+        return []
+    ranges: dict[int, list[tuple[date, date | None]]] = {}
+    for aff in session.execute(
+        select(Affiliation).where(Affiliation.organization_id.in_(org_ids))
+    ).scalars():
+        ranges.setdefault(aff.donor_id, []).append(_affected_range(aff, policy))
+    for donor_id in session.execute(
+        select(Donor.id).where(Donor.organization_id.in_(org_ids))
+    ).scalars():
+        ranges.setdefault(donor_id, []).append((date.min, None))
+    gifts: dict[int, Gift] = {}
+    for donor_id in sorted(ranges):
+        for gift in _gifts_to_rescreen(session, donor_id, ranges[donor_id]):
+            gifts.setdefault(gift.id, gift)  # a joint gift is held once, not once per giver
+    ordered = sorted(gifts.values(), key=lambda g: (g.received_on, g.id))
+    return [hold_for_rescreen(session, gift, policy, actor, why) for gift in ordered]
 
 
 def create_donor(session: Session, data: DonorCreate, actor: Actor) -> Donor:
@@ -60,6 +155,41 @@ def create_donor(session: Session, data: DonorCreate, actor: Actor) -> Donor:
     return donor
 
 
+#: Donor facts that are personal data. The audit trail is append-only and hash-chained, so
+#: it records that these changed but never their values: erasure on request stays possible.
+_PERSONAL_FIELDS = ("name", "email")
+
+
+def update_donor(session: Session, donor_id: int, data: DonorUpdate, actor: Actor) -> Donor:
+    """Change a donor's name, email, category or public anonymity.
+
+    None of these facts feeds the independence rules for past gifts (the category
+    matters only when a gift is recorded), so nothing is re-screened.
+    """
+    with ledger_write(session):
+        donor = session.get(Donor, donor_id)
+        if donor is None:
+            raise NotFound("donor", donor_id)
+        if donor.type == "person" and data.category != "individual":
+            raise ValidationFailed({"category": ["a person's category is 'individual'"]})
+        if donor.type == "organization" and data.category == "individual":
+            raise ValidationFailed({"category": ["an organisation cannot have category 'individual'"]})
+        new = data.model_dump()
+        changed = [key for key, value in new.items() if getattr(donor, key) != value]
+        if not changed:
+            return donor
+        before = {k: getattr(donor, k) for k in changed if k not in _PERSONAL_FIELDS}
+        for key in changed:
+            setattr(donor, key, new[key])
+        session.flush()
+        audit.append(session, actor, "donor.changed", "donor", donor.id, {
+            "changed": changed,
+            "before": before,
+            "after": {k: new[k] for k in changed if k not in _PERSONAL_FIELDS},
+        })
+    return donor
+
+
 def _affected_range(aff: Affiliation, policy: Policy) -> tuple[date, date | None]:
     """Gift dates on which this affiliation counts: start .. end + cooling-off."""
     if aff.end_date is None:
@@ -67,9 +197,9 @@ def _affected_range(aff: Affiliation, policy: Policy) -> tuple[date, date | None
     return aff.start_date, aff.end_date + timedelta(days=policy.cooling_off_days - 1)
 
 
-def rescreen_person(session: Session, donor_id: int, ranges: list[tuple[date, date | None]],
-                    policy: Policy, actor: Actor, why: str) -> list[Decision]:
-    """Hold every accepted or held gift of the person dated within the ranges."""
+def _gifts_to_rescreen(session: Session, donor_id: int,
+                       ranges: list[tuple[date, date | None]]) -> list[Gift]:
+    """Accepted or held gifts given by, or attributed to, the donor within the ranges."""
     conditions = []
     for first, last in ranges:
         cond = Gift.received_on >= first
@@ -79,7 +209,7 @@ def rescreen_person(session: Session, donor_id: int, ranges: list[tuple[date, da
     if not conditions:
         return []
     attributed = select(Attribution.gift_id).where(Attribution.donor_id == donor_id)
-    gifts = session.execute(
+    return list(session.execute(
         select(Gift)
         .where(
             or_(Gift.donor_id == donor_id, Gift.id.in_(attributed)),
@@ -87,7 +217,13 @@ def rescreen_person(session: Session, donor_id: int, ranges: list[tuple[date, da
             or_(*conditions),
         )
         .order_by(Gift.received_on, Gift.id)
-    ).scalars().all()
+    ).scalars().all())
+
+
+def rescreen_person(session: Session, donor_id: int, ranges: list[tuple[date, date | None]],
+                    policy: Policy, actor: Actor, why: str) -> list[Decision]:
+    """Hold every accepted or held gift of the person dated within the ranges."""
+    gifts = _gifts_to_rescreen(session, donor_id, ranges)
     return [hold_for_rescreen(session, gift, policy, actor, why) for gift in gifts]
 
 
@@ -129,6 +265,8 @@ def update_affiliation(session: Session, affiliation_id: int, data: AffiliationC
         if covered.covered(aff.organization_id):
             ranges.append(_affected_range(aff, policy))
         before = {k: getattr(aff, k) for k in data.model_dump()}
+        if before == data.model_dump():
+            return aff, []  # nothing changed: no facts to re-screen gifts against
         for key, value in data.model_dump().items():
             setattr(aff, key, value)
         session.flush()

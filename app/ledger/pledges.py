@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from app.ledger import audit
@@ -58,6 +59,29 @@ def pledge_schedule(session: Session, pledge: Pledge, today: date) -> list[Insta
             select(Gift).where(Gift.pledge_id == pledge.id, Gift.status == "accepted")
         ).scalars()
     )
+    return _apply_payments(instalments, paid_pool, today)
+
+
+def pledge_schedules(session: Session, pledge_ids: list[int],
+                     today: date) -> dict[int, list[InstalmentState]]:
+    """pledge_schedule for many pledges in two queries (for lists)."""
+    if not pledge_ids:
+        return {}
+    by_pledge: dict[int, list[PledgeInstalment]] = {i: [] for i in pledge_ids}
+    for inst in session.execute(
+        select(PledgeInstalment).where(PledgeInstalment.pledge_id.in_(pledge_ids))
+        .order_by(PledgeInstalment.due_on, PledgeInstalment.id)
+    ).scalars():
+        by_pledge[inst.pledge_id].append(inst)
+    paid = dict(session.execute(
+        select(Gift.pledge_id, func.sum(Gift.amount_minor - Gift.refunded_minor))
+        .where(Gift.pledge_id.in_(pledge_ids), Gift.status == "accepted")
+        .group_by(Gift.pledge_id)
+    ).all())
+    return {i: _apply_payments(by_pledge[i], int(paid.get(i) or 0), today) for i in pledge_ids}
+
+
+def _apply_payments(instalments, paid_pool: int, today: date) -> list[InstalmentState]:
     result = []
     for inst in instalments:
         paid = min(paid_pool, inst.amount_minor)
@@ -72,3 +96,32 @@ def pledge_schedule(session: Session, pledge: Pledge, today: date) -> list[Insta
             state = "due"
         result.append(InstalmentState(inst.id, inst.due_on, inst.amount_minor, paid, state))
     return result
+
+
+#: Months between instalments for each schedule frequency a form offers.
+FREQUENCY_MONTHS = {"monthly": 1, "quarterly": 3, "yearly": 12}
+
+
+def add_months(day: date, months: int) -> date:
+    """The same day of the month `months` later, or the month's last day if it is shorter."""
+    index = day.month - 1 + months
+    year, month = day.year + index // 12, index % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def equal_instalments(total_minor: int, count: int, first_due: date,
+                      months_between: int) -> list[tuple[date, int]]:
+    """`count` equal instalments in exact minor units; the last absorbs the remainder.
+
+    10000.00 in 3 -> 3333.33, 3333.33, 3333.34. Each due date keeps the first one's day
+    of the month (clamped: 31 January, then 28 or 29 February, then 31 March).
+    """
+    if count < 1:
+        raise ValidationFailed({"instalment_count": ["at least one instalment"]})
+    base = total_minor // count
+    if base == 0:
+        raise ValidationFailed({"instalment_count": [
+            "too many instalments: each must be at least the smallest unit of the currency"
+        ]})
+    amounts = [base] * (count - 1) + [total_minor - base * (count - 1)]
+    return [(add_months(first_due, i * months_between), minor) for i, minor in enumerate(amounts)]

@@ -10,6 +10,7 @@ from app.ledger.audit import Actor
 from app.ledger.errors import NotAllowed, NotFound
 from app.ledger.gifts import add_decision, apply_outcome, screen_gift, stored_shares
 from app.ledger.locking import ledger_write
+from app.ledger.signals import gift_rejected_by_review
 from models import Decision, Gift, OverrideRequest, transition, utcnow
 from policies import Policy
 
@@ -44,6 +45,9 @@ def decide_held(session: Session, gift_id: int, outcome: str, reason: str, actor
             "outcome": outcome, "reason": reason, "decision_id": decision.id,
             "policy_outcome": evaluation.outcome,
         })
+    if outcome == "reject":
+        # Committed: a processor that holds the money (Stripe) may now return it.
+        gift_rejected_by_review.send(session, gift_id=gift_id, actor=actor)
     return decision
 
 

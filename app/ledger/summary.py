@@ -11,7 +11,8 @@ from sqlmodel import Session
 
 from app.ledger import funding
 from models import FundingDay
-from policies import Policy, below_cap, headroom, share
+from models.money import display_amount
+from policies import Policy, below_cap, headroom, percent_text, share
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,9 @@ class Summary:
 
 def compliance_summary(session: Session, as_of: date, policy: Policy, currency: str) -> Summary:
     window = policy.window_days
-    ends = [as_of, *funding.later_decision_points(session, as_of, window)]
-    totals = funding.window_totals(session, ends, window)
+    # The window ending on as_of, then one per later date with accepted gifts (as_of may be
+    # in the past): the same windows a gift dated as_of would be checked against.
+    totals = funding.funding_facts(session, as_of, window).windows
     today = totals[0]
     room = min(headroom(w.lab_minor, w.total_minor, policy.cap) for w in totals)
     in_breach = not below_cap(today.lab_minor, today.total_minor, policy.cap)
@@ -57,6 +59,22 @@ def compliance_summary(session: Session, as_of: date, policy: Policy, currency: 
         breach_since=breach_start(session, as_of, policy) if in_breach else None,
         policy_version=policy.version,
     )
+
+
+def summary_lines(result: Summary) -> list[str]:
+    """The summary as plain text lines, for the command line and reports."""
+    money = lambda minor: display_amount(minor, result.currency)  # noqa: E731
+    return [
+        f"Compliance summary as of {result.as_of} (policy {result.policy_version})",
+        f"  window:               {result.window_start} .. {result.window_end}",
+        f"  funding:              {money(result.total_minor)}",
+        f"  lab-employee funding: {money(result.lab_minor)}",
+        f"  lab-employee share:   {percent_text(result.lab_employee_share, 2)} "
+        f"(cap {percent_text(result.cap)}, warning {percent_text(result.warning)})",
+        f"  headroom:             {money(result.headroom_minor)}",
+        f"  BREACH since {result.breach_since}" if result.in_breach
+        else "  in breach:            no",
+    ]
 
 
 def breach_start(session: Session, as_of: date, policy: Policy, chunk: int = 366) -> date:

@@ -20,7 +20,26 @@ def index():
 
 
 def register_web(app: Flask) -> None:
-    from app.web import auth, staff
+    from app import donate
+    from app.payments import staff as online
+    from app.web import (
+        acknowledgements,
+        admin,
+        audit,
+        auth,
+        compliance,
+        disclosures,
+        donors,
+        exports,
+        finance,
+        gifts,
+        imports,
+        inkind,
+        organizations,
+        pledges,
+        review,
+        staff,
+    )
     from app.web.filters import register_filters
 
     login_manager.init_app(app)
@@ -28,4 +47,21 @@ def register_web(app: Flask) -> None:
     register_nav(app)
     app.register_blueprint(bp)
     app.register_blueprint(auth.bp)
+    app.register_blueprint(donate.bp)
+    app.register_blueprint(online.bp)
     app.register_blueprint(staff.bp)
+    app.register_blueprint(audit.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(imports.bp)
+    app.register_blueprint(exports.bp)
+    app.register_blueprint(gifts.bp)
+    app.register_blueprint(review.bp)
+    app.register_blueprint(donors.bp)
+    app.register_blueprint(organizations.bp)
+    app.register_blueprint(pledges.bp)
+    app.register_blueprint(inkind.bp)
+    app.register_blueprint(disclosures.bp)
+    app.register_blueprint(disclosures.staff_bp)
+    app.register_blueprint(acknowledgements.bp)
+    app.register_blueprint(compliance.bp)
+    app.register_blueprint(finance.bp)

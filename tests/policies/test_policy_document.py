@@ -7,10 +7,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from policy_builders import default_doc, policy
 
 from policies import DEFAULT_POLICY_FILE, Policy, PolicyError, load_policy
 from policies.document import OUTCOMES, RULE_IDS, policy_from_mapping
+from tests.policies.policy_builders import default_doc, policy
 
 DEFAULT_OUTCOMES = {
     "lab_evaluation_payment": "reject",

@@ -7,7 +7,11 @@ import re
 from fractions import Fraction
 
 import pytest
-from policy_builders import (
+
+from policies import Evaluation, Finding, evaluate
+from policies.document import RULE_IDS
+from policies.engine import combine
+from tests.policies.policy_builders import (
     EMPTY_WINDOW,
     GIFT_DAY,
     LAB,
@@ -25,10 +29,6 @@ from policy_builders import (
     senior,
     window,
 )
-
-from policies import Evaluation, Finding, evaluate
-from policies.document import RULE_IDS
-from policies.engine import combine
 
 EVAL = "lab_evaluation_payment"
 SENIOR = "senior_decision_maker"

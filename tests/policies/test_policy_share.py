@@ -9,18 +9,6 @@ from fractions import Fraction
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from policy_builders import (
-    GIFT_DAY,
-    days,
-    funding,
-    gift,
-    job,
-    lab_employee,
-    lab_org,
-    person,
-    policy,
-    window,
-)
 
 from policies import (
     GiftFacts,
@@ -34,6 +22,18 @@ from policies import (
     share_text,
 )
 from policies.share import affiliation_counts, lab_employee_fraction
+from tests.policies.policy_builders import (
+    GIFT_DAY,
+    days,
+    funding,
+    gift,
+    job,
+    lab_employee,
+    lab_org,
+    person,
+    policy,
+    window,
+)
 
 HALF = Decimal("0.5")
 CAPS = [Decimal("0.5"), Decimal("0.25"), Decimal("0.9")]

@@ -1,0 +1,592 @@
+"""CSV import of donors, affiliations and historical gifts: check every row, then all or nothing.
+
+An import is two passes over the uploaded files, which are read as streams, one row
+at a time, never whole:
+
+1. check: every row is validated with the same ...Create models the forms and the
+   API use, plus the references a row makes (its donor, its organisation, ids that
+   must be new). Every bad row is reported with its line and its reasons. Good rows
+   are copied to a staging SQLite file in a temporary directory, so the second pass
+   can read gifts back in date order without holding them in memory (SQLite sorts
+   on disk, using an index on (received_on, line)).
+2. import (only if no row is bad): donors, then affiliations, then gifts in date
+   order, each through its ledger service (gifts through record_gift, the one door
+   for money, so each gift is screened against the ledger as it stands after the
+   gifts dated before it), all inside one ledger_batch: one transaction under the
+   ledger lock. A failure at any row rolls everything back.
+
+The check pass runs without the lock. Anything that changed in between (a gift with
+the same external_ref recorded meanwhile) is caught by the services in pass 2, and
+the whole import is refused.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sqlite3
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import date
+from itertools import islice
+from pathlib import Path
+from typing import IO
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlmodel import Session
+
+from app.ledger import audit
+from app.ledger.audit import Actor
+from app.ledger.errors import LedgerError
+from app.ledger.gifts import record_gift
+from app.ledger.locking import ledger_batch
+from app.ledger.parties import add_affiliation, create_donor
+from models import Affiliation, Donor, DonorExternalId, Gift, IllegalTransition, Organization
+from models.schemas import AffiliationCreate, DonorCreate, GiftCreate, field_errors
+from policies import Policy
+
+#: The files an import takes, in the order they are checked and imported.
+KINDS = ("donors", "affiliations", "gifts")
+
+
+@dataclass(frozen=True)
+class Columns:
+    required: tuple[str, ...]
+    optional: tuple[str, ...]
+
+    @property
+    def all(self) -> tuple[str, ...]:
+        return self.required + self.optional
+
+
+#: The columns of each file; docs/import.md describes them.
+COLUMNS: dict[str, Columns] = {
+    "donors": Columns(("external_id", "type", "name"), ("email", "category", "organization")),
+    "affiliations": Columns(
+        ("donor_external_id", "organization", "senior_decision_maker", "start_date"),
+        ("kind", "title", "end_date"),
+    ),
+    "gifts": Columns(
+        ("external_ref", "donor_external_id", "amount", "currency", "received_on"),
+        ("kind", "purpose", "method", "fx_rate", "description"),
+    ),
+}
+
+#: Rows validated and looked up in the database together (one IN query per chunk).
+CHUNK = 500
+#: Held or rejected gifts listed by line in the result; the rest are only counted.
+LISTED_OUTCOMES = 200
+MAX_ID_LENGTH = 200
+_TRUE = {"true", "yes", "y", "1"}
+_FALSE = {"false", "no", "n", "0"}
+
+
+@dataclass(frozen=True)
+class RowError:
+    file: str
+    #: The line the row starts on; line 1 is the header.
+    line: int
+    reasons: tuple[str, ...]
+
+
+@dataclass
+class ImportResult:
+    donors: int = 0
+    affiliations: int = 0
+    gifts: int = 0
+    #: Screening outcomes of the imported gifts: accept / hold / reject -> count.
+    outcomes: Counter = field(default_factory=Counter)
+    #: (line, external_ref, outcome, reason) of the first held or rejected gifts.
+    not_accepted: list[tuple[int, str, str, str]] = field(default_factory=list)
+    #: Affiliations that pulled already-recorded gifts back for review.
+    rescreened: int = 0
+
+
+class ImportAborted(LedgerError):
+    """A row the ledger refused during the import; nothing was imported."""
+
+    def __init__(self, file: str, line: int, message: str):
+        super().__init__(f"{file} line {line}: {message}")
+        self.file = file
+        self.line = line
+        self.message = message
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+def _read_rows(stream: IO[bytes], kind: str) -> Iterator[tuple[int, dict[str, str]] | RowError]:
+    """Yield (line, {column: value}) per data row, or RowErrors. Reads the stream lazily.
+
+    A problem that makes the rest of the file unreadable (wrong header, bad encoding,
+    broken quoting) is reported once and ends the file.
+    """
+    spec = COLUMNS[kind]
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    reader = csv.reader(text)
+    try:
+        header = next(reader, None)
+        if header is None:
+            yield RowError(kind, 1, ("the file is empty; the first line must name the columns",))
+            return
+        names = [h.strip().lower() for h in header]
+        problems = []
+        unknown = [n for n in names if n not in spec.all]
+        if unknown:
+            problems.append(f"unknown column(s): {', '.join(unknown)}; "
+                            f"the columns are: {', '.join(spec.all)}")
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            problems.append(f"column(s) named twice: {', '.join(repeated)}")
+        missing = [n for n in spec.required if n not in names]
+        if missing:
+            problems.append(f"missing required column(s): {', '.join(missing)}")
+        if problems:
+            yield RowError(kind, 1, tuple(problems))
+            return
+        last_line = reader.line_num
+        for cells in reader:
+            line, last_line = last_line + 1, reader.line_num
+            if not any(cell.strip() for cell in cells):
+                continue  # blank line
+            if len(cells) != len(names):
+                yield RowError(kind, line, (f"expected {len(names)} fields, found {len(cells)}",))
+                continue
+            if any("\x00" in cell for cell in cells):
+                yield RowError(kind, line, ("contains a NUL character",))
+                continue
+            yield line, {name: cell.strip() for name, cell in zip(names, cells, strict=True)}
+    except UnicodeDecodeError:
+        # Text is decoded ahead of the parser, so the line is approximate.
+        yield RowError(kind, reader.line_num + 1,
+                       ("the file is not UTF-8 text from about here on; save it as "
+                        "\"CSV UTF-8\" and try again",))
+    except csv.Error as error:
+        yield RowError(kind, reader.line_num, (f"unreadable CSV from here on: {error}",))
+    finally:
+        text.detach()
+
+
+def _chunks(iterable, size: int):
+    iterator = iter(iterable)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _reasons(error: ValidationError, rename: dict[str, str]) -> list[str]:
+    reasons = []
+    for loc, messages in field_errors(error).items():
+        name = rename.get(loc, loc)
+        for message in messages:
+            reasons.append(message if name == "body" else f"{name}: {message}")
+    return reasons
+
+
+def _optional(values: dict[str, str], name: str) -> str | None:
+    return values.get(name) or None
+
+
+def _too_long(values: dict[str, str], name: str) -> list[str]:
+    value = values.get(name, "")
+    return [f"{name}: at most {MAX_ID_LENGTH} characters"] if len(value) > MAX_ID_LENGTH else []
+
+
+def _boolean(text: str) -> bool | None:
+    lowered = text.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    return None
+
+
+# --- lookups ---------------------------------------------------------------------------------
+
+class _Organizations:
+    """Organisation names and aliases, case-insensitive. Loaded once: organisations are few."""
+
+    def __init__(self, session: Session):
+        self.by_name: dict[str, set[int]] = {}
+        self.by_alias: dict[str, set[int]] = {}
+        for org_id, name, aliases in session.execute(
+            select(Organization.id, Organization.name, Organization.aliases)
+        ):
+            self.by_name.setdefault(name.strip().lower(), set()).add(org_id)
+            for alias in aliases or []:
+                self.by_alias.setdefault(str(alias).strip().lower(), set()).add(org_id)
+
+    def resolve(self, name: str) -> tuple[int | None, str | None]:
+        key = name.strip().lower()
+        ids = self.by_name.get(key) or self.by_alias.get(key) or set()
+        if len(ids) == 1:
+            return next(iter(ids)), None
+        if ids:
+            return None, (f"{name!r} matches several organisations (ids "
+                          f"{', '.join(map(str, sorted(ids)))}); use the exact name")
+        # Never created on the fly: a new organisation's lab status must be set deliberately,
+        # or a lab employee's gifts would escape the policy through a misspelt name.
+        return None, f"no organisation named {name!r}; add it on the Organisations page first"
+
+
+@dataclass(frozen=True)
+class _DonorRef:
+    #: The donor's id if it is already in the ledger; None for a donor in this upload.
+    donor_id: int | None
+    type: str
+    category: str
+
+
+class _Staging:
+    """The good rows, on disk, for the second pass."""
+
+    def __init__(self, path: Path):
+        self.db = sqlite3.connect(path)
+        self.db.executescript("""
+            PRAGMA journal_mode = OFF;
+            PRAGMA synchronous = OFF;
+            CREATE TABLE donor (line INTEGER PRIMARY KEY, external_id TEXT NOT NULL UNIQUE,
+                                type TEXT NOT NULL, category TEXT NOT NULL, payload TEXT NOT NULL);
+            CREATE TABLE donor_id (external_id TEXT PRIMARY KEY, donor_id INTEGER NOT NULL);
+            CREATE TABLE affiliation (line INTEGER PRIMARY KEY, donor_id INTEGER,
+                                      donor_external_id TEXT NOT NULL, payload TEXT NOT NULL,
+                                      same TEXT NOT NULL UNIQUE);
+            CREATE TABLE gift (line INTEGER PRIMARY KEY, received_on TEXT NOT NULL,
+                               external_ref TEXT NOT NULL UNIQUE, donor_id INTEGER,
+                               donor_external_id TEXT NOT NULL, payload TEXT NOT NULL);
+            CREATE INDEX gift_in_date_order ON gift (received_on, line);
+        """)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def staged_donor(self, external_id: str) -> _DonorRef | None:
+        row = self.db.execute("SELECT type, category FROM donor WHERE external_id = ?",
+                              (external_id,)).fetchone()
+        return _DonorRef(None, row[0], row[1]) if row else None
+
+    _FIRST_LINE = {
+        "donor": "SELECT line FROM donor WHERE external_id = ?",
+        "affiliation": "SELECT line FROM affiliation WHERE same = ?",
+        "gift": "SELECT line FROM gift WHERE external_ref = ?",
+    }
+    _COUNT = {
+        "donors": "SELECT count(*) FROM donor",
+        "affiliations": "SELECT count(*) FROM affiliation",
+        "gifts": "SELECT count(*) FROM gift",
+    }
+
+    def first_line(self, table: str, key: str) -> int:
+        """The line of the staged row that a repeated key first appeared on."""
+        return self.db.execute(self._FIRST_LINE[table], (key,)).fetchone()[0]
+
+    def counts(self) -> dict[str, int]:
+        return {kind: self.db.execute(sql).fetchone()[0] for kind, sql in self._COUNT.items()}
+
+
+# --- the import ------------------------------------------------------------------------------
+
+class CsvImport:
+    """One upload: check its files, then (if every row is good) import them in one transaction.
+
+        with CsvImport(session, today=..., reporting_currency="USD") as job:
+            job.check("donors", stream)
+            ...
+            if not job.errors:
+                result = job.run(actor, policy, files={...})
+    """
+
+    def __init__(self, session: Session, *, today: date, reporting_currency: str):
+        self.session = session
+        self.today = today
+        self.reporting_currency = reporting_currency
+        self.errors: list[RowError] = []
+        #: Data rows read per file, good or bad.
+        self.rows: Counter = Counter()
+        self._orgs: _Organizations | None = None
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._staging: _Staging | None = None
+
+    def __enter__(self) -> CsvImport:
+        self._tmp = tempfile.TemporaryDirectory(prefix="armslength-import-")
+        self._staging = _Staging(Path(self._tmp.name) / "staging.sqlite3")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._staging is not None:
+            self._staging.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    @property
+    def staging(self) -> _Staging:
+        if self._staging is None:
+            raise RuntimeError("use CsvImport as a context manager")
+        return self._staging
+
+    @property
+    def orgs(self) -> _Organizations:
+        if self._orgs is None:
+            self._orgs = _Organizations(self.session)
+        return self._orgs
+
+    def staged(self) -> dict[str, int]:
+        """Good rows per file, waiting to be imported."""
+        return self.staging.counts()
+
+    # -- pass 1 --------------------------------------------------------------------------------
+
+    def check(self, kind: str, stream: IO[bytes]) -> None:
+        """Validate every row of one file; stage the good ones. Call in KINDS order."""
+        checker = {"donors": self._check_donors, "affiliations": self._check_affiliations,
+                   "gifts": self._check_gifts}[kind]
+        for chunk in _chunks(_read_rows(stream, kind), CHUNK):
+            rows = []
+            for item in chunk:
+                if isinstance(item, RowError):
+                    self.errors.append(item)
+                    if item.line > 1:
+                        self.rows[kind] += 1
+                else:
+                    rows.append(item)
+                    self.rows[kind] += 1
+            if rows:
+                checker(rows)
+        self.staging.db.commit()
+        # The services read this session later; the check's reads must not pin a snapshot.
+        self.session.rollback()
+
+    def _fail(self, kind: str, line: int, reasons: list[str]) -> None:
+        self.errors.append(RowError(kind, line, tuple(reasons)))
+
+    def _db_donors(self, external_ids: set[str]) -> dict[str, _DonorRef]:
+        found = {}
+        for ids in _chunks(sorted(external_ids), CHUNK):
+            for ext, donor_id, donor_type, category in self.session.execute(
+                select(DonorExternalId.external_id, Donor.id, Donor.type, Donor.category)
+                .join(Donor, Donor.id == DonorExternalId.donor_id)
+                .where(DonorExternalId.external_id.in_(ids))
+            ):
+                found[ext] = _DonorRef(donor_id, donor_type, category)
+        return found
+
+    def _donor_ref(self, external_id: str, in_db: dict[str, _DonorRef]) -> _DonorRef | None:
+        return in_db.get(external_id) or self.staging.staged_donor(external_id)
+
+    def _check_donors(self, rows: list[tuple[int, dict[str, str]]]) -> None:
+        in_db = self._db_donors({values["external_id"] for _, values in rows})
+        for line, values in rows:
+            ext = values["external_id"]
+            reasons = [] if ext else ["external_id: required"]
+            reasons += _too_long(values, "external_id")
+            if ext in in_db:
+                reasons.append(f"external_id {ext!r} was imported before (donor "
+                               f"{in_db[ext].donor_id}); this donor is already recorded")
+            org_id = None
+            if values.get("organization"):
+                org_id, why = self.orgs.resolve(values["organization"])
+                if why:
+                    reasons.append(f"organization: {why}")
+                elif values["type"].lower() == "person":
+                    reasons.append("organization: only an organisation donor names the organisation "
+                                   "it is; record a person's employer in affiliations.csv")
+            payload = {"type": values["type"].lower(), "name": values["name"],
+                       "email": _optional(values, "email"),
+                       "category": (_optional(values, "category") or "").lower() or None,
+                       "organization_id": org_id}
+            data = None
+            try:
+                data = DonorCreate.model_validate(payload)
+            except ValidationError as error:
+                reasons += _reasons(error, {"organization_id": "organization"})
+            if reasons or data is None:
+                self._fail("donors", line, reasons)
+                continue
+            try:
+                self.staging.db.execute(
+                    "INSERT INTO donor (line, external_id, type, category, payload) VALUES (?,?,?,?,?)",
+                    (line, ext, data.type, data.category, data.model_dump_json()),
+                )
+            except sqlite3.IntegrityError:
+                first = self.staging.first_line("donor", ext)
+                self._fail("donors", line, [f"external_id {ext!r} repeats line {first}"])
+
+    def _check_affiliations(self, rows: list[tuple[int, dict[str, str]]]) -> None:
+        in_db = self._db_donors({values["donor_external_id"] for _, values in rows})
+        for line, values in rows:
+            ext = values["donor_external_id"]
+            reasons = [] if ext else ["donor_external_id: required"]
+            donor = self._donor_ref(ext, in_db) if ext else None
+            if ext and donor is None:
+                reasons.append(f"donor_external_id: no donor {ext!r} in this upload's donors file "
+                               "or imported before")
+            elif donor is not None and donor.type != "person":
+                reasons.append("donor_external_id: affiliations link a person to an organisation; "
+                               f"{ext!r} is an organisation donor")
+            org_id, why = (None, "required")
+            if values["organization"]:
+                org_id, why = self.orgs.resolve(values["organization"])
+            if why:
+                reasons.append(f"organization: {why}")
+            senior = _boolean(values["senior_decision_maker"])
+            if senior is None:
+                # No default: leaving a senior decision-maker unmarked would let their gifts in.
+                reasons.append("senior_decision_maker: must be true or false (yes/no, 1/0)")
+            payload = {"organization_id": org_id or 0,
+                       "kind": (_optional(values, "kind") or "employee").lower(),
+                       "title": _optional(values, "title"), "senior_decision_maker": bool(senior),
+                       "start_date": values["start_date"], "end_date": _optional(values, "end_date")}
+            data = None
+            try:
+                data = AffiliationCreate.model_validate(payload)
+            except ValidationError as error:
+                reasons += _reasons(error, {"organization_id": "organization"})
+            if not reasons and data is not None and donor is not None and donor.donor_id is not None:
+                existing = self.session.execute(
+                    select(Affiliation.id).where(
+                        Affiliation.donor_id == donor.donor_id,
+                        Affiliation.organization_id == data.organization_id,
+                        Affiliation.kind == data.kind,
+                        Affiliation.start_date == data.start_date,
+                    ).limit(1)
+                ).scalar_one_or_none()
+                if existing is not None:
+                    reasons.append(f"this affiliation is already recorded (affiliation {existing})")
+            if reasons or data is None:
+                self._fail("affiliations", line, reasons)
+                continue
+            same = f"{ext}|{data.organization_id}|{data.kind}|{data.start_date.isoformat()}"
+            try:
+                self.staging.db.execute(
+                    "INSERT INTO affiliation (line, donor_id, donor_external_id, payload, same) "
+                    "VALUES (?,?,?,?,?)",
+                    (line, donor.donor_id, ext, data.model_dump_json(), same),
+                )
+            except sqlite3.IntegrityError:
+                first = self.staging.first_line("affiliation", same)
+                self._fail("affiliations", line, [f"repeats the affiliation on line {first}"])
+
+    def _check_gifts(self, rows: list[tuple[int, dict[str, str]]]) -> None:
+        in_db = self._db_donors({values["donor_external_id"] for _, values in rows})
+        refs = [values["external_ref"] for _, values in rows if values["external_ref"]]
+        recorded = dict(self.session.execute(
+            select(Gift.external_ref, Gift.id).where(Gift.external_ref.in_(refs))
+        ).all()) if refs else {}
+        for line, values in rows:
+            ref, ext = values["external_ref"], values["donor_external_id"]
+            reasons = [] if ref else ["external_ref: required (it is what makes a re-import safe)"]
+            reasons += _too_long(values, "external_ref")
+            if ref in recorded:
+                reasons.append(f"external_ref {ref!r} is already recorded (gift {recorded[ref]}): "
+                               "duplicate")
+            donor = self._donor_ref(ext, in_db) if ext else None
+            if not ext:
+                reasons.append("donor_external_id: required")
+            elif donor is None:
+                reasons.append(f"donor_external_id: no donor {ext!r} in this upload's donors file "
+                               "or imported before")
+            elif donor.category == "daf_sponsor":
+                reasons.append("donor_external_id: a grant from a donor-advised fund must be "
+                               "attributed to its advisor; record it on the gift form instead")
+            payload = {"donor_id": 0, "amount": values["amount"], "currency": values["currency"],
+                       "received_on": values["received_on"],
+                       "kind": (_optional(values, "kind") or "cash").lower(),
+                       "purpose": (_optional(values, "purpose") or "general").lower(),
+                       "method": _optional(values, "method") or "other",
+                       "fx_rate": _optional(values, "fx_rate"),
+                       "description": _optional(values, "description"),
+                       "external_ref": ref or None}
+            data = None
+            try:
+                data = GiftCreate.model_validate(payload)
+            except ValidationError as error:
+                reasons += _reasons(error, {"donor_id": "donor_external_id"})
+            if data is not None:
+                reasons += self._gift_rules(data)
+            if reasons or data is None:
+                self._fail("gifts", line, reasons)
+                continue
+            stored = data.model_dump(exclude={"donor_id"}, exclude_none=True, mode="json")
+            try:
+                self.staging.db.execute(
+                    "INSERT INTO gift (line, received_on, external_ref, donor_id, donor_external_id,"
+                    " payload) VALUES (?,?,?,?,?,?)",
+                    (line, data.received_on.isoformat(), ref, donor.donor_id, ext, json.dumps(stored)),
+                )
+            except sqlite3.IntegrityError:
+                first = self.staging.first_line("gift", ref)
+                self._fail("gifts", line, [f"external_ref {ref!r} repeats line {first}"])
+
+    def _gift_rules(self, data: GiftCreate) -> list[str]:
+        """What record_gift would refuse about the row itself, found now rather than mid-import."""
+        reasons = []
+        if data.received_on > self.today:
+            reasons.append(f"received_on: {data.received_on.isoformat()} is in the future; "
+                           "this import is for gifts already received")
+        if data.currency == self.reporting_currency:
+            if data.fx_rate not in (None, "1"):
+                reasons.append("fx_rate: leave it empty (or 1) for the reporting currency")
+        elif data.fx_rate is None:
+            reasons.append(f"fx_rate: required when the currency is not {self.reporting_currency}")
+        return reasons
+
+    # -- pass 2 --------------------------------------------------------------------------------
+
+    def run(self, actor: Actor, policy: Policy, files: dict[str, str]) -> ImportResult:
+        """Import every staged row in one transaction; raise ImportAborted and keep nothing
+        if the ledger refuses any of them."""
+        if self.errors:
+            raise RuntimeError("the files have bad rows; nothing may be imported")
+        session, db = self.session, self.staging.db
+        result = ImportResult()
+        with ledger_batch(session):
+            for line, ext, payload in db.execute(
+                "SELECT line, external_id, payload FROM donor ORDER BY line"
+            ):
+                data = DonorCreate.model_validate_json(payload)
+                donor = self._ledger("donors", line, create_donor, session, data, actor)
+                session.add(DonorExternalId(external_id=ext, donor_id=donor.id))
+                db.execute("INSERT INTO donor_id (external_id, donor_id) VALUES (?, ?)",
+                           (ext, donor.id))
+                result.donors += 1
+            for line, donor_id, payload in db.execute(
+                "SELECT a.line, coalesce(a.donor_id, d.donor_id), a.payload FROM affiliation a "
+                "LEFT JOIN donor_id d ON d.external_id = a.donor_external_id ORDER BY a.line"
+            ):
+                data = AffiliationCreate.model_validate_json(payload)
+                _aff, rescreened = self._ledger("affiliations", line, add_affiliation, session,
+                                                donor_id, data, actor, policy)
+                result.affiliations += 1
+                result.rescreened += len(rescreened)
+            for line, donor_id, payload in db.execute(
+                "SELECT g.line, coalesce(g.donor_id, d.donor_id), g.payload FROM gift g "
+                "LEFT JOIN donor_id d ON d.external_id = g.donor_external_id "
+                "ORDER BY g.received_on, g.line"
+            ):
+                data = GiftCreate.model_validate({**json.loads(payload), "donor_id": donor_id})
+                recorded = self._ledger("gifts", line, record_gift, session, data, actor, policy,
+                                        self.reporting_currency)
+                outcome = recorded.decision.outcome
+                result.gifts += 1
+                result.outcomes[outcome] += 1
+                if outcome != "accept" and len(result.not_accepted) < LISTED_OUTCOMES:
+                    fired = [r["message"] for r in recorded.decision.reasons if r.get("fired")]
+                    result.not_accepted.append((line, data.external_ref, outcome, "; ".join(fired)))
+            audit.append(session, actor, "import.completed", "import", None, {
+                "files": files,
+                "donors": result.donors,
+                "affiliations": result.affiliations,
+                "gifts": result.gifts,
+                "outcomes": dict(result.outcomes),
+                "rescreened_gifts": result.rescreened,
+            })
+        return result
+
+    @staticmethod
+    def _ledger(kind: str, line: int, service, *args):
+        try:
+            return service(*args)
+        except (LedgerError, IllegalTransition) as error:
+            raise ImportAborted(kind, line, str(error)) from error

@@ -1,0 +1,360 @@
+"""The lab-employee share day by day, its breach periods, and the funding mix by month.
+
+daily_windows() gives the same totals as funding.window_totals() for every day of a range,
+in one pass: one read of the daily totals (funding_day) from the first window's start to
+the range's end, one read of the refunds of gifts dated in that span, then prefix sums.
+
+- Funding: prefix sums over the days, so a window ending on E is
+  prefix[E] - prefix[E - window_days].
+- Refunds: a refund of a gift dated G, made on R (R >= G), counts in the windows ending on
+  E with R <= E <= G + window_days - 1 (the window must still contain G). Each refund adds
+  its amount (and the lab money it takes back) to a difference array at R and takes it
+  back at G + window_days; a running sum over the days gives the refunds to subtract from
+  each window.
+
+So the cost is O(days in the range + window_days + refunds), whatever the number of gifts.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from fractions import Fraction
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from app.ledger import funding
+from app.ledger.summary import breach_start
+from models import Attribution, Donor, FundingDay, Gift, Refund
+from policies import Policy, WindowTotals, below_cap, share
+
+PPM = 1_000_000
+
+#: Funding-mix column of each donor category; a lab employee's part is its own column
+#: and whatever is attributed to people (category "individual") is "individuals".
+MIX_COLUMN = {"foundation": "foundations", "company": "other", "daf_sponsor": "other",
+              "other": "other"}
+
+
+@dataclass
+class RefundedGift:
+    """An accepted cash gift's refunds, as the window sums count them."""
+
+    day: date
+    lab_minor: int
+    total_minor: int
+    #: (refunded_on, reporting amount), oldest first.
+    refunds: list[tuple[date, int]]
+
+    def steps(self) -> list[tuple[date, int, int]]:
+        """Each refund with the lab money it takes back. As in funding.window_totals, the
+        lab part of what a gift has had refunded so far is (refunded so far) x lab / total,
+        rounded down; each refund takes back the step it makes in that figure, so a full
+        refund takes back exactly the gift's lab part."""
+        steps, refunded, lab_before = [], 0, 0
+        for refunded_on, amount in sorted(self.refunds):
+            refunded += amount
+            lab_now = refunded_lab(refunded, self.lab_minor, self.total_minor)
+            steps.append((refunded_on, amount, lab_now - lab_before))
+            lab_before = lab_now
+        return steps
+
+
+def refunded_lab(refunded: int, gift_lab: int, gift_total: int) -> int:
+    return refunded * gift_lab // gift_total if gift_total else 0
+
+
+def refunded_gifts(session: Session, first_day: date, last_day: date,
+                   refunded_by: date | None = None) -> list[RefundedGift]:
+    """Accepted cash gifts dated first_day..last_day with their refunds made by
+    `refunded_by` (default last_day)."""
+    refunded_by = refunded_by or last_day
+    # Read the refunds by their gift-date index, then their gifts by primary key (status and
+    # kind checked here). A join let SQLite's planner, which has no statistics, walk every
+    # accepted gift of the ledger to find the few refunded ones.
+    rows = session.execute(
+        select(Refund.gift_id, Refund.gift_received_on, Refund.refunded_on,
+               Refund.reporting_amount_minor)
+        .where(Refund.gift_received_on >= first_day, Refund.gift_received_on <= last_day,
+               Refund.refunded_on <= refunded_by)
+    ).all()
+    ids = sorted({row[0] for row in rows})
+    counted: dict[int, tuple[int, int]] = {}
+    for i in range(0, len(ids), 5000):
+        for gift_id, lab, total, status, kind in session.execute(
+            select(Gift.id, Gift.lab_minor, Gift.reporting_amount_minor, Gift.status, Gift.kind)
+            .where(Gift.id.in_(ids[i:i + 5000]))
+        ):
+            if status == "accepted" and kind == "cash":
+                counted[gift_id] = (lab, total)
+    gifts: dict[int, RefundedGift] = {}
+    for gift_id, day, refunded_on, amount in rows:
+        if gift_id in counted:
+            gifts.setdefault(gift_id, RefundedGift(day, *counted[gift_id], [])).refunds.append(
+                (refunded_on, amount))
+    return list(gifts.values())
+
+
+def daily_windows(session: Session, start: date, end: date, window_days: int) -> list[WindowTotals]:
+    """Window totals for every day from start to end (both included), oldest first."""
+    if end < start:
+        return []
+    first = funding.window_start(start, window_days)
+    span = (end - first).days + 1
+    total = [0] * (span + 1)  # total[i + 1] - total[i] = funding dated first + i days
+    lab = [0] * (span + 1)
+    for day, day_total, day_lab in session.execute(
+        select(FundingDay.day, FundingDay.total_minor, FundingDay.lab_minor)
+        .where(FundingDay.day >= first, FundingDay.day <= end)
+    ).all():
+        i = (day - first).days
+        total[i + 1] += day_total
+        lab[i + 1] += day_lab
+    for i in range(span):
+        total[i + 1] += total[i]
+        lab[i + 1] += lab[i]
+
+    refund_total = [0] * (span + 1)
+    refund_lab = [0] * (span + 1)
+    for gift in refunded_gifts(session, first, end):
+        stops = min((gift.day - first).days + window_days, span)
+        for refunded_on, amount, lab_part in gift.steps():
+            begins = (refunded_on - first).days
+            if begins < stops:
+                refund_total[begins] += amount
+                refund_lab[begins] += lab_part
+                refund_total[stops] -= amount
+                refund_lab[stops] -= lab_part
+
+    result = []
+    running_total = running_lab = 0
+    for i in range(span):
+        running_total += refund_total[i]
+        running_lab += refund_lab[i]
+        if i < window_days - 1:
+            continue  # a day before `start`: only feeds the windows that follow
+        lo = i + 1 - window_days
+        result.append(WindowTotals(
+            end=first + timedelta(days=i),
+            total_minor=total[i + 1] - total[lo] - running_total,
+            lab_minor=lab[i + 1] - lab[lo] - running_lab,
+        ))
+    return result
+
+
+#: The longest range the dashboard and the series API draw, in days.
+MAX_SERIES_DAYS = 10 * 366
+DEFAULT_DAYS = 365
+#: Dates a range may name: far enough from the calendar's ends for window arithmetic.
+EARLIEST, LATEST = date(1900, 1, 1), date(9000, 12, 31)
+
+
+class RangeError(ValueError):
+    def __init__(self, errors: dict[str, list[str]]):
+        super().__init__("; ".join(m for ms in errors.values() for m in ms))
+        self.errors = errors
+
+
+def series_range(start: date | None, end: date | None, today: date) -> tuple[date, date]:
+    """The range asked for, or the last DEFAULT_DAYS days up to `end` (default today)."""
+    for name, value in (("from", start), ("to", end)):
+        if value is not None and not EARLIEST <= value <= LATEST:
+            raise RangeError({name: [f"must lie between {EARLIEST} and {LATEST}"]})
+    end = end or today
+    start = start or end - timedelta(days=DEFAULT_DAYS - 1)
+    if start > end:
+        raise RangeError({"from": ["must not be after `to`"]})
+    if (end - start).days + 1 > MAX_SERIES_DAYS:
+        raise RangeError({"from": [f"the range may span at most {MAX_SERIES_DAYS} days"]})
+    return start, end
+
+
+@dataclass(frozen=True)
+class DayShare:
+    day: date
+    total_minor: int
+    lab_minor: int
+    share: Fraction
+    #: At or above the cap: the share must stay strictly below it.
+    in_breach: bool
+    at_warning: bool
+
+
+@dataclass(frozen=True)
+class BreachPeriod:
+    """An unbroken run of days with the share at or above the cap."""
+
+    #: The run's first day; earlier than the series' first day when the run began before it.
+    first_day: date
+    last_day: date
+    #: The run lasts to the series' last day (still in breach then).
+    ongoing: bool
+
+    @property
+    def days(self) -> int:
+        return (self.last_day - self.first_day).days + 1
+
+
+@dataclass(frozen=True)
+class ShareSeries:
+    start: date
+    end: date
+    window_days: int
+    cap: Decimal
+    warning: Decimal
+    days: list[DayShare]
+    breaches: list[BreachPeriod]
+
+    @property
+    def peak(self) -> DayShare | None:
+        return max(self.days, key=lambda d: (d.share, d.day), default=None)
+
+
+def share_series(session: Session, start: date, end: date, policy: Policy) -> ShareSeries:
+    warning = Fraction(policy.warning)
+    days = [
+        DayShare(
+            day=w.end, total_minor=w.total_minor, lab_minor=w.lab_minor,
+            share=share(w.lab_minor, w.total_minor),
+            in_breach=not below_cap(w.lab_minor, w.total_minor, policy.cap),
+            at_warning=share(w.lab_minor, w.total_minor) >= warning,
+        )
+        for w in daily_windows(session, start, end, policy.window_days)
+    ]
+    return ShareSeries(start, end, policy.window_days, policy.cap, policy.warning, days,
+                       breach_periods(session, days, policy))
+
+
+def breach_periods(session: Session, days: list[DayShare], policy: Policy) -> list[BreachPeriod]:
+    periods: list[BreachPeriod] = []
+    run_start: date | None = None
+    for i, point in enumerate(days):
+        if point.in_breach and run_start is None:
+            run_start = point.day
+            if i == 0:
+                # The run may have begun before the series: date it from its real start.
+                run_start = breach_start(session, point.day, policy)
+        if run_start is not None and (not point.in_breach or i == len(days) - 1):
+            last = point.day if point.in_breach else days[i - 1].day
+            periods.append(BreachPeriod(run_start, last, ongoing=point.in_breach))
+            run_start = None
+    return periods
+
+
+# --- funding mix --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MonthMix:
+    """Accepted cash funding dated in one month (or the part of it in the range), net of
+    refunds made by the range's end, split by who it is attributed to."""
+
+    month: date  # the month's first day
+    first_day: date
+    last_day: date
+    total_minor: int
+    lab_minor: int
+    individuals_minor: int
+    foundations_minor: int
+    other_minor: int
+
+    @property
+    def label(self) -> str:
+        return self.month.strftime("%Y-%m")
+
+    @property
+    def partial(self) -> bool:
+        last = calendar.monthrange(self.month.year, self.month.month)[1]
+        return self.first_day.day != 1 or self.last_day.day != last
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def month_end(day: date) -> date:
+    return day.replace(day=calendar.monthrange(day.year, day.month)[1])
+
+
+def months_between(start: date, end: date) -> list[date]:
+    """First days of the months from start's to end's, both included."""
+    months = []
+    current = month_start(start)
+    while current <= end:
+        months.append(current)
+        current = month_end(current) + timedelta(days=1)
+    return months
+
+
+def funding_mix(session: Session, start: date, end: date) -> list[MonthMix]:
+    """Funding in each calendar month from start's (counted from its first day) to end's
+    (counted up to end), by attribution: lab employees (gift.lab_minor, the part the
+    policy recorded as lab-employee money), foundations and other organisations (their
+    attributed fractions, in exact millionths, rounded down), and individuals (the rest:
+    money attributed to people who are not lab employees)."""
+    if end < start:
+        return []
+    start = month_start(start)  # whole months: a chart of months starts on a 1st
+    months = months_between(start, end)
+    index = {m: i for i, m in enumerate(months)}
+    totals = [0] * len(months)
+    labs = [0] * len(months)
+    parts_ppm: list[dict[str, int]] = [{"foundations": 0, "other": 0} for _ in months]
+
+    for day, day_total, day_lab in session.execute(
+        select(FundingDay.day, FundingDay.total_minor, FundingDay.lab_minor)
+        .where(FundingDay.day >= start, FundingDay.day <= end)
+    ).all():
+        i = index[month_start(day)]
+        totals[i] += day_total
+        labs[i] += day_lab
+    for gift in refunded_gifts(session, start, end):
+        i = index[month_start(gift.day)]
+        refunded = sum(amount for _, amount in gift.refunds)
+        totals[i] -= refunded
+        labs[i] -= refunded_lab(refunded, gift.lab_minor, gift.total_minor)
+
+    # Organisations are few among donors: find them first, then only their attributions
+    # (by index), rather than joining every attribution of the period to its donor.
+    organisations = dict(session.execute(
+        select(Donor.id, Donor.category).where(Donor.category != "individual")
+    ).all())
+    ids = sorted(organisations)
+    counted = (Gift.status == "accepted", Gift.kind == "cash")
+    for i in range(0, len(ids), 5000):
+        chunk = ids[i:i + 5000]
+        for day, amount, ppm, donor_id in session.execute(
+            select(Gift.received_on, Gift.reporting_amount_minor, Attribution.fraction_ppm,
+                   Attribution.donor_id)
+            .join(Gift, Gift.id == Attribution.gift_id)
+            .where(Attribution.donor_id.in_(chunk), Gift.received_on >= start,
+                   Gift.received_on <= end, *counted)
+        ).all():
+            parts_ppm[index[month_start(day)]][MIX_COLUMN[organisations[donor_id]]] += amount * ppm
+        for day, amount, ppm, donor_id in session.execute(
+            select(Refund.gift_received_on, Refund.reporting_amount_minor, Attribution.fraction_ppm,
+                   Attribution.donor_id)
+            .join(Gift, Gift.id == Refund.gift_id)
+            .join(Attribution, Attribution.gift_id == Gift.id)
+            .where(Attribution.donor_id.in_(chunk), Refund.gift_received_on >= start,
+                   Refund.gift_received_on <= end, Refund.refunded_on <= end, *counted)
+        ).all():
+            parts_ppm[index[month_start(day)]][MIX_COLUMN[organisations[donor_id]]] -= amount * ppm
+
+    result = []
+    for i, month in enumerate(months):
+        foundations = parts_ppm[i]["foundations"] // PPM
+        other = parts_ppm[i]["other"] // PPM
+        result.append(MonthMix(
+            month=month,
+            first_day=max(month, start),
+            last_day=min(month_end(month), end),
+            total_minor=totals[i],
+            lab_minor=labs[i],
+            individuals_minor=totals[i] - labs[i] - foundations - other,
+            foundations_minor=foundations,
+            other_minor=other,
+        ))
+    return result

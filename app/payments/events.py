@@ -1,0 +1,334 @@
+"""Stripe webhook events: each type's handler, and the once-only processing around them.
+
+Stripe delivers events at least once and in any order. An event is processed in one
+ledger_batch that also writes its StripeEvent row, so "processed" and "its work" commit
+together or not at all; a second delivery finds the row and does nothing. The payment
+ids are unique on Gift too, so the two events of one payment (checkout.session.completed
+and payment_intent.succeeded) still make one gift.
+
+A handler may first `prepare` (read from the Stripe API, outside the ledger lock),
+then `apply` (write, inside the batch), and returns a line saying what it did.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from app.ledger import audit
+from app.ledger.gifts import PaymentRefs
+from app.ledger.locking import ledger_batch
+from app.payments.gateway import Settlement, refund_from
+from app.payments.recording import (
+    STRIPE,
+    Context,
+    find_donation,
+    gift_for_payment,
+    move,
+    record_lost_dispute,
+    record_payment,
+    refund_or_defer,
+)
+from models import Gift, StripeDispute, StripeEvent, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Handler:
+    apply: Callable[[Context, dict, dict, object], str]
+    prepare: Callable[[Context, dict], object] | None = None
+
+
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(*types: str, prepare=None):
+    def register(apply):
+        for event_type in types:
+            HANDLERS[event_type] = Handler(apply, prepare)
+        return apply
+
+    return register
+
+
+def _instant(ts) -> datetime:
+    return datetime.fromtimestamp(int(ts), UTC) if ts else utcnow()
+
+
+def _id(value) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return value.get("id")
+
+
+def process_event(ctx: Context, event: dict) -> str:
+    """Process one verified event, once. Returns what it did."""
+    session = ctx.session
+    event_id = event["id"]
+    seen = session.get(StripeEvent, event_id) is not None
+    session.rollback()  # end the read: on SQLite every transaction holds the write lock
+    if seen:
+        return "duplicate: already processed"
+    handler = HANDLERS.get(event["type"])
+    obj = event["data"]["object"]
+    prepared = handler.prepare(ctx, obj) if handler and handler.prepare else None
+    with ledger_batch(session):
+        if session.get(StripeEvent, event_id) is not None:  # a concurrent delivery won
+            return "duplicate: already processed"
+        if handler is None:
+            outcome = f"ignored: {event['type']} is not used"
+        else:
+            outcome = handler.apply(ctx, event, obj, prepared)
+        session.add(StripeEvent(id=event_id, type=event["type"], created=_instant(event.get("created")),
+                                outcome=outcome[:500]))
+        session.flush()
+    for followup in ctx.followups:
+        try:
+            followup()
+        except Exception:  # the event is recorded; a failed follow-up must not undo that
+            session.rollback()
+            log.exception("follow-up of Stripe event %s failed", event_id)
+    return outcome
+
+
+# --- one-off payments ----------------------------------------------------------------------
+
+def _settlement(ctx: Context, payment_intent_id: str | None, ours: bool) -> Settlement | None:
+    """The payment's balance transaction, fetched only for a payment of ours not yet recorded."""
+    if not payment_intent_id:
+        return None
+    fetch = ours and gift_for_payment(ctx.session, payment_intent_id=payment_intent_id) is None
+    ctx.session.rollback()  # never hold a transaction open across a call to Stripe
+    return ctx.gateway.payment_settlement(payment_intent_id) if fetch else None
+
+
+def _prepare_session(ctx: Context, obj: dict):
+    if obj.get("mode") == "payment" and obj.get("payment_status") == "paid":
+        ours = find_donation(ctx.session, obj.get("metadata"),
+                             checkout_session_id=obj["id"]) is not None
+        return _settlement(ctx, _id(obj.get("payment_intent")), ours)
+    return None
+
+
+@handles("checkout.session.completed", "checkout.session.async_payment_succeeded",
+         prepare=_prepare_session)
+def _session_paid(ctx: Context, event: dict, obj: dict, settlement) -> str:
+    donation = find_donation(ctx.session, obj.get("metadata"), checkout_session_id=obj["id"])
+    if donation is None:
+        return "ignored: not a donation started on this site"
+    if donation.checkout_session_id is None:
+        donation.checkout_session_id = obj["id"]
+    if obj.get("mode") == "subscription":
+        donation.subscription_id = donation.subscription_id or _id(obj.get("subscription"))
+        donation.customer_id = donation.customer_id or _id(obj.get("customer"))
+        move(donation, "active")
+        return f"online donation {donation.id}: subscription {donation.subscription_id} started"
+    if obj.get("payment_status") != "paid":
+        return f"online donation {donation.id}: waiting for a delayed payment"
+    pi = _id(obj.get("payment_intent"))
+    gift, note = record_payment(
+        ctx, donation, amount_minor=int(obj["amount_total"]), currency=obj["currency"].upper(),
+        paid_at=_instant(event.get("created")),
+        refs=PaymentRefs(stripe_payment_intent_id=pi, stripe_checkout_session_id=obj["id"]),
+        settlement=settlement,
+    )
+    donation.payment_intent_id = donation.payment_intent_id or pi
+    move(donation, "paid")
+    return f"online donation {donation.id}: {note}"
+
+
+def _prepare_intent(ctx: Context, obj: dict):
+    donation = find_donation(ctx.session, obj.get("metadata"))
+    return _settlement(ctx, obj["id"], donation is not None and donation.frequency == "once")
+
+
+@handles("payment_intent.succeeded", prepare=_prepare_intent)
+def _intent_succeeded(ctx: Context, event: dict, obj: dict, settlement) -> str:
+    donation = find_donation(ctx.session, obj.get("metadata"))
+    if donation is None or donation.frequency != "once":
+        # Monthly payments are recorded from invoice.paid, with the invoice id.
+        return "ignored: not a one-off donation started on this site"
+    if donation.currency != obj["currency"].upper():
+        return f"ignored: currency {obj['currency']} does not match online donation {donation.id}"
+    gift, note = record_payment(
+        ctx, donation, amount_minor=int(obj.get("amount_received") or obj["amount"]),
+        currency=obj["currency"].upper(), paid_at=_instant(event.get("created")),
+        refs=PaymentRefs(stripe_payment_intent_id=obj["id"],
+                         stripe_checkout_session_id=donation.checkout_session_id),
+        settlement=settlement,
+    )
+    donation.payment_intent_id = donation.payment_intent_id or obj["id"]
+    move(donation, "paid")
+    return f"online donation {donation.id}: {note}"
+
+
+@handles("checkout.session.async_payment_failed")
+def _session_failed(ctx: Context, event: dict, obj: dict, _prepared) -> str:
+    donation = find_donation(ctx.session, obj.get("metadata"), checkout_session_id=obj["id"])
+    if donation is None:
+        return "ignored: not a donation started on this site"
+    move(donation, "failed")
+    audit.append(ctx.session, STRIPE, "donation.payment_failed", "online_donation", donation.id,
+                 {"checkout_session_id": obj["id"]})
+    return f"online donation {donation.id}: the delayed payment failed"
+
+
+@handles("checkout.session.expired")
+def _session_expired(ctx: Context, event: dict, obj: dict, _prepared) -> str:
+    donation = find_donation(ctx.session, obj.get("metadata"), checkout_session_id=obj["id"])
+    if donation is None:
+        return "ignored: not a donation started on this site"
+    move(donation, "expired")
+    return f"online donation {donation.id}: checkout expired unpaid"
+
+
+# --- monthly gifts ---------------------------------------------------------------------------
+
+def _invoice_subscription(obj: dict) -> tuple[str | None, dict]:
+    """The subscription and its metadata snapshot (API 2025-03-31+: under parent)."""
+    details = ((obj.get("parent") or {}).get("subscription_details")
+               or obj.get("subscription_details") or {})
+    subscription = _id(details.get("subscription")) or _id(obj.get("subscription"))
+    return subscription, details.get("metadata") or {}
+
+
+@dataclass(frozen=True)
+class _InvoicePayment:
+    payment_intent_id: str | None
+    settlement: Settlement | None
+
+
+def _prepare_invoice(ctx: Context, obj: dict):
+    subscription, metadata = _invoice_subscription(obj)
+    ours = find_donation(ctx.session, metadata, subscription_id=subscription) is not None
+    recorded = gift_for_payment(ctx.session, invoice_id=obj["id"]) is not None
+    ctx.session.rollback()  # never hold a transaction open across a call to Stripe
+    if not ours or recorded or not obj.get("amount_paid"):
+        return None
+    pi = _id(obj.get("payment_intent")) or ctx.gateway.invoice_payment_intent(obj["id"])
+    return _InvoicePayment(pi, ctx.gateway.payment_settlement(pi) if pi else None)
+
+
+@handles("invoice.paid", prepare=_prepare_invoice)
+def _invoice_paid(ctx: Context, event: dict, obj: dict, prepared) -> str:
+    subscription, metadata = _invoice_subscription(obj)
+    donation = find_donation(ctx.session, metadata, subscription_id=subscription)
+    if donation is None or donation.frequency != "monthly":
+        return "ignored: not a monthly donation started on this site"
+    if not obj.get("amount_paid"):
+        return f"online donation {donation.id}: invoice {obj['id']} paid nothing"
+    donation.subscription_id = donation.subscription_id or subscription
+    donation.customer_id = donation.customer_id or _id(obj.get("customer"))
+    move(donation, "active")
+    paid_at = (obj.get("status_transitions") or {}).get("paid_at") or event.get("created")
+    payment = prepared or _InvoicePayment(None, None)
+    gift, note = record_payment(
+        ctx, donation, amount_minor=int(obj["amount_paid"]), currency=obj["currency"].upper(),
+        paid_at=_instant(paid_at),
+        refs=PaymentRefs(stripe_payment_intent_id=payment.payment_intent_id,
+                         stripe_invoice_id=obj["id"]),
+        settlement=payment.settlement,
+    )
+    return f"online donation {donation.id}, invoice {obj['id']}: {note}"
+
+
+@handles("invoice.payment_failed")
+def _invoice_failed(ctx: Context, event: dict, obj: dict, _prepared) -> str:
+    subscription, metadata = _invoice_subscription(obj)
+    donation = find_donation(ctx.session, metadata, subscription_id=subscription)
+    if donation is None:
+        return "ignored: not a donation started on this site"
+    day = ctx.local_date(_instant(event.get("created"))).isoformat()
+    donation.attention = (f"A monthly payment failed on {day} (invoice {obj['id']}); Stripe "
+                          "retries it, and ends the subscription if every retry fails.")
+    donation.updated_at = utcnow()
+    audit.append(ctx.session, STRIPE, "donation.payment_failed", "online_donation", donation.id,
+                 {"invoice_id": obj["id"], "attempt_count": obj.get("attempt_count")})
+    return f"online donation {donation.id}: monthly payment failed"
+
+
+@handles("customer.subscription.deleted")
+def _subscription_deleted(ctx: Context, event: dict, obj: dict, _prepared) -> str:
+    donation = find_donation(ctx.session, obj.get("metadata"), subscription_id=obj["id"])
+    if donation is None:
+        return "ignored: not a donation started on this site"
+    donation.subscription_id = donation.subscription_id or obj["id"]
+    if donation.state != "cancelled":
+        move(donation, "cancelled")
+        audit.append(ctx.session, STRIPE, "donation.subscription_ended", "online_donation",
+                     donation.id, {"subscription_id": obj["id"],
+                                   "reason": (obj.get("cancellation_details") or {}).get("reason")})
+    return f"online donation {donation.id}: subscription ended"
+
+
+# --- refunds and disputes --------------------------------------------------------------------
+
+def _prepare_refunds(ctx: Context, obj: dict):
+    embedded = (obj.get("refunds") or {}).get("data")
+    if embedded is not None:
+        return [refund_from(item) for item in embedded]
+    # Since API 2022-11-15 a charge no longer carries its refunds: ask for them.
+    return ctx.gateway.refunds_for_charge(obj["id"])
+
+
+@handles("charge.refunded", prepare=_prepare_refunds)
+def _charge_refunded(ctx: Context, event: dict, obj: dict, refunds) -> str:
+    pi = _id(obj.get("payment_intent"))
+    notes = [refund_or_defer(ctx, pi, refund) for refund in refunds]
+    return "; ".join(notes) or "no refunds listed"
+
+
+def _dispute_row(ctx: Context, obj: dict) -> StripeDispute:
+    session = ctx.session
+    row = session.execute(
+        select(StripeDispute).where(StripeDispute.stripe_dispute_id == obj["id"])
+    ).scalar_one_or_none()
+    if row is None:
+        pi = _id(obj.get("payment_intent"))
+        gift = gift_for_payment(session, payment_intent_id=pi)
+        row = StripeDispute(
+            stripe_dispute_id=obj["id"], gift_id=gift.id if gift else None, payment_intent_id=pi,
+            charge_id=_id(obj.get("charge")), amount_minor=int(obj["amount"]),
+            currency=obj["currency"].upper(), reason=obj.get("reason"), status=obj["status"],
+            opened_on=ctx.local_date(_instant(obj.get("created"))),
+        )
+        session.add(row)
+        session.flush()
+        if gift is not None:
+            audit.append(session, STRIPE, "gift.disputed", "gift", gift.id, {
+                "stripe_dispute_id": row.stripe_dispute_id, "reason": row.reason,
+                "amount_minor": row.amount_minor,
+            })
+    return row
+
+
+@handles("charge.dispute.created", "charge.dispute.updated")
+def _dispute_opened(ctx: Context, event: dict, obj: dict, _prepared) -> str:
+    row = _dispute_row(ctx, obj)
+    if row.closed_at is None:
+        row.status = obj["status"]
+        row.updated_at = utcnow()
+    where = f"gift {row.gift_id}" if row.gift_id else f"payment {row.payment_intent_id} (not yet recorded)"
+    return f"dispute {row.stripe_dispute_id} on {where}: {row.status}"
+
+
+@handles("charge.dispute.closed")
+def _dispute_closed(ctx: Context, event: dict, obj: dict, _prepared) -> str:
+    row = _dispute_row(ctx, obj)
+    row.status = obj["status"]
+    row.closed_at = row.closed_at or _instant(event.get("created"))
+    row.updated_at = utcnow()
+    if row.gift_id is None:
+        return f"dispute {row.stripe_dispute_id} closed ({row.status}) before its payment was recorded"
+    gift = ctx.session.get(Gift, row.gift_id)
+    audit.append(ctx.session, STRIPE, "gift.dispute_closed", "gift", gift.id, {
+        "stripe_dispute_id": row.stripe_dispute_id, "status": row.status,
+    })
+    if row.status == "lost":
+        return record_lost_dispute(ctx, gift, row, row.closed_at)
+    return f"dispute {row.stripe_dispute_id} closed: {row.status}"

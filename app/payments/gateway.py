@@ -1,0 +1,152 @@
+"""The few Stripe API calls the app makes, through the official SDK.
+
+Everything Stripe returns is turned into plain values here (the SDK's StripeObjects
+are not dicts), so the rest of the app never depends on the SDK's object model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import stripe
+from flask import current_app
+
+
+@dataclass(frozen=True)
+class CheckoutSession:
+    id: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """A payment's balance transaction: what reached the Stripe balance, and when it was charged."""
+
+    payment_intent_id: str
+    charge_id: str | None
+    charged_at: datetime | None
+    balance_transaction_id: str
+    #: Gross, fee and net in the settlement currency's minor units.
+    gross_minor: int
+    fee_minor: int
+    net_minor: int
+    currency: str
+    exchange_rate: str | None
+
+
+@dataclass(frozen=True)
+class StripeRefund:
+    id: str
+    amount_minor: int
+    currency: str
+    status: str
+    created: datetime
+    reason: str | None
+    payment_intent_id: str | None
+    charge_id: str | None
+
+
+def _instant(ts: int | None) -> datetime | None:
+    return datetime.fromtimestamp(ts, UTC) if ts else None
+
+
+def _id(value) -> str | None:
+    """An expandable field: an id string, or an expanded object with an id."""
+    if value is None or isinstance(value, str):
+        return value
+    return value.get("id")
+
+
+def refund_from(data: dict) -> StripeRefund:
+    return StripeRefund(
+        id=data["id"],
+        amount_minor=int(data["amount"]),
+        currency=str(data["currency"]).upper(),
+        status=data.get("status") or "succeeded",
+        created=_instant(data.get("created")) or datetime.now(UTC),
+        reason=data.get("reason"),
+        payment_intent_id=_id(data.get("payment_intent")),
+        charge_id=_id(data.get("charge")),
+    )
+
+
+class StripeGateway:
+    def __init__(self, secret_key: str, api_base: str, max_network_retries: int = 2):
+        self.client = stripe.StripeClient(
+            secret_key,
+            base_addresses={"api": api_base},
+            max_network_retries=max_network_retries,
+        )
+
+    def create_checkout_session(self, params: dict, idempotency_key: str) -> CheckoutSession:
+        session = self.client.v1.checkout.sessions.create(
+            params=params, options={"idempotency_key": idempotency_key}
+        )
+        return CheckoutSession(id=session.id, url=session.url)
+
+    def payment_settlement(self, payment_intent_id: str) -> Settlement | None:
+        """The payment's charge and balance transaction, or None while Stripe has none."""
+        intent = self.client.v1.payment_intents.retrieve(
+            payment_intent_id, params={"expand": ["latest_charge.balance_transaction"]}
+        ).to_dict()
+        charge = intent.get("latest_charge")
+        if not isinstance(charge, dict):
+            return None
+        txn = charge.get("balance_transaction")
+        if not isinstance(txn, dict):
+            return None
+        rate = txn.get("exchange_rate")
+        return Settlement(
+            payment_intent_id=payment_intent_id,
+            charge_id=charge.get("id"),
+            charged_at=_instant(charge.get("created")),
+            balance_transaction_id=txn["id"],
+            gross_minor=int(txn["amount"]),
+            fee_minor=int(txn.get("fee") or 0),
+            net_minor=int(txn["net"]),
+            currency=str(txn["currency"]).upper(),
+            exchange_rate=None if rate is None else str(rate),
+        )
+
+    def invoice_payment_intent(self, invoice_id: str) -> str | None:
+        """The payment intent that paid an invoice (API 2025-03-31 and later keep it in
+        the invoice's payments, not on the invoice)."""
+        payments = self.client.v1.invoice_payments.list(
+            params={"invoice": invoice_id, "status": "paid", "limit": 10}
+        ).to_dict()
+        for payment in payments.get("data", []):
+            details = payment.get("payment") or {}
+            if details.get("type") == "payment_intent" and details.get("payment_intent"):
+                return _id(details["payment_intent"])
+        return None
+
+    def refunds_for_charge(self, charge_id: str) -> list[StripeRefund]:
+        listing = self.client.v1.refunds.list(params={"charge": charge_id, "limit": 100}).to_dict()
+        return [refund_from(item) for item in listing.get("data", [])]
+
+    def refund(self, payment_intent_id: str, amount_minor: int, idempotency_key: str,
+               metadata: dict[str, str]) -> StripeRefund:
+        refund = self.client.v1.refunds.create(
+            params={"payment_intent": payment_intent_id, "amount": amount_minor,
+                    "metadata": metadata},
+            options={"idempotency_key": idempotency_key},
+        )
+        return refund_from(refund.to_dict())
+
+    def cancel_subscription(self, subscription_id: str) -> None:
+        # A DELETE: idempotent by nature, so Stripe takes no idempotency key for it.
+        self.client.v1.subscriptions.cancel(subscription_id)
+
+
+def gateway() -> StripeGateway | None:
+    """The app's gateway, or None when STRIPE_SECRET_KEY is not set."""
+    config = current_app.config
+    if not config.get("STRIPE_SECRET_KEY"):
+        return None
+    cached = current_app.extensions.get("armslength.stripe")
+    if cached is None:
+        cached = StripeGateway(config["STRIPE_SECRET_KEY"], config["STRIPE_API_BASE"],
+                               int(config["STRIPE_MAX_NETWORK_RETRIES"]))
+        current_app.extensions["armslength.stripe"] = cached
+    return cached

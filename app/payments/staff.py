@@ -1,0 +1,66 @@
+"""Staff view of online giving: what needs a person, and money still to be returned."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
+from sqlalchemy import select
+
+from app.auth.roles import READ
+from app.db import get_session
+from app.extensions import state
+from app.payments.gateway import gateway
+from app.payments.recording import return_money
+from app.web.access import get_or_404, role_required
+from models import DeferredRefund, Gift, OnlineDonation, StripeDispute
+
+bp = Blueprint("online", __name__, url_prefix="/staff/online")
+
+RECENT = 50
+
+
+def money_to_return(session) -> list[Gift]:
+    """Rejected gifts paid through Stripe whose money has not all gone back."""
+    return list(session.execute(
+        select(Gift).where(Gift.status == "rejected", Gift.stripe_payment_intent_id.is_not(None),
+                           Gift.refunded_minor < Gift.amount_minor).order_by(Gift.id)
+    ).scalars())
+
+
+@bp.get("/")
+@role_required(READ)
+def index():
+    session = get_session()
+    attention = session.execute(
+        select(OnlineDonation).where(OnlineDonation.attention.is_not(None))
+        .order_by(OnlineDonation.updated_at.desc())
+    ).scalars().all()
+    disputes = session.execute(
+        select(StripeDispute).where(StripeDispute.closed_at.is_(None)).order_by(StripeDispute.id)
+    ).scalars().all()
+    waiting = session.execute(
+        select(DeferredRefund).where(DeferredRefund.state == "waiting").order_by(DeferredRefund.id)
+    ).scalars().all()
+    recent = session.execute(
+        select(OnlineDonation).order_by(OnlineDonation.id.desc()).limit(RECENT)
+    ).scalars().all()
+    return render_template("online/index.html", attention=attention, disputes=disputes,
+                           waiting=waiting, recent=recent, to_return=money_to_return(session),
+                           configured=gateway() is not None)
+
+
+@bp.post("/gifts/<int:gift_id>/return-money")
+@role_required("refunds")
+def return_gift_money(gift_id: int):
+    """Retry the refund of a rejected Stripe gift (same idempotency key: never twice)."""
+    session = get_session()
+    gift = get_or_404(Gift, gift_id)
+    gw = gateway()
+    if gw is None or gift.status != "rejected" or not gift.stripe_payment_intent_id:
+        abort(409)
+    refund = return_money(session, gw, gift_id, g.actor, reason="Rejected gift: refunded through "
+                          "Stripe from the online giving page", timezone=state().timezone)
+    if refund is None:
+        flash(f"Stripe did not refund gift {gift_id}; see the audit trail for its answer.", "error")
+    else:
+        flash(f"Gift {gift_id}: refund recorded.", "success")
+    return redirect(url_for("online.index"))

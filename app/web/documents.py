@@ -1,0 +1,276 @@
+"""Documents for download: the disclosure as Markdown and PDF, and a small PDF writer.
+
+PDFs use fpdf2's built-in Helvetica, so nothing is read from the machine's fonts and the
+output is the same everywhere. Those fonts cover Latin-1 only: other characters are
+written as their closest Latin-1 form (dashes, quotes, accents stripped) or "?".
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from decimal import Decimal
+
+from fpdf import FPDF
+
+from app.ledger.acknowledgements import Letter, letter_text
+from policies.share import percent_text
+
+_REPLACEMENTS = {
+    "\u2013": "-", "\u2014": "-", "\u2212": "-", "\u2018": "'", "\u2019": "'", "\u201c": '"',
+    "\u201d": '"', "\u2026": "...", "\u2022": "*", "\u20ac": "EUR", "\u00a0": " ", "\u2192": "->",
+    "\u2264": "<=", "\u2265": ">=",
+}
+
+
+def latin1(text: object) -> str:
+    """Text the PDF core fonts can draw."""
+    result = []
+    for char in str(text):
+        char = _REPLACEMENTS.get(char, char)
+        try:
+            char.encode("latin-1")
+        except UnicodeEncodeError:
+            decomposed = unicodedata.normalize("NFKD", char).encode("latin-1", "ignore").decode()
+            char = decomposed or "?"
+        result.append(char)
+    return "".join(result)
+
+
+class PdfDocument:
+    """A plain A4 document: headings, paragraphs and two-column tables."""
+
+    def __init__(self, title: str, author: str = ""):
+        self.pdf = FPDF(format="A4")
+        self.pdf.set_title(latin1(title))
+        if author:
+            self.pdf.set_author(latin1(author))
+        self.pdf.set_margins(20, 20, 20)
+        self.pdf.set_auto_page_break(True, margin=20)
+        self.pdf.add_page()
+
+    def _write(self, text: str, size: float, style: str = "", height: float | None = None,
+               after: float = 0) -> None:
+        self.pdf.set_font("Helvetica", style, size)
+        self.pdf.multi_cell(0, height or size * 0.5, latin1(text), align="L", new_x="LMARGIN",
+                            new_y="NEXT")
+        if after:
+            self.pdf.ln(after)
+
+    def title(self, text: str) -> None:
+        self._write(text, 17, "B", after=3)
+
+    def heading(self, text: str) -> None:
+        self.pdf.ln(2)
+        self._write(text, 12.5, "B", after=1)
+
+    def paragraph(self, text: str, size: float = 10.5, style: str = "") -> None:
+        self._write(text, size, style, height=5.2, after=1.5)
+
+    def small(self, text: str) -> None:
+        self._write(text, 8.5, "", height=4.2, after=1)
+
+    def rows(self, rows: list[tuple[str, str]], widths: tuple[int, int] = (35, 65)) -> None:
+        """A two-column table: label, value."""
+        self.pdf.set_font("Helvetica", "", 10)
+        with self.pdf.table(col_widths=widths, first_row_as_headings=False,
+                            line_height=5.5, text_align="LEFT") as table:
+            for label, value in rows:
+                row = table.row()
+                row.cell(latin1(label))
+                row.cell(latin1(value))
+        self.pdf.ln(2)
+
+    def table(self, header: list[str], rows: list[list[str]], widths: tuple[int, ...]) -> None:
+        self.pdf.set_font("Helvetica", "", 9)
+        with self.pdf.table(col_widths=widths, line_height=5, text_align="LEFT") as table:
+            head = table.row()
+            for text in header:
+                head.cell(latin1(text))
+            for values in rows:
+                row = table.row()
+                for text in values:
+                    row.cell(latin1(text))
+        self.pdf.ln(2)
+
+    def output(self) -> bytes:
+        return bytes(self.pdf.output())
+
+
+# --- the disclosure ---------------------------------------------------------------------------
+
+def share_label(text: str) -> str:
+    """'0.487000' -> '48.70% (0.487000)': the truncated percentage and the exact string."""
+    return f"{percent_text(Decimal(text), 2)} ({text})"
+
+
+def _amount_with_refunds(tally: dict, currency: str) -> str:
+    text = f"{tally['amount']} {currency}"
+    refunded = tally.get("refunded") or ""
+    if any(digit in refunded for digit in "123456789"):
+        text += f" (of which refunded by the period end: {refunded} {currency})"
+    return text
+
+
+def _span(start: str, end: str | None) -> str:
+    return f"{start} to {end}" if end else f"{start}, ongoing"
+
+
+def disclosure_sections(content: dict) -> list[tuple[str, list[tuple[str, str]], str]]:
+    """(heading, [(label, value)], how to reproduce) for each promise, shared by every format."""
+    currency = content["currency"]
+    ev = content["lab_evaluation_payments_accepted"]
+    sdm = content["senior_decision_maker_gifts_accepted"]
+    peak = content["lab_employee_share_max"]
+    src = content.get("sources", {})
+    funding = content.get("funding_at_end", {})
+    share_rows = [
+        ("Share on " + content["period"]["to"], share_label(content["lab_employee_share_at_end"])),
+        ("Highest in the period", f"{share_label(peak['value'])} on {peak['on']}"),
+        ("Cap (must stay below)", share_label(content.get("lab_employee_cap", "0"))
+         if content.get("lab_employee_cap") else ""),
+        ("Window", f"trailing {content.get('lab_employee_window_days', '')} days"),
+    ]
+    if funding:
+        share_rows.append(("Funding in the window ending " + content["period"]["to"],
+                           f"{funding['total']} {currency}, of which lab employees "
+                           f"{funding['lab_employee']} {currency}"))
+    return [
+        ("Payments from labs for evaluations accepted", [
+            ("Count", str(ev["count"])),
+            ("Amount", _amount_with_refunds(ev, currency)),
+        ], src.get("lab_evaluation_payments_accepted", "")),
+        ("Gifts from senior decision-makers at labs accepted", [
+            ("Count", str(sdm["count"])),
+            ("Amount", _amount_with_refunds(sdm, currency)),
+        ], src.get("senior_decision_maker_gifts_accepted", "")),
+        ("Lab-employee share of funding", [r for r in share_rows if r[1]],
+         src.get("lab_employee_share_at_end", "") + " | " + src.get("lab_employee_share_max", "")),
+    ]
+
+
+def disclosure_markdown(content: dict) -> str:
+    currency = content["currency"]
+    period = content["period"]
+    lines = [
+        f"# {content.get('title', 'Conflict-of-interest disclosure')}",
+        "",
+        f"**{content.get('organization', '')}** · period {period['from']} to {period['to']} · "
+        f"policy version {content['policy_version']} · amounts in {currency}",
+        "",
+        "## Our policy",
+        "",
+    ]
+    lines += [f"- {item['statement']}" for item in content["policy"]]
+    for heading, rows, source in disclosure_sections(content):
+        lines += ["", f"## {heading}", "", "| | |", "|---|---|"]
+        lines += [f"| {_cell(label)} | {_cell(value)} |" for label, value in rows]
+        lines += ["", f"_How to reproduce:_ {source}"]
+    src = content.get("sources", {})
+    lines += ["", "## Lab corporate money accepted by a reviewer", ""]
+    if content["lab_corporate_accepted"]:
+        lines += ["| Received | From | Amount | Decided | Reviewer's reason |",
+                  "|---|---|---|---|---|"]
+        lines += [
+            f"| {c['on']} | {_cell(', '.join(c['organizations']) or 'a covered lab')} | "
+            f"{c['amount']} {currency} | {c['decided_on']} ({c['decision_kind']}) | "
+            f"{_cell(c['reason'])} |"
+            for c in content["lab_corporate_accepted"]
+        ]
+    else:
+        lines.append("None.")
+    lines += ["", f"_How to reproduce:_ {src.get('lab_corporate_accepted', '')}"]
+    lines += ["", "## In-kind support from labs", ""]
+    if content["in_kind"]:
+        lines += ["| Lab | What | Purpose | Period | Estimated value |", "|---|---|---|---|---|"]
+        lines += [
+            f"| {_cell(i['organization'])} | {_cell(i['description'])} | {i['purpose']} | "
+            f"{_span(i['start_date'], i['end_date'])} | "
+            f"{(i['estimated_value'] + ' ' + i['currency']) if i['estimated_value'] else 'not known'} |"
+            for i in content["in_kind"]
+        ]
+    else:
+        lines.append("None.")
+    lines += ["", f"_How to reproduce:_ {src.get('in_kind', '')}"]
+    if content.get("in_kind_gifts"):
+        lines += ["", "### In-kind gifts from labs", "", "| Received | From | What | Value |",
+                  "|---|---|---|---|"]
+        lines += [
+            f"| {g['on']} | {_cell(', '.join(g['organizations']) or 'a covered lab')} | "
+            f"{_cell(g['description'] or '')} | {g['value']} {currency} |"
+            for g in content["in_kind_gifts"]
+        ]
+        lines += ["", f"_How to reproduce:_ {src.get('in_kind_gifts', '')}"]
+    lines += ["", "---", "",
+              f"Computed from the ledger at audit-chain head `{content.get('audit_chain_head', '')}`. "
+              "Individual donors are not named.", ""]
+    return "\n".join(lines)
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+
+
+def disclosure_pdf(content: dict, published: dict | None = None) -> bytes:
+    """The disclosure as a PDF. `published`: {"at", "hash"} of a published version."""
+    currency = content["currency"]
+    period = content["period"]
+    doc = PdfDocument(f"{content.get('title', 'Disclosure')} {period['from']} to {period['to']}",
+                      content.get("organization", ""))
+    doc.title(content.get("title", "Conflict-of-interest disclosure"))
+    doc.paragraph(f"{content.get('organization', '')}. Period {period['from']} to {period['to']}. "
+                  f"Policy version {content['policy_version']}. Amounts in {currency}.")
+    if published:
+        doc.small(f"Published {published['at']}. SHA-256 of the published JSON: {published['hash']}")
+    doc.heading("Our policy")
+    for item in content["policy"]:
+        doc.paragraph("- " + item["statement"])
+    for heading, rows, source in disclosure_sections(content):
+        doc.heading(heading)
+        doc.rows(rows)
+        doc.small("How to reproduce: " + source)
+    doc.heading("Lab corporate money accepted by a reviewer")
+    if content["lab_corporate_accepted"]:
+        doc.table(["Received", "From", "Amount", "Decided", "Reviewer's reason"], [
+            [c["on"], ", ".join(c["organizations"]) or "a covered lab", f"{c['amount']} {currency}",
+             f"{c['decided_on']} ({c['decision_kind']})", c["reason"]]
+            for c in content["lab_corporate_accepted"]
+        ], (18, 20, 20, 20, 50))
+    else:
+        doc.paragraph("None.")
+    doc.small("How to reproduce: " + content.get("sources", {}).get("lab_corporate_accepted", ""))
+    doc.heading("In-kind support from labs")
+    if content["in_kind"]:
+        doc.table(["Lab", "What", "Purpose", "Period", "Estimated value"], [
+            [i["organization"], i["description"], i["purpose"], _span(i["start_date"], i["end_date"]),
+             f"{i['estimated_value']} {i['currency']}" if i["estimated_value"] else "not known"]
+            for i in content["in_kind"]
+        ], (20, 45, 16, 25, 22))
+    else:
+        doc.paragraph("None.")
+    doc.small("How to reproduce: " + content.get("sources", {}).get("in_kind", ""))
+    if content.get("in_kind_gifts"):
+        doc.heading("In-kind gifts from labs")
+        doc.table(["Received", "From", "What", "Value"], [
+            [g["on"], ", ".join(g["organizations"]) or "a covered lab", g["description"] or "",
+             f"{g['value']} {currency}"]
+            for g in content["in_kind_gifts"]
+        ], (20, 25, 55, 25))
+    doc.small(f"Computed from the ledger at audit-chain head {content.get('audit_chain_head', '')}. "
+              "Individual donors are not named.")
+    return doc.output()
+
+
+# --- acknowledgements -------------------------------------------------------------------------
+
+def letter_pdf(letter: Letter) -> bytes:
+    """An acknowledgement letter or annual statement (app.ledger.acknowledgements.Letter)."""
+    title = ("Acknowledgement of your gift" if letter.kind == "gift"
+             else f"Giving statement {letter.year}")
+    doc = PdfDocument(f"{letter.organisation.name}: {title}", letter.organisation.name)
+    doc.title(title)
+    for block in letter_text(letter).split("\n\n"):
+        doc.paragraph(block)
+    doc.small(f"Reference: {letter.kind} acknowledgement"
+              + (f" for gift {letter.gift_id}" if letter.gift_id else f" for {letter.year}")
+              + f", donor {letter.donor_id}. Content SHA-256 {letter.content_hash()}.")
+    return doc.output()

@@ -1,0 +1,353 @@
+"""Donor screens: search, giving history, affiliations over time, and the forms that change them.
+
+Every write goes through app.ledger.parties; adding or changing an affiliation re-screens
+the person's affected past gifts there, and this page says how many were put on hold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+from sqlalchemy import and_, case, func, or_, select
+from sqlmodel import Session
+from wtforms import BooleanField, DateField, EmailField, SelectField, StringField
+from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional
+
+from app.auth.roles import READ
+from app.db import get_session
+from app.extensions import state
+from app.ledger import parties
+from app.ledger.errors import NotFound
+from app.ledger.facts import CoveredOrganizations
+from app.ledger.pledges import pledge_schedules
+from app.web.access import get_or_404, role_required
+from app.web.formtools import INVALID, attempt, blank_to_none, like_pattern, page_of
+from app.web.organizations import coverage_label, organization_choices
+from app.web.pledges import schedule_totals
+from models import Affiliation, Attribution, Decision, Donor, Gift, Organization, Pledge, Refund
+from models.parties import AFFILIATION_KINDS
+from models.schemas import AffiliationCreate, DonorCreate, DonorUpdate
+
+bp = Blueprint("donors", __name__, url_prefix="/staff/donors")
+
+CATEGORY_LABELS = {"individual": "Individual", "foundation": "Foundation", "company": "Company",
+                   "daf_sponsor": "Donor-advised fund sponsor", "other": "Other"}
+KIND_LABELS = {"employee": "Employee", "contractor": "Contractor", "board_member": "Board member",
+               "advisor": "Advisor", "founder": "Founder"}
+BASIS_LABELS = {"donor": "Donor", "explicit": "Split by fraction", "daf_advisor": "DAF advisor",
+                "employer_match": "Employer match"}
+
+
+# --- forms ----------------------------------------------------------------------------------
+
+class DonorForm(FlaskForm):
+    type = SelectField("Type", choices={"person": "Person", "organization": "Organisation"})
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    email = EmailField("Email", validators=[Optional(), Length(max=320),
+                                             Email(check_deliverability=False)])
+    organization_id = SelectField(
+        "Organisation this donor is", choices={}, default="",
+        description="Only for an organisation donor, so a lab's own money is recognised. "
+                    "A person's employer is an affiliation, added on their page.")
+    category = SelectField(
+        "Category", default="",
+        choices={"": "Automatic (individual for a person, other for an organisation)",
+                 **CATEGORY_LABELS})
+    anonymous = BooleanField(
+        "Mark anonymous for public listings",
+        description="Hidden from anything published; still fully known here.")
+
+
+class DonorEditForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    email = EmailField("Email", validators=[Optional(), Length(max=320),
+                                             Email(check_deliverability=False)])
+    category = SelectField("Category", choices=dict(CATEGORY_LABELS))
+    anonymous = BooleanField(
+        "Mark anonymous for public listings",
+        description="Hidden from anything published; still fully known here.")
+
+
+class AffiliationForm(FlaskForm):
+    organization_id = SelectField("Organisation", choices={}, validators=[DataRequired()])
+    kind = SelectField("Kind", choices={k: KIND_LABELS[k] for k in AFFILIATION_KINDS})
+    title = StringField("Title", validators=[Optional(), Length(max=200)])
+    senior_decision_maker = BooleanField(
+        "Senior decision-maker",
+        description="Someone who makes senior decisions at the organisation. Gifts from a "
+                    "covered lab's senior decision-makers are rejected.")
+    start_date = DateField("From", validators=[InputRequired()])
+    end_date = DateField("Until (last day)", validators=[Optional()],
+                         description="Leave empty while the affiliation lasts.")
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GivingTotals:
+    #: Accepted cash gifts, net of refunds, in the reporting currency.
+    accepted_minor: int = 0
+    last_gift_on: date | None = None
+
+
+def giving_totals(session: Session, donor_ids: list[int], currency: str) -> dict[int, GivingTotals]:
+    """Lifetime totals for many donors in one aggregate query."""
+    if not donor_ids:
+        return {}
+    refunded = (
+        select(Refund.gift_id, func.sum(Refund.reporting_amount_minor).label("minor"))
+        .group_by(Refund.gift_id).subquery()
+    )
+    counted = and_(Gift.status == "accepted", Gift.kind == "cash",
+                   Gift.reporting_currency == currency)
+    rows = session.execute(
+        select(
+            Gift.donor_id,
+            func.sum(case((counted, Gift.reporting_amount_minor
+                           - func.coalesce(refunded.c.minor, 0)), else_=0)),
+            func.max(case((Gift.status != "failed", Gift.received_on))),
+        )
+        .outerjoin(refunded, refunded.c.gift_id == Gift.id)
+        .where(Gift.donor_id.in_(donor_ids))
+        .group_by(Gift.donor_id)
+    ).all()
+    return {donor_id: GivingTotals(int(total or 0), last) for donor_id, total, last in rows}
+
+
+def _search(term: str):
+    query = select(Donor).order_by(func.lower(Donor.name), Donor.id)
+    if not term:
+        return query
+    like = like_pattern(term)
+    conditions = [Donor.name.ilike(like, escape="\\"), Donor.email.ilike(like, escape="\\")]
+    org_ids = _organizations_named(get_session(), term)
+    if org_ids:
+        affiliated = select(Affiliation.donor_id).where(Affiliation.organization_id.in_(org_ids))
+        conditions += [Donor.organization_id.in_(org_ids), Donor.id.in_(affiliated)]
+    return query.where(or_(*conditions))
+
+
+def _organizations_named(session: Session, term: str) -> list[int]:
+    """Organisations whose name or an alias contains the term. The register is small, and
+    aliases are a JSON list, so this matches in Python (case-insensitively, any script)."""
+    needle = term.casefold()
+    return [
+        org.id for org in session.execute(select(Organization)).scalars()
+        if needle in org.name.casefold() or any(needle in a.casefold() for a in org.aliases or [])
+    ]
+
+
+def _current_affiliations(session: Session, donor_ids: list[int], today: date) -> dict[int, list[str]]:
+    result: dict[int, list[str]] = {}
+    if not donor_ids:
+        return result
+    rows = session.execute(
+        select(Affiliation.donor_id, Organization.name)
+        .join(Organization, Organization.id == Affiliation.organization_id)
+        .where(Affiliation.donor_id.in_(donor_ids), Affiliation.start_date <= today,
+               or_(Affiliation.end_date.is_(None), Affiliation.end_date >= today))
+        .order_by(Organization.name)
+    ).all()
+    for donor_id, name in rows:
+        result.setdefault(donor_id, []).append(name)
+    return result
+
+
+@bp.get("/")
+@role_required(READ)
+def index():
+    session = get_session()
+    st = state()
+    term = request.args.get("q", "").strip()[:200]
+    page, donors = page_of(session, _search(term))
+    ids = [d.id for d in donors]
+    org_names = dict(session.execute(
+        select(Organization.id, Organization.name)
+        .where(Organization.id.in_({d.organization_id for d in donors if d.organization_id}))
+    ).all())
+    return render_template(
+        "donors/index.html", donors=donors, page=page, q=term,
+        totals=giving_totals(session, ids, st.reporting_currency),
+        affiliations=_current_affiliations(session, ids, st.today()), org_names=org_names,
+        currency=st.reporting_currency, category_labels=CATEGORY_LABELS,
+    )
+
+
+@bp.get("/<int:donor_id>")
+@role_required(READ)
+def detail(donor_id: int):
+    session = get_session()
+    st = state()
+    donor = get_or_404(Donor, donor_id)
+    today = st.today()
+    covered = CoveredOrganizations(session)
+
+    gifts = session.execute(
+        select(Gift).where(Gift.donor_id == donor_id)
+        .order_by(Gift.received_on.desc(), Gift.id.desc())
+    ).scalars().all()
+    affiliations = session.execute(
+        select(Affiliation, Organization)
+        .join(Organization, Organization.id == Affiliation.organization_id)
+        .where(Affiliation.donor_id == donor_id)
+        .order_by(Affiliation.start_date.desc(), Affiliation.id.desc())
+    ).all()
+    attributions = session.execute(
+        select(Attribution, Gift, Donor)
+        .join(Gift, Gift.id == Attribution.gift_id)
+        .join(Donor, Donor.id == Gift.donor_id)
+        .where(Attribution.donor_id == donor_id, Gift.donor_id != donor_id)
+        .order_by(Gift.received_on.desc(), Gift.id.desc())
+    ).all()
+    attributed_ids = select(Attribution.gift_id).where(Attribution.donor_id == donor_id)
+    decisions = session.execute(
+        select(Decision, Gift)
+        .join(Gift, Gift.id == Decision.gift_id)
+        .where(or_(Gift.donor_id == donor_id, Gift.id.in_(attributed_ids)))
+        .order_by(Decision.created_at.desc(), Decision.id.desc())
+    ).all()
+    pledges = session.execute(
+        select(Pledge).where(Pledge.donor_id == donor_id).order_by(Pledge.pledged_on.desc())
+    ).scalars().all()
+    schedules = pledge_schedules(session, [p.id for p in pledges], today)
+    pledge_totals = {p.id: schedule_totals(schedules[p.id]) for p in pledges}
+
+    return render_template(
+        "donors/detail.html", donor=donor, gifts=gifts, today=today,
+        affiliations=[(a, o, coverage_label(covered, o)) for a, o in affiliations],
+        attributions=attributions, decisions=decisions, pledges=pledges, pledge_totals=pledge_totals,
+        totals=giving_totals(session, [donor_id], st.reporting_currency).get(donor_id,
+                                                                              GivingTotals()),
+        currency=st.reporting_currency,
+        organization=session.get(Organization, donor.organization_id)
+        if donor.organization_id else None,
+        category_labels=CATEGORY_LABELS, kind_labels=KIND_LABELS, basis_labels=BASIS_LABELS,
+    )
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+@bp.route("/new", methods=["GET", "POST"])
+@role_required("donors.write")
+def create():
+    session = get_session()
+    form = DonorForm()
+    form.organization_id.choices = {"": "— none —", **organization_choices(session)}
+    if request.method == "GET":
+        form.type.data = request.args.get("type", "person")
+        form.organization_id.data = request.args.get("organization_id", "")
+    if form.validate_on_submit():
+        ok, donor = attempt(form, lambda: parties.create_donor(session, DonorCreate(
+            type=form.type.data,
+            name=form.name.data,
+            email=blank_to_none(form.email.data),
+            organization_id=int(form.organization_id.data) if form.organization_id.data else None,
+            category=form.category.data or None,
+            anonymous=form.anonymous.data,
+        ), g.actor), names={"body": "category"})
+        if ok:
+            flash(f"Donor {donor.name} created.", "success")
+            return redirect(url_for("donors.detail", donor_id=donor.id))
+    status = INVALID if request.method == "POST" else 200
+    return render_template("donors/form.html", form=form, donor=None), status
+
+
+@bp.route("/<int:donor_id>/edit", methods=["GET", "POST"])
+@role_required("donors.write")
+def edit(donor_id: int):
+    session = get_session()
+    donor = get_or_404(Donor, donor_id)
+    form = DonorEditForm(obj=donor)
+    if form.validate_on_submit():
+        ok, _ = attempt(form, lambda: parties.update_donor(session, donor_id, DonorUpdate(
+            name=form.name.data,
+            email=blank_to_none(form.email.data),
+            category=form.category.data,
+            anonymous=form.anonymous.data,
+        ), g.actor))
+        if ok:
+            flash("Donor saved.", "success")
+            return redirect(url_for("donors.detail", donor_id=donor_id))
+    status = INVALID if request.method == "POST" else 200
+    return render_template("donors/form.html", form=form, donor=donor), status
+
+
+def _affiliation_input(form: AffiliationForm) -> AffiliationCreate:
+    return AffiliationCreate(
+        organization_id=int(form.organization_id.data),
+        kind=form.kind.data,
+        title=blank_to_none(form.title.data),
+        senior_decision_maker=form.senior_decision_maker.data,
+        start_date=form.start_date.data,
+        end_date=form.end_date.data,
+    )
+
+
+def _rescreen_message(count: int) -> str:
+    if count == 0:
+        return "No past gifts needed re-screening."
+    gifts = "gift was" if count == 1 else "gifts were"
+    return (f"{count} past {gifts} re-screened and put on hold for a reviewer "
+            "(see the review queue).")
+
+
+@bp.route("/<int:donor_id>/affiliations/new", methods=["GET", "POST"])
+@role_required("affiliations.write")
+def add_affiliation(donor_id: int):
+    session = get_session()
+    donor = get_or_404(Donor, donor_id)
+    if donor.type != "person":
+        abort(404)
+    form = AffiliationForm()
+    form.organization_id.choices = organization_choices(session)
+    if form.validate_on_submit():
+        policy = state().policy_for(session)
+        ok, result = attempt(form, lambda: parties.add_affiliation(
+            session, donor_id, _affiliation_input(form), g.actor, policy))
+        if ok:
+            _, rescreened = result
+            flash(f"Affiliation added. {_rescreen_message(len(rescreened))}",
+                  "warning" if rescreened else "success")
+            return redirect(url_for("donors.detail", donor_id=donor_id))
+    status = INVALID if request.method == "POST" else 200
+    return render_template("donors/affiliation_form.html", form=form, donor=donor,
+                           affiliation=None), status
+
+
+def _affiliation_of(donor_id: int, affiliation_id: int) -> tuple[Donor, Affiliation]:
+    """The affiliation, only through the donor it belongs to."""
+    donor = get_or_404(Donor, donor_id)
+    affiliation = get_or_404(Affiliation, affiliation_id)
+    if affiliation.donor_id != donor.id:
+        abort(404)
+    return donor, affiliation
+
+
+@bp.route("/<int:donor_id>/affiliations/<int:affiliation_id>/edit", methods=["GET", "POST"])
+@role_required("affiliations.write")
+def edit_affiliation(donor_id: int, affiliation_id: int):
+    session = get_session()
+    donor, affiliation = _affiliation_of(donor_id, affiliation_id)
+    form = AffiliationForm(obj=affiliation)
+    form.organization_id.choices = organization_choices(session)
+    if request.method == "GET":
+        form.organization_id.data = str(affiliation.organization_id)
+    if form.validate_on_submit():
+        policy = state().policy_for(session)
+        try:
+            ok, result = attempt(form, lambda: parties.update_affiliation(
+                session, affiliation_id, _affiliation_input(form), g.actor, policy))
+        except NotFound:
+            abort(404)
+        if ok:
+            _, rescreened = result
+            flash(f"Affiliation saved. {_rescreen_message(len(rescreened))}",
+                  "warning" if rescreened else "success")
+            return redirect(url_for("donors.detail", donor_id=donor_id))
+    status = INVALID if request.method == "POST" else 200
+    return render_template("donors/affiliation_form.html", form=form, donor=donor,
+                           affiliation=affiliation), status
+

@@ -1,0 +1,75 @@
+"""CSV import of donors, affiliations and historical gifts: a dry run, then all or nothing."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, g, render_template, request
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileAllowed, FileField
+
+from app.db import get_session
+from app.extensions import state
+from app.ledger.csv_import import COLUMNS, KINDS, CsvImport, ImportAborted
+from app.ledger.errors import LedgerBusy
+from app.web.access import role_required
+
+bp = Blueprint("imports", __name__, url_prefix="/staff/import")
+
+#: Besides gifts.write (the page's own permission), what each file needs.
+FILE_PERMISSIONS = {"donors": "donors.write", "affiliations": "affiliations.write",
+                    "gifts": "gifts.write"}
+
+
+class ImportForm(FlaskForm):
+    donors = FileField("donors.csv", validators=[FileAllowed(["csv"], "choose a .csv file")])
+    affiliations = FileField("affiliations.csv",
+                             validators=[FileAllowed(["csv"], "choose a .csv file")])
+    gifts = FileField("gifts.csv", validators=[FileAllowed(["csv"], "choose a .csv file")])
+
+
+def _page(form: ImportForm, status: int = 200, **context):
+    return render_template("imports/index.html", form=form, columns=COLUMNS, kinds=KINDS,
+                           **context), status
+
+
+@bp.get("/")
+@role_required("gifts.write")
+def index():
+    return _page(ImportForm())
+
+
+@bp.post("/")
+@role_required("gifts.write")
+def upload():
+    form = ImportForm()
+    if not form.validate_on_submit():
+        return _page(form, 400)
+    files = {kind: form[kind].data for kind in KINDS
+             if form[kind].data is not None and form[kind].data.filename}
+    if not files:
+        return _page(form, 400, problem="Choose at least one file.")
+    for kind in files:
+        if not current_user.can(FILE_PERMISSIONS[kind]):
+            abort(403)
+    dry_run = request.form.get("action") != "import"
+    names = {kind: (file.filename or kind)[:200] for kind, file in files.items()}
+    session = get_session()
+    st = state()
+    with CsvImport(session, today=st.today(), reporting_currency=st.reporting_currency) as job:
+        for kind in KINDS:  # donors first: later files may name donors from this upload
+            if kind in files:
+                job.check(kind, files[kind].stream)
+        context = {"names": names, "rows": job.rows, "staged": job.staged(), "errors": job.errors,
+                   "dry_run": dry_run}
+        if job.errors:
+            return _page(form, 422, **context)
+        if dry_run:
+            return _page(form, 200, checked=True, **context)
+        try:
+            result = job.run(g.actor, st.policy_for(session), names)
+        except ImportAborted as error:
+            return _page(form, 409, aborted=error, **context)
+        except LedgerBusy:
+            return _page(form, 503, problem="The ledger is busy with other writes; nothing was "
+                                            "imported. Try again in a moment.", **context)
+    return _page(ImportForm(formdata=None), 200, result=result, **context)

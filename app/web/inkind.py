@@ -1,0 +1,87 @@
+"""In-kind arrangements: free model access, API credits and compute, mostly from labs.
+
+They are not funding; they are conflicts of interest the organisation discloses, so the
+list shows which lab, what, for what purpose, since when, and the value where known.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import DateField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
+
+from app.auth.roles import READ
+from app.db import get_session
+from app.extensions import state
+from app.ledger import parties
+from app.ledger.facts import CoveredOrganizations
+from app.web.access import role_required
+from app.web.formtools import INVALID, attempt, blank_to_none, page_of
+from app.web.organizations import coverage_label, organization_choices
+from models import InKindArrangement, Organization
+from models.schemas import InKindCreate
+
+bp = Blueprint("inkind", __name__, url_prefix="/staff/in-kind")
+
+PURPOSE_LABELS = {"evaluation": "Evaluation", "research": "Research", "other": "Other"}
+
+
+class InKindForm(FlaskForm):
+    organization_id = SelectField("Provided by", choices={}, validators=[DataRequired()])
+    description = TextAreaField("What is provided", validators=[DataRequired(), Length(max=1000)],
+                                description="e.g. pre-release API access to frontier models")
+    purpose = SelectField("Purpose", choices=dict(PURPOSE_LABELS))
+    start_date = DateField("Since", validators=[InputRequired()])
+    end_date = DateField("Until", validators=[Optional()],
+                         description="Leave empty while the arrangement lasts.")
+    estimated_value = StringField("Estimated value", validators=[Optional(), Length(max=40)],
+                                  description="Optional, in major units; give a currency with it.")
+    currency = StringField("Currency", validators=[Optional(), Length(max=3)],
+                           description="ISO 4217 code, e.g. USD")
+
+    def to_input(self) -> InKindCreate:
+        return InKindCreate(
+            organization_id=int(self.organization_id.data),
+            description=self.description.data,
+            purpose=self.purpose.data,
+            start_date=self.start_date.data,
+            end_date=self.end_date.data,
+            estimated_value=blank_to_none(self.estimated_value.data),
+            currency=blank_to_none(self.currency.data),
+        )
+
+
+@bp.get("/")
+@role_required(READ)
+def index():
+    session = get_session()
+    page, items = page_of(session, select(InKindArrangement).order_by(
+        InKindArrangement.start_date.desc(), InKindArrangement.id.desc()), per_page=50)
+    orgs = {o.id: o for o in session.execute(
+        select(Organization).where(Organization.id.in_({i.organization_id for i in items}))
+    ).scalars()}
+    covered = CoveredOrganizations(session)
+    return render_template(
+        "inkind/index.html", items=items, page=page, orgs=orgs, purpose_labels=PURPOSE_LABELS,
+        coverage={org_id: coverage_label(covered, org) for org_id, org in orgs.items()},
+        today=state().today(),
+    )
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@role_required("in_kind.write")
+def create():
+    session = get_session()
+    form = InKindForm()
+    form.organization_id.choices = organization_choices(session)
+    if request.method == "GET":
+        form.organization_id.data = request.args.get("organization_id", "")
+    if form.validate_on_submit():
+        ok, item = attempt(form, lambda: parties.create_in_kind(session, form.to_input(), g.actor))
+        if ok:
+            flash("In-kind arrangement recorded.", "success")
+            return redirect(url_for("inkind.index"))
+    status = INVALID if request.method == "POST" else 200
+    return render_template("inkind/form.html", form=form), status

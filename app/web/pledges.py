@@ -1,0 +1,181 @@
+"""Pledge screens: what is promised, what is paid, what is due and what is overdue.
+
+A pledge is created with an instalment schedule built here from "N equal instalments
+every month/quarter/year"; the amounts are exact minor units with the last instalment
+absorbing the remainder (app.ledger.pledges.equal_instalments). Payments are gifts
+with pledge_id, recorded through the gift screens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+
+from app.auth.roles import READ
+from app.db import get_session
+from app.extensions import state
+from app.ledger import pledges as ledger_pledges
+from app.ledger.errors import ValidationFailed
+from app.ledger.pledges import FREQUENCY_MONTHS, InstalmentState, equal_instalments
+from app.web.access import get_or_404, role_required
+from app.web.formtools import INVALID, attempt, blank_to_none, page_of
+from models import Donor, Gift, Pledge
+from models.money import MoneyError, format_amount, normalise_currency, parse_amount
+from models.schemas import InstalmentIn, PledgeCreate
+
+bp = Blueprint("pledges", __name__, url_prefix="/staff/pledges")
+
+STATE_LABELS = {"paid": "Paid", "part_paid": "Part paid", "due": "Due", "overdue": "Overdue"}
+
+
+@dataclass(frozen=True)
+class ScheduleTotals:
+    paid_minor: int = 0
+    #: Still to pay on instalments not yet past their due date.
+    due_minor: int = 0
+    #: Still to pay on instalments past their due date.
+    overdue_minor: int = 0
+
+    def __add__(self, other: ScheduleTotals) -> ScheduleTotals:
+        return ScheduleTotals(self.paid_minor + other.paid_minor, self.due_minor + other.due_minor,
+                              self.overdue_minor + other.overdue_minor)
+
+
+def schedule_totals(schedule: list[InstalmentState]) -> ScheduleTotals:
+    paid = sum(s.paid_minor for s in schedule)
+    overdue = sum(s.amount_minor - s.paid_minor for s in schedule if s.state == "overdue")
+    due = sum(s.amount_minor - s.paid_minor for s in schedule if s.state in ("due", "part_paid"))
+    return ScheduleTotals(paid, due, overdue)
+
+
+def _as_of() -> date:
+    """?as_of=YYYY-MM-DD shows the schedule as it stood (or will stand) on that day."""
+    raw = request.args.get("as_of", "")
+    try:
+        return date.fromisoformat(raw) if raw else state().today()
+    except ValueError:
+        return state().today()
+
+
+class PledgeForm(FlaskForm):
+    donor_id = IntegerField("Donor number",
+                            validators=[InputRequired(), NumberRange(min=1, max=2**31 - 1)],
+                            description="The number on the donor's page (open the pledge form "
+                                        "from there to fill it in).")
+    amount = StringField("Amount pledged", validators=[DataRequired(), Length(max=40)],
+                         description="In major units, e.g. 16000000.00")
+    currency = StringField("Currency", validators=[DataRequired(), Length(min=3, max=3)],
+                           description="ISO 4217 code, e.g. USD")
+    pledged_on = DateField("Pledged on", validators=[InputRequired()])
+    description = TextAreaField("Description", validators=[Optional(), Length(max=500)])
+    instalment_count = IntegerField("Number of instalments", default=1,
+                                    validators=[InputRequired(), NumberRange(min=1, max=360)])
+    frequency = SelectField("One every",
+                            choices={"monthly": "month", "quarterly": "quarter", "yearly": "year"})
+    first_due_on = DateField("First instalment due", validators=[Optional()],
+                             description="Leave empty for the pledge date.")
+
+
+@dataclass(frozen=True)
+class Plan:
+    data: PledgeCreate
+    schedule: list[tuple[date, int]]
+
+
+def _plan(form: PledgeForm) -> Plan:
+    try:
+        currency = normalise_currency(form.currency.data)
+    except MoneyError as error:
+        raise ValidationFailed({"currency": [str(error)]}) from None
+    try:
+        total = parse_amount(form.amount.data, currency)
+    except MoneyError as error:
+        raise ValidationFailed({"amount": [str(error)]}) from None
+    schedule = equal_instalments(total, form.instalment_count.data,
+                                 form.first_due_on.data or form.pledged_on.data,
+                                 FREQUENCY_MONTHS[form.frequency.data])
+    data = PledgeCreate(
+        donor_id=form.donor_id.data, amount=form.amount.data, currency=currency,
+        pledged_on=form.pledged_on.data, description=blank_to_none(form.description.data),
+        instalments=[InstalmentIn(due_on=due, amount=format_amount(minor, currency))
+                     for due, minor in schedule],
+    )
+    return Plan(data, schedule)
+
+
+@bp.get("/")
+@role_required(READ)
+def index():
+    session = get_session()
+    as_of = _as_of()
+    page, rows = page_of(session, select(Pledge).order_by(Pledge.pledged_on.desc(),
+                                                          Pledge.id.desc()))
+    schedules = ledger_pledges.pledge_schedules(session, [p.id for p in rows], as_of)
+    donors = {d.id: d for d in session.execute(
+        select(Donor).where(Donor.id.in_({p.donor_id for p in rows}))).scalars()}
+
+    # Totals over every pledge that is not cancelled, per currency (never mixed).
+    everything = session.execute(select(Pledge).where(Pledge.state != "cancelled")).scalars().all()
+    all_schedules = ledger_pledges.pledge_schedules(session, [p.id for p in everything], as_of)
+    by_currency: dict[str, tuple[int, ScheduleTotals]] = {}
+    for pledge in everything:
+        pledged, totals = by_currency.get(pledge.currency, (0, ScheduleTotals()))
+        by_currency[pledge.currency] = (pledged + pledge.amount_minor,
+                                        totals + schedule_totals(all_schedules[pledge.id]))
+    return render_template(
+        "pledges/index.html", pledges=rows, page=page, donors=donors, as_of=as_of,
+        totals={p.id: schedule_totals(schedules[p.id]) for p in rows},
+        by_currency=sorted(by_currency.items()), today=state().today(),
+    )
+
+
+@bp.get("/<int:pledge_id>")
+@role_required(READ)
+def detail(pledge_id: int):
+    session = get_session()
+    pledge = get_or_404(Pledge, pledge_id)
+    as_of = _as_of()
+    schedule = ledger_pledges.pledge_schedule(session, pledge, as_of)
+    payments = session.execute(
+        select(Gift).where(Gift.pledge_id == pledge_id).order_by(Gift.received_on, Gift.id)
+    ).scalars().all()
+    return render_template(
+        "pledges/detail.html", pledge=pledge, donor=session.get(Donor, pledge.donor_id),
+        schedule=schedule, totals=schedule_totals(schedule), payments=payments, as_of=as_of,
+        today=state().today(), state_labels=STATE_LABELS,
+    )
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@role_required("pledges.write")
+def create():
+    session = get_session()
+    form = PledgeForm()
+    if request.method == "GET":
+        donor_arg = request.args.get("donor_id", "")
+        if donor_arg.isdigit():
+            form.donor_id.data = int(donor_arg)
+        form.currency.data = state().reporting_currency
+        form.pledged_on.data = state().today()
+    preview = None
+    if form.validate_on_submit():
+        if request.form.get("action") == "preview":
+            ok, plan = attempt(form, lambda: _plan(form))
+            if ok:
+                preview = plan
+        else:
+            ok, pledge = attempt(form, lambda: ledger_pledges.create_pledge(
+                session, _plan(form).data, g.actor))
+            if ok:
+                flash(f"Pledge recorded with {form.instalment_count.data} instalment(s).",
+                      "success")
+                return redirect(url_for("pledges.detail", pledge_id=pledge.id))
+    donor = session.get(Donor, form.donor_id.data) if form.donor_id.data else None
+    status = INVALID if request.method == "POST" and preview is None else 200
+    return render_template("pledges/form.html", form=form, donor=donor, preview=preview), status

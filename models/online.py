@@ -1,0 +1,197 @@
+"""Online giving through Stripe: pending donations, processed events, settlements,
+refunds that arrived before their payment, and disputes.
+
+Gifts themselves are ordinary Gift rows written by the ledger's one door; these
+tables hold what Stripe tells us around them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, Column, Text
+from sqlmodel import Field, SQLModel
+
+from models.base import in_list, utcnow
+
+FREQUENCIES = ("once", "monthly")
+#: created: screened and stored, no Checkout Session yet; open: session created;
+#: paid: a one-off payment arrived; active: a monthly subscription runs; failed: the
+#: (delayed) payment failed; expired: the donor never paid; cancelled: the subscription
+#: ended; error: the session could not be created.
+DONATION_STATES = ("created", "open", "error", "paid", "active", "failed", "expired", "cancelled")
+
+#: Allowed moves. Events arrive out of order, so a move not listed is refused and the
+#: caller leaves the state as it is (a late "completed" never revives a cancelled plan).
+DONATION_TRANSITIONS: dict[str, frozenset[str]] = {
+    "created": frozenset({"open", "error", "paid", "active", "failed", "expired"}),
+    "open": frozenset({"paid", "active", "failed", "expired"}),
+    "error": frozenset(),
+    "paid": frozenset(),
+    "active": frozenset({"cancelled"}),
+    "failed": frozenset(),
+    "expired": frozenset(),
+    "cancelled": frozenset(),
+}
+
+
+class IllegalDonationMove(Exception):
+    """A state change of an online donation that its history does not allow."""
+
+    def __init__(self, donation_id: int | None, current: str, requested: str):
+        super().__init__(f"online donation {donation_id}: cannot move from {current!r} to "
+                         f"{requested!r}")
+        self.current = current
+        self.requested = requested
+
+
+class OnlineDonation(SQLModel, table=True):
+    """A donation started on the public form: screened, then sent to Stripe Checkout.
+
+    Its id travels in the Checkout Session's metadata (and the payment intent's or the
+    subscription's) as `pending_gift_id`, so every later event finds its way back here.
+    """
+
+    __tablename__ = "online_donation"
+    __table_args__ = (
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint(in_list("frequency", FREQUENCIES), name="frequency"),
+        CheckConstraint(in_list("state", DONATION_STATES), name="state"),
+        CheckConstraint(in_list("preview_outcome", ("accept", "hold")), name="preview_outcome"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: The person who filled in the form (found by email, or created).
+    donor_id: int = Field(foreign_key="donor.id", index=True)
+    #: The gift's donor: the person, or the donor-advised fund's sponsor.
+    payer_donor_id: int = Field(foreign_key="donor.id")
+    #: Per payment, in the currency's minor units (yen for JPY).
+    amount_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(max_length=3)
+    frequency: str = Field(default="once", max_length=10)
+    #: What the donor declared, as typed; the lab choice also became an Affiliation.
+    declared_employer: str | None = Field(default=None, max_length=200)
+    declared_lab_id: int | None = Field(default=None, foreign_key="organization.id")
+    declared_senior: bool = Field(default=False)
+    via_daf: bool = Field(default=False)
+    #: The donor-advised fund's sponsor and the advisor's name on the fund account.
+    daf_sponsor: str | None = Field(default=None, max_length=200)
+    daf_advisor: str | None = Field(default=None, max_length=200)
+    #: List this gift publicly without the donor's name.
+    anonymous: bool = Field(default=False)
+    #: The policy's verdict on the dry run before payment (a reject never gets this far).
+    preview_outcome: str = Field(default="accept", max_length=10)
+    policy_version: str = Field(max_length=50)
+    checkout_session_id: str | None = Field(default=None, max_length=255, unique=True)
+    #: One-off donations: the payment intent that paid it.
+    payment_intent_id: str | None = Field(default=None, max_length=255, unique=True)
+    subscription_id: str | None = Field(default=None, max_length=255, unique=True)
+    customer_id: str | None = Field(default=None, max_length=255)
+    state: str = Field(default="created", max_length=10, index=True)
+    #: Something staff must look at (a subscription stopped by the policy, a failed payment).
+    attention: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+def move_donation(donation: OnlineDonation, new_state: str) -> None:
+    """The only place an online donation's state changes."""
+    if new_state == donation.state:
+        return
+    if new_state not in DONATION_TRANSITIONS.get(donation.state, frozenset()):
+        raise IllegalDonationMove(donation.id, donation.state, new_state)
+    donation.state = new_state
+    donation.updated_at = utcnow()
+
+
+class StripeEvent(SQLModel, table=True):
+    """A webhook event already processed: written in the same transaction as its work."""
+
+    __tablename__ = "stripe_event"
+
+    id: str = Field(primary_key=True, max_length=255)
+    type: str = Field(max_length=100)
+    #: When Stripe created the event.
+    created: datetime
+    processed_at: datetime = Field(default_factory=utcnow)
+    #: What the event did, for people reading the table ("gift 12 recorded", "ignored: ...").
+    outcome: str = Field(default="", max_length=500)
+
+
+class StripeSettlement(SQLModel, table=True):
+    """What Stripe settled for a gift's payment (its balance transaction): for reconciliation."""
+
+    __tablename__ = "stripe_settlement"
+    __table_args__ = (
+        CheckConstraint("gross_minor >= 0 AND fee_minor >= 0", name="amounts_not_negative"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    gift_id: int = Field(foreign_key="gift.id", unique=True)
+    payment_intent_id: str = Field(max_length=255, index=True)
+    charge_id: str | None = Field(default=None, max_length=255)
+    balance_transaction_id: str = Field(max_length=255, unique=True)
+    #: Gross, fee and net in the settlement currency's minor units.
+    gross_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    fee_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    net_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    settlement_currency: str = Field(max_length=3)
+    #: Stripe's conversion rate from the charge currency, when it converted.
+    exchange_rate: str | None = Field(default=None, max_length=32)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class DeferredRefund(SQLModel, table=True):
+    """A Stripe refund whose payment has not been recorded yet (events arrive out of order).
+
+    Applied through the ledger's refund_gift as soon as the payment's gift is recorded.
+    """
+
+    __tablename__ = "stripe_deferred_refund"
+    __table_args__ = (
+        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        CheckConstraint(in_list("state", ("waiting", "applied")), name="state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    stripe_refund_id: str = Field(max_length=255, unique=True)
+    payment_intent_id: str = Field(max_length=255, index=True)
+    charge_id: str | None = Field(default=None, max_length=255)
+    amount_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(max_length=3)
+    refunded_on: date
+    reason: str | None = Field(default=None, max_length=500)
+    state: str = Field(default="waiting", max_length=10)
+    #: The ledger refund it became.
+    refund_id: int | None = Field(default=None, foreign_key="refund.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    applied_at: datetime | None = None
+
+
+class StripeDispute(SQLModel, table=True):
+    """A card dispute (chargeback). A lost one returned the money: it is recorded as a refund."""
+
+    __tablename__ = "stripe_dispute"
+    __table_args__ = (CheckConstraint("amount_minor > 0", name="amount_positive"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    stripe_dispute_id: str = Field(max_length=255, unique=True)
+    #: The disputed gift; None until the payment's gift is recorded.
+    gift_id: int | None = Field(default=None, foreign_key="gift.id", index=True)
+    payment_intent_id: str | None = Field(default=None, max_length=255, index=True)
+    charge_id: str | None = Field(default=None, max_length=255)
+    amount_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(max_length=3)
+    reason: str | None = Field(default=None, max_length=100)
+    #: Stripe's status: needs_response, under_review, won, lost, warning_closed, ...
+    status: str = Field(max_length=40)
+    opened_on: date
+    closed_at: datetime | None = None
+    #: For a lost dispute: the ledger refund that records the money taken back.
+    refund_id: int | None = Field(default=None, foreign_key="refund.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None

@@ -1,0 +1,35 @@
+"""Fixtures for the end-to-end API tests.
+
+Each test builds its ledger through the public JSON API on a fresh database (SQLite, and
+PostgreSQL when TEST_DATABASE_URL is set: see tests/conftest.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+from argon2 import PasswordHasher
+
+from app.auth import passwords
+from app.db import close_session
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch):
+    """Real Argon2id, with the smallest cost parameters: every test creates staff users
+    (and their hashed passwords) and the default cost would dominate the run time.
+    Tokens, not passwords, authenticate API calls, so no behaviour under test changes."""
+    monkeypatch.setattr(passwords, "_hasher",
+                        PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+
+
+@pytest.fixture(autouse=True)
+def _one_session_per_request(app):
+    """Close each request's database session when the request ends.
+
+    The app closes it when the application context ends. The `db` fixture keeps one
+    context pushed for the whole test, so the client's requests run inside it and their
+    session would outlive each request with a read transaction open (on SQLite holding
+    the write lock, taken at BEGIN IMMEDIATE), blocking the test's own reads and writes.
+    In production every request has its own context; this gives the tests the same.
+    """
+    app.teardown_request(lambda _exc: close_session())

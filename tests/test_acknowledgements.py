@@ -1,0 +1,350 @@
+"""Donor acknowledgements: the $250 threshold, non-cash gifts described without a value,
+annual statements, e-mail with the PDF attached (to a local SMTP server), the record and
+audit entry of each sending, and refunds made after a letter was sent."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import hashlib
+import io
+import re
+import socket
+
+import pytest
+from aiosmtpd.controller import Controller
+from argon2 import PasswordHasher
+from pypdf import PdfReader
+from sqlalchemy import select
+
+from app.auth import passwords
+from models import Acknowledgement
+from tests.builders import gift, ok, person
+from tests.web.ledger_reads import audit, objects, text
+from tests.webtools import submit
+
+YEAR = 2026
+
+
+@pytest.fixture(autouse=True)
+def _cheap_password_hashing(monkeypatch):
+    monkeypatch.setattr(passwords, "_hasher",
+                        PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+
+
+@pytest.fixture
+def db(app):
+    """A plain session (no app context pushed): see tests/web/ledger_reads.py."""
+    with app.extensions["armslength"].sessions() as session:
+        yield session
+
+
+class Inbox:
+    """An aiosmtpd handler that keeps every message it is given."""
+
+    def __init__(self):
+        self.messages: list[tuple[str, list[str], email.message.EmailMessage]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        message = email.message_from_bytes(envelope.original_content or envelope.content,
+                                           policy=email.policy.default)
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), message))
+        return "250 Message accepted"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def inbox(app):
+    """A debugging SMTP server on a free loopback port, and the app configured to use it."""
+    handler = Inbox()
+    port = _free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SMTP_USE_TLS=False,
+                      SMTP_USERNAME=None, SMTP_PASSWORD=None, MAIL_FROM="receipts@example.org",
+                      ORG_EIN="12-3456789", ORG_ADDRESS="1 Evaluation Way\nBerkeley, CA 94704")
+    try:
+        yield handler
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def donor(api):
+    return person(api, "Dana Donor", "dana@example.org")
+
+
+def pdf_text(data: bytes) -> str:
+    reader = PdfReader(io.BytesIO(data))
+    return " ".join(" ".join(page.extract_text() or "" for page in reader.pages).split())
+
+
+def letter_path(gift_id: int) -> str:
+    return f"/staff/acknowledgements/gifts/{gift_id}"
+
+
+def sent(db) -> list[Acknowledgement]:
+    return objects(db, select(Acknowledgement).order_by(Acknowledgement.id))
+
+
+def send(client, path: str, to: str = "dana@example.org", **extra):
+    return submit(client, path, {"send_to": to, "goods_description": "", "goods_value": "",
+                                 "action": "send", **extra})
+
+
+# --- who gets a letter ---------------------------------------------------------------------------
+
+def test_the_threshold_is_250_in_the_reporting_currency(api, donor, web_as):
+    below = gift(api, donor["id"], "249.99", "2026-03-01")
+    at = gift(api, donor["id"], "250.00", "2026-03-02")
+    euros = gift(api, donor["id"], "240.00", "2026-03-03", currency="EUR", fx_rate="1.1")
+    yen = gift(api, donor["id"], "30000", "2026-03-04", currency="JPY", fx_rate="0.0067")
+    staff = web_as("viewer")
+    assert staff.get(letter_path(below["id"])).status_code == 404
+    assert staff.get(letter_path(below["id"]) + ".pdf").status_code == 404
+    assert staff.get(letter_path(yen["id"])).status_code == 404  # 201.00 USD
+    page = text(staff.get(letter_path(at["id"])))
+    assert "Thank you for your gift to Independent Evaluation Institute of 250.00 USD, received " \
+           "on 2026-03-02." in page
+    assert "No goods or services were provided in exchange for this contribution." in page
+    assert "240.00 EUR" in text(staff.get(letter_path(euros["id"])))  # 264.00 USD
+
+    listing = text(staff.get("/staff/acknowledgements/"))
+    linked = set(map(int, re.findall(r"/staff/acknowledgements/gifts/(\d+)\"", listing)))
+    assert linked == {at["id"], euros["id"]}
+
+
+def test_the_threshold_applies_to_what_was_kept(api, donor, web_as):
+    made = gift(api, donor["id"], "300.00", "2026-03-01")
+    ok(api.post(f"/gifts/{made['id']}/refund", {"amount": "50.01", "refunded_on": "2026-03-05"}))
+    assert web_as("viewer").get(letter_path(made["id"])).status_code == 404  # 249.99 kept
+    kept = gift(api, donor["id"], "300.00", "2026-03-01")
+    ok(api.post(f"/gifts/{kept['id']}/refund", {"amount": "50.00", "refunded_on": "2026-03-05"}))
+    assert "of 250.00 USD" in text(web_as("viewer").get(letter_path(kept["id"])))
+
+
+def test_held_and_rejected_gifts_get_no_letter(api, web_as):
+    from tests.builders import World
+
+    world = World(api)
+    held = gift(api, world.lab_donor["id"], "5000.00", "2026-03-01")
+    assert held["status"] == "held"
+    rejected = gift(api, world.lab_donor["id"], "5000.00", "2026-03-01",
+                    purpose="evaluation_services")
+    for made in (held, rejected):
+        assert web_as("viewer").get(letter_path(made["id"])).status_code == 404
+
+
+def test_a_non_cash_gift_is_described_without_a_value(api, donor, web_as):
+    laptops = gift(api, donor["id"], "5400.00", "2026-04-01", kind="in_kind",
+                   description="Six refurbished laptops")
+    staff = web_as("viewer")
+    page = text(staff.get(letter_path(laptops["id"])))
+    assert "non-cash gift" in page and "Six refurbished laptops" in page
+    assert "5400" not in page and "5,400" not in page
+    pdf = pdf_text(staff.get(letter_path(laptops["id"]) + ".pdf").data)
+    assert "Six refurbished laptops" in pdf and "5400" not in pdf
+
+
+# --- annual statements ---------------------------------------------------------------------------
+
+def test_the_annual_statement_lists_and_sums_the_year(api, donor, web_as):
+    other = person(api, "Olive Other")
+    gift(api, donor["id"], "100.00", "2025-12-31")              # the year before
+    gift(api, donor["id"], "100.00", "2026-01-01")
+    partly = gift(api, donor["id"], "400.00", "2026-06-15")
+    ok(api.post(f"/gifts/{partly['id']}/refund", {"amount": "150.00", "refunded_on": "2026-06-20"}))
+    whole = gift(api, donor["id"], "80.00", "2026-07-01")
+    ok(api.post(f"/gifts/{whole['id']}/refund", {"refunded_on": "2026-07-02"}))
+    gift(api, donor["id"], "49.99", "2026-12-31")
+    gift(api, donor["id"], "120.00", "2026-08-01", currency="EUR", fx_rate="1.1")
+    gift(api, donor["id"], "900.00", "2026-09-09", kind="in_kind", description="Office chairs")
+    gift(api, other["id"], "777.00", "2026-05-05")              # someone else's
+    page = text(web_as("viewer").get(f"/staff/acknowledgements/donors/{donor['id']}/{YEAR}"))
+    lines = re.findall(r"(2026-\d\d-\d\d): ([^<]+)(?:<br>|</p>)", page)
+    assert lines == [("2026-01-01", "100.00 USD"), ("2026-06-15", "250.00 USD"),
+                     ("2026-08-01", "120.00 EUR"), ("2026-09-09", "non-cash gift: Office chairs"),
+                     ("2026-12-31", "49.99 USD")]
+    # 100.00 + 250.00 + 49.99 USD and 120.00 EUR: each currency on its own, never converted.
+    assert "Total cash given in 2026: 120.00 EUR; 399.99 USD." in page
+    assert "900" not in page and "777" not in page and "Olive" not in page
+    assert "No goods or services were provided in exchange for these contributions." in page
+    pdf = pdf_text(web_as("viewer").get(f"/staff/acknowledgements/donors/{donor['id']}/{YEAR}.pdf").data)
+    assert "Total cash given in 2026: 120.00 EUR; 399.99 USD." in pdf
+    assert web_as("viewer").get(f"/staff/acknowledgements/donors/{donor['id']}/2019").status_code == 404
+    picker = web_as("viewer").get(f"/staff/acknowledgements/annual?donor_id={donor['id']}&year=2026")
+    assert picker.headers["Location"].endswith(f"/staff/acknowledgements/donors/{donor['id']}/2026")
+
+
+# --- sending --------------------------------------------------------------------------------------
+
+def test_sending_emails_the_letter_with_the_pdf_and_records_it(api, donor, web_as, inbox, db):
+    made = gift(api, donor["id"], "1250.00", "2026-03-02")
+    fundraiser = web_as("fundraiser")
+    page = text(fundraiser.get(letter_path(made["id"])))
+    assert 'value="dana@example.org"' in page  # the donor's address, to confirm or change
+    response = send(fundraiser, letter_path(made["id"]))
+    assert response.status_code == 302, text(response)
+
+    [(sender, recipients, message)] = inbox.messages
+    assert (sender, recipients) == ("receipts@example.org", ["dana@example.org"])
+    assert message["Subject"] == "Independent Evaluation Institute: acknowledgement of your gift"
+    body = message.get_body(("plain",)).get_content()
+    assert "1250.00 USD" in body and "EIN 12-3456789" in body and "1 Evaluation Way" in body
+    [attachment] = list(message.iter_attachments())
+    assert attachment.get_content_type() == "application/pdf"
+    assert attachment.get_filename() == f"acknowledgement-gift-{made['id']}.pdf"
+    pdf = pdf_text(attachment.get_content())
+    for value in ("Independent Evaluation Institute", "EIN 12-3456789", "1250.00 USD", "2026-03-02",
+                  "No goods or services were provided in exchange for this contribution."):
+        assert value in pdf, value
+
+    [record] = sent(db)
+    assert (record.kind, record.gift_id, record.donor_id, record.year) == ("gift", made["id"],
+                                                                           donor["id"], None)
+    assert record.sent_to == "dana@example.org"
+    assert record.content_hash == hashlib.sha256(record.content.encode()).hexdigest()
+    assert record.content_hash in pdf
+    [entry] = audit(db, "acknowledgement.sent")
+    assert entry.entity_id == record.id and entry.data["content_hash"] == record.content_hash
+    assert entry.actor == "web:web-fundraiser@example.org"
+
+    after = text(fundraiser.get(letter_path(made["id"])))
+    assert record.content_hash in after  # listed as sent
+    listing = text(fundraiser.get("/staff/acknowledgements/"))
+    assert f"/staff/acknowledgements/gifts/{made['id']}\">Letter" not in listing
+    assert f"gift {made['id']}" in listing  # under "recently sent"
+
+
+def test_goods_or_services_are_described_with_a_good_faith_estimate(api, donor, web_as, inbox, db):
+    made = gift(api, donor["id"], "500.00", "2026-03-02")
+    fundraiser = web_as("fundraiser")
+    response = send(fundraiser, letter_path(made["id"]), goods_description="a gala dinner ticket",
+                    goods_value="75.00")
+    assert response.status_code == 302
+    [(_, _, message)] = inbox.messages
+    body = message.get_body(("plain",)).get_content()
+    assert "No goods or services" not in body
+    assert ("In exchange for this contribution, Independent Evaluation Institute provided a gala "
+            "dinner ticket, with a good-faith estimated value of 75.00 USD.") in body
+    [record] = sent(db)
+    assert (record.goods_description, record.goods_value_minor) == ("a gala dinner ticket", 7500)
+
+
+@pytest.mark.parametrize(("extra", "field_message"), [
+    ({"goods_description": "a dinner", "goods_value": ""}, "good-faith estimate"),
+    ({"goods_description": "", "goods_value": "75.00"}, "Describe what was provided"),
+    ({"goods_description": "a dinner", "goods_value": "7.5.0"}, "plain decimal"),
+    ({"send_to": "not-an-address"}, "Invalid email address"),
+])
+def test_a_wrong_form_sends_nothing(api, donor, web_as, inbox, db, extra, field_message):
+    made = gift(api, donor["id"], "500.00", "2026-03-02")
+    response = send(web_as("fundraiser"), letter_path(made["id"]), **extra)
+    assert response.status_code == 422
+    assert field_message in text(response)
+    assert inbox.messages == [] and sent(db) == []
+
+
+def test_the_letter_can_be_updated_before_sending(api, donor, web_as, inbox, db):
+    made = gift(api, donor["id"], "500.00", "2026-03-02")
+    response = send(web_as("fundraiser"), letter_path(made["id"]), action="preview",
+                    goods_description="a book", goods_value="0")
+    assert response.status_code == 200
+    page = text(response)
+    assert "provided a book, with a good-faith estimated value of 0.00 USD" in page
+    assert "goods_description=a+book" in page  # the PDF link carries the same statement
+    assert inbox.messages == [] and sent(db) == []
+
+
+def test_annual_statement_is_emailed_and_recorded(api, donor, web_as, inbox, db):
+    gift(api, donor["id"], "100.00", "2026-01-05")
+    gift(api, donor["id"], "150.00", "2026-02-05")
+    path = f"/staff/acknowledgements/donors/{donor['id']}/{YEAR}"
+    assert send(web_as("fundraiser"), path).status_code == 302
+    [(_, _, message)] = inbox.messages
+    assert message["Subject"] == "Independent Evaluation Institute: your 2026 giving statement"
+    [attachment] = list(message.iter_attachments())
+    assert "Total cash given in 2026: 250.00 USD." in pdf_text(attachment.get_content())
+    [record] = sent(db)
+    assert (record.kind, record.year, record.gift_id) == ("annual", YEAR, None)
+
+
+def test_without_mail_settings_nothing_is_sent(api, donor, web_as, db):
+    made = gift(api, donor["id"], "500.00", "2026-03-02")
+    response = send(web_as("fundraiser"), letter_path(made["id"]))
+    assert response.status_code == 422 and "E-mail is not configured" in text(response)
+    assert sent(db) == []
+
+
+def test_a_mail_server_that_is_down_records_nothing(app, api, donor, web_as, db):
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=_free_port(), SMTP_USE_TLS=False,
+                      MAIL_FROM="receipts@example.org")
+    made = gift(api, donor["id"], "500.00", "2026-03-02")
+    response = send(web_as("fundraiser"), letter_path(made["id"]))
+    assert response.status_code == 502 and "Not sent" in text(response)
+    assert sent(db) == [] and audit(db, "acknowledgement.sent") == []
+
+
+# --- refunds after a letter -----------------------------------------------------------------------
+
+def test_refunds_after_an_acknowledgement_are_flagged(api, donor, web_as, inbox, db):
+    early = gift(api, donor["id"], "600.00", "2026-03-01")
+    ok(api.post(f"/gifts/{early['id']}/refund", {"amount": "100.00", "refunded_on": "2026-03-02"}))
+    late = gift(api, donor["id"], "800.00", "2026-03-03")
+    quiet = gift(api, donor["id"], "900.00", "2026-03-04")
+    fundraiser = web_as("fundraiser")
+    for made in (early, late, quiet):
+        assert send(fundraiser, letter_path(made["id"])).status_code == 302
+    assert "None." in text(fundraiser.get("/staff/acknowledgements/refunded"))
+
+    ok(api.post(f"/gifts/{late['id']}/refund", {"amount": "300.00", "refunded_on": "2026-03-10"}))
+    page = text(web_as("viewer").get("/staff/acknowledgements/refunded"))
+    flagged = set(map(int, re.findall(r"/staff/gifts/(\d+)\"", page)))
+    assert flagged == {late["id"]}
+    assert "300.00 USD" in page and "dana@example.org" in page
+    assert '<span class="count">1</span>' in text(fundraiser.get("/staff/acknowledgements/"))
+
+
+def test_a_refund_after_an_annual_statement_is_flagged(api, donor, web_as, inbox, db):
+    small = gift(api, donor["id"], "40.00", "2026-05-01")
+    other_year = gift(api, donor["id"], "40.00", "2025-05-01")
+    path = f"/staff/acknowledgements/donors/{donor['id']}/{YEAR}"
+    assert send(web_as("fundraiser"), path).status_code == 302
+    ok(api.post(f"/gifts/{other_year['id']}/refund", {"amount": "10.00"}))
+    assert "None." in text(web_as("viewer").get("/staff/acknowledgements/refunded"))
+    ok(api.post(f"/gifts/{small['id']}/refund", {"amount": "10.00"}))
+    page = text(web_as("viewer").get("/staff/acknowledgements/refunded"))
+    assert set(map(int, re.findall(r"/staff/gifts/(\d+)\"", page))) == {small["id"]}
+    assert "statement 2026" in page
+
+
+# --- roles ----------------------------------------------------------------------------------------
+
+def test_roles(client, api, donor, web_as, inbox, db):
+    made = gift(api, donor["id"], "500.00", "2026-03-02")
+    for path in ("/staff/acknowledgements/", letter_path(made["id"]),
+                 "/staff/acknowledgements/refunded", letter_path(made["id"]) + ".pdf"):
+        response = client.get(path)
+        assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+    for role in ("viewer", "reviewer", "finance"):
+        staff = web_as(role)
+        assert staff.get("/staff/acknowledgements/").status_code == 200
+        page = staff.get(letter_path(made["id"]))
+        assert page.status_code == 200 and "Send with the PDF attached" not in text(page)
+        assert staff.get(letter_path(made["id"]) + ".pdf").mimetype == "application/pdf"
+        assert send(staff, letter_path(made["id"])).status_code == 403, role
+    assert inbox.messages == [] and sent(db) == []
+    assert send(web_as("admin"), letter_path(made["id"])).status_code == 302
+    assert len(inbox.messages) == 1
+    assert ">Acknowledgements</a>" in text(web_as("viewer").get("/staff/acknowledgements/"))
+
+
+def test_gift_ids_that_do_not_exist_are_404(web_as):
+    staff = web_as("viewer")
+    assert staff.get(letter_path(999)).status_code == 404
+    assert staff.get("/staff/acknowledgements/donors/999/2026").status_code == 404

@@ -1,0 +1,235 @@
+"""The `armslength` commands, run through Flask's CLI test runner."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pytest
+from sqlalchemy import func, inspect, select, text
+
+from app import create_app
+from app.demo import DEMO_PASSWORD
+from models import AuditEntry, Gift, User
+from tests.builders import World, gift
+from tests.empty_db import BACKENDS, empty_database
+
+SETTINGS = {"TESTING": True, "SECRET_KEY": "test-secret-key-not-for-production", "ORG_TIMEZONE": "UTC"}
+
+
+def run(app, *args: str):
+    return app.test_cli_runner().invoke(args=list(args))
+
+
+def last_line(text_: str) -> str:
+    return text_.strip().splitlines()[-1]
+
+
+@pytest.fixture(params=BACKENDS)
+def fresh_app(request, tmp_path):
+    """An app on a database with no tables at all: the commands must build the schema."""
+    with empty_database(request.param, tmp_path, "cli") as url:
+        application = create_app({**SETTINGS, "DATABASE_URL": url})
+        yield application
+        application.extensions["armslength"].engine.dispose()
+
+
+def count(app, column) -> int:
+    with app.extensions["armslength"].sessions() as session:
+        return session.execute(select(func.count(column))).scalar_one()
+
+
+# --- init-db --------------------------------------------------------------------------------
+
+def test_init_db_builds_the_schema_by_migrations_and_can_run_again(fresh_app):
+    first = run(fresh_app, "init-db")
+    assert first.exit_code == 0, first.output
+    assert last_line(first.stdout) == "database ready"
+    assert "policy version" in first.stdout
+    tables = set(inspect(fresh_app.extensions["armslength"].engine).get_table_names())
+    assert {"alembic_version", "gift", "donor", "audit_entry", "ledger_lock"} <= tables
+
+    second = run(fresh_app, "init-db")
+    assert second.exit_code == 0, second.output
+    assert second.stdout.strip() == "database ready"  # nothing new to register
+    assert run(fresh_app, "verify-audit").exit_code == 0
+
+
+# --- create-user, create-token ---------------------------------------------------------------
+
+def test_create_user(app):
+    result = run(app, "create-user", "Ana@Example.org", "--role", "reviewer",
+                 "--password", "a long enough password")
+    assert result.exit_code == 0, result.output
+    assert "ana@example.org (reviewer)" in result.stdout
+    with app.extensions["armslength"].sessions() as session:
+        user = session.execute(select(User).where(User.email == "ana@example.org")).scalar_one()
+        assert user.role == "reviewer"
+        assert "a long enough password" not in user.password_hash
+
+
+def test_create_user_refuses_an_unknown_role(app):
+    result = run(app, "create-user", "a@example.org", "--role", "owner", "--password", "x" * 20)
+    assert result.exit_code != 0
+    assert "Invalid value for '--role'" in result.output
+    assert "'owner' is not one of" in result.output
+    assert count(app, User.id) == 0
+
+
+def test_create_user_refuses_a_short_password(app):
+    result = run(app, "create-user", "a@example.org", "--role", "admin", "--password", "short")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: password: String should have at least 12 characters"
+    assert count(app, User.id) == 0
+
+
+def test_create_user_refuses_a_duplicate_email(app):
+    args = ("create-user", "a@example.org", "--role", "admin", "--password", "x" * 20)
+    assert run(app, *args).exit_code == 0
+    again = run(app, *args)
+    assert again.exit_code == 1
+    assert "error: email: a user with this email exists" in again.stderr
+    assert count(app, User.id) == 1
+
+
+def test_create_token_prints_a_working_token_last(app, client):
+    run(app, "create-user", "viewer@example.org", "--role", "viewer", "--password", "x" * 20)
+    result = run(app, "create-token", "viewer@example.org", "--name", "laptop")
+    assert result.exit_code == 0, result.output
+    token = last_line(result.stdout)
+    assert token.startswith("al_") and " " not in token
+
+    response = client.get("/api/v1/compliance/summary",
+                          headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["lab_employee_share"] == "0.000000"
+    wrong = client.get("/api/v1/compliance/summary", headers={"Authorization": f"Bearer {token}x"})
+    assert wrong.status_code == 401
+
+
+def test_create_token_for_an_unknown_user_fails(app):
+    result = run(app, "create-token", "nobody@example.org")
+    assert result.exit_code == 1
+    assert "user nobody@example.org not found" in result.stderr
+    assert result.stdout == ""
+
+
+# --- compliance-summary -----------------------------------------------------------------------
+
+def test_compliance_summary_text_json_and_as_of(app, api):
+    world = World(api)
+    day = date(2026, 3, 2)
+    gift(api, world.donor["id"], "3000.00", day)
+    gift(api, world.employee["id"], "1000.00", day)
+
+    data = json.loads(run(app, "compliance-summary", "--as-of", day.isoformat(), "--json").stdout)
+    assert data["as_of"] == "2026-03-02"
+    assert data["total_funding"] == "4000.00"
+    assert data["lab_employee_funding"] == "1000.00"
+    assert data["lab_employee_share"] == "0.250000"
+    assert data["headroom"] == "1999.99"
+    assert data["in_breach"] is False
+
+    text_result = run(app, "compliance-summary", "--as-of", day.isoformat())
+    assert text_result.exit_code == 0, text_result.output
+    out = text_result.stdout
+    assert "Compliance summary as of 2026-03-02" in out
+    assert "4,000.00 USD" in out
+    assert "lab-employee share:   25% (cap 50%, warning 40%)" in out
+    assert "in breach:            no" in out
+
+    before = json.loads(run(app, "compliance-summary", "--as-of", "2026-03-01", "--json").stdout)
+    assert before["total_funding"] == "0.00"
+    later = json.loads(run(app, "compliance-summary", "--as-of", "2027-03-02", "--json").stdout)
+    assert later["total_funding"] == "0.00"  # the window has moved past the gifts
+
+
+def test_compliance_summary_defaults_to_today(app):
+    data = json.loads(run(app, "compliance-summary", "--json").stdout)
+    assert data["as_of"] == app.extensions["armslength"].today().isoformat()
+
+
+def test_compliance_summary_rejects_a_bad_date(app):
+    result = run(app, "compliance-summary", "--as-of", "02/03/2026")
+    assert result.exit_code == 1
+    assert "--as-of must be YYYY-MM-DD" in result.stderr
+
+
+# --- verify-audit -------------------------------------------------------------------------------
+
+def test_verify_audit_reports_an_intact_chain_then_a_tampered_entry(app, api):
+    World(api)
+    entries = count(app, AuditEntry.id)
+    result = run(app, "verify-audit")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"audit chain intact: {entries} entries"
+
+    with app.extensions["armslength"].sessions() as session:
+        session.execute(text("UPDATE audit_entry SET actor = 'someone else' WHERE id = 3"))
+        session.commit()
+    broken = run(app, "verify-audit")
+    assert broken.exit_code == 1
+    assert "audit chain BROKEN at entry 3: content does not match its hash" in broken.stderr
+    assert "(2 entries verified before it)" in broken.stderr
+
+
+# --- demo-data ------------------------------------------------------------------------------------
+
+def test_demo_data_fills_an_empty_database_once(fresh_app):
+    result = run(fresh_app, "demo-data")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "Demo ledger loaded (seed 7)" in out
+    assert "DEMO ONLY" in out and DEMO_PASSWORD in out
+    assert "admin@demo.example.org" in out and "viewer@demo.example.org" in out
+
+    with fresh_app.extensions["armslength"].sessions() as session:
+        statuses = dict(session.execute(select(Gift.status, func.count()).group_by(Gift.status)).all())
+        currencies = set(session.execute(select(Gift.currency).distinct()).scalars())
+        refunded = session.execute(select(func.count()).where(Gift.refunded_minor > 0)).scalar_one()
+    assert set(statuses) == {"accepted", "held", "rejected"}
+    assert statuses["accepted"] > 300
+    assert {"USD", "EUR", "JPY"} <= currencies
+    assert refunded == 2
+
+    summary = json.loads(run(fresh_app, "compliance-summary", "--json").stdout)
+    share = float(summary["lab_employee_share"])
+    assert 0.05 < share < float(summary["cap"])
+    assert summary["in_breach"] is False
+    assert "lab-employee share:" in out and "in breach:            no" in out
+    assert run(fresh_app, "verify-audit").exit_code == 0
+
+    gifts = count(fresh_app, Gift.id)
+    again = run(fresh_app, "demo-data")
+    assert again.exit_code == 1
+    assert "demo-data only fills an empty database" in again.stderr
+    assert count(fresh_app, Gift.id) == gifts
+
+
+def test_demo_data_is_deterministic_for_a_seed(tmp_path):
+    def ledger(name: str, seed: int) -> list[tuple]:
+        application = create_app({**SETTINGS, "DATABASE_URL": f"sqlite:///{tmp_path / name}"})
+        try:
+            assert run(application, "demo-data", "--seed", str(seed)).exit_code == 0
+            with application.extensions["armslength"].sessions() as session:
+                return session.execute(
+                    select(Gift.donor_id, Gift.amount_minor, Gift.currency, Gift.received_on,
+                           Gift.status).order_by(Gift.id)
+                ).all()
+        finally:
+            application.extensions["armslength"].engine.dispose()
+
+    first = ledger("a.sqlite3", 7)
+    assert ledger("b.sqlite3", 7) == first
+
+
+def test_demo_data_refuses_to_run_in_production(tmp_path):
+    application = create_app({**SETTINGS, "DATABASE_URL": f"sqlite:///{tmp_path / 'p.sqlite3'}",
+                              "ARMSLENGTH_ENV": "production", "SECRET_KEY": "k" * 40})
+    try:
+        result = run(application, "demo-data")
+        assert result.exit_code == 1
+        assert "does not run with ARMSLENGTH_ENV=production" in result.stderr
+        assert inspect(application.extensions["armslength"].engine).get_table_names() == []
+    finally:
+        application.extensions["armslength"].engine.dispose()

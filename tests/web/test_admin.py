@@ -1,0 +1,328 @@
+"""Administration: users and roles, API tokens, and new policy versions."""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+import pytest
+from sqlalchemy import create_engine, select
+from sqlmodel import Session
+
+from app.auth.users import change_role, deactivate_user, token_hash
+from app.ledger.audit import SYSTEM
+from app.ledger.errors import NotAllowed
+from models import ApiToken, AuditEntry, Decision, PolicyVersion, User
+from tests.builders import World, gift
+from tests.webtools import csrf_token, make_user, sign_in, submit
+
+TOKEN = re.compile(r'<p class="secret" id="new-token">(al_[A-Za-z0-9_\-]+)</p>')
+
+
+@pytest.fixture
+def db(app):
+    """A session for arranging and inspecting, unlike conftest's `db` in two ways.
+
+    No app context: conftest's keeps one open for the whole test, Flask then reuses it
+    for every request of the test client, and `g` (the request's session, Flask-WTF's
+    CSRF token) leaks from one request, and one signed-in client, to the next.
+    A plain engine: the app's begins every SQLite transaction with BEGIN IMMEDIATE, so
+    a read left open here would hold the write lock the next request needs.
+    """
+    engine = create_engine(app.config["DATABASE_URL"])
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+    engine.dispose()
+
+
+def _user_id(db, email: str) -> int:
+    user_id = db.execute(select(User.id).where(User.email == email)).scalar_one()
+    db.rollback()  # on SQLite an open read holds the write lock
+    return user_id
+
+
+def _post(client, page: str, action: str, data: dict | None = None):
+    return submit(client, page, data or {}, action=action)
+
+
+# --- access ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/staff/admin/", "/staff/admin/policy", "/staff/admin/users/1"])
+def test_anonymous_is_sent_to_sign_in(client, path):
+    response = client.get(path)
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+
+
+@pytest.mark.parametrize("role", ["viewer", "fundraiser", "reviewer", "finance"])
+def test_only_admins_may_open_admin(web_as, role):
+    assert web_as(role).get("/staff/admin/").status_code == 403
+
+
+@pytest.mark.parametrize("action", [
+    "/staff/admin/users", "/staff/admin/users/1/role", "/staff/admin/users/1/deactivate",
+    "/staff/admin/users/1/tokens", "/staff/admin/tokens/1/revoke", "/staff/admin/policy",
+])
+def test_viewer_posts_are_forbidden(web_as, db, action):
+    viewer = web_as("viewer")
+    # A valid CSRF token from a page the viewer may open: the refusal is the role's.
+    response = _post(viewer, "/staff/", action, {"email": "x@example.org", "role": "admin",
+                                                 "password": "long enough password"})
+    assert response.status_code == 403
+    assert db.execute(select(User).where(User.email == "x@example.org")).first() is None
+
+
+# --- users ----------------------------------------------------------------------------------
+
+def test_admin_creates_a_user_who_can_sign_in(app, web_as, db):
+    admin = web_as("admin")
+    response = _post(admin, "/staff/admin/", "/staff/admin/users",
+                     {"email": "New.Person@Example.org", "role": "reviewer",
+                      "password": "a long initial password"})
+    assert response.status_code == 303
+    user = db.execute(select(User).where(User.email == "new.person@example.org")).scalar_one()
+    assert user.role == "reviewer" and user.active
+    entry = db.execute(select(AuditEntry).where(AuditEntry.action == "user.created")
+                       .order_by(AuditEntry.id.desc())).scalars().first()
+    assert entry.entity_id == user.id and entry.actor == "web:web-admin@example.org"
+    db.rollback()
+    listing = admin.get("/staff/admin/").get_data(as_text=True)
+    assert "new.person@example.org" in listing
+    assert sign_in(app.test_client(), "new.person@example.org",
+                   "a long initial password").status_code == 302
+
+
+def test_create_user_form_errors(web_as):
+    admin = web_as("admin")
+    short = _post(admin, "/staff/admin/", "/staff/admin/users",
+                  {"email": "a@example.org", "role": "viewer", "password": "short"})
+    assert short.status_code == 400
+    assert "at least 12 characters" in short.get_data(as_text=True).lower()
+    _post(admin, "/staff/admin/", "/staff/admin/users",
+          {"email": "dup@example.org", "role": "viewer", "password": "long enough password"})
+    again = _post(admin, "/staff/admin/", "/staff/admin/users",
+                  {"email": "dup@example.org", "role": "viewer", "password": "long enough password"})
+    assert again.status_code == 400
+    assert "a user with this email exists" in again.get_data(as_text=True)
+
+
+def test_admin_changes_a_role_and_it_applies_at_once(app, web_as, db):
+    admin = web_as("admin")
+    viewer = web_as("viewer")
+    viewer_id = _user_id(db, "web-viewer@example.org")
+    assert viewer.get("/staff/admin/").status_code == 403
+    page = f"/staff/admin/users/{viewer_id}"
+    response = _post(admin, page, f"{page}/role", {"role": "admin"})
+    assert response.status_code == 303
+    assert viewer.get("/staff/admin/").status_code == 200  # no new sign-in needed
+    entry = db.execute(select(AuditEntry).where(AuditEntry.action == "user.role_changed")
+                       ).scalars().one()
+    assert entry.data == {"email": "web-viewer@example.org", "from": "viewer", "to": "admin"}
+
+
+def test_admin_cannot_demote_or_deactivate_themselves(web_as, db):
+    admin = web_as("admin")
+    me = _user_id(db, "web-admin@example.org")
+    page = f"/staff/admin/users/{me}"
+    assert "You cannot change your own role" in admin.get(page).get_data(as_text=True)
+    demote = _post(admin, page, f"{page}/role", {"role": "viewer"})
+    assert demote.status_code == 409
+    assert "cannot remove your own admin role" in demote.get_data(as_text=True)
+    deactivate = _post(admin, page, f"{page}/deactivate")
+    assert deactivate.status_code == 409
+    assert "cannot deactivate yourself" in deactivate.get_data(as_text=True)
+    user = db.get(User, me)
+    assert user.role == "admin" and user.active
+    assert admin.get("/staff/admin/").status_code == 200
+
+
+def test_deactivating_signs_the_user_out_and_revokes_their_tokens(app, web_as, api_as, db, client):
+    admin = web_as("admin")
+    fundraiser_web = web_as("fundraiser")
+    fundraiser_api = api_as("fundraiser", name="web-fundraiser-api")
+    target = fundraiser_api.user_id
+    # The API user and the web user differ; deactivate the web one and check both paths
+    # on the API user too.
+    web_id = _user_id(db, "web-fundraiser@example.org")
+    for user_id in (web_id, target):
+        page = f"/staff/admin/users/{user_id}"
+        assert _post(admin, page, f"{page}/deactivate").status_code == 303
+    assert fundraiser_web.get("/staff/").status_code == 302  # signed out
+    assert client.get("/api/v1/compliance/summary", headers=fundraiser_api.headers).status_code == 401
+    revoked = db.execute(select(ApiToken).where(ApiToken.user_id == target)).scalars().all()
+    assert revoked and all(t.revoked_at is not None for t in revoked)
+    entry = db.execute(select(AuditEntry).where(AuditEntry.action == "user.deactivated",
+                                                AuditEntry.entity_id == target)).scalars().one()
+    assert entry.data["revoked_token_ids"] == [t.id for t in revoked]
+    db.rollback()
+    # Reactivated, they may sign in again; the old tokens stay dead.
+    page = f"/staff/admin/users/{web_id}"
+    assert _post(admin, page, f"{page}/reactivate").status_code == 303
+    assert sign_in(app.test_client(), "web-fundraiser@example.org").status_code == 302
+
+
+def test_the_last_active_admin_cannot_be_demoted_or_deactivated(app):
+    """Over the web the actor is always another active admin, so this guards the other
+    doors (the command line, scripts): somebody must always be able to undo a change."""
+    only = make_user(app, "only-admin@example.org", "admin")
+    with app.extensions["armslength"].sessions() as session:
+        with pytest.raises(NotAllowed, match="last active admin"):
+            change_role(session, only, "viewer", SYSTEM)
+        with pytest.raises(NotAllowed, match="last active admin"):
+            deactivate_user(session, only, SYSTEM)
+        second = make_user(app, "second-admin@example.org", "admin")
+        assert change_role(session, only, "viewer", SYSTEM).role == "viewer"
+        with pytest.raises(NotAllowed, match="last active admin"):
+            deactivate_user(session, second, SYSTEM)
+
+
+# --- tokens ---------------------------------------------------------------------------------
+
+def test_token_is_shown_once_stored_hashed_works_and_dies_when_revoked(app, web_as, db, client):
+    admin = web_as("admin")
+    user_id = make_user(app, "robot@example.org", "viewer")
+    page = f"/staff/admin/users/{user_id}"
+    created = _post(admin, page, f"{page}/tokens", {"name": "accounting sync"})
+    assert created.status_code == 200
+    assert created.headers["Cache-Control"] == "no-store"
+    html = created.get_data(as_text=True)
+    match = TOKEN.search(html)
+    assert match, "the new token is on the page"
+    token = match.group(1)
+    assert "shown only this once" in html
+
+    # Only the hash is stored, and the token never appears again.
+    record = db.execute(select(ApiToken).where(ApiToken.user_id == user_id)).scalar_one()
+    assert record.token_hash == token_hash(token) and record.name == "accounting sync"
+    db.rollback()
+    again = admin.get(page).get_data(as_text=True)
+    assert token not in again and "accounting sync" in again and "active" in again
+
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get("/api/v1/compliance/summary", headers=headers).status_code == 200
+
+    revoked = _post(admin, page, f"/staff/admin/tokens/{record.id}/revoke")
+    assert revoked.status_code == 303
+    response = client.get("/api/v1/compliance/summary", headers=headers)
+    assert response.status_code == 401
+    assert "revoked" in admin.get(page).get_data(as_text=True)
+    # Revoking twice is refused, and does not move the revocation time.
+    db.expire_all()
+    first = db.get(ApiToken, record.id).revoked_at
+    assert first is not None
+    db.rollback()
+    twice = _post(admin, page, f"/staff/admin/tokens/{record.id}/revoke")
+    assert twice.status_code == 409
+    db.expire_all()
+    assert db.get(ApiToken, record.id).revoked_at == first
+    actions = db.execute(select(AuditEntry.action).where(AuditEntry.entity_id == user_id,
+                                                         AuditEntry.entity_type == "user")).scalars()
+    assert {"token.created", "token.revoked"} <= set(actions)
+
+
+def test_no_token_for_an_inactive_user(app, web_as):
+    admin = web_as("admin")
+    user_id = make_user(app, "gone@example.org", "viewer")
+    page = f"/staff/admin/users/{user_id}"
+    _post(admin, page, f"{page}/deactivate")
+    refused = _post(admin, page, f"{page}/tokens", {"name": "x"})
+    assert refused.status_code == 409
+    assert TOKEN.search(refused.get_data(as_text=True)) is None
+
+
+# --- policy ---------------------------------------------------------------------------------
+
+def _policy_form(**changes) -> dict:
+    data = {"version": "2026.2", "cap": "50", "warning": "40", "window_days": "365",
+            "cooling_off_days": "365", "outcome_lab_evaluation_payment": "reject",
+            "outcome_senior_decision_maker": "reject", "outcome_lab_employee_cap": "reject",
+            "outcome_lab_corporate_money": "hold", "outcome_lab_in_kind": "accept"}
+    data.update(changes)
+    return data
+
+
+def _decision(db, gift_id: int) -> Decision:
+    return db.execute(select(Decision).where(Decision.gift_id == gift_id)).scalars().one()
+
+
+def test_policy_page_shows_the_version_in_force(web_as):
+    html = web_as("admin").get("/staff/admin/policy").get_data(as_text=True)
+    assert "In force: version 2026.1" in html
+    assert 'value="50"' in html and 'value="40"' in html  # prefilled, in percent
+    assert "None stored yet" in html
+
+
+def test_new_policy_version_decides_new_gifts_and_old_decisions_keep_theirs(api, web_as, db):
+    admin = web_as("admin")
+    world = World(api)
+    before = gift(api, world.donor["id"], "550.00", date(2025, 1, 10))
+    assert before["decision"]["policy_version"] == "2026.1"
+
+    response = submit(admin, "/staff/admin/policy", _policy_form(version="2026.2-strict", cap="40",
+                                                                 warning="35"))
+    assert response.status_code == 303
+    versions = db.execute(select(PolicyVersion).order_by(PolicyVersion.id)).scalars().all()
+    assert [(v.version, v.source) for v in versions] == [("2026.1", "file"),
+                                                         ("2026.2-strict", "admin")]
+    assert 'cap = "0.4"' in versions[1].document and 'warning = "0.35"' in versions[1].document
+    # The statements the form does not edit carry over.
+    assert "We accept no payment from a frontier AI lab" in versions[1].document
+    db.rollback()
+
+    # 450 of 1000 is 45%: under the old 50% cap it would pass; under the new 40% it may not.
+    after = gift(api, world.employee["id"], "450.00", date(2025, 1, 11))
+    assert after["status"] == "rejected"
+    assert after["decision"]["policy_version"] == "2026.2-strict"
+    assert _decision(db, before["id"]).policy_version == "2026.1"
+    entry = db.execute(select(AuditEntry).where(AuditEntry.action == "policy.changed")).scalars().one()
+    assert entry.data["version"] == "2026.2-strict" and entry.data["cap"] == "0.4"
+
+    html = admin.get("/staff/admin/policy").get_data(as_text=True)
+    assert "In force: version 2026.2-strict" in html
+    assert html.index("2026.2-strict</a>") < html.index("2026.1</a>")
+    listed = admin.get(f"/staff/admin/policy/versions/{versions[0].id}").get_data(as_text=True)
+    assert 'cap = &#34;0.50&#34;' in listed
+
+
+def test_policy_outcome_change_applies(api, web_as):
+    admin = web_as("admin")
+    world = World(api)
+    assert submit(admin, "/staff/admin/policy",
+                  _policy_form(version="2026.3", outcome_lab_corporate_money="reject")).status_code == 303
+    corporate = gift(api, world.lab_donor["id"], "1000.00", date(2025, 2, 1))
+    assert corporate["status"] == "rejected"
+    assert corporate["decision"]["policy_version"] == "2026.3"
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"version": ""}, "This field is required."),
+    ({"version": "2026.1"}, "this version exists; choose a new version name"),
+    ({"cap": "100"}, "must be more than 0 and less than 100"),
+    ({"cap": "0"}, "must be more than 0 and less than 100"),
+    ({"warning": "60"}, "must not exceed the cap"),
+    ({"window_days": "0"}, "Number must be between 1 and 3660."),
+    ({"outcome_lab_employee_cap": "ignore"}, "Not a valid choice."),
+])
+def test_policy_form_refuses_bad_settings(web_as, db, changes, message):
+    admin = web_as("admin")
+    response = submit(admin, "/staff/admin/policy", _policy_form(**changes))
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    assert db.execute(select(PolicyVersion)).first() is None
+
+
+def test_a_version_name_is_never_reused(web_as, db):
+    admin = web_as("admin")
+    assert submit(admin, "/staff/admin/policy", _policy_form(version="v2")).status_code == 303
+    again = submit(admin, "/staff/admin/policy", _policy_form(version="v2", cap="45"))
+    assert again.status_code == 400
+    assert "this version exists" in again.get_data(as_text=True)
+    assert len(db.execute(select(PolicyVersion)).all()) == 2  # the file's and v2
+
+
+def test_csrf_is_required(web_as):
+    admin = web_as("admin")
+    page = admin.get("/staff/admin/")
+    assert csrf_token(page.get_data(as_text=True))
+    response = admin.post("/staff/admin/users", data={"email": "a@example.org", "role": "viewer",
+                                                      "password": "long enough password"})
+    assert response.status_code == 400

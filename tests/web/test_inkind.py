@@ -1,0 +1,109 @@
+"""In-kind screens: the list of arrangements and the form that records one."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from models import InKindArrangement
+from tests import builders as b
+from tests.web.ledger_reads import audit, objects, text
+from tests.webtools import submit
+
+
+@pytest.fixture
+def db(app):
+    """A plain session (no app context pushed): see tests/web/ledger_reads.py."""
+    with app.extensions["armslength"].sessions() as session:
+        yield session
+
+
+def _arrangement(api, org_id, **extra):
+    return b.ok(api.post("/in-kind", {"organization_id": org_id,
+                                      "description": "Pre-release API access",
+                                      "purpose": "evaluation", "start_date": "2024-01-01", **extra}))
+
+
+def _form(org_id, **overrides):
+    return {"organization_id": str(org_id), "description": "Free compute for research",
+            "purpose": "research", "start_date": "2025-02-01", "end_date": "",
+            "estimated_value": "12000.50", "currency": "usd", **overrides}
+
+
+def test_anonymous_visitor_is_sent_to_sign_in(client):
+    for path in ("/staff/in-kind/", "/staff/in-kind/new"):
+        response = client.get(path)
+        assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+
+
+def test_viewer_reads_but_cannot_write(api, web_as, db):
+    lab = b.organization(api, "Frontier Lab", covered_lab=True)
+    viewer = web_as("viewer")
+    assert viewer.get("/staff/in-kind/").status_code == 200
+    assert viewer.get("/staff/in-kind/new").status_code == 403
+    response = submit(viewer, "/staff/in-kind/", _form(lab["id"]), action="/staff/in-kind/new")
+    assert response.status_code == 403
+    assert objects(db, select(InKindArrangement)) == []
+
+
+def test_list_shows_lab_what_purpose_period_and_value(api, web_as):
+    lab = b.organization(api, "Frontier Lab", covered_lab=True)
+    other = b.organization(api, "Cloud Co")
+    _arrangement(api, lab["id"], estimated_value="25000.00", currency="USD")
+    _arrangement(api, other["id"], description="Spare GPUs", purpose="other",
+                 start_date="2023-01-01", end_date="2023-06-30")
+    page = text(web_as("viewer").get("/staff/in-kind/"))
+    lab_row = re.search(r">Frontier Lab</a>.*?</tr>", page, re.S).group(0)
+    assert "Covered lab" in lab_row and "Pre-release API access" in lab_row
+    assert "Evaluation" in lab_row and "2024-01-01 – ongoing" in lab_row
+    assert "25,000.00 USD" in lab_row
+    other_row = re.search(r">Cloud Co</a>.*?</tr>", page, re.S).group(0)
+    assert "Covered" not in other_row and "not known" in other_row
+    assert "2023-01-01 – 2023-06-30" in other_row and "ended" in other_row
+
+
+def test_create_through_the_form(api, web_as, db):
+    lab = b.organization(api, "Frontier Lab", covered_lab=True)
+    reviewer = web_as("reviewer")
+    form = text(reviewer.get(f"/staff/in-kind/new?organization_id={lab['id']}"))
+    assert f'<option selected value="{lab["id"]}">Frontier Lab (covered)</option>' in form
+    response = submit(reviewer, "/staff/in-kind/new", _form(lab["id"]))
+    assert response.status_code == 302 and response.headers["Location"] == "/staff/in-kind/"
+    (item,) = objects(db, select(InKindArrangement))
+    assert (item.organization_id, item.purpose, item.estimated_value_minor, item.currency) == (
+        lab["id"], "research", 1_200_050, "USD")
+    assert item.end_date is None
+    (entry,) = audit(db, "in_kind.recorded")
+    assert entry.entity_id == item.id and entry.actor == "web:web-reviewer@example.org"
+    page = text(reviewer.get("/staff/in-kind/"))
+    assert "In-kind arrangement recorded." in page and "12,000.50 USD" in page
+
+
+def test_value_is_optional(api, web_as, db):
+    lab = b.organization(api, "Frontier Lab", covered_lab=True)
+    response = submit(web_as("fundraiser"), "/staff/in-kind/new",
+                      _form(lab["id"], estimated_value="", currency=""))
+    assert response.status_code == 302
+    (item,) = objects(db, select(InKindArrangement))
+    assert item.estimated_value_minor is None and item.currency is None
+
+
+@pytest.mark.parametrize("overrides, field, message", [
+    ({"currency": ""}, "estimated_value", "estimated_value and currency go together"),
+    ({"estimated_value": "12.345"}, "estimated_value", "would need rounding"),
+    ({"end_date": "2025-01-01"}, "end_date", "end_date must not be before start_date"),
+    ({"description": ""}, "description", "This field is required."),
+    ({"purpose": "bribery"}, "purpose", "Not a valid choice."),
+])
+def test_invalid_arrangement_is_not_saved_and_the_form_says_why(api, web_as, db, overrides, field,
+                                                                 message):
+    lab = b.organization(api, "Frontier Lab", covered_lab=True)
+    response = submit(web_as("fundraiser"), "/staff/in-kind/new", _form(lab["id"], **overrides))
+    assert response.status_code == 422
+    block = re.search(rf'<div class="field has-error">\s*<label for="{field}".*?</div>',
+                      text(response), re.S)
+    assert block and message in block.group(0), text(response)
+    assert objects(db, select(InKindArrangement)) == []
+    assert audit(db, "in_kind.recorded") == []

@@ -1,0 +1,311 @@
+"""The review queue: deciding held gifts, re-screen flags, and two-person overrides."""
+
+from __future__ import annotations
+
+import html
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select
+
+from models import AuditEntry, Decision, Gift, OverrideRequest
+from tests.builders import World, affiliate, gift, person
+from tests.webtools import csrf_token, submit
+
+D = date(2025, 6, 2)
+QUEUE = "/staff/review/"
+
+
+@pytest.fixture
+def world(api):
+    return World(api)
+
+
+@pytest.fixture
+def db(app):
+    """A session without an app context of its own (see tests/web/test_gifts.py)."""
+    with app.extensions["armslength"].sessions() as session:
+        yield session
+
+
+def text(response) -> str:
+    return html.unescape(response.get_data(as_text=True))
+
+
+def load(db, model, ident):
+    try:
+        obj = db.get(model, ident)
+        db.expunge(obj)
+        return obj
+    finally:
+        db.rollback()
+
+
+def decisions(db, gift_id) -> list[Decision]:
+    try:
+        rows = list(db.execute(select(Decision).where(Decision.gift_id == gift_id)
+                               .order_by(Decision.id)).scalars())
+        for row in rows:
+            db.expunge(row)
+        return rows
+    finally:
+        db.rollback()
+
+
+def overrides(db, gift_id) -> list[OverrideRequest]:
+    try:
+        rows = list(db.execute(select(OverrideRequest).where(OverrideRequest.gift_id == gift_id)
+                               .order_by(OverrideRequest.id)).scalars())
+        for row in rows:
+            db.expunge(row)
+        return rows
+    finally:
+        db.rollback()
+
+
+def audit_count(db) -> int:
+    try:
+        return db.execute(select(func.count()).select_from(AuditEntry)).scalar_one()
+    finally:
+        db.rollback()
+
+
+def user_id(db, email) -> int:
+    from models import User
+    try:
+        return db.execute(select(User.id).where(User.email == email)).scalar_one()
+    finally:
+        db.rollback()
+
+
+def rejected_gift(api, world) -> dict:
+    chief = person(api, "Casey Chief")
+    affiliate(api, chief["id"], world.lab["id"], start="2019-01-01", senior=True, title="Chief Scientist")
+    given = gift(api, chief["id"], "1000.00", D)
+    assert given["status"] == "rejected"
+    return given
+
+
+def request_override(client, gift_id, reason="Gift predates the board seat; counsel agrees"):
+    return submit(client, f"/staff/gifts/{gift_id}", {"reason": reason},
+                  action=f"/staff/review/gifts/{gift_id}/override")
+
+
+# --- access ----------------------------------------------------------------------------------------
+
+def test_anonymous_is_sent_to_sign_in(client):
+    response = client.get(QUEUE)
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+
+
+@pytest.mark.parametrize("role", ["viewer", "fundraiser", "finance"])
+def test_only_reviewers_open_the_queue_or_decide(api, world, web_as, db, role):
+    held = gift(api, world.lab_donor["id"], "500.00", D)
+    client = web_as(role)
+    assert client.get(QUEUE).status_code == 403
+    assert client.get(f"/staff/review/gifts/{held['id']}/decide").status_code == 403
+    token = csrf_token(client.get("/staff/gifts/").get_data(as_text=True))
+    response = client.post(f"/staff/review/gifts/{held['id']}/decide",
+                           data={"outcome": "accept", "reason": "fine by me", "csrf_token": token})
+    assert response.status_code == 403
+    response = client.post(f"/staff/review/gifts/{held['id']}/override",
+                           data={"reason": "fine by me", "csrf_token": token})
+    assert response.status_code == 403
+    assert load(db, Gift, held["id"]).status == "held"
+    assert "Review queue" not in text(client.get(f"/staff/gifts/{held['id']}"))
+
+
+# --- held gifts --------------------------------------------------------------------------------------
+
+def test_queue_lists_held_gifts_oldest_first(api, world, web_as):
+    first = gift(api, world.lab_donor["id"], "111.00", D)
+    second = gift(api, world.lab_donor["id"], "222.00", date(2025, 1, 5))
+    gift(api, world.donor["id"], "333.00", D)  # accepted: not in the queue
+    page = text(web_as("reviewer").get(QUEUE))
+    assert "111.00 USD" in page and "222.00 USD" in page and "333.00 USD" not in page
+    assert page.index(f"#{first['id']}<") < page.index(f"#{second['id']}<")  # waiting longest first
+    assert "needs a reviewer's decision" in page
+
+
+def test_reviewer_accepts_a_held_gift_with_a_reason(api, world, web_as, db):
+    held = gift(api, world.lab_donor["id"], "2500.00", D)
+    reviewer = web_as("reviewer")
+    page = text(reviewer.get(f"/staff/review/gifts/{held['id']}/decide"))
+    assert "Lab corporate money" in page and "Record decision" in page
+    response = submit(reviewer, f"/staff/review/gifts/{held['id']}/decide",
+                      {"outcome": "accept", "reason": "General support, no strings; board minute 12"})
+    assert response.status_code == 302 and response.headers["Location"] == QUEUE
+    assert load(db, Gift, held["id"]).status == "accepted"
+    latest = decisions(db, held["id"])[-1]
+    assert (latest.kind, latest.outcome) == ("review", "accept")
+    assert latest.note == "General support, no strings; board minute 12"
+    assert latest.decided_by_id == user_id(db, "web-reviewer@example.org")
+    queue = text(reviewer.get(QUEUE))
+    assert f"Gift #{held['id']} accepted" in queue and "Nothing is held." in queue
+    detail = text(reviewer.get(f"/staff/gifts/{held['id']}"))
+    assert "Review" in detail and "General support, no strings; board minute 12" in detail
+    assert "Decided by <strong>web-reviewer@example.org</strong>" in detail
+
+
+def test_reviewer_rejects_a_held_gift(api, world, web_as, db):
+    held = gift(api, world.lab_donor["id"], "2500.00", D)
+    response = submit(web_as("reviewer"), f"/staff/review/gifts/{held['id']}/decide",
+                      {"outcome": "reject", "reason": "Too close to an upcoming evaluation"})
+    assert response.status_code == 302
+    assert load(db, Gift, held["id"]).status == "rejected"
+    assert decisions(db, held["id"])[-1].note == "Too close to an upcoming evaluation"
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ({"outcome": "accept", "reason": ""}, "This field is required."),
+    ({"outcome": "accept", "reason": "  ok  "}, "at least 3 characters"),
+    ({"reason": "A proper reason"}, "Choose accept or reject."),
+    ({"outcome": "maybe", "reason": "A proper reason"}, "Not a valid choice"),
+])
+def test_a_decision_needs_an_outcome_and_a_written_reason(api, world, web_as, db, data, message):
+    held = gift(api, world.lab_donor["id"], "2500.00", D)
+    reviewer = web_as("reviewer")
+    before = audit_count(db)
+    response = submit(reviewer, f"/staff/review/gifts/{held['id']}/decide", data)
+    assert response.status_code == 422
+    assert message in text(response)
+    assert load(db, Gift, held["id"]).status == "held"
+    assert len(decisions(db, held["id"])) == 1
+    assert audit_count(db) == before
+
+
+def test_deciding_a_gift_that_is_no_longer_held_shows_the_ledger_message(api, world, web_as, db):
+    given = gift(api, world.donor["id"], "100.00", D)
+    reviewer = web_as("reviewer")
+    page = text(reviewer.get(f"/staff/review/gifts/{given['id']}/decide"))
+    assert "not held: there is nothing to decide" in page
+    token = csrf_token(page)
+    response = reviewer.post(f"/staff/review/gifts/{given['id']}/decide",
+                             data={"outcome": "reject", "reason": "Changed my mind", "csrf_token": token})
+    assert response.status_code == 409
+    assert f"gift {given['id']} is accepted, not held" in text(response)
+    assert load(db, Gift, given["id"]).status == "accepted"
+
+
+# --- re-screen flags ----------------------------------------------------------------------------------
+
+def test_rescreened_gift_is_flagged_and_accepting_it_needs_a_second_reviewer(api, world, web_as, db):
+    giver = person(api, "Sam Later")
+    given = gift(api, giver["id"], "400.00", D)
+    assert given["status"] == "accepted"
+    # Learned later: Sam was the lab's chief scientist all along.
+    affiliate(api, giver["id"], world.lab["id"], start="2020-01-01", senior=True, title="Chief Scientist")
+    assert load(db, Gift, given["id"]).status == "held"
+    note = decisions(db, given["id"])[-1].note
+    rev1 = web_as("reviewer", "rev1")
+    queue = text(rev1.get(QUEUE))
+    assert "Re-screen" in queue and note in queue
+    assert "Senior decision-maker at a covered lab" in queue
+
+    response = submit(rev1, f"/staff/review/gifts/{given['id']}/decide",
+                      {"outcome": "accept", "reason": "Gift was made before the appointment"})
+    assert response.status_code == 302
+    assert load(db, Gift, given["id"]).status == "held"
+    [request] = overrides(db, given["id"])
+    assert request.state == "pending"
+    queue = text(rev1.get(QUEUE))
+    assert "needs a second reviewer's approval" in queue
+    assert "pending second approval" in queue and "You asked for this override" in queue
+
+    rev2 = web_as("reviewer", "rev2")
+    response = submit(rev2, QUEUE, {"note": "Agreed"},
+                      action=f"/staff/review/overrides/{request.id}/approve")
+    assert response.status_code == 302
+    assert load(db, Gift, given["id"]).status == "accepted"
+    assert [d.kind for d in decisions(db, given["id"])] == ["screening", "rescreen", "override"]
+
+
+# --- overrides of rejected gifts ---------------------------------------------------------------------
+
+def test_override_needs_a_second_reviewer(api, world, web_as, db):
+    rejected = rejected_gift(api, world)
+    rev1 = web_as("reviewer", "rev1")
+    rev2 = web_as("reviewer", "rev2")
+    detail = text(rev1.get(f"/staff/gifts/{rejected['id']}"))
+    assert "Request an override" in detail
+
+    response = request_override(rev1, rejected["id"])
+    assert response.status_code == 302
+    assert response.headers["Location"] == f"/staff/gifts/{rejected['id']}"
+    [request] = overrides(db, rejected["id"])
+    assert (request.state, request.requested_by_id) == ("pending", user_id(db, "rev1@example.org"))
+    assert load(db, Gift, rejected["id"]).status == "rejected"
+    detail = text(rev1.get(f"/staff/gifts/{rejected['id']}"))
+    assert "Override pending second approval" in detail and "rev1@example.org" in detail
+    assert "Request an override" not in detail  # one pending request at a time
+
+    # The requester sees no approve button...
+    approve_path = f"/staff/review/overrides/{request.id}/approve"
+    queue = rev1.get(QUEUE).get_data(as_text=True)
+    assert approve_path not in queue
+    assert "You asked for this override" in html.unescape(queue)
+    assert "Gift predates the board seat; counsel agrees" in html.unescape(queue)
+    # ...and if they post anyway, the ledger refuses and the page says why.
+    response = submit(rev1, QUEUE, {"note": ""}, action=approve_path)
+    assert response.status_code == 409
+    assert "an override needs the approval of a second reviewer" in text(response)
+    assert load(db, Gift, rejected["id"]).status == "rejected"
+    assert overrides(db, rejected["id"])[0].state == "pending"
+
+    # A second reviewer approves.
+    queue = rev2.get(QUEUE).get_data(as_text=True)
+    assert approve_path in queue
+    response = submit(rev2, QUEUE, {"note": "Checked the dates"}, action=approve_path)
+    assert response.status_code == 302
+    assert load(db, Gift, rejected["id"]).status == "accepted"
+    latest = decisions(db, rejected["id"])[-1]
+    assert (latest.kind, latest.outcome) == ("override", "accept")
+    assert latest.decided_by_id == user_id(db, "rev1@example.org")
+    assert latest.approved_by_id == user_id(db, "rev2@example.org")
+    assert overrides(db, rejected["id"])[0].state == "approved"
+
+    detail = text(rev2.get(f"/staff/gifts/{rejected['id']}"))
+    assert "Override" in detail
+    assert "approved by <strong>rev2@example.org</strong> (second reviewer)" in detail
+    assert "Decided by <strong>rev1@example.org</strong>" in detail
+    assert "Approval note: Checked the dates" in detail
+
+
+def test_second_reviewer_declines_an_override(api, world, web_as, db):
+    rejected = rejected_gift(api, world)
+    rev1 = web_as("reviewer", "rev1")
+    rev2 = web_as("reviewer", "rev2")
+    assert request_override(rev1, rejected["id"]).status_code == 302
+    [request] = overrides(db, rejected["id"])
+    response = submit(rev2, QUEUE, {"note": "Not convinced"},
+                      action=f"/staff/review/overrides/{request.id}/decline")
+    assert response.status_code == 302
+    assert overrides(db, rejected["id"])[0].state == "declined"
+    assert load(db, Gift, rejected["id"]).status == "rejected"
+    assert "declined; the gift stays rejected" in text(rev2.get(QUEUE))
+    again = submit(rev2, QUEUE, {}, action=f"/staff/review/overrides/{request.id}/approve")
+    assert again.status_code == 409 and "already declined" in text(again)
+
+
+def test_override_request_needs_a_reason_and_a_reviewer(api, world, web_as, db):
+    rejected = rejected_gift(api, world)
+    rev1 = web_as("reviewer", "rev1")
+    response = request_override(rev1, rejected["id"], reason="")
+    assert response.status_code == 422 and "This field is required." in text(response)
+    assert overrides(db, rejected["id"]) == []
+    fundraiser = web_as("fundraiser")
+    assert "Request an override" not in text(fundraiser.get(f"/staff/gifts/{rejected['id']}"))
+    token = csrf_token(fundraiser.get("/staff/gifts/").get_data(as_text=True))
+    response = fundraiser.post(f"/staff/review/gifts/{rejected['id']}/override",
+                               data={"reason": "Please", "csrf_token": token})
+    assert response.status_code == 403
+    assert overrides(db, rejected["id"]) == []
+
+
+def test_an_accepted_gift_cannot_be_overridden(api, world, web_as, db):
+    given = gift(api, world.donor["id"], "100.00", D)
+    rev1 = web_as("reviewer", "rev1")
+    response = submit(rev1, f"/staff/review/gifts/{given['id']}/override", {"reason": "Why not"})
+    assert response.status_code == 409
+    assert "only a rejected or held gift can be overridden" in text(response)
+    assert overrides(db, given["id"]) == []
