@@ -25,3 +25,12 @@ class AuditEntry(SQLModel, table=True):
     data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64, unique=True)
+
+
+def _append_only() -> None:
+    from models.gifts import make_append_only
+
+    make_append_only(AuditEntry)
+
+
+_append_only()

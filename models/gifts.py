@@ -188,3 +188,23 @@ class OverrideRequest(SQLModel, table=True):
     state: str = Field(default="pending", max_length=10)
     decided_by_id: int | None = Field(default=None, foreign_key="staff_user.id")
     decided_at: datetime | None = None
+
+
+def _refuse_change(mapper, connection, target):  # noqa: ARG001 - SQLAlchemy event signature
+    raise AppendOnlyViolation(f"{type(target).__name__} {target.id} is append-only")
+
+
+class AppendOnlyViolation(RuntimeError):
+    """Someone tried to edit or delete a decision or an audit entry."""
+
+
+def make_append_only(*classes) -> None:
+    """Decisions and audit entries are never edited or deleted through the ORM."""
+    from sqlalchemy import event
+
+    for cls in classes:
+        event.listen(cls, "before_update", _refuse_change)
+        event.listen(cls, "before_delete", _refuse_change)
+
+
+make_append_only(Decision)

@@ -385,5 +385,7 @@ def test_a_viewer_has_no_review_link_and_is_refused_the_queue(app, new_page, sho
     expect(page.locator("nav[aria-label=Main]")).not_to_contain_text("Review")
     response = page.goto("/staff/review/")
     assert response is not None and response.status == 403
-    expect(page.locator("body")).to_contain_text("Forbidden")
+    expect(page.locator("main h1")).to_have_text("Not allowed")
+    expect(page.locator("main")).to_contain_text("Your role (viewer) may not open this page")
+    expect(page.get_by_role("link", name="Back to the start")).to_be_visible()
     shot(page, "22-viewer-refused-review-queue")
