@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -50,6 +50,14 @@ class Recorded:
     evaluation: Evaluation
 
 
+#: "Is this payment id recorded already?", one statement per unique column, built once.
+_UNIQUE_LOOKUPS = {
+    column: select(Gift.id).where(getattr(Gift, column) == bindparam("value"))
+    for column in ("external_ref", "stripe_payment_intent_id", "stripe_checkout_session_id",
+                   "stripe_invoice_id")
+}
+
+
 def _check_unique(session: Session, data: GiftCreate, refs: PaymentRefs) -> None:
     for column, value in (
         ("external_ref", data.external_ref),
@@ -59,9 +67,7 @@ def _check_unique(session: Session, data: GiftCreate, refs: PaymentRefs) -> None
     ):
         if value is None:
             continue
-        existing = session.execute(
-            select(Gift.id).where(getattr(Gift, column) == value)
-        ).scalar_one_or_none()
+        existing = session.execute(_UNIQUE_LOOKUPS[column], {"value": value}).scalar_one_or_none()
         if existing is not None:
             raise Duplicate(column, existing)
 
