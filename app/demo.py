@@ -40,7 +40,7 @@ from models.schemas import (
 )
 
 #: Published in the README and printed by the command: for a local demo only.
-DEMO_PASSWORD = "demo-password-do-not-use"  # noqa: S105 - a documented demo credential
+DEMO_PASSWORD = "demo-password-do-not-use"  # noqa: S105 - a documented demo credential  # nosec B105
 DEMO_DOMAIN = "demo.example.org"
 DEMO_ROLES = ("admin", "fundraiser", "reviewer", "finance", "viewer")
 SETUP = Actor("demo-data", role="admin")
@@ -84,7 +84,7 @@ class DemoLedger:
         self.session = session
         self.state = state
         self.policy = state.policy_for(session)
-        self.rng = random.Random(seed)  # noqa: S311 - demo data, not secrets
+        self.rng = random.Random(seed)  # noqa: S311 - demo data, not secrets  # nosec B311
         self.today = state.today()
         self.start = self.today - timedelta(days=729)
         self.plans: list[Plan] = []

@@ -20,7 +20,7 @@ from app.ledger.locking import ledger_write
 from models import ROLES, ApiToken, User, utcnow
 from models.schemas import UserCreate
 
-TOKEN_PREFIX = "al_"  # noqa: S105 - a visible prefix, not a secret
+TOKEN_PREFIX = "al_"  # noqa: S105 - a visible prefix, not a secret  # nosec B105
 
 
 def token_hash(token: str) -> str:
