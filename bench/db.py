@@ -7,6 +7,7 @@ import json
 import shutil
 import time
 from dataclasses import asdict, dataclass
+from datetime import date
 from pathlib import Path
 
 from sqlalchemy import JSON, create_engine, text, update
@@ -19,7 +20,7 @@ from app.ledger.locking import ensure_lock_row
 from bench.generate import TABLES, Generator, LedgerSpec, json_text
 
 #: Bump when the generator changes, so cached ledgers are rebuilt.
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 ACTOR = Actor("bench", role="admin")
 STAFF_EMAIL = "bench-admin@example.org"
 STAFF_PASSWORD = "bench password, long enough"  # noqa: S105 - a throwaway local database
@@ -257,6 +258,7 @@ def verify_ledger(target: Target, samples: dict[str, tuple[int, int]], window_da
                 WHERE f.day IS NULL OR g.day IS NULL OR f.total_minor <> g.total
                    OR f.lab_minor <> g.lab OR f.gift_count <> g.n
             """)).scalar_one() if target.backend == "postgresql" else _sqlite_mismatch(session)
+            mismatched += _refunded_mismatch(session)
             undecided = session.execute(text(
                 "SELECT count(*) FROM gift WHERE NOT EXISTS "
                 "(SELECT 1 FROM decision WHERE decision.gift_id = gift.id)")).scalar_one()
@@ -278,6 +280,26 @@ def _sqlite_mismatch(session) -> int:
     stored = {row[0]: tuple(row[1:]) for row in session.execute(text(
         "SELECT day, total_minor, lab_minor, gift_count FROM funding_day"))}
     return len(set(recomputed.items()) ^ set(stored.items()))
+
+
+def _refunded_mismatch(session) -> int:
+    """Days whose refunded columns differ from a recomputation from the refunds."""
+    from app.ledger.funding import _refunded_lab
+
+    expected: dict = {}
+    for day, lab, total, refunded in session.execute(text(
+            "SELECT g.received_on, g.lab_minor, g.reporting_amount_minor, r.refunded FROM gift g "
+            "JOIN (SELECT gift_id, sum(reporting_amount_minor) AS refunded FROM refund "
+            "GROUP BY gift_id) r ON r.gift_id = g.id "
+            "WHERE g.status = 'accepted' AND g.kind = 'cash'")):
+        day = day if not isinstance(day, str) else date.fromisoformat(day)
+        t, lb = expected.get(day, (0, 0))
+        expected[day] = (t + int(refunded), lb + _refunded_lab(int(refunded), lab, total))
+    stored = {(row[0] if not isinstance(row[0], str) else date.fromisoformat(row[0])): tuple(row[1:])
+              for row in session.execute(text(
+                  "SELECT day, refunded_minor, refunded_lab_minor FROM funding_day "
+                  "WHERE refunded_minor <> 0 OR refunded_lab_minor <> 0"))}
+    return len(set(expected.items()) ^ set(stored.items()))
 
 
 def _staff(target: Target) -> str:

@@ -554,14 +554,20 @@ class Generator:
         yield from self._flush(force=True)
 
     def funding_days(self) -> list[dict]:
-        """The daily totals of accepted cash funding (gross; refunds are applied per window)."""
+        """The daily totals of accepted cash funding, gross and refunded."""
         rows = []
         for i in range(self.days):
             if self.windows.count[i]:
                 rows.append({"day": self.spec.start + timedelta(days=i),
                              "total_minor": self.windows.gross_total[i],
                              "lab_minor": self.windows.gross_lab[i],
-                             "gift_count": self.windows.count[i]})
+                             "gift_count": self.windows.count[i],
+                             # What the day's gifts have had refunded (all refunds are in
+                             # the past when the load ends), as funding.count_refund keeps it.
+                             "refunded_minor": self.windows.gross_total[i]
+                             - self.windows.net_total[i],
+                             "refunded_lab_minor": self.windows.gross_lab[i]
+                             - self.windows.net_lab[i]})
         self.stats.funding_days = len(rows)
         return rows
 

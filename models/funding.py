@@ -1,7 +1,9 @@
 """Daily funding totals and the ledger lock row.
 
 FundingDay keeps accepted cash funding per gift date, in the reporting currency, so a
-window sum reads at most one row per day instead of scanning every gift.
+window sum reads at most one row per day instead of scanning every gift. It also keeps,
+per gift date, what those gifts have had refunded so far (whenever the refund was made),
+so a window ending today (when no refund is dated later) needs no refund rows at all.
 """
 
 from __future__ import annotations
@@ -21,6 +23,14 @@ class FundingDay(SQLModel, table=True):
     lab_minor: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
     #: Accepted cash gifts dated this day: a date with gifts is a decision point.
     gift_count: int = Field(default=0)
+    #: Refunds (reporting currency) of the counted gifts dated this day, whatever the date
+    #: of the refund. A window ending on E adds back the refunds made after E.
+    refunded_minor: int = Field(default=0, sa_column=Column(BigInteger, nullable=False,
+                                                            default=0, server_default="0"))
+    #: The lab part of those refunds: per gift, its refunded sum x lab / total, rounded down
+    #: (funding._refunded_lab), summed over the day's gifts.
+    refunded_lab_minor: int = Field(default=0, sa_column=Column(BigInteger, nullable=False,
+                                                                default=0, server_default="0"))
 
 
 class LedgerLock(SQLModel, table=True):

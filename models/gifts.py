@@ -127,6 +127,8 @@ class Refund(SQLModel, table=True):
         CheckConstraint("amount_minor > 0", name="amount_positive"),
         CheckConstraint("refunded_on >= gift_received_on", name="not_before_gift"),
         Index("ix_refund_gift_received_on", "gift_received_on"),
+        # Window sums add back the refunds made after the window's end (few or none).
+        Index("ix_refund_refunded_on", "refunded_on"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

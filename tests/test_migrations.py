@@ -76,3 +76,41 @@ def test_upgrade_is_idempotent_and_downgrade_reverses_it(empty_engine):
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     command.upgrade(config, "head")
     _assert_schema_matches_models(engine)
+
+
+def test_0002_fills_each_days_refunds_as_the_ledger_keeps_them(app, api):
+    """The upgrade that added funding_day's refunded columns fills them from the gifts and
+    refunds already recorded: the same figures the ledger keeps as refunds are recorded."""
+    from sqlalchemy import select, text
+
+    from models import FundingDay
+    from tests.builders import World, gift
+
+    world = World(api)
+    joint = {"attributions": [{"donor_id": world.employee["id"], "fraction": "0.333333"},
+                              {"donor_id": world.donor["id"], "fraction": "0.666667"}]}
+    refunded = [
+        gift(api, world.employee["id"], "100.00", "2026-01-10"),
+        gift(api, world.donor["id"], "70.01", "2026-01-10"),
+        gift(api, world.donor["id"], "30.00", "2026-02-01", **joint),
+        gift(api, world.donor["id"], "55.00", "2026-02-03", currency="EUR", fx_rate="1.0837"),
+    ]
+    gift(api, world.donor["id"], "500.00", "2026-02-01")  # no refund
+    for made, amounts in zip(refunded, (["40.00", "60.00"], ["0.01"], ["10.00"], ["55.00"]),
+                             strict=True):
+        for amount in amounts:
+            assert api.post(f"/gifts/{made['id']}/refund", {"amount": amount}).status_code == 201
+
+    engine = app.extensions["armslength"].engine
+    columns = select(FundingDay.day, FundingDay.refunded_minor, FundingDay.refunded_lab_minor)
+    with engine.connect() as conn:
+        kept = conn.execute(columns.order_by(FundingDay.day)).all()
+    assert any(lab for _day, _total, lab in kept) and any(total for _day, total, _lab in kept)
+
+    config = _config(engine)
+    command.stamp(config, "head")
+    command.downgrade(config, "0001")
+    command.upgrade(config, "head")
+    with engine.connect() as conn:
+        assert conn.execute(columns.order_by(FundingDay.day)).all() == kept
+        assert conn.execute(text("SELECT count(*) FROM funding_day")).scalar_one() == len(kept)

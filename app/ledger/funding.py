@@ -2,18 +2,26 @@
 
 A window ending on E covers the days E - (window_days - 1) .. E. A gift counts in it
 if its date is in that range; each of its refunds dated on or before E reduces it.
-Reads are bounded by the window length and the refunds inside it, never the ledger:
 
-- one range read of funding_day (at most one row per day), then prefix sums;
-- one range read of the refunds by gift date (index ix_refund_gift_received_on), then
-  the refunded gifts by primary key. Driving the read from the refund index keeps it
-  bounded: with a join, SQLite's planner (which has no statistics unless ANALYZE ran)
-  preferred to walk every accepted gift (ix_gift_status_received_on) and probe refunds,
-  which grows with the whole ledger.
+funding_day holds, per gift date, the counted (accepted cash) gifts' gross totals and what
+those gifts have had refunded so far, whenever the refund was made. So
+
+    window(E) = sum over its days of (gross - refunded) + the refunds made after E
+
+and the reads are bounded by the window's days and the refunds dated after its end, never
+by the ledger: a window ending today (the usual decision, the summary) reads no refund
+rows at all, since no refund is dated later. The refunds made after E are found through
+ix_refund_refunded_on alone (not the gift-date index, which would walk every refund of the
+window), then their gifts by primary key.
+
+A gift's refunded lab money is its refunded sum x lab / total, rounded down (see
+_refunded_lab), so adding back its refunds made after E adds back
+_refunded_lab(all its refunds) - _refunded_lab(those made by E); each late refund carries
+its step of that difference, so steps add up window by window like amounts.
 
 Many window ends (a back-dated gift's later decision points, a day-by-day series) are
 answered in one sweep over the ends in date order, so the cost is
-O(days + refunds x log(refunds) + ends), not O(refunds x ends).
+O(days + late refunds x log(late refunds) + ends).
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cache
 
-from sqlalchemy import BigInteger, bindparam, case, func, literal, null, or_, select, union_all
+from sqlalchemy import BigInteger, bindparam, func, literal, null, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -38,7 +46,8 @@ def window_start(end: date, window_days: int) -> date:
     return end - timedelta(days=window_days - 1)
 
 
-def add_funding(session: Session, day: date, total_minor: int, lab_minor: int, count: int) -> None:
+def add_funding(session: Session, day: date, total_minor: int, lab_minor: int, count: int,
+                refunded_minor: int = 0, refunded_lab_minor: int = 0) -> None:
     """Add (or with negative numbers remove) a gift's contribution to its day.
 
     One INSERT ... ON CONFLICT DO UPDATE that adds to the stored figures in the database,
@@ -48,66 +57,63 @@ def add_funding(session: Session, day: date, total_minor: int, lab_minor: int, c
     """
     session.execute(_funding_upsert(session.get_bind().dialect.name),
                     {"day": day, "total_minor": total_minor, "lab_minor": lab_minor,
-                     "gift_count": count})
+                     "gift_count": count, "refunded_minor": refunded_minor,
+                     "refunded_lab_minor": refunded_lab_minor})
 
 
 @cache
 def _funding_upsert(dialect: str):
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = FundingDay.__table__
-    stmt = insert(table).values(day=bindparam("day"), total_minor=bindparam("total_minor"),
-                                lab_minor=bindparam("lab_minor"), gift_count=bindparam("gift_count"))
+    columns = ("total_minor", "lab_minor", "gift_count", "refunded_minor", "refunded_lab_minor")
+    stmt = insert(table).values(day=bindparam("day"), **{c: bindparam(c) for c in columns})
     return stmt.on_conflict_do_update(
         index_elements=[table.c.day],
-        set_={"total_minor": table.c.total_minor + stmt.excluded.total_minor,
-              "lab_minor": table.c.lab_minor + stmt.excluded.lab_minor,
-              "gift_count": table.c.gift_count + stmt.excluded.gift_count},
+        set_={c: table.c[c] + stmt.excluded[c] for c in columns},
     )
 
 
+def refunded_reporting(gift: Gift, refunded_minor: int) -> int:
+    """The reporting-currency part of refunded_minor (gift currency) of a gift: pro rata of
+    its stored converted amount, rounded down, and exactly that amount once fully refunded.
+    Refunds are converted cumulatively with it, so a gift's refunds add up to this."""
+    if refunded_minor == gift.amount_minor:
+        return gift.reporting_amount_minor
+    return gift.reporting_amount_minor * refunded_minor // gift.amount_minor
+
+
+def _gift_refunds(gift: Gift) -> tuple[int, int]:
+    """What a gift has had refunded so far: reporting amount and its lab part."""
+    refunded = refunded_reporting(gift, gift.refunded_minor)
+    return refunded, _refunded_lab(refunded, gift.lab_minor, gift.reporting_amount_minor)
+
+
 def count_gift(session: Session, gift: Gift) -> None:
+    """Add a gift that now counts as funding (with its refunds so far) to its day."""
     if gift.kind == "cash":
-        add_funding(session, gift.received_on, gift.reporting_amount_minor, gift.lab_minor, 1)
+        refunded, refunded_lab = _gift_refunds(gift)
+        add_funding(session, gift.received_on, gift.reporting_amount_minor, gift.lab_minor, 1,
+                    refunded, refunded_lab)
 
 
 def uncount_gift(session: Session, gift: Gift) -> None:
+    """Take a gift that no longer counts (and its refunds) off its day. Its lab_minor must
+    still be the one it was counted with: change it only after this."""
     if gift.kind == "cash":
-        add_funding(session, gift.received_on, -gift.reporting_amount_minor, -gift.lab_minor, -1)
+        refunded, refunded_lab = _gift_refunds(gift)
+        add_funding(session, gift.received_on, -gift.reporting_amount_minor, -gift.lab_minor, -1,
+                    -refunded, -refunded_lab)
 
 
-@dataclass(frozen=True)
-class _RefundRow:
-    gift_id: int
-    gift_day: date
-    refunded_on: date
-    total: int
-    #: The step this refund makes in the gift's refunded lab money (see _with_lab_steps).
-    lab: int = 0
-
-
-def _refunds(session: Session, first_day: date, last_day: date) -> list[_RefundRow]:
-    """Refunds made by last_day of accepted cash gifts dated first_day..last_day."""
-    rows = session.execute(
-        select(Refund.gift_id, Refund.gift_received_on, Refund.refunded_on,
-               Refund.reporting_amount_minor)
-        .where(Refund.gift_received_on >= first_day, Refund.gift_received_on <= last_day,
-               Refund.refunded_on <= last_day)
-    ).all()
-    if not rows:
-        return []
-    ids = sorted({row[0] for row in rows})
-    split: dict[int, tuple[int, int]] = {}
-    for i in range(0, len(ids), _ID_CHUNK):
-        # By primary key only; status and kind are checked here, so no planner can prefer
-        # an index on them.
-        for gift_id, lab, total, status, kind in session.execute(
-            select(Gift.id, Gift.lab_minor, Gift.reporting_amount_minor, Gift.status, Gift.kind)
-            .where(Gift.id.in_(ids[i:i + _ID_CHUNK]))
-        ):
-            if status == "accepted" and kind == "cash":
-                split[gift_id] = (lab, total)
-    counted = [row for row in rows if row[0] in split]
-    return _with_lab_steps(counted, split)
+def count_refund(session: Session, gift: Gift, refunded_before: int) -> None:
+    """Add a new refund of a counted gift to its day; gift.refunded_minor already includes
+    it and refunded_before (gift currency) is what had been refunded before it."""
+    if gift.counts_as_funding:
+        before = refunded_reporting(gift, refunded_before)
+        after = refunded_reporting(gift, gift.refunded_minor)
+        lab, total = gift.lab_minor, gift.reporting_amount_minor
+        add_funding(session, gift.received_on, 0, 0, 0, after - before,
+                    _refunded_lab(after, lab, total) - _refunded_lab(before, lab, total))
 
 
 def _refunded_lab(refunded: int, gift_lab: int, gift_total: int) -> int:
@@ -117,152 +123,160 @@ def _refunded_lab(refunded: int, gift_lab: int, gift_total: int) -> int:
     return refunded * gift_lab // gift_total if gift_total else 0
 
 
-def _with_lab_steps(rows, split: dict[int, tuple[int, int]]) -> list[_RefundRow]:
-    """Each refund with the step it makes in its gift's refunded lab money.
+@dataclass(frozen=True)
+class _LateRefund:
+    """A refund of a counted gift made after some date: what adding it back gives."""
 
-    A window counts a gift's refunds made on or before its end: always the earliest ones,
-    in refund-date order. So the lab money a window takes back for a gift,
-    _refunded_lab(sum of those refunds), is the sum of the steps
-    _refunded_lab(cumulative after refund k) - _refunded_lab(cumulative before it) over
-    them, and the steps can be added window by window like amounts.
+    gift_day: date
+    refunded_on: date
+    total: int
+    #: Its step in the gift's refunded lab money (see _late_refunds).
+    lab: int
+
+
+#: Refunds made after a date, by ix_refund_refunded_on only (see the module docstring).
+_REFUNDS_AFTER = (
+    select(Refund.gift_id, Refund.gift_received_on, Refund.refunded_on,
+           Refund.reporting_amount_minor)
+    .where(Refund.refunded_on > bindparam("after"))
+)
+
+#: Whether a gift counts, and what the lab-part arithmetic needs: the sum of all its refunds.
+_REFUNDED_GIFTS = (
+    select(Gift.id, Gift.status, Gift.kind, Gift.lab_minor, Gift.reporting_amount_minor,
+           select(func.coalesce(func.sum(Refund.reporting_amount_minor), 0))
+           .where(Refund.gift_id == Gift.id).scalar_subquery())
+    .where(Gift.id.in_(bindparam("ids", expanding=True)))
+)
+
+
+def _late_refunds(session: Session, after: date, first_gift_day: date) -> list[_LateRefund]:
+    """The refunds made after `after` of counted gifts dated on or after first_gift_day.
+
+    Steps: take a gift's late refunds newest first. Adding back those made after E (for any
+    E >= after, they are a run of the newest) must add back
+    _refunded_lab(all) - _refunded_lab(all - their sum); each refund's step is its own
+    difference in that sequence, so the run's steps add up to exactly that.
     """
+    rows = [row for row in session.execute(_REFUNDS_AFTER, {"after": after})
+            if row[1] >= first_gift_day]
+    if not rows:
+        return []
+    ids = sorted({row[0] for row in rows})
+    gifts: dict[int, tuple[int, int, int]] = {}
+    for i in range(0, len(ids), _ID_CHUNK):
+        for gift_id, status, kind, lab, total, refunded in session.execute(
+                _REFUNDED_GIFTS, {"ids": ids[i:i + _ID_CHUNK]}):
+            if status == "accepted" and kind == "cash":
+                gifts[gift_id] = (lab, total, int(refunded))
     result = []
-    refunded: dict[int, int] = {}
-    for gift_id, gift_day, refunded_on, amount in sorted(rows, key=lambda r: (r[0], r[2])):
-        lab, total = split[gift_id]
-        before = refunded.get(gift_id, 0)
-        refunded[gift_id] = before + amount
-        step = _refunded_lab(before + amount, lab, total) - _refunded_lab(before, lab, total)
-        result.append(_RefundRow(gift_id, gift_day, refunded_on, amount, step))
+    remaining: dict[int, int] = {}  # per gift: refunded minus the later refunds seen so far
+    for gift_id, gift_day, refunded_on, amount in sorted(
+            (row for row in rows if row[0] in gifts), key=lambda r: (r[0], r[2]), reverse=True):
+        lab, total, refunded = gifts[gift_id]
+        before = remaining.get(gift_id, refunded)
+        remaining[gift_id] = before - amount
+        step = _refunded_lab(before, lab, total) - _refunded_lab(before - amount, lab, total)
+        result.append(_LateRefund(gift_day, refunded_on, amount, step))
     return result
 
 
-def _day_rows(session: Session, first_day: date, last_day: date) -> list[tuple[date, int, int, int]]:
+def _day_rows(session: Session, first_day: date, last_day: date) -> list[tuple[date, int, int]]:
+    """(day, funding net of its gifts' refunds, lab part net of theirs), in date order."""
     return [tuple(row) for row in session.execute(
-        select(FundingDay.day, FundingDay.total_minor, FundingDay.lab_minor, FundingDay.gift_count)
+        select(FundingDay.day, FundingDay.total_minor - FundingDay.refunded_minor,
+               FundingDay.lab_minor - FundingDay.refunded_lab_minor)
         .where(FundingDay.day >= first_day, FundingDay.day <= last_day)
         .order_by(FundingDay.day)
     )]
 
 
-def _totals(days: list[tuple[date, int, int, int]], refunds: list[_RefundRow],
+def _totals(days: list[tuple[date, int, int]], late: list[_LateRefund],
             ends: list[date], window_days: int) -> list[WindowTotals]:
-    """Window totals for each end (in the order given) from the day rows and refunds,
-    which must cover window_start(min(ends)) .. max(ends)."""
+    """Window totals for each end (in the order given) from the net day rows, which must
+    cover window_start(min(ends)) .. max(ends), and the refunds made after min(ends)."""
     keys = [row[0] for row in days]
     total_prefix = [0]
     lab_prefix = [0]
-    for _, total, lab, _count in days:
+    for _, total, lab in days:
         total_prefix.append(total_prefix[-1] + total)
         lab_prefix.append(lab_prefix[-1] + lab)
 
-    # Refunds counted in the window ending on E: refunded_on <= E and gift_day >= its start
-    # (gift_day <= E follows, as no refund predates its gift). As E grows, refunds enter in
-    # refunded_on order and leave in gift_day order: two pointers over two sortings.
-    by_refund_day = sorted(range(len(refunds)), key=lambda i: refunds[i].refunded_on)
-    by_gift_day = sorted(range(len(refunds)), key=lambda i: refunds[i].gift_day)
-    state = [0] * len(refunds)  # 0 not yet made, 1 counted, 2 gift left the window
-    entered = left = 0
-    refunded_total = refunded_lab = 0
+    # Added back in the window ending on E: refunds with gift_day in [start, E] made after
+    # E. As E grows, a refund enters when E reaches its gift's date and leaves when E
+    # reaches its own date or the window's start passes its gift's date: two pointers over
+    # the gift dates and one over the refund dates.
+    by_gift_day = sorted(range(len(late)), key=lambda i: late[i].gift_day)
+    by_refund_day = sorted(range(len(late)), key=lambda i: late[i].refunded_on)
+    state = [0] * len(late)  # 0 not yet in, 1 added back, 2 gone
+    entered = made = aged = 0
+    back_total = back_lab = 0
+
+    def leave(i: int) -> None:
+        nonlocal back_total, back_lab
+        if state[i] == 1:
+            back_total -= late[i].total
+            back_lab -= late[i].lab
+        state[i] = 2
+
     answers: dict[date, WindowTotals] = {}
     for end in sorted(set(ends)):
         start = window_start(end, window_days)
-        while left < len(by_gift_day) and refunds[by_gift_day[left]].gift_day < start:
-            i = by_gift_day[left]
-            if state[i] == 1:
-                refunded_total -= refunds[i].total
-                refunded_lab -= refunds[i].lab
-            state[i] = 2
-            left += 1
-        while entered < len(by_refund_day) and refunds[by_refund_day[entered]].refunded_on <= end:
-            i = by_refund_day[entered]
+        while entered < len(late) and late[by_gift_day[entered]].gift_day <= end:
+            i = by_gift_day[entered]
             if state[i] == 0:
                 state[i] = 1
-                refunded_total += refunds[i].total
-                refunded_lab += refunds[i].lab
+                back_total += late[i].total
+                back_lab += late[i].lab
             entered += 1
+        while made < len(late) and late[by_refund_day[made]].refunded_on <= end:
+            leave(by_refund_day[made])
+            made += 1
+        while aged < len(late) and late[by_gift_day[aged]].gift_day < start:
+            leave(by_gift_day[aged])
+            aged += 1
         lo = bisect.bisect_left(keys, start)
         hi = bisect.bisect_right(keys, end)
         answers[end] = WindowTotals(
             end=end,
-            total_minor=total_prefix[hi] - total_prefix[lo] - refunded_total,
-            lab_minor=lab_prefix[hi] - lab_prefix[lo] - refunded_lab,
+            total_minor=total_prefix[hi] - total_prefix[lo] + back_total,
+            lab_minor=lab_prefix[hi] - lab_prefix[lo] + back_lab,
         )
     return [answers[end] for end in ends]
 
 
-# --- one window: sums computed by the database ---------------------------------------------
-# The statements are built once; only their parameters change.
-
-_DAY_SUMS = (
-    select(func.coalesce(func.sum(FundingDay.total_minor), 0),
-           func.coalesce(func.sum(FundingDay.lab_minor), 0))
-    .where(FundingDay.day >= bindparam("first"), FundingDay.day <= bindparam("last"))
-)
-
-#: How a refund's gift counts: "x" not at all (not accepted cash), "n" no lab money,
-#: "p" all lab money, "m" partly lab money. A correlated lookup of the gift by primary key,
-#: so the read is driven by the refund index whatever the planner knows.
-_REFUND_CLASS = (
-    select(case((or_(Gift.status != "accepted", Gift.kind != "cash"), "x"),
-                (Gift.lab_minor == 0, "n"),
-                (Gift.lab_minor == Gift.reporting_amount_minor, "p"),
-                else_="m"))
-    .where(Gift.id == Refund.gift_id)
-    .scalar_subquery()
-)
-_REFUNDS_IN_WINDOW = (
-    select(Refund.gift_id.label("gift_id"), Refund.reporting_amount_minor.label("amount"),
-           _REFUND_CLASS.label("class"))
-    .where(Refund.gift_received_on >= bindparam("first"),
-           Refund.gift_received_on <= bindparam("last"),
-           Refund.refunded_on <= bindparam("last"))
-    .subquery()
-)
-_REFUND_SUMS = (
-    select(_REFUNDS_IN_WINDOW.c["class"], func.sum(_REFUNDS_IN_WINDOW.c.amount))
-    .group_by(_REFUNDS_IN_WINDOW.c["class"])
-)
-_PARTLY_LAB_REFUNDS = (
-    select(_REFUNDS_IN_WINDOW.c.gift_id, func.sum(_REFUNDS_IN_WINDOW.c.amount))
-    .where(_REFUNDS_IN_WINDOW.c["class"] == "m")
-    .group_by(_REFUNDS_IN_WINDOW.c.gift_id)
-)
-
-
-#: The later decision points of a day, then (day NULL) the sums of the window ending on it.
+#: The later decision points of a day, then (day NULL) the net sums of the window ending on
+#: it: one statement for a decision's whole funding read when no refund is dated later.
 _LATER_AND_SUMS = union_all(
     select(FundingDay.day, literal(0, BigInteger), literal(0, BigInteger))
     .where(FundingDay.day > bindparam("day"), FundingDay.day <= bindparam("later"),
            FundingDay.gift_count > 0),
-    select(null(), func.coalesce(func.sum(FundingDay.total_minor), 0),
-           func.coalesce(func.sum(FundingDay.lab_minor), 0))
+    select(null(),
+           func.coalesce(func.sum(FundingDay.total_minor - FundingDay.refunded_minor), 0),
+           func.coalesce(func.sum(FundingDay.lab_minor - FundingDay.refunded_lab_minor), 0))
     .where(FundingDay.day >= bindparam("first"), FundingDay.day <= bindparam("day")),
+)
+
+_NET_SUMS = (
+    select(func.coalesce(func.sum(FundingDay.total_minor - FundingDay.refunded_minor), 0),
+           func.coalesce(func.sum(FundingDay.lab_minor - FundingDay.refunded_lab_minor), 0))
+    .where(FundingDay.day >= bindparam("first"), FundingDay.day <= bindparam("last"))
 )
 
 
 def _one_window(session: Session, end: date, window_days: int,
-                day_sums: tuple[int, int] | None = None) -> WindowTotals:
-    """The window ending on `end`, as _totals computes it, with the summing done by the
-    database: two one-row answers however many gifts and refunds the window holds.
-
-    A gift's refunded lab money is _refunded_lab(its refunds in the window): nothing for a
-    gift with no lab money, all of it for an all-lab gift, and for a gift that is partly
-    lab money (a joint gift, a DAF grant) the rounded-down share, computed here per gift.
-    """
-    params = {"first": window_start(end, window_days), "last": end}
-    total, lab = day_sums if day_sums is not None else session.execute(_DAY_SUMS, params).one()
-    refunded = dict(session.execute(_REFUND_SUMS, params).all())
-    total -= sum(amount for klass, amount in refunded.items() if klass != "x")
-    lab -= refunded.get("p", 0)
-    if refunded.get("m"):
-        partly = dict(session.execute(_PARTLY_LAB_REFUNDS, params).all())
-        for gift_id, lab_minor, gift_total in session.execute(
-            select(Gift.id, Gift.lab_minor, Gift.reporting_amount_minor)
-            .where(Gift.id.in_(sorted(partly)))
-        ):
-            lab -= _refunded_lab(partly[gift_id], lab_minor, gift_total)
-    return WindowTotals(end=end, total_minor=int(total), lab_minor=int(lab))
+                net_sums: tuple[int, int] | None = None) -> WindowTotals:
+    """The window ending on `end`: its net day sums, summed by the database, plus the
+    refunds made after it of gifts in it (none for a window ending today)."""
+    first = window_start(end, window_days)
+    if net_sums is None:
+        net_sums = session.execute(_NET_SUMS, {"first": first, "last": end}).one()
+    total, lab = (int(x) for x in net_sums)
+    for refund in _late_refunds(session, end, first):
+        if refund.gift_day <= end:
+            total += refund.total
+            lab += refund.lab
+    return WindowTotals(end=end, total_minor=total, lab_minor=lab)
 
 
 def window_totals(session: Session, ends: list[date], window_days: int) -> list[WindowTotals]:
@@ -272,9 +286,8 @@ def window_totals(session: Session, ends: list[date], window_days: int) -> list[
     if len(set(ends)) == 1:
         return [_one_window(session, ends[0], window_days)] * len(ends)
     first_day = window_start(min(ends), window_days)
-    last_day = max(ends)
-    return _totals(_day_rows(session, first_day, last_day), _refunds(session, first_day, last_day),
-                   ends, window_days)
+    return _totals(_day_rows(session, first_day, max(ends)),
+                   _late_refunds(session, min(ends), first_day), ends, window_days)
 
 
 _LATER_POINTS = (
@@ -296,7 +309,7 @@ def funding_facts(session: Session, day: date, window_days: int) -> FundingFacts
 
     A gift dated today (the usual case) has no later decision point: its one window is
     summed by the database. Otherwise one read of the daily totals and one of the refunds
-    cover every window, and _totals sweeps them.
+    made since cover every window, and _totals sweeps them.
     """
     later = day + timedelta(days=window_days - 1)
     rows = session.execute(_LATER_AND_SUMS, {"day": day, "later": later,

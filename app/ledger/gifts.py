@@ -326,6 +326,7 @@ def refund_gift(
         )
         session.add(refund)
         session.flush()
+        funding.count_refund(session, gift, gift.refunded_minor - amount)
         audit.append(session, actor, "gift.refunded", "gift", gift.id, {
             "refund_id": refund.id,
             "amount": format_amount(amount, gift.currency),
