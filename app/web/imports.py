@@ -6,6 +6,7 @@ from flask import Blueprint, abort, g, render_template, request
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField
+from sqlalchemy.exc import DataError
 
 from app.db import get_session
 from app.extensions import state
@@ -69,6 +70,11 @@ def upload():
             result = job.run(g.actor, st.policy_for(session), names)
         except ImportAborted as error:
             return _page(form, 409, aborted=error, **context)
+        except (DataError, OverflowError):
+            # A number the database cannot store (an amount, or a day's total grown past
+            # it): the whole import was rolled back. Bad input, as in the API, never a 500.
+            return _page(form, 422, problem="A number in the files is too large to store; "
+                                            "nothing was imported.", **context)
         except LedgerBusy:
             return _page(form, 503, problem="The ledger is busy with other writes; nothing was "
                                             "imported. Try again in a moment.", **context)
