@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from datetime import date
 from fractions import Fraction
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlmodel import Session
 
 from models import Affiliation, Donor, Organization
@@ -41,10 +41,22 @@ class BulkFacts:
                 .order_by(Affiliation.id)
             ).scalars():
                 self._affiliations[aff.donor_id].append(aff)
-        # Organisations are few (labs, foundations, companies): read them all once.
-        self._orgs: dict[int, Organization] = {
-            o.id: o for o in session.execute(select(Organization)).scalars()
-        }
+        # The organisations these donors are or are affiliated with, and their parents up the
+        # chain, by primary key (rows with id, name, covered_lab, parent_id), rather than
+        # every organisation of the ledger.
+        self._orgs: dict[int, Row] = {}
+        wanted = {d.organization_id for d in self.donors.values()}
+        wanted |= {a.organization_id for affs in self._affiliations.values() for a in affs}
+        tried: set[int] = set()
+        while wanted := {i for i in wanted if i is not None and i not in tried}:
+            tried |= wanted
+            for chunk in _chunks(sorted(wanted)):
+                for org in session.execute(
+                    select(Organization.id, Organization.name, Organization.covered_lab,
+                           Organization.parent_id).where(Organization.id.in_(chunk))
+                ):
+                    self._orgs[org.id] = org
+            wanted = {self._orgs[i].parent_id for i in wanted if i in self._orgs}
         self._covered: dict[int, bool] = {}
         self._parties: dict[tuple[int, Fraction], Party] = {}
 
