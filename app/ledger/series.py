@@ -23,20 +23,25 @@ from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
-from sqlalchemy import select
+from sqlalchemy import extract, func, select
 from sqlmodel import Session
 
 from app.ledger import funding
 from app.ledger.summary import breach_start
 from models import Attribution, Donor, FundingDay, Gift, Refund
+from models.gifts import ATTRIBUTION_BASES
+from models.parties import DONOR_CATEGORIES
 from policies import Policy, WindowTotals, below_cap, share
 
 PPM = 1_000_000
+#: Ids per IN (...) list: far below SQLite's and PostgreSQL's parameter limits.
+CHUNK = 5000
 
 #: Funding-mix column of each donor category; a lab employee's part is its own column
 #: and whatever is attributed to people (category "individual") is "individuals".
 MIX_COLUMN = {"foundation": "foundations", "company": "other", "daf_sponsor": "other",
               "other": "other"}
+ORGANISATION_CATEGORIES = tuple(c for c in DONOR_CATEGORIES if c != "individual")
 
 
 @dataclass
@@ -48,6 +53,7 @@ class RefundedGift:
     total_minor: int
     #: (refunded_on, reporting amount), oldest first.
     refunds: list[tuple[date, int]]
+    gift_id: int | None = None
 
     def steps(self) -> list[tuple[date, int, int]]:
         """Each refund with the lab money it takes back. As in funding.window_totals, the
@@ -72,29 +78,25 @@ def refunded_gifts(session: Session, first_day: date, last_day: date,
     """Accepted cash gifts dated first_day..last_day with their refunds made by
     `refunded_by` (default last_day)."""
     refunded_by = refunded_by or last_day
-    # Read the refunds by their gift-date index, then their gifts by primary key (status and
-    # kind checked here). A join let SQLite's planner, which has no statistics, walk every
-    # accepted gift of the ledger to find the few refunded ones.
-    rows = session.execute(
+    # One statement: the refunds by their gift-date index, each with its gift by primary key.
+    # Status and kind are checked here, not in the query: with a condition on the gift
+    # SQLite's planner, which has no statistics, walked every accepted gift of the ledger to
+    # find the few refunded ones. Read through the connection: plain tuples, no ORM rows.
+    rows = session.connection().execute(
         select(Refund.gift_id, Refund.gift_received_on, Refund.refunded_on,
-               Refund.reporting_amount_minor)
+               Refund.reporting_amount_minor, Gift.lab_minor, Gift.reporting_amount_minor,
+               Gift.status, Gift.kind)
+        .join(Gift, Gift.id == Refund.gift_id)
         .where(Refund.gift_received_on >= first_day, Refund.gift_received_on <= last_day,
                Refund.refunded_on <= refunded_by)
     ).all()
-    ids = sorted({row[0] for row in rows})
-    counted: dict[int, tuple[int, int]] = {}
-    for i in range(0, len(ids), 5000):
-        for gift_id, lab, total, status, kind in session.execute(
-            select(Gift.id, Gift.lab_minor, Gift.reporting_amount_minor, Gift.status, Gift.kind)
-            .where(Gift.id.in_(ids[i:i + 5000]))
-        ):
-            if status == "accepted" and kind == "cash":
-                counted[gift_id] = (lab, total)
     gifts: dict[int, RefundedGift] = {}
-    for gift_id, day, refunded_on, amount in rows:
-        if gift_id in counted:
-            gifts.setdefault(gift_id, RefundedGift(day, *counted[gift_id], [])).refunds.append(
-                (refunded_on, amount))
+    for gift_id, day, refunded_on, amount, lab, total, status, kind in rows:
+        if status == "accepted" and kind == "cash":
+            gift = gifts.get(gift_id)
+            if gift is None:
+                gift = gifts[gift_id] = RefundedGift(day, lab, total, [], gift_id)
+            gift.refunds.append((refunded_on, amount))
     return list(gifts.values())
 
 
@@ -310,38 +312,28 @@ def funding_mix(session: Session, start: date, end: date) -> list[MonthMix]:
         i = index[month_start(day)]
         totals[i] += day_total
         labs[i] += day_lab
+    refunded: dict[int, tuple[date, int]] = {}  # gift id -> (gift date, refunded by `end`)
     for gift in refunded_gifts(session, start, end):
         i = index[month_start(gift.day)]
-        refunded = sum(amount for _, amount in gift.refunds)
-        totals[i] -= refunded
-        labs[i] -= refunded_lab(refunded, gift.lab_minor, gift.total_minor)
+        back = sum(amount for _, amount in gift.refunds)
+        totals[i] -= back
+        labs[i] -= refunded_lab(back, gift.lab_minor, gift.total_minor)
+        refunded[gift.gift_id] = (gift.day, back)
 
-    # Organisations are few among donors: find them first, then only their attributions
-    # (by index), rather than joining every attribution of the period to its donor.
+    # Organisation donors are few among the people: by the index on category.
     organisations = dict(session.execute(
-        select(Donor.id, Donor.category).where(Donor.category != "individual")
+        select(Donor.id, Donor.category).where(Donor.category.in_(ORGANISATION_CATEGORIES))
     ).all())
-    ids = sorted(organisations)
-    counted = (Gift.status == "accepted", Gift.kind == "cash")
-    for i in range(0, len(ids), 5000):
-        chunk = ids[i:i + 5000]
-        for day, amount, ppm, donor_id in session.execute(
-            select(Gift.received_on, Gift.reporting_amount_minor, Attribution.fraction_ppm,
-                   Attribution.donor_id)
-            .join(Gift, Gift.id == Attribution.gift_id)
-            .where(Attribution.donor_id.in_(chunk), Gift.received_on >= start,
-                   Gift.received_on <= end, *counted)
-        ).all():
-            parts_ppm[index[month_start(day)]][MIX_COLUMN[organisations[donor_id]]] += amount * ppm
-        for day, amount, ppm, donor_id in session.execute(
-            select(Refund.gift_received_on, Refund.reporting_amount_minor, Attribution.fraction_ppm,
-                   Attribution.donor_id)
-            .join(Gift, Gift.id == Refund.gift_id)
-            .join(Attribution, Attribution.gift_id == Gift.id)
-            .where(Attribution.donor_id.in_(chunk), Refund.gift_received_on >= start,
-                   Refund.gift_received_on <= end, Refund.refunded_on <= end, *counted)
-        ).all():
-            parts_ppm[index[month_start(day)]][MIX_COLUMN[organisations[donor_id]]] -= amount * ppm
+    if organisations:
+        for month, category, amount_ppm in _organisation_parts(session, organisations, start,
+                                                                 end):
+            parts_ppm[index[month]][MIX_COLUMN[category]] += amount_ppm
+        # The refunds taken off above, taken back from the organisations they credited.
+        for gift_id, donor_id, ppm in _attributions(session, list(refunded)):
+            if donor_id in organisations:
+                day, amount = refunded[gift_id]
+                parts_ppm[index[month_start(day)]][MIX_COLUMN[organisations[donor_id]]] -= (
+                    amount * ppm)
 
     result = []
     for i, month in enumerate(months):
@@ -358,3 +350,83 @@ def funding_mix(session: Session, start: date, end: date) -> list[MonthMix]:
             other_minor=other,
         ))
     return result
+
+
+#: Attribution bases that credit the gift's own donor (app.ledger.gifts._shares: a plain gift,
+#: an employer's matching gift). Only the others (explicit shares, a DAF grant's advisor)
+#: may credit someone else.
+OWN_DONOR_BASES = ("donor", "employer_match")
+OTHER_BASES = tuple(b for b in ATTRIBUTION_BASES if b not in OWN_DONOR_BASES)
+
+
+def _chunks(ids: list[int]):
+    for i in range(0, len(ids), CHUNK):
+        yield ids[i:i + CHUNK]
+
+
+def _organisation_parts(session: Session, organisations: dict[int, str], start: date,
+                        end: date):
+    """(month, organisation's category, reporting amount x fraction in millionths) for the
+    accepted cash gifts dated start..end credited, in whole or in part, to organisations.
+
+    An attribution credits the gift's own donor unless its basis is one of OTHER_BASES. So
+    the credits to organisations are
+    - attributions of gifts given by organisations: their gifts in the range, found by the
+      index on gift (donor_id, status, received_on, kind, reporting_amount_minor), with
+      their attributions by the index on gift_id;
+    - attributions with another basis naming an organisation, on a gift someone else gave:
+      found by the index on attribution (donor_id, basis), then their gifts by primary key.
+    Neither reads the gifts of individuals, which are nearly all of the ledger.
+    """
+    ids = sorted(organisations)
+    # Summed by the database per month, category and fraction: a few dozen rows back.
+    # SQLite (no statistics) drives the join from the gift index, one probe of the
+    # attribution index per gift. PostgreSQL's planner, with statistics, may prefer a
+    # hash join against a scan of the attribution table.
+    year, month = extract("year", Gift.received_on), extract("month", Gift.received_on)
+    for chunk in _chunks(ids):
+        for y, m, category, ppm, amount in session.execute(
+            select(year, month, Donor.category, Attribution.fraction_ppm,
+                   func.sum(Gift.reporting_amount_minor))
+            .select_from(Gift)
+            .join(Attribution, Attribution.gift_id == Gift.id)
+            .join(Donor, Donor.id == Attribution.donor_id)
+            .where(Gift.donor_id.in_(chunk), Gift.status == "accepted",
+                   Gift.received_on >= start, Gift.received_on <= end, Gift.kind == "cash",
+                   Donor.category != "individual")
+            .group_by(year, month, Donor.category, Attribution.fraction_ppm)
+        ).all():
+            yield date(int(y), int(m), 1), category, int(amount) * ppm
+
+    credited = []
+    for chunk in _chunks(ids):
+        credited += session.execute(
+            select(Attribution.gift_id, Attribution.donor_id, Attribution.fraction_ppm)
+            .where(Attribution.donor_id.in_(chunk), Attribution.basis.in_(OTHER_BASES))
+        ).all()
+    gifts: dict[int, tuple[date, int]] = {}
+    for chunk in _chunks(sorted({row[0] for row in credited})):
+        for gift_id, day, amount, donor_id, status, kind in session.execute(
+            select(Gift.id, Gift.received_on, Gift.reporting_amount_minor, Gift.donor_id,
+                   Gift.status, Gift.kind)
+            .where(Gift.id.in_(chunk))
+        ):
+            # A gift an organisation gave was counted above, with all its attributions.
+            if (status == "accepted" and kind == "cash" and start <= day <= end
+                    and donor_id not in organisations):
+                gifts[gift_id] = (day, amount)
+    for gift_id, donor_id, ppm in credited:
+        if gift_id in gifts:
+            day, amount = gifts[gift_id]
+            yield month_start(day), organisations[donor_id], amount * ppm
+
+
+def _attributions(session: Session, gift_ids: list[int]) -> list[tuple[int, int, int]]:
+    """(gift_id, donor_id, fraction_ppm) of these gifts, by the index on gift_id."""
+    rows: list[tuple[int, int, int]] = []
+    for chunk in _chunks(sorted(gift_ids)):
+        rows += session.connection().execute(
+            select(Attribution.gift_id, Attribution.donor_id, Attribution.fraction_ppm)
+            .where(Attribution.gift_id.in_(chunk))
+        ).all()
+    return rows

@@ -286,6 +286,53 @@ def test_json_and_api_series_equal_a_recomputation_from_the_ledger(app, api, api
         db.rollback()
 
 
+def test_mix_credits_organisations_named_on_anyone_s_gift_and_takes_back_their_refunds(
+        api, api_as, db, world, today):
+    """Organisations are credited through attributions, whoever gave the gift: an
+    individual's gift with an explicit share for a foundation, a foundation's gift split
+    with a company, a DAF grant (an organisation's gift credited to its advisor)."""
+    foundation = b.org_donor(api, "Mix Foundation", category="foundation")
+    company = b.org_donor(api, "Mix Corp Giving", b.organization(api, "Mix Corp")["id"])
+    daf = b.org_donor(api, "Mix Giving Fund", category="daf_sponsor")
+    t = lambda n: today - timedelta(days=n)  # noqa: E731
+    shares = lambda *pairs: [{"donor_id": d["id"], "fraction": f} for d, f in pairs]  # noqa: E731
+    b.gift(api, world.donor["id"], "900.00", t(600),  # before the range
+           attributions=shares((world.donor, "0.5"), (foundation, "0.5")))
+    joint = b.gift(api, world.donor["id"], "1000.03", t(200),
+                   attributions=shares((world.donor, "0.666667"), (foundation, "0.333333")))
+    split = b.gift(api, foundation["id"], "4000.00", t(150),
+                   attributions=shares((foundation, "0.6"), (company, "0.4")))
+    b.gift(api, foundation["id"], "300.00", t(90), attributions=shares((world.donor, "1")))
+    b.gift(api, daf["id"], "750.00", t(60), attributions=shares((world.donor, "1")))
+    b.gift(api, company["id"], "123.45", t(30))
+    refund(api, joint["id"], "100.01", t(100))
+    refund(api, split["id"], "999.99", t(10))
+
+    start = t(364)
+    series = api_as("viewer").get("/compliance/series").get_json()
+    months = _mix_recompute(db, date.fromisoformat(series["months"][0]["from"]), today)
+    for month in series["months"]:
+        want = months.get(month["month"], {"total": 0, "lab": 0, "foundation_ppm": 0, "other_ppm": 0})
+        foundations, other = want["foundation_ppm"] // 10**6, want["other_ppm"] // 10**6
+        assert (_minor(month["total_funding"]), _minor(month["foundations"]),
+                _minor(month["other"])) == (want["total"], foundations, other), month
+        assert _minor(month["individuals"]) == want["total"] - want["lab"] - foundations - other
+    assert sum(_minor(m["foundations"]) for m in series["months"]) == (
+        (100003 - 10001) * 333333 // 10**6 + (400000 - 99999) * 6 // 10)
+    assert sum(_minor(m["other"]) for m in series["months"]) == (
+        (400000 - 99999) * 4 // 10 + 12345)
+    try:
+        for first, last in ((t(700), today), (t(650), t(120)), (start, t(95))):
+            mix = {m.label: m for m in funding_mix(db, first, last)}
+            want = _mix_recompute(db, first.replace(day=1), last)
+            for label, m in mix.items():
+                w = want.get(label, {"total": 0, "lab": 0, "foundation_ppm": 0, "other_ppm": 0})
+                assert (m.total_minor, m.foundations_minor, m.other_minor) == (
+                    w["total"], w["foundation_ppm"] // 10**6, w["other_ppm"] // 10**6), label
+    finally:
+        db.rollback()
+
+
 def test_series_api_validates_its_range(api_as):
     viewer = api_as("viewer")
     response = viewer.get("/compliance/series?from=2026-05-01&to=2026-04-01")
