@@ -119,6 +119,8 @@ class Attribution(SQLModel, table=True):
         # The funding mix reads the shares naming an organisation that may be on someone
         # else's gift (explicit, DAF advisor): few, found without reading the others.
         Index("ix_attribution_donor_basis", "donor_id", "basis"),
+        # ... and the shares of the gifts organisations gave, from this index alone.
+        Index("ix_attribution_gift_donor_ppm", "gift_id", "donor_id", "fraction_ppm"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
