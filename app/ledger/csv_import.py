@@ -286,6 +286,24 @@ class _Staging:
         return {kind: self.db.execute(sql).fetchone()[0] for kind, sql in self._COUNT.items()}
 
 
+class _Held(dict):
+    """Donors the import's gifts name, kept referenced for the rest of the batch.
+
+    The session's identity map holds objects only weakly: a donor nobody references is
+    dropped at once, and record_gift's session.get(Donor) then read it again for every
+    gift. Inside the batch (one transaction under the ledger lock, nothing expired between
+    rows) the held object is what that read would return. Bounded, so an import naming very
+    many donors does not keep them all.
+    """
+
+    LIMIT = 20_000
+
+    def hold(self, donor_id: int, donor: Donor | None) -> None:
+        if len(self) >= self.LIMIT:
+            self.clear()
+        self[donor_id] = donor
+
+
 # --- the import ------------------------------------------------------------------------------
 
 class CsvImport:
@@ -541,12 +559,14 @@ class CsvImport:
             raise RuntimeError("the files have bad rows; nothing may be imported")
         session, db = self.session, self.staging.db
         result = ImportResult()
+        donors = _Held()
         with ledger_batch(session):
             for line, ext, payload in db.execute(
                 "SELECT line, external_id, payload FROM donor ORDER BY line"
             ):
                 data = DonorCreate.model_validate_json(payload)
                 donor = self._ledger("donors", line, create_donor, session, data, actor)
+                donors.hold(donor.id, donor)
                 session.add(DonorExternalId(external_id=ext, donor_id=donor.id))
                 db.execute("INSERT INTO donor_id (external_id, donor_id) VALUES (?, ?)",
                            (ext, donor.id))
@@ -566,6 +586,8 @@ class CsvImport:
                 "ORDER BY g.received_on, g.line"
             ):
                 data = GiftCreate.model_validate({**json.loads(payload), "donor_id": donor_id})
+                if donor_id not in donors:
+                    donors.hold(donor_id, session.get(Donor, donor_id))
                 recorded = self._ledger("gifts", line, record_gift, session, data, actor, policy,
                                         self.reporting_currency)
                 outcome = recorded.decision.outcome
