@@ -16,6 +16,7 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlmodel import Session
 
+from app.ledger import rows
 from models import GENESIS_HASH, AuditEntry, utcnow
 
 
@@ -58,14 +59,33 @@ def entry_hash(prev_hash: str, entry: AuditEntry) -> str:
 
 _HEAD = select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
 
+#: The chain's head as a scalar subquery, for a caller that reads it along with its own
+#: first read under the ledger lock and hands it to known_head() (the one door does).
+HEAD_SUBQUERY = _HEAD.scalar_subquery()
+
 #: session.info key: (the transaction that last appended, the hash it appended).
 _HEAD_KEY = "armslength.audit_head"
+
+
+def known_head(session: Session, head: str | None) -> None:
+    """Tell the chain the head that a read in this transaction, under the ledger lock,
+    returned (HEAD_SUBQUERY; None for an empty trail), so the next append need not read it.
+
+    Only under the lock: it holds from that read to the end of the transaction, so no one
+    else can append in between (the same reason chain_head caches what this transaction
+    appended). PostgreSQL's READ COMMITTED takes a fresh snapshot per statement, so a read
+    made after lock_ledger sees every entry committed by earlier lock holders.
+    """
+    if _HEAD_KEY in session.info and session.info[_HEAD_KEY][0] is session.get_transaction():
+        return  # this transaction has appended already: its own last entry is the head
+    session.info[_HEAD_KEY] = (session.get_transaction(), head or GENESIS_HASH)
 
 
 def chain_head(session: Session) -> str:
     # Within a transaction that has appended already (an import, a webhook, a rescreen of
     # several gifts), the head is what it appended last: it holds the ledger lock, so no one
-    # else can have appended since. A new transaction reads the head from the table.
+    # else can have appended since. A new transaction reads the head from the table, unless
+    # a read under the lock told it already (known_head).
     cached = session.info.get(_HEAD_KEY)
     if cached is not None and cached[0] is not None and cached[0] is session.get_transaction():
         return cached[1]
@@ -80,14 +100,11 @@ def append(
     entity_type: str,
     entity_id: int | None,
     data: dict | None = None,
-    *,
-    flush: bool = True,
 ) -> AuditEntry:
-    """Add an entry after the chain's head. With flush=False the entry is written by the
-    transaction's next flush (at the latest its commit): for a caller that needs neither
-    its id nor a query in between."""
+    """Add an entry after the chain's head, written at once (one INSERT, see rows)."""
     prev = chain_head(session)
-    entry = AuditEntry(
+    entry = rows.new(
+        AuditEntry,
         at=utcnow(),
         actor=actor.label,
         actor_id=actor.user_id,
@@ -99,9 +116,7 @@ def append(
         hash="",
     )
     entry.hash = entry_hash(prev, entry)
-    session.add(entry)
-    if flush:
-        session.flush()
+    rows.insert(session, entry)
     session.info[_HEAD_KEY] = (session.get_transaction(), entry.hash)
     return entry
 

@@ -18,32 +18,46 @@ PPM = 1_000_000
 
 
 class CoveredOrganizations:
-    """Answers "is this organisation a covered lab or an affiliate of one?" with memo."""
+    """Answers "is this organisation a covered lab or an affiliate of one?" with memo.
+
+    It keeps the organisations it has seen: the session's identity map holds objects only
+    weakly, so an organisation nobody references is dropped at once and the next
+    session.get would read it again (it did: twice per affiliation, for name and covered).
+    One instance lives for one screening, inside its transaction.
+    """
 
     def __init__(self, session: Session):
         self.session = session
         self._memo: dict[int, bool] = {}
+        self._orgs: dict[int, Organization | None] = {}
+
+    def remember(self, org: Organization) -> None:
+        """An organisation loaded by the caller's own query (with the affiliations)."""
+        self._orgs[org.id] = org
+
+    def _get(self, organization_id: int) -> Organization | None:
+        if organization_id not in self._orgs:
+            self._orgs[organization_id] = self.session.get(Organization, organization_id)
+        return self._orgs[organization_id]
 
     def covered(self, organization_id: int | None) -> bool:
         if organization_id is None:
             return False
         if organization_id not in self._memo:
             seen: set[int] = set()
-            current = self.session.get(Organization, organization_id)
+            current = self._get(organization_id)
             result = False
             while current is not None and current.id not in seen:
                 if current.covered_lab:
                     result = True
                     break
                 seen.add(current.id)
-                current = (
-                    self.session.get(Organization, current.parent_id) if current.parent_id else None
-                )
+                current = self._get(current.parent_id) if current.parent_id else None
             self._memo[organization_id] = result
         return self._memo[organization_id]
 
     def name(self, organization_id: int | None) -> str | None:
-        org = self.session.get(Organization, organization_id) if organization_id else None
+        org = self._get(organization_id) if organization_id else None
         return org.name if org else None
 
 
@@ -64,14 +78,42 @@ _AFFILIATIONS = (
 )
 
 
+#: A donor's affiliations, each with its organisation, in affiliation id order.
+Affiliations = list[tuple[Affiliation, Organization]]
+
+DONOR_WITH_AFFILIATIONS = (
+    select(Donor, Affiliation, Organization)
+    .outerjoin(Affiliation, Affiliation.donor_id == Donor.id)
+    .outerjoin(Organization, Organization.id == Affiliation.organization_id)
+    .where(Donor.id == bindparam("donor_id"))
+    .order_by(Affiliation.id)
+)
+
+
+def donor_with_affiliations(rows) -> tuple[Donor | None, Affiliations]:
+    """The donor and its affiliations from the rows of DONOR_WITH_AFFILIATIONS (donor,
+    affiliation or None, organisation or None, then any columns a caller added): one read
+    where party() alone makes two, the donor and then _AFFILIATIONS."""
+    if not rows:
+        return None, []
+    return rows[0][0], [(row[1], row[2]) for row in rows if row[1] is not None]
+
+
 def party(session: Session, covered: CoveredOrganizations, donor: Donor,
-          fraction: Fraction = Fraction(1)) -> Party:
-    affiliations: tuple[AffiliationFact, ...] = ()
+          fraction: Fraction = Fraction(1), affiliations: Affiliations | None = None) -> Party:
+    """The policy's facts about one donor. `affiliations`, if given, are the donor's as
+    donor_with_affiliations() read them in the same transaction; else they are read here."""
+    facts: tuple[AffiliationFact, ...] = ()
     if donor.type == "person":
         # Each affiliation with its organisation, in one read, so the covered-lab lookups
         # below find the organisations loaded (only an affiliate's parent is read apart).
-        rows = [aff for aff, _org in session.execute(_AFFILIATIONS, {"donor_id": donor.id})]
-        affiliations = tuple(
+        if affiliations is None:
+            affiliations = list(session.execute(_AFFILIATIONS, {"donor_id": donor.id}))
+        rows = []
+        for aff, org in affiliations:
+            covered.remember(org)
+            rows.append(aff)
+        facts = tuple(
             AffiliationFact(
                 organization=covered.name(a.organization_id) or f"organisation {a.organization_id}",
                 covered=covered.covered(a.organization_id),
@@ -90,7 +132,7 @@ def party(session: Session, covered: CoveredOrganizations, donor: Donor,
         fraction=fraction,
         organization=covered.name(donor.organization_id),
         organization_covered=covered.covered(donor.organization_id),
-        affiliations=affiliations,
+        affiliations=facts,
     )
 
 
@@ -105,9 +147,10 @@ def gift_facts(
     kind: str,
     purpose: str,
     is_matching_gift: bool,
+    payer_affiliations: Affiliations | None = None,
 ) -> GiftFacts:
     covered = CoveredOrganizations(session)
-    payer = party(session, covered, donor)
+    payer = party(session, covered, donor, affiliations=payer_affiliations)
     attributed = tuple(
         # Most gifts are the payer's own money: reuse the payer's facts (one read, not two).
         dataclasses.replace(payer, fraction=Fraction(s.fraction_ppm, PPM))
