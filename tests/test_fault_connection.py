@@ -4,7 +4,7 @@ While record_gift is inside its locked transaction, another connection terminate
 writer's server process with pg_terminate_backend(): the way a restarted or failed-over
 server, a killed backend or a broken network path looks to the app. Two moments:
 
-- right after the gift row is flushed (its funding totals, attributions, decision and
+- right after the gift row is inserted (its funding totals, attributions, decision and
   audit entry not written yet);
 - at the commit, when everything but the audit entry has been flushed.
 
@@ -14,8 +14,9 @@ decision, attribution, audit entry or funding_day change), the app's connection 
 recover (pool_pre_ping; other pooled connections are terminated too), and retrying the
 same gift (same external_ref) records it exactly once.
 
-Only the fault is injected, by a SQLAlchemy session event on the app's own sessionmaker;
-the ledger code runs unchanged. There is no server connection to drop on SQLite, so these
+Only the fault is injected, by a SQLAlchemy event on the app's own engine (after the
+gift's INSERT, however the door issues it) or sessionmaker (before the commit); the
+ledger code runs unchanged. There is no server connection to drop on SQLite, so these
 tests are generated for PostgreSQL only (a killed SQLite writer is in test_fault_kill.py).
 """
 
@@ -82,34 +83,37 @@ def drop_connection_inside(app, admin, ref: str, moment: str):
     struck: list[dict] = []
 
     def the_gift(session) -> Gift | None:
-        candidates = list(session.new) if moment == "after_gift_flush" else \
-            list(session.identity_map.values())
-        return next((o for o in candidates if isinstance(o, Gift) and o.external_ref == ref), None)
+        return next((o for o in session.identity_map.values()
+                     if isinstance(o, Gift) and o.external_ref == ref), None)
 
-    def strike(session) -> None:
-        if struck:
-            return
-        gift = the_gift(session)
-        if gift is None:
-            return
-        pid = session.connection().connection.dbapi_connection.info.backend_pid
-        struck.append({"gift_id": gift.id, "pid": pid})
+    def strike(pid: int, seen: dict) -> None:
+        struck.append({**seen, "pid": pid})
         terminate(admin, pid)
 
     if moment == "after_gift_flush":
-        def listener(session, _flush_context):
-            strike(session)
-        event.listen(sessions, "after_flush", listener)
-        name = "after_flush"
+        # At the connection, so it does not matter how the door writes the row (a flush or a
+        # Core INSERT): the INSERT INTO gift for this external_ref has just run.
+        target, name = app.extensions["armslength"].engine, "after_cursor_execute"
+
+        def listener(conn, _cursor, statement, parameters, _context, _executemany):
+            if (not struck and statement.startswith("INSERT INTO gift ")
+                    and isinstance(parameters, dict) and parameters.get("external_ref") == ref):
+                strike(conn.connection.dbapi_connection.info.backend_pid,
+                       {"after": "INSERT INTO gift"})
     else:
+        target, name = sessions, "before_commit"
+
         def listener(session):
-            strike(session)
-        event.listen(sessions, "before_commit", listener)
-        name = "before_commit"
+            gift = the_gift(session)
+            if not struck and gift is not None:
+                strike(session.connection().connection.dbapi_connection.info.backend_pid,
+                       {"gift_id": gift.id})
+
+    event.listen(target, name, listener)
 
     def disarm():
-        if event.contains(sessions, name, listener):
-            event.remove(sessions, name, listener)
+        if event.contains(target, name, listener):
+            event.remove(target, name, listener)
 
     return disarm, struck
 
@@ -139,7 +143,7 @@ def test_service_write_whose_connection_drops_leaves_nothing_and_a_retry_records
             assert failed.value.connection_invalidated, failed.value
             assert len(struck) == 1, "the fault must strike inside record_gift"
             if moment == "after_gift_flush":
-                assert struck[0]["gift_id"] is not None  # the gift row had been inserted
+                assert struck[0]["after"] == "INSERT INTO gift"  # the gift row had been inserted
     finally:
         disarm()
     assert ledger_snapshot(app) == before
