@@ -328,9 +328,17 @@ def funding_mix(session: Session, start: date, end: date) -> list[MonthMix]:
         for month, category, amount_ppm in _organisation_parts(session, organisations, start,
                                                                  end):
             parts_ppm[index[month]][MIX_COLUMN[category]] += amount_ppm
-        # The refunds taken off above, taken back from the organisations they credited.
-        for gift_id, donor_id, ppm in _attributions(session, list(refunded)):
-            if donor_id in organisations:
+        # The refunds taken off above, taken back from the organisations they credited:
+        # the refunds by their gift-date index, each gift's shares by the gift_id index.
+        for _id, gift_id, donor_id, ppm in session.connection().execute(
+            select(Attribution.id, Attribution.gift_id, Attribution.donor_id,
+                   Attribution.fraction_ppm).distinct()
+            .select_from(Refund)
+            .join(Attribution, Attribution.gift_id == Refund.gift_id)
+            .where(Refund.gift_received_on >= start, Refund.gift_received_on <= end,
+                   Refund.refunded_on <= end)
+        ):
+            if gift_id in refunded and donor_id in organisations:
                 day, amount = refunded[gift_id]
                 parts_ppm[index[month_start(day)]][MIX_COLUMN[organisations[donor_id]]] -= (
                     amount * ppm)
@@ -420,13 +428,3 @@ def _organisation_parts(session: Session, organisations: dict[int, str], start: 
             day, amount = gifts[gift_id]
             yield month_start(day), organisations[donor_id], amount * ppm
 
-
-def _attributions(session: Session, gift_ids: list[int]) -> list[tuple[int, int, int]]:
-    """(gift_id, donor_id, fraction_ppm) of these gifts, by the index on gift_id."""
-    rows: list[tuple[int, int, int]] = []
-    for chunk in _chunks(sorted(gift_ids)):
-        rows += session.connection().execute(
-            select(Attribution.gift_id, Attribution.donor_id, Attribution.fraction_ppm)
-            .where(Attribution.gift_id.in_(chunk))
-        ).all()
-    return rows
