@@ -245,16 +245,20 @@ def _totals(days: list[tuple[date, int, int]], late: list[_LateRefund],
     return [answers[end] for end in ends]
 
 
-#: The later decision points of a day, then (day NULL) the net sums of the window ending on
-#: it: one statement for a decision's whole funding read when no refund is dated later.
+#: One statement for a decision's whole funding read in the usual case: the later decision
+#: points of a day ("p", day), the net sums of the window ending on it ("s", total, lab),
+#: and how many refunds are dated after it ("r", count: by ix_refund_refunded_on alone;
+#: nearly always 0 for today, and then no refund rows need reading).
 _LATER_AND_SUMS = union_all(
-    select(FundingDay.day, literal(0, BigInteger), literal(0, BigInteger))
+    select(literal("p"), FundingDay.day, literal(0, BigInteger), literal(0, BigInteger))
     .where(FundingDay.day > bindparam("day"), FundingDay.day <= bindparam("later"),
            FundingDay.gift_count > 0),
-    select(null(),
+    select(literal("s"), null(),
            func.coalesce(func.sum(FundingDay.total_minor - FundingDay.refunded_minor), 0),
            func.coalesce(func.sum(FundingDay.lab_minor - FundingDay.refunded_lab_minor), 0))
     .where(FundingDay.day >= bindparam("first"), FundingDay.day <= bindparam("day")),
+    select(literal("r"), null(), func.count(), literal(0, BigInteger))
+    .select_from(Refund).where(Refund.refunded_on > bindparam("day")),
 )
 
 _NET_SUMS = (
@@ -265,14 +269,17 @@ _NET_SUMS = (
 
 
 def _one_window(session: Session, end: date, window_days: int,
-                net_sums: tuple[int, int] | None = None) -> WindowTotals:
+                net_sums: tuple[int, int] | None = None,
+                refunds_after: bool = True) -> WindowTotals:
     """The window ending on `end`: its net day sums, summed by the database, plus the
-    refunds made after it of gifts in it (none for a window ending today)."""
+    refunds made after it of gifts in it (none for a window ending today). A caller that
+    has the sums, and knows no refund is dated after `end`, saves both reads."""
     first = window_start(end, window_days)
     if net_sums is None:
         net_sums = session.execute(_NET_SUMS, {"first": first, "last": end}).one()
     total, lab = (int(x) for x in net_sums)
-    for refund in _late_refunds(session, end, first):
+    late = _late_refunds(session, end, first) if refunds_after else []
+    for refund in late:
         if refund.gift_day <= end:
             total += refund.total
             lab += refund.lab
@@ -314,8 +321,9 @@ def funding_facts(session: Session, day: date, window_days: int) -> FundingFacts
     later = day + timedelta(days=window_days - 1)
     rows = session.execute(_LATER_AND_SUMS, {"day": day, "later": later,
                                               "first": window_start(day, window_days)}).all()
-    ends = [day, *sorted(d for d, _total, _lab in rows if d is not None)]
+    ends = [day, *sorted(d for kind, d, _a, _b in rows if kind == "p")]
     if len(ends) == 1:  # no later decision point: one window, summed by the database
-        sums = next((total, lab) for d, total, lab in rows if d is None)
-        return FundingFacts((_one_window(session, day, window_days, sums),))
+        sums = next((total, lab) for kind, _d, total, lab in rows if kind == "s")
+        late = next(count for kind, _d, count, _b in rows if kind == "r")
+        return FundingFacts((_one_window(session, day, window_days, sums, late > 0),))
     return FundingFacts(tuple(window_totals(session, ends, window_days)))
