@@ -69,13 +69,13 @@ def fit_one_after_another(base_minor: int, gift_minor: int, n: int, cap) -> int:
     return accepted
 
 
-def short_wait_url(url: str) -> str:
-    """The same database, with writers giving up after SHORT_WAIT_MS."""
+def short_wait_url(url: str, wait_ms: int = SHORT_WAIT_MS) -> str:
+    """The same database, with writers giving up after wait_ms."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        query = {"timeout": str(SHORT_WAIT_MS / 1000)}
+        query = {"timeout": str(wait_ms / 1000)}
     else:
-        query = {"options": f"-c lock_timeout={SHORT_WAIT_MS}"}
+        query = {"options": f"-c lock_timeout={wait_ms}"}
     return parsed.update_query_dict(query).render_as_string(hide_password=False)
 
 

@@ -45,13 +45,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
 from app.ledger.audit import verify_chain
 from app.ledger.summary import compliance_summary
 from models import Attribution, AuditEntry, Decision, FundingDay, Gift, Refund
 from models.schemas import PPM
 from tests.builders import affiliate, organization, person
+from tests.test_concurrency import short_wait_url
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 3
@@ -82,15 +82,6 @@ def free_listening_socket() -> socket.socket:
     sock.listen(128)
     sock.set_inheritable(True)
     return sock
-
-
-def short_wait(url: str) -> str:
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        query = {"timeout": str(LOCK_WAIT_MS / 1000)}
-    else:
-        query = {"options": f"-c lock_timeout={LOCK_WAIT_MS}"}
-    return parsed.update_query_dict(query).render_as_string(hide_password=False)
 
 
 @dataclass
@@ -148,7 +139,7 @@ def server(app, cast, tmp_path):
     sock = free_listening_socket()
     port = sock.getsockname()[1]
     env = {**os.environ,
-           "DATABASE_URL": short_wait(app.config["DATABASE_URL"]),
+           "DATABASE_URL": short_wait_url(app.config["DATABASE_URL"], LOCK_WAIT_MS),
            "SECRET_KEY": "test-secret-key-not-for-production-0123456789",
            "ORG_TIMEZONE": "UTC",
            "ARMSLENGTH_ENV": "development",

@@ -331,9 +331,9 @@ def refund_gift(
             raise ValidationFailed(errors)
         # Convert cumulatively at the gift's stored rate, so the refunds of a fully
         # refunded gift add up to exactly its reporting amount.
-        before = _reporting_part(gift, gift.refunded_minor)
+        before = funding.refunded_reporting(gift, gift.refunded_minor)
         gift.refunded_minor += amount
-        after = _reporting_part(gift, gift.refunded_minor)
+        after = funding.refunded_reporting(gift, gift.refunded_minor)
         refund = Refund(
             gift_id=gift.id,
             amount_minor=amount,
@@ -355,10 +355,3 @@ def refund_gift(
             "reason": reason,
         })
     return refund
-
-
-def _reporting_part(gift: Gift, minor: int) -> int:
-    if minor == gift.amount_minor:
-        return gift.reporting_amount_minor
-    # Pro rata of the stored converted amount; integer arithmetic, floor.
-    return gift.reporting_amount_minor * minor // gift.amount_minor
