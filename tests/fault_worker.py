@@ -40,6 +40,21 @@ def block_inside(action: str, entered, *, skip: int = 0) -> None:
     audit.append = append
 
 
+def block_after_first_chunk(entered) -> None:
+    """Make the gift intake stop the process once its first chunk of gifts is written."""
+    original = audit.append_many
+
+    def append_many(session, actor, entries):
+        original(session, actor, entries)
+        if any(action == "gift.recorded" for action, *_ in entries):
+            session.flush()
+            entered.set()
+            time.sleep(PATIENCE_SECONDS)
+            raise SystemExit("not killed in time")
+
+    audit.append_many = append_many
+
+
 def api_gift_main(config: dict, token: str, body: dict, entered) -> None:
     """POST /api/v1/gifts, stopped after the gift's rows and its audit entry are flushed."""
     app = create_app(config)
@@ -57,13 +72,16 @@ def webhook_main(config: dict, payload: str, signature: str, entered) -> None:
 
 
 def import_main(config: dict, directory: str, today: str, skip: int, entered) -> None:
-    """A CSV import, stopped in its one transaction after `skip` gifts were recorded."""
+    """A CSV import, stopped in its one transaction once `skip` gifts were written (the
+    gift intake writes its gifts in chunks; the first chunk is made `skip` long)."""
+    from app.ledger import intake
     from app.ledger.audit import Actor
     from app.ledger.csv_import import KINDS, CsvImport
 
     app = create_app(config)
     st = app.extensions["armslength"]
-    block_inside("gift.recorded", entered, skip=skip)
+    intake.CHUNK = skip
+    block_after_first_chunk(entered)
     with st.sessions() as session:
         with CsvImport(session, today=date.fromisoformat(today),
                        reporting_currency=st.reporting_currency) as job:

@@ -87,3 +87,16 @@ def test_a_batch_plans_each_statement_for_the_tables_as_they_are(db, policy):
     with ledger_batch(db):
         assert db.execute(text("SHOW plan_cache_mode")).scalar_one() == "force_custom_plan"
     assert db.execute(text("SHOW plan_cache_mode")).scalar_one() == "auto"
+
+
+def test_a_rolled_back_insert_leaves_the_session_as_a_flushed_one_would(db, policy):
+    """A rollback expunges what rows.insert attached, so an id the database hands out again
+    (SQLite reuses a rolled-back row id) does not collide with a stale object."""
+    donor = create_donor(db, DonorCreate(type="person", name="Ada"), ACTOR)
+    with pytest.raises(RuntimeError):
+        with ledger_batch(db):
+            recorded = record_gift(db, _gift(donor.id, ref="r-1"), ACTOR, policy, "USD")
+            raise RuntimeError("undo")
+    assert recorded.gift not in db and recorded.decision not in db
+    again = record_gift(db, _gift(donor.id, ref="r-1"), ACTOR, policy, "USD")
+    assert again.gift in db and db.get(Gift, again.gift.id) is again.gift

@@ -121,6 +121,23 @@ def append(
     return entry
 
 
+def append_many(session: Session, actor: Actor,
+                entries: list[tuple[str, str, int | None, dict]]) -> None:
+    """Add entries (action, entity_type, entity_id, data) after the chain's head, in order,
+    written by one executemany: what append() per entry would write."""
+    prev = chain_head(session)
+    values = []
+    for action, entity_type, entity_id, data in entries:
+        entry = rows.new(AuditEntry, at=utcnow(), actor=actor.label, actor_id=actor.user_id,
+                         action=action, entity_type=entity_type, entity_id=entity_id,
+                         data=_jsonable(data), prev_hash=prev, hash="")
+        entry.hash = prev = entry_hash(prev, entry)
+        values.append(rows.values_of(entry))
+    rows.bulk_insert(session, AuditEntry, values)
+    if values:
+        session.info[_HEAD_KEY] = (session.get_transaction(), prev)
+
+
 @dataclass(frozen=True)
 class ChainReport:
     ok: bool

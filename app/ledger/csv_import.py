@@ -41,10 +41,12 @@ from sqlmodel import Session
 
 from app.ledger import audit
 from app.ledger.audit import Actor
-from app.ledger.errors import LedgerError
-from app.ledger.gifts import record_gift
+from app.ledger.errors import LedgerError, RowRefused
+from app.ledger.intake import GiftIntake
 from app.ledger.locking import ledger_batch
-from app.ledger.parties import add_affiliation, create_donor
+from app.ledger.lookups import one_of
+from app.ledger.parties import add_affiliation, create_donors
+from app.ledger.rows import insert_many
 from models import Affiliation, Donor, DonorExternalId, Gift, IllegalTransition, Organization
 from models.schemas import AffiliationCreate, DonorCreate, GiftCreate, field_errors
 from policies import Policy
@@ -109,8 +111,8 @@ class ImportResult:
 class ImportAborted(LedgerError):
     """A row the ledger refused during the import; nothing was imported."""
 
-    def __init__(self, file: str, line: int, message: str):
-        super().__init__(f"{file} line {line}: {message}")
+    def __init__(self, file: str, line: int | None, message: str):
+        super().__init__(f"{file} line {line}: {message}" if line else f"{file}: {message}")
         self.file = file
         self.line = line
         self.message = message
@@ -286,24 +288,6 @@ class _Staging:
         return {kind: self.db.execute(sql).fetchone()[0] for kind, sql in self._COUNT.items()}
 
 
-class _Held(dict):
-    """Donors the import's gifts name, kept referenced for the rest of the batch.
-
-    The session's identity map holds objects only weakly: a donor nobody references is
-    dropped at once, and record_gift's session.get(Donor) then read it again for every
-    gift. Inside the batch (one transaction under the ledger lock, nothing expired between
-    rows) the held object is what that read would return. Bounded, so an import naming very
-    many donors does not keep them all.
-    """
-
-    LIMIT = 20_000
-
-    def hold(self, donor_id: int, donor: Donor | None) -> None:
-        if len(self) >= self.LIMIT:
-            self.clear()
-        self[donor_id] = donor
-
-
 # --- the import ------------------------------------------------------------------------------
 
 class CsvImport:
@@ -385,7 +369,7 @@ class CsvImport:
             for ext, donor_id, donor_type, category in self.session.execute(
                 select(DonorExternalId.external_id, Donor.id, Donor.type, Donor.category)
                 .join(Donor, Donor.id == DonorExternalId.donor_id)
-                .where(DonorExternalId.external_id.in_(ids))
+                .where(one_of(self.session, DonorExternalId.external_id, ids))
             ):
                 found[ext] = _DonorRef(donor_id, donor_type, category)
         return found
@@ -490,7 +474,7 @@ class CsvImport:
         in_db = self._db_donors({values["donor_external_id"] for _, values in rows})
         refs = [values["external_ref"] for _, values in rows if values["external_ref"]]
         recorded = dict(self.session.execute(
-            select(Gift.external_ref, Gift.id).where(Gift.external_ref.in_(refs))
+            select(Gift.external_ref, Gift.id).where(one_of(self.session, Gift.external_ref, refs))
         ).all()) if refs else {}
         for line, values in rows:
             ref, ext = values["external_ref"], values["donor_external_id"]
@@ -559,18 +543,18 @@ class CsvImport:
             raise RuntimeError("the files have bad rows; nothing may be imported")
         session, db = self.session, self.staging.db
         result = ImportResult()
-        donors = _Held()
         with ledger_batch(session):
-            for line, ext, payload in db.execute(
-                "SELECT line, external_id, payload FROM donor ORDER BY line"
-            ):
-                data = DonorCreate.model_validate_json(payload)
-                donor = self._ledger("donors", line, create_donor, session, data, actor)
-                donors.hold(donor.id, donor)
-                session.add(DonorExternalId(external_id=ext, donor_id=donor.id))
-                db.execute("INSERT INTO donor_id (external_id, donor_id) VALUES (?, ?)",
-                           (ext, donor.id))
-                result.donors += 1
+            staged = db.execute("SELECT line, external_id, payload FROM donor ORDER BY line")
+            for chunk in _chunks(staged, CHUNK):
+                lines = [line for line, _ext, _payload in chunk]
+                ids = self._ledger("donors", None, create_donors, session,
+                                   [DonorCreate.model_validate_json(p) for _l, _e, p in chunk],
+                                   actor, tags=lines)
+                pairs = [(ext, donor_id) for (_l, ext, _p), donor_id in zip(chunk, ids, strict=True)]
+                insert_many(session, DonorExternalId,
+                            [{"external_id": ext, "donor_id": donor_id} for ext, donor_id in pairs])
+                db.executemany("INSERT INTO donor_id (external_id, donor_id) VALUES (?, ?)", pairs)
+                result.donors += len(ids)
             for line, donor_id, payload in db.execute(
                 "SELECT a.line, coalesce(a.donor_id, d.donor_id), a.payload FROM affiliation a "
                 "LEFT JOIN donor_id d ON d.external_id = a.donor_external_id ORDER BY a.line"
@@ -580,22 +564,19 @@ class CsvImport:
                                                 donor_id, data, actor, policy)
                 result.affiliations += 1
                 result.rescreened += len(rescreened)
-            for line, donor_id, payload in db.execute(
-                "SELECT g.line, coalesce(g.donor_id, d.donor_id), g.payload FROM gift g "
-                "LEFT JOIN donor_id d ON d.external_id = g.donor_external_id "
-                "ORDER BY g.received_on, g.line"
-            ):
-                data = GiftCreate.model_validate({**json.loads(payload), "donor_id": donor_id})
-                if donor_id not in donors:
-                    donors.hold(donor_id, session.get(Donor, donor_id))
-                recorded = self._ledger("gifts", line, record_gift, session, data, actor, policy,
-                                        self.reporting_currency)
-                outcome = recorded.decision.outcome
-                result.gifts += 1
-                result.outcomes[outcome] += 1
-                if outcome != "accept" and len(result.not_accepted) < LISTED_OUTCOMES:
-                    fired = [r["message"] for r in recorded.decision.reasons if r.get("fired")]
-                    result.not_accepted.append((line, data.external_ref, outcome, "; ".join(fired)))
+            with GiftIntake(session, actor, policy, self.reporting_currency) as intake:
+                intake.prefetch(donor_id for (donor_id,) in db.execute(
+                    "SELECT DISTINCT coalesce(g.donor_id, d.donor_id) FROM gift g "
+                    "LEFT JOIN donor_id d ON d.external_id = g.donor_external_id"))
+                for line, donor_id, payload in db.execute(
+                    "SELECT g.line, coalesce(g.donor_id, d.donor_id), g.payload FROM gift g "
+                    "LEFT JOIN donor_id d ON d.external_id = g.donor_external_id "
+                    "ORDER BY g.received_on, g.line"
+                ):
+                    data = GiftCreate.model_validate({**json.loads(payload), "donor_id": donor_id})
+                    screened = self._ledger("gifts", line, intake.record, data, tag=line)
+                    self._count(result, line, data, screened.evaluation)
+                self._ledger("gifts", None, intake.flush)
             audit.append(session, actor, "import.completed", "import", None, {
                 "files": files,
                 "donors": result.donors,
@@ -607,8 +588,19 @@ class CsvImport:
         return result
 
     @staticmethod
-    def _ledger(kind: str, line: int, service, *args):
+    def _count(result: ImportResult, line: int, data: GiftCreate, evaluation) -> None:
+        outcome = evaluation.outcome
+        result.gifts += 1
+        result.outcomes[outcome] += 1
+        if outcome != "accept" and len(result.not_accepted) < LISTED_OUTCOMES:
+            fired = [r["message"] for r in evaluation.reasons() if r["fired"]]
+            result.not_accepted.append((line, data.external_ref, outcome, "; ".join(fired)))
+
+    @staticmethod
+    def _ledger(kind: str, line: int | None, service, *args, **kwargs):
         try:
-            return service(*args)
+            return service(*args, **kwargs)
+        except RowRefused as error:  # one of many written together: its own line
+            raise ImportAborted(kind, error.tag, str(error)) from error
         except (LedgerError, IllegalTransition) as error:
             raise ImportAborted(kind, line, str(error)) from error

@@ -37,3 +37,13 @@ class NotAllowed(LedgerError):
 
 class LedgerBusy(LedgerError):
     """The database could not take the ledger lock in time; the caller may retry."""
+
+
+class RowRefused(LedgerError):
+    """One of many rows written together was refused; `tag` is what the caller passed with
+    that row (an import's line number), `error` the reason."""
+
+    def __init__(self, tag: object, error: LedgerError):
+        super().__init__(str(error))
+        self.tag = tag
+        self.error = error

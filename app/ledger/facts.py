@@ -90,6 +90,15 @@ DONOR_WITH_AFFILIATIONS = (
 )
 
 
+#: The same for many donors (add the WHERE on Donor.id), ordered by donor, then affiliation.
+DONORS_WITH_AFFILIATIONS = (
+    select(Donor, Affiliation, Organization)
+    .outerjoin(Affiliation, Affiliation.donor_id == Donor.id)
+    .outerjoin(Organization, Organization.id == Affiliation.organization_id)
+    .order_by(Donor.id, Affiliation.id)
+)
+
+
 def donor_with_affiliations(rows) -> tuple[Donor | None, Affiliations]:
     """The donor and its affiliations from the rows of DONOR_WITH_AFFILIATIONS (donor,
     affiliation or None, organisation or None, then any columns a caller added): one read
@@ -148,8 +157,11 @@ def gift_facts(
     purpose: str,
     is_matching_gift: bool,
     payer_affiliations: Affiliations | None = None,
+    covered: CoveredOrganizations | None = None,
 ) -> GiftFacts:
-    covered = CoveredOrganizations(session)
+    """covered: organisations already looked up, kept by a caller screening many gifts in
+    one transaction under the ledger lock (where they cannot change)."""
+    covered = covered or CoveredOrganizations(session)
     payer = party(session, covered, donor, affiliations=payer_affiliations)
     attributed = tuple(
         # Most gifts are the payer's own money: reuse the payer's facts (one read, not two).

@@ -61,6 +61,13 @@ def add_funding(session: Session, day: date, total_minor: int, lab_minor: int, c
                      "refunded_lab_minor": refunded_lab_minor})
 
 
+def add_funding_days(session: Session, days: list[dict]) -> None:
+    """add_funding for many days at once (one executemany): dicts with add_funding's
+    arguments as keys, at most one per day."""
+    if days:
+        session.execute(_funding_upsert(session.get_bind().dialect.name), days)
+
+
 @cache
 def _funding_upsert(dialect: str):
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -327,3 +334,126 @@ def funding_facts(session: Session, day: date, window_days: int) -> FundingFacts
         late = next(count for kind, _d, count, _b in rows if kind == "r")
         return FundingFacts((_one_window(session, day, window_days, sums, late > 0),))
     return FundingFacts(tuple(window_totals(session, ends, window_days)))
+
+
+class _DaySums:
+    """Net day sums (funding, lab part) by date from `first` on, with range sums in
+    O(log days): a Fenwick tree over the days since `first`, doubled in size as later dates
+    come (the new top node then holds everything so far; the nodes between cover only
+    days that hold nothing yet)."""
+
+    def __init__(self, first: date) -> None:
+        self._before_first = first.toordinal() - 1
+        self._size = 1024
+        self._total = [0] * (self._size + 1)
+        self._lab = [0] * (self._size + 1)
+
+    def _index(self, day: date) -> int:
+        return day.toordinal() - self._before_first
+
+    def add(self, day: date, total: int, lab: int) -> None:
+        i = self._index(day)
+        if i < 1:
+            raise ValueError(f"{day} is before the first day these sums cover")
+        while i > self._size:
+            size = self._size
+            self._total += [0] * size
+            self._lab += [0] * size
+            self._total[2 * size], self._lab[2 * size] = self._total[size], self._lab[size]
+            self._size = 2 * size
+        totals, labs, size = self._total, self._lab, self._size
+        while i <= size:
+            totals[i] += total
+            labs[i] += lab
+            i += i & -i
+
+    def _prefix(self, i: int) -> tuple[int, int]:
+        """Sums of days 1..i."""
+        i = min(i, self._size)
+        total = lab = 0
+        totals, labs = self._total, self._lab
+        while i > 0:
+            total += totals[i]
+            lab += labs[i]
+            i -= i & -i
+        return total, lab
+
+    def between(self, first: date, last: date) -> tuple[int, int]:
+        high_total, high_lab = self._prefix(self._index(last))
+        low_total, low_lab = self._prefix(self._index(first) - 1)
+        return high_total - low_total, high_lab - low_lab
+
+
+class FundingMemory:
+    """funding_facts() answered from memory, for one writer that records many gifts under
+    one ledger lock (GiftIntake, inside ledger_batch).
+
+    It reads once what funding_facts() reads per gift: the daily totals from
+    window_start(first_day) on, and the refunds made after first_day (with their lab-part
+    steps, as _late_refunds computes them). Then the writer tells it of every gift it
+    counts (count_gift), before the next gift is screened. Under the lock nothing else
+    changes the totals, and gifts add no refunds, so for any gift dated on or after
+    first_day, facts() equals what funding_facts() would read from the database at that
+    moment: the same ends (the day, then the later days that hold counted gifts) and the
+    same sums (net day sums + refunds made after the end). tests/test_funding_memory.py
+    checks the two against each other.
+    """
+
+    def __init__(self, session: Session, first_day: date, window_days: int):
+        self.first_day = first_day
+        self.window_days = window_days
+        start = window_start(first_day, window_days)
+        self._sums = _DaySums(start)
+        self._counts: dict[date, int] = {}
+        for day, total, lab, count in session.execute(
+            select(FundingDay.day, FundingDay.total_minor - FundingDay.refunded_minor,
+                   FundingDay.lab_minor - FundingDay.refunded_lab_minor, FundingDay.gift_count)
+            .where(FundingDay.day >= start)
+        ):
+            self._sums.add(day, int(total), int(lab))
+            self._counts[day] = int(count)
+        #: Days holding counted gifts, in order: the decision points.
+        self._points = sorted(day for day, count in self._counts.items() if count > 0)
+        self._late = sorted(_late_refunds(session, first_day, start), key=lambda r: r.gift_day)
+        self._late_days = [refund.gift_day for refund in self._late]
+        self._added_back: dict[date, tuple[int, int]] = {}
+
+    def count_gift(self, gift: Gift) -> None:
+        """The gift now counts as funding (count_gift has been or will be written for it)."""
+        if gift.kind != "cash":
+            return
+        refunded, refunded_lab = _gift_refunds(gift)
+        day = gift.received_on
+        self._sums.add(day, gift.reporting_amount_minor - refunded, gift.lab_minor - refunded_lab)
+        before = self._counts.get(day, 0)
+        self._counts[day] = before + 1
+        if before == 0:
+            bisect.insort(self._points, day)
+
+    def _back(self, end: date) -> tuple[int, int]:
+        """The refunds made after `end` of counted gifts in its window (fixed while the
+        lock is held: the writer adds no refunds)."""
+        if end not in self._added_back:
+            start = window_start(end, self.window_days)
+            total = lab = 0
+            lo = bisect.bisect_left(self._late_days, start)
+            hi = bisect.bisect_right(self._late_days, end)
+            for refund in self._late[lo:hi]:
+                if refund.refunded_on > end:
+                    total += refund.total
+                    lab += refund.lab
+            self._added_back[end] = (total, lab)
+        return self._added_back[end]
+
+    def _window(self, end: date) -> WindowTotals:
+        total, lab = self._sums.between(window_start(end, self.window_days), end)
+        back_total, back_lab = self._back(end)
+        return WindowTotals(end=end, total_minor=total + back_total, lab_minor=lab + back_lab)
+
+    def facts(self, day: date) -> FundingFacts:
+        if day < self.first_day:
+            raise ValueError(f"{day} is before {self.first_day}, the first day this memory covers")
+        last = day + timedelta(days=self.window_days - 1)
+        lo = bisect.bisect_right(self._points, day)
+        hi = bisect.bisect_right(self._points, last)
+        return FundingFacts(tuple(self._window(end) for end in [day, *self._points[lo:hi]]))

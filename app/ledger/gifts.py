@@ -20,6 +20,7 @@ from app.ledger.errors import Duplicate, NotAllowed, NotFound, ValidationFailed
 from app.ledger.facts import (
     DONOR_WITH_AFFILIATIONS,
     Affiliations,
+    CoveredOrganizations,
     Share,
     donor_with_affiliations,
     gift_facts,
@@ -37,7 +38,7 @@ from models import (
 )
 from models.money import convert, format_amount, parse_rate
 from models.schemas import PPM, GiftCreate
-from policies import Evaluation, Policy, evaluate, lab_employee_minor
+from policies import Evaluation, FundingFacts, GiftFacts, Policy, evaluate, lab_employee_minor
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,16 @@ def screen_gift(session: Session, gift: Gift, shares: list[Share], policy: Polic
     """Evaluate a gift (not counted in funding) against the ledger as it stands.
     payer_affiliations: the payer's, if the caller read them with donor_with_affiliations()."""
     donor = session.get(Donor, gift.donor_id)
-    facts = gift_facts(
+    facts = facts_of_gift(session, gift, donor, shares, payer_affiliations)
+    windows = funding.funding_facts(session, gift.received_on, policy.window_days)
+    return judge(policy, gift, facts, windows)
+
+
+def facts_of_gift(session: Session, gift: Gift, donor: Donor, shares: list[Share],
+                  payer_affiliations: Affiliations | None = None,
+                  covered: CoveredOrganizations | None = None) -> GiftFacts:
+    """The policy's facts about a gift not yet counted: its payer and attributed donors."""
+    return gift_facts(
         session,
         donor=donor,
         shares=shares,
@@ -148,8 +158,12 @@ def screen_gift(session: Session, gift: Gift, shares: list[Share], policy: Polic
         purpose=gift.purpose,
         is_matching_gift=gift.matching_gift_for_id is not None,
         payer_affiliations=payer_affiliations,
+        covered=covered,
     )
-    windows = funding.funding_facts(session, gift.received_on, policy.window_days)
+
+
+def judge(policy: Policy, gift: Gift, facts: GiftFacts, windows: FundingFacts) -> Evaluation:
+    """The policy's verdict on a gift. Every screening, one gift or a batch, ends here."""
     evaluation = evaluate(policy, facts, windows)
     # Remember the lab part this evaluation computed; it is what acceptance counts.
     gift.lab_minor = lab_employee_minor(facts, policy.cooling_off_days)
@@ -186,17 +200,45 @@ def add_decision(
 ) -> Decision:
     # Written at once, one INSERT (see rows): the caller's audit entry names its id.
     return rows.insert(session, rows.new(
-        Decision,
-        gift_id=gift.id,
-        outcome=outcome,
-        kind=kind,
-        policy_version=evaluation.policy_version,
-        reasons=evaluation.reasons(),
-        figures=evaluation.figures,
-        note=note,
-        decided_by_id=actor.user_id,
-        approved_by_id=approved_by_id,
-    ))
+        Decision, **decision_values(gift.id, outcome, evaluation, kind=kind, actor=actor,
+                                    note=note, approved_by_id=approved_by_id)))
+
+
+def decision_values(gift_id: int | None, outcome: str, evaluation: Evaluation, *, kind: str,
+                    actor: Actor, note: str | None = None,
+                    approved_by_id: int | None = None) -> dict:
+    """A decision row's columns: the verdict with its rules, reasons, figures and version."""
+    return {
+        "gift_id": gift_id,
+        "outcome": outcome,
+        "kind": kind,
+        "policy_version": evaluation.policy_version,
+        "reasons": evaluation.reasons(),
+        "figures": evaluation.figures,
+        "note": note,
+        "decided_by_id": actor.user_id,
+        "approved_by_id": approved_by_id,
+    }
+
+
+def settle(gift: Gift, evaluation: Evaluation) -> None:
+    """Give a new gift its screening's outcome: the status it is inserted with (one INSERT,
+    no UPDATE after it) and whether it belongs in the disclosure."""
+    gift.disclose = evaluation.disclose
+    transition(gift, OUTCOME_STATUS[evaluation.outcome])
+
+
+def recorded_entry(gift: Gift, decision_id: int, policy_version: str) -> dict:
+    """The data of a new gift's "gift.recorded" audit entry."""
+    return {
+        "donor_id": gift.donor_id,
+        "amount": format_amount(gift.amount_minor, gift.currency),
+        "currency": gift.currency,
+        "received_on": gift.received_on,
+        "status": gift.status,
+        "decision_id": decision_id,
+        "policy_version": policy_version,
+    }
 
 
 def _new_gift(data: GiftCreate, donor: Donor, reporting_currency: str, refs: PaymentRefs,
@@ -261,10 +303,8 @@ def record_gift(
                                            reasons=evaluation.reasons(),
                                            figures=evaluation.figures), evaluation)
         audit.known_head(session, first[0].audit_head)
-        gift.disclose = evaluation.disclose
-        # The gift is inserted with its outcome's status (one INSERT, no UPDATE after it);
-        # it counts in the daily totals once it has an id, as apply_outcome would do.
-        transition(gift, OUTCOME_STATUS[evaluation.outcome])
+        # It counts in the daily totals once it has an id, as apply_outcome would do.
+        settle(gift, evaluation)
         # Each row below is one Core INSERT, and the gift and decision come back as
         # persistent ORM objects (rows.insert): no unit-of-work flushes on the hot path.
         try:
@@ -280,15 +320,8 @@ def record_gift(
         ])
         decision = add_decision(session, gift, evaluation.outcome, evaluation,
                                 kind="screening", actor=actor)
-        audit.append(session, actor, "gift.recorded", "gift", gift.id, {
-            "donor_id": donor.id,
-            "amount": format_amount(gift.amount_minor, gift.currency),
-            "currency": gift.currency,
-            "received_on": gift.received_on,
-            "status": gift.status,
-            "decision_id": decision.id,
-            "policy_version": evaluation.policy_version,
-        })
+        audit.append(session, actor, "gift.recorded", "gift", gift.id,
+                     recorded_entry(gift, decision.id, evaluation.policy_version))
     return Recorded(gift, decision, evaluation)
 
 

@@ -11,8 +11,7 @@ import pytest
 from sqlalchemy import create_engine, func, select
 from sqlmodel import Session
 
-from app.ledger import csv_import
-from app.ledger.gifts import record_gift as real_record_gift
+from app.ledger.intake import GiftIntake
 from models import (
     Affiliation,
     AuditEntry,
@@ -287,15 +286,18 @@ def test_a_file_whose_last_row_is_bad_imports_nothing(web_as, db):
     assert counts(db) == before
 
 
+real_record = GiftIntake.record
+
+
 def test_a_row_the_ledger_refuses_mid_import_rolls_back_everything(web_as, db, monkeypatch):
     """The checks pass, then the ledger refuses the last gift: every row before it goes too."""
 
-    def refuse_the_last(session, data, *args, **kwargs):
+    def refuse_the_last(intake, data, **kwargs):
         if data.external_ref == "G30":
             data = data.model_copy(update={"donor_id": 987654})  # a donor that does not exist
-        return real_record_gift(session, data, *args, **kwargs)
+        return real_record(intake, data, **kwargs)
 
-    monkeypatch.setattr(csv_import, "record_gift", refuse_the_last)
+    monkeypatch.setattr(GiftIntake, "record", refuse_the_last)
     fundraiser = web_as("fundraiser")
     before = counts(db)
     rows = [f"G{i},D{i % 3},10.00,USD,2025-02-{i % 28 + 1:02d},,,,," for i in range(1, 30)]

@@ -127,9 +127,10 @@ def uploads(draw):
         tags = []
         if rows and not clean and draw(st.integers(0, 5)) == 0:
             ref = rows[-1].ref  # a repeat of the row before
-            first = next(r for r in rows if r.ref.strip() == ref.strip())
-            # Refused only if the first one was itself staged (a bad first row is not).
-            tags.append(BAD if first.tag != BAD else GOOD)
+            # Refused only if an earlier row with this ref was itself staged (a bad row is
+            # not; a row repeating a bad one is, and a third repeats that one).
+            staged = any(r.ref.strip() == ref.strip() and r.tag != BAD for r in rows)
+            tags.append(BAD if staged else GOOD)
         else:
             ref = f"{draw(st.sampled_from(REF_PREFIXES))}X{n}-G{i}"
         if clean or draw(st.integers(0, 4)):

@@ -1,0 +1,291 @@
+"""Many gifts through the one door in one transaction: an import's gifts.
+
+record_gift() is one transaction per gift: take the ledger lock, read the donor with its
+affiliations, read the funding windows, insert four rows and upsert a day's totals,
+commit. Inside ledger_batch() the lock is held for the whole batch and nothing else
+writes money, so what those reads return can only change by the batch's own gifts.
+GiftIntake records a sequence of gifts there with the same checks and the same policy
+(gifts._validate_links, _shares, _new_gift, facts_of_gift, judge, settle), but:
+
+- reads each donor with its affiliations once, and the funding windows once
+  (funding.FundingMemory), keeping them in step with every gift it counts;
+- checks external_ref and the payment ids against the gifts of this intake in memory, and
+  against the database with one IN query per chunk, before the chunk is written;
+- writes in chunks: gifts (multi-row INSERT ... RETURNING id), attributions, decisions,
+  audit entries (continuing the hash chain in order), and the per-day funding totals
+  summed per day: one executemany each.
+
+Each gift is screened in the order given against the ledger as it stands after every gift
+before it, written or not, so its decision is the one record_gift() would make at that
+point. tests/test_intake.py records the same gifts both ways and compares every decision,
+figure, daily total and the audit chain.
+
+Any error fails the batch (ledger_batch will not commit), as an error in a ledger_write()
+inside a batch does. While the intake is open it is the batch's only writer
+(locking.exclusive_writer): another write would read a ledger without the rows the intake
+has not written yet.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from collections.abc import Iterable
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import date
+from itertools import groupby
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from app.ledger import audit, funding, rows
+from app.ledger.audit import Actor
+from app.ledger.errors import Duplicate, RowRefused, ValidationFailed
+from app.ledger.facts import (
+    DONOR_WITH_AFFILIATIONS,
+    DONORS_WITH_AFFILIATIONS,
+    Affiliations,
+    CoveredOrganizations,
+    Share,
+    donor_with_affiliations,
+)
+from app.ledger.gifts import (
+    PaymentRefs,
+    _new_gift,
+    _shares,
+    _validate_links,
+    decision_values,
+    facts_of_gift,
+    judge,
+    recorded_entry,
+    settle,
+)
+from app.ledger.locking import exclusive_writer, plans_for_point_writes
+from app.ledger.lookups import one_of
+from models import Attribution, Decision, Donor, Gift
+from models.schemas import GiftCreate
+from policies import Evaluation, Policy
+
+#: Gifts screened before their rows are written (one executemany per table).
+CHUNK = 200
+#: Donors kept with their affiliations; beyond this the cache starts again.
+DONOR_CACHE = 20_000
+#: The gift columns that must be unique, with where record_gift finds each.
+_UNIQUE = ("external_ref", "stripe_payment_intent_id", "stripe_checkout_session_id",
+           "stripe_invoice_id")
+
+
+@dataclass
+class Screened:
+    """A gift the intake has screened; gift.id is set once its chunk is written."""
+
+    gift: Gift
+    evaluation: Evaluation
+    #: What the caller passed with it (an import's line number), for its errors.
+    tag: object = None
+
+
+#: A gift refused when its chunk was written (a payment id already in the database).
+GiftRefused = RowRefused
+
+
+@dataclass
+class _Pending:
+    screened: Screened
+    shares: list[Share]
+
+
+class GiftIntake:
+    """Record many gifts inside ledger_batch(), screened one by one, written in chunks.
+
+        with ledger_batch(session), GiftIntake(session, actor, policy, "USD") as intake:
+            for data in gifts:
+                screened = intake.record(data, tag=line)
+
+    Leaving the block normally writes what is left; the batch then commits.
+    """
+
+    def __init__(self, session: Session, actor: Actor, policy: Policy,
+                 reporting_currency: str, *, chunk: int | None = None):
+        self.session = session
+        self.actor = actor
+        self.policy = policy
+        self.reporting_currency = reporting_currency
+        self.chunk = chunk or CHUNK
+        self._pending: list[_Pending] = []
+        self._donors: dict[int, tuple[Donor, Affiliations]] = {}
+        self._covered = CoveredOrganizations(session)
+        self._memory: funding.FundingMemory | None = None
+        #: (column, value) of every unique id this intake has recorded.
+        self._seen: dict[tuple[str, str], object] = {}
+        self._stack: ExitStack | None = None
+        self._batch = None
+
+    def __enter__(self) -> GiftIntake:
+        self._stack = ExitStack()
+        self._batch = self._stack.enter_context(exclusive_writer(self.session, "a GiftIntake"))
+        self._stack.enter_context(plans_for_point_writes(self.session))
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        # The stack must see the block's exception, or the flush's: on an error nothing
+        # more may run in the transaction (PostgreSQL has aborted it; the batch rolls back).
+        stack = self._stack
+        try:
+            if exc_type is None:
+                self.flush()
+        except BaseException:
+            if not stack.__exit__(*sys.exc_info()):
+                raise
+        else:
+            stack.__exit__(exc_type, exc, tb)
+        finally:
+            self._batch = None
+
+    # -- screening ---------------------------------------------------------------------------
+
+    def record(self, data: GiftCreate, *, refs: PaymentRefs = PaymentRefs(),  # noqa: B008
+               tag: object = None) -> Screened:
+        """Screen one gift against the ledger as it stands after the gifts before it."""
+        if self._batch is None:
+            raise RuntimeError("use GiftIntake as a context manager inside ledger_batch()")
+        with self._batch.joined(self.session):
+            if data.attributions or data.matching_gift_for is not None or data.pledge_id is not None:
+                # These read other rows from the database (a matched gift may be in this
+                # intake): write what is held first.
+                self._write()
+            donor, affiliations = self._donor(data.donor_id)
+            _validate_links(self.session, data, donor)
+            self._check_unique(data, refs, tag)
+            shares = _shares(self.session, data, donor)
+            gift = _new_gift(data, donor, self.reporting_currency, refs, self.actor)
+            facts = facts_of_gift(self.session, gift, donor, shares, affiliations, self._covered)
+            evaluation = judge(self.policy, gift, facts, self._windows(gift.received_on))
+            settle(gift, evaluation)
+            if gift.counts_as_funding:
+                self._memory.count_gift(gift)
+            screened = Screened(gift, evaluation, tag)
+            self._pending.append(_Pending(screened, shares))
+            if len(self._pending) >= self.chunk:
+                self._write()
+        return screened
+
+    def flush(self) -> None:
+        """Write every gift screened so far."""
+        if self._batch is None:
+            raise RuntimeError("use GiftIntake as a context manager inside ledger_batch()")
+        with self._batch.joined(self.session):
+            self._write()
+
+    def _donor(self, donor_id: int) -> tuple[Donor, Affiliations]:
+        if donor_id not in self._donors:
+            if len(self._donors) >= DONOR_CACHE:
+                self._donors.clear()
+            found = self.session.execute(DONOR_WITH_AFFILIATIONS, {"donor_id": donor_id}).all()
+            donor, affiliations = donor_with_affiliations(found)
+            if donor is None:
+                raise ValidationFailed({"donor_id": ["no such donor"]})
+            self._donors[donor_id] = (donor, affiliations)
+        return self._donors[donor_id]
+
+    def _windows(self, day: date):
+        if self._memory is None or day < self._memory.first_day:
+            # An earlier date than the memory covers (gifts not in date order): it must
+            # also hold refunds made after that date, so read it again, with this
+            # intake's gifts written first.
+            self._write()
+            self._memory = funding.FundingMemory(self.session, day, self.policy.window_days)
+        return self._memory.facts(day)
+
+    def _check_unique(self, data: GiftCreate, refs: PaymentRefs, tag: object) -> None:
+        values = self._unique_values(data, refs)
+        for key in values:
+            if key in self._seen:
+                raise ValidationFailed({key[0]: [f"repeats an earlier gift of this batch "
+                                                 f"({self._seen[key]})"]})
+        for key in values:
+            self._seen[key] = tag
+
+    @staticmethod
+    def _unique_values(data: GiftCreate, refs: PaymentRefs) -> list[tuple[str, str]]:
+        given = {"external_ref": data.external_ref,
+                 "stripe_payment_intent_id": refs.stripe_payment_intent_id,
+                 "stripe_checkout_session_id": refs.stripe_checkout_session_id,
+                 "stripe_invoice_id": refs.stripe_invoice_id}
+        return [(column, value) for column, value in given.items() if value is not None]
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _write(self) -> None:
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        session = self.session
+        self._refuse_recorded(pending)
+        gifts = [p.screened.gift for p in pending]
+        ids = rows.bulk_insert(session, Gift, [rows.values_of(g) for g in gifts],
+                                return_ids=True)
+        for gift, gift_id in zip(gifts, ids, strict=True):
+            gift.id = gift_id
+        rows.bulk_insert(session, Attribution, [
+            {"gift_id": p.screened.gift.id, "donor_id": share.donor_id,
+             "fraction_ppm": share.fraction_ppm, "basis": share.basis}
+            for p in pending for share in p.shares
+        ])
+        decision_ids = rows.bulk_insert(session, Decision, [
+            rows.values_of(rows.new(Decision, **decision_values(
+                p.screened.gift.id, p.screened.evaluation.outcome, p.screened.evaluation,
+                kind="screening", actor=self.actor)))
+            for p in pending
+        ], return_ids=True)
+        audit.append_many(session, self.actor, [
+            ("gift.recorded", "gift", p.screened.gift.id,
+             recorded_entry(p.screened.gift, decision_id, p.screened.evaluation.policy_version))
+            for p, decision_id in zip(pending, decision_ids, strict=True)
+        ])
+        self._write_funding(gifts)
+
+    def _refuse_recorded(self, pending: list[_Pending]) -> None:
+        """One query per unique column for the chunk: any of its ids in the database?"""
+        by_column: dict[str, dict[str, object]] = defaultdict(dict)
+        for p in pending:
+            gift = p.screened.gift
+            for column in _UNIQUE:
+                value = getattr(gift, column)
+                if value is not None:
+                    by_column[column][value] = p.screened.tag
+        for column, tags in by_column.items():
+            field = getattr(Gift, column)
+            found = self.session.execute(
+                select(field, Gift.id).where(one_of(self.session, field, tags))).first()
+            if found is not None:
+                raise GiftRefused(tags[found[0]], Duplicate(column, found[1]))
+
+    def prefetch(self, donor_ids: Iterable[int]) -> None:
+        """Read donors (with their affiliations) that gifts to come will name, many per
+        statement, instead of one statement per donor at its first gift."""
+        wanted = sorted({i for i in donor_ids if i not in self._donors})[:DONOR_CACHE]
+        if len(self._donors) + len(wanted) > DONOR_CACHE:
+            self._donors.clear()
+        for start in range(0, len(wanted), CHUNK):
+            found = self.session.execute(DONORS_WITH_AFFILIATIONS.where(
+                one_of(self.session, Donor.id, wanted[start:start + CHUNK]))).all()
+            for donor_id, group in groupby(found, key=lambda row: row[0].id):
+                self._donors[donor_id] = donor_with_affiliations(list(group))
+
+    def _write_funding(self, gifts: list[Gift]) -> None:
+        """What funding.count_gift would add per gift, summed per day first."""
+        days: dict[date, list[int]] = {}
+        for gift in gifts:
+            if gift.counts_as_funding:
+                # A new gift has had nothing refunded: count_gift adds amount, lab part, 1.
+                day = days.setdefault(gift.received_on, [0, 0, 0])
+                day[0] += gift.reporting_amount_minor
+                day[1] += gift.lab_minor
+                day[2] += 1
+        funding.add_funding_days(self.session, [
+            {"day": day, "total_minor": total, "lab_minor": lab, "gift_count": count,
+             "refunded_minor": 0, "refunded_lab_minor": 0}
+            for day, (total, lab, count) in days.items()
+        ])
