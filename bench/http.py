@@ -80,7 +80,7 @@ class Gunicorn:
         gunicorn = Path(sys.executable).with_name("gunicorn")
         self.proc = subprocess.Popen(
             [str(gunicorn), "--workers", str(workers), "--bind", f"127.0.0.1:{self.port}",
-             "--log-level", "warning", "app:create_app()"],
+             "--log-level", "warning", "app.wsgi:app"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         self.base = f"http://127.0.0.1:{self.port}"

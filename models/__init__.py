@@ -4,7 +4,7 @@ from models.audit import GENESIS_HASH, AuditEntry
 from models.base import metadata, utcnow
 from models.disclosures import Acknowledgement, PublishedDisclosure
 from models.finance import CashSnapshot, FiscalBudget, FundraisingGoal, MonthlySpend
-from models.funding import FundingDay, LedgerLock
+from models.funding import FundingDay, FundingMixDay, LedgerLock
 from models.gifts import (
     OUTCOME_STATUS,
     Attribution,
@@ -45,6 +45,7 @@ __all__ = [
     "DonorExternalId",
     "FiscalBudget",
     "FundingDay",
+    "FundingMixDay",
     "FundraisingGoal",
     "Gift",
     "IllegalTransition",

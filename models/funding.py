@@ -33,6 +33,24 @@ class FundingDay(SQLModel, table=True):
                                                                 default=0, server_default="0"))
 
 
+class FundingMixDay(SQLModel, table=True):
+    """Accepted cash funding credited to organisation donors, per gift date and category.
+
+    For the dashboard's funding mix: per day, the sum over the counted gifts of reporting
+    amount x the fraction (in millionths) attributed to organisation donors of each
+    category, kept exact (divided by a million only when shown). Kept in step with
+    funding_day by the ledger (app.ledger.funding: count_gift, uncount_gift; a donor's
+    category change moves its credits). Refunds are not in it: the mix reads them apart.
+    The sum is a 64-bit integer: a day's credits to one category must stay below
+    9.2 x 10^12 minor units (92 billion dollars).
+    """
+
+    __tablename__ = "funding_mix_day"
+    day: date = Field(primary_key=True)
+    category: str = Field(primary_key=True, max_length=20)
+    credited_ppm: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+
+
 class LedgerLock(SQLModel, table=True):
     """A single row (id=1) locked FOR UPDATE by every writer of money or audit entries."""
 

@@ -1,6 +1,6 @@
 """The one door for money raced over real HTTP, on SQLite and PostgreSQL.
 
-A real gunicorn (three sync worker processes, `app:create_app()` configured from the
+A real gunicorn (three sync worker processes, `app.wsgi:app` configured from the
 environment as in production) serves the test's database on a free port of 127.0.0.1.
 Twelve client threads POST /api/v1/gifts at it, 15 gifts each: lab employees' and
 ordinary donors' gifts spread over several dates, in a shuffled order, so many are
@@ -151,7 +151,7 @@ def server(app, cast, tmp_path):
             process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
                 [sys.executable, "-m", "gunicorn", "--bind", f"fd://{sock.fileno()}",
                  "--workers", str(WORKERS), "--worker-class", "sync", "--timeout", "60",
-                 "--graceful-timeout", "5", "app:create_app()"],
+                 "--graceful-timeout", "5", "app.wsgi:app"],
                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                 pass_fds=(sock.fileno(),), start_new_session=True,
             )

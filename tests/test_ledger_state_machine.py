@@ -7,6 +7,8 @@ donors and the lab's corporate donor, then applies random steps:
   employee and a plain donor (partly lab money), the lab's corporate gift (held);
   each dated today or back-dated up to 400 days;
 - refunds, partial or full, dated between the gift and today;
+- a foundation's gift, and a plain donor's gift shared with the foundation;
+- an organisation donor's category changing (foundation, company, other);
 - a late affiliation (a plain donor turns out to work at the lab, from some date on),
   which re-screens that donor's gifts and holds them for review;
 - reviewers' decisions on held gifts (accept / reject), and a second reviewer's
@@ -22,7 +24,9 @@ ledger's window sums):
   is not below the cap; while no refund, late affiliation or approved override has
   happened, no date with accepted gifts is in breach at all (gifts alone never break the
   cap, however they are back-dated; today alone may be, as older funding ages out);
-- funding_day equals the accepted cash gifts recomputed per day;
+- funding_day equals the accepted cash gifts recomputed per day, and funding_mix_day what
+  they credit to organisations per day and category (their donors' categories now: a
+  step may change a foundation's or the corporate donor's category);
 - every gift has a decision, and its latest decision matches its status;
 - refunds never exceed a gift, and the gift's refunded amount is their sum;
 - the audit chain verifies.
@@ -67,6 +71,7 @@ from models import Decision, FundingDay, Gift, OverrideRequest, Refund
 from models.schemas import (
     AffiliationCreate,
     DonorCreate,
+    DonorUpdate,
     GiftCreate,
     OrganizationCreate,
     UserCreate,
@@ -164,6 +169,8 @@ def make_machine(ledger: FreshLedger):
             self.corporate = parties.create_donor(s, DonorCreate(
                 type="organization", name="Frontier Lab (corporate)", organization_id=lab.id,
                 category="company"), SYSTEM).id
+            self.foundation = parties.create_donor(s, DonorCreate(
+                type="organization", name="A Foundation", category="foundation"), SYSTEM).id
             self.lab_people = []
             for name in ("Lee Employee", "Kim Engineer"):
                 person = parties.create_donor(s, DonorCreate(type="person", name=name), SYSTEM)
@@ -233,6 +240,25 @@ def make_machine(ledger: FreshLedger):
         @rule(cents=st.integers(100_00, 5_000_00), back=st.integers(0, 400))
         def held_corporate_gift(self, cents, back):
             self._record(self.corporate, cents, back)
+
+        @rule(cents=st.integers(100_00, 5_000_00), back=st.integers(0, 400))
+        def foundation_gift(self, cents, back):
+            self._record(self.foundation, cents, back)
+
+        @rule(plain=st.integers(0, 3), cents=st.integers(1_01, 3_000_01), back=st.integers(0, 400))
+        def gift_shared_with_the_foundation(self, plain, cents, back):
+            payer = self.plain_people[plain]
+            self._record(payer, cents, back, attributions=[
+                {"donor_id": payer, "fraction": "0.7"},
+                {"donor_id": self.foundation, "fraction": "0.3"},
+            ])
+
+        @rule(corporate=st.booleans(), category=st.sampled_from(["foundation", "company", "other"]))
+        def recategorise(self, corporate, category):
+            donor_id = self.corporate if corporate else self.foundation
+            donor = self.session.get(models.Donor, donor_id)
+            parties.update_donor(self.session, donor_id, DonorUpdate(
+                name=donor.name, category=category), SYSTEM)
 
         # -- refunds -------------------------------------------------------------------------
 
@@ -337,6 +363,20 @@ def make_machine(ledger: FreshLedger):
                       for d in s.execute(select(FundingDay)).scalars() if d.gift_count or
                       d.total_minor or d.lab_minor}
             assert stored == expected
+
+            # funding_mix_day is what those gifts credit to organisations, by category now.
+            categories = dict(s.execute(select(models.Donor.id, models.Donor.category)).all())
+            counted = {g.id: g for g in gifts if g.status == "accepted" and g.kind == "cash"}
+            credited: dict[tuple[date, str], int] = {}
+            for a in s.execute(select(models.Attribution)).scalars():
+                category = categories[a.donor_id]
+                if a.gift_id in counted and category != "individual":
+                    g = counted[a.gift_id]
+                    key = (g.received_on, category)
+                    credited[key] = credited.get(key, 0) + g.reporting_amount_minor * a.fraction_ppm
+            kept = {(m.day, m.category): m.credited_ppm
+                    for m in s.execute(select(models.FundingMixDay)).scalars() if m.credited_ppm}
+            assert kept == {key: value for key, value in credited.items() if value}
 
             # The share at every decision point (and today) as the summary reports it.
             decision_points = {g.received_on for g in gifts

@@ -114,3 +114,43 @@ def test_0002_fills_each_days_refunds_as_the_ledger_keeps_them(app, api):
     with engine.connect() as conn:
         assert conn.execute(columns.order_by(FundingDay.day)).all() == kept
         assert conn.execute(text("SELECT count(*) FROM funding_day")).scalar_one() == len(kept)
+
+
+def test_0004_fills_the_funding_mix_as_the_ledger_keeps_it(app, api):
+    """The upgrade that added funding_mix_day fills it from the gifts already recorded: the
+    same sums the ledger keeps as gifts are recorded, reviewed and donors recategorised."""
+    from sqlalchemy import select
+
+    from app.ledger.audit import Actor
+    from app.ledger.parties import update_donor
+    from models import FundingMixDay
+    from models.schemas import DonorUpdate
+    from tests.builders import World, gift, org_donor
+
+    world = World(api)
+    foundation = org_donor(api, "Open Foundation", category="foundation")
+    company = org_donor(api, "Plain Company", category="company")
+    gift(api, foundation["id"], "1000.00", "2026-01-10")
+    gift(api, company["id"], "250.00", "2026-01-10")
+    gift(api, world.donor["id"], "90.00", "2026-02-01", attributions=[
+        {"donor_id": world.donor["id"], "fraction": "0.666667"},
+        {"donor_id": foundation["id"], "fraction": "0.333333"}])
+    gift(api, world.donor["id"], "40.00", "2026-02-02")  # an individual's: no credit
+    with app.extensions["armslength"].sessions() as session:
+        update_donor(session, company["id"], DonorUpdate(name="Plain Company", category="other"),
+                     Actor("test", role="admin"))
+
+    engine = app.extensions["armslength"].engine
+    rows = select(FundingMixDay.day, FundingMixDay.category, FundingMixDay.credited_ppm)
+    with engine.connect() as conn:
+        kept = conn.execute(rows.order_by(FundingMixDay.day, FundingMixDay.category)).all()
+    assert {(str(day), category) for day, category, credited in kept if credited} == {
+        ("2026-01-10", "foundation"), ("2026-01-10", "other"), ("2026-02-01", "foundation")}
+
+    config = _config(engine)
+    command.stamp(config, "head")
+    command.downgrade(config, "0003")
+    command.upgrade(config, "head")
+    with engine.connect() as conn:
+        again = conn.execute(rows.order_by(FundingMixDay.day, FundingMixDay.category)).all()
+    assert [row for row in again if row[2]] == [row for row in kept if row[2]]

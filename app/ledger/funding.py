@@ -35,7 +35,8 @@ from sqlalchemy import BigInteger, bindparam, func, literal, null, select, union
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from models import FundingDay, Gift, Refund
+from models import Attribution, Donor, FundingDay, FundingMixDay, Gift, Refund
+from models.parties import DONOR_CATEGORIES
 from policies import FundingFacts, WindowTotals
 
 #: Gift ids per IN (...) list: far below SQLite's and PostgreSQL's parameter limits.
@@ -95,12 +96,15 @@ def _gift_refunds(gift: Gift) -> tuple[int, int]:
     return refunded, _refunded_lab(refunded, gift.lab_minor, gift.reporting_amount_minor)
 
 
-def count_gift(session: Session, gift: Gift) -> None:
-    """Add a gift that now counts as funding (with its refunds so far) to its day."""
+def count_gift(session: Session, gift: Gift, credits: Credits | None = None) -> None:
+    """Add a gift that now counts as funding (with its refunds so far) to its day, and what
+    it credits to organisations to the funding mix. credits: its gift_credits(), if the
+    caller has them (a gift whose attributions are not stored yet); else they are read."""
     if gift.kind == "cash":
         refunded, refunded_lab = _gift_refunds(gift)
         add_funding(session, gift.received_on, gift.reporting_amount_minor, gift.lab_minor, 1,
                     refunded, refunded_lab)
+        _credit(session, gift, credits, 1)
 
 
 def uncount_gift(session: Session, gift: Gift) -> None:
@@ -110,6 +114,103 @@ def uncount_gift(session: Session, gift: Gift) -> None:
         refunded, refunded_lab = _gift_refunds(gift)
         add_funding(session, gift.received_on, -gift.reporting_amount_minor, -gift.lab_minor, -1,
                     -refunded, -refunded_lab)
+        _credit(session, gift, None, -1)
+
+
+# --- the funding mix's credits to organisations (funding_mix_day) ----------------------------
+
+#: Donor categories the funding mix credits apart: organisations (people are "individual").
+ORGANISATION_CATEGORIES = tuple(c for c in DONOR_CATEGORIES if c != "individual")
+
+#: (category, fraction in millionths) of a gift's attributions to organisation donors.
+Credits = list[tuple[str, int]]
+
+
+def credits_of(shares, categories: dict[int, str | None]) -> Credits:
+    """A new gift's credits from its shares (donor_id, fraction_ppm) and the categories of
+    the donors they name."""
+    return [(categories[s.donor_id], s.fraction_ppm) for s in shares
+            if categories[s.donor_id] in ORGANISATION_CATEGORIES]
+
+
+def gift_credits(session: Session, gift_id: int) -> Credits:
+    """A stored gift's credits, from its attributions and its donors' categories now."""
+    return [tuple(row) for row in session.execute(
+        select(Donor.category, Attribution.fraction_ppm)
+        .join(Donor, Donor.id == Attribution.donor_id)
+        .where(Attribution.gift_id == gift_id,
+               Donor.category.in_(ORGANISATION_CATEGORIES)))]
+
+
+def credited_days(gifts: list[tuple[date, int, Credits]], sign: int = 1) -> list[dict]:
+    """funding_mix_day additions for gifts (day, reporting amount, credits), one per day and
+    category."""
+    sums: dict[tuple[date, str], int] = {}
+    for day, amount, credits in gifts:
+        for category, ppm in credits:
+            sums[(day, category)] = sums.get((day, category), 0) + sign * amount * ppm
+    return [{"day": day, "category": category, "credited_ppm": value}
+            for (day, category), value in sums.items()]
+
+
+def add_mix_days(session: Session, days: list[dict]) -> None:
+    """Add to funding_mix_day (credited_days' rows): one upsert, executemany for several."""
+    if days:
+        session.execute(_mix_upsert(session.get_bind().dialect.name), days)
+
+
+@cache
+def _mix_upsert(dialect: str):
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = FundingMixDay.__table__
+    stmt = insert(table).values(day=bindparam("day"), category=bindparam("category"),
+                                credited_ppm=bindparam("credited_ppm"))
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.day, table.c.category],
+        set_={"credited_ppm": table.c.credited_ppm + stmt.excluded.credited_ppm},
+    )
+
+
+def _credit(session: Session, gift: Gift, credits: Credits | None, sign: int) -> None:
+    if credits is None:
+        credits = gift_credits(session, gift.id)
+    add_mix_days(session, credited_days([(gift.received_on, gift.reporting_amount_minor,
+                                          credits)], sign))
+
+
+def recomputed_mix_days(session: Session) -> list[dict]:
+    """funding_mix_day as it should be, recomputed from every counted gift's attributions and
+    its donors' categories now (what count_gift, uncount_gift and move_credits keep)."""
+    return [{"day": day, "category": category, "credited_ppm": int(credited)}
+            for day, category, credited in session.execute(
+                select(Gift.received_on, Donor.category,
+                       func.sum(Gift.reporting_amount_minor * Attribution.fraction_ppm))
+                .select_from(Gift)
+                .join(Attribution, Attribution.gift_id == Gift.id)
+                .join(Donor, Donor.id == Attribution.donor_id)
+                .where(Gift.status == "accepted", Gift.kind == "cash",
+                       Donor.category.in_(ORGANISATION_CATEGORIES))
+                .group_by(Gift.received_on, Donor.category))]
+
+
+def move_credits(session: Session, donor_id: int, old: str | None, new: str | None) -> None:
+    """A donor's category changed from old to new: move what its counted gifts' attributions
+    credit it from the old category's days to the new one's (either may be no column)."""
+    if old == new or (old not in ORGANISATION_CATEGORIES and new not in ORGANISATION_CATEGORIES):
+        return
+    per_day = session.execute(
+        select(Gift.received_on, func.sum(Gift.reporting_amount_minor * Attribution.fraction_ppm))
+        .select_from(Attribution).join(Gift, Gift.id == Attribution.gift_id)
+        .where(Attribution.donor_id == donor_id, Gift.status == "accepted", Gift.kind == "cash")
+        .group_by(Gift.received_on)
+    ).all()
+    moves = []
+    for day, credited in per_day:
+        if old in ORGANISATION_CATEGORIES:
+            moves.append({"day": day, "category": old, "credited_ppm": -int(credited)})
+        if new in ORGANISATION_CATEGORIES:
+            moves.append({"day": day, "category": new, "credited_ppm": int(credited)})
+    add_mix_days(session, moves)
 
 
 def count_refund(session: Session, gift: Gift, refunded_before: int) -> None:

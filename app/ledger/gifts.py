@@ -111,6 +111,14 @@ def _shares(session: Session, data: GiftCreate, donor: Donor) -> list[Share]:
     return [Share(donor.id, PPM, basis)]
 
 
+def share_credits(session: Session, shares: list[Share], payer: Donor) -> funding.Credits:
+    """What a new gift credits to organisations (funding.credits_of), from the categories of
+    the donors its shares name: the payer's, or (a DAF grant, explicit shares) theirs."""
+    categories = {share.donor_id: payer.category if share.donor_id == payer.id
+                  else session.get(Donor, share.donor_id).category for share in shares}
+    return funding.credits_of(shares, categories)
+
+
 def _validate_links(session: Session, data: GiftCreate, donor: Donor) -> None:
     errors: dict[str, list[str]] = {}
     if data.matching_gift_for is not None:
@@ -312,7 +320,7 @@ def record_gift(
         except IntegrityError as error:  # a unique payment id raced in; report, write nothing
             raise ValidationFailed({"external_ref": ["already recorded"]}) from error
         if gift.counts_as_funding:
-            funding.count_gift(session, gift)
+            funding.count_gift(session, gift, share_credits(session, shares, donor))
         rows.insert_many(session, Attribution, [
             {"gift_id": gift.id, "donor_id": share.donor_id, "fraction_ppm": share.fraction_ppm,
              "basis": share.basis}

@@ -60,6 +60,7 @@ from app.ledger.gifts import (
     judge,
     recorded_entry,
     settle,
+    share_credits,
 )
 from app.ledger.locking import exclusive_writer, plans_for_point_writes
 from app.ledger.lookups import one_of
@@ -94,6 +95,8 @@ GiftRefused = RowRefused
 class _Pending:
     screened: Screened
     shares: list[Share]
+    #: What it credits to organisations, if it counts as funding (funding.count_gift).
+    credits: funding.Credits | None
 
 
 class GiftIntake:
@@ -163,10 +166,12 @@ class GiftIntake:
             facts = facts_of_gift(self.session, gift, donor, shares, affiliations, self._covered)
             evaluation = judge(self.policy, gift, facts, self._windows(gift.received_on))
             settle(gift, evaluation)
+            credits = None
             if gift.counts_as_funding:
                 self._memory.count_gift(gift)
+                credits = share_credits(self.session, shares, donor)
             screened = Screened(gift, evaluation, tag)
-            self._pending.append(_Pending(screened, shares))
+            self._pending.append(_Pending(screened, shares, credits))
             if len(self._pending) >= self.chunk:
                 self._write()
         return screened
@@ -244,7 +249,7 @@ class GiftIntake:
              recorded_entry(p.screened.gift, decision_id, p.screened.evaluation.policy_version))
             for p, decision_id in zip(pending, decision_ids, strict=True)
         ])
-        self._write_funding(gifts)
+        self._write_funding(pending)
 
     def _refuse_recorded(self, pending: list[_Pending]) -> None:
         """One query per unique column for the chunk: any of its ids in the database?"""
@@ -274,18 +279,22 @@ class GiftIntake:
             for donor_id, group in groupby(found, key=lambda row: row[0].id):
                 self._donors[donor_id] = donor_with_affiliations(list(group))
 
-    def _write_funding(self, gifts: list[Gift]) -> None:
-        """What funding.count_gift would add per gift, summed per day first."""
+    def _write_funding(self, pending: list[_Pending]) -> None:
+        """What funding.count_gift would add per gift, summed per day (and category) first."""
         days: dict[date, list[int]] = {}
-        for gift in gifts:
+        credited = []
+        for p in pending:
+            gift = p.screened.gift
             if gift.counts_as_funding:
                 # A new gift has had nothing refunded: count_gift adds amount, lab part, 1.
                 day = days.setdefault(gift.received_on, [0, 0, 0])
                 day[0] += gift.reporting_amount_minor
                 day[1] += gift.lab_minor
                 day[2] += 1
+                credited.append((gift.received_on, gift.reporting_amount_minor, p.credits))
         funding.add_funding_days(self.session, [
             {"day": day, "total_minor": total, "lab_minor": lab, "gift_count": count,
              "refunded_minor": 0, "refunded_lab_minor": 0}
             for day, (total, lab, count) in days.items()
         ])
+        funding.add_mix_days(self.session, funding.credited_days(credited))

@@ -11,7 +11,7 @@ from datetime import date, timedelta
 from sqlalchemy import or_, select
 from sqlmodel import Session
 
-from app.ledger import audit, rows
+from app.ledger import audit, funding, rows
 from app.ledger.audit import Actor
 from app.ledger.errors import NotFound, RowRefused, ValidationFailed
 from app.ledger.facts import CoveredOrganizations
@@ -199,7 +199,9 @@ def update_donor(session: Session, donor_id: int, data: DonorUpdate, actor: Acto
     """Change a donor's name, email, category or public anonymity.
 
     None of these facts feeds the independence rules for past gifts (the category
-    matters only when a gift is recorded), so nothing is re-screened.
+    matters only when a gift is recorded), so nothing is re-screened. The funding mix
+    shows money credited to organisations by their category now, so a category change
+    moves the donor's credits (funding.move_credits).
     """
     with ledger_write(session):
         donor = session.get(Donor, donor_id)
@@ -214,6 +216,8 @@ def update_donor(session: Session, donor_id: int, data: DonorUpdate, actor: Acto
         if not changed:
             return donor
         before = {k: getattr(donor, k) for k in changed if k not in _PERSONAL_FIELDS}
+        if "category" in changed:
+            funding.move_credits(session, donor.id, donor.category, new["category"])
         for key in changed:
             setattr(donor, key, new[key])
         session.flush()

@@ -23,14 +23,13 @@ from datetime import date, timedelta
 from decimal import Decimal
 from fractions import Fraction
 
-from sqlalchemy import extract, func, select
+from sqlalchemy import select
 from sqlmodel import Session
 
 from app.ledger import funding
+from app.ledger.lookups import one_of
 from app.ledger.summary import breach_start
-from models import Attribution, Donor, FundingDay, Gift, Refund
-from models.gifts import ATTRIBUTION_BASES
-from models.parties import DONOR_CATEGORIES
+from models import Attribution, Donor, FundingDay, FundingMixDay, Gift, Refund
 from policies import Policy, WindowTotals, below_cap, share
 
 PPM = 1_000_000
@@ -41,7 +40,7 @@ CHUNK = 5000
 #: and whatever is attributed to people (category "individual") is "individuals".
 MIX_COLUMN = {"foundation": "foundations", "company": "other", "daf_sponsor": "other",
               "other": "other"}
-ORGANISATION_CATEGORIES = tuple(c for c in DONOR_CATEGORIES if c != "individual")
+ORGANISATION_CATEGORIES = funding.ORGANISATION_CATEGORIES
 
 
 @dataclass
@@ -320,28 +319,33 @@ def funding_mix(session: Session, start: date, end: date) -> list[MonthMix]:
         labs[i] -= refunded_lab(back, gift.lab_minor, gift.total_minor)
         refunded[gift.gift_id] = (gift.day, back)
 
-    # Organisation donors are few among the people: by the index on category.
-    organisations = dict(session.execute(
-        select(Donor.id, Donor.category).where(Donor.category.in_(ORGANISATION_CATEGORIES))
-    ).all())
-    if organisations:
-        for month, category, amount_ppm in _organisation_parts(session, organisations, start,
-                                                                 end):
-            parts_ppm[index[month]][MIX_COLUMN[category]] += amount_ppm
+    # What the counted gifts credit to organisations, kept per day and category by the
+    # ledger (funding_mix_day): a few rows a day, however many gifts.
+    for day, category, credited_ppm in session.execute(
+        select(FundingMixDay.day, FundingMixDay.category, FundingMixDay.credited_ppm)
+        .where(FundingMixDay.day >= start, FundingMixDay.day <= end)
+    ).all():
+        parts_ppm[index[month_start(day)]][MIX_COLUMN[category]] += credited_ppm
+    if refunded:
         # The refunds taken off above, taken back from the organisations they credited:
-        # the refunds by their gift-date index, each gift's shares by the gift_id index.
-        for _id, gift_id, donor_id, ppm in session.connection().execute(
+        # the refunds by their gift-date index, each gift's shares by the gift_id index,
+        # then the categories of the donors those shares name. (Joined to the donors in
+        # one statement, SQLite's planner started from the organisations' index instead and
+        # read every share of every organisation.)
+        shares = session.connection().execute(
             select(Attribution.id, Attribution.gift_id, Attribution.donor_id,
                    Attribution.fraction_ppm).distinct()
             .select_from(Refund)
             .join(Attribution, Attribution.gift_id == Refund.gift_id)
             .where(Refund.gift_received_on >= start, Refund.gift_received_on <= end,
                    Refund.refunded_on <= end)
-        ):
-            if gift_id in refunded and donor_id in organisations:
+        ).all()
+        categories = _categories(session, {donor_id for _id, _g, donor_id, _p in shares})
+        for _id, gift_id, donor_id, ppm in shares:
+            category = categories.get(donor_id)
+            if gift_id in refunded and category in ORGANISATION_CATEGORIES:
                 day, amount = refunded[gift_id]
-                parts_ppm[index[month_start(day)]][MIX_COLUMN[organisations[donor_id]]] -= (
-                    amount * ppm)
+                parts_ppm[index[month_start(day)]][MIX_COLUMN[category]] -= amount * ppm
 
     result = []
     for i, month in enumerate(months):
@@ -360,71 +364,10 @@ def funding_mix(session: Session, start: date, end: date) -> list[MonthMix]:
     return result
 
 
-#: Attribution bases that credit the gift's own donor (app.ledger.gifts._shares: a plain gift,
-#: an employer's matching gift). Only the others (explicit shares, a DAF grant's advisor)
-#: may credit someone else.
-OWN_DONOR_BASES = ("donor", "employer_match")
-OTHER_BASES = tuple(b for b in ATTRIBUTION_BASES if b not in OWN_DONOR_BASES)
-
-
-def _chunks(ids: list[int]):
+def _categories(session: Session, donor_ids: set[int]) -> dict[int, str | None]:
+    ids = sorted(donor_ids)
+    found: dict[int, str | None] = {}
     for i in range(0, len(ids), CHUNK):
-        yield ids[i:i + CHUNK]
-
-
-def _organisation_parts(session: Session, organisations: dict[int, str], start: date,
-                        end: date):
-    """(month, organisation's category, reporting amount x fraction in millionths) for the
-    accepted cash gifts dated start..end credited, in whole or in part, to organisations.
-
-    An attribution credits the gift's own donor unless its basis is one of OTHER_BASES. So
-    the credits to organisations are
-    - attributions of gifts given by organisations: their gifts in the range, found by the
-      index on gift (donor_id, status, received_on, kind, reporting_amount_minor), with
-      their attributions by the index on gift_id;
-    - attributions with another basis naming an organisation, on a gift someone else gave:
-      found by the index on attribution (donor_id, basis), then their gifts by primary key.
-    Neither reads the gifts of individuals, which are nearly all of the ledger.
-    """
-    ids = sorted(organisations)
-    # Summed by the database per month, category and fraction: a few dozen rows back.
-    # SQLite (no statistics) drives the join from the gift index, one probe of the
-    # attribution index per gift. PostgreSQL's planner, with statistics, may prefer a
-    # hash join against a scan of the attribution table.
-    year, month = extract("year", Gift.received_on), extract("month", Gift.received_on)
-    for chunk in _chunks(ids):
-        for y, m, category, ppm, amount in session.execute(
-            select(year, month, Donor.category, Attribution.fraction_ppm,
-                   func.sum(Gift.reporting_amount_minor))
-            .select_from(Gift)
-            .join(Attribution, Attribution.gift_id == Gift.id)
-            .join(Donor, Donor.id == Attribution.donor_id)
-            .where(Gift.donor_id.in_(chunk), Gift.status == "accepted",
-                   Gift.received_on >= start, Gift.received_on <= end, Gift.kind == "cash",
-                   Donor.category != "individual")
-            .group_by(year, month, Donor.category, Attribution.fraction_ppm)
-        ).all():
-            yield date(int(y), int(m), 1), category, int(amount) * ppm
-
-    credited = []
-    for chunk in _chunks(ids):
-        credited += session.execute(
-            select(Attribution.gift_id, Attribution.donor_id, Attribution.fraction_ppm)
-            .where(Attribution.donor_id.in_(chunk), Attribution.basis.in_(OTHER_BASES))
-        ).all()
-    gifts: dict[int, tuple[date, int]] = {}
-    for chunk in _chunks(sorted({row[0] for row in credited})):
-        for gift_id, day, amount, donor_id, status, kind in session.execute(
-            select(Gift.id, Gift.received_on, Gift.reporting_amount_minor, Gift.donor_id,
-                   Gift.status, Gift.kind)
-            .where(Gift.id.in_(chunk))
-        ):
-            # A gift an organisation gave was counted above, with all its attributions.
-            if (status == "accepted" and kind == "cash" and start <= day <= end
-                    and donor_id not in organisations):
-                gifts[gift_id] = (day, amount)
-    for gift_id, donor_id, ppm in credited:
-        if gift_id in gifts:
-            day, amount = gifts[gift_id]
-            yield month_start(day), organisations[donor_id], amount * ppm
-
+        found.update(session.execute(select(Donor.id, Donor.category).where(
+            one_of(session, Donor.id, ids[i:i + CHUNK]))).all())
+    return found
