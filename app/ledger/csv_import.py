@@ -9,11 +9,12 @@ at a time, never whole:
    are copied to a staging SQLite file in a temporary directory, so the second pass
    can read gifts back in date order without holding them in memory (SQLite sorts
    on disk, using an index on (received_on, line)).
-2. import (only if no row is bad): donors, then affiliations, then gifts in date
-   order, each through its ledger service (gifts through record_gift, the one door
-   for money, so each gift is screened against the ledger as it stands after the
-   gifts dated before it), all inside one ledger_batch: one transaction under the
-   ledger lock. A failure at any row rolls everything back.
+2. import (only if no row is bad): donors (parties.create_donors, in bulk), then
+   affiliations (add_affiliation), then gifts in date order through a GiftIntake: the
+   one door's checks and policy, each gift screened against the ledger as it stands
+   after the gifts dated before it, its rows written in chunks (app/ledger/intake.py).
+   All inside one ledger_batch: one transaction under the ledger lock. A failure at any
+   row rolls everything back.
 
 The check pass runs without the lock. Anything that changed in between (a gift with
 the same external_ref recorded meanwhile) is caught by the services in pass 2, and

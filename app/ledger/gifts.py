@@ -93,7 +93,7 @@ def _reporting_amount(data: GiftCreate, reporting_currency: str) -> tuple[int, s
     return converted, str(rate), data.fx_source or "supplied"
 
 
-def _shares(session: Session, data: GiftCreate, donor: Donor) -> list[Share]:
+def shares_of(session: Session, data: GiftCreate, donor: Donor) -> list[Share]:
     errors: dict[str, list[str]] = {}
     if data.attributions:
         for i, a in enumerate(data.attributions):
@@ -119,7 +119,7 @@ def share_credits(session: Session, shares: list[Share], payer: Donor) -> fundin
     return funding.credits_of(shares, categories)
 
 
-def _validate_links(session: Session, data: GiftCreate, donor: Donor) -> None:
+def validate_links(session: Session, data: GiftCreate, donor: Donor) -> None:
     errors: dict[str, list[str]] = {}
     if data.matching_gift_for is not None:
         matched = session.get(Gift, data.matching_gift_for)
@@ -249,7 +249,7 @@ def recorded_entry(gift: Gift, decision_id: int, policy_version: str) -> dict:
     }
 
 
-def _new_gift(data: GiftCreate, donor: Donor, reporting_currency: str, refs: PaymentRefs,
+def new_gift(data: GiftCreate, donor: Donor, reporting_currency: str, refs: PaymentRefs,
               actor: Actor) -> Gift:
     reporting, rate, source = _reporting_amount(data, reporting_currency)
     return rows.new(
@@ -299,10 +299,10 @@ def record_gift(
         donor, affiliations = donor_with_affiliations(first)
         if donor is None:
             raise ValidationFailed({"donor_id": ["no such donor"]})
-        _validate_links(session, data, donor)
+        validate_links(session, data, donor)
         _check_unique(session, data, refs)
-        shares = _shares(session, data, donor)
-        gift = _new_gift(data, donor, reporting_currency, refs, actor)
+        shares = shares_of(session, data, donor)
+        gift = new_gift(data, donor, reporting_currency, refs, actor)
         evaluation = screen_gift(session, gift, shares, policy, payer_affiliations=affiliations)
         if dry_run:
             session.rollback()
