@@ -16,4 +16,5 @@ import gc
 from app import create_app
 
 app = create_app()
+gc.collect()  # what startup left as garbage is collected, not frozen for good
 gc.freeze()

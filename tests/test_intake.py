@@ -24,9 +24,9 @@ from app.ledger.csv_import import KINDS, CsvImport, ImportAborted
 from app.ledger.errors import ValidationFailed
 from app.ledger.gifts import record_gift, refund_gift
 from app.ledger.intake import GiftIntake, GiftRefused
-from app.ledger.locking import ledger_batch, ledger_write
+from app.ledger.locking import BatchAborted, ledger_batch, ledger_write
 from app.ledger.parties import add_affiliation, create_donor, create_organization
-from models import Attribution, AuditEntry, Decision, FundingDay, Gift
+from models import Attribution, AuditEntry, Decision, FundingDay, FundingMixDay, Gift
 from models.schemas import AffiliationCreate, DonorCreate, GiftCreate, OrganizationCreate
 
 ACTOR = Actor("test:intake", role="admin")
@@ -51,13 +51,15 @@ def _world(db, policy) -> dict[str, int]:
     ids["labco"] = create_donor(db, DonorCreate(type="organization", name="Lab Inc",
                                                 organization_id=lab.id, category="company"),
                                 ACTOR).id
+    ids["fdn"] = create_donor(db, DonorCreate(type="organization", name="A Foundation",
+                                              category="foundation"), ACTOR).id
     return ids
 
 
 def _random_gift(rng: random.Random, ids: dict[str, int], ref: str, low: date,
                  high: date) -> GiftCreate:
     donor = rng.choice(["ann", "bo", "cy", "di", "ed", "emp1", "emp1", "emp2", "emp2",
-                        "former", "boss", "labco"])
+                        "former", "boss", "labco", "fdn"])
     day = low + timedelta(days=rng.randrange((high - low).days + 1))
     amount = str(rng.choice([10, 50, 200, 1000, 5000]) * (3 if donor.startswith("emp") else 1))
     extra = {}
@@ -65,6 +67,9 @@ def _random_gift(rng: random.Random, ids: dict[str, int], ref: str, low: date,
         extra = {"currency": "EUR", "fx_rate": "1.0837"}
     if rng.random() < 0.05:
         extra["kind"] = "in_kind"
+    if donor in ("ann", "bo") and rng.random() < 0.3:  # shared with the foundation
+        extra["attributions"] = [{"donor_id": ids[donor], "fraction": "0.6"},
+                                 {"donor_id": ids["fdn"], "fraction": "0.4"}]
     return GiftCreate.model_validate({"donor_id": ids[donor], "amount": amount, "currency": "USD",
                                       "received_on": day, "external_ref": ref, **extra})
 
@@ -92,6 +97,11 @@ def _decisions(db, refs: set[str]) -> dict[str, tuple]:
     return {row[0]: tuple(row[1:]) for row in found}
 
 
+def _mix_days(db) -> dict:
+    return {(row.day, row.category): row.credited_ppm
+            for row in db.execute(select(FundingMixDay)).scalars() if row.credited_ppm}
+
+
 def _funding_days(db) -> dict:
     return {row[0]: tuple(row[1:]) for row in db.execute(
         select(FundingDay.day, FundingDay.total_minor, FundingDay.lab_minor,
@@ -116,6 +126,7 @@ def test_the_intake_decides_what_the_door_decides_one_by_one(db, policy):
             for data in batch:
                 record_gift(db, data, ACTOR, policy, "USD")
             one_by_one, days_one_by_one = _decisions(db, refs), _funding_days(db)
+            mix_one_by_one = _mix_days(db)
             raise _RollBack
     except _RollBack:
         pass
@@ -129,13 +140,17 @@ def test_the_intake_decides_what_the_door_decides_one_by_one(db, policy):
 
     assert in_batch == one_by_one
     assert _funding_days(db) == days_one_by_one
+    assert _mix_days(db) == mix_one_by_one
+    recomputed = {(r["day"], r["category"]): r["credited_ppm"]
+                  for r in funding.recomputed_mix_days(db) if r["credited_ppm"]}
+    assert mix_one_by_one == recomputed and {c for _d, c in recomputed} == {"foundation"}
     outcomes = {row[4] for row in in_batch.values()}
     assert outcomes == {"accept", "hold", "reject"}, "the sample must exercise every outcome"
     assert max(row[6].get("windows_checked", 1) for row in in_batch.values()) > 20, \
         "some gifts must be back-dated before many recorded days"
     assert any("breaking_window_end" in row[6] for row in in_batch.values())
     assert verify_chain(db).ok
-    # One decision, one attribution and one audit entry per gift, naming that decision.
+    # One decision and one audit entry per gift, naming that decision; its attributions.
     gift_ids = [s.gift.id for s in screened]
     entries = db.execute(select(AuditEntry).where(AuditEntry.action == "gift.recorded",
                                                   AuditEntry.entity_id.in_(gift_ids))).scalars()
@@ -143,8 +158,10 @@ def test_the_intake_decides_what_the_door_decides_one_by_one(db, policy):
     decisions = dict(db.execute(select(Decision.gift_id, Decision.id)
                                 .where(Decision.gift_id.in_(gift_ids))).all())
     assert by_gift == decisions and len(decisions) == len(batch)
+    shares = sum(len(data.attributions) if data.attributions else 1 for data in batch)
+    assert any(data.attributions for data in batch)
     assert db.execute(select(func.count()).select_from(Attribution)
-                      .where(Attribution.gift_id.in_(gift_ids))).scalar_one() == len(batch)
+                      .where(Attribution.gift_id.in_(gift_ids))).scalar_one() == shares
 
 
 def test_funding_memory_answers_what_the_database_answers(db, policy):
@@ -238,10 +255,12 @@ def test_a_gift_recorded_between_the_check_and_the_import_aborts_it_at_its_line(
     assert db.execute(select(func.count()).select_from(Gift)).scalar_one() == before + 1
 
 
-def test_day_sums_match_plain_sums_while_they_grow():
+def test_day_sums_match_plain_sums_over_any_dates():
     rng = random.Random(3)
     first = date(2020, 1, 1)
-    sums = funding._DaySums(first)
+    sums = funding._DaySums()
+    sums.add(date(9000, 1, 1), 7, 1)  # a far-future date costs its own nodes only
+    sums.add(date(1, 1, 1), 5, 0)
     plain: dict[date, tuple[int, int]] = {}
     for _ in range(1500):
         day = first + timedelta(days=rng.randrange(0, 6000))  # several doublings past 1,024
@@ -253,5 +272,40 @@ def test_day_sums_match_plain_sums_while_they_grow():
         high = low + timedelta(days=rng.randrange(0, 800))
         inside = [v for d, v in plain.items() if low <= d <= high]
         assert sums.between(low, high) == (sum(v[0] for v in inside), sum(v[1] for v in inside))
-    with pytest.raises(ValueError):
-        sums.add(first - timedelta(days=1), 1, 0)
+    assert sums.between(date(1, 1, 1), date(9999, 12, 31)) == (
+        sum(v[0] for v in plain.values()) + 12, sum(v[1] for v in plain.values()) + 1)
+    assert len(sums._total) < 23 * (len(plain) + 2)
+
+
+def test_an_error_out_of_the_intake_fails_the_batch_even_if_caught(db, policy):
+    """Chunks already written must not commit without the rest, whatever the caller does."""
+    donor = create_donor(db, DonorCreate(type="person", name="Ann"), ACTOR).id
+    with pytest.raises(BatchAborted):
+        with ledger_batch(db):
+            try:
+                with GiftIntake(db, ACTOR, policy, "USD", chunk=2) as intake:
+                    for i in range(3):  # the first two are written
+                        intake.record(GiftCreate(donor_id=donor, amount="10", currency="USD",
+                                                 received_on=date(2025, 1, 3),
+                                                 external_ref=f"c-{i}"))
+                    raise KeyError("the caller's own bug")
+            except KeyError:
+                pass
+    assert db.execute(select(func.count()).select_from(Gift)).scalar_one() == 0
+
+
+def test_an_earlier_recorded_reference_is_reported_before_a_later_bad_gift(db, policy):
+    """As record_gift one by one would: it stops at the first gift already recorded."""
+    donor = create_donor(db, DonorCreate(type="person", name="Ann"), ACTOR).id
+    record_gift(db, GiftCreate(donor_id=donor, amount="10", currency="USD",
+                               received_on=date(2025, 1, 2), external_ref="seen"),
+                ACTOR, policy, "USD")
+    with pytest.raises(GiftRefused) as refused:
+        with ledger_batch(db), GiftIntake(db, ACTOR, policy, "USD") as intake:
+            intake.record(GiftCreate(donor_id=donor, amount="10", currency="USD",
+                                     received_on=date(2025, 1, 3), external_ref="new"), tag=2)
+            intake.record(GiftCreate(donor_id=donor, amount="10", currency="USD",
+                                     received_on=date(2025, 1, 3), external_ref="seen"), tag=3)
+            intake.record(GiftCreate(donor_id=donor + 999, amount="10", currency="USD",
+                                     received_on=date(2025, 1, 3), external_ref="x"), tag=4)
+    assert refused.value.tag == 3

@@ -438,50 +438,39 @@ def funding_facts(session: Session, day: date, window_days: int) -> FundingFacts
 
 
 class _DaySums:
-    """Net day sums (funding, lab part) by date from `first` on, with range sums in
-    O(log days): a Fenwick tree over the days since `first`, doubled in size as later dates
-    come (the new top node then holds everything so far; the nodes between cover only
-    days that hold nothing yet)."""
+    """Net day sums (funding, lab part) by date, with range sums in O(log days): a Fenwick
+    tree over date ordinals, kept in dicts, so it holds only the nodes of dates with money
+    (about 22 per date) whatever the dates are (a gift mistyped as the year 9000 costs
+    one date's nodes, not a slot for every day up to it)."""
 
-    def __init__(self, first: date) -> None:
-        self._before_first = first.toordinal() - 1
-        self._size = 1024
-        self._total = [0] * (self._size + 1)
-        self._lab = [0] * (self._size + 1)
+    #: Above date.max.toordinal() (3,652,059): every date has a slot.
+    SIZE = 1 << 22
 
-    def _index(self, day: date) -> int:
-        return day.toordinal() - self._before_first
+    def __init__(self) -> None:
+        self._total: dict[int, int] = {}
+        self._lab: dict[int, int] = {}
 
     def add(self, day: date, total: int, lab: int) -> None:
-        i = self._index(day)
-        if i < 1:
-            raise ValueError(f"{day} is before the first day these sums cover")
-        while i > self._size:
-            size = self._size
-            self._total += [0] * size
-            self._lab += [0] * size
-            self._total[2 * size], self._lab[2 * size] = self._total[size], self._lab[size]
-            self._size = 2 * size
-        totals, labs, size = self._total, self._lab, self._size
-        while i <= size:
-            totals[i] += total
-            labs[i] += lab
+        i = day.toordinal()
+        totals, labs = self._total, self._lab
+        while i <= self.SIZE:
+            totals[i] = totals.get(i, 0) + total
+            labs[i] = labs.get(i, 0) + lab
             i += i & -i
 
     def _prefix(self, i: int) -> tuple[int, int]:
-        """Sums of days 1..i."""
-        i = min(i, self._size)
+        """Sums of the dates with ordinals 1..i."""
         total = lab = 0
         totals, labs = self._total, self._lab
         while i > 0:
-            total += totals[i]
-            lab += labs[i]
+            total += totals.get(i, 0)
+            lab += labs.get(i, 0)
             i -= i & -i
         return total, lab
 
     def between(self, first: date, last: date) -> tuple[int, int]:
-        high_total, high_lab = self._prefix(self._index(last))
-        low_total, low_lab = self._prefix(self._index(first) - 1)
+        high_total, high_lab = self._prefix(last.toordinal())
+        low_total, low_lab = self._prefix(first.toordinal() - 1)
         return high_total - low_total, high_lab - low_lab
 
 
@@ -496,15 +485,15 @@ class FundingMemory:
     changes the totals, and gifts add no refunds, so for any gift dated on or after
     first_day, facts() equals what funding_facts() would read from the database at that
     moment: the same ends (the day, then the later days that hold counted gifts) and the
-    same sums (net day sums + refunds made after the end). tests/test_funding_memory.py
-    checks the two against each other.
+    same sums (net day sums + refunds made after the end). tests/test_intake.py checks
+    the two against each other.
     """
 
     def __init__(self, session: Session, first_day: date, window_days: int):
         self.first_day = first_day
         self.window_days = window_days
         start = window_start(first_day, window_days)
-        self._sums = _DaySums(start)
+        self._sums = _DaySums()
         self._counts: dict[date, int] = {}
         for day, total, lab, count in session.execute(
             select(FundingDay.day, FundingDay.total_minor - FundingDay.refunded_minor,

@@ -17,8 +17,9 @@ GiftIntake records a sequence of gifts there with the same checks and the same p
 
 Each gift is screened in the order given against the ledger as it stands after every gift
 before it, written or not, so its decision is the one record_gift() would make at that
-point. tests/test_intake.py records the same gifts both ways and compares every decision,
-figure, daily total and the audit chain.
+point. tests/test_intake.py records the same gifts both ways and compares every decision
+(outcome, reasons, figures, version), status and lab part, the daily totals and the
+funding-mix credits, and verifies the audit chain.
 
 Any error fails the batch (ledger_batch will not commit), as an error in a ledger_write()
 inside a batch does. While the intake is open it is the batch's only writer
@@ -41,7 +42,7 @@ from sqlmodel import Session
 
 from app.ledger import audit, funding, rows
 from app.ledger.audit import Actor
-from app.ledger.errors import Duplicate, RowRefused, ValidationFailed
+from app.ledger.errors import Duplicate, LedgerError, RowRefused, ValidationFailed
 from app.ledger.facts import (
     DONOR_WITH_AFFILIATIONS,
     DONORS_WITH_AFFILIATIONS,
@@ -82,7 +83,9 @@ _UNIQUE = ("external_ref", "stripe_payment_intent_id", "stripe_checkout_session_
 
 @dataclass
 class Screened:
-    """A gift the intake has screened; gift.id is set once its chunk is written."""
+    """A gift the intake has screened. gift is a plain object, not in the session: its id is
+    set once its chunk is written, and changing it changes nothing in the database (read
+    the gift by its id for that)."""
 
     gift: Gift
     evaluation: Evaluation
@@ -129,9 +132,13 @@ class GiftIntake:
         self._batch = None
 
     def __enter__(self) -> GiftIntake:
-        self._stack = ExitStack()
-        self._batch = self._stack.enter_context(exclusive_writer(self.session, "a GiftIntake"))
-        self._stack.enter_context(plans_for_point_writes(self.session))
+        with ExitStack() as stack:
+            self._batch = stack.enter_context(exclusive_writer(self.session, "a GiftIntake"))
+            # Any exception out of the block fails the batch, even one a caller then catches
+            # inside ledger_batch: the chunks already written must not commit without the rest.
+            stack.enter_context(self._batch.joined(self.session))
+            stack.enter_context(plans_for_point_writes(self.session))
+            self._stack = stack.pop_all()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -157,13 +164,19 @@ class GiftIntake:
         if self._batch is None:
             raise RuntimeError("use GiftIntake as a context manager inside ledger_batch()")
         with self._batch.joined(self.session):
-            if data.attributions or data.matching_gift_for is not None or data.pledge_id is not None:
-                # These read other rows from the database (a matched gift may be in this
-                # intake): write what is held first.
+            if data.matching_gift_for is not None:
+                # The matched gift is read from the database, and may be one of this
+                # intake's: write what is held first.
                 self._write()
-            donor, affiliations = self._donor(data.donor_id)
-            validate_links(self.session, data, donor)
-            self._check_unique(data, refs, tag)
+            try:
+                donor, affiliations = self._donor(data.donor_id)
+                validate_links(self.session, data, donor)
+                self._check_unique(data, refs, tag)
+            except LedgerError:
+                # record_gift, one by one, would have stopped at an earlier gift whose
+                # payment id is already recorded: report that one first.
+                self._refuse_recorded(self._pending)
+                raise
             shares = shares_of(self.session, data, donor)
             gift = new_gift(data, donor, self.reporting_currency, refs, self.actor)
             facts = facts_of_gift(self.session, gift, donor, shares, affiliations, self._covered)
@@ -255,32 +268,40 @@ class GiftIntake:
         self._write_funding(pending)
 
     def _refuse_recorded(self, pending: list[_Pending]) -> None:
-        """One query per unique column for the chunk: any of its ids in the database?"""
-        by_column: dict[str, dict[str, object]] = defaultdict(dict)
-        for p in pending:
+        """One query per unique column for the chunk: any of its ids in the database? The
+        first such gift, in the order given, is refused (as record_gift would have)."""
+        by_column: dict[str, dict[str, int]] = defaultdict(dict)
+        for position, p in enumerate(pending):
             gift = p.screened.gift
             for column in _UNIQUE:
                 value = getattr(gift, column)
                 if value is not None:
-                    by_column[column][value] = p.screened.tag
-        for column, tags in by_column.items():
+                    by_column[column][value] = position
+        first: tuple[int, str, int] | None = None  # (position, column, recorded gift id)
+        for column, positions in by_column.items():
             field = getattr(Gift, column)
-            found = self.session.execute(
-                select(field, Gift.id).where(one_of(self.session, field, tags))).first()
-            if found is not None:
-                raise GiftRefused(tags[found[0]], Duplicate(column, found[1]))
+            for value, gift_id in self.session.execute(
+                    select(field, Gift.id).where(one_of(self.session, field, positions))):
+                if first is None or positions[value] < first[0]:
+                    first = (positions[value], column, gift_id)
+        if first is not None:
+            position, column, gift_id = first
+            raise GiftRefused(pending[position].screened.tag, Duplicate(column, gift_id))
 
     def prefetch(self, donor_ids: Iterable[int]) -> None:
         """Read donors (with their affiliations) that gifts to come will name, many per
         statement, instead of one statement per donor at its first gift."""
+        if self._batch is None:
+            raise RuntimeError("use GiftIntake as a context manager inside ledger_batch()")
         wanted = sorted({i for i in donor_ids if i not in self._donors})[:DONOR_CACHE]
         if len(self._donors) + len(wanted) > DONOR_CACHE:
             self._donors.clear()
-        for start in range(0, len(wanted), CHUNK):
-            found = self.session.execute(DONORS_WITH_AFFILIATIONS.where(
-                one_of(self.session, Donor.id, wanted[start:start + CHUNK]))).all()
-            for donor_id, group in groupby(found, key=lambda row: row[0].id):
-                self._donors[donor_id] = donor_with_affiliations(list(group))
+        with self._batch.joined(self.session):
+            for start in range(0, len(wanted), CHUNK):
+                found = self.session.execute(DONORS_WITH_AFFILIATIONS.where(
+                    one_of(self.session, Donor.id, wanted[start:start + CHUNK]))).all()
+                for donor_id, group in groupby(found, key=lambda row: row[0].id):
+                    self._donors[donor_id] = donor_with_affiliations(list(group))
 
     def _write_funding(self, pending: list[_Pending]) -> None:
         """What funding.count_gift would add per gift, summed per day (and category) first."""

@@ -159,19 +159,27 @@ _NEXT_IDS = text("SELECT nextval(q.seq) FROM (SELECT pg_get_serial_sequence(:tab
 def _copy(session: Session, table, rows: list[dict]) -> None:
     """PostgreSQL COPY of rows into table, in the session's transaction. Values go as
     psycopg adapts them (dates, aware datetimes, booleans, None as NULL); JSON columns as
-    the JSON text SQLAlchemy would have bound."""
+    the JSON text SQLAlchemy would have bound. Not through SQLAlchemy's column types: the
+    ledger's datetimes are all aware UTC (models.utcnow), which is what UTCDateTime would
+    have checked and stored."""
     columns = list(rows[0])
     as_json = {c.key for c in table.columns if isinstance(c.type, JSON)}
     statement = psycopg_sql.SQL("COPY {} ({}) FROM STDIN").format(
         psycopg_sql.Identifier(table.name),
         psycopg_sql.SQL(", ").join(psycopg_sql.Identifier(c) for c in columns))
-    driver = session.connection().connection.driver_connection
+    connection = session.connection()
+    driver = connection.connection.driver_connection
     try:
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
             for row in rows:
                 copy.write_row([json.dumps(row[c]) if c in as_json else row[c] for c in columns])
     except psycopg.Error as error:
         # As SQLAlchemy would raise it for an INSERT (IntegrityError, DataError,
-        # OperationalError...), so callers handle a COPY's failure like any other.
-        raise DBAPIError.instance(statement.as_string(driver), None, error,
-                                  psycopg.Error) from error
+        # OperationalError...), so callers handle a COPY's failure like any other; and a
+        # lost connection is invalidated, as SQLAlchemy does, not returned to the pool.
+        dialect = connection.dialect
+        lost = dialect.is_disconnect(error, driver, None)
+        if lost:
+            connection.invalidate(error)
+        raise DBAPIError.instance(statement.as_string(driver), None, error, psycopg.Error,
+                                  connection_invalidated=lost, dialect=dialect) from error
