@@ -172,13 +172,13 @@ class GiftIntake:
                 donor, affiliations = self._donor(data.donor_id)
                 validate_links(self.session, data, donor)
                 self._check_unique(data, refs, tag)
+                shares = shares_of(self.session, data, donor)
+                gift = new_gift(data, donor, self.reporting_currency, refs, self.actor)
             except LedgerError:
                 # record_gift, one by one, would have stopped at an earlier gift whose
                 # payment id is already recorded: report that one first.
                 self._refuse_recorded(self._pending)
                 raise
-            shares = shares_of(self.session, data, donor)
-            gift = new_gift(data, donor, self.reporting_currency, refs, self.actor)
             facts = facts_of_gift(self.session, gift, donor, shares, affiliations, self._covered)
             evaluation = judge(self.policy, gift, facts, self._windows(gift.received_on))
             settle(gift, evaluation)
