@@ -56,7 +56,7 @@ def add_funding(session: Session, day: date, total_minor: int, lab_minor: int, c
     the app loads FundingDay rows as ORM objects to change them; every reader selects
     columns, so there is no stale object to keep in step.
     """
-    session.execute(_funding_upsert(session.get_bind().dialect.name),
+    session.execute(_adding_upsert(session.get_bind().dialect.name, FundingDay),
                     {"day": day, "total_minor": total_minor, "lab_minor": lab_minor,
                      "gift_count": count, "refunded_minor": refunded_minor,
                      "refunded_lab_minor": refunded_lab_minor})
@@ -66,19 +66,20 @@ def add_funding_days(session: Session, days: list[dict]) -> None:
     """add_funding for many days at once (one executemany): dicts with add_funding's
     arguments as keys, at most one per day."""
     if days:
-        session.execute(_funding_upsert(session.get_bind().dialect.name), days)
+        session.execute(_adding_upsert(session.get_bind().dialect.name, FundingDay), days)
 
 
 @cache
-def _funding_upsert(dialect: str):
+def _adding_upsert(dialect: str, model) -> object:
+    """INSERT ... ON CONFLICT (primary key) DO UPDATE adding every other column to the
+    stored one: one statement that adds to a running total, never read and written back."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = FundingDay.__table__
-    columns = ("total_minor", "lab_minor", "gift_count", "refunded_minor", "refunded_lab_minor")
-    stmt = insert(table).values(day=bindparam("day"), **{c: bindparam(c) for c in columns})
+    table = model.__table__
+    keys = [c for c in table.columns if c.primary_key]
+    added = [c.key for c in table.columns if not c.primary_key]
+    stmt = insert(table).values(**{c.key: bindparam(c.key) for c in table.columns})
     return stmt.on_conflict_do_update(
-        index_elements=[table.c.day],
-        set_={c: table.c[c] + stmt.excluded[c] for c in columns},
-    )
+        index_elements=keys, set_={c: table.c[c] + stmt.excluded[c] for c in added})
 
 
 def refunded_reporting(gift: Gift, refunded_minor: int) -> int:
@@ -156,19 +157,7 @@ def credited_days(gifts: list[tuple[date, int, Credits]], sign: int = 1) -> list
 def add_mix_days(session: Session, days: list[dict]) -> None:
     """Add to funding_mix_day (credited_days' rows): one upsert, executemany for several."""
     if days:
-        session.execute(_mix_upsert(session.get_bind().dialect.name), days)
-
-
-@cache
-def _mix_upsert(dialect: str):
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = FundingMixDay.__table__
-    stmt = insert(table).values(day=bindparam("day"), category=bindparam("category"),
-                                credited_ppm=bindparam("credited_ppm"))
-    return stmt.on_conflict_do_update(
-        index_elements=[table.c.day, table.c.category],
-        set_={"credited_ppm": table.c.credited_ppm + stmt.excluded.credited_ppm},
-    )
+        session.execute(_adding_upsert(session.get_bind().dialect.name, FundingMixDay), days)
 
 
 def _credit(session: Session, gift: Gift, credits: Credits | None, sign: int) -> None:
