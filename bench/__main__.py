@@ -126,25 +126,23 @@ def main(argv: list[str] | None = None) -> int:
 
     if "intake" in only:
         log("intake:")
-        rows = []
-        for backend in backends:
-            target, _meta, cast = ledgers[(backend, 10_000)]
-            r = measure.intake(dbs, target, cast, args.intake_gifts, 10, log)
-            rows.append([target.label, f"{r.gifts:,}", f"{r.door_rate:,.0f}/s",
-                         f"{r.bare_rate:,.0f}/s", f"{r.ratio:.2f}x",
-                         ", ".join(f"{k} {v}" for k, v in sorted(r.statuses.items()))])
+        def intake_rows(measured) -> list[list[str]]:
+            rows = []
+            for backend in backends:
+                target, _meta, cast = ledgers[(backend, 10_000)]
+                r = measured(dbs, target, cast, args.intake_gifts, 10, log)
+                rows.append([target.label, f"{r.gifts:,}", f"{r.door_rate:,.0f}/s",
+                             f"{r.bare_rate:,.0f}/s", f"{r.ratio:.2f}x",
+                             ", ".join(f"{k} {v}" for k, v in sorted(r.statuses.items()))])
+            return rows
+
+        rows = intake_rows(measure.intake)
         report += ["## (1) Gift intake: the one door vs a bare insert of the same rows", "",
                    "On a copy of the 10k ledger, gifts dated today; one transaction per gift "
                    "both ways, alternating in 10 rounds.", "",
                    *_table(["backend", "gifts", "door (record_gift)", "bare insert",
                             "door / bare time", "door outcomes"], rows), ""]
-        rows = []
-        for backend in backends:
-            target, _meta, cast = ledgers[(backend, 10_000)]
-            r = measure.batched_intake(dbs, target, cast, args.intake_gifts, 10, log)
-            rows.append([target.label, f"{r.gifts:,}", f"{r.door_rate:,.0f}/s",
-                         f"{r.bare_rate:,.0f}/s", f"{r.ratio:.2f}x",
-                         ", ".join(f"{k} {v}" for k, v in sorted(r.statuses.items()))])
+        rows = intake_rows(measure.batched_intake)
         report += ["### Batched: the door's GiftIntake vs a bare bulk insert", "",
                    f"The same kind of gifts, {-(-args.intake_gifts // 10)} per transaction "
                    "(10 rounds, alternating): GiftIntake inside ledger_batch (the checks and "

@@ -159,44 +159,22 @@ def intake(dbs: Databases, base: Target, cast: Cast, n: int, rounds: int, log) -
     """n gifts through record_gift (one transaction each, as the API does) on one copy of
     the ledger, and the very rows it wrote inserted bare (one transaction per gift, no
     screening, no lock) on another copy, alternating in rounds."""
-    door_db = dbs.clone(base, f"{base.name}_door")
-    bare_db = dbs.clone(base, f"{base.name}_bare")
-    door_app = app_for(door_db)
-    st = door_app.extensions["armslength"]
-    bare_engine = make_engine(bare_db.url)
-    bodies = [GiftCreate.model_validate(b) for b in gift_bodies(cast, n)]
-    per_round = -(-n // rounds)
-    door_total = bare_total = 0.0
-    statuses: dict[str, int] = {}
-    try:
-        with st.sessions() as session:
-            policy = st.policy_for(session)
-            session.rollback()
-            for start in range(0, n, per_round):
-                chunk = bodies[start:start + per_round]
-                began = time.perf_counter()
-                ids = []
-                for body in chunk:
-                    recorded = record_gift(session, body, ACTOR, policy, st.reporting_currency)
-                    ids.append(recorded.gift.id)
-                    statuses[recorded.gift.status] = statuses.get(recorded.gift.status, 0) + 1
-                door_total += time.perf_counter() - began
-                written = _written_rows(session, min(ids), max(ids))
-                session.rollback()
-                began = time.perf_counter()
-                for item in written:
-                    with bare_engine.begin() as conn:
-                        _bare_insert(conn, item)
-                bare_total += time.perf_counter() - began
-    finally:
-        st.engine.dispose()
-        bare_engine.dispose()
-        dbs.drop(door_db)
-        dbs.drop(bare_db)
-    result = IntakeResult(base.backend, base.name, n, door_total, bare_total, statuses)
-    log(f"    intake {base.label} {base.name}: door {result.door_rate:,.0f}/s, bare "
-        f"{result.bare_rate:,.0f}/s, ratio {result.ratio:.2f}x")
-    return result
+
+    def door(session, policy, currency, chunk):
+        recorded = []
+        for body in chunk:
+            gift = record_gift(session, body, ACTOR, policy, currency).gift
+            # Ids and statuses only: a gift object kept alive stays in the session, and each
+            # later record_gift would expire it again (ledger_write expires everything).
+            recorded.append((gift.id, gift.status))
+        return recorded
+
+    def bare(engine, written):
+        for item in written:
+            with engine.begin() as conn:
+                _bare_insert(conn, item)
+
+    return _side_by_side(dbs, base, gift_bodies(cast, n), rounds, "intake", door, bare, log)
 
 
 def _bare_insert_batch(session, written: list[dict]) -> None:
@@ -232,42 +210,56 @@ def batched_intake(dbs: Databases, base: Target, cast: Cast, n: int, rounds: int
     from app.ledger.intake import GiftIntake
     from app.ledger.locking import ledger_batch
 
-    door_db = dbs.clone(base, f"{base.name}_bdoor")
-    bare_db = dbs.clone(base, f"{base.name}_bbare")
-    door_app = app_for(door_db)
-    st = door_app.extensions["armslength"]
+    def door(session, policy, currency, chunk):
+        with ledger_batch(session), GiftIntake(session, ACTOR, policy, currency) as batch:
+            screened = [batch.record(body) for body in chunk]
+        return [(s.gift.id, s.gift.status) for s in screened]
+
+    def bare(engine, written):
+        with Session(engine) as session, session.begin():
+            _bare_insert_batch(session, written)
+
+    return _side_by_side(dbs, base, gift_bodies(cast, n, seed=8), rounds, "batched intake",
+                         door, bare, log)
+
+
+def _side_by_side(dbs: Databases, base: Target, bodies: list[dict], rounds: int, label: str,
+                  door, bare, log) -> IntakeResult:
+    """door(session, policy, currency, gifts) records a round's gifts on one copy of the
+    ledger and returns their (id, status); bare(engine, rows) inserts the rows the door wrote on another
+    copy. Each round is timed both ways, alternately."""
+    door_db = dbs.clone(base, f"{base.name}_door")
+    bare_db = dbs.clone(base, f"{base.name}_bare")
+    st = app_for(door_db).extensions["armslength"]
     bare_engine = make_engine(bare_db.url)
-    bodies = [GiftCreate.model_validate(b) for b in gift_bodies(cast, n, seed=8)]
-    per_round = -(-n // rounds)
+    gifts = [GiftCreate.model_validate(b) for b in bodies]
+    per_round = -(-len(gifts) // rounds)
     door_total = bare_total = 0.0
     statuses: dict[str, int] = {}
     try:
-        with st.sessions() as session, Session(bare_engine) as bare:
+        with st.sessions() as session:
             policy = st.policy_for(session)
             session.rollback()
-            for start in range(0, n, per_round):
-                chunk = bodies[start:start + per_round]
+            for start in range(0, len(gifts), per_round):
                 began = time.perf_counter()
-                with ledger_batch(session), GiftIntake(session, ACTOR, policy,
-                                                       st.reporting_currency) as door:
-                    screened = [door.record(body) for body in chunk]
+                recorded = door(session, policy, st.reporting_currency,
+                                gifts[start:start + per_round])
                 door_total += time.perf_counter() - began
-                ids = [s.gift.id for s in screened]
-                for s in screened:
-                    statuses[s.gift.status] = statuses.get(s.gift.status, 0) + 1
+                for _id, status in recorded:
+                    statuses[status] = statuses.get(status, 0) + 1
+                ids = [gift_id for gift_id, _status in recorded]
                 written = _written_rows(session, min(ids), max(ids))
                 session.rollback()
                 began = time.perf_counter()
-                with bare.begin():
-                    _bare_insert_batch(bare, written)
+                bare(bare_engine, written)
                 bare_total += time.perf_counter() - began
     finally:
         st.engine.dispose()
         bare_engine.dispose()
         dbs.drop(door_db)
         dbs.drop(bare_db)
-    result = IntakeResult(base.backend, base.name, n, door_total, bare_total, statuses)
-    log(f"    batched intake {base.label} {base.name}: door {result.door_rate:,.0f}/s, bare "
+    result = IntakeResult(base.backend, base.name, len(gifts), door_total, bare_total, statuses)
+    log(f"    {label} {base.label} {base.name}: door {result.door_rate:,.0f}/s, bare "
         f"{result.bare_rate:,.0f}/s, ratio {result.ratio:.2f}x")
     return result
 
