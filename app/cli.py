@@ -12,9 +12,9 @@ from flask import Flask
 from flask.cli import FlaskGroup
 from pydantic import ValidationError
 
+from app.errors import LedgerError, ValidationFailed
 from app.extensions import state
 from app.ledger.audit import Actor
-from app.ledger.errors import LedgerError, ValidationFailed
 from models.schemas import UserCreate, field_errors
 
 CLI_ACTOR = Actor("cli", role="admin")
@@ -30,7 +30,7 @@ def upgrade_schema(app: Flask) -> None:
     from alembic import command
     from alembic.config import Config
 
-    from app.ledger.locking import ensure_lock_row
+    from app.db.locking import ensure_lock_row
     from app.ledger.policy_store import register_file_policy
 
     config = Config()

@@ -17,9 +17,9 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from app.auth.users import create_user
+from app.errors import NotAllowed
 from app.extensions import State
 from app.ledger.audit import Actor
-from app.ledger.errors import NotAllowed
 from app.ledger.gifts import record_gift, refund_gift
 from app.ledger.parties import add_affiliation, create_donor, create_in_kind, create_organization
 from app.ledger.pledges import create_pledge, pledge_schedule

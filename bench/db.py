@@ -15,8 +15,8 @@ from sqlalchemy.engine import make_url
 
 import models
 from app import create_app
+from app.db.locking import ensure_lock_row
 from app.ledger.audit import Actor, verify_chain
-from app.ledger.locking import ensure_lock_row
 from bench.generate import TABLES, Generator, LedgerSpec, json_text
 
 #: Bump when the generator changes, so cached ledgers are rebuilt.

@@ -181,7 +181,7 @@ def _bare_insert_batch(session, written: list[dict]) -> None:
     """The rows of many gifts in one transaction, by the ledger's own bulk write
     (rows.bulk_insert: COPY on PostgreSQL, executemany on SQLite) and the day totals summed
     per day: what GiftIntake writes, without the screening, the lock and the reads."""
-    from app.ledger import rows as ledger_rows
+    from app.db import rows as ledger_rows
 
     for table, key in ((models.Gift, "gift"), (models.Attribution, "attributions"),
                        (models.Decision, "decisions"), (models.AuditEntry, "audit")):
@@ -207,8 +207,8 @@ def batched_intake(dbs: Databases, base: Target, cast: Cast, n: int, rounds: int
     and policy, each gift screened in turn, one transaction per round, as the CSV import
     records its gifts) on one copy of the ledger, and the very rows it wrote inserted bare
     in the same batches on another copy, alternating in rounds."""
+    from app.db.locking import ledger_batch
     from app.ledger.intake import GiftIntake
-    from app.ledger.locking import ledger_batch
 
     def door(session, policy, currency, chunk):
         with ledger_batch(session), GiftIntake(session, ACTOR, policy, currency) as batch:

@@ -19,8 +19,8 @@ from sqlalchemy.engine import make_url
 import models
 from app import create_app
 from app.auth.users import create_token, create_user
+from app.db.locking import ensure_lock_row
 from app.ledger.audit import Actor
-from app.ledger.locking import ensure_lock_row
 from models.schemas import UserCreate
 
 PG_URL = os.environ.get("TEST_DATABASE_URL")

@@ -12,9 +12,9 @@ import time
 from contextlib import contextmanager
 
 from app import create_app
+from app.errors import LedgerBusy
 from app.ledger import audit, funding
 from app.ledger.audit import Actor
-from app.ledger.errors import LedgerBusy
 from app.ledger.gifts import record_gift
 from models.schemas import GiftCreate
 

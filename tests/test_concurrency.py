@@ -37,11 +37,11 @@ from sqlalchemy.exc import OperationalError
 
 from app import create_app
 from app.db import make_engine, session_factory
+from app.db.locking import ledger_write, lock_ledger
+from app.errors import LedgerBusy
 from app.ledger import audit
 from app.ledger.audit import Actor, verify_chain
-from app.ledger.errors import LedgerBusy
 from app.ledger.gifts import record_gift
-from app.ledger.locking import ledger_write, lock_ledger
 from app.ledger.summary import compliance_summary
 from models import Attribution, AuditEntry, Decision, FundingDay, Gift, LedgerLock
 from models.schemas import GiftCreate

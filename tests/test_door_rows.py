@@ -8,10 +8,10 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select, text
 
-from app.ledger import rows
+from app.db import rows
+from app.db.locking import ledger_batch
 from app.ledger.audit import Actor, verify_chain
 from app.ledger.gifts import record_gift
-from app.ledger.locking import ledger_batch
 from app.ledger.parties import create_donor
 from models import Attribution, AuditEntry, Decision, Gift
 from models.schemas import DonorCreate, GiftCreate

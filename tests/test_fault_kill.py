@@ -28,10 +28,10 @@ import pytest
 from sqlalchemy import func, select
 
 from app.db import make_engine, session_factory
+from app.db.locking import ledger_write
+from app.errors import LedgerBusy
 from app.ledger.audit import Actor, verify_chain
 from app.ledger.csv_import import KINDS, CsvImport
-from app.ledger.errors import LedgerBusy
-from app.ledger.locking import ledger_write
 from models import Decision, Donor, DonorExternalId, FundingDay, Gift
 from tests import fault_worker, race_worker
 from tests.builders import organization

@@ -18,13 +18,13 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from app.db.locking import BatchAborted, ledger_batch, ledger_write
+from app.errors import ValidationFailed
 from app.ledger import funding
 from app.ledger.audit import Actor, verify_chain
 from app.ledger.csv_import import KINDS, CsvImport, ImportAborted
-from app.ledger.errors import ValidationFailed
 from app.ledger.gifts import record_gift, refund_gift
 from app.ledger.intake import GiftIntake, GiftRefused
-from app.ledger.locking import BatchAborted, ledger_batch, ledger_write
 from app.ledger.parties import add_affiliation, create_donor, create_organization
 from models import Attribution, AuditEntry, Decision, FundingDay, FundingMixDay, Gift
 from models.schemas import AffiliationCreate, DonorCreate, GiftCreate, OrganizationCreate

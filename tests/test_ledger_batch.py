@@ -7,10 +7,10 @@ from datetime import date
 import pytest
 from sqlalchemy import create_engine, func, select
 
+from app.db.locking import BatchAborted, ledger_batch, ledger_write
+from app.errors import ValidationFailed
 from app.ledger.audit import Actor
-from app.ledger.errors import ValidationFailed
 from app.ledger.gifts import record_gift
-from app.ledger.locking import BatchAborted, ledger_batch, ledger_write
 from app.ledger.parties import create_donor
 from models import AuditEntry, Donor, Gift
 from models.schemas import DonorCreate, GiftCreate

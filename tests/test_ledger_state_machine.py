@@ -61,11 +61,11 @@ import models
 from app.auth import passwords
 from app.auth.users import create_user
 from app.db import make_engine, session_factory
+from app.db.locking import ensure_lock_row
+from app.errors import NotAllowed
 from app.ledger import parties, reviews
 from app.ledger.audit import Actor, verify_chain
-from app.ledger.errors import NotAllowed
 from app.ledger.gifts import record_gift, refund_gift
-from app.ledger.locking import ensure_lock_row
 from app.ledger.summary import compliance_summary
 from models import Decision, FundingDay, Gift, OverrideRequest, Refund
 from models.schemas import (

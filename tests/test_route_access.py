@@ -27,7 +27,7 @@ from werkzeug.routing import Rule
 import models
 from app import create_app
 from app.auth.roles import PERMISSIONS, allowed
-from app.ledger.locking import ensure_lock_row
+from app.db.locking import ensure_lock_row
 from app.web.nav import NAV
 from models import ROLES
 from tests.conftest import BACKENDS, _truncate_postgres

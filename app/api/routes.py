@@ -22,10 +22,10 @@ from app.api.compliance_json import series_public
 from app.api.openapi import openapi_document
 from app.auth.roles import READ
 from app.db import get_session
+from app.errors import Duplicate, LedgerBusy, NotAllowed, NotFound, ValidationFailed
 from app.extensions import state
 from app.ledger import disclosure, parties, pledges, reviews, series
 from app.ledger.audit import verify_chain
-from app.ledger.errors import Duplicate, LedgerBusy, NotAllowed, NotFound, ValidationFailed
 from app.ledger.gifts import record_gift, refund_gift
 from app.ledger.summary import compliance_summary
 from models import (

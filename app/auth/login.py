@@ -10,9 +10,9 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from app.auth.passwords import hash_password, needs_rehash, verify_password
+from app.db.locking import ledger_write
 from app.ledger import audit
 from app.ledger.audit import Actor
-from app.ledger.locking import ledger_write
 from models import User, utcnow
 
 MAX_FAILURES = 5

@@ -13,10 +13,10 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from app.auth.passwords import hash_password
+from app.db.locking import ledger_write
+from app.errors import NotAllowed, NotFound, ValidationFailed
 from app.ledger import audit
 from app.ledger.audit import Actor
-from app.ledger.errors import NotAllowed, NotFound, ValidationFailed
-from app.ledger.locking import ledger_write
 from models import ROLES, ApiToken, User, utcnow
 from models.schemas import UserCreate
 

@@ -26,10 +26,10 @@ from decimal import Decimal
 from sqlalchemy import extract, func, select
 from sqlmodel import Session
 
+from app.db.locking import ledger_write
+from app.errors import NotAllowed, NotFound
 from app.ledger import audit
 from app.ledger.audit import Actor
-from app.ledger.errors import NotAllowed, NotFound
-from app.ledger.locking import ledger_write
 from models import Acknowledgement, Donor, Gift, Refund
 from models.money import currency_exponent, format_amount
 

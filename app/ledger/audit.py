@@ -16,7 +16,7 @@ from datetime import date, datetime
 from sqlalchemy import select
 from sqlmodel import Session
 
-from app.ledger import rows
+from app.db import rows
 from models import GENESIS_HASH, AuditEntry, utcnow
 
 

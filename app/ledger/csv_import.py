@@ -40,14 +40,14 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlmodel import Session
 
+from app.db.locking import ledger_batch
+from app.db.lookups import one_of
+from app.db.rows import insert_many
+from app.errors import LedgerError, RowRefused
 from app.ledger import audit
 from app.ledger.audit import Actor
-from app.ledger.errors import LedgerError, RowRefused
 from app.ledger.intake import GiftIntake
-from app.ledger.locking import ledger_batch
-from app.ledger.lookups import one_of
 from app.ledger.parties import add_affiliation, create_donors
-from app.ledger.rows import insert_many
 from models import Affiliation, Donor, DonorExternalId, Gift, IllegalTransition, Organization
 from models.schemas import AffiliationCreate, DonorCreate, GiftCreate, field_errors
 from policies import Policy

@@ -34,10 +34,10 @@ from fractions import Fraction
 from sqlalchemy import select
 from sqlmodel import Session
 
+from app.db.locking import ledger_write
 from app.ledger import audit
 from app.ledger.audit import Actor, chain_head
 from app.ledger.facts import CoveredOrganizations
-from app.ledger.locking import ledger_write
 from models import (
     Attribution,
     Decision,

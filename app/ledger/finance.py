@@ -20,10 +20,10 @@ from fractions import Fraction
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from app.db.locking import ledger_write
+from app.errors import ValidationFailed
 from app.ledger import audit
 from app.ledger.audit import Actor
-from app.ledger.errors import ValidationFailed
-from app.ledger.locking import ledger_write
 from app.ledger.pledges import InstalmentState, add_months, pledge_schedules
 from models import (
     CashSnapshot,

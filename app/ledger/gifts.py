@@ -14,9 +14,11 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from app.ledger import audit, funding, rows
+from app.db import rows
+from app.db.locking import ledger_write
+from app.errors import Duplicate, NotAllowed, NotFound, ValidationFailed
+from app.ledger import audit, funding
 from app.ledger.audit import Actor
-from app.ledger.errors import Duplicate, NotAllowed, NotFound, ValidationFailed
 from app.ledger.facts import (
     DONOR_WITH_AFFILIATIONS,
     Affiliations,
@@ -25,7 +27,6 @@ from app.ledger.facts import (
     donor_with_affiliations,
     gift_facts,
 )
-from app.ledger.locking import ledger_write
 from models import (
     OUTCOME_STATUS,
     Attribution,

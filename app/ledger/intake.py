@@ -40,9 +40,12 @@ from itertools import groupby
 from sqlalchemy import select
 from sqlmodel import Session
 
-from app.ledger import audit, funding, rows
+from app.db import rows
+from app.db.locking import exclusive_writer, plans_for_point_writes
+from app.db.lookups import one_of
+from app.errors import Duplicate, LedgerError, RowRefused, ValidationFailed
+from app.ledger import audit, funding
 from app.ledger.audit import Actor
-from app.ledger.errors import Duplicate, LedgerError, RowRefused, ValidationFailed
 from app.ledger.facts import (
     DONOR_WITH_AFFILIATIONS,
     DONORS_WITH_AFFILIATIONS,
@@ -63,8 +66,6 @@ from app.ledger.gifts import (
     shares_of,
     validate_links,
 )
-from app.ledger.locking import exclusive_writer, plans_for_point_writes
-from app.ledger.lookups import one_of
 from models import Attribution, Decision, Donor, Gift
 from models.schemas import GiftCreate
 from policies import Evaluation, Policy

@@ -11,12 +11,13 @@ from datetime import date, timedelta
 from sqlalchemy import or_, select
 from sqlmodel import Session
 
-from app.ledger import audit, funding, rows
+from app.db import rows
+from app.db.locking import ledger_write
+from app.db.lookups import one_of
+from app.errors import NotFound, RowRefused, ValidationFailed
+from app.ledger import audit, funding
 from app.ledger.audit import Actor
-from app.ledger.errors import NotFound, RowRefused, ValidationFailed
 from app.ledger.facts import CoveredOrganizations
-from app.ledger.locking import ledger_write
-from app.ledger.lookups import one_of
 from app.ledger.reviews import hold_for_rescreen
 from models import Affiliation, Attribution, Decision, Donor, Gift, InKindArrangement, Organization
 from models.schemas import (

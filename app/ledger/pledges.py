@@ -9,10 +9,10 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from app.db.locking import ledger_write
+from app.errors import ValidationFailed
 from app.ledger import audit
 from app.ledger.audit import Actor
-from app.ledger.errors import ValidationFailed
-from app.ledger.locking import ledger_write
 from models import Donor, Gift, Pledge, PledgeInstalment
 from models.schemas import PledgeCreate
 

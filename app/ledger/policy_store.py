@@ -14,10 +14,10 @@ import tomli_w
 from sqlalchemy import select
 from sqlmodel import Session
 
+from app.db.locking import ledger_write
+from app.errors import ValidationFailed
 from app.ledger import audit
 from app.ledger.audit import Actor
-from app.ledger.errors import ValidationFailed
-from app.ledger.locking import ledger_write
 from models import PolicyVersion
 from policies import Policy, PolicyError
 from policies.document import policy_from_mapping

@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlmodel import Session
 
+from app.db.locking import ledger_write
+from app.errors import NotAllowed, NotFound
 from app.ledger import audit, funding
 from app.ledger.audit import Actor
-from app.ledger.errors import NotAllowed, NotFound
 from app.ledger.gifts import add_decision, apply_outcome, screen_gift, stored_shares
-from app.ledger.locking import ledger_write
 from app.ledger.signals import gift_rejected_by_review
 from models import Decision, Gift, OverrideRequest, transition, utcnow
 from policies import Policy

@@ -26,8 +26,8 @@ from fractions import Fraction
 from sqlalchemy import select
 from sqlmodel import Session
 
+from app.db.lookups import one_of
 from app.ledger import funding
-from app.ledger.lookups import one_of
 from app.ledger.summary import breach_start
 from models import Attribution, Donor, FundingDay, FundingMixDay, Gift, Refund
 from policies import Policy, WindowTotals, below_cap, share

@@ -1,7 +1,8 @@
-"""Online giving through Stripe: the webhook, the calls to Stripe, and the staff page.
+"""Online giving through Stripe: screening before payment, the webhook, the calls to Stripe.
 
-The public donate page lives in app.donate; this package records what Stripe reports
-and returns money the policy rejects.
+The public donate page and the staff page live in app.web (donate, online); this package
+screens a donation before Stripe is asked for anything, records what Stripe reports and
+returns money the policy rejects.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ import stripe
 from flask import current_app, has_app_context
 from sqlmodel import Session
 
+from app.errors import LedgerError
 from app.ledger.audit import Actor
-from app.ledger.errors import LedgerError
 from app.ledger.signals import gift_rejected_by_review
 
 

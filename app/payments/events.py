@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
+from app.db.locking import ledger_batch
 from app.ledger import audit
 from app.ledger.gifts import PaymentRefs
-from app.ledger.locking import ledger_batch
 from app.payments.gateway import Settlement, refund_from
 from app.payments.recording import (
     STRIPE,

@@ -23,11 +23,11 @@ import stripe
 from sqlalchemy import select
 from sqlmodel import Session
 
+from app.db.locking import ledger_write
+from app.errors import Duplicate, LedgerError
 from app.ledger import audit
 from app.ledger.audit import Actor
-from app.ledger.errors import Duplicate, LedgerError
 from app.ledger.gifts import PaymentRefs, Recorded, record_gift, refund_gift
-from app.ledger.locking import ledger_write
 from app.ledger.reviews import hold_for_rescreen
 from app.payments.gateway import Settlement, StripeGateway, StripeRefund
 from models import (

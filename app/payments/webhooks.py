@@ -13,8 +13,8 @@ import stripe
 from flask import Blueprint, current_app, jsonify, request
 
 from app.db import get_session
+from app.errors import LedgerBusy
 from app.extensions import state
-from app.ledger.errors import LedgerBusy
 from app.payments.currencies import preview_rates
 from app.payments.events import process_event
 from app.payments.gateway import gateway

@@ -20,8 +20,6 @@ def index():
 
 
 def register_web(app: Flask) -> None:
-    from app import donate
-    from app.payments import staff as online
     from app.web import (
         acknowledgements,
         admin,
@@ -29,12 +27,14 @@ def register_web(app: Flask) -> None:
         auth,
         compliance,
         disclosures,
+        donate,
         donors,
         exports,
         finance,
         gifts,
         imports,
         inkind,
+        online,
         organizations,
         pledges,
         review,

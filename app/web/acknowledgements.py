@@ -30,9 +30,9 @@ from wtforms.validators import DataRequired, Email, Length, Optional
 
 from app.auth.roles import READ
 from app.db import get_session
+from app.errors import LedgerBusy, NotAllowed, NotFound
 from app.extensions import state
 from app.ledger import acknowledgements as ack
-from app.ledger.errors import LedgerBusy, NotAllowed, NotFound
 from app.mail import Attachment, MailError, build_message, mail_settings, send
 from app.web.access import get_or_404, role_required
 from app.web.documents import letter_pdf

@@ -24,9 +24,9 @@ from app.auth.users import (
     tokens_of,
 )
 from app.db import get_session
+from app.db.locking import ledger_batch
+from app.errors import NotAllowed, NotFound, ValidationFailed
 from app.extensions import state
-from app.ledger.errors import NotAllowed, NotFound, ValidationFailed
-from app.ledger.locking import ledger_batch
 from app.ledger.policy_store import register_file_policy, save_policy_version
 from app.web.access import get_or_404, role_required
 from models import ROLES, ApiToken, PolicyVersion, User

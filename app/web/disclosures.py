@@ -31,9 +31,9 @@ from wtforms import HiddenField
 
 from app.auth.roles import READ
 from app.db import get_session
+from app.errors import LedgerBusy
 from app.extensions import state
 from app.ledger import disclosure
-from app.ledger.errors import LedgerBusy
 from app.web.access import get_or_404, public, role_required
 from app.web.documents import disclosure_markdown, disclosure_pdf, disclosure_sections
 from models import PublishedDisclosure

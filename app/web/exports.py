@@ -9,6 +9,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Optional, ValidationError
 
 from app.db import get_session
+from app.db.locking import ledger_write
 from app.extensions import state
 from app.ledger import audit
 from app.ledger.csv_export import (
@@ -22,7 +23,6 @@ from app.ledger.csv_export import (
     donor_rows,
     gift_rows,
 )
-from app.ledger.locking import ledger_write
 from app.web.access import role_required
 from models.gifts import GIFT_STATUSES
 from models.parties import DONOR_TYPES

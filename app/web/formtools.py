@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from app.ledger.errors import LedgerBusy, ValidationFailed
+from app.errors import LedgerBusy, ValidationFailed
 from models.schemas import field_errors
 
 T = TypeVar("T")

@@ -21,8 +21,8 @@ from sqlalchemy.exc import DataError
 
 from app.auth.roles import READ
 from app.db import get_session
+from app.errors import Duplicate, LedgerBusy, NotAllowed, NotFound, ValidationFailed
 from app.extensions import state
-from app.ledger.errors import Duplicate, LedgerBusy, NotAllowed, NotFound, ValidationFailed
 from app.ledger.gifts import record_gift, refund_gift
 from app.web.access import get_or_404, role_required
 from app.web.decisions import OUTCOME_WORDS, decision_views, user_emails

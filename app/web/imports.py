@@ -9,9 +9,9 @@ from flask_wtf.file import FileAllowed, FileField
 from sqlalchemy.exc import DataError
 
 from app.db import get_session
+from app.errors import LedgerBusy
 from app.extensions import state
 from app.ledger.csv_import import COLUMNS, KINDS, CsvImport, ImportAborted
-from app.ledger.errors import LedgerBusy
 from app.web.access import role_required
 
 bp = Blueprint("imports", __name__, url_prefix="/staff/import")

@@ -18,9 +18,9 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from app.auth.roles import READ
 from app.db import get_session
+from app.errors import NotFound
 from app.extensions import state
 from app.ledger import parties
-from app.ledger.errors import NotFound
 from app.ledger.facts import CoveredOrganizations
 from app.web.access import get_or_404, role_required
 from app.web.formtools import INVALID, attempt, like_pattern, page_of

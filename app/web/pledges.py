@@ -19,9 +19,9 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from app.auth.roles import READ
 from app.db import get_session
+from app.errors import ValidationFailed
 from app.extensions import state
 from app.ledger import pledges as ledger_pledges
-from app.ledger.errors import ValidationFailed
 from app.ledger.pledges import FREQUENCY_MONTHS, InstalmentState, equal_instalments
 from app.web.access import get_or_404, role_required
 from app.web.formtools import INVALID, attempt, blank_to_none, page_of

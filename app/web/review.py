@@ -14,9 +14,9 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from app.db import get_session
+from app.errors import LedgerBusy, NotAllowed, NotFound
 from app.extensions import state
 from app.ledger import reviews
-from app.ledger.errors import LedgerBusy, NotAllowed, NotFound
 from app.web.access import get_or_404, role_required
 from app.web.decisions import OUTCOME_WORDS, DecisionView, decision_view, user_emails
 from app.web.review_forms import DecideForm, OverrideDecisionForm, OverrideRequestForm

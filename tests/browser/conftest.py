@@ -23,7 +23,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from app import create_app
 from app.auth import passwords
-from app.ledger.locking import ensure_lock_row
+from app.db.locking import ensure_lock_row
 from tests.webtools import PASSWORD, make_user
 
 CHROMIUM = "/usr/bin/chromium"

@@ -11,7 +11,7 @@ from sqlmodel import Session
 
 from app import create_app
 from app.auth import passwords
-from app.ledger.locking import ensure_lock_row
+from app.db.locking import ensure_lock_row
 from tests.stripe.stripe_stubs import SECRET_KEY, WEBHOOK_SECRET
 
 

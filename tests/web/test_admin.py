@@ -10,8 +10,8 @@ from sqlalchemy import create_engine, select
 from sqlmodel import Session
 
 from app.auth.users import change_role, deactivate_user, token_hash
+from app.errors import NotAllowed
 from app.ledger.audit import SYSTEM
-from app.ledger.errors import NotAllowed
 from models import ApiToken, AuditEntry, Decision, PolicyVersion, User
 from tests.builders import World, gift
 from tests.webtools import csrf_token, make_user, sign_in, submit

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import create_engine, func, select, text
 from sqlmodel import Session
 
+from app.db.locking import ledger_write
 from app.ledger import audit
 from app.ledger.audit import Actor
-from app.ledger.locking import ledger_write
 from models import AuditEntry
 from tests.builders import person
 

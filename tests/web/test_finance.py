@@ -270,7 +270,7 @@ def test_finance_tables_check_their_numbers(db):
 
 
 def test_finance_figures_are_kept_in_the_reporting_currency(db):
-    from app.ledger.errors import ValidationFailed
+    from app.errors import ValidationFailed
 
     with pytest.raises(ValidationFailed) as error:
         finance.record_cash(db, CashSnapshotCreate(as_of=date(2026, 1, 1), amount="1.00",

@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
-from app.ledger.errors import ValidationFailed
+from app.errors import ValidationFailed
 from app.ledger.pledges import add_months, equal_instalments, pledge_schedule
 from models import Pledge, PledgeInstalment
 from tests import builders as b

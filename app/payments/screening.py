@@ -16,11 +16,11 @@ from datetime import date
 from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
+from app.db.locking import ledger_batch, ledger_write
 from app.ledger import audit
 from app.ledger.audit import Actor
 from app.ledger.facts import CoveredOrganizations
 from app.ledger.gifts import record_gift
-from app.ledger.locking import ledger_batch, ledger_write
 from app.ledger.parties import add_affiliation, create_donor
 from models import Affiliation, Donor, OnlineDonation, Organization
 from models.money import display_amount, format_amount

@@ -1,7 +1,7 @@
 """Engine and sessions. On SQLite a ledger write takes the database write lock at
 BEGIN (BEGIN IMMEDIATE) so read-then-write checks (the lab-employee cap) cannot
 interleave; PostgreSQL serialises money writers on a locked row instead (see
-ledger.locking)."""
+app.db.locking)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import sessionmaker
 from sqlmodel import Session, create_engine
 
-#: Connection execution option that marks a transaction as a ledger write (see ledger.locking).
+#: Connection execution option that marks a transaction as a ledger write (see app.db.locking).
 LEDGER_WRITE_OPTION = "armslength_ledger_write"
 
 #: How long a writer waits for the database/ledger lock before giving up (LedgerBusy, 503).

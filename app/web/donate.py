@@ -11,14 +11,14 @@ from flask import Blueprint, current_app, redirect, render_template, request, ur
 from sqlalchemy import select
 
 from app.db import get_session
-from app.donate.forms import DonateForm
-from app.donate.ratelimit import RateLimiter, parse_limit
-from app.donate.screening import Declaration, covered_labs, screen_donation
 from app.extensions import state
 from app.payments.currencies import offered, preview_rates
 from app.payments.gateway import gateway
 from app.payments.recording import move
+from app.payments.screening import Declaration, covered_labs, screen_donation
 from app.web.access import public
+from app.web.donate_forms import DonateForm
+from app.web.ratelimit import RateLimiter, parse_limit
 from models import OnlineDonation
 
 bp = Blueprint("donate", __name__, url_prefix="/donate")

@@ -21,7 +21,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
 from app.db import LEDGER_WRITE_OPTION
-from app.ledger.errors import LedgerBusy, LedgerError
+from app.errors import LedgerBusy, LedgerError
 from models import LedgerLock
 
 LOCK_ROW_ID = 1
