@@ -21,6 +21,10 @@ DEFAULTS: dict[str, object] = {
     "ARMSLENGTH_ENV": "development",
     "TESTING": False,
     "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
+    #: Reverse proxies in front of gunicorn (docs/deployment.md). With N, the client's
+    #: address is taken from the N-th last X-Forwarded-For entry (sign-in throttling and the
+    #: donate rate limit count per address); 0 trusts no forwarding header.
+    "TRUSTED_PROXIES": 0,
     # Online giving (Stripe). Without STRIPE_SECRET_KEY the donate page says it is off.
     "STRIPE_SECRET_KEY": None,  # nosec B105  # no default: None means "not set"
     "STRIPE_WEBHOOK_SECRET": None,  # nosec B105  # no default: None means "not set"
@@ -56,7 +60,8 @@ DEFAULTS: dict[str, object] = {
 }
 
 BOOLEAN = {"TESTING", "STRIPE_AUTO_REFUND", "SMTP_USE_TLS"}
-INTEGER = {"MAX_CONTENT_LENGTH", "STRIPE_MAX_NETWORK_RETRIES", "SMTP_PORT"}
+INTEGER = {"MAX_CONTENT_LENGTH", "TRUSTED_PROXIES", "STRIPE_MAX_NETWORK_RETRIES", "SMTP_PORT"}
+ENVIRONMENTS = ("development", "production")
 WEAK_SECRETS = {"", "changethis", "secret", "dev", "development"}
 
 
@@ -85,6 +90,9 @@ def load_settings(overrides: dict | None, instance_path: str) -> dict:
         Path(instance_path).mkdir(parents=True, exist_ok=True)
         settings["DATABASE_URL"] = f"sqlite:///{Path(instance_path) / 'armslength.sqlite3'}"
 
+    if settings["ARMSLENGTH_ENV"] not in ENVIRONMENTS:
+        # A typo ("prod") must not quietly run a deployment in development mode.
+        raise ConfigError(f"ARMSLENGTH_ENV must be one of: {', '.join(ENVIRONMENTS)}")
     production = settings["ARMSLENGTH_ENV"] == "production"
     secret = settings["SECRET_KEY"]
     if production and (not secret or str(secret).lower() in WEAK_SECRETS or len(str(secret)) < 32):

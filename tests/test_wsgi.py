@@ -29,3 +29,35 @@ def test_the_served_app_comes_from_the_environment_with_startup_objects_frozen(t
                          text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip() == "served"
+
+
+PROXIED_CHILD = """
+from flask import request
+import app.wsgi
+served = app.wsgi.app
+assert served.config["ARMSLENGTH_ENV"] == "production"
+served.add_url_rule("/client", "client", lambda: f"{request.remote_addr} {request.scheme}")
+answer = served.test_client().get(
+    "/client", environ_base={"REMOTE_ADDR": "127.0.0.1"},
+    headers={"X-Forwarded-For": "198.51.100.7, 203.0.113.9", "X-Forwarded-Proto": "https"})
+print(answer.get_data(as_text=True))
+"""
+
+
+def _served_client(tmp_path, **settings) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in {"ARMSLENGTH_ENV", "TRUSTED_PROXIES"}}
+    env.update({"DATABASE_URL": f"sqlite:///{tmp_path / 'wsgi.sqlite3'}",
+                "SECRET_KEY": "wsgi-test-" + "z" * 40, "ORG_TIMEZONE": "UTC", **settings})
+    out = subprocess.run([sys.executable, "-c", PROXIED_CHILD], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return out.stdout.strip()
+
+
+def test_behind_one_trusted_proxy_the_client_is_the_address_the_proxy_forwards(tmp_path):
+    assert _served_client(tmp_path, TRUSTED_PROXIES="1") == "203.0.113.9 https"
+
+
+def test_without_trusted_proxies_forwarding_headers_are_ignored(tmp_path):
+    # Anyone can send X-Forwarded-For: believing it would let a client pick its own address.
+    assert _served_client(tmp_path) == "127.0.0.1 http"
