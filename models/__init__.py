@@ -27,7 +27,7 @@ from models.online import (
 from models.parties import Affiliation, Donor, Organization
 from models.pledges import Pledge, PledgeInstalment
 from models.policy_versions import PolicyVersion
-from models.users import ROLES, ApiToken, User
+from models.users import ROLES, ApiToken, SignInThrottle, User
 
 __all__ = [
     "GENESIS_HASH",
@@ -60,6 +60,7 @@ __all__ = [
     "PolicyVersion",
     "PublishedDisclosure",
     "Refund",
+    "SignInThrottle",
     "StripeDispute",
     "StripeEvent",
     "StripeSettlement",

@@ -23,9 +23,6 @@ class User(SQLModel, table=True):
     password_hash: str = Field(max_length=200)
     role: str = Field(max_length=20)
     active: bool = Field(default=True)
-    #: Consecutive failed sign-ins; reset on success. Too many lock the account for a while.
-    failed_logins: int = Field(default=0)
-    locked_until: datetime | None = None
     #: Part of the session cookie's identity; rotated at sign-out so old cookies stop working.
     session_nonce: str = Field(default_factory=lambda: secrets.token_hex(16), max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
@@ -41,3 +38,17 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+
+
+class SignInThrottle(SQLModel, table=True):
+    """Failed sign-ins counted per key, for growing delays (app.auth.throttle)."""
+
+    __tablename__ = "sign_in_throttle"
+    #: SHA-256 of "account:<email>", "address:<client address>" or "device:<browser id>":
+    #: the same for unknown emails as for known ones, and no list of what people typed.
+    key: str = Field(primary_key=True, max_length=64)
+    #: Failures counted since the key was last cleared or forgotten.
+    failures: int = Field(default=0)
+    last_failure_at: datetime = Field(index=True)
+    #: Until then, attempts on this key are refused without checking the password.
+    blocked_until: datetime | None = None

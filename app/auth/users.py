@@ -2,6 +2,12 @@
 
 An admin may not deactivate or demote themselves, and no change may leave the
 organisation without an active admin: somebody must always be able to undo a change.
+
+Every change here is an admin's (or a command's) act recorded in the hash-chained audit
+trail, so it runs under the ledger lock, which serialises appends to the chain: rare, and
+a busy ledger answers "retry shortly" (LedgerBusy). What runs on every request or
+sign-in takes no lock: resolving a bearer token (user_for_token) is a single read, and
+sign-in and sign-out write in short transactions of their own (app.auth.login).
 """
 
 from __future__ import annotations
@@ -9,15 +15,16 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlmodel import Session
 
+from app.auth import throttle
 from app.auth.passwords import hash_password
 from app.db.locking import ledger_write
 from app.errors import NotAllowed, NotFound, ValidationFailed
 from app.ledger import audit
 from app.ledger.audit import Actor
-from models import ROLES, ApiToken, User, utcnow
+from models import ROLES, ApiToken, SignInThrottle, User, utcnow
 from models.schemas import UserCreate
 
 TOKEN_PREFIX = "al_"  # noqa: S105 - a visible prefix, not a secret  # nosec B105
@@ -145,10 +152,32 @@ def reactivate_user(session: Session, user_id: int, actor: Actor) -> User:
         if user.active:
             raise NotAllowed("the user is already active")
         user.active = True
-        user.failed_logins = 0
-        user.locked_until = None
+        _forget_failed_sign_ins(session, user)
         audit.append(session, actor, "user.reactivated", "user", user.id, {"email": user.email})
     return user
+
+
+def unblock_sign_in(session: Session, user_id: int, actor: Actor) -> User:
+    """Forget the failed sign-ins counted on the user's account, so that sign-in from any
+    browser is checked again at once (the user's own known browsers never wait for the
+    account's count; a new one does)."""
+    with ledger_write(session):
+        user = _user(session, user_id)
+        failures = _forget_failed_sign_ins(session, user)
+        if failures == 0:
+            raise NotAllowed("no failed sign-ins are counted on this account")
+        audit.append(session, actor, "user.sign_in_unblocked", "user", user.id,
+                     {"email": user.email, "failures": failures})
+    return user
+
+
+def _forget_failed_sign_ins(session: Session, user: User) -> int:
+    key = throttle.account_key(user.email)
+    failures = session.execute(
+        select(SignInThrottle.failures).where(SignInThrottle.key == key)
+    ).scalar_one_or_none()
+    session.execute(delete(SignInThrottle).where(SignInThrottle.key == key))
+    return failures or 0
 
 
 def tokens_of(session: Session, user_id: int) -> list[ApiToken]:

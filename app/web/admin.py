@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from decimal import Decimal
 
-from flask import Blueprint, flash, g, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
@@ -13,6 +13,7 @@ from wtforms import DecimalField, EmailField, IntegerField, PasswordField, Selec
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, ValidationError
 
+from app.auth import throttle
 from app.auth.roles import PERMISSIONS
 from app.auth.users import (
     change_role,
@@ -22,6 +23,7 @@ from app.auth.users import (
     reactivate_user,
     revoke_token,
     tokens_of,
+    unblock_sign_in,
 )
 from app.db import get_session
 from app.db.locking import ledger_batch
@@ -29,7 +31,7 @@ from app.errors import NotAllowed, NotFound, ValidationFailed
 from app.extensions import state
 from app.ledger.policy_store import register_file_policy, save_policy_version
 from app.web.access import get_or_404, role_required
-from models import ROLES, ApiToken, PolicyVersion, User
+from models import ROLES, ApiToken, PolicyVersion, User, utcnow
 from models.schemas import UserCreate
 from policies.document import OUTCOMES, RULE_IDS
 
@@ -180,10 +182,15 @@ def _user_page(user: User, *, new_token: str | None = None, error: str | None = 
                role_form: RoleForm | None = None):
     session = get_session()
     tokens = tokens_of(session, user.id)
+    failures, blocked_until = throttle.failures_of(session.connection(),
+                                                   throttle.account_key(user.email))
+    if blocked_until is not None and blocked_until <= (current_app.config.get("CLOCK") or utcnow)():
+        blocked_until = None
     response = render_template(
         "admin/user.html", user=user, tokens=tokens, new_token=new_token, error=error,
         role_form=role_form or RoleForm(role=user.role), token_form=token_form or TokenForm(),
         confirm=ConfirmForm(), is_self=user.id == g.actor.user_id,
+        sign_in_failures=failures, sign_in_blocked_until=blocked_until,
     )
     headers = {"Cache-Control": "no-store"} if new_token else {}
     return response, status, headers
@@ -220,6 +227,13 @@ def deactivate(user_id: int):
 @role_required(ADMIN)
 def reactivate(user_id: int):
     return _set_active(user_id, reactivate_user, "reactivated")
+
+
+@bp.post("/users/<int:user_id>/unblock-sign-in")
+@role_required(ADMIN)
+def unblock(user_id: int):
+    return _set_active(user_id, unblock_sign_in,
+                       "can sign in again from any browser: failed attempts forgotten")
 
 
 def _set_active(user_id: int, service, done: str):

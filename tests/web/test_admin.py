@@ -175,6 +175,29 @@ def test_the_last_active_admin_cannot_be_demoted_or_deactivated(app):
             deactivate_user(session, second, SYSTEM)
 
 
+def test_an_admin_can_let_a_paused_account_sign_in_again_and_it_is_audited(app, web_as, db):
+    admin = web_as("admin")
+    target = make_user(app, "other-admin@example.org", "admin")  # admins are throttled too
+    for _ in range(6):
+        assert sign_in(app.test_client(), "other-admin@example.org", "a wrong guess!!").status_code == 401
+    assert sign_in(app.test_client(), "other-admin@example.org").status_code == 429
+
+    page = f"/staff/admin/users/{target}"
+    html = admin.get(page).get_data(as_text=True)
+    assert "6 counted; sign-in from new browsers paused until" in html
+    assert _post(admin, page, f"{page}/unblock-sign-in").status_code == 303
+    assert sign_in(app.test_client(), "other-admin@example.org").status_code == 302
+
+    entry = db.execute(select(AuditEntry).where(AuditEntry.action == "user.sign_in_unblocked")
+                       ).scalar_one()
+    assert (entry.entity_id, entry.actor, entry.data) == (
+        target, "web:web-admin@example.org", {"email": "other-admin@example.org", "failures": 6})
+    db.rollback()
+    again = _post(admin, page, f"{page}/unblock-sign-in")
+    assert again.status_code == 409
+    assert "no failed sign-ins are counted" in again.get_data(as_text=True)
+
+
 # --- tokens ---------------------------------------------------------------------------------
 
 def test_token_is_shown_once_stored_hashed_works_and_dies_when_revoked(app, web_as, db, client):
