@@ -45,10 +45,36 @@ def decide_held(session: Session, gift_id: int, outcome: str, reason: str, actor
             "outcome": outcome, "reason": reason, "decision_id": decision.id,
             "policy_outcome": evaluation.outcome,
         })
+        if outcome == "reject":
+            _close_pending_requests(session, gift, decision, actor)
     if outcome == "reject":
         # Committed: a processor that holds the money (Stripe) may now return it.
         gift_rejected_by_review.send(session, gift_id=gift_id, actor=actor)
     return decision
+
+
+def _close_pending_requests(session: Session, gift: Gift, decision: Decision,
+                            actor: Actor) -> None:
+    """A reviewer's reject ends any override still waiting for the gift: a second reviewer
+    approving it later would accept a gift a reviewer has just rejected, on a request made
+    before that reject. The requester may ask again, and the two-person rule starts over."""
+    pending = session.execute(
+        select(OverrideRequest).where(
+            OverrideRequest.gift_id == gift.id, OverrideRequest.state == "pending"
+        )
+    ).scalars().all()
+    for request in pending:
+        request.state = "declined"
+        # The table keeps the decider apart from the requester (the two-person rule); when the
+        # requester rejects the gift themself, the audit entry below names them.
+        request.decided_by_id = (actor.user_id if actor.user_id != request.requested_by_id
+                                 else None)
+        request.decided_at = utcnow()
+        audit.append(session, actor, "override.closed", "gift", gift.id, {
+            "override_request_id": request.id, "requested_by_id": request.requested_by_id,
+            "why": f"gift rejected by review decision {decision.id}",
+            "decision_id": decision.id,
+        })
 
 
 def _open_request(session: Session, gift: Gift, reason: str, actor: Actor) -> OverrideRequest:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
+from models import AuditEntry
 from tests.api.helpers import errors_of, snapshot, status_of
 from tests.builders import World, affiliate, gift, ok, person, summary
 
@@ -226,3 +228,47 @@ def test_a_decided_held_gift_cannot_be_reviewed_again(api, w, reviewer):
     again = reviewer.post(f"/gifts/{held['id']}/review", {"outcome": "reject", "reason": "changed mind"})
     assert again.status_code == 409
     assert status_of(api, held["id"]) == "accepted"
+
+
+def test_a_reviewers_reject_closes_the_pending_override_of_the_gift(api, db, w, reviewer,
+                                                                      second, api_as):
+    """An override asked on a held gift must not outlive a later reject of that gift: a
+    second reviewer approving the old request would accept what a reviewer just rejected."""
+    held = _held_senior_gift(api, w)
+    asked = reviewer.post(f"/gifts/{held['id']}/review",
+                          {"outcome": "accept", "reason": "Gift predates the role"})
+    request = asked.get_json()["override_request"]
+    assert request["state"] == "pending"
+    third = api_as("reviewer", "third-reviewer")
+    rejected = ok(third.post(f"/gifts/{held['id']}/review",
+                             {"outcome": "reject", "reason": "Senior decision-maker after all"}))
+    assert status_of(api, held["id"]) == "rejected"
+
+    refused = second.post(f"/overrides/{request['id']}/approve", {"note": "Agreed"})
+    assert refused.status_code == 409
+    assert refused.get_json() == {"error": f"override request {request['id']} is already declined"}
+    assert status_of(api, held["id"]) == "rejected"
+    assert summary(api, DAY)["total_funding"] == "1000.00"
+    try:
+        closed = db.execute(select(AuditEntry).where(AuditEntry.action == "override.closed")
+                            ).scalar_one()
+        assert (closed.entity_id, closed.actor_id) == (held["id"], third.user_id)
+        assert closed.data["override_request_id"] == request["id"]
+        assert closed.data["why"] == f"gift rejected by review decision {rejected['id']}"
+    finally:
+        db.rollback()
+    # The requester may ask again; the two-person rule then starts over.
+    again = reviewer.post(f"/gifts/{held['id']}/override",
+                          {"outcome": "accept", "reason": "New facts"})
+    assert again.status_code == 201
+
+
+def test_the_requester_rejecting_the_gift_closes_their_own_override(api, w, reviewer, second):
+    held = _held_senior_gift(api, w)
+    request = reviewer.post(f"/gifts/{held['id']}/review",
+                            {"outcome": "accept", "reason": "Gift predates the role"}
+                            ).get_json()["override_request"]
+    ok(reviewer.post(f"/gifts/{held['id']}/review",
+                     {"outcome": "reject", "reason": "Changed my mind"}))
+    assert second.post(f"/overrides/{request['id']}/approve").status_code == 409
+    assert status_of(api, held["id"]) == "rejected"
