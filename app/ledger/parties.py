@@ -19,7 +19,16 @@ from app.ledger import audit, funding
 from app.ledger.audit import Actor
 from app.ledger.facts import CoveredOrganizations
 from app.ledger.reviews import hold_for_rescreen
-from models import Affiliation, Attribution, Decision, Donor, Gift, InKindArrangement, Organization
+from models import (
+    Affiliation,
+    Attribution,
+    Decision,
+    Donor,
+    Gift,
+    InKindArrangement,
+    Organization,
+    utcnow,
+)
 from models.schemas import (
     AffiliationCreate,
     DonorCreate,
@@ -106,14 +115,53 @@ def update_organization(session: Session, org_id: int, data: OrganizationCreate,
         changed = sorted(i for i in family if now_covered.covered(i) != before_coverage[i])
         rescreened = _rescreen_for_coverage(
             session, changed, policy, actor,
-            f"Organisation {org.id} ({org.name}) changed: covered-lab status of "
-            f"organisation(s) {', '.join(map(str, changed))} is now different",
+            _coverage_note(session, org, before, changed, now_covered, actor),
         )
         audit.append(session, actor, "organization.changed", "organization", org.id, {
             "before": before, "after": new, "coverage_changed": changed,
+            "coverage_changed_names": [now_covered.name(i) for i in changed],
             "rescreened_gift_ids": [d.gift_id for d in rescreened],
         })
     return org, rescreened
+
+
+def _by_whom(actor: Actor) -> str:
+    """The actor as a note names them: the user's e-mail without the channel ("api:")."""
+    return actor.label.split(":", 1)[-1]
+
+
+def _today_by(actor: Actor) -> str:
+    return f"on {utcnow().date().isoformat()} by {_by_whom(actor)}"
+
+
+def _coverage_note(session: Session, org: Organization, before: dict, changed: list[int],
+                   covered: CoveredOrganizations, actor: Actor) -> str:
+    """Why a coverage change pulled gifts back, in names: what was changed on the
+    organisation, then each organisation whose coverage now differs."""
+    if before["covered_lab"] != org.covered_lab:
+        what = f"{org.name} was {'marked' if org.covered_lab else 'unmarked as'} a covered lab"
+    else:
+        old_parent = session.get(Organization, before["parent_id"]) if before["parent_id"] else None
+        new_parent = session.get(Organization, org.parent_id) if org.parent_id else None
+        what = (f"{org.name} was moved from under {old_parent.name if old_parent else 'no parent'} "
+                f"to under {new_parent.name if new_parent else 'no parent'}")
+    effects = [
+        f"{covered.name(i)} {'is now' if covered.covered(i) else 'is no longer'} covered"
+        + ("" if i == org.id else f" (an affiliate of {org.name})")
+        for i in changed
+    ]
+    return f"{what} {_today_by(actor)}: {'; '.join(effects)}."
+
+
+def _affiliation_words(session: Session, aff: Affiliation | AffiliationCreate) -> str:
+    """"employee at Halcyon Labs (Vice President, senior decision-maker) from 2024-01-01 to
+    2025-06-30": the organisation by name, never by id, so a reviewer can read it."""
+    org = session.get(Organization, aff.organization_id)
+    role = ", ".join(filter(None, [aff.title,
+                                   "senior decision-maker" if aff.senior_decision_maker else None]))
+    until = f" to {aff.end_date.isoformat()}" if aff.end_date else ""
+    return (f"{aff.kind} at {org.name}{f' ({role})' if role else ''} "
+            f"from {aff.start_date.isoformat()}{until}")
 
 
 def _rescreen_for_coverage(session: Session, org_ids: list[int], policy: Policy, actor: Actor,
@@ -281,13 +329,14 @@ def add_affiliation(session: Session, donor_id: int, data: AffiliationCreate, ac
         session.add(aff)
         session.flush()
         audit.append(session, actor, "affiliation.added", "donor", donor_id,
-                     {"affiliation_id": aff.id, **data.model_dump()})
+                     {"affiliation_id": aff.id, **data.model_dump(),
+                      "organization": session.get(Organization, aff.organization_id).name})
         rescreened = []
         if CoveredOrganizations(session).covered(aff.organization_id):
             rescreened = rescreen_person(
                 session, donor_id, [_affected_range(aff, policy)], policy, actor,
-                f"Affiliation recorded: {donor.name}, {aff.kind} at organisation "
-                f"{aff.organization_id} from {aff.start_date.isoformat()}",
+                f"Affiliation recorded: {donor.name}, {_affiliation_words(session, aff)}; "
+                f"recorded {_today_by(actor)}.",
             )
     return aff, rescreened
 
@@ -307,6 +356,7 @@ def update_affiliation(session: Session, affiliation_id: int, data: AffiliationC
         before = {k: getattr(aff, k) for k in data.model_dump()}
         if before == data.model_dump():
             return aff, []  # nothing changed: no facts to re-screen gifts against
+        was = _affiliation_words(session, aff)
         for key, value in data.model_dump().items():
             setattr(aff, key, value)
         session.flush()
@@ -314,8 +364,12 @@ def update_affiliation(session: Session, affiliation_id: int, data: AffiliationC
             ranges.append(_affected_range(aff, policy))
         audit.append(session, actor, "affiliation.changed", "donor", aff.donor_id,
                      {"affiliation_id": aff.id, "before": before, "after": data.model_dump()})
-        rescreened = rescreen_person(session, aff.donor_id, ranges, policy, actor,
-                                     f"Affiliation {aff.id} changed")
+        donor = session.get(Donor, aff.donor_id)
+        rescreened = rescreen_person(
+            session, aff.donor_id, ranges, policy, actor,
+            f"Affiliation changed: {donor.name}, {was}, is now "
+            f"{_affiliation_words(session, aff)}; changed {_today_by(actor)}.",
+        )
     return aff, rescreened
 
 

@@ -17,6 +17,7 @@ from app.db import get_session
 from app.errors import LedgerBusy, NotAllowed, NotFound
 from app.extensions import state
 from app.ledger import reviews
+from app.ledger.review_effect import AcceptanceEffect, acceptance_effect
 from app.web.access import get_or_404, role_required
 from app.web.decisions import OUTCOME_WORDS, DecisionView, decision_view, user_emails
 from app.web.review_forms import DecideForm, OverrideDecisionForm, OverrideRequestForm
@@ -44,6 +45,8 @@ class HeldItem:
     donor: Donor
     latest: DecisionView | None
     pending: OverrideRequest | None
+    #: The share with and without the gift (a held cash gift), as it stands now.
+    effect: AcceptanceEffect | None = None
 
     @property
     def rescreen(self) -> bool:
@@ -78,7 +81,9 @@ def _queue_items(session) -> tuple[list[HeldItem], list[PendingItem]]:
     kinds = {gift.id: gift.kind for gift, _ in held} | {gift.id: gift.kind for _, gift, _ in pending}
     views = {gift_id: decision_view(d, kinds[gift_id], emails) for gift_id, d in latest.items()}
     pending_by_gift = {r.gift_id: r for r, _, _ in pending}
-    held_items = [HeldItem(gift, donor, views.get(gift.id), pending_by_gift.get(gift.id))
+    policy = state().policy_for(session)
+    held_items = [HeldItem(gift, donor, views.get(gift.id), pending_by_gift.get(gift.id),
+                           acceptance_effect(session, gift, policy))
                   for gift, donor in held]
     # Waiting longest first: ordered by the decision that put (or kept) each gift on hold.
     held_items.sort(key=lambda item: (item.latest.decision.id if item.latest else 0, item.gift.id))
@@ -154,6 +159,7 @@ def _render_decide(gift: Gift, form: DecideForm, status: int = 200):
     return render_template(
         "review/decide.html", gift=gift, donor=donor, form=form, pending=pending, emails=emails,
         latest=decision_view(latest, gift.kind, emails) if latest else None,
+        effect=acceptance_effect(session, gift, state().policy_for(session)),
     ), status
 
 

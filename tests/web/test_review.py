@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import html
-from datetime import date
+import re
+from datetime import UTC, date, datetime
 
 import pytest
 from sqlalchemy import func, select
 
 from models import AuditEntry, Decision, Gift, OverrideRequest
-from tests.builders import World, affiliate, gift, person
+from tests.builders import World, affiliate, gift, organization, person
 from tests.webtools import csrf_token, submit
 
 D = date(2025, 6, 2)
@@ -309,3 +310,90 @@ def test_an_accepted_gift_cannot_be_overridden(api, world, web_as, db):
     assert response.status_code == 409
     assert "only a rejected or held gift can be overridden" in text(response)
     assert overrides(db, given["id"]) == []
+
+
+# --- re-screen holds say what changed and what deciding does to the share ------------------------------
+
+NUMBERED = re.compile(r"organi[sz]ation\(?s?\)? \d")
+
+
+def test_rescreen_hold_names_the_changed_fact_and_shows_the_share_either_way(api, web_as, db):
+    """Halcyon Labs is found to be a frontier lab after Morgan Chen's gift was accepted as
+    ordinary money. The reviewer must read who changed what, by name, and what accepting or
+    rejecting does to the lab-employee share, even though no rule fires."""
+    halcyon = organization(api, "Halcyon Labs")
+    ordinary = person(api, "Olive Ordinary")
+    gift(api, ordinary["id"], "9000.00", D)
+    morgan = person(api, "Morgan Chen")
+    affiliate(api, morgan["id"], halcyon["id"], start="2024-01-01", title="Research Engineer")
+    given = gift(api, morgan["id"], "1000.00", D)
+    assert given["status"] == "accepted"
+
+    reviewer = web_as("reviewer", "reviewer")
+    response = submit(reviewer, f"/staff/organizations/{halcyon['id']}/edit", {
+        "name": "Halcyon Labs", "covered_lab": "y", "aliases": "", "parent_id": ""})
+    assert response.status_code == 302
+    assert load(db, Gift, given["id"]).status == "held"
+
+    today = datetime.now(UTC).date().isoformat()
+    changed = (f"Halcyon Labs was marked a covered lab on {today} by reviewer@example.org: "
+               "Halcyon Labs is now covered.")
+    queue = text(reviewer.get(QUEUE))
+    row = queue.split(f'href="/staff/gifts/{given["id"]}"')[1].split("</tr>")[0]
+    assert changed in row
+    assert "No rule fires now." not in row
+    assert "With the changed facts no rule fires: the policy would accept this gift now." in row
+    # Accepting puts 1,000 of lab-employee money into 10,000 of funding; rejecting leaves
+    # 0 of 9,000. Headroom: the largest x with (L + x) / (T + x) < 50%.
+    assert (f"In the 365-day window ending {D.isoformat()}: if accepted, the lab-employee share "
+            "becomes 10% (below the 50% cap), headroom 7,999.99 USD; if rejected, it stays "
+            "0%, headroom 8,999.99 USD.") in " ".join(row.replace("<strong>", "")
+                                                           .replace("</strong>", "").split())
+    assert not NUMBERED.search(queue)
+
+    decide = text(reviewer.get(f"/staff/review/gifts/{given['id']}/decide"))
+    assert changed in decide and "if accepted" in decide and "8,999.99 USD" in decide
+    assert not NUMBERED.search(decide)
+
+    audit_page = text(reviewer.get("/staff/audit/?action=gift.rescreened"))
+    assert changed in audit_page
+    assert not NUMBERED.search(audit_page)
+
+
+def test_late_senior_affiliation_hold_names_the_person_role_and_organisation(api, web_as, db):
+    world = World(api)
+    morgan = person(api, "Morgan Chen")
+    given = gift(api, morgan["id"], "100.00", D)
+    recorded = affiliate(api, morgan["id"], world.lab["id"], start="2024-01-01", senior=True,
+                         title="Vice President")
+    assert recorded["rescreened_gift_ids"] == [given["id"]]
+    today = datetime.now(UTC).date().isoformat()
+    note = ("Affiliation recorded: Morgan Chen, employee at Frontier Lab (Vice President, "
+            f"senior decision-maker) from 2024-01-01; recorded on {today} by admin@example.org.")
+    reviewer = web_as("reviewer")
+    queue = text(reviewer.get(QUEUE))
+    assert note in queue
+    assert "Morgan Chen (Vice President at Frontier Lab)" in queue  # the rule that fires
+    assert not NUMBERED.search(queue)
+    audit_page = text(reviewer.get("/staff/audit/"))
+    assert note in audit_page and not NUMBERED.search(audit_page)
+
+
+def test_a_changed_affiliation_hold_says_what_it_was_and_what_it_is(api, web_as, db):
+    world = World(api)
+    morgan = person(api, "Morgan Chen")
+    recorded = affiliate(api, morgan["id"], world.lab["id"], start="2024-01-01", end="2024-03-31",
+                         title="Vice President")
+    given = gift(api, morgan["id"], "100.00", D)  # cooling-off over: ordinary money
+    assert given["status"] == "accepted"
+    response = api.put(f"/affiliations/{recorded['id']}", {
+        "organization_id": world.lab["id"], "kind": "employee", "title": "Vice President",
+        "senior_decision_maker": True, "start_date": "2024-01-01", "end_date": "2025-05-31"})
+    assert response.status_code == 200, response.get_json()
+    today = datetime.now(UTC).date().isoformat()
+    queue = text(web_as("reviewer").get(QUEUE))
+    assert ("Affiliation changed: Morgan Chen, employee at Frontier Lab (Vice President) from "
+            "2024-01-01 to 2024-03-31, is now employee at Frontier Lab (Vice President, senior "
+            f"decision-maker) from 2024-01-01 to 2025-05-31; changed on {today} by "
+            "admin@example.org.") in queue
+    assert not NUMBERED.search(queue)
