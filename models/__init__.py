@@ -25,7 +25,7 @@ from models.online import (
     StripeSettlement,
 )
 from models.parties import Affiliation, Donor, Organization
-from models.pledges import Pledge, PledgeInstalment
+from models.pledges import IllegalPledgeTransition, Pledge, PledgeInstalment, move_pledge
 from models.policy_versions import PolicyVersion
 from models.users import ROLES, ApiToken, SignInThrottle, User
 
@@ -48,6 +48,7 @@ __all__ = [
     "FundingMixDay",
     "FundraisingGoal",
     "Gift",
+    "IllegalPledgeTransition",
     "IllegalTransition",
     "InKindArrangement",
     "LedgerLock",
@@ -66,6 +67,7 @@ __all__ = [
     "StripeSettlement",
     "User",
     "metadata",
+    "move_pledge",
     "transition",
     "utcnow",
 ]

@@ -9,6 +9,24 @@ from sqlmodel import Field, SQLModel
 
 from models.base import in_list, utcnow
 
+#: Pledge states and the moves between them. A pledge is fulfilled when its accepted
+#: payments, net of refunds, reach the pledged amount; a later refund (or a payment pulled
+#: back for review) can open it again. A cancelled pledge stays cancelled.
+PLEDGE_TRANSITIONS: dict[str, frozenset[str]] = {
+    "active": frozenset({"fulfilled", "cancelled"}),
+    "fulfilled": frozenset({"active"}),
+    "cancelled": frozenset(),
+}
+
+
+class IllegalPledgeTransition(Exception):
+    """A pledge state move that the ledger does not allow."""
+
+    def __init__(self, pledge_id: int | None, current: str, requested: str):
+        super().__init__(f"pledge {pledge_id}: cannot move from {current!r} to {requested!r}")
+        self.current = current
+        self.requested = requested
+
 
 class Pledge(SQLModel, table=True):
     __table_args__ = (
@@ -22,6 +40,8 @@ class Pledge(SQLModel, table=True):
     currency: str = Field(max_length=3)
     pledged_on: date
     description: str | None = Field(default=None, max_length=500)
+    #: active, fulfilled (accepted payments net of refunds reached the amount) or cancelled;
+    #: changed only by move_pledge.
     state: str = Field(default="active", max_length=10)
     created_at: datetime = Field(default_factory=utcnow)
 
@@ -34,3 +54,10 @@ class PledgeInstalment(SQLModel, table=True):
     pledge_id: int = Field(foreign_key="pledge.id", index=True)
     due_on: date
     amount_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+def move_pledge(pledge: Pledge, new_state: str) -> None:
+    """The only place a pledge's state changes."""
+    if new_state not in PLEDGE_TRANSITIONS.get(pledge.state, frozenset()):
+        raise IllegalPledgeTransition(pledge.id, pledge.state, new_state)
+    pledge.state = new_state

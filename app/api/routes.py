@@ -328,7 +328,8 @@ def create_pledge():
     session = get_session()
     pledge = pledges.create_pledge(session, data, g.actor)
     return _created(out.pledge_public(pledge, pledges.pledge_schedule(session, pledge,
-                                                                      state().today())))
+                                                                      state().today()),
+                                      pledges.paid_minor(session, pledge.id)))
 
 
 @bp.get("/pledges/<int:pledge_id>")
@@ -337,7 +338,8 @@ def get_pledge(pledge_id: int):
     session = get_session()
     pledge = _get(Pledge, pledge_id, "pledge")
     return jsonify(out.pledge_public(pledge, pledges.pledge_schedule(session, pledge,
-                                                                     state().today())))
+                                                                     state().today()),
+                                     pledges.paid_minor(session, pledge.id)))
 
 
 @bp.post("/in-kind")

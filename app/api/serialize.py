@@ -189,7 +189,8 @@ def override_public(request: OverrideRequest) -> dict:
     }
 
 
-def pledge_public(pledge: Pledge, schedule) -> dict:
+def pledge_public(pledge: Pledge, schedule, paid_minor: int) -> dict:
+    """paid_minor: accepted payments net of refunds (app.ledger.pledges.paid_minor)."""
     return {
         "id": pledge.id,
         "donor_id": pledge.donor_id,
@@ -198,6 +199,8 @@ def pledge_public(pledge: Pledge, schedule) -> dict:
         "pledged_on": _iso(pledge.pledged_on),
         "description": pledge.description,
         "state": pledge.state,
+        "paid": format_amount(paid_minor, pledge.currency),
+        "overpaid": format_amount(max(0, paid_minor - pledge.amount_minor), pledge.currency),
         "instalments": [
             {
                 "id": s.id,

@@ -17,7 +17,7 @@ from sqlmodel import Session
 from app.db import rows
 from app.db.locking import ledger_write
 from app.errors import Duplicate, NotAllowed, NotFound, ValidationFailed
-from app.ledger import audit, funding
+from app.ledger import audit, funding, pledges
 from app.ledger.audit import Actor
 from app.ledger.facts import (
     DONOR_WITH_AFFILIATIONS,
@@ -331,6 +331,8 @@ def record_gift(
                                 kind="screening", actor=actor)
         audit.append(session, actor, "gift.recorded", "gift", gift.id,
                      recorded_entry(gift, decision.id, evaluation.policy_version))
+        if gift.status == "accepted":
+            pledges.track_payments(session, gift.pledge_id, actor)
     return Recorded(gift, decision, evaluation)
 
 
@@ -396,4 +398,5 @@ def refund_gift(
             "refunded_on": refunded_on,
             "reason": reason,
         })
+        pledges.track_payments(session, gift.pledge_id, actor)
     return refund

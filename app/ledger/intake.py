@@ -44,7 +44,7 @@ from app.db import rows
 from app.db.locking import exclusive_writer, plans_for_point_writes
 from app.db.lookups import one_of
 from app.errors import Duplicate, LedgerError, RowRefused, ValidationFailed
-from app.ledger import audit, funding
+from app.ledger import audit, funding, pledges
 from app.ledger.audit import Actor
 from app.ledger.facts import (
     DONOR_WITH_AFFILIATIONS,
@@ -267,6 +267,9 @@ class GiftIntake:
             for p, decision_id in zip(pending, decision_ids, strict=True)
         ])
         self._write_funding(pending)
+        for pledge_id in sorted({g.pledge_id for g in gifts
+                                 if g.pledge_id is not None and g.status == "accepted"}):
+            pledges.track_payments(session, pledge_id, self.actor)
 
     def _refuse_recorded(self, pending: list[_Pending]) -> None:
         """One query per unique column for the chunk: any of its ids in the database? The

@@ -6,14 +6,15 @@ import calendar
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlmodel import Session
 
 from app.db.locking import ledger_write
 from app.errors import ValidationFailed
 from app.ledger import audit
 from app.ledger.audit import Actor
-from models import Donor, Gift, Pledge, PledgeInstalment
+from models import Donor, Gift, Pledge, PledgeInstalment, move_pledge
+from models.money import format_amount
 from models.schemas import PledgeCreate
 
 
@@ -36,6 +37,59 @@ def create_pledge(session: Session, data: PledgeCreate, actor: Actor) -> Pledge:
         audit.append(session, actor, "pledge.created", "pledge", pledge.id,
                      {"donor_id": data.donor_id, "amount": data.amount, "currency": data.currency})
     return pledge
+
+
+_PAID = (
+    select(func.coalesce(func.sum(Gift.amount_minor - Gift.refunded_minor), 0))
+    .where(Gift.pledge_id == bindparam("pledge_id"), Gift.status == "accepted")
+)
+
+
+def paid_minor(session: Session, pledge_id: int) -> int:
+    """Accepted payments of the pledge, net of their refunds, in the pledge currency."""
+    return int(session.execute(_PAID, {"pledge_id": pledge_id}).scalar_one())
+
+
+def track_payments(session: Session, pledge_id: int | None, actor: Actor) -> None:
+    """Move the pledge to `fulfilled` once its accepted payments reach the pledged amount,
+    and back to `active` if a refund (or a payment pulled back for review) leaves it short.
+
+    Called under the ledger lock by every change to what a pledge payment counts: a payment
+    accepted, held again or refunded. An overpayment is recorded, never refused (the money
+    has arrived): the pledge shows it (overpaid_minor) and so does the review queue."""
+    if pledge_id is None:
+        return
+    pledge = session.get(Pledge, pledge_id)
+    if pledge is None or pledge.state == "cancelled":
+        return
+    paid = paid_minor(session, pledge_id)
+    if pledge.state == "active" and paid >= pledge.amount_minor:
+        move_pledge(pledge, "fulfilled")
+        action = "pledge.fulfilled"
+    elif pledge.state == "fulfilled" and paid < pledge.amount_minor:
+        move_pledge(pledge, "active")
+        action = "pledge.reopened"
+    else:
+        return
+    session.flush()
+    audit.append(session, actor, action, "pledge", pledge.id, {
+        "paid": format_amount(paid, pledge.currency),
+        "amount": format_amount(pledge.amount_minor, pledge.currency),
+        "overpaid": format_amount(max(0, paid - pledge.amount_minor), pledge.currency),
+        "currency": pledge.currency,
+    })
+
+
+def overpaid_pledges(session: Session) -> list[tuple[Pledge, int]]:
+    """Pledges whose accepted payments exceed the pledged amount, with the excess."""
+    paid = (select(Gift.pledge_id, func.sum(Gift.amount_minor - Gift.refunded_minor).label("paid"))
+            .where(Gift.pledge_id.is_not(None), Gift.status == "accepted")
+            .group_by(Gift.pledge_id).subquery())
+    rows = session.execute(
+        select(Pledge, paid.c.paid).join(paid, paid.c.pledge_id == Pledge.id)
+        .where(paid.c.paid > Pledge.amount_minor).order_by(Pledge.id)
+    ).all()
+    return [(pledge, int(total) - pledge.amount_minor) for pledge, total in rows]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from sqlmodel import Session
 
 from app.db.locking import ledger_write
 from app.errors import NotAllowed, NotFound
-from app.ledger import audit, funding
+from app.ledger import audit, funding, pledges
 from app.ledger.audit import Actor
 from app.ledger.gifts import add_decision, apply_outcome, screen_gift, stored_shares
 from app.ledger.signals import gift_rejected_by_review
@@ -45,6 +45,7 @@ def decide_held(session: Session, gift_id: int, outcome: str, reason: str, actor
             "outcome": outcome, "reason": reason, "decision_id": decision.id,
             "policy_outcome": evaluation.outcome,
         })
+        pledges.track_payments(session, gift.pledge_id, actor)
         if outcome == "reject":
             _close_pending_requests(session, gift, decision, actor)
     if outcome == "reject":
@@ -136,6 +137,7 @@ def approve_override(session: Session, request_id: int, actor: Actor, policy: Po
             "override_request_id": request.id, "decision_id": decision.id,
             "requested_by_id": request.requested_by_id, "policy_outcome": evaluation.outcome,
         })
+        pledges.track_payments(session, gift.pledge_id, actor)
     return decision
 
 
@@ -168,4 +170,5 @@ def hold_for_rescreen(session: Session, gift: Gift, policy: Policy, actor: Actor
     audit.append(session, actor, "gift.rescreened", "gift", gift.id, {
         "decision_id": decision.id, "why": why, "policy_outcome": evaluation.outcome,
     })
+    pledges.track_payments(session, gift.pledge_id, actor)
     return decision

@@ -149,6 +149,7 @@ def detail(pledge_id: int):
         "pledges/detail.html", pledge=pledge, donor=session.get(Donor, pledge.donor_id),
         schedule=schedule, totals=schedule_totals(schedule), payments=payments, as_of=as_of,
         today=state().today(), state_labels=STATE_LABELS,
+        overpaid_minor=max(0, ledger_pledges.paid_minor(session, pledge.id) - pledge.amount_minor),
     )
 
 

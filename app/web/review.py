@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from app.db import get_session
 from app.errors import LedgerBusy, NotAllowed, NotFound
 from app.extensions import state
-from app.ledger import reviews
+from app.ledger import pledges, reviews
 from app.ledger.review_effect import AcceptanceEffect, acceptance_effect
 from app.web.access import get_or_404, role_required
 from app.web.decisions import OUTCOME_WORDS, DecisionView, decision_view, user_emails
@@ -95,6 +95,7 @@ def _queue_items(session) -> tuple[list[HeldItem], list[PendingItem]]:
 def _render_queue(status: int = 200):
     held, pending = _queue_items(get_session())
     return render_template("review/queue.html", held=held, pending=pending,
+                           overpaid=pledges.overpaid_pledges(get_session()),
                            override_form=OverrideDecisionForm(formdata=None)), status
 
 

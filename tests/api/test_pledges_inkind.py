@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
+from models import AuditEntry
 from tests.api.helpers import errors_of, snapshot
 from tests.builders import World, gift, ok, summary
 
@@ -159,3 +161,54 @@ def test_in_kind_validation(api, db, w):
                                                 "currency": "USD"}))) == ["estimated_value"]
     assert list(errors_of(api.post("/in-kind", {**base, "end_date": "2025-12-31"}))) != []
     assert snapshot(db) == before
+
+
+# --- fulfilment and overpayment ---------------------------------------------------------------
+
+def _pledge_state(api, pledge_id):
+    shown = api.get(f"/pledges/{pledge_id}").get_json()
+    return shown["state"], shown["paid"], shown["overpaid"]
+
+
+def _audit_actions(db, pledge_id) -> list[str]:
+    try:
+        return list(db.execute(
+            select(AuditEntry.action).where(AuditEntry.entity_type == "pledge",
+                                            AuditEntry.entity_id == pledge_id)
+            .order_by(AuditEntry.id)).scalars())
+    finally:
+        db.rollback()
+
+
+def test_a_pledge_is_fulfilled_when_accepted_payments_reach_it_and_reopened_by_a_refund(api, db, w):
+    pledge = _pledge(api, w.donor["id"], "200.00", [(PAST[0], "100.00"), (FUTURE[0], "100.00")])
+    assert _pledge_state(api, pledge["id"]) == ("active", "0.00", "0.00")
+    gift(api, w.donor["id"], "100.00", "2020-01-01", pledge_id=pledge["id"])
+    assert _pledge_state(api, pledge["id"]) == ("active", "100.00", "0.00")
+    second = gift(api, w.donor["id"], "100.00", "2020-02-01", pledge_id=pledge["id"])
+    assert _pledge_state(api, pledge["id"]) == ("fulfilled", "200.00", "0.00")
+    ok(api.post(f"/gifts/{second['id']}/refund", {"amount": "30.00", "refunded_on": "2020-03-01"}))
+    assert _pledge_state(api, pledge["id"]) == ("active", "170.00", "0.00")
+    gift(api, w.donor["id"], "30.00", "2020-04-01", pledge_id=pledge["id"])
+    assert _pledge_state(api, pledge["id"]) == ("fulfilled", "200.00", "0.00")
+    assert _audit_actions(db, pledge["id"]) == ["pledge.created", "pledge.fulfilled",
+                                                "pledge.reopened", "pledge.fulfilled"]
+
+
+def test_a_held_payment_does_not_fulfil_a_pledge_until_a_reviewer_accepts_it(api, w, api_as):
+    pledge = _pledge(api, w.lab_donor["id"], "100.00", [(FUTURE[0], "100.00")])
+    held = gift(api, w.lab_donor["id"], "100.00", "2026-03-01", pledge_id=pledge["id"])
+    assert held["status"] == "held"
+    assert _pledge_state(api, pledge["id"]) == ("active", "0.00", "0.00")
+    ok(api_as("reviewer").post(f"/gifts/{held['id']}/review",
+                               {"outcome": "accept", "reason": "Board approved the grant"}))
+    assert _pledge_state(api, pledge["id"]) == ("fulfilled", "100.00", "0.00")
+
+
+def test_an_overpayment_is_recorded_and_flagged_on_the_pledge(api, w):
+    pledge = _pledge(api, w.donor["id"], "100.00", [(FUTURE[0], "100.00")])
+    gift(api, w.donor["id"], "80.00", "2026-03-01", pledge_id=pledge["id"])
+    extra = gift(api, w.donor["id"], "50.00", "2026-03-02", pledge_id=pledge["id"])
+    assert extra["status"] == "accepted"  # the money arrived: recorded, never refused
+    assert _pledge_state(api, pledge["id"]) == ("fulfilled", "130.00", "30.00")
+    assert summary(api, "2026-03-02")["total_funding"] == "130.00"

@@ -212,3 +212,19 @@ def test_invalid_pledge_is_not_saved_and_the_form_says_why(api, web_as, db, over
     assert block and message in block.group(0), page
     assert objects(db, select(Pledge)) == []
     assert audit(db, "pledge.created") == []
+
+
+def test_an_overpaid_pledge_is_flagged_on_its_page_and_in_the_review_queue(api, web_as):
+    donor = b.person(api, "Pat Payer")
+    pledge = _pledge(api, donor["id"], "100.00", (("2025-01-01", "100.00"),))
+    b.gift(api, donor["id"], "100.00", "2025-01-01", pledge_id=pledge["id"])
+    fulfilled = text(web_as("viewer").get(f"/staff/pledges/{pledge['id']}"))
+    assert "Fulfilled" in fulfilled and "Overpaid" not in fulfilled
+    b.gift(api, donor["id"], "25.00", "2025-01-02", pledge_id=pledge["id"])
+    page = text(web_as("viewer").get(f"/staff/pledges/{pledge['id']}"))
+    assert "Overpaid: accepted payments exceed the pledge by 25.00 USD." in " ".join(
+        page.replace("<strong>", "").replace("</strong>", "").split())
+    queue = text(web_as("reviewer").get("/staff/review/"))
+    assert "Overpaid pledges" in queue
+    assert (f"Pledge {pledge['id']}</a>: 100.00 USD pledged, overpaid by 25.00 USD" in " ".join(
+        queue.replace("<strong>", "").replace("</strong>", "").split()))
