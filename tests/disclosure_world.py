@@ -190,7 +190,8 @@ def expected(tables: dict, start: date, end: date, window_days: int = 365) -> di
         series.append((day, Fraction(lab, total) if total else Fraction(0), total, lab))
         day += timedelta(days=1)
     peak = max(s[1] for s in series)
-    peak_day = next(s[0] for s in series if s[1] == peak)
+    # `on` is the first day the published (6-place) highest share was reached.
+    peak_day = next(s[0] for s in series if share_string(s[1]) == share_string(peak))
 
     orgs = {o.id: o for o in tables["orgs"]}
 

@@ -19,7 +19,7 @@ from app.auth import passwords
 from app.ledger import funding
 from app.ledger.disclosure import conflict_disclosure, daily_share_windows, disclosure_content
 from app.web.documents import disclosure_markdown, disclosure_pdf
-from tests.builders import gift, ok, summary
+from tests.builders import World, gift, ok, summary
 from tests.disclosure_world import (
     END,
     PEOPLE,
@@ -148,6 +148,23 @@ def test_a_period_before_any_gift_has_a_zero_share(api, ledger):
     assert content["lab_employee_share_at_end"] == "0.000000"
     assert content["lab_employee_share_max"] == {"value": "0.000000", "on": "2020-01-01"}
     assert content["in_kind"] == []
+
+
+def test_the_peak_day_is_the_first_day_the_published_share_was_reached(api, db):
+    """The exact share peaks later than the published (6-place) one: `on` is the day a reader
+    can check, the first as_of whose compliance summary shows the published highest share."""
+    world = World(api)
+    first, later = date(2026, 1, 10), date(2026, 1, 20)
+    gift(api, world.donor["id"], "59999.99", first)
+    gift(api, world.employee["id"], "40000.01", first)  # 0.4000001
+    gift(api, world.employee["id"], "0.01", later)  # 0.40000016: higher, yet "0.400000" too
+    content = disclosure_of(api, date(2026, 1, 1), date(2026, 1, 31))
+    assert content["lab_employee_share_max"] == {"value": "0.400000", "on": first.isoformat()}
+    assert summary(api, first)["lab_employee_share"] == "0.400000"
+    assert summary(api, first - timedelta(days=1))["lab_employee_share"] == "0.000000"
+    assert "first DAY whose lab_employee_share (6 places) equals" in \
+        content["sources"]["lab_employee_share_max"]
+    assert_matches(content, expected(read_tables(db), date(2026, 1, 1), date(2026, 1, 31)))
 
 
 def test_later_refunds_count_only_from_their_date(api, ledger, db):

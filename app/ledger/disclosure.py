@@ -232,13 +232,16 @@ def daily_share_windows(session: Session, start: date, end: date,
 
 
 def share_extremes(windows: list[WindowTotals]) -> tuple[SharePoint, SharePoint]:
-    """(the last day's share, the highest share and the first day it was reached)."""
+    """(the last day's share, the highest share and the first day it was reached).
+
+    "Reached" as published: the first day whose share, truncated to 6 places, equals the
+    highest truncated share. A reader can check that day with the compliance summary (which
+    shows the same 6 places); a later day only higher in the 7th place would not be.
+    """
     last = SharePoint(windows[-1].end, windows[-1])
-    peak = SharePoint(windows[0].end, windows[0])
-    for window in windows[1:]:
-        if share(window.lab_minor, window.total_minor) > peak.value:
-            peak = SharePoint(window.end, window)
-    return last, peak
+    published = share_text(max(share(w.lab_minor, w.total_minor) for w in windows))
+    peak = next(w for w in windows if share_text(share(w.lab_minor, w.total_minor)) == published)
+    return last, SharePoint(peak.end, peak)
 
 
 # --- gifts and their decisions ---------------------------------------------------------------
@@ -409,7 +412,7 @@ def sources(start: date, end: date) -> dict[str, str]:
         "lab_employee_share_max":
             "The highest of GET /api/v1/compliance/summary?as_of=DAY -> lab_employee_share "
             f"over every DAY from {start.isoformat()} to {end.isoformat()}; `on` is the first "
-            "day it was reached",
+            "DAY whose lab_employee_share (6 places) equals that value",
         "lab_corporate_accepted":
             f"{accepted} whose screening decision lists rule 'lab_corporate_money' with "
             "fired=true and whose latest decision is of kind 'review' or 'override'; reason = "
