@@ -7,6 +7,7 @@ written as their closest Latin-1 form (dashes, quotes, accents stripped) or "?".
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from decimal import Decimal
 
@@ -152,18 +153,19 @@ def disclosure_markdown(content: dict) -> str:
     currency = content["currency"]
     period = content["period"]
     lines = [
-        f"# {content.get('title', 'Conflict-of-interest disclosure')}",
+        f"# {md_text(content.get('title', 'Conflict-of-interest disclosure'))}",
         "",
-        f"**{content.get('organization', '')}** · period {period['from']} to {period['to']} · "
-        f"policy version {content['policy_version']} · amounts in {currency}",
+        f"**{md_text(content.get('organization', ''))}** · period {period['from']} to "
+        f"{period['to']} · policy version {md_text(content['policy_version'])} · amounts in "
+        f"{currency}",
         "",
         "## Our policy",
         "",
     ]
-    lines += [f"- {item['statement']}" for item in content["policy"]]
+    lines += [f"- {md_text(item['statement'])}" for item in content["policy"]]
     for heading, rows, source in disclosure_sections(content):
         lines += ["", f"## {heading}", "", "| | |", "|---|---|"]
-        lines += [f"| {_cell(label)} | {_cell(value)} |" for label, value in rows]
+        lines += [f"| {md_text(label)} | {md_text(value)} |" for label, value in rows]
         lines += ["", f"_How to reproduce:_ {source}"]
     src = content.get("sources", {})
     lines += ["", "## Lab corporate money accepted by a reviewer", ""]
@@ -171,9 +173,9 @@ def disclosure_markdown(content: dict) -> str:
         lines += ["| Received | From | Amount | Decided | Reviewer's reason |",
                   "|---|---|---|---|---|"]
         lines += [
-            f"| {c['on']} | {_cell(', '.join(c['organizations']) or 'a covered lab')} | "
+            f"| {c['on']} | {md_text(', '.join(c['organizations']) or 'a covered lab')} | "
             f"{c['amount']} {currency} | {c['decided_on']} ({c['decision_kind']}) | "
-            f"{_cell(c['reason'])} |"
+            f"{md_text(c['reason'])} |"
             for c in content["lab_corporate_accepted"]
         ]
     else:
@@ -183,7 +185,7 @@ def disclosure_markdown(content: dict) -> str:
     if content["in_kind"]:
         lines += ["| Lab | What | Purpose | Period | Estimated value |", "|---|---|---|---|---|"]
         lines += [
-            f"| {_cell(i['organization'])} | {_cell(i['description'])} | {i['purpose']} | "
+            f"| {md_text(i['organization'])} | {md_text(i['description'])} | {md_text(i['purpose'])} | "
             f"{_span(i['start_date'], i['end_date'])} | "
             f"{(i['estimated_value'] + ' ' + i['currency']) if i['estimated_value'] else 'not known'} |"
             for i in content["in_kind"]
@@ -195,8 +197,8 @@ def disclosure_markdown(content: dict) -> str:
         lines += ["", "### In-kind gifts from labs", "", "| Received | From | What | Value |",
                   "|---|---|---|---|"]
         lines += [
-            f"| {g['on']} | {_cell(', '.join(g['organizations']) or 'a covered lab')} | "
-            f"{_cell(g['description'] or '')} | {g['value']} {currency} |"
+            f"| {g['on']} | {md_text(', '.join(g['organizations']) or 'a covered lab')} | "
+            f"{md_text(g['description'] or '')} | {g['value']} {currency} |"
             for g in content["in_kind_gifts"]
         ]
         lines += ["", f"_How to reproduce:_ {src.get('in_kind_gifts', '')}"]
@@ -206,8 +208,27 @@ def disclosure_markdown(content: dict) -> str:
     return "\n".join(lines)
 
 
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\r", " ").replace("\n", " ")
+#: Characters Markdown (CommonMark with GFM tables) reads as markup anywhere in a line:
+#: emphasis, code, links and images, raw HTML and entities, table cells, strikethrough.
+_MARKDOWN_INLINE = re.compile(r"([\\`*_\[\]<>&|~])")
+#: What would open a heading, list or quote at the start of a line or list item.
+_MARKDOWN_LEADING = re.compile(r"^([#+\-]|\d{1,9}(?=[.)](?:\s|$)))")
+
+
+def md_text(text: object) -> str:
+    """Staff-typed text (names, descriptions, reasons) as literal Markdown on one line.
+
+    Stored text is plain text: a link or HTML tag typed into a note must reach the public
+    Markdown as the characters typed, never as a link, image or markup.
+    """
+    line = " ".join(str(text).split())
+    line = _MARKDOWN_INLINE.sub(r"\\\1", line)
+    leading = _MARKDOWN_LEADING.match(line)
+    if leading and leading.group(1)[0].isdigit():
+        end = leading.end()
+        return f"{line[:end]}\\{line[end:]}"  # "1." or "1)" would number a list
+    return f"\\{line}" if leading else line
+
 
 
 def disclosure_pdf(content: dict, published: dict | None = None) -> bytes:

@@ -221,3 +221,40 @@ def test_publishing_needs_a_valid_period_and_the_csrf_token(web_as, db):
                          data={"start": "2026-01-01", "end": "2026-01-31"}).status_code == 400
     assert page.status_code == 200
     assert published(db) == []
+
+
+def test_staff_text_reaches_the_public_markdown_as_literal_text(client, api, web_as):
+    """Links, images, HTML and Markdown typed into names, descriptions and reasons are shown as
+    typed in every format, never rendered as markup."""
+    from html import unescape
+
+    from markdown_it import MarkdownIt
+
+    from tests.builders import org_donor, organization
+
+    lab_name = "Lab *Bold* <i>x</i>"
+    description = "<img src=x onerror=alert(1)> [click](https://evil.example/) & ~~gone~~"
+    reason = "1. <script>alert(1)</script> ![pic](https://evil.example/p.png) `code` _em_ | x"
+    lab = organization(api, lab_name, covered_lab=True)
+    donor = org_donor(api, "Lab corporate", lab["id"])
+    held = gift(api, donor["id"], "2000.00", "2026-04-01")
+    ok(api.post(f"/gifts/{held['id']}/review", {"outcome": "accept", "reason": reason}))
+    ok(api.post("/in-kind", {"organization_id": lab["id"], "description": f"# {description}",
+                             "purpose": "research", "start_date": "2026-01-01"}))
+    assert publish(web_as("reviewer")).status_code == 302
+
+    markdown = client.get("/disclosures/1.md").get_data(as_text=True)
+    rendered = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"]).render(
+        markdown)
+    for markup in ("<img", "<script", "<i>", "<a ", "<em>Bold", "<em>em", "<code>code", "<s>",
+                   "<ol"):
+        assert markup not in rendered, (markup, rendered)
+    assert rendered.count("<h1>") == 1 and rendered.count("<strong>") == 1  # title, organisation
+    shown = unescape(re.sub(r"<[^>]+>", "", rendered))
+    for typed in (lab_name, f"# {description}", reason):
+        assert typed in shown, typed
+    # The HTML page escapes the same text, and the PDF draws it as typed.
+    page = client.get("/disclosures/1").get_data(as_text=True)
+    assert str(escape(description)) in page and "<img src=x" not in page
+    pdf = pdf_text(client.get("/disclosures/1.pdf").data)
+    assert "[click](https://evil.example/)" in pdf and "<script>alert(1)</script>" in pdf
