@@ -20,11 +20,14 @@ DEFAULTS: dict[str, object] = {
     "ORG_TIMEZONE": "UTC",
     "ARMSLENGTH_ENV": "development",
     "TESTING": False,
+    #: Largest request body: a staff CSV import upload is the largest thing anyone sends.
     "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
     #: Reverse proxies in front of gunicorn (docs/deployment.md). With N, the client's
     #: address is taken from the N-th last X-Forwarded-For entry (sign-in throttling and the
     #: donate rate limit count per address); 0 trusts no forwarding header.
     "TRUSTED_PROXIES": 0,
+    #: Largest JSON API body. One gift with the most attributions is a few kilobytes.
+    "API_MAX_CONTENT_LENGTH": 1024 * 1024,
     # Online giving (Stripe). Without STRIPE_SECRET_KEY the donate page says it is off.
     "STRIPE_SECRET_KEY": None,  # nosec B105  # no default: None means "not set"
     "STRIPE_WEBHOOK_SECRET": None,  # nosec B105  # no default: None means "not set"
@@ -60,7 +63,8 @@ DEFAULTS: dict[str, object] = {
 }
 
 BOOLEAN = {"TESTING", "STRIPE_AUTO_REFUND", "SMTP_USE_TLS"}
-INTEGER = {"MAX_CONTENT_LENGTH", "TRUSTED_PROXIES", "STRIPE_MAX_NETWORK_RETRIES", "SMTP_PORT"}
+INTEGER = {"MAX_CONTENT_LENGTH", "API_MAX_CONTENT_LENGTH", "TRUSTED_PROXIES", "STRIPE_MAX_NETWORK_RETRIES",
+           "SMTP_PORT"}
 ENVIRONMENTS = ("development", "production")
 WEAK_SECRETS = {"", "changethis", "secret", "dev", "development"}
 

@@ -8,7 +8,7 @@
 - hypothesis generates amounts, currencies and dates for POST /api/v1/gifts: a valid
   combination is recorded (201), anything else is refused with field errors (422), and a
   refused request writes nothing;
-- a body over MAX_CONTENT_LENGTH is refused with 413 before it is parsed.
+- a body over API_MAX_CONTENT_LENGTH is refused with 413 before it is parsed.
 
 Kept small for CI (a few examples per operation, no deadline, no example database).
 """
@@ -143,7 +143,7 @@ def test_gift_amounts_currencies_and_dates_are_recorded_or_refused_with_422(
 
 
 def test_an_oversized_body_is_refused_with_413(app, api):
-    limit = app.config["MAX_CONTENT_LENGTH"]
+    limit = app.config["API_MAX_CONTENT_LENGTH"]
     body = b'{"donor_id": 1, "amount": "1.00", "currency": "USD", "received_on": "2026-03-01", ' \
            b'"description": "' + b"x" * (limit + 1) + b'"}'
     with app.extensions["armslength"].sessions() as session:
@@ -160,7 +160,7 @@ def test_a_body_just_under_the_limit_is_parsed_and_judged_on_its_content(app, ap
     """The limit is on bytes, not on validity: a large but well-formed body gets a 422 for
     its too-long description, not a 413."""
     world = World(api)
-    room = app.config["MAX_CONTENT_LENGTH"] - 500
+    room = app.config["API_MAX_CONTENT_LENGTH"] - 500
     response = api.post("/gifts", {"donor_id": world.donor["id"], "amount": "1.00",
                                    "currency": "USD",
                                    "received_on": (date(2026, 3, 1) - timedelta(days=1)).isoformat(),

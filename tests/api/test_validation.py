@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from models.schemas import MAX_ATTRIBUTIONS
 from tests.api.helpers import errors_of, gift_body, snapshot
 from tests.builders import World, gift, ok, org_donor, person
 
@@ -263,3 +264,35 @@ def test_created_objects_answer_201_with_their_id(api):
     corp = org_donor(api, "Lab Inc", lab["id"])
     assert (corp["organization_id"], corp["category"]) == (lab["id"], "company")
     assert api.get(f"/donors/{ada['id']}").get_json()["name"] == "Ada"
+
+
+# --- bounds on one request's work ------------------------------------------------------------
+
+def test_a_gift_names_at_most_100_attributions(api, db, w):
+    """Each attribution is checked under the ledger lock; a bound keeps one request short."""
+    donors = [person(api, f"Joint donor {i}")["id"] for i in range(MAX_ATTRIBUTIONS)]
+    shares = [{"donor_id": d, "fraction": "0.01"} for d in donors]
+    assert MAX_ATTRIBUTIONS == 100
+    ok(api.post("/gifts/preview", gift_body(donors[0], attributions=shares)), 200)
+    too_many = shares + [{"donor_id": w.donor["id"], "fraction": "0"}]
+    for path in ("/gifts", "/gifts/preview"):
+        errors = _rejects(api, db, path, gift_body(donors[0], attributions=too_many),
+                          "attributions")
+        assert errors["attributions"] == ["at most 100 attributions per gift, not 101"]
+
+
+def test_thousands_of_attributions_are_refused_before_the_ledger_is_touched(api, db, w):
+    shares = [{"donor_id": w.donor["id"], "fraction": "0.000001"}] * 20_000  # about 0.9 MB
+    errors = _rejects(api, db, "/gifts/preview", gift_body(w.donor["id"], attributions=shares),
+                      "attributions")
+    assert errors["attributions"] == ["at most 100 attributions per gift, not 20000"]
+
+
+def test_the_api_body_limit_is_smaller_than_the_upload_limit(app, api, db, w):
+    """The 2.3 MB body with 50,000 attributions of the outside test: a 413, unread."""
+    assert app.config["API_MAX_CONTENT_LENGTH"] == 1024 * 1024 < app.config["MAX_CONTENT_LENGTH"]
+    shares = [{"donor_id": w.donor["id"], "fraction": "0.00002"}] * 50_000
+    before = snapshot(db)
+    response = api.post("/gifts/preview", gift_body(w.donor["id"], attributions=shares))
+    assert response.status_code == 413 and "error" in response.get_json()
+    assert snapshot(db) == before
