@@ -7,10 +7,12 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFProtect
-from werkzeug.exceptions import HTTPException
+from sqlalchemy.exc import DataError
+from werkzeug.exceptions import BadRequest, HTTPException
 
 from app.config import load_settings
 from app.db import close_session, get_session, make_engine, session_factory
+from app.errors import UnstorableInput
 from app.extensions import State
 from app.ledger.policy_store import PolicyCache
 from policies import DEFAULT_POLICY_FILE, load_policy
@@ -49,6 +51,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.teardown_request(close_session)  # each request ends its own session
     app.teardown_appcontext(close_session)
 
+    from app import request_checks
+
+    request_checks.register(app)  # first: the body limit must be set before anything reads it
     csrf.init_app(app)
     _register_blueprints(app)
     _register_errors(app)
@@ -88,6 +93,21 @@ def _register_errors(app: Flask) -> None:
         # A styled page with the way back, instead of Werkzeug's bare one.
         headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
         return render_template("error.html", error=error), error.code, headers
+
+    @app.errorhandler(UnstorableInput)
+    def _unstorable(error: UnstorableInput):
+        if request.path.startswith("/api/"):
+            return jsonify({"error": "invalid input", "errors": {error.field: [error.message]}}), 422
+        return _http(BadRequest(f"{error.field}: {error.message}."))
+
+    @app.errorhandler(OverflowError)
+    @app.errorhandler(DataError)
+    def _out_of_range(error: Exception):
+        """A number or date beyond what the database or the calendar holds: bad input. (The
+        API's own handler answers 422 with field "request"; pages answer 400.)"""
+        get_session().rollback()
+        app.logger.warning("out-of-range input on %s: %s", request.path, error)
+        return _http(BadRequest("A number or date in the request is out of range."))
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):

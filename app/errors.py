@@ -47,3 +47,13 @@ class RowRefused(LedgerError):
         super().__init__(str(error))
         self.tag = tag
         self.error = error
+
+
+class UnstorableInput(Exception):
+    """A request value no column can hold (a NUL character) or a body nested too deeply:
+    bad input, refused before any view reads it. `field` names where it was found."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message

@@ -53,12 +53,6 @@ from models.schemas import (
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
-@bp.before_request
-def _api_body_limit():
-    """JSON bodies are small: the app-wide limit is sized for CSV uploads to staff pages."""
-    request.max_content_length = current_app.config["API_MAX_CONTENT_LENGTH"]
-
-
 # --- errors -----------------------------------------------------------------------------
 
 @bp.errorhandler(ApiError)
