@@ -17,7 +17,15 @@ from app.extensions import State
 from app.ledger.policy_store import PolicyCache
 from policies import DEFAULT_POLICY_FILE, load_policy
 
-ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = Path(__file__).resolve().parent
+ROOT = PACKAGE.parent
+
+
+def resource_dir(name: str) -> Path:
+    """templates/ or migrations/: inside the package when installed from a wheel (setup.py
+    maps them there), at the repository's top level in a checkout or editable install."""
+    bundled = PACKAGE / name
+    return bundled if bundled.is_dir() else ROOT / name
 
 csrf = CSRFProtect()
 
@@ -25,8 +33,8 @@ csrf = CSRFProtect()
 def create_app(config: dict | None = None) -> Flask:
     app = Flask(
         __name__,
-        template_folder=str(ROOT / "templates"),
-        static_folder=str(ROOT / "app" / "static"),
+        template_folder=str(resource_dir("templates")),
+        static_folder=str(PACKAGE / "static"),
         instance_path=str(Path.cwd() / "instance"),
     )
     app.config.update(load_settings(config, app.instance_path))

@@ -5,20 +5,20 @@ from __future__ import annotations
 import json
 import sys
 from datetime import date
-from pathlib import Path
 
 import click
 from flask import Flask
 from flask.cli import FlaskGroup
 from pydantic import ValidationError
 
+from app import resource_dir
 from app.errors import LedgerError, ValidationFailed
 from app.extensions import state
 from app.ledger.audit import Actor
 from models.schemas import UserCreate, field_errors
 
 CLI_ACTOR = Actor("cli", role="admin")
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS = resource_dir("migrations")
 
 
 def _session():
