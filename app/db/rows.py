@@ -97,7 +97,7 @@ def insert(session: Session, obj: T) -> T:
     # And, as a flush would, record it as new in this transaction (SQLAlchemy internals,
     # as in new()): a rollback then expunges it. Without this it stayed in the identity
     # map after a rollback, and SQLite, which hands out a rolled-back id again, made the
-    # next insert of that class collide with it (tests/test_ledger_batch.py).
+    # next insert of that class collide with it (tests/ledger/test_ledger_batch.py).
     session._transaction._new[inspect(obj)] = True
     return obj
 

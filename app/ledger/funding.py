@@ -474,7 +474,7 @@ class FundingMemory:
     changes the totals, and gifts add no refunds, so for any gift dated on or after
     first_day, facts() equals what funding_facts() would read from the database at that
     moment: the same ends (the day, then the later days that hold counted gifts) and the
-    same sums (net day sums + refunds made after the end). tests/test_intake.py checks
+    same sums (net day sums + refunds made after the end). tests/ledger/test_intake.py checks
     the two against each other.
     """
 

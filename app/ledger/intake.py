@@ -17,7 +17,7 @@ GiftIntake records a sequence of gifts there with the same checks and the same p
 
 Each gift is screened in the order given against the ledger as it stands after every gift
 before it, written or not, so its decision is the one record_gift() would make at that
-point. tests/test_intake.py records the same gifts both ways and compares every decision
+point. tests/ledger/test_intake.py records the same gifts both ways and compares every decision
 (outcome, reasons, figures, version), status and lab part, the daily totals and the
 funding-mix credits, and verifies the audit chain.
 

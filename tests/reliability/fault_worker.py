@@ -1,4 +1,5 @@
-"""Children for the kill tests (tests/test_fault_kill.py, tests/stripe/test_stripe_webhook_kill.py).
+"""Children for the kill tests (tests/reliability/test_fault_kill.py,
+tests/stripe/test_stripe_webhook_kill.py).
 
 Each runs in a process started with the "spawn" context, makes the ledger write it was
 given, and stops inside that write's transaction: everything written so far is flushed

@@ -1,4 +1,4 @@
-"""Writers for the concurrency tests (tests/test_concurrency.py).
+"""Writers for the concurrency tests (tests/reliability/test_concurrency.py).
 
 The same attempt() runs in a thread of the test process or in a child process
 started with the "spawn" context (process_main), so it only uses what a fresh

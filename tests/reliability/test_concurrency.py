@@ -45,8 +45,8 @@ from app.ledger.gifts import record_gift
 from app.ledger.summary import compliance_summary
 from models import Attribution, AuditEntry, Decision, FundingDay, Gift, LedgerLock
 from models.schemas import GiftCreate
-from tests import race_worker
 from tests.builders import World, gift
+from tests.reliability import race_worker
 
 DAY = date(2026, 3, 2)
 BASE_MINOR = 100_000  # 1000.00 from an ordinary donor

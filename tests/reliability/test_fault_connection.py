@@ -32,7 +32,7 @@ from app.ledger.gifts import record_gift
 from models import Gift
 from models.schemas import GiftCreate
 from tests.conftest import PG_URL, _truncate_postgres
-from tests.test_concurrency import (
+from tests.reliability.test_concurrency import (
     assert_race_outcome,
     lab_gift,
     ledger_snapshot,

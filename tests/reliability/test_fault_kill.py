@@ -1,6 +1,6 @@
 """A writer killed with SIGKILL in the middle of its transaction, on SQLite and PostgreSQL.
 
-tests/test_concurrency.py covers a writer that dies by itself (os._exit inside
+tests/reliability/test_concurrency.py covers a writer that dies by itself (os._exit inside
 record_gift) and errors raised inside the transaction. Here the *parent* kills a child
 that is stopped inside a ledger write, at a point where every row of the write has been
 flushed to the database and the ledger lock is held (shown by a second writer being
@@ -33,9 +33,9 @@ from app.errors import LedgerBusy
 from app.ledger.audit import Actor, verify_chain
 from app.ledger.csv_import import KINDS, CsvImport
 from models import Decision, Donor, DonorExternalId, FundingDay, Gift
-from tests import fault_worker, race_worker
 from tests.builders import organization
-from tests.test_concurrency import (
+from tests.reliability import fault_worker, race_worker
+from tests.reliability.test_concurrency import (
     assert_race_outcome,
     lab_gift,
     ledger_snapshot,

@@ -51,9 +51,9 @@ from app.ledger.summary import compliance_summary
 from models import Attribution, AuditEntry, Decision, FundingDay, Gift, Refund
 from models.schemas import PPM
 from tests.builders import affiliate, organization, person
-from tests.test_concurrency import short_wait_url
+from tests.reliability.test_concurrency import short_wait_url
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WORKERS = 3
 THREADS = 12
 PER_THREAD = 15

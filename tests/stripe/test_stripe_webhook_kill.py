@@ -2,7 +2,7 @@
 
 The child receives a signed checkout.session.completed, fetches the settlement from the
 stub Stripe API, and is stopped inside the event's one transaction once the gift's rows
-are flushed (see tests/fault_worker.py); the parent kills it. Nothing of the event is
+are flushed (see tests/reliability/fault_worker.py); the parent kills it. Nothing of the event is
 kept: no gift, no StripeEvent row, the donation still waiting. Stripe then delivers the
 event again (at least once, as it does after a failed delivery) and it makes exactly one
 gift; a further delivery is a duplicate.
@@ -19,7 +19,9 @@ import stripe
 from sqlalchemy import func, select
 
 from models import Gift, OnlineDonation, StripeEvent
-from tests import fault_worker
+from tests.reliability import fault_worker
+from tests.reliability.test_concurrency import ledger_snapshot
+from tests.reliability.test_fault_kill import kill_when_inside
 from tests.stripe.stripe_stubs import (
     WEBHOOK_SECRET,
     expect_settlement,
@@ -27,8 +29,6 @@ from tests.stripe.stripe_stubs import (
     session_completed,
     start_donation,
 )
-from tests.test_concurrency import ledger_snapshot
-from tests.test_fault_kill import kill_when_inside
 
 CONFIG_KEYS = ("DATABASE_URL", "TESTING", "SECRET_KEY", "ORG_TIMEZONE", "STRIPE_SECRET_KEY",
                "STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE", "STRIPE_MAX_NETWORK_RETRIES")
