@@ -13,11 +13,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 import models
 from app import create_app
+from app.auth import passwords
 from app.auth.users import create_token, create_user
 from app.db.locking import ensure_lock_row
 from app.ledger.audit import Actor
@@ -30,6 +32,16 @@ TEST_ACTOR = Actor("test", role="admin")
 
 def pytest_report_header(config):
     return [f"database backends: {', '.join(BACKENDS)}"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashing():
+    """Real Argon2id with its smallest cost parameters, for every test: tests create and sign
+    in many staff users, and the production cost (deliberately slow) would dominate the run.
+    A test about the production parameters can monkeypatch passwords._hasher back itself."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+        yield
 
 
 def _worker_database_name() -> str:
@@ -117,7 +129,9 @@ def db(app):
     """A session on the app's database, for arranging and inspecting the ledger.
 
     No app context is held open: requests made by the test client meanwhile get
-    their own context, session and signed-in user, as in production.
+    their own context, session and signed-in user, as in production. A read keeps its
+    snapshot until the session's transaction ends: call db.rollback() (or read through
+    tests/web/ledger_reads.py) to see what requests committed since.
     """
     with app.extensions["armslength"].sessions() as session:
         yield session

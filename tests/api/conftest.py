@@ -7,19 +7,8 @@ PostgreSQL when TEST_DATABASE_URL is set: see tests/conftest.py).
 from __future__ import annotations
 
 import pytest
-from argon2 import PasswordHasher
 
-from app.auth import passwords
 from app.db import close_session
-
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    """Real Argon2id, with the smallest cost parameters: every test creates staff users
-    (and their hashed passwords) and the default cost would dominate the run time.
-    Tokens, not passwords, authenticate API calls, so no behaviour under test changes."""
-    monkeypatch.setattr(passwords, "_hasher",
-                        PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 @pytest.fixture(autouse=True)

@@ -18,11 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from app import create_app
-from app.auth import passwords
 from app.db.locking import ensure_lock_row
 from tests.webtools import PASSWORD, make_user
 
@@ -64,13 +62,6 @@ def browser():
     yield chromium
     chromium.close()
     playwright.stop()
-
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    """Users sign in many times here; Argon2's production cost would only slow the tests."""
-    monkeypatch.setattr(passwords, "_hasher",
-                        PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 @pytest.fixture

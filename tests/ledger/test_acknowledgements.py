@@ -13,30 +13,15 @@ import socket
 
 import pytest
 from aiosmtpd.controller import Controller
-from argon2 import PasswordHasher
 from pypdf import PdfReader
 from sqlalchemy import select
 
-from app.auth import passwords
 from models import Acknowledgement
 from tests.builders import gift, ok, person
 from tests.web.ledger_reads import audit, objects, text
 from tests.webtools import submit
 
 YEAR = 2026
-
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    monkeypatch.setattr(passwords, "_hasher",
-                        PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
-
-
-@pytest.fixture
-def db(app):
-    """A plain session (no app context pushed): see tests/web/ledger_reads.py."""
-    with app.extensions["armslength"].sessions() as session:
-        yield session
 
 
 class Inbox:

@@ -12,10 +12,8 @@ import io
 from datetime import date, timedelta
 
 import pytest
-from argon2 import PasswordHasher
 from pypdf import PdfReader
 
-from app.auth import passwords
 from app.ledger import funding
 from app.ledger.disclosure import conflict_disclosure, daily_share_windows, disclosure_content
 from app.web.documents import disclosure_markdown, disclosure_pdf
@@ -30,12 +28,6 @@ from tests.disclosure_world import (
     read_tables,
     share_string,
 )
-
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    monkeypatch.setattr(passwords, "_hasher",
-                        PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 @pytest.fixture

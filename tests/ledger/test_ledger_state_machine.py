@@ -42,8 +42,6 @@ from datetime import date, timedelta
 from fractions import Fraction
 from itertools import count
 
-import pytest
-from argon2 import PasswordHasher
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -58,7 +56,6 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
 import models
-from app.auth import passwords
 from app.auth.users import create_user
 from app.db import make_engine, session_factory
 from app.db.locking import ensure_lock_row
@@ -414,13 +411,7 @@ def make_machine(ledger: FreshLedger):
     return LedgerMachine
 
 
-@pytest.fixture
-def cheap_passwords(monkeypatch):
-    monkeypatch.setattr(passwords, "_hasher",
-                        PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
-
-
-def test_random_histories_keep_the_ledger_consistent(database_url, tmp_path, cheap_passwords):
+def test_random_histories_keep_the_ledger_consistent(database_url, tmp_path):
     ledger = FreshLedger(database_url, tmp_path)
     try:
         run_state_machine_as_test(make_machine(ledger), settings=RUNS)

@@ -24,13 +24,6 @@ PAGE = "/staff/compliance/what-if"
 
 
 @pytest.fixture
-def db(app):
-    """A plain session (no app context pushed), rolled back after each read."""
-    with app.extensions["armslength"].sessions() as session:
-        yield session
-
-
-@pytest.fixture
 def world(api):
     return b.World(api)
 

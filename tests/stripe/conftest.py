@@ -5,21 +5,10 @@ test secret. Runs on SQLite and, with TEST_DATABASE_URL, on PostgreSQL."""
 from __future__ import annotations
 
 import pytest
-from argon2 import PasswordHasher
-from sqlalchemy import create_engine
-from sqlmodel import Session
 
 from app import create_app
-from app.auth import passwords
 from app.db.locking import ensure_lock_row
 from tests.stripe.stripe_stubs import SECRET_KEY, WEBHOOK_SECRET
-
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    """Staff users are created for the API helpers; the default Argon2 cost only slows tests."""
-    monkeypatch.setattr(passwords, "_hasher",
-                        PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 @pytest.fixture
@@ -47,21 +36,6 @@ def app(database_url, httpserver, stripe_settings):
             ensure_lock_row(session)
     yield application
     application.extensions["armslength"].engine.dispose()
-
-
-@pytest.fixture
-def db(app):
-    """A session for inspecting what the app wrote, on an engine of its own.
-
-    Outside any app context, so each request gets (and at its end closes) its own session as
-    in production. On a plain engine, so a read here takes no SQLite write lock (the app's
-    engine begins every transaction with BEGIN IMMEDIATE). Call db.rollback() before reading
-    to see what requests committed since the last read.
-    """
-    engine = create_engine(app.config["DATABASE_URL"])
-    with Session(engine, expire_on_commit=False) as session:
-        yield session
-    engine.dispose()
 
 
 @pytest.fixture(autouse=True)

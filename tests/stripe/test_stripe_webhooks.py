@@ -220,6 +220,7 @@ def test_a_dispute_is_recorded_and_a_lost_one_returns_the_money(client, httpserv
     [gift] = gifts(db)
     ok(post_event(client, dispute("charge.dispute.created", "du_1", amount=5000,
                                   status="needs_response")))
+    db.rollback()
     row = db.execute(select(StripeDispute)).scalar_one()
     assert (row.gift_id, row.status, row.closed_at) == (gift.id, "needs_response", None)
     assert "gift.disputed" in db.execute(select(AuditEntry.action)).scalars().all()

@@ -1,8 +1,7 @@
 """Reading the ledger from the donor, organisation, pledge and in-kind screen tests.
 
-Use with a module-level `db` fixture that opens a plain session *without* pushing an app
-context: the shared `db` fixture's context would be reused by every test-client request,
-and with it `g` (the request session, the signed-in user).
+Use with the shared `db` fixture (tests/conftest.py): a plain session with no app context
+pushed, so every test-client request gets its own `g` (the request session, the signed-in user).
 """
 
 from __future__ import annotations

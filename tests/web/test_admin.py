@@ -6,8 +6,7 @@ import re
 from datetime import date
 
 import pytest
-from sqlalchemy import create_engine, select
-from sqlmodel import Session
+from sqlalchemy import select
 
 from app.auth.users import change_role, deactivate_user, token_hash
 from app.errors import NotAllowed
@@ -17,22 +16,6 @@ from tests.builders import World, gift
 from tests.webtools import csrf_token, make_user, sign_in, submit
 
 TOKEN = re.compile(r'<p class="secret" id="new-token">(al_[A-Za-z0-9_\-]+)</p>')
-
-
-@pytest.fixture
-def db(app):
-    """A session for arranging and inspecting, unlike conftest's `db` in two ways.
-
-    No app context: conftest's keeps one open for the whole test, Flask then reuses it
-    for every request of the test client, and `g` (the request's session, Flask-WTF's
-    CSRF token) leaks from one request, and one signed-in client, to the next.
-    A plain engine: the app's begins every SQLite transaction with BEGIN IMMEDIATE, so
-    a read left open here would hold the write lock the next request needs.
-    """
-    engine = create_engine(app.config["DATABASE_URL"])
-    with Session(engine, expire_on_commit=False) as session:
-        yield session
-    engine.dispose()
 
 
 def _user_id(db, email: str) -> int:
@@ -229,13 +212,13 @@ def test_token_is_shown_once_stored_hashed_works_and_dies_when_revoked(app, web_
     assert response.status_code == 401
     assert "revoked" in admin.get(page).get_data(as_text=True)
     # Revoking twice is refused, and does not move the revocation time.
-    db.expire_all()
+    db.rollback()  # a fresh read: the revocation was committed by the request
     first = db.get(ApiToken, record.id).revoked_at
     assert first is not None
     db.rollback()
     twice = _post(admin, page, f"/staff/admin/tokens/{record.id}/revoke")
     assert twice.status_code == 409
-    db.expire_all()
+    db.rollback()
     assert db.get(ApiToken, record.id).revoked_at == first
     actions = db.execute(select(AuditEntry.action).where(AuditEntry.entity_id == user_id,
                                                          AuditEntry.entity_type == "user")).scalars()

@@ -5,9 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from sqlalchemy import create_engine, func, select, text
-from sqlmodel import Session
+from sqlalchemy import func, select, text
 
 from app.db.locking import ledger_write
 from app.ledger import audit
@@ -16,22 +14,6 @@ from models import AuditEntry
 from tests.builders import person
 
 CLI = Actor("cli")
-
-
-@pytest.fixture
-def db(app):
-    """A session for arranging and inspecting, unlike conftest's `db` in two ways.
-
-    No app context: conftest's keeps one open for the whole test, Flask then reuses it
-    for every request of the test client, and `g` (the request's session, Flask-WTF's
-    CSRF token) leaks from one request, and one signed-in client, to the next.
-    A plain engine: the app's begins every SQLite transaction with BEGIN IMMEDIATE, so
-    a read left open here would hold the write lock the next request needs.
-    """
-    engine = create_engine(app.config["DATABASE_URL"])
-    with Session(engine, expire_on_commit=False) as session:
-        yield session
-    engine.dispose()
 
 
 def _append(app, count: int, action: str = "test.thing", entity_type: str = "thing",

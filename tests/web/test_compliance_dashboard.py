@@ -24,13 +24,6 @@ DASHBOARD = "/staff/compliance"
 
 
 @pytest.fixture
-def db(app):
-    """A plain session (no app context pushed): see tests/web/ledger_reads.py."""
-    with app.extensions["armslength"].sessions() as session:
-        yield session
-
-
-@pytest.fixture
 def today(app) -> date:
     return app.extensions["armslength"].today()
 

@@ -9,12 +9,10 @@ import json
 import re
 
 import pytest
-from argon2 import PasswordHasher
 from markupsafe import escape
 from pypdf import PdfReader
 from sqlalchemy import select
 
-from app.auth import passwords
 from models import AuditEntry, PublishedDisclosure
 from tests.builders import gift, ok
 from tests.disclosure_world import (
@@ -31,19 +29,6 @@ from tests.webtools import submit
 
 PERIOD = f"from={START.isoformat()}&to={END.isoformat()}"
 PREVIEW = f"/staff/disclosures/preview?{PERIOD}"
-
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    monkeypatch.setattr(passwords, "_hasher",
-                        PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
-
-
-@pytest.fixture
-def db(app):
-    """A plain session (no app context pushed): see tests/web/ledger_reads.py."""
-    with app.extensions["armslength"].sessions() as session:
-        yield session
 
 
 @pytest.fixture

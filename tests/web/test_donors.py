@@ -12,14 +12,6 @@ from tests import builders as b
 from tests.web.ledger_reads import audit, objects, read, text
 from tests.webtools import submit
 
-
-@pytest.fixture
-def db(app):
-    """A plain session (no app context pushed): see tests/web/ledger_reads.py."""
-    with app.extensions["armslength"].sessions() as session:
-        yield session
-
-
 # --- access -----------------------------------------------------------------------------------
 
 def test_anonymous_visitor_is_sent_to_sign_in(client, api):

@@ -7,8 +7,7 @@ import io
 from datetime import date
 
 import pytest
-from sqlalchemy import create_engine, select
-from sqlmodel import Session
+from sqlalchemy import select
 
 from app.ledger.audit import Actor
 from app.ledger.csv_export import csv_chunks, neutralise
@@ -16,15 +15,6 @@ from app.ledger.gifts import refund_gift
 from models import AuditEntry
 from tests.builders import gift, org_donor, organization, person
 from tests.webtools import submit
-
-
-@pytest.fixture
-def db(app):
-    """Inspects through a plain engine, with no app context (see test_admin.py's `db`)."""
-    engine = create_engine(app.config["DATABASE_URL"])
-    with Session(engine, expire_on_commit=False) as session:
-        yield session
-    engine.dispose()
 
 
 def download(client, what: str, **filters):

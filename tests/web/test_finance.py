@@ -25,13 +25,6 @@ FINANCE = "/staff/finance/"
 
 
 @pytest.fixture
-def db(app):
-    """A plain session (no app context pushed): see tests/web/ledger_reads.py."""
-    with app.extensions["armslength"].sessions() as session:
-        yield session
-
-
-@pytest.fixture
 def today(app) -> date:
     return app.extensions["armslength"].today()
 

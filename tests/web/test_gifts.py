@@ -85,15 +85,6 @@ def world(api):
     return World(api)
 
 
-@pytest.fixture
-def db(app):
-    """A session for inspecting the ledger, without pushing an app context: the shared
-    `db` fixture's context would be reused by every test-client request, and with it `g`
-    (the request session, the signed-in user), hiding who is signed in on each client."""
-    with app.extensions["armslength"].sessions() as session:
-        yield session
-
-
 # --- access ----------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("path", ["/staff/gifts/", "/staff/gifts/1", NEW])

@@ -8,8 +8,7 @@ import re
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import create_engine, func, select
-from sqlmodel import Session
+from sqlalchemy import func, select
 
 from app.ledger.intake import GiftIntake
 from models import (
@@ -30,15 +29,6 @@ DONORS_HEADER = "external_id,type,name,email,category,organization"
 AFFILIATIONS_HEADER = ("donor_external_id,organization,kind,title,senior_decision_maker,"
                        "start_date,end_date")
 ERROR_ROW = re.compile(r'<tr><td>([^<]+)</td><td class="num">(\d+)</td>\s*<td>(.*?)</td></tr>', re.S)
-
-
-@pytest.fixture
-def db(app):
-    """Inspects through a plain engine, with no app context (see test_admin.py's `db`)."""
-    engine = create_engine(app.config["DATABASE_URL"])
-    with Session(engine, expire_on_commit=False) as session:
-        yield session
-    engine.dispose()
 
 
 def csv_text(header: str, *rows: str) -> str:

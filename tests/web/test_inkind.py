@@ -13,13 +13,6 @@ from tests.web.ledger_reads import audit, objects, text
 from tests.webtools import submit
 
 
-@pytest.fixture
-def db(app):
-    """A plain session (no app context pushed): see tests/web/ledger_reads.py."""
-    with app.extensions["armslength"].sessions() as session:
-        yield session
-
-
 def _arrangement(api, org_id, **extra):
     return b.ok(api.post("/in-kind", {"organization_id": org_id,
                                       "description": "Pre-release API access",

@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from sqlalchemy import select
 
 from models import Organization
 from tests import builders as b
 from tests.web.ledger_reads import audit, objects, text
 from tests.webtools import submit
-
-
-@pytest.fixture
-def db(app):
-    """A plain session (no app context pushed): see tests/web/ledger_reads.py."""
-    with app.extensions["armslength"].sessions() as session:
-        yield session
 
 
 def _org(api, name, covered_lab=False, parent_id=None, aliases=()):

@@ -16,13 +16,6 @@ from tests.web.ledger_reads import audit, objects, text
 from tests.webtools import submit
 
 
-@pytest.fixture
-def db(app):
-    """A plain session (no app context pushed): see tests/web/ledger_reads.py."""
-    with app.extensions["armslength"].sessions() as session:
-        yield session
-
-
 def _pledge(api, donor_id, amount="300.00", instalments=(("2025-01-01", "100.00"),
                                                          ("2025-02-01", "100.00"),
                                                          ("2025-03-01", "100.00"))):

@@ -22,13 +22,6 @@ def world(api):
     return World(api)
 
 
-@pytest.fixture
-def db(app):
-    """A session without an app context of its own (see tests/web/test_gifts.py)."""
-    with app.extensions["armslength"].sessions() as session:
-        yield session
-
-
 def text(response) -> str:
     return html.unescape(response.get_data(as_text=True))
 
