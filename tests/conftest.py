@@ -34,6 +34,16 @@ def pytest_report_header(config):
     return [f"database backends: {', '.join(BACKENDS)}"]
 
 
+def pytest_sessionstart(session):
+    # Checked once, before pytest-xdist starts its workers: a worker that stops the run
+    # from a fixture (postgres_url) shows up as a crashed worker, without the reason.
+    if PG_URL and not hasattr(session.config, "workerinput"):
+        try:
+            _admin_execute("SELECT 1")
+        except Exception as error:  # noqa: BLE001 - any failure here must stop the run
+            pytest.exit(f"TEST_DATABASE_URL is set but PostgreSQL is unusable: {error}", returncode=3)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _cheap_password_hashing():
     """Real Argon2id with its smallest cost parameters, for every test: tests create and sign

@@ -42,6 +42,7 @@ from datetime import date, timedelta
 from fractions import Fraction
 from itertools import count
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -74,6 +75,8 @@ from models.schemas import (
     UserCreate,
 )
 from policies import load_policy
+
+pytestmark = pytest.mark.slow  # long-running: `-m "not slow"` skips it, CI runs it
 
 START = date(2026, 1, 15)
 POLICY = load_policy()

@@ -48,6 +48,8 @@ from models.schemas import GiftCreate
 from tests.builders import World, gift
 from tests.reliability import race_worker
 
+pytestmark = pytest.mark.slow  # long-running: `-m "not slow"` skips it, CI runs it
+
 DAY = date(2026, 3, 2)
 BASE_MINOR = 100_000  # 1000.00 from an ordinary donor
 LAB_GIFT = "400.00"

@@ -39,6 +39,8 @@ from tests.reliability.test_concurrency import (
     race,  # noqa: F401 - fixture
 )
 
+pytestmark = pytest.mark.slow  # long-running: `-m "not slow"` skips it, CI runs it
+
 ACTOR = Actor("test:dropped-connection", role="admin")
 MOMENTS = ["after_gift_flush", "at_commit"]
 

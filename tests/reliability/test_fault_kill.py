@@ -43,6 +43,8 @@ from tests.reliability.test_concurrency import (
     short_wait_url,
 )
 
+pytestmark = pytest.mark.slow  # long-running: `-m "not slow"` skips it, CI runs it
+
 SPAWN = multiprocessing.get_context("spawn")
 ENTER_TIMEOUT = 90
 

@@ -53,6 +53,8 @@ from models.schemas import PPM
 from tests.builders import affiliate, organization, person
 from tests.reliability.test_concurrency import short_wait_url
 
+pytestmark = pytest.mark.slow  # long-running: `-m "not slow"` skips it, CI runs it
+
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS = 3
 THREADS = 12

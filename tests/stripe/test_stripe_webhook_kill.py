@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import stripe
 from sqlalchemy import func, select
 
@@ -29,6 +30,8 @@ from tests.stripe.stripe_stubs import (
     session_completed,
     start_donation,
 )
+
+pytestmark = pytest.mark.slow  # long-running: `-m "not slow"` skips it, CI runs it
 
 CONFIG_KEYS = ("DATABASE_URL", "TESTING", "SECRET_KEY", "ORG_TIMEZONE", "STRIPE_SECRET_KEY",
                "STRIPE_WEBHOOK_SECRET", "STRIPE_API_BASE", "STRIPE_MAX_NETWORK_RETRIES")
