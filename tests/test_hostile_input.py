@@ -23,13 +23,11 @@ import re
 from html.parser import HTMLParser
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import create_engine
 from werkzeug.routing import Rule
 
 import models
 from app import create_app
-from app.auth import passwords
 from app.auth.users import create_token, create_user
 from app.db.locking import ensure_lock_row
 from app.ledger.audit import Actor
@@ -161,12 +159,6 @@ class Walk:
                                  "purpose": "evaluation", "start_date": "2026-01-01"}))
 
 
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    monkeypatch.setattr(passwords, "_hasher",
-                        PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
-
-
 @pytest.fixture(scope="module", params=BACKENDS)
 def walk(request, tmp_path_factory):
     if request.param == "sqlite":
@@ -182,10 +174,8 @@ def walk(request, tmp_path_factory):
     with app.app_context():
         with app.extensions["armslength"].sessions() as session:
             ensure_lock_row(session)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
-        walk = Walk(app)
-        walk.seed()
+    walk = Walk(app)
+    walk.seed()
     yield walk
     app.extensions["armslength"].engine.dispose()
 

@@ -9,22 +9,15 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import func, select
 
-from app.auth import passwords, throttle
+from app.auth import throttle
 from app.db.locking import ledger_batch
 from models import AuditEntry, SignInThrottle
 from tests.webtools import PASSWORD, csrf_token, make_user, sign_in
 
 WRONG = "Email or password is wrong."
 THROTTLED = re.compile(r"Too many failed attempts\. Try again in \d+ minutes?\.")
-
-
-@pytest.fixture(autouse=True)
-def _cheap_password_hashing(monkeypatch):
-    """These tests sign in a few hundred times; Argon2's production cost would only slow them."""
-    monkeypatch.setattr(passwords, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 def test_staff_home_needs_sign_in(client):
