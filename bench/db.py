@@ -259,7 +259,7 @@ def verify_ledger(target: Target, samples: dict[str, tuple[int, int]], window_da
     the app's window sums agree with the windows the generator's decisions were made on."""
     from datetime import date
 
-    from app.ledger.funding import window_totals
+    from app.ledger.windows import window_totals
 
     app = app_for(target)
     st = app.extensions["armslength"]
@@ -301,7 +301,7 @@ def _sqlite_mismatch(session) -> int:
 
 def _refunded_mismatch(session) -> int:
     """Days whose refunded columns differ from a recomputation from the refunds."""
-    from app.ledger.funding import _refunded_lab
+    from app.ledger.windows import refunded_lab
 
     expected: dict = {}
     for day, lab, total, refunded in session.execute(text(
@@ -311,7 +311,7 @@ def _refunded_mismatch(session) -> int:
             "WHERE g.status = 'accepted' AND g.kind = 'cash'")):
         day = day if not isinstance(day, str) else date.fromisoformat(day)
         t, lb = expected.get(day, (0, 0))
-        expected[day] = (t + int(refunded), lb + _refunded_lab(int(refunded), lab, total))
+        expected[day] = (t + int(refunded), lb + refunded_lab(int(refunded), lab, total))
     stored = {(row[0] if not isinstance(row[0], str) else date.fromisoformat(row[0])): tuple(row[1:])
               for row in session.execute(text(
                   "SELECT day, refunded_minor, refunded_lab_minor FROM funding_day "

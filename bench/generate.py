@@ -14,7 +14,7 @@ bulk:
   payments for evaluations (rejected), lab in-kind support (disclosed), a few EUR and GBP
   gifts converted at a stored rate;
 - every gift is decided by the real policy engine (policies.evaluate) with the real
-  facts types, against window totals kept in memory exactly as app.ledger.funding
+  facts types, against window totals kept in memory exactly as app.ledger.windows
   computes them from funding_day and refunds; so decisions, lab parts and statuses are
   the ones the door would have produced for gifts recorded in date order;
 - refunds (about 1% of accepted cash gifts, full or partial, dated after the gift) are
@@ -118,7 +118,7 @@ class _Chain:
 
 class _Windows:
     """Accepted cash funding per day, net of refunds applied so far, and the running sums
-    of the trailing window: what app.ledger.funding.window_totals returns for the window
+    of the trailing window: what app.ledger.windows.window_totals returns for the window
     ending on the current day, given that nothing later than today is recorded yet."""
 
     def __init__(self, start: date, days: int, window_days: int):
@@ -199,7 +199,7 @@ class Generator:
         #: (gift id, refunded_minor) of refunded gifts, applied with one UPDATE after the load.
         self.refunded: list[dict] = []
         #: Window totals (total, lab) the generator saw at the end of some days, for checking
-        #: that the database's window sums (app.ledger.funding) agree.
+        #: that the database's window sums (app.ledger.windows) agree.
         self.samples: dict[str, tuple[int, int]] = {}
 
     # -- output -----------------------------------------------------------------------------
@@ -563,7 +563,7 @@ class Generator:
                              "lab_minor": self.windows.gross_lab[i],
                              "gift_count": self.windows.count[i],
                              # What the day's gifts have had refunded (all refunds are in
-                             # the past when the load ends), as funding.count_refund keeps it.
+                             # the past when the load ends), as funding.deduct_refund keeps it.
                              "refunded_minor": self.windows.gross_total[i]
                              - self.windows.net_total[i],
                              "refunded_lab_minor": self.windows.gross_lab[i]

@@ -28,7 +28,7 @@ class FundingDay(SQLModel, table=True):
     refunded_minor: int = Field(default=0, sa_column=Column(BigInteger, nullable=False,
                                                             default=0, server_default="0"))
     #: The lab part of those refunds: per gift, its refunded sum x lab / total, rounded down
-    #: (funding._refunded_lab), summed over the day's gifts.
+    #: (app.ledger.windows.refunded_lab), summed over the day's gifts.
     refunded_lab_minor: int = Field(default=0, sa_column=Column(BigInteger, nullable=False,
                                                                 default=0, server_default="0"))
 
@@ -39,7 +39,7 @@ class FundingMixDay(SQLModel, table=True):
     For the dashboard's funding mix: per day, the sum over the counted gifts of reporting
     amount x the fraction (in millionths) attributed to organisation donors of each
     category, kept exact (divided by a million only when shown). Kept in step with
-    funding_day by the ledger (app.ledger.funding: count_gift, uncount_gift; a donor's
+    funding_day by the ledger (app.ledger.funding: add_to_funding, remove_from_funding; a donor's
     category change moves its credits). Refunds are not in it: the mix reads them apart.
     The sum is a 64-bit integer: a day's credits to one category must stay below
     9.2 x 10^12 minor units (92 billion dollars).

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from fractions import Fraction
 
 from sqlalchemy import select
@@ -38,11 +38,11 @@ from app.db.locking import ledger_write
 from app.ledger import audit
 from app.ledger.audit import Actor, chain_head
 from app.ledger.facts import CoveredOrganizations
+from app.ledger.windows import daily_windows
 from models import (
     Attribution,
     Decision,
     Donor,
-    FundingDay,
     Gift,
     InKindArrangement,
     Organization,
@@ -154,82 +154,7 @@ class Disclosure:
     statements: tuple[tuple[str, str, str], ...] = field(default=())
 
 
-# --- the lab-employee share, day by day --------------------------------------------------------
-
-def daily_share_windows(session: Session, start: date, end: date,
-                        window_days: int) -> list[WindowTotals]:
-    """The totals funding.window_totals() gives, for every day from start to end, in one pass.
-
-    One read of the daily totals from the first window's start to `end`, one read of the
-    refunds of gifts dated in that span, then prefix sums. A gift dated G refunded
-    cumulatively c_k by the date R_k counts in windows ending on E with G <= E < G + window:
-    its refunds dated on or before E come off the total, and off the lab money
-    c * gift_lab // gift_total (pro rata of the gift's whole refunded sum, floored, exactly
-    as funding.window_totals does). Each refund changes that deduction from R_k until the
-    window stops containing G, so both are step functions kept in difference arrays.
-    Cost: O(days + window_days + refunds).
-    """
-    first = start - timedelta(days=window_days - 1)
-    span = (end - first).days + 1
-    funding_total = [0] * (span + 1)
-    funding_lab = [0] * (span + 1)
-    for day, total, lab in session.execute(
-        select(FundingDay.day, FundingDay.total_minor, FundingDay.lab_minor)
-        .where(FundingDay.day >= first, FundingDay.day <= end)
-    ).all():
-        i = (day - first).days
-        funding_total[i + 1] += total
-        funding_lab[i + 1] += lab
-    for i in range(span):
-        funding_total[i + 1] += funding_total[i]
-        funding_lab[i + 1] += funding_lab[i]
-
-    # Difference arrays: the change, on day index i, of what refunds take off each window.
-    less_total = [0] * (span + 1)
-    less_lab = [0] * (span + 1)
-    refunds = session.execute(
-        select(Refund.gift_id, Refund.gift_received_on, Refund.refunded_on,
-               Refund.reporting_amount_minor, Gift.lab_minor, Gift.reporting_amount_minor)
-        .join(Gift, Gift.id == Refund.gift_id)
-        .where(Refund.gift_received_on >= first, Refund.gift_received_on <= end,
-               Refund.refunded_on <= end, Gift.status == "accepted", Gift.kind == "cash")
-        .order_by(Refund.gift_id, Refund.refunded_on, Refund.id)
-    ).all()
-    by_gift: dict[int, list] = {}
-    for row in refunds:
-        by_gift.setdefault(row[0], []).append(row)
-    for rows in by_gift.values():
-        gift_day, gift_lab, gift_total = rows[0][1], rows[0][4], rows[0][5]
-        leaves = min((gift_day - first).days + window_days, span)  # first window without it
-        refunded = 0
-        deducted = 0
-        for _, _, refunded_on, amount, _, _ in rows:
-            begins = (refunded_on - first).days
-            if begins >= leaves:
-                break
-            refunded += amount
-            less_total[begins] += amount
-            less_total[leaves] -= amount
-            lab_part = refunded * gift_lab // gift_total if gift_total else 0
-            less_lab[begins] += lab_part - deducted
-            less_lab[leaves] -= lab_part - deducted
-            deducted = lab_part
-
-    result = []
-    running_total = running_lab = 0
-    for i in range(span):
-        running_total += less_total[i]
-        running_lab += less_lab[i]
-        if i < window_days - 1:
-            continue  # a day before `start`: it only feeds the windows that follow
-        lo = i + 1 - window_days
-        result.append(WindowTotals(
-            end=first + timedelta(days=i),
-            total_minor=funding_total[i + 1] - funding_total[lo] - running_total,
-            lab_minor=funding_lab[i + 1] - funding_lab[lo] - running_lab,
-        ))
-    return result
-
+# --- the lab-employee share, day by day (app.ledger.windows.daily_windows) ---------------------
 
 def share_extremes(windows: list[WindowTotals]) -> tuple[SharePoint, SharePoint]:
     """(the last day's share, the highest share and the first day it was reached).
@@ -345,7 +270,7 @@ def conflict_disclosure(session: Session, start: date, end: date, policy: Policy
                             end)
     covered = CoveredOrganizations(session)
 
-    windows = daily_share_windows(session, start, end, policy.window_days)
+    windows = daily_windows(session, start, end, policy.window_days)
     at_end, peak = share_extremes(windows)
 
     return Disclosure(

@@ -22,7 +22,7 @@ from fractions import Fraction
 from sqlalchemy import select
 from sqlmodel import Session
 
-from app.ledger import funding
+from app.ledger import windows
 from app.ledger.bulk_facts import PPM, BulkFacts
 from app.ledger.pledges import pledge_schedules
 from app.ledger.series import month_end
@@ -204,10 +204,10 @@ def share_forecast(session: Session, today: date, policy: Policy, currency: str,
                 expect("monthly", donation.id, donation.payer_donor_id, donation.donor_id, day,
                        donation.amount_minor)
 
-    recorded = funding.window_totals(session, ends, policy.window_days)
+    recorded = windows.window_totals(session, ends, policy.window_days)
     result = []
     for end, window in zip(ends, recorded, strict=True):
-        start = funding.window_start(end, policy.window_days)
+        start = windows.window_start(end, policy.window_days)
         expected = [f for f in inflows if start <= f.day <= end]
         result.append(ForecastMonth(
             end=end,

@@ -1,54 +1,30 @@
-"""Window sums of accepted funding, read from daily totals and refunds.
+"""Keeping the daily funding totals in step with the ledger: the write half.
 
-A window ending on E covers the days E - (window_days - 1) .. E. A gift counts in it
-if its date is in that range; each of its refunds dated on or before E reduces it.
-
-funding_day holds, per gift date, the counted (accepted cash) gifts' gross totals and what
-those gifts have had refunded so far, whenever the refund was made. So
-
-    window(E) = sum over its days of (gross - refunded) + the refunds made after E
-
-and the reads are bounded by the window's days and the refunds dated after its end, never
-by the ledger: a window ending today (the usual decision, the summary) reads no refund
-rows at all, since no refund is dated later. The refunds made after E are found through
-ix_refund_refunded_on alone (not the gift-date index, which would walk every refund of the
-window), then their gifts by primary key.
-
-A gift's refunded lab money is its refunded sum x lab / total, rounded down (see
-_refunded_lab), so adding back its refunds made after E adds back
-_refunded_lab(all its refunds) - _refunded_lab(those made by E); each late refund carries
-its step of that difference, so steps add up window by window like amounts.
-
-Many window ends (a back-dated gift's later decision points, a day-by-day series) are
-answered in one sweep over the ends in date order, so the cost is
-O(days + late refunds x log(late refunds) + ends).
+funding_day holds, per gift date, the gross totals of the gifts that count as funding
+(accepted cash gifts: Gift.counts_as_funding) and what those gifts have had refunded so
+far, whenever the refund was made; funding_mix_day what they credit to organisations.
+A gift enters them when it comes to count (add_to_funding), leaves them when it stops
+(remove_from_funding), and each refund of a gift in them is deducted (deduct_refund).
+Every change is an upsert that adds to the stored figures, under the ledger lock.
+app.ledger.windows reads them.
 """
 
 from __future__ import annotations
 
-import bisect
-from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from functools import cache
 
-from sqlalchemy import BigInteger, bindparam, func, literal, null, select, union_all
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from models import Attribution, Donor, FundingDay, FundingMixDay, Gift, Refund
+from app.ledger.windows import gift_refunded, refunded_lab, refunded_reporting
+from models import Attribution, Donor, FundingDay, FundingMixDay, Gift
 from models.parties import DONOR_CATEGORIES
-from policies import FundingFacts, WindowTotals
-
-#: Gift ids per IN (...) list: far below SQLite's and PostgreSQL's parameter limits.
-_ID_CHUNK = 5000
 
 
-def window_start(end: date, window_days: int) -> date:
-    return end - timedelta(days=window_days - 1)
-
-
-def add_funding(session: Session, day: date, total_minor: int, lab_minor: int, count: int,
-                refunded_minor: int = 0, refunded_lab_minor: int = 0) -> None:
+def add_funding_day(session: Session, day: date, total_minor: int, lab_minor: int,
+                    gift_count: int, refunded_minor: int = 0, refunded_lab_minor: int = 0) -> None:
     """Add (or with negative numbers remove) a gift's contribution to its day.
 
     One INSERT ... ON CONFLICT DO UPDATE that adds to the stored figures in the database,
@@ -58,12 +34,12 @@ def add_funding(session: Session, day: date, total_minor: int, lab_minor: int, c
     """
     session.execute(_adding_upsert(session.get_bind().dialect.name, FundingDay),
                     {"day": day, "total_minor": total_minor, "lab_minor": lab_minor,
-                     "gift_count": count, "refunded_minor": refunded_minor,
+                     "gift_count": gift_count, "refunded_minor": refunded_minor,
                      "refunded_lab_minor": refunded_lab_minor})
 
 
 def add_funding_days(session: Session, days: list[dict]) -> None:
-    """add_funding for many days at once (one executemany): dicts with add_funding's
+    """add_funding_day for many days at once (one executemany): dicts with its
     arguments as keys, at most one per day."""
     if days:
         session.execute(_adding_upsert(session.get_bind().dialect.name, FundingDay), days)
@@ -82,39 +58,24 @@ def _adding_upsert(dialect: str, model) -> object:
         index_elements=keys, set_={c: table.c[c] + stmt.excluded[c] for c in added})
 
 
-def refunded_reporting(gift: Gift, refunded_minor: int) -> int:
-    """The reporting-currency part of refunded_minor (gift currency) of a gift: pro rata of
-    its stored converted amount, rounded down, and exactly that amount once fully refunded.
-    Refunds are converted cumulatively with it, so a gift's refunds add up to this."""
-    if refunded_minor == gift.amount_minor:
-        return gift.reporting_amount_minor
-    return gift.reporting_amount_minor * refunded_minor // gift.amount_minor
-
-
-def _gift_refunds(gift: Gift) -> tuple[int, int]:
-    """What a gift has had refunded so far: reporting amount and its lab part."""
-    refunded = refunded_reporting(gift, gift.refunded_minor)
-    return refunded, _refunded_lab(refunded, gift.lab_minor, gift.reporting_amount_minor)
-
-
-def count_gift(session: Session, gift: Gift, credits: Credits | None = None) -> None:
+def add_to_funding(session: Session, gift: Gift, credits: Credits | None = None) -> None:
     """Add a gift that now counts as funding (with its refunds so far) to its day, and what
     it credits to organisations to the funding mix. credits: its gift_credits(), if the
     caller has them (a gift whose attributions are not stored yet); else they are read."""
     if gift.kind == "cash":
-        refunded, refunded_lab = _gift_refunds(gift)
-        add_funding(session, gift.received_on, gift.reporting_amount_minor, gift.lab_minor, 1,
-                    refunded, refunded_lab)
+        refunded, lab_refunded = gift_refunded(gift)
+        add_funding_day(session, gift.received_on, gift.reporting_amount_minor, gift.lab_minor,
+                        1, refunded, lab_refunded)
         _credit(session, gift, credits, 1)
 
 
-def uncount_gift(session: Session, gift: Gift) -> None:
+def remove_from_funding(session: Session, gift: Gift) -> None:
     """Take a gift that no longer counts (and its refunds) off its day. Its lab_minor must
     still be the one it was counted with: change it only after this."""
     if gift.kind == "cash":
-        refunded, refunded_lab = _gift_refunds(gift)
-        add_funding(session, gift.received_on, -gift.reporting_amount_minor, -gift.lab_minor, -1,
-                    -refunded, -refunded_lab)
+        refunded, lab_refunded = gift_refunded(gift)
+        add_funding_day(session, gift.received_on, -gift.reporting_amount_minor, -gift.lab_minor,
+                        -1, -refunded, -lab_refunded)
         _credit(session, gift, None, -1)
 
 
@@ -169,7 +130,8 @@ def _credit(session: Session, gift: Gift, credits: Credits | None, sign: int) ->
 
 def recomputed_mix_days(session: Session) -> list[dict]:
     """funding_mix_day as it should be, recomputed from every counted gift's attributions and
-    its donors' categories now (what count_gift, uncount_gift and move_credits keep)."""
+    its donors' categories now (what add_to_funding, remove_from_funding and move_credits
+    keep)."""
     return [{"day": day, "category": category, "credited_ppm": int(credited)}
             for day, category, credited in session.execute(
                 select(Gift.received_on, Donor.category,
@@ -202,337 +164,12 @@ def move_credits(session: Session, donor_id: int, old: str | None, new: str | No
     add_mix_days(session, moves)
 
 
-def count_refund(session: Session, gift: Gift, refunded_before: int) -> None:
-    """Add a new refund of a counted gift to its day; gift.refunded_minor already includes
-    it and refunded_before (gift currency) is what had been refunded before it."""
+def deduct_refund(session: Session, gift: Gift, refunded_before: int) -> None:
+    """Deduct a new refund of a gift that counts as funding from its day. gift.refunded_minor
+    already includes it; refunded_before (gift currency) is what was refunded before it."""
     if gift.counts_as_funding:
         before = refunded_reporting(gift, refunded_before)
         after = refunded_reporting(gift, gift.refunded_minor)
         lab, total = gift.lab_minor, gift.reporting_amount_minor
-        add_funding(session, gift.received_on, 0, 0, 0, after - before,
-                    _refunded_lab(after, lab, total) - _refunded_lab(before, lab, total))
-
-
-def _refunded_lab(refunded: int, gift_lab: int, gift_total: int) -> int:
-    """The lab part of what a gift has had refunded, pro rata of the whole refunded sum and
-    rounded down, so the share is never understated and a full refund takes back exactly
-    the gift's lab part (rounding each refund alone would leave cents of lab money behind)."""
-    return refunded * gift_lab // gift_total if gift_total else 0
-
-
-@dataclass(frozen=True)
-class _LateRefund:
-    """A refund of a counted gift made after some date: what adding it back gives."""
-
-    gift_day: date
-    refunded_on: date
-    total: int
-    #: Its step in the gift's refunded lab money (see _late_refunds).
-    lab: int
-
-
-#: Refunds made after a date, by ix_refund_refunded_on only (see the module docstring).
-_REFUNDS_AFTER = (
-    select(Refund.gift_id, Refund.gift_received_on, Refund.refunded_on,
-           Refund.reporting_amount_minor)
-    .where(Refund.refunded_on > bindparam("after"))
-)
-
-#: Whether a gift counts, and what the lab-part arithmetic needs: the sum of all its refunds.
-_REFUNDED_GIFTS = (
-    select(Gift.id, Gift.status, Gift.kind, Gift.lab_minor, Gift.reporting_amount_minor,
-           select(func.coalesce(func.sum(Refund.reporting_amount_minor), 0))
-           .where(Refund.gift_id == Gift.id).scalar_subquery())
-    .where(Gift.id.in_(bindparam("ids", expanding=True)))
-)
-
-
-def _late_refunds(session: Session, after: date, first_gift_day: date) -> list[_LateRefund]:
-    """The refunds made after `after` of counted gifts dated on or after first_gift_day.
-
-    Steps: take a gift's late refunds newest first. Adding back those made after E (for any
-    E >= after, they are a run of the newest) must add back
-    _refunded_lab(all) - _refunded_lab(all - their sum); each refund's step is its own
-    difference in that sequence, so the run's steps add up to exactly that.
-    """
-    rows = [row for row in session.execute(_REFUNDS_AFTER, {"after": after})
-            if row[1] >= first_gift_day]
-    if not rows:
-        return []
-    ids = sorted({row[0] for row in rows})
-    gifts: dict[int, tuple[int, int, int]] = {}
-    for i in range(0, len(ids), _ID_CHUNK):
-        for gift_id, status, kind, lab, total, refunded in session.execute(
-                _REFUNDED_GIFTS, {"ids": ids[i:i + _ID_CHUNK]}):
-            if status == "accepted" and kind == "cash":
-                gifts[gift_id] = (lab, total, int(refunded))
-    result = []
-    remaining: dict[int, int] = {}  # per gift: refunded minus the later refunds seen so far
-    for gift_id, gift_day, refunded_on, amount in sorted(
-            (row for row in rows if row[0] in gifts), key=lambda r: (r[0], r[2]), reverse=True):
-        lab, total, refunded = gifts[gift_id]
-        before = remaining.get(gift_id, refunded)
-        remaining[gift_id] = before - amount
-        step = _refunded_lab(before, lab, total) - _refunded_lab(before - amount, lab, total)
-        result.append(_LateRefund(gift_day, refunded_on, amount, step))
-    return result
-
-
-def _day_rows(session: Session, first_day: date, last_day: date) -> list[tuple[date, int, int]]:
-    """(day, funding net of its gifts' refunds, lab part net of theirs), in date order."""
-    return [tuple(row) for row in session.execute(
-        select(FundingDay.day, FundingDay.total_minor - FundingDay.refunded_minor,
-               FundingDay.lab_minor - FundingDay.refunded_lab_minor)
-        .where(FundingDay.day >= first_day, FundingDay.day <= last_day)
-        .order_by(FundingDay.day)
-    )]
-
-
-def _totals(days: list[tuple[date, int, int]], late: list[_LateRefund],
-            ends: list[date], window_days: int) -> list[WindowTotals]:
-    """Window totals for each end (in the order given) from the net day rows, which must
-    cover window_start(min(ends)) .. max(ends), and the refunds made after min(ends)."""
-    keys = [row[0] for row in days]
-    total_prefix = [0]
-    lab_prefix = [0]
-    for _, total, lab in days:
-        total_prefix.append(total_prefix[-1] + total)
-        lab_prefix.append(lab_prefix[-1] + lab)
-
-    # Added back in the window ending on E: refunds with gift_day in [start, E] made after
-    # E. As E grows, a refund enters when E reaches its gift's date and leaves when E
-    # reaches its own date or the window's start passes its gift's date: two pointers over
-    # the gift dates and one over the refund dates.
-    by_gift_day = sorted(range(len(late)), key=lambda i: late[i].gift_day)
-    by_refund_day = sorted(range(len(late)), key=lambda i: late[i].refunded_on)
-    state = [0] * len(late)  # 0 not yet in, 1 added back, 2 gone
-    entered = made = aged = 0
-    back_total = back_lab = 0
-
-    def leave(i: int) -> None:
-        nonlocal back_total, back_lab
-        if state[i] == 1:
-            back_total -= late[i].total
-            back_lab -= late[i].lab
-        state[i] = 2
-
-    answers: dict[date, WindowTotals] = {}
-    for end in sorted(set(ends)):
-        start = window_start(end, window_days)
-        while entered < len(late) and late[by_gift_day[entered]].gift_day <= end:
-            i = by_gift_day[entered]
-            if state[i] == 0:
-                state[i] = 1
-                back_total += late[i].total
-                back_lab += late[i].lab
-            entered += 1
-        while made < len(late) and late[by_refund_day[made]].refunded_on <= end:
-            leave(by_refund_day[made])
-            made += 1
-        while aged < len(late) and late[by_gift_day[aged]].gift_day < start:
-            leave(by_gift_day[aged])
-            aged += 1
-        lo = bisect.bisect_left(keys, start)
-        hi = bisect.bisect_right(keys, end)
-        answers[end] = WindowTotals(
-            end=end,
-            total_minor=total_prefix[hi] - total_prefix[lo] + back_total,
-            lab_minor=lab_prefix[hi] - lab_prefix[lo] + back_lab,
-        )
-    return [answers[end] for end in ends]
-
-
-#: One statement for a decision's whole funding read in the usual case: the later decision
-#: points of a day ("p", day), the net sums of the window ending on it ("s", total, lab),
-#: and how many refunds are dated after it ("r", count: by ix_refund_refunded_on alone;
-#: nearly always 0 for today, and then no refund rows need reading).
-_LATER_AND_SUMS = union_all(
-    select(literal("p"), FundingDay.day, literal(0, BigInteger), literal(0, BigInteger))
-    .where(FundingDay.day > bindparam("day"), FundingDay.day <= bindparam("later"),
-           FundingDay.gift_count > 0),
-    select(literal("s"), null(),
-           func.coalesce(func.sum(FundingDay.total_minor - FundingDay.refunded_minor), 0),
-           func.coalesce(func.sum(FundingDay.lab_minor - FundingDay.refunded_lab_minor), 0))
-    .where(FundingDay.day >= bindparam("first"), FundingDay.day <= bindparam("day")),
-    select(literal("r"), null(), func.count(), literal(0, BigInteger))
-    .select_from(Refund).where(Refund.refunded_on > bindparam("day")),
-)
-
-_NET_SUMS = (
-    select(func.coalesce(func.sum(FundingDay.total_minor - FundingDay.refunded_minor), 0),
-           func.coalesce(func.sum(FundingDay.lab_minor - FundingDay.refunded_lab_minor), 0))
-    .where(FundingDay.day >= bindparam("first"), FundingDay.day <= bindparam("last"))
-)
-
-
-def _one_window(session: Session, end: date, window_days: int,
-                net_sums: tuple[int, int] | None = None,
-                refunds_after: bool = True) -> WindowTotals:
-    """The window ending on `end`: its net day sums, summed by the database, plus the
-    refunds made after it of gifts in it (none for a window ending today). A caller that
-    has the sums, and knows no refund is dated after `end`, saves both reads."""
-    first = window_start(end, window_days)
-    if net_sums is None:
-        net_sums = session.execute(_NET_SUMS, {"first": first, "last": end}).one()
-    total, lab = (int(x) for x in net_sums)
-    late = _late_refunds(session, end, first) if refunds_after else []
-    for refund in late:
-        if refund.gift_day <= end:
-            total += refund.total
-            lab += refund.lab
-    return WindowTotals(end=end, total_minor=total, lab_minor=lab)
-
-
-def window_totals(session: Session, ends: list[date], window_days: int) -> list[WindowTotals]:
-    """Totals for each window ending on a date in `ends`, in the order given."""
-    if not ends:
-        return []
-    if len(set(ends)) == 1:
-        return [_one_window(session, ends[0], window_days)] * len(ends)
-    first_day = window_start(min(ends), window_days)
-    return _totals(_day_rows(session, first_day, max(ends)),
-                   _late_refunds(session, min(ends), first_day), ends, window_days)
-
-
-_LATER_POINTS = (
-    select(FundingDay.day)
-    .where(FundingDay.day > bindparam("day"), FundingDay.day <= bindparam("last"),
-           FundingDay.gift_count > 0)
-    .order_by(FundingDay.day)
-)
-
-
-def later_decision_points(session: Session, day: date, window_days: int) -> list[date]:
-    """Later dates with accepted gifts whose windows still contain `day`."""
-    last = day + timedelta(days=window_days - 1)
-    return list(session.execute(_LATER_POINTS, {"day": day, "last": last}).scalars())
-
-
-def funding_facts(session: Session, day: date, window_days: int) -> FundingFacts:
-    """The window ending on `day`, then every later decision point it affects.
-
-    A gift dated today (the usual case) has no later decision point: its one window is
-    summed by the database. Otherwise one read of the daily totals and one of the refunds
-    made since cover every window, and _totals sweeps them.
-    """
-    later = day + timedelta(days=window_days - 1)
-    rows = session.execute(_LATER_AND_SUMS, {"day": day, "later": later,
-                                              "first": window_start(day, window_days)}).all()
-    ends = [day, *sorted(d for kind, d, _a, _b in rows if kind == "p")]
-    if len(ends) == 1:  # no later decision point: one window, summed by the database
-        sums = next((total, lab) for kind, _d, total, lab in rows if kind == "s")
-        late = next(count for kind, _d, count, _b in rows if kind == "r")
-        return FundingFacts((_one_window(session, day, window_days, sums, late > 0),))
-    return FundingFacts(tuple(window_totals(session, ends, window_days)))
-
-
-class _DaySums:
-    """Net day sums (funding, lab part) by date, with range sums in O(log days): a Fenwick
-    tree over date ordinals, kept in dicts, so it holds only the nodes of dates with money
-    (about 22 per date) whatever the dates are (a gift mistyped as the year 9000 costs
-    one date's nodes, not a slot for every day up to it)."""
-
-    #: Above date.max.toordinal() (3,652,059): every date has a slot.
-    SIZE = 1 << 22
-
-    def __init__(self) -> None:
-        self._total: dict[int, int] = {}
-        self._lab: dict[int, int] = {}
-
-    def add(self, day: date, total: int, lab: int) -> None:
-        i = day.toordinal()
-        totals, labs = self._total, self._lab
-        while i <= self.SIZE:
-            totals[i] = totals.get(i, 0) + total
-            labs[i] = labs.get(i, 0) + lab
-            i += i & -i
-
-    def _prefix(self, i: int) -> tuple[int, int]:
-        """Sums of the dates with ordinals 1..i."""
-        total = lab = 0
-        totals, labs = self._total, self._lab
-        while i > 0:
-            total += totals.get(i, 0)
-            lab += labs.get(i, 0)
-            i -= i & -i
-        return total, lab
-
-    def between(self, first: date, last: date) -> tuple[int, int]:
-        high_total, high_lab = self._prefix(last.toordinal())
-        low_total, low_lab = self._prefix(first.toordinal() - 1)
-        return high_total - low_total, high_lab - low_lab
-
-
-class FundingMemory:
-    """funding_facts() answered from memory, for one writer that records many gifts under
-    one ledger lock (GiftIntake, inside ledger_batch).
-
-    It reads once what funding_facts() reads per gift: the daily totals from
-    window_start(first_day) on, and the refunds made after first_day (with their lab-part
-    steps, as _late_refunds computes them). Then the writer tells it of every gift it
-    counts (count_gift), before the next gift is screened. Under the lock nothing else
-    changes the totals, and gifts add no refunds, so for any gift dated on or after
-    first_day, facts() equals what funding_facts() would read from the database at that
-    moment: the same ends (the day, then the later days that hold counted gifts) and the
-    same sums (net day sums + refunds made after the end). tests/ledger/test_intake.py checks
-    the two against each other.
-    """
-
-    def __init__(self, session: Session, first_day: date, window_days: int):
-        self.first_day = first_day
-        self.window_days = window_days
-        start = window_start(first_day, window_days)
-        self._sums = _DaySums()
-        self._counts: dict[date, int] = {}
-        for day, total, lab, count in session.execute(
-            select(FundingDay.day, FundingDay.total_minor - FundingDay.refunded_minor,
-                   FundingDay.lab_minor - FundingDay.refunded_lab_minor, FundingDay.gift_count)
-            .where(FundingDay.day >= start)
-        ):
-            self._sums.add(day, int(total), int(lab))
-            self._counts[day] = int(count)
-        #: Days holding counted gifts, in order: the decision points.
-        self._points = sorted(day for day, count in self._counts.items() if count > 0)
-        self._late = sorted(_late_refunds(session, first_day, start), key=lambda r: r.gift_day)
-        self._late_days = [refund.gift_day for refund in self._late]
-        self._added_back: dict[date, tuple[int, int]] = {}
-
-    def count_gift(self, gift: Gift) -> None:
-        """The gift now counts as funding (count_gift has been or will be written for it)."""
-        if gift.kind != "cash":
-            return
-        refunded, refunded_lab = _gift_refunds(gift)
-        day = gift.received_on
-        self._sums.add(day, gift.reporting_amount_minor - refunded, gift.lab_minor - refunded_lab)
-        before = self._counts.get(day, 0)
-        self._counts[day] = before + 1
-        if before == 0:
-            bisect.insort(self._points, day)
-
-    def _back(self, end: date) -> tuple[int, int]:
-        """The refunds made after `end` of counted gifts in its window (fixed while the
-        lock is held: the writer adds no refunds)."""
-        if end not in self._added_back:
-            start = window_start(end, self.window_days)
-            total = lab = 0
-            lo = bisect.bisect_left(self._late_days, start)
-            hi = bisect.bisect_right(self._late_days, end)
-            for refund in self._late[lo:hi]:
-                if refund.refunded_on > end:
-                    total += refund.total
-                    lab += refund.lab
-            self._added_back[end] = (total, lab)
-        return self._added_back[end]
-
-    def _window(self, end: date) -> WindowTotals:
-        total, lab = self._sums.between(window_start(end, self.window_days), end)
-        back_total, back_lab = self._back(end)
-        return WindowTotals(end=end, total_minor=total + back_total, lab_minor=lab + back_lab)
-
-    def facts(self, day: date) -> FundingFacts:
-        if day < self.first_day:
-            raise ValueError(f"{day} is before {self.first_day}, the first day this memory covers")
-        last = day + timedelta(days=self.window_days - 1)
-        lo = bisect.bisect_right(self._points, day)
-        hi = bisect.bisect_right(self._points, last)
-        return FundingFacts(tuple(self._window(end) for end in [day, *self._points[lo:hi]]))
+        add_funding_day(session, gift.received_on, 0, 0, 0, after - before,
+                        refunded_lab(after, lab, total) - refunded_lab(before, lab, total))

@@ -2,11 +2,14 @@
 
 record_gift() gathers the facts, asks the policy, and writes the gift, its
 attributions, its decision, its place in the daily funding totals and an audit
-entry in one locked transaction. Nothing else inserts gifts.
+entry in one locked transaction. GiftIntake (app.ledger.intake) records many gifts
+in one batch; both screen a new gift with screen_new_gift(). Nothing else inserts
+gifts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -17,7 +20,7 @@ from sqlmodel import Session
 from app.db import rows
 from app.db.locking import ledger_write
 from app.errors import Duplicate, NotAllowed, NotFound, ValidationFailed
-from app.ledger import audit, funding, pledges
+from app.ledger import audit, funding, pledges, windows
 from app.ledger.audit import Actor
 from app.ledger.facts import (
     DONOR_WITH_AFFILIATIONS,
@@ -67,6 +70,7 @@ _UNIQUE_LOOKUPS = {
 
 
 def _check_unique(session: Session, data: GiftCreate, refs: PaymentRefs) -> None:
+    """Refuse a payment id the ledger has recorded already (Duplicate)."""
     for column, value in (
         ("external_ref", data.external_ref),
         ("stripe_payment_intent_id", refs.stripe_payment_intent_id),
@@ -142,14 +146,45 @@ def validate_links(session: Session, data: GiftCreate, donor: Donor) -> None:
         raise ValidationFailed(errors)
 
 
-def screen_gift(session: Session, gift: Gift, shares: list[Share], policy: Policy, *,
-                payer_affiliations: Affiliations | None = None) -> Evaluation:
-    """Evaluate a gift (not counted in funding) against the ledger as it stands.
-    payer_affiliations: the payer's, if the caller read them with donor_with_affiliations()."""
+def screen_new_gift(
+    session: Session,
+    data: GiftCreate,
+    donor: Donor,
+    affiliations: Affiliations,
+    policy: Policy,
+    reporting_currency: str,
+    refs: PaymentRefs,
+    actor: Actor,
+    *,
+    check_unique: Callable[[GiftCreate, PaymentRefs], None],
+    funding_facts: Callable[[date], FundingFacts],
+    covered: CoveredOrganizations | None = None,
+) -> tuple[Gift, list[Share], Evaluation]:
+    """The screening of a new gift, the same in record_gift and GiftIntake: check its links
+    and payment ids, build its shares and its (pending, unsaved) row, gather the policy's
+    facts and evaluate them. Returns (gift, shares, evaluation); gift.lab_minor is set.
+
+    The two callers differ only in where the payment ids are checked (check_unique: the
+    database, or the batch in memory) and where the funding windows of a date come from
+    (funding_facts: the database, or the batch's FundingMemory). affiliations: the payer's,
+    as donor_with_affiliations() read them.
+    """
+    validate_links(session, data, donor)
+    check_unique(data, refs)
+    shares = shares_of(session, data, donor)
+    gift = new_gift(data, donor, reporting_currency, refs, actor)
+    facts = facts_of_gift(session, gift, donor, shares, affiliations, covered)
+    evaluation = evaluate_and_set_lab_part(policy, gift, facts, funding_facts(gift.received_on))
+    return gift, shares, evaluation
+
+
+def screen_gift(session: Session, gift: Gift, shares: list[Share], policy: Policy) -> Evaluation:
+    """Evaluate a stored gift (not counted in funding) against the ledger as it stands, and
+    set its lab part to what the evaluation computed (a reviewer's decision, a re-screen)."""
     donor = session.get(Donor, gift.donor_id)
-    facts = facts_of_gift(session, gift, donor, shares, payer_affiliations)
-    windows = funding.funding_facts(session, gift.received_on, policy.window_days)
-    return judge(policy, gift, facts, windows)
+    facts = facts_of_gift(session, gift, donor, shares)
+    return evaluate_and_set_lab_part(
+        policy, gift, facts, windows.funding_facts(session, gift.received_on, policy.window_days))
 
 
 def facts_of_gift(session: Session, gift: Gift, donor: Donor, shares: list[Share],
@@ -171,10 +206,12 @@ def facts_of_gift(session: Session, gift: Gift, donor: Donor, shares: list[Share
     )
 
 
-def judge(policy: Policy, gift: Gift, facts: GiftFacts, windows: FundingFacts) -> Evaluation:
-    """The policy's verdict on a gift. Every screening, one gift or a batch, ends here."""
-    evaluation = evaluate(policy, facts, windows)
-    # Remember the lab part this evaluation computed; it is what acceptance counts.
+def evaluate_and_set_lab_part(policy: Policy, gift: Gift, facts: GiftFacts,
+                              funding_facts: FundingFacts) -> Evaluation:
+    """The policy's verdict on a gift, and gift.lab_minor set to the lab-employee part the
+    same facts give: it is what the gift adds to the funding if it is accepted. Every
+    screening, one gift or a batch, a new gift or a stored one, ends here."""
+    evaluation = evaluate(policy, facts, funding_facts)
     gift.lab_minor = lab_employee_minor(facts, policy.cooling_off_days)
     return evaluation
 
@@ -191,9 +228,9 @@ def apply_outcome(session: Session, gift: Gift, outcome: str) -> None:
     if gift.status != new_status:
         transition(gift, new_status)
     if was_counted and not gift.counts_as_funding:
-        raise NotAllowed("use uncount before moving a counted gift")  # pragma: no cover
+        raise NotAllowed("use remove_from_funding before moving a counted gift")  # pragma: no cover
     if gift.counts_as_funding and not was_counted:
-        funding.count_gift(session, gift)
+        funding.add_to_funding(session, gift)
 
 
 def add_decision(
@@ -230,7 +267,7 @@ def decision_values(gift_id: int | None, outcome: str, evaluation: Evaluation, *
     }
 
 
-def settle(gift: Gift, evaluation: Evaluation) -> None:
+def set_screened_status(gift: Gift, evaluation: Evaluation) -> None:
     """Give a new gift its screening's outcome: the status it is inserted with (one INSERT,
     no UPDATE after it) and whether it belongs in the disclosure."""
     gift.disclose = evaluation.disclose
@@ -300,11 +337,10 @@ def record_gift(
         donor, affiliations = donor_with_affiliations(first)
         if donor is None:
             raise ValidationFailed({"donor_id": ["no such donor"]})
-        validate_links(session, data, donor)
-        _check_unique(session, data, refs)
-        shares = shares_of(session, data, donor)
-        gift = new_gift(data, donor, reporting_currency, refs, actor)
-        evaluation = screen_gift(session, gift, shares, policy, payer_affiliations=affiliations)
+        gift, shares, evaluation = screen_new_gift(
+            session, data, donor, affiliations, policy, reporting_currency, refs, actor,
+            check_unique=lambda data, refs: _check_unique(session, data, refs),
+            funding_facts=lambda day: windows.funding_facts(session, day, policy.window_days))
         if dry_run:
             session.rollback()
             return Recorded(gift, Decision(gift_id=0, outcome=evaluation.outcome,
@@ -312,8 +348,8 @@ def record_gift(
                                            reasons=evaluation.reasons(),
                                            figures=evaluation.figures), evaluation)
         audit.known_head(session, first[0].audit_head)
-        # It counts in the daily totals once it has an id, as apply_outcome would do.
-        settle(gift, evaluation)
+        # It is added to the daily totals once it has an id, as apply_outcome would do.
+        set_screened_status(gift, evaluation)
         # Each row below is one Core INSERT, and the gift and decision come back as
         # persistent ORM objects (rows.insert): no unit-of-work flushes on the hot path.
         try:
@@ -321,7 +357,7 @@ def record_gift(
         except IntegrityError as error:  # a unique payment id raced in; report, write nothing
             raise ValidationFailed({"external_ref": ["already recorded"]}) from error
         if gift.counts_as_funding:
-            funding.count_gift(session, gift, share_credits(session, shares, donor))
+            funding.add_to_funding(session, gift, share_credits(session, shares, donor))
         rows.insert_many(session, Attribution, [
             {"gift_id": gift.id, "donor_id": share.donor_id, "fraction_ppm": share.fraction_ppm,
              "basis": share.basis}
@@ -375,9 +411,9 @@ def refund_gift(
             raise ValidationFailed(errors)
         # Convert cumulatively at the gift's stored rate, so the refunds of a fully
         # refunded gift add up to exactly its reporting amount.
-        before = funding.refunded_reporting(gift, gift.refunded_minor)
+        before = windows.refunded_reporting(gift, gift.refunded_minor)
         gift.refunded_minor += amount
-        after = funding.refunded_reporting(gift, gift.refunded_minor)
+        after = windows.refunded_reporting(gift, gift.refunded_minor)
         refund = Refund(
             gift_id=gift.id,
             amount_minor=amount,
@@ -390,7 +426,7 @@ def refund_gift(
         )
         session.add(refund)
         session.flush()
-        funding.count_refund(session, gift, gift.refunded_minor - amount)
+        funding.deduct_refund(session, gift, gift.refunded_minor - amount)
         audit.append(session, actor, "gift.refunded", "gift", gift.id, {
             "refund_id": refund.id,
             "amount": format_amount(amount, gift.currency),

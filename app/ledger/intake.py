@@ -4,11 +4,11 @@ record_gift() is one transaction per gift: take the ledger lock, read the donor 
 affiliations, read the funding windows, insert four rows and upsert a day's totals,
 commit. Inside ledger_batch() the lock is held for the whole batch and nothing else
 writes money, so what those reads return can only change by the batch's own gifts.
-GiftIntake records a sequence of gifts there with the same checks and the same policy
-(gifts.validate_links, shares_of, new_gift, facts_of_gift, judge, settle), but:
+GiftIntake records a sequence of gifts there with the same screening as the door
+(gifts.screen_new_gift, then gifts.set_screened_status), but:
 
 - reads each donor with its affiliations once, and the funding windows once
-  (funding.FundingMemory), keeping them in step with every gift it counts;
+  (windows.FundingMemory), keeping them in step with every gift it adds to the funding;
 - checks external_ref and the payment ids against the gifts of this intake in memory, and
   against the database with one query per chunk, before the chunk is written;
 - writes in chunks: gifts, attributions, decisions and audit entries (continuing the hash
@@ -44,7 +44,7 @@ from app.db import rows
 from app.db.locking import exclusive_writer, plans_for_point_writes
 from app.db.lookups import one_of
 from app.errors import Duplicate, LedgerError, RowRefused, ValidationFailed
-from app.ledger import audit, funding, pledges
+from app.ledger import audit, funding, pledges, windows
 from app.ledger.audit import Actor
 from app.ledger.facts import (
     DONOR_WITH_AFFILIATIONS,
@@ -57,18 +57,14 @@ from app.ledger.facts import (
 from app.ledger.gifts import (
     PaymentRefs,
     decision_values,
-    facts_of_gift,
-    judge,
-    new_gift,
     recorded_entry,
-    settle,
+    screen_new_gift,
+    set_screened_status,
     share_credits,
-    shares_of,
-    validate_links,
 )
 from models import Attribution, Decision, Donor, Gift
 from models.schemas import GiftCreate
-from policies import Evaluation, Policy
+from policies import Evaluation, FundingFacts, Policy
 
 #: Gifts screened before their rows are written (a bulk write per table). Small: a gift
 #: waiting to be written holds its evaluation, decision and audit data, and with 1,000
@@ -102,7 +98,7 @@ GiftRefused = RowRefused
 class _Pending:
     screened: Screened
     shares: list[Share]
-    #: What it credits to organisations, if it counts as funding (funding.count_gift).
+    #: What it credits to organisations, if it counts as funding (funding.add_to_funding).
     credits: funding.Credits | None
 
 
@@ -126,7 +122,7 @@ class GiftIntake:
         self._pending: list[_Pending] = []
         self._donors: dict[int, tuple[Donor, Affiliations]] = {}
         self._covered = CoveredOrganizations(session)
-        self._memory: funding.FundingMemory | None = None
+        self._memory: windows.FundingMemory | None = None
         #: (column, value) of every unique id this intake has recorded.
         self._seen: dict[tuple[str, str], object] = {}
         self._stack: ExitStack | None = None
@@ -171,21 +167,22 @@ class GiftIntake:
                 self._write()
             try:
                 donor, affiliations = self._donor(data.donor_id)
-                validate_links(self.session, data, donor)
-                self._check_unique(data, refs, tag)
-                shares = shares_of(self.session, data, donor)
-                gift = new_gift(data, donor, self.reporting_currency, refs, self.actor)
+                gift, shares, evaluation = screen_new_gift(
+                    self.session, data, donor, affiliations, self.policy,
+                    self.reporting_currency, refs, self.actor,
+                    check_unique=lambda data, refs: self._check_unique(data, refs, tag),
+                    funding_facts=self._funding_facts, covered=self._covered)
             except LedgerError:
                 # record_gift, one by one, would have stopped at an earlier gift whose
-                # payment id is already recorded: report that one first.
+                # payment id is already recorded: report that one first. (An error while
+                # reading the windows has written and emptied the pending list: nothing
+                # to check then.)
                 self._refuse_recorded(self._pending)
                 raise
-            facts = facts_of_gift(self.session, gift, donor, shares, affiliations, self._covered)
-            evaluation = judge(self.policy, gift, facts, self._windows(gift.received_on))
-            settle(gift, evaluation)
+            set_screened_status(gift, evaluation)
             credits = None
             if gift.counts_as_funding:
-                self._memory.count_gift(gift)
+                self._memory.add_gift(gift)
                 credits = share_credits(self.session, shares, donor)
             screened = Screened(gift, evaluation, tag)
             self._pending.append(_Pending(screened, shares, credits))
@@ -211,13 +208,13 @@ class GiftIntake:
             self._donors[donor_id] = (donor, affiliations)
         return self._donors[donor_id]
 
-    def _windows(self, day: date):
+    def _funding_facts(self, day: date) -> FundingFacts:
         if self._memory is None or day < self._memory.first_day:
             # An earlier date than the memory covers (gifts not in date order): it must
             # also hold refunds made after that date, so read it again, with this
             # intake's gifts written first.
             self._write()
-            self._memory = funding.FundingMemory(self.session, day, self.policy.window_days)
+            self._memory = windows.FundingMemory(self.session, day, self.policy.window_days)
         return self._memory.facts(day)
 
     def _check_unique(self, data: GiftCreate, refs: PaymentRefs, tag: object) -> None:
@@ -308,13 +305,15 @@ class GiftIntake:
                     self._donors[donor_id] = donor_with_affiliations(list(group))
 
     def _write_funding(self, pending: list[_Pending]) -> None:
-        """What funding.count_gift would add per gift, summed per day (and category) first."""
+        """What funding.add_to_funding would add per gift, summed per day (and category)
+        first."""
         days: dict[date, list[int]] = {}
         credited = []
         for p in pending:
             gift = p.screened.gift
             if gift.counts_as_funding:
-                # A new gift has had nothing refunded: count_gift adds amount, lab part, 1.
+                # A new gift has had nothing refunded: add_to_funding adds amount, lab
+                # part, 1.
                 day = days.setdefault(gift.received_on, [0, 0, 0])
                 day[0] += gift.reporting_amount_minor
                 day[1] += gift.lab_minor

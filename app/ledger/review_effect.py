@@ -15,7 +15,7 @@ from fractions import Fraction
 
 from sqlmodel import Session
 
-from app.ledger import funding
+from app.ledger.windows import funding_facts
 from models import Gift
 from policies import Policy, below_cap, headroom, share
 
@@ -42,7 +42,7 @@ def acceptance_effect(session: Session, gift: Gift, policy: Policy) -> Acceptanc
     gift (accepted money is counted already, in-kind support is not funding)."""
     if gift.status != "held" or gift.kind != "cash":
         return None
-    windows = funding.funding_facts(session, gift.received_on, policy.window_days).windows
+    windows = funding_facts(session, gift.received_on, policy.window_days).windows
     amount = gift.reporting_amount_minor
     lab = gift.lab_minor
     worst = max(windows, key=lambda w: (share(w.lab_minor + lab, w.total_minor + amount), w.end))

@@ -161,7 +161,7 @@ def hold_for_rescreen(session: Session, gift: Gift, policy: Policy, actor: Actor
                       why: str) -> Decision:
     """Pull a gift back for review after its facts changed (caller holds the lock)."""
     if gift.counts_as_funding:
-        funding.uncount_gift(session, gift)
+        funding.remove_from_funding(session, gift)
     evaluation = screen_gift(session, gift, stored_shares(session, gift.id), policy)
     if gift.status != "held":
         transition(gift, "held")

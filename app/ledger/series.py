@@ -1,18 +1,7 @@
 """The lab-employee share day by day, its breach periods, and the funding mix by month.
 
-daily_windows() gives the same totals as funding.window_totals() for every day of a range,
-in one pass: one read of the daily totals (funding_day) from the first window's start to
-the range's end, one read of the refunds of gifts dated in that span, then prefix sums.
-
-- Funding: prefix sums over the days, so a window ending on E is
-  prefix[E] - prefix[E - window_days].
-- Refunds: a refund of a gift dated G, made on R (R >= G), counts in the windows ending on
-  E with R <= E <= G + window_days - 1 (the window must still contain G). Each refund adds
-  its amount (and the lab money it takes back) to a difference array at R and takes it
-  back at G + window_days; a running sum over the days gives the refunds to subtract from
-  each window.
-
-So the cost is O(days in the range + window_days + refunds), whatever the number of gifts.
+The daily windows are app.ledger.windows.daily_windows(); this module turns them into
+shares and breach periods, and sums the funding mix by month.
 """
 
 from __future__ import annotations
@@ -27,10 +16,11 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from app.db.lookups import one_of
-from app.ledger import funding
+from app.ledger.funding import ORGANISATION_CATEGORIES
 from app.ledger.summary import breach_start
-from models import Attribution, Donor, FundingDay, FundingMixDay, Gift, Refund
-from policies import Policy, WindowTotals, below_cap, share
+from app.ledger.windows import daily_windows, refunded_gifts, refunded_lab
+from models import Attribution, Donor, FundingDay, FundingMixDay, Refund
+from policies import Policy, below_cap, share
 
 PPM = 1_000_000
 #: Ids per IN (...) list: far below SQLite's and PostgreSQL's parameter limits.
@@ -40,111 +30,6 @@ CHUNK = 5000
 #: and whatever is attributed to people (category "individual") is "individuals".
 MIX_COLUMN = {"foundation": "foundations", "company": "other", "daf_sponsor": "other",
               "other": "other"}
-ORGANISATION_CATEGORIES = funding.ORGANISATION_CATEGORIES
-
-
-@dataclass
-class RefundedGift:
-    """An accepted cash gift's refunds, as the window sums count them."""
-
-    day: date
-    lab_minor: int
-    total_minor: int
-    #: (refunded_on, reporting amount), oldest first.
-    refunds: list[tuple[date, int]]
-    gift_id: int | None = None
-
-    def steps(self) -> list[tuple[date, int, int]]:
-        """Each refund with the lab money it takes back. As in funding.window_totals, the
-        lab part of what a gift has had refunded so far is (refunded so far) x lab / total,
-        rounded down; each refund takes back the step it makes in that figure, so a full
-        refund takes back exactly the gift's lab part."""
-        steps, refunded, lab_before = [], 0, 0
-        for refunded_on, amount in sorted(self.refunds):
-            refunded += amount
-            lab_now = refunded_lab(refunded, self.lab_minor, self.total_minor)
-            steps.append((refunded_on, amount, lab_now - lab_before))
-            lab_before = lab_now
-        return steps
-
-
-def refunded_lab(refunded: int, gift_lab: int, gift_total: int) -> int:
-    return refunded * gift_lab // gift_total if gift_total else 0
-
-
-def refunded_gifts(session: Session, first_day: date, last_day: date,
-                   refunded_by: date | None = None) -> list[RefundedGift]:
-    """Accepted cash gifts dated first_day..last_day with their refunds made by
-    `refunded_by` (default last_day)."""
-    refunded_by = refunded_by or last_day
-    # One statement: the refunds by their gift-date index, each with its gift by primary key.
-    # Status and kind are checked here, not in the query: with a condition on the gift
-    # SQLite's planner, which has no statistics, walked every accepted gift of the ledger to
-    # find the few refunded ones. Read through the connection: plain tuples, no ORM rows.
-    rows = session.connection().execute(
-        select(Refund.gift_id, Refund.gift_received_on, Refund.refunded_on,
-               Refund.reporting_amount_minor, Gift.lab_minor, Gift.reporting_amount_minor,
-               Gift.status, Gift.kind)
-        .join(Gift, Gift.id == Refund.gift_id)
-        .where(Refund.gift_received_on >= first_day, Refund.gift_received_on <= last_day,
-               Refund.refunded_on <= refunded_by)
-    ).all()
-    gifts: dict[int, RefundedGift] = {}
-    for gift_id, day, refunded_on, amount, lab, total, status, kind in rows:
-        if status == "accepted" and kind == "cash":
-            gift = gifts.get(gift_id)
-            if gift is None:
-                gift = gifts[gift_id] = RefundedGift(day, lab, total, [], gift_id)
-            gift.refunds.append((refunded_on, amount))
-    return list(gifts.values())
-
-
-def daily_windows(session: Session, start: date, end: date, window_days: int) -> list[WindowTotals]:
-    """Window totals for every day from start to end (both included), oldest first."""
-    if end < start:
-        return []
-    first = funding.window_start(start, window_days)
-    span = (end - first).days + 1
-    total = [0] * (span + 1)  # total[i + 1] - total[i] = funding dated first + i days
-    lab = [0] * (span + 1)
-    for day, day_total, day_lab in session.execute(
-        select(FundingDay.day, FundingDay.total_minor, FundingDay.lab_minor)
-        .where(FundingDay.day >= first, FundingDay.day <= end)
-    ).all():
-        i = (day - first).days
-        total[i + 1] += day_total
-        lab[i + 1] += day_lab
-    for i in range(span):
-        total[i + 1] += total[i]
-        lab[i + 1] += lab[i]
-
-    refund_total = [0] * (span + 1)
-    refund_lab = [0] * (span + 1)
-    for gift in refunded_gifts(session, first, end):
-        stops = min((gift.day - first).days + window_days, span)
-        for refunded_on, amount, lab_part in gift.steps():
-            begins = (refunded_on - first).days
-            if begins < stops:
-                refund_total[begins] += amount
-                refund_lab[begins] += lab_part
-                refund_total[stops] -= amount
-                refund_lab[stops] -= lab_part
-
-    result = []
-    running_total = running_lab = 0
-    for i in range(span):
-        running_total += refund_total[i]
-        running_lab += refund_lab[i]
-        if i < window_days - 1:
-            continue  # a day before `start`: only feeds the windows that follow
-        lo = i + 1 - window_days
-        result.append(WindowTotals(
-            end=first + timedelta(days=i),
-            total_minor=total[i + 1] - total[lo] - running_total,
-            lab_minor=lab[i + 1] - lab[lo] - running_lab,
-        ))
-    return result
-
 
 #: The longest range the dashboard and the series API draw, in days.
 MAX_SERIES_DAYS = 10 * 366

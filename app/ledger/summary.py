@@ -9,7 +9,7 @@ from fractions import Fraction
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from app.ledger import funding
+from app.ledger import windows
 from models import FundingDay
 from models.money import display_amount
 from policies import Policy, below_cap, headroom, percent_text, share
@@ -40,13 +40,13 @@ def compliance_summary(session: Session, as_of: date, policy: Policy, currency: 
     window = policy.window_days
     # The window ending on as_of, then one per later date with accepted gifts (as_of may be
     # in the past): the same windows a gift dated as_of would be checked against.
-    totals = funding.funding_facts(session, as_of, window).windows
+    totals = windows.funding_facts(session, as_of, window).windows
     today = totals[0]
     room = min(headroom(w.lab_minor, w.total_minor, policy.cap) for w in totals)
     in_breach = not below_cap(today.lab_minor, today.total_minor, policy.cap)
     return Summary(
         as_of=as_of,
-        window_start=funding.window_start(as_of, window),
+        window_start=windows.window_start(as_of, window),
         window_end=as_of,
         total_minor=today.total_minor,
         lab_minor=today.lab_minor,
@@ -84,7 +84,7 @@ def breach_start(session: Session, as_of: date, policy: Policy, chunk: int = 366
     end = as_of
     while first_funding is not None and end >= first_funding:
         days = [end - timedelta(days=i) for i in range(chunk)]
-        for day, totals in zip(days, funding.window_totals(session, days, policy.window_days),
+        for day, totals in zip(days, windows.window_totals(session, days, policy.window_days),
                                strict=True):
             if below_cap(totals.lab_minor, totals.total_minor, policy.cap):
                 return start

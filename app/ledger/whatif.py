@@ -35,7 +35,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from app.ledger.bulk_facts import BulkFacts
-from app.ledger.series import RefundedGift, refunded_gifts
+from app.ledger.windows import RefundedGift, refunded_gifts
 from models import Attribution, FundingDay, Gift, Refund
 from policies import (
     Evaluation,

@@ -1,6 +1,6 @@
 """funding_day keeps its gifts' refunds; refunds are indexed by refund date
 
-Window sums then read no refund rows for a window ending today (see app.ledger.funding).
+Window sums then read no refund rows for a window ending today (see app.ledger.windows).
 The new columns are filled from the existing gifts and refunds.
 
 Revision ID: 0002
@@ -32,7 +32,7 @@ def upgrade() -> None:
 def backfill(conn) -> None:
     """Fill the refunded columns from the refunds of counted (accepted cash) gifts.
 
-    The lab part is computed per gift as app.ledger.funding._refunded_lab does (refunded x
+    The lab part is computed per gift as app.ledger.windows.refunded_lab does (refunded x
     lab / total, rounded down), in Python: its product can exceed a 64-bit integer, which
     SQLite would silently turn into a float. Only refunded gifts are read.
     """

@@ -14,8 +14,8 @@ from datetime import date, timedelta
 import pytest
 from pypdf import PdfReader
 
-from app.ledger import funding
-from app.ledger.disclosure import conflict_disclosure, daily_share_windows, disclosure_content
+from app.ledger import windows
+from app.ledger.disclosure import conflict_disclosure, disclosure_content
 from app.web.documents import disclosure_markdown, disclosure_pdf
 from tests.builders import World, gift, ok, summary
 from tests.disclosure_world import (
@@ -103,9 +103,9 @@ def test_the_shares_are_what_the_compliance_summary_says_on_those_days(api, ledg
 def test_the_daily_series_is_the_window_totals_of_every_day(app, ledger, db):
     start, end = START - timedelta(days=40), END + timedelta(days=40)
     try:
-        fast = daily_share_windows(db, start, end, 365)
+        fast = windows.daily_windows(db, start, end, 365)
         days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-        slow = funding.window_totals(db, days, 365)
+        slow = windows.window_totals(db, days, 365)
     finally:
         db.rollback()
     assert fast == slow

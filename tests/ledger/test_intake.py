@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 
 from app.db.locking import BatchAborted, ledger_batch, ledger_write
 from app.errors import ValidationFailed
-from app.ledger import funding
+from app.ledger import funding, windows
 from app.ledger.audit import Actor, verify_chain
 from app.ledger.csv_import import KINDS, CsvImport, ImportAborted
 from app.ledger.gifts import record_gift, refund_gift
@@ -169,11 +169,11 @@ def test_funding_memory_answers_what_the_database_answers(db, policy):
     ids = _world(db, policy)
     _background(db, policy, ids, rng)
     first = date(2024, 9, 1)
-    memory = funding.FundingMemory(db, first, policy.window_days)
+    memory = windows.FundingMemory(db, first, policy.window_days)
     checked = 0
     for offset in range(0, 700, 5):
         day = first + timedelta(days=offset)
-        assert memory.facts(day) == funding.funding_facts(db, day, policy.window_days), day
+        assert memory.facts(day) == windows.funding_facts(db, day, policy.window_days), day
         checked += 1
     assert checked == 140
     with pytest.raises(ValueError):
@@ -258,7 +258,7 @@ def test_a_gift_recorded_between_the_check_and_the_import_aborts_it_at_its_line(
 def test_day_sums_match_plain_sums_over_any_dates():
     rng = random.Random(3)
     first = date(2020, 1, 1)
-    sums = funding._DaySums()
+    sums = windows._DaySums()
     sums.add(date(9000, 1, 1), 7, 1)  # a far-future date costs its own nodes only
     sums.add(date(1, 1, 1), 5, 0)
     plain: dict[date, tuple[int, int]] = {}

@@ -163,7 +163,7 @@ def test_what_if_numbers_are_checked_like_a_policy_document(policy):
 
 
 def test_the_running_funding_answers_like_the_window_sums():
-    from app.ledger.series import RefundedGift
+    from app.ledger.windows import RefundedGift
 
     run_ = whatif.RunningFunding(date(2025, 1, 1), date(2025, 3, 1), 10)
     run_.add_gift(date(2025, 1, 5), 1000, 400)

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 from app import create_app
 from app.errors import LedgerBusy
-from app.ledger import audit, funding
+from app.ledger import audit, windows
 from app.ledger.audit import Actor
 from app.ledger.gifts import record_gift
 from models.schemas import GiftCreate
@@ -39,18 +39,18 @@ def app_config(url: str) -> dict:
 @contextmanager
 def widened_race_window(seconds: float = RACE_WINDOW_SECONDS):
     """Make every screening pause after it has read the window totals."""
-    original = funding.funding_facts
+    original = windows.funding_facts
 
     def slow_funding_facts(*args, **kwargs):
         facts = original(*args, **kwargs)
         time.sleep(seconds)
         return facts
 
-    funding.funding_facts = slow_funding_facts
+    windows.funding_facts = slow_funding_facts
     try:
         yield
     finally:
-        funding.funding_facts = original
+        windows.funding_facts = original
 
 
 def attempt(app, mode: str, body: dict, token: str | None, label: str,

@@ -12,7 +12,8 @@ from fractions import Fraction
 import pytest
 from sqlalchemy import select
 
-from app.ledger.series import daily_windows, funding_mix
+from app.ledger.series import funding_mix
+from app.ledger.windows import daily_windows
 from app.web import charts
 from models import Attribution, Donor, Gift, OnlineDonation, Refund
 from models.money import display_amount
