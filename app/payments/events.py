@@ -71,7 +71,7 @@ def process_event(ctx: Context, event: dict) -> str:
     session = ctx.session
     event_id = event["id"]
     seen = session.get(StripeEvent, event_id) is not None
-    session.rollback()  # end the read: on SQLite every transaction holds the write lock
+    session.rollback()  # end the read: no transaction stays open across prepare's Stripe calls
     if seen:
         return "duplicate: already processed"
     handler = HANDLERS.get(event["type"])

@@ -17,8 +17,8 @@ def _one_session_per_request(app):
 
     The app closes it when the application context ends. The `db` fixture keeps one
     context pushed for the whole test, so the client's requests run inside it and their
-    session would outlive each request with a read transaction open (on SQLite holding
-    the write lock, taken at BEGIN IMMEDIATE), blocking the test's own reads and writes.
+    session would outlive each request with a read transaction open, and the next
+    request would reuse it (on SQLite with its old snapshot: plain reads begin DEFERRED).
     In production every request has its own context; this gives the tests the same.
     """
     app.teardown_request(lambda _exc: close_session())

@@ -42,8 +42,8 @@ def gift_body(donor_id, amount="100.00", on="2026-03-01", currency="USD", **extr
 
 
 def count(db, model) -> int:
-    """Rows in a table. Ends the read transaction at once: an open one would hold
-    SQLite's write lock (BEGIN IMMEDIATE) and block the app's next write."""
+    """Rows in a table. Ends the read transaction at once: on SQLite an open one keeps
+    its snapshot, and the next read would miss what the app commits meanwhile."""
     try:
         return db.execute(select(func.count()).select_from(model)).scalar_one()
     finally:

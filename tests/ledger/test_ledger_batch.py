@@ -22,8 +22,8 @@ ACTOR = Actor("test", role="admin")
 def outside(app):
     """Counts rows through a connection of its own: sees only what is committed.
 
-    A plain engine, not the app's: on SQLite the app's engine begins every transaction
-    with BEGIN IMMEDIATE and would queue behind the batch instead of reading past it.
+    A plain engine of its own; a read never waits for the batch's lock (on SQLite, WAL
+    lets readers past the write lock that ledger writes take with BEGIN IMMEDIATE).
     """
     engine = create_engine(app.config["DATABASE_URL"])
 

@@ -214,5 +214,5 @@ def start_donation(client, httpserver, db, session_id: str | None = None, **fiel
     donation = db.execute(
         select(OnlineDonation).where(OnlineDonation.checkout_session_id == session_id)
     ).scalar_one()
-    db.rollback()  # leave no transaction (on SQLite: the write lock) open
+    db.rollback()  # leave no transaction open
     return donation

@@ -12,8 +12,8 @@ from models import AuditEntry
 
 
 def read(db, statement) -> list:
-    """Rows of a query, then the read transaction ends at once: an open one would hold
-    SQLite's write lock (BEGIN IMMEDIATE) and block the app's next write."""
+    """Rows of a query, then the read transaction ends at once: on SQLite an open one
+    keeps its snapshot, and the next read would miss what the app commits meanwhile."""
     try:
         rows = db.execute(statement).all()
         for row in rows:

@@ -20,7 +20,7 @@ TOKEN = re.compile(r'<p class="secret" id="new-token">(al_[A-Za-z0-9_\-]+)</p>')
 
 def _user_id(db, email: str) -> int:
     user_id = db.execute(select(User.id).where(User.email == email)).scalar_one()
-    db.rollback()  # on SQLite an open read holds the write lock
+    db.rollback()  # end the read transaction (PostgreSQL's driver opens one)
     return user_id
 
 

@@ -106,7 +106,7 @@ def test_verify_reports_an_intact_chain_with_its_length(app, web_as, db):
     viewer = web_as("viewer")
     _append(app, 7)
     total = db.execute(select(func.count(AuditEntry.id))).scalar_one()
-    db.rollback()  # end the read: on SQLite it holds the write lock (BEGIN IMMEDIATE)
+    db.rollback()  # end the read transaction (PostgreSQL's driver opens one)
     html = viewer.get("/staff/audit/verify").get_data(as_text=True)
     assert f"Chain intact, {total} entries." in html
 

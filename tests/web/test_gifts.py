@@ -22,7 +22,7 @@ def counts(db) -> tuple[int, int, int, int]:
         return tuple(db.execute(select(func.count()).select_from(m)).scalar_one()
                      for m in (Gift, Decision, AuditEntry, Refund))
     finally:
-        db.rollback()  # never hold a transaction (SQLite: the write lock) across app requests
+        db.rollback()  # never hold a transaction (SQLite: its snapshot) across app requests
 
 
 def load(db, model, ident):
