@@ -7,13 +7,12 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy.exc import DataError
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import HTTPException, default_exceptions
 
 from app.config import load_settings
 from app.db import close_session, get_session, make_engine, session_factory
-from app.errors import UnstorableInput
 from app.extensions import State
+from app.http_errors import ANSWERED, answer_for
 from app.ledger.policy_store import PolicyCache
 from policies import DEFAULT_POLICY_FILE, load_policy
 
@@ -102,20 +101,21 @@ def _register_errors(app: Flask) -> None:
         headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
         return render_template("error.html", error=error), error.code, headers
 
-    @app.errorhandler(UnstorableInput)
-    def _unstorable(error: UnstorableInput):
-        if request.path.startswith("/api/"):
-            return jsonify({"error": "invalid input", "errors": {error.field: [error.message]}}), 422
-        return _http(BadRequest(f"{error.field}: {error.message}."))
+    def _answered(error: Exception):
+        """A refusal with its answer in app.http_errors: JSON for the API, a page otherwise."""
+        answer = answer_for(error)
+        api = request.path.startswith("/api/")
+        if answer.rollback or not api:
+            get_session().rollback()
+            app.logger.warning("%s on %s: %s", answer.status, request.path, error)
+        if api:
+            return jsonify(answer.body), answer.status, answer.headers
+        status = answer.page_status or answer.status
+        page_error = default_exceptions[status](answer.message)
+        return render_template("error.html", error=page_error), status, answer.headers
 
-    @app.errorhandler(OverflowError)
-    @app.errorhandler(DataError)
-    def _out_of_range(error: Exception):
-        """A number or date beyond what the database or the calendar holds: bad input. (The
-        API's own handler answers 422 with field "request"; pages answer 400.)"""
-        get_session().rollback()
-        app.logger.warning("out-of-range input on %s: %s", request.path, error)
-        return _http(BadRequest("A number or date in the request is out of range."))
+    for error_class in ANSWERED:
+        app.register_error_handler(error_class, _answered)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):

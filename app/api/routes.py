@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify
 from sqlalchemy import or_, select
-from sqlalchemy.exc import DataError, OperationalError
 
 from app.api import serialize as out
 from app.api.access import (
@@ -22,7 +21,7 @@ from app.api.compliance_json import series_public
 from app.api.openapi import openapi_document
 from app.auth.roles import READ
 from app.db import get_session
-from app.errors import Duplicate, LedgerBusy, NotAllowed, NotFound, ValidationFailed
+from app.errors import NotFound
 from app.extensions import state
 from app.ledger import disclosure, parties, pledges, reviews, series
 from app.ledger.audit import verify_chain
@@ -31,7 +30,6 @@ from app.ledger.summary import compliance_summary
 from models import (
     Donor,
     Gift,
-    IllegalTransition,
     InKindArrangement,
     Organization,
     OverrideRequest,
@@ -54,49 +52,12 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 
 # --- errors -----------------------------------------------------------------------------
+# The ledger's refusals get their answers from app.http_errors (registered on the app, for
+# the pages too); the API's own input errors carry theirs.
 
 @bp.errorhandler(ApiError)
 def _api_error(error: ApiError):
     return jsonify(error.body()), error.status, error.headers
-
-
-@bp.errorhandler(ValidationFailed)
-def _validation(error: ValidationFailed):
-    return jsonify({"error": "invalid input", "errors": error.errors}), 422
-
-
-@bp.errorhandler(NotFound)
-def _not_found(error: NotFound):
-    return jsonify({"error": str(error)}), 404
-
-
-@bp.errorhandler(Duplicate)
-def _duplicate(error: Duplicate):
-    return jsonify({"error": str(error), "field": error.field, "existing_id": error.existing_id}), 409
-
-
-@bp.errorhandler(NotAllowed)
-@bp.errorhandler(IllegalTransition)
-def _conflict(error: Exception):
-    return jsonify({"error": str(error)}), 409
-
-
-@bp.errorhandler(LedgerBusy)
-@bp.errorhandler(OperationalError)
-def _busy(error: Exception):
-    get_session().rollback()
-    return jsonify({"error": "the ledger is busy; retry shortly"}), 503, {"Retry-After": "1"}
-
-
-@bp.errorhandler(DataError)
-@bp.errorhandler(OverflowError)
-def _out_of_range(error: Exception):
-    """A value the database cannot store or a date beyond the calendar: bad input, not a 500."""
-    get_session().rollback()
-    current_app.logger.warning("out-of-range input on %s: %s", request.path, error)
-    return jsonify({"error": "invalid input",
-                    "errors": {"request": ["a number or date in the request is out of range, "
-                                           "or text contains characters that cannot be stored"]}}), 422
 
 
 def _get(model, ident: int, what: str):
