@@ -15,6 +15,7 @@ from flask import Blueprint, current_app, jsonify, request
 from app.db import get_session
 from app.errors import LedgerBusy
 from app.extensions import state
+from app.http_errors import answer_for
 from app.payments.currencies import preview_rates
 from app.payments.events import process_event
 from app.payments.gateway import gateway
@@ -59,7 +60,9 @@ def stripe_webhook():
     ctx = context()
     try:
         outcome = process_event(ctx, event)
-    except LedgerBusy:
-        return jsonify({"error": "busy; retry"}), 503
+    except LedgerBusy as error:
+        # Any 5xx makes Stripe deliver the event again later.
+        answer = answer_for(error)
+        return jsonify(answer.body), answer.status, answer.headers
     current_app.logger.info("stripe event %s %s: %s", event.get("id"), event.get("type"), outcome)
     return jsonify({"received": True, "outcome": outcome})

@@ -29,6 +29,7 @@ from app.db import get_session
 from app.db.locking import ledger_batch
 from app.errors import NotAllowed, NotFound, ValidationFailed
 from app.extensions import state
+from app.http_errors import answer_for
 from app.ledger.policy_store import register_file_policy, save_policy_version
 from app.web.access import get_or_404, role_required
 from models import ROLES, ApiToken, PolicyVersion, User, utcnow
@@ -212,7 +213,7 @@ def set_role(user_id: int):
     try:
         change_role(get_session(), user_id, form.role.data, g.actor)
     except NotAllowed as error:
-        return _user_page(get_or_404(User, user_id), error=str(error), status=409)
+        return _refused(user_id, error)
     flash(f"{target.email} now has the role {form.role.data}.", "success")
     return redirect(url_for("admin.user", user_id=user_id), 303)
 
@@ -236,6 +237,12 @@ def unblock(user_id: int):
                        "can sign in again from any browser: failed attempts forgotten")
 
 
+def _refused(user_id: int, error: Exception):
+    """The user's page again, with the refusal's message and status (app.http_errors)."""
+    answer = answer_for(error)
+    return _user_page(get_or_404(User, user_id), error=answer.message, status=answer.status)
+
+
 def _set_active(user_id: int, service, done: str):
     target = get_or_404(User, user_id)
     if not ConfirmForm().validate_on_submit():
@@ -243,7 +250,7 @@ def _set_active(user_id: int, service, done: str):
     try:
         service(get_session(), user_id, g.actor)
     except NotAllowed as error:
-        return _user_page(get_or_404(User, user_id), error=str(error), status=409)
+        return _refused(user_id, error)
     flash(f"{target.email} {done}.", "success")
     return redirect(url_for("admin.user", user_id=user_id), 303)
 
@@ -275,7 +282,7 @@ def revoke(token_id: int):
     try:
         revoke_token(get_session(), token_id, g.actor)
     except (NotAllowed, NotFound) as error:
-        return _user_page(owner, error=str(error), status=409)
+        return _refused(owner.id, error)
     flash(f"Token “{record.name}” revoked; it no longer works.", "success")
     return redirect(url_for("admin.user", user_id=owner.id), 303)
 

@@ -33,6 +33,7 @@ from app.auth.roles import READ
 from app.db import get_session
 from app.errors import LedgerBusy
 from app.extensions import state
+from app.http_errors import answer_for
 from app.ledger import disclosure
 from app.web.access import get_or_404, public, role_required
 from app.web.documents import disclosure_markdown, disclosure_pdf, disclosure_sections
@@ -242,8 +243,8 @@ def publish():
     except ValueError:  # a malformed date, or a PeriodError
         return _staff_page(error="Give the period as two dates, YYYY-MM-DD, the end not before "
                                  "the start.", status=422)
-    except LedgerBusy:
-        flash("The ledger is busy with another change; nothing was published. Try again.", "error")
+    except LedgerBusy as error:
+        flash(answer_for(error).message, "error")
         return redirect(url_for("staff_disclosures.preview", **{"from": form.start.data,
                                                                 "to": form.end.data}))
     flash(f"Disclosure {record.id} published. Its figures are now frozen.", "success")

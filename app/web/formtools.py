@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from app.errors import LedgerBusy, ValidationFailed
+from app.http_errors import answer_for
 from models.schemas import field_errors
 
 T = TypeVar("T")
@@ -69,10 +70,8 @@ def attempt(form: FlaskForm, action: Callable[[], T],
         place_errors(form, field_errors(error), names)
     except ValidationFailed as error:
         place_errors(form, error.errors, names)
-    except LedgerBusy:
-        form.form_errors = [*form.form_errors,
-                            "The ledger is busy with another change. Nothing was saved; "
-                            "please submit again."]
+    except LedgerBusy as error:
+        form.form_errors = [*form.form_errors, answer_for(error).message]
     return False, None
 
 

@@ -23,6 +23,7 @@ from app.auth.roles import READ
 from app.db import get_session
 from app.errors import Duplicate, LedgerBusy, NotAllowed, NotFound, ValidationFailed
 from app.extensions import state
+from app.http_errors import answer_for
 from app.ledger.gifts import record_gift, refund_gift
 from app.web.access import get_or_404, role_required
 from app.web.decisions import OUTCOME_WORDS, decision_views, user_emails
@@ -233,13 +234,9 @@ def new():
             flash(f"This form was already recorded as gift #{error.existing_id}; "
                   "it was not recorded again.", "warning")
             return redirect(url_for("gifts.detail", gift_id=error.existing_id))
-        return _render_entry(form, {"form": [str(error)]}, status=409)
-    except LedgerBusy as error:
-        return _render_entry(form, {"form": [f"{error} Nothing was recorded."]}, status=503)
-    except (DataError, OverflowError):
-        session.rollback()
-        return _render_entry(form, {"form": ["A number or date is out of range; nothing was recorded."]},
-                             status=422)
+        return _answer_on_form(form, error)
+    except (LedgerBusy, DataError, OverflowError) as error:
+        return _answer_on_form(form, error)
     if dry_run:
         return _render_check(form, recorded)
     gift, decision = recorded.gift, recorded.decision
@@ -252,6 +249,14 @@ def new():
               f"\u201c{OUTCOME_WORDS[checked]}\u201d as the check said. See the decision below.",
               "warning")
     return redirect(url_for("gifts.detail", gift_id=gift.id))
+
+
+def _answer_on_form(form: GiftForm, error: Exception):
+    """The entry form again, with the refusal's message (app.http_errors) above it."""
+    answer = answer_for(error)
+    if answer.rollback:
+        get_session().rollback()
+    return _render_entry(form, {"form": [answer.message]}, status=answer.status)
 
 
 def _blank_form(session, st) -> GiftForm:
@@ -333,8 +338,9 @@ def refund(gift_id: int):
         _put_refund_errors(form, error.errors)
         return _render_detail(session.get(Gift, gift_id), refund_form=form, status=422)
     except (NotAllowed, NotFound, LedgerBusy) as error:
-        flash(str(error), "error")
-        return _render_detail(session.get(Gift, gift_id), refund_form=form, status=409)
+        answer = answer_for(error)
+        flash(answer.message, "error")
+        return _render_detail(session.get(Gift, gift_id), refund_form=form, status=answer.status)
     gift = session.get(Gift, gift_id)
     flash(f"Refund of {format_amount(amount_minor, gift.currency)} {gift.currency} recorded "
           f"for gift #{gift.id}.", "success")

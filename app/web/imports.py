@@ -11,6 +11,7 @@ from sqlalchemy.exc import DataError
 from app.db import get_session
 from app.errors import LedgerBusy
 from app.extensions import state
+from app.http_errors import answer_for
 from app.ledger.csv_import import COLUMNS, KINDS, CsvImport, ImportAborted
 from app.web.access import role_required
 
@@ -70,12 +71,9 @@ def upload():
             result = job.run(g.actor, st.policy_for(session), names)
         except ImportAborted as error:
             return _page(form, 409, aborted=error, **context)
-        except (DataError, OverflowError):
+        except (DataError, OverflowError, LedgerBusy) as error:
             # A number the database cannot store (an amount, or a day's total grown past
-            # it): the whole import was rolled back. Bad input, as in the API, never a 500.
-            return _page(form, 422, problem="A number in the files is too large to store; "
-                                            "nothing was imported.", **context)
-        except LedgerBusy:
-            return _page(form, 503, problem="The ledger is busy with other writes; nothing was "
-                                            "imported. Try again in a moment.", **context)
+            # it), or no lock in time: the whole import was rolled back. Never a 500.
+            answer = answer_for(error)
+            return _page(form, answer.status, problem=answer.message, **context)
     return _page(ImportForm(formdata=None), 200, result=result, **context)
