@@ -9,7 +9,7 @@ gifts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date
 
@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from app.db import rows
 from app.db.locking import ledger_write
+from app.db.lookups import one_of
 from app.errors import Duplicate, NotAllowed, NotFound, ValidationFailed
 from app.ledger import audit, funding, pledges, windows
 from app.ledger.audit import Actor
@@ -61,27 +62,54 @@ class Recorded:
     evaluation: Evaluation
 
 
-#: "Is this payment id recorded already?", one statement per unique column, built once.
-_UNIQUE_LOOKUPS = {
+#: The gift columns no two gifts share (each unique in the table too): the caller's own
+#: reference and the processor's ids. In this order a gift's first clash is reported.
+PAYMENT_ID_COLUMNS = ("external_ref", "stripe_payment_intent_id", "stripe_checkout_session_id",
+                      "stripe_invoice_id")
+
+#: "Is this one id recorded already?", one statement per column, built once (the door's
+#: hot path: building a statement per gift cost more than running it).
+_ONE_ID_LOOKUPS = {
     column: select(Gift.id).where(getattr(Gift, column) == bindparam("value"))
-    for column in ("external_ref", "stripe_payment_intent_id", "stripe_checkout_session_id",
-                   "stripe_invoice_id")
+    for column in PAYMENT_ID_COLUMNS
 }
 
 
-def _check_unique(session: Session, data: GiftCreate, refs: PaymentRefs) -> None:
-    """Refuse a payment id the ledger has recorded already (Duplicate)."""
-    for column, value in (
-        ("external_ref", data.external_ref),
-        ("stripe_payment_intent_id", refs.stripe_payment_intent_id),
-        ("stripe_checkout_session_id", refs.stripe_checkout_session_id),
-        ("stripe_invoice_id", refs.stripe_invoice_id),
-    ):
-        if value is None:
+def payment_ids(data: GiftCreate, refs: PaymentRefs) -> dict[str, str]:
+    """The unique ids a new gift carries, by column (PAYMENT_ID_COLUMNS order)."""
+    given = (data.external_ref, refs.stripe_payment_intent_id, refs.stripe_checkout_session_id,
+             refs.stripe_invoice_id)
+    return {column: value for column, value in zip(PAYMENT_ID_COLUMNS, given, strict=True)
+            if value is not None}
+
+
+def recorded_payment_ids(session: Session, wanted: dict[str, Collection[str]]
+                         ) -> dict[tuple[str, str], int]:
+    """Which of these ids ({column: values}) gifts already carry: {(column, value): gift id}.
+    One statement per column, however many values."""
+    found: dict[tuple[str, str], int] = {}
+    for column, values in wanted.items():
+        if not values:
             continue
-        existing = session.execute(_UNIQUE_LOOKUPS[column], {"value": value}).scalar_one_or_none()
-        if existing is not None:
-            raise Duplicate(column, existing)
+        if len(values) == 1:
+            (value,) = values
+            gift_id = session.execute(_ONE_ID_LOOKUPS[column], {"value": value}).scalar()
+            if gift_id is not None:
+                found[column, value] = gift_id
+            continue
+        field = getattr(Gift, column)
+        for value, gift_id in session.execute(
+                select(field, Gift.id).where(one_of(session, field, values))):
+            found[column, value] = gift_id
+    return found
+
+
+def _check_unique(session: Session, data: GiftCreate, refs: PaymentRefs) -> None:
+    for column, value in payment_ids(data, refs).items():
+        # Column by column, stopping at the first clash: most gifts carry one id.
+        existing = recorded_payment_ids(session, {column: (value,)})
+        if existing:
+            raise Duplicate(column, existing[column, value])
 
 
 def _reporting_amount(data: GiftCreate, reporting_currency: str) -> tuple[int, str, str]:

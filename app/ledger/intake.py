@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from datetime import date
 from itertools import groupby
 
-from sqlalchemy import select
 from sqlmodel import Session
 
 from app.db import rows
@@ -55,9 +54,12 @@ from app.ledger.facts import (
     donor_with_affiliations,
 )
 from app.ledger.gifts import (
+    PAYMENT_ID_COLUMNS,
     PaymentRefs,
     decision_values,
+    payment_ids,
     recorded_entry,
+    recorded_payment_ids,
     screen_new_gift,
     set_screened_status,
     share_credits,
@@ -73,9 +75,6 @@ from policies import Evaluation, FundingFacts, Policy
 CHUNK = 200
 #: Donors kept with their affiliations; beyond this the cache starts again.
 DONOR_CACHE = 20_000
-#: The gift columns that must be unique, with where record_gift finds each.
-_UNIQUE = ("external_ref", "stripe_payment_intent_id", "stripe_checkout_session_id",
-           "stripe_invoice_id")
 
 
 @dataclass
@@ -218,21 +217,13 @@ class GiftIntake:
         return self._memory.facts(day)
 
     def _check_unique(self, data: GiftCreate, refs: PaymentRefs, tag: object) -> None:
-        values = self._unique_values(data, refs)
+        values = list(payment_ids(data, refs).items())
         for key in values:
             if key in self._seen:
                 raise ValidationFailed({key[0]: [f"repeats an earlier gift of this batch "
                                                  f"({self._seen[key]})"]})
         for key in values:
             self._seen[key] = tag
-
-    @staticmethod
-    def _unique_values(data: GiftCreate, refs: PaymentRefs) -> list[tuple[str, str]]:
-        given = {"external_ref": data.external_ref,
-                 "stripe_payment_intent_id": refs.stripe_payment_intent_id,
-                 "stripe_checkout_session_id": refs.stripe_checkout_session_id,
-                 "stripe_invoice_id": refs.stripe_invoice_id}
-        return [(column, value) for column, value in given.items() if value is not None]
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -274,17 +265,15 @@ class GiftIntake:
         by_column: dict[str, dict[str, int]] = defaultdict(dict)
         for position, p in enumerate(pending):
             gift = p.screened.gift
-            for column in _UNIQUE:
+            for column in PAYMENT_ID_COLUMNS:
                 value = getattr(gift, column)
                 if value is not None:
                     by_column[column][value] = position
         first: tuple[int, str, int] | None = None  # (position, column, recorded gift id)
-        for column, positions in by_column.items():
-            field = getattr(Gift, column)
-            for value, gift_id in self.session.execute(
-                    select(field, Gift.id).where(one_of(self.session, field, positions))):
-                if first is None or positions[value] < first[0]:
-                    first = (positions[value], column, gift_id)
+        for (column, value), gift_id in recorded_payment_ids(self.session, by_column).items():
+            position = by_column[column][value]
+            if first is None or position < first[0]:
+                first = (position, column, gift_id)
         if first is not None:
             position, column, gift_id = first
             raise GiftRefused(pending[position].screened.tag, Duplicate(column, gift_id))
