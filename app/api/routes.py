@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, g, jsonify
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from app.api import serialize as out
 from app.api.access import (
@@ -26,6 +26,7 @@ from app.extensions import state
 from app.ledger import disclosure, parties, pledges, reviews, series
 from app.ledger.audit import verify_chain
 from app.ledger.gifts import record_gift, refund_gift
+from app.ledger.search import donors_matching
 from app.ledger.summary import compliance_summary
 from models import (
     Donor,
@@ -125,8 +126,7 @@ def list_donors():
     query = select(Donor).where(Donor.id > after).order_by(Donor.id).limit(limit)
     term = query_text("q")
     if term:
-        like = f"%{term.lower()}%"
-        query = query.where(or_(Donor.name.ilike(like), Donor.email.ilike(like)))
+        query = query.where(donors_matching(term))
     donors = session.execute(query).scalars().all()
     return jsonify({"items": [out.donor_public(d) for d in donors],
                     "next_after_id": donors[-1].id if len(donors) == limit else None})

@@ -46,9 +46,11 @@ from app.db.rows import insert_many
 from app.errors import LedgerError, RowRefused
 from app.ledger import audit
 from app.ledger.audit import Actor
+from app.ledger.gifts import recorded_payment_ids
 from app.ledger.intake import GiftIntake
 from app.ledger.parties import add_affiliation, create_donors
-from models import Affiliation, Donor, DonorExternalId, Gift, IllegalTransition, Organization
+from app.ledger.search import OrganizationNames
+from models import Affiliation, Donor, DonorExternalId, IllegalTransition
 from models.schemas import AffiliationCreate, DonorCreate, GiftCreate, field_errors
 from policies import Policy
 
@@ -208,24 +210,13 @@ def _boolean(text: str) -> bool | None:
 
 # --- lookups ---------------------------------------------------------------------------------
 
-class _Organizations:
+class _Organizations(OrganizationNames):
     """Organisation names and aliases, case-insensitive. Loaded once: organisations are few."""
 
-    def __init__(self, session: Session):
-        self.by_name: dict[str, set[int]] = {}
-        self.by_alias: dict[str, set[int]] = {}
-        for org_id, name, aliases in session.execute(
-            select(Organization.id, Organization.name, Organization.aliases)
-        ):
-            self.by_name.setdefault(name.strip().lower(), set()).add(org_id)
-            for alias in aliases or []:
-                self.by_alias.setdefault(str(alias).strip().lower(), set()).add(org_id)
-
     def resolve(self, name: str) -> tuple[int | None, str | None]:
-        key = name.strip().lower()
-        ids = self.by_name.get(key) or self.by_alias.get(key) or set()
+        ids = self.named(name)
         if len(ids) == 1:
-            return next(iter(ids)), None
+            return ids[0], None
         if ids:
             return None, (f"{name!r} matches several organisations (ids "
                           f"{', '.join(map(str, sorted(ids)))}); use the exact name")
@@ -473,10 +464,9 @@ class CsvImport:
 
     def _check_gifts(self, rows: list[tuple[int, dict[str, str]]]) -> None:
         in_db = self._db_donors({values["donor_external_id"] for _, values in rows})
-        refs = [values["external_ref"] for _, values in rows if values["external_ref"]]
-        recorded = dict(self.session.execute(
-            select(Gift.external_ref, Gift.id).where(one_of(self.session, Gift.external_ref, refs))
-        ).all()) if refs else {}
+        refs = {values["external_ref"] for _, values in rows if values["external_ref"]}
+        recorded = {ref: gift_id for (_, ref), gift_id
+                    in recorded_payment_ids(self.session, {"external_ref": refs}).items()}
         for line, values in rows:
             ref, ext = values["external_ref"], values["donor_external_id"]
             reasons = [] if ref else ["external_ref: required (it is what makes a re-import safe)"]

@@ -22,6 +22,7 @@ from app.ledger.audit import Actor
 from app.ledger.facts import CoveredOrganizations
 from app.ledger.gifts import record_gift
 from app.ledger.parties import add_affiliation, create_donor
+from app.ledger.search import OrganizationNames
 from models import Affiliation, Donor, OnlineDonation, Organization
 from models.money import display_amount, format_amount
 from models.schemas import AffiliationCreate, DonorCreate, GiftCreate
@@ -87,15 +88,11 @@ def covered_labs(session: Session) -> list[tuple[int, str]]:
 
 def lab_by_name(session: Session, employer: str | None) -> int | None:
     """A covered organisation whose name or alias is exactly the employer typed."""
-    wanted = (employer or "").strip().casefold()
-    if not wanted:
+    if not (employer or "").strip():
         return None
     covered = CoveredOrganizations(session)
-    for org in session.execute(select(Organization)).scalars():
-        names = [org.name, *(org.aliases or [])]
-        if any(n.strip().casefold() == wanted for n in names) and covered.covered(org.id):
-            return org.id
-    return None
+    return next((org_id for org_id in OrganizationNames(session).named_or_aliased(employer)
+                 if covered.covered(org_id)), None)
 
 
 def _person(session: Session, decl: Declaration) -> Donor:

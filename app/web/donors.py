@@ -23,8 +23,9 @@ from app.extensions import state
 from app.ledger import parties
 from app.ledger.facts import CoveredOrganizations
 from app.ledger.pledges import pledge_schedules
+from app.ledger.search import OrganizationNames, donors_matching
 from app.web.access import get_or_404, role_required
-from app.web.formtools import INVALID, attempt, blank_to_none, like_pattern, page_of
+from app.web.formtools import INVALID, attempt, blank_to_none, page_of
 from app.web.organizations import coverage_label, organization_choices
 from app.web.pledges import schedule_totals
 from models import Affiliation, Attribution, Decision, Donor, Gift, Organization, Pledge, Refund
@@ -121,23 +122,8 @@ def _search(term: str):
     query = select(Donor).order_by(func.lower(Donor.name), Donor.id)
     if not term:
         return query
-    like = like_pattern(term)
-    conditions = [Donor.name.ilike(like, escape="\\"), Donor.email.ilike(like, escape="\\")]
-    org_ids = _organizations_named(get_session(), term)
-    if org_ids:
-        affiliated = select(Affiliation.donor_id).where(Affiliation.organization_id.in_(org_ids))
-        conditions += [Donor.organization_id.in_(org_ids), Donor.id.in_(affiliated)]
-    return query.where(or_(*conditions))
-
-
-def _organizations_named(session: Session, term: str) -> list[int]:
-    """Organisations whose name or an alias contains the term. The register is small, and
-    aliases are a JSON list, so this matches in Python (case-insensitively, any script)."""
-    needle = term.casefold()
-    return [
-        org.id for org in session.execute(select(Organization)).scalars()
-        if needle in org.name.casefold() or any(needle in a.casefold() for a in org.aliases or [])
-    ]
+    org_ids = OrganizationNames(get_session()).containing(term)
+    return query.where(donors_matching(term, organization_ids=org_ids))
 
 
 def _current_affiliations(session: Session, donor_ids: list[int], today: date) -> dict[int, list[str]]:

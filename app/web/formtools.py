@@ -75,12 +75,6 @@ def attempt(form: FlaskForm, action: Callable[[], T],
     return False, None
 
 
-def like_pattern(term: str) -> str:
-    """A case-insensitive LIKE pattern matching `term` literally anywhere (\\ escapes)."""
-    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 @dataclass(frozen=True)
 class Page:
     """One page of a list: which rows, and enough to draw the page links."""

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 from flask_wtf import FlaskForm
 from pydantic import ValidationError
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlmodel import Session
 from wtforms import (
     DateField,
@@ -27,6 +27,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
+from app.ledger.search import donors_matching
 from models import Donor
 from models.money import MoneyError, normalise_currency, parse_amount, parse_rate
 from models.schemas import GiftCreate, field_errors
@@ -253,23 +254,12 @@ def donor_label(donor: Donor) -> str:
     return f"{donor.name} (#{donor.id}, {donor.type}{extra})"
 
 
-def like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def donor_search(query, text: str | None):
     """Narrow a donor query by name, email or "#id"."""
     text = (text or "").strip()
     if not text:
         return query
-    pattern = like_pattern(text.lower())
-    conditions = [func.lower(Donor.name).like(pattern, escape="\\"),
-                  func.lower(Donor.email).like(pattern, escape="\\")]
-    digits = text.removeprefix("#")
-    if digits.isdigit() and int(digits) <= MAX_ID:
-        conditions.append(Donor.id == int(digits))
-    return query.where(or_(*conditions))
+    return query.where(donors_matching(text, by_id=True))
 
 
 def donor_choices(session: Session, search: str | None,

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlmodel import Session
 from wtforms import BooleanField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
@@ -22,8 +22,9 @@ from app.errors import NotFound
 from app.extensions import state
 from app.ledger import parties
 from app.ledger.facts import CoveredOrganizations
+from app.ledger.search import OrganizationNames
 from app.web.access import get_or_404, role_required
-from app.web.formtools import INVALID, attempt, like_pattern, page_of
+from app.web.formtools import INVALID, attempt, page_of
 from models import Affiliation, Donor, InKindArrangement, Organization
 from models.schemas import OrganizationCreate
 
@@ -76,13 +77,7 @@ def index():
     term = request.args.get("q", "").strip()[:200]
     query = select(Organization).order_by(func.lower(Organization.name), Organization.id)
     if term:
-        needle = term.casefold()
-        alias_ids = [
-            o.id for o in session.execute(select(Organization)).scalars()
-            if any(needle in a.casefold() for a in o.aliases or [])
-        ]
-        query = query.where(or_(Organization.name.ilike(like_pattern(term), escape="\\"),
-                                Organization.id.in_(alias_ids)))
+        query = query.where(Organization.id.in_(OrganizationNames(session).containing(term)))
     page, orgs = page_of(session, query, per_page=50)
     ids = [o.id for o in orgs]
     children: dict[int, list[Organization]] = {}

@@ -1,0 +1,81 @@
+"""Finding donors and organisations by what a person types: one way for every screen.
+
+The donor list's search box, the gift form's donor picker, the API's ?q=, the CSV
+import's organisation column and the donate form's employer all look things up here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from sqlalchemy import ColumnElement, or_, select
+from sqlmodel import Session
+
+from models import Affiliation, Donor, Organization
+
+#: Ids are INTEGER columns (PostgreSQL int4); a larger "#id" names no record.
+MAX_ID = 2**31 - 1
+
+
+def like_pattern(term: str) -> str:
+    """A case-insensitive LIKE pattern matching `term` literally anywhere (\\ escapes)."""
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def donors_matching(term: str, *, by_id: bool = False,
+                    organization_ids: Collection[int] = ()) -> ColumnElement[bool]:
+    """Donors whose name or email contains `term` (case-insensitively); with by_id, also the
+    donor "#12" or "12" names; also the donors of these organisations (their own, or one
+    they are affiliated with), typically OrganizationNames.containing(term)."""
+    like = like_pattern(term)
+    conditions = [Donor.name.ilike(like, escape="\\"), Donor.email.ilike(like, escape="\\")]
+    digits = term.removeprefix("#")
+    if by_id and digits.isdigit() and int(digits) <= MAX_ID:
+        conditions.append(Donor.id == int(digits))
+    if organization_ids:
+        affiliated = select(Affiliation.donor_id).where(
+            Affiliation.organization_id.in_(organization_ids))
+        conditions += [Donor.organization_id.in_(organization_ids), Donor.id.in_(affiliated)]
+    return or_(*conditions)
+
+
+class OrganizationNames:
+    """Every organisation's name and aliases, read once, matched case-insensitively in any
+    script. The register is small and aliases are a JSON list, so this matches in Python;
+    one instance serves a whole import."""
+
+    def __init__(self, session: Session):
+        self._names: list[tuple[int, str, list[str]]] = []
+        self._by_name: dict[str, set[int]] = {}
+        self._by_alias: dict[str, set[int]] = {}
+        for org_id, name, aliases in session.execute(
+            select(Organization.id, Organization.name, Organization.aliases)
+            .order_by(Organization.id)
+        ):
+            aliases = [str(a) for a in aliases or []]
+            self._names.append((org_id, name.casefold(), [a.casefold() for a in aliases]))
+            self._by_name.setdefault(_key(name), set()).add(org_id)
+            for alias in aliases:
+                self._by_alias.setdefault(_key(alias), set()).add(org_id)
+
+    def containing(self, term: str) -> list[int]:
+        """Organisations whose name or an alias contains `term`, by id."""
+        needle = term.casefold()
+        return [org_id for org_id, name, aliases in self._names
+                if needle in name or any(needle in a for a in aliases)]
+
+    def named(self, text: str) -> list[int]:
+        """Organisations whose name is exactly `text` (case and surrounding blanks aside),
+        by id; if none, those with it as an alias."""
+        key = _key(text)
+        return sorted(self._by_name.get(key) or self._by_alias.get(key) or ())
+
+    def named_or_aliased(self, text: str) -> list[int]:
+        """Organisations whose name or an alias is exactly `text`, by id."""
+        key = _key(text)
+        return sorted(self._by_name.get(key, set()) | self._by_alias.get(key, set()))
+
+
+def _key(text: str) -> str:
+    return text.strip().casefold()
