@@ -60,27 +60,33 @@ def _reporting_only(currency: str, reporting_currency: str) -> None:
 
 # --- writes ------------------------------------------------------------------------------------
 
+def _set_figure(session: Session, model, key_column, key, data, actor: Actor, action: str,
+                details: dict):
+    """The one row of `model` for `key` (created, or its amount replaced by data's),
+    audited with the amount it had before."""
+    row = session.execute(select(model).where(key_column == key)).scalar_one_or_none()
+    before = format_amount(row.amount_minor, row.currency) if row else None
+    if row is None:
+        row = model(**{key_column.key: key}, amount_minor=data.amount_minor,
+                    currency=data.currency)
+        session.add(row)
+    else:
+        row.amount_minor, row.currency, row.updated_at = data.amount_minor, data.currency, utcnow()
+    session.flush()
+    audit.append(session, actor, action, model.__tablename__, row.id,
+                 {**details, "previous_amount": before})
+    return row
+
+
 def set_budget(session: Session, data: FiscalBudgetCreate, actor: Actor,
                reporting_currency: str) -> FiscalBudget:
     """Set (or change) a fiscal year's budget."""
     with ledger_write(session):
         _reporting_only(data.currency, reporting_currency)
-        row = session.execute(
-            select(FiscalBudget).where(FiscalBudget.fiscal_year == data.fiscal_year)
-        ).scalar_one_or_none()
-        before = format_amount(row.amount_minor, row.currency) if row else None
-        if row is None:
-            row = FiscalBudget(fiscal_year=data.fiscal_year, amount_minor=data.amount_minor,
-                               currency=data.currency)
-            session.add(row)
-        else:
-            row.amount_minor, row.currency, row.updated_at = data.amount_minor, data.currency, utcnow()
-        session.flush()
-        audit.append(session, actor, "budget.set", "fiscal_budget", row.id, {
-            "fiscal_year": data.fiscal_year, "amount": data.amount, "currency": data.currency,
-            "previous_amount": before,
-        })
-    return row
+        return _set_figure(session, FiscalBudget, FiscalBudget.fiscal_year, data.fiscal_year,
+                           data, actor, "budget.set", {
+                               "fiscal_year": data.fiscal_year, "amount": data.amount,
+                               "currency": data.currency})
 
 
 def record_cash(session: Session, data: CashSnapshotCreate, actor: Actor,
@@ -88,22 +94,11 @@ def record_cash(session: Session, data: CashSnapshotCreate, actor: Actor,
     """Record cash on hand on a day (a second figure for the same day replaces the first)."""
     with ledger_write(session):
         _reporting_only(data.currency, reporting_currency)
-        row = session.execute(
-            select(CashSnapshot).where(CashSnapshot.as_of == data.as_of)
-        ).scalar_one_or_none()
-        before = format_amount(row.amount_minor, row.currency) if row else None
-        if row is None:
-            row = CashSnapshot(as_of=data.as_of, amount_minor=data.amount_minor,
-                               currency=data.currency)
-            session.add(row)
-        else:
-            row.amount_minor, row.currency, row.updated_at = data.amount_minor, data.currency, utcnow()
-        session.flush()
-        audit.append(session, actor, "cash.recorded", "cash_snapshot", row.id, {
-            "as_of": data.as_of, "amount": format_amount(data.amount_minor, data.currency),
-            "currency": data.currency, "previous_amount": before,
-        })
-    return row
+        return _set_figure(session, CashSnapshot, CashSnapshot.as_of, data.as_of, data, actor,
+                           "cash.recorded", {
+                               "as_of": data.as_of,
+                               "amount": format_amount(data.amount_minor, data.currency),
+                               "currency": data.currency})
 
 
 def record_spend(session: Session, data: MonthlySpendCreate, actor: Actor,
@@ -112,22 +107,11 @@ def record_spend(session: Session, data: MonthlySpendCreate, actor: Actor,
     month = data.month.replace(day=1)
     with ledger_write(session):
         _reporting_only(data.currency, reporting_currency)
-        row = session.execute(
-            select(MonthlySpend).where(MonthlySpend.month == month)
-        ).scalar_one_or_none()
-        before = format_amount(row.amount_minor, row.currency) if row else None
-        if row is None:
-            row = MonthlySpend(month=month, amount_minor=data.amount_minor, currency=data.currency)
-            session.add(row)
-        else:
-            row.amount_minor, row.currency, row.updated_at = data.amount_minor, data.currency, utcnow()
-        session.flush()
-        audit.append(session, actor, "spend.recorded", "monthly_spend", row.id, {
-            "month": month.strftime("%Y-%m"),
-            "amount": format_amount(data.amount_minor, data.currency),
-            "currency": data.currency, "previous_amount": before,
-        })
-    return row
+        return _set_figure(session, MonthlySpend, MonthlySpend.month, month, data, actor,
+                           "spend.recorded", {
+                               "month": month.strftime("%Y-%m"),
+                               "amount": format_amount(data.amount_minor, data.currency),
+                               "currency": data.currency})
 
 
 def create_goal(session: Session, data: FundraisingGoalCreate, actor: Actor,
