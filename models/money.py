@@ -12,6 +12,8 @@ from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
 from iso4217 import Currency
 
 _PLAIN_DECIMAL = re.compile(r"^\d+(\.\d+)?$")
+#: "30,000" and "1,250,000.50": commas only between whole groups of three digits.
+_GROUPED_DECIMAL = re.compile(r"^\d{1,3}(,\d{3})+(\.\d+)?$")
 
 
 class MoneyError(ValueError):
@@ -55,6 +57,29 @@ def parse_amount(text: object, currency: str) -> int:
     if minor <= 0:
         raise MoneyError("amount must be greater than zero")
     return minor
+
+
+def ungroup_amount(text: str) -> str:
+    """What a person typed ("30,000.50") as the plain decimal string parse_amount takes.
+
+    Commas count only as thousands separators, between whole groups of three digits:
+    "30,00", "1,5" or "1.234,56" could be a decimal comma and are refused, never guessed.
+    Anything without a comma is returned as typed (stripped), for parse_amount to judge.
+    """
+    text = text.strip()
+    if "," not in text:
+        return text
+    if not _GROUPED_DECIMAL.match(text):
+        raise MoneyError(f"{text!r} is ambiguous: use commas only between groups of three "
+                         "digits and a point for decimals, e.g. 30,000.50")
+    return text.replace(",", "")
+
+
+def parse_typed_amount(text: object, currency: str) -> int:
+    """An amount a person typed, thousands separators allowed: '30,000.50' USD -> 3000050."""
+    if not isinstance(text, str):
+        raise MoneyError("amount must be a decimal string such as \"250.00\"")
+    return parse_amount(ungroup_amount(text), currency)
 
 
 def format_amount(minor: int, currency: str) -> str:

@@ -25,7 +25,7 @@ from flask import (
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import EmailField, StringField, TextAreaField
+from wtforms import EmailField, TextAreaField
 from wtforms.validators import DataRequired, Email, Length, Optional
 
 from app.auth.roles import READ
@@ -36,9 +36,9 @@ from app.ledger import acknowledgements as ack
 from app.mail import Attachment, MailError, build_message, mail_settings, send
 from app.web.access import get_or_404, role_required
 from app.web.documents import letter_pdf
-from app.web.formtools import INVALID, blank_to_none
+from app.web.formtools import INVALID, AmountField, blank_to_none
 from models import Acknowledgement, Donor, Gift
-from models.money import MoneyError, format_amount, parse_amount
+from models.money import MoneyError, format_amount, parse_typed_amount
 
 bp = Blueprint("acknowledgements", __name__, url_prefix="/staff/acknowledgements")
 
@@ -50,7 +50,7 @@ class SendForm(FlaskForm):
     goods_description = TextAreaField(
         "Goods or services provided in return", validators=[Optional(), Length(max=1000)],
         description="Leave empty when nothing was provided: the letter then says so.")
-    goods_value = StringField(
+    goods_value = AmountField(
         "Their good-faith estimated value", validators=[Optional(), Length(max=40)],
         description="In the reporting currency, major units, e.g. 75.00.")
 
@@ -72,7 +72,7 @@ def _goods(description: str | None, value: str | None) -> ack.Goods | None | dic
         return {"goods_value": ["Give a good-faith estimate of its value (0 if insubstantial)."]}
     currency = state().reporting_currency
     try:
-        minor = 0 if _ZERO.match(value) else parse_amount(value, currency)
+        minor = 0 if _ZERO.match(value) else parse_typed_amount(value, currency)
     except MoneyError as error:
         return {"goods_value": [str(error)]}
     return ack.Goods(description=description, value_minor=minor, currency=currency)

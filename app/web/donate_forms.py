@@ -8,15 +8,17 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional
 
 from app.payments.currencies import GivingCurrency
+from app.web.formtools import AmountField
 from models.money import MoneyError, display_amount
 
 OTHER = "other"
+PLAIN_NUMBER = "Enter an amount as a plain number, such as 75, 75.50 or 1,250.50."
 
 
 class DonateForm(FlaskForm):
     currency = SelectField("Currency", choices=[], validators=[InputRequired()])
     amount = RadioField("Amount", choices=[], validators=[InputRequired(message="Choose an amount.")])
-    other_amount = StringField("Other amount", validators=[Optional(), Length(max=20)],
+    other_amount = AmountField("Other amount", validators=[Optional(), Length(max=20)],
                                description="In the currency above, e.g. 75 or 75.50.")
     frequency = RadioField("How often", choices=[SelectChoice("once", "Once"),
                                                  SelectChoice("monthly", "Every month")],
@@ -81,7 +83,10 @@ class DonateForm(FlaskForm):
                 self.amount.errors = [f"Choose one of the amounts shown for {currency.code}, or "
                                       "enter another amount."]
             return None
-        text = (self.other_amount.data or "").strip().replace(",", "")
+        if self.other_amount.errors:  # a comma that could be a decimal comma ("1,5")
+            self.other_amount.errors = [PLAIN_NUMBER]
+            return None
+        text = (self.other_amount.data or "").strip()
         if not text:
             self.other_amount.errors.append("Enter the amount you would like to give.")
             return None
@@ -94,7 +99,7 @@ class DonateForm(FlaskForm):
             elif "greater than zero" in str(error):
                 message = "The amount must be more than zero."
             else:
-                message = "Enter an amount as a plain number, such as 75 or 75.50."
+                message = PLAIN_NUMBER
             self.other_amount.errors.append(message)
             return None
         if not currency.minimum_minor <= minor <= currency.maximum_minor:

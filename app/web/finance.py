@@ -20,7 +20,7 @@ from app.db import get_session
 from app.extensions import state
 from app.ledger import finance
 from app.web.access import role_required
-from app.web.formtools import INVALID, attempt
+from app.web.formtools import INVALID, AmountField, attempt
 from models import CashSnapshot, MonthlySpend
 from models.finance import (
     CashSnapshotCreate,
@@ -35,11 +35,11 @@ BUDGET = "budget"
 
 # Runway months in templates, truncated to one decimal: 14.26 -> "14.2".
 bp.add_app_template_filter(finance.months_text, "months")
-AMOUNT_HINT = "In major units of the reporting currency, e.g. 1250000.00"
+AMOUNT_HINT = "In major units of the reporting currency, e.g. 1,250,000.00"
 
 
-def _amount(label: str, hint: str = AMOUNT_HINT) -> StringField:
-    return StringField(label, validators=[DataRequired(), Length(max=40)], description=hint)
+def _amount(label: str, hint: str = AMOUNT_HINT) -> AmountField:
+    return AmountField(label, validators=[DataRequired(), Length(max=40)], description=hint)
 
 
 class CashForm(FlaskForm):

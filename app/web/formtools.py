@@ -17,15 +17,36 @@ from flask_wtf import FlaskForm
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlmodel import Session
+from wtforms import StringField
 
 from app.errors import LedgerBusy, ValidationFailed
 from app.http_errors import answer_for
+from models.money import ungroup_amount
 from models.schemas import field_errors
 
 T = TypeVar("T")
 
 #: Status for a form sent back with errors (the browser shows it like any page).
 INVALID = 422
+
+
+class AmountField(StringField):
+    """A money amount as typed: "30,000.50" arrives as "30000.50", the plain decimal string
+    the models parse in the currency's minor units. An ambiguous comma ("30,00") is the
+    field's own error; the box keeps what was typed."""
+
+    def process_formdata(self, valuelist):
+        super().process_formdata(valuelist)
+        if self.data:
+            typed = self.data
+            try:
+                self.data = ungroup_amount(typed)
+            except ValueError:
+                self.data = typed.strip()
+                raise
+
+    def _value(self) -> str:
+        return self.raw_data[0] if self.raw_data else super()._value()
 
 
 def blank_to_none(value: str | None) -> str | None:

@@ -28,6 +28,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
 from app.ledger.search import donors_matching
+from app.web.formtools import AmountField
 from models import Donor
 from models.money import MoneyError, normalise_currency, parse_amount, parse_rate
 from models.schemas import GiftCreate, field_errors
@@ -76,8 +77,8 @@ class GiftForm(FlaskForm):
     donor_q = HiddenField()
     donor_id = SelectField("Donor", coerce=optional_int, validate_choice=False,
                            validators=[InputRequired(message="Choose a donor.")])
-    amount = StringField("Amount", validators=[InputRequired(), Length(max=24)],
-                         description="In the gift currency, e.g. 1250.00 (no thousands separators).")
+    amount = AmountField("Amount", validators=[InputRequired(), Length(max=24)],
+                         description="In the gift currency, e.g. 1,250.00.")
     currency = StringField("Currency", validators=[InputRequired(), Length(min=3, max=3)],
                            description="ISO 4217 code, e.g. USD, EUR, JPY.")
     received_on = DateField("Received on", validators=[InputRequired()])
@@ -143,7 +144,7 @@ class GiftForm(FlaskForm):
 
 
 class RefundForm(FlaskForm):
-    amount = StringField("Amount to refund", validators=[InputRequired(), Length(max=24)])
+    amount = AmountField("Amount to refund", validators=[InputRequired(), Length(max=24)])
     refunded_on = DateField("Refunded on", validators=[InputRequired()])
     reason = TextAreaField("Reason", validators=[Optional(), Length(max=500)])
 

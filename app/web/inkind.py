@@ -18,7 +18,7 @@ from app.extensions import state
 from app.ledger import parties
 from app.ledger.facts import CoveredOrganizations
 from app.web.access import role_required
-from app.web.formtools import INVALID, attempt, blank_to_none, page_of
+from app.web.formtools import INVALID, AmountField, attempt, blank_to_none, page_of
 from app.web.organizations import coverage_label, organization_choices
 from models import InKindArrangement, Organization
 from models.schemas import InKindCreate
@@ -36,7 +36,7 @@ class InKindForm(FlaskForm):
     start_date = DateField("Since", validators=[InputRequired()])
     end_date = DateField("Until", validators=[Optional()],
                          description="Leave empty while the arrangement lasts.")
-    estimated_value = StringField("Estimated value", validators=[Optional(), Length(max=40)],
+    estimated_value = AmountField("Estimated value", validators=[Optional(), Length(max=40)],
                                   description="Optional, in major units; give a currency with it.")
     currency = StringField("Currency", validators=[Optional(), Length(max=3)],
                            description="ISO 4217 code, e.g. USD")

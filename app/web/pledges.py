@@ -24,7 +24,7 @@ from app.extensions import state
 from app.ledger import pledges as ledger_pledges
 from app.ledger.pledges import FREQUENCY_MONTHS, InstalmentState, equal_instalments
 from app.web.access import get_or_404, role_required
-from app.web.formtools import INVALID, attempt, blank_to_none, page_of
+from app.web.formtools import INVALID, AmountField, attempt, blank_to_none, page_of
 from models import Donor, Gift, Pledge
 from models.money import MoneyError, format_amount, normalise_currency, parse_amount
 from models.schemas import InstalmentIn, PledgeCreate
@@ -68,8 +68,8 @@ class PledgeForm(FlaskForm):
                             validators=[InputRequired(), NumberRange(min=1, max=2**31 - 1)],
                             description="The number on the donor's page (open the pledge form "
                                         "from there to fill it in).")
-    amount = StringField("Amount pledged", validators=[DataRequired(), Length(max=40)],
-                         description="In major units, e.g. 16000000.00")
+    amount = AmountField("Amount pledged", validators=[DataRequired(), Length(max=40)],
+                         description="In major units, e.g. 16,000,000.00")
     currency = StringField("Currency", validators=[DataRequired(), Length(min=3, max=3)],
                            description="ISO 4217 code, e.g. USD")
     pledged_on = DateField("Pledged on", validators=[InputRequired()])

@@ -64,6 +64,7 @@ def test_the_form_has_stable_ids_and_works_without_javascript(client):
     ({"amount": "other", "other_amount": "30000"}, "other_amount", "For a larger gift"),
     ({"amount": "other", "other_amount": "12.345"}, "other_amount", "decimal places USD has"),
     ({"amount": "other", "other_amount": "12,5e3"}, "other_amount", "plain number"),
+    ({"amount": "other", "other_amount": "12,5"}, "other_amount", "plain number"),  # not 125
     ({"currency": "JPY", "amount": "other", "other_amount": "1000.5"}, "other_amount",
      "JPY amounts are whole numbers."),
     ({"currency": "JPY", "amount": "50"}, "amount", "Choose one of the amounts shown for JPY"),

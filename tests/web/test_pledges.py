@@ -187,7 +187,7 @@ def test_preview_shows_the_schedule_and_writes_nothing(api, web_as, db):
 
 
 @pytest.mark.parametrize("overrides, field, message", [
-    ({"amount": "12,000"}, "amount", "plain decimal string"),
+    ({"amount": "12,00"}, "amount", "ambiguous"),  # "12,000" is twelve thousand
     ({"amount": "10.001"}, "amount", "would need rounding"),
     ({"currency": "ZZZ"}, "currency", "unknown currency code"),
     ({"amount": "0.02", "instalment_count": "3"}, "instalment_count", "too many instalments"),
