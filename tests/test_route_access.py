@@ -36,6 +36,7 @@ from tests.webtools import csrf_token, make_user, sign_in
 #: Views anyone may open without signing in. Adding a public page means adding it here.
 PUBLIC = {
     "web.index",
+    "web.favicon",
     "auth.login",
     "auth.logout",
     "donate.donate",

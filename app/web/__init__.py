@@ -19,6 +19,13 @@ def index():
     return render_template("index.html")
 
 
+@bp.get("/favicon.ico")
+@public
+def favicon():
+    """Browsers ask for /favicon.ico whatever the page links; send them to the icon we have."""
+    return redirect(url_for("static", filename="favicon.svg"), code=301)
+
+
 def register_web(app: Flask) -> None:
     from app.web import (
         acknowledgements,

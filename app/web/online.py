@@ -11,7 +11,7 @@ from app.extensions import state
 from app.payments.gateway import gateway
 from app.payments.recording import return_money
 from app.web.access import get_or_404, role_required
-from models import DeferredRefund, Gift, OnlineDonation, StripeDispute
+from models import DeferredRefund, Donor, Gift, OnlineDonation, StripeDispute
 
 bp = Blueprint("online", __name__, url_prefix="/staff/online")
 
@@ -43,8 +43,12 @@ def index():
     recent = session.execute(
         select(OnlineDonation).order_by(OnlineDonation.id.desc()).limit(RECENT)
     ).scalars().all()
+    donor_ids = {d.donor_id for d in (*attention, *recent)}
+    donors = {donor.id: donor for donor in session.execute(
+        select(Donor).where(Donor.id.in_(donor_ids))).scalars()} if donor_ids else {}
     return render_template("online/index.html", attention=attention, disputes=disputes,
                            waiting=waiting, recent=recent, to_return=money_to_return(session),
+                           donors=donors,
                            configured=gateway() is not None)
 
 
