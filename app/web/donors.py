@@ -123,7 +123,8 @@ def _search(term: str):
     if not term:
         return query
     org_ids = OrganizationNames(get_session()).containing(term)
-    return query.where(donors_matching(term, organization_ids=org_ids))
+    # by_id: the donor number printed on statements and pages, "170" or "#170".
+    return query.where(donors_matching(term, by_id=True, organization_ids=org_ids))
 
 
 def _current_affiliations(session: Session, donor_ids: list[int], today: date) -> dict[int, list[str]]:
