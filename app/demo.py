@@ -19,6 +19,7 @@ from sqlmodel import Session
 from app.auth.users import create_user
 from app.errors import NotAllowed
 from app.extensions import State
+from app.ledger import finance
 from app.ledger.audit import Actor
 from app.ledger.gifts import record_gift, refund_gift
 from app.ledger.parties import add_affiliation, create_donor, create_in_kind, create_organization
@@ -26,6 +27,12 @@ from app.ledger.pledges import create_pledge, pledge_schedule
 from app.ledger.reviews import decide_held
 from app.ledger.summary import compliance_summary, summary_lines
 from models import Affiliation, Donor, Gift, InKindArrangement, Organization, Pledge, Refund, User
+from models.finance import (
+    CashSnapshotCreate,
+    FiscalBudgetCreate,
+    FundraisingGoalCreate,
+    MonthlySpendCreate,
+)
 from models.money import display_amount
 from models.schemas import (
     AffiliationCreate,
@@ -379,6 +386,35 @@ class DemoLedger:
         self.record()
         self.plans.clear()
 
+    def finances(self) -> None:
+        """Two years of monthly spend, cash counted at each month's start, this and last
+        year's budgets and a year-end goal, so the finance page and runway show figures."""
+        actor, currency = self.users["finance"], self.state.reporting_currency
+        this_month = self.today.replace(day=1)
+        month = self.start.replace(day=1)
+        months: list[date] = []
+        while month < this_month:  # complete months only, as the runway counts them
+            months.append(month)
+            month = (month + timedelta(days=32)).replace(day=1)
+        cash = 4_800_000
+        for month in months:
+            spent = 300_000 + 1_000 * self.rng.randrange(-40, 41)
+            finance.record_spend(self.session, MonthlySpendCreate(
+                month=month, amount=str(spent), currency=currency), actor, currency)
+            cash += 1_000 * self.rng.randrange(-60, 61)
+            if month >= self.ago(365):
+                finance.record_cash(self.session, CashSnapshotCreate(
+                    as_of=month, amount=str(cash), currency=currency), actor, currency)
+        finance.record_cash(self.session, CashSnapshotCreate(
+            as_of=this_month, amount=str(cash), currency=currency), actor, currency)
+        for year, amount in ((self.today.year - 1, 3_800_000), (self.today.year, 4_100_000)):
+            finance.set_budget(self.session, FiscalBudgetCreate(
+                fiscal_year=year, amount=str(amount), currency=currency), actor, currency)
+        finance.create_goal(self.session, FundraisingGoalCreate(
+            name=f"{self.today.year} annual fund", amount="5000000", currency=currency,
+            starts_on=self.today.replace(month=1, day=1),
+            deadline=self.today.replace(month=12, day=31)), actor, currency)
+
     # --- report -------------------------------------------------------------------------
 
     def report(self, seed: int) -> list[str]:
@@ -395,6 +431,7 @@ class DemoLedger:
         lab_people = s.execute(select(func.count(func.distinct(Affiliation.donor_id)))
                                .where(Affiliation.organization_id.in_(covered))).scalar_one()
         summary = compliance_summary(s, self.today, self.policy, self.state.reporting_currency)
+        runway = finance.runway(s, self.today, self.state.reporting_currency)
         lines = [
             f"Demo ledger loaded (seed {seed}): gifts dated {self.start} .. {self.today}",
             f"  organisations: {s.execute(select(func.count(Organization.id))).scalar_one()}"
@@ -407,6 +444,9 @@ class DemoLedger:
             *pledge_lines,
             f"  in-kind:       {s.execute(select(func.count(InKindArrangement.id))).scalar_one()}"
             " arrangements with labs",
+            f"  finance:       runway {finance.months_text(runway.months)} months "
+            f"(cash {display_amount(runway.cash.amount_minor, runway.cash.currency)}, "
+            f"{len(runway.spend)} months of spend averaged)",
             "",
             *summary_lines(summary),
             "",
@@ -453,4 +493,5 @@ def load_demo(session: Session, state: State, seed: int = 7) -> list[str]:
     demo.refunds()
     demo.in_kind()
     demo.late_affiliation()
+    demo.finances()
     return demo.report(seed)
