@@ -142,17 +142,22 @@ def approve_override(session: Session, request_id: int, actor: Actor, policy: Po
 
 
 def decline_override(session: Session, request_id: int, actor: Actor, note: str) -> OverrideRequest:
+    """A second reviewer declines a pending request, or its requester withdraws it."""
     with ledger_write(session):
         request = session.get(OverrideRequest, request_id)
         if request is None:
             raise NotFound("override request", request_id)
         if request.state != "pending":
             raise NotAllowed(f"override request {request_id} is already {request.state}")
+        withdrawn = actor.user_id is not None and actor.user_id == request.requested_by_id
         request.state = "declined"
-        request.decided_by_id = actor.user_id
+        # The table keeps the decider apart from the requester (the two-person rule): a
+        # withdrawal has no second person, so no decider; the audit entry names who withdrew.
+        request.decided_by_id = None if withdrawn else actor.user_id
         request.decided_at = utcnow()
         audit.append(session, actor, "override.declined", "gift", request.gift_id, {
             "override_request_id": request.id, "note": note,
+            "withdrawn_by_requester": withdrawn,
         })
     return request
 

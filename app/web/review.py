@@ -233,5 +233,6 @@ def decline(request_id: int):
         flash(f"Not declined: {error}.", "error")
         return _render_queue(409)
     gift = session.get(Gift, override.gift_id)
-    flash(f"Override request for gift #{gift.id} declined; the gift stays {gift.status}.", "info")
+    done = "withdrawn" if override.requested_by_id == g.actor.user_id else "declined"
+    flash(f"Override request for gift #{gift.id} {done}; the gift stays {gift.status}.", "info")
     return redirect(url_for("review.queue"))

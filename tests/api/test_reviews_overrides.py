@@ -272,3 +272,25 @@ def test_the_requester_rejecting_the_gift_closes_their_own_override(api, w, revi
                      {"outcome": "reject", "reason": "Changed my mind"}))
     assert second.post(f"/overrides/{request['id']}/approve").status_code == 409
     assert status_of(api, held["id"]) == "rejected"
+
+
+def test_requester_withdraws_their_own_override_request(api, db, w, reviewer, second):
+    """docs/api.md: any reviewer, including the requester, may withdraw a pending request.
+    The table's second-person check forbids naming the requester as the decider, so a
+    withdrawal is recorded with no decider and the audit entry names who withdrew it."""
+    rejected = _rejected_lab_gift(api, w)
+    request = ok(reviewer.post(f"/gifts/{rejected['id']}/override",
+                               {"outcome": "accept", "reason": "Please reconsider"}))
+    response = reviewer.post(f"/overrides/{request['id']}/decline", {"note": "Asked too early"})
+    assert response.status_code == 200, response.get_json()
+    withdrawn = response.get_json()
+    assert (withdrawn["state"], withdrawn["decided_by"]) == ("declined", None)
+    assert withdrawn["decided_at"] is not None
+    assert status_of(api, rejected["id"]) == "rejected"
+    entry = db.execute(select(AuditEntry).where(AuditEntry.action == "override.declined")
+                       ).scalars().one()
+    assert entry.actor_id == reviewer.user_id
+    assert entry.data["withdrawn_by_requester"] is True
+    assert entry.data["note"] == "Asked too early"
+    # Withdrawn is final: nobody can approve it afterwards.
+    assert second.post(f"/overrides/{request['id']}/approve").status_code == 409

@@ -281,6 +281,26 @@ def test_second_reviewer_declines_an_override(api, world, web_as, db):
     assert again.status_code == 409 and "already declined" in text(again)
 
 
+def test_requester_withdraws_their_override_with_the_queue_button(api, world, web_as, db):
+    """The queue offers the requester a withdraw button; pressing it must withdraw the request
+    (not fail on the table's second-person check) and leave the gift rejected."""
+    rejected = rejected_gift(api, world)
+    rev1 = web_as("reviewer", "rev1")
+    assert request_override(rev1, rejected["id"]).status_code == 302
+    [request] = overrides(db, rejected["id"])
+    page = rev1.get(QUEUE).get_data(as_text=True)
+    action = f"/staff/review/overrides/{request.id}/decline"
+    form = re.search(r'<form[^>]*action="' + re.escape(action) + r'"[^>]*>(.*?)</form>', page, re.S)
+    assert form and "Withdraw" in form.group(1)
+    fields = dict(re.findall(r'<input type="hidden" name="(note)" value="([^"]*)"', form.group(1)))
+    response = submit(rev1, QUEUE, fields, action=action)
+    assert response.status_code == 302
+    [after] = overrides(db, rejected["id"])
+    assert (after.state, after.decided_by_id) == ("declined", None)
+    assert load(db, Gift, rejected["id"]).status == "rejected"
+    assert "withdrawn; the gift stays rejected" in text(rev1.get(QUEUE))
+
+
 def test_override_request_needs_a_reason_and_a_reviewer(api, world, web_as, db):
     rejected = rejected_gift(api, world)
     rev1 = web_as("reviewer", "rev1")
