@@ -33,7 +33,7 @@ from app.payments.recording import (
     record_payment,
     refund_or_defer,
 )
-from models import Gift, StripeDispute, StripeEvent, utcnow
+from models import AuditEntry, DeferredRefund, Gift, Refund, StripeDispute, StripeEvent, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -281,6 +281,66 @@ def _charge_refunded(ctx: Context, event: dict, obj: dict, refunds) -> str:
     pi = _id(obj.get("payment_intent"))
     notes = [refund_or_defer(ctx, pi, refund) for refund in refunds]
     return "; ".join(notes) or "no refunds listed"
+
+
+#: The audit action that flags a recorded refund Stripe later reported as failed.
+REFUND_FAILED_LATER = "stripe.refund_failed_later"
+
+
+def refund_failed_later(session, stripe_refund_id: str) -> bool:
+    """Whether the failure of this recorded refund is already flagged (refund.failed and
+    refund.updated report the same failure as two events)."""
+    refund = session.execute(
+        select(Refund).where(Refund.stripe_refund_id == stripe_refund_id)
+    ).scalar_one_or_none()
+    if refund is None:
+        return False
+    entries = session.execute(
+        select(AuditEntry.data).where(AuditEntry.action == REFUND_FAILED_LATER,
+                                      AuditEntry.entity_type == "gift",
+                                      AuditEntry.entity_id == refund.gift_id)
+    ).scalars()
+    return any(data.get("stripe_refund_id") == stripe_refund_id for data in entries)
+
+
+@handles("refund.failed", "refund.updated", "charge.refund.updated")
+def _refund_updated(ctx: Context, event: dict, obj: dict, _prepared) -> str:
+    """A refund that failed after Stripe first reported it (the card was closed, say): the
+    money came back to us. The ledger keeps refunds append-only and has no reversal yet, so
+    the recorded refund stays and is flagged for finance (audit trail and Staff -> Online);
+    a refund still waiting for its payment is dropped, as it never returned anything."""
+    session = ctx.session
+    status = obj.get("status")
+    if status != "failed":
+        return f"refund {obj['id']} is {status}: nothing to change"
+    failed_on = ctx.local_date(_instant(event.get("created")))
+    why = obj.get("failure_reason") or "unknown"
+    waiting = session.execute(
+        select(DeferredRefund).where(DeferredRefund.stripe_refund_id == obj["id"],
+                                     DeferredRefund.state == "waiting")
+    ).scalar_one_or_none()
+    if waiting is not None:
+        session.delete(waiting)
+        audit.append(session, STRIPE, "stripe.refund_dropped", "stripe_deferred_refund",
+                     waiting.id, {"stripe_refund_id": obj["id"], "failure_reason": why,
+                                  "payment_intent_id": waiting.payment_intent_id})
+        return f"refund {obj['id']} failed before its payment was recorded: dropped"
+    refund = session.execute(
+        select(Refund).where(Refund.stripe_refund_id == obj["id"])
+    ).scalar_one_or_none()
+    if refund is None:
+        return f"refund {obj['id']} failed; it was never recorded here: nothing to change"
+    if refund_failed_later(session, obj["id"]):
+        return f"refund {obj['id']} failure already flagged on gift {refund.gift_id}"
+    gift = session.get(Gift, refund.gift_id)
+    audit.append(session, STRIPE, REFUND_FAILED_LATER, "gift", gift.id, {
+        "stripe_refund_id": obj["id"], "refund_id": refund.id,
+        "amount_minor": refund.amount_minor, "currency": gift.currency,
+        "refunded_on": refund.refunded_on, "failed_on": failed_on, "failure_reason": why,
+        "ledger": "refund still recorded: finance must resolve it",
+    })
+    return (f"refund {obj['id']} (refund {refund.id} of gift {gift.id}) failed on "
+            f"{failed_on.isoformat()}: flagged for finance; the ledger still counts it")
 
 
 def _dispute_row(ctx: Context, obj: dict) -> StripeDispute:

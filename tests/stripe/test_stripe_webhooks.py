@@ -212,6 +212,64 @@ def test_a_refund_that_arrives_before_its_payment_is_applied_when_the_payment_co
     assert count(db, Refund) == 1
 
 
+def _flagged(db) -> list[AuditEntry]:
+    db.rollback()
+    return list(db.execute(select(AuditEntry).where(
+        AuditEntry.action == "stripe.refund_failed_later")).scalars())
+
+
+def _failed(refund_id: str, amount: int, event_type: str = "refund.failed", **kw) -> dict:
+    obj = refund_object(refund_id, amount, "pi_1", status="failed")
+    obj["failure_reason"] = "expired_or_canceled_card"
+    return event(event_type, obj, **kw)
+
+
+def test_a_recorded_refund_that_later_fails_is_flagged_for_finance(client, httpserver, db,
+                                                                   donation, web_as):
+    expect_settlement(httpserver, "pi_1", 5000)
+    ok(post_event(client, session_completed(donation)))
+    expect_refund_list(httpserver, "ch_1", [refund_object("re_1", 2000, "pi_1")])
+    ok(post_event(client, charge_refunded(amount=5000, amount_refunded=2000)))
+
+    failure = _failed("re_1", 2000)
+    assert "flagged for finance" in ok(post_event(client, failure))
+    [gift] = gifts(db)
+    assert [(e.entity_id, e.data["stripe_refund_id"], e.data["amount_minor"],
+             e.data["failure_reason"]) for e in _flagged(db)] == [
+        (gift.id, "re_1", 2000, "expired_or_canceled_card")]
+    # The same failure again (redelivered, or reported by refund.updated too) flags it once.
+    assert ok(post_event(client, failure)) == "duplicate: already processed"
+    assert "already flagged" in ok(post_event(client, _failed("re_1", 2000, "refund.updated")))
+    assert "already flagged" in ok(post_event(client, _failed("re_1", 2000,
+                                                              "charge.refund.updated")))
+    assert len(_flagged(db)) == 1
+
+    page = web_as("finance").get("/staff/online/").get_data(as_text=True)
+    assert "Refunds Stripe reports as failed" in page and 'id="failed-refunds"' in page
+    assert "re_1" in page and "expired_or_canceled_card" in page
+
+
+def test_a_refund_update_that_is_not_a_failure_changes_nothing(client, httpserver, db, donation):
+    expect_settlement(httpserver, "pi_1", 5000)
+    ok(post_event(client, session_completed(donation)))
+    expect_refund_list(httpserver, "ch_1", [refund_object("re_1", 2000, "pi_1")])
+    ok(post_event(client, charge_refunded(amount=5000, amount_refunded=2000)))
+    updated = event("refund.updated", refund_object("re_1", 2000, "pi_1"))
+    assert "succeeded: nothing to change" in ok(post_event(client, updated))
+    assert _flagged(db) == []
+
+
+def test_a_waiting_refund_that_fails_is_never_applied(client, httpserver, db, donation):
+    expect_refund_list(httpserver, "ch_1", [refund_object("re_early", 1500, "pi_1")])
+    ok(post_event(client, charge_refunded(amount=5000, amount_refunded=1500)))
+    assert "dropped" in ok(post_event(client, _failed("re_early", 1500)))
+    assert count(db, DeferredRefund) == 0
+    expect_settlement(httpserver, "pi_1", 5000)
+    ok(post_event(client, intent_succeeded(donation)))
+    [gift] = gifts(db)
+    assert gift.refunded_minor == 0 and count(db, Refund) == 0
+
+
 # --- disputes ------------------------------------------------------------------------------------
 
 def test_a_dispute_is_recorded_and_a_lost_one_returns_the_money(client, httpserver, db, donation):
