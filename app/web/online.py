@@ -8,8 +8,8 @@ from sqlalchemy import select
 from app.auth.roles import READ
 from app.db import get_session
 from app.extensions import state
-from app.payments.gateway import gateway
 from app.payments.events import REFUND_FAILED_LATER
+from app.payments.gateway import gateway
 from app.payments.recording import return_money
 from app.web.access import get_or_404, role_required
 from models import AuditEntry, DeferredRefund, Donor, Gift, OnlineDonation, StripeDispute
