@@ -171,8 +171,11 @@ class Decision(SQLModel, table=True):
     reasons: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     #: Figures used: shares before/after, headroom, windows checked.
     figures: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    #: The reviewer's written reason for a review or override.
+    #: The reviewer's written reason for a review or override. Internal: never published.
     note: str | None = Field(default=None, sa_column=Column(Text))
+    #: The justification the disclosure may publish when this decision accepts an exception
+    #: to a public promise (app.ledger.disclosure); None: no public justification given.
+    public_note: str | None = Field(default=None, sa_column=Column(Text))
     decided_by_id: int | None = Field(default=None, foreign_key="staff_user.id")
     #: For an override of a reject: the second person who approved it.
     approved_by_id: int | None = Field(default=None, foreign_key="staff_user.id")
@@ -194,6 +197,8 @@ class OverrideRequest(SQLModel, table=True):
     gift_id: int = Field(foreign_key="gift.id", index=True)
     outcome: str = Field(default="accept", max_length=10)
     reason: str = Field(sa_column=Column(Text, nullable=False))
+    #: The public justification the override decision will carry (see Decision.public_note).
+    public_note: str | None = Field(default=None, sa_column=Column(Text))
     requested_by_id: int = Field(foreign_key="staff_user.id")
     requested_at: datetime = Field(default_factory=utcnow)
     state: str = Field(default="pending", max_length=10)

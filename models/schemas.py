@@ -260,7 +260,10 @@ class PledgeCreate(Input):
 
 class ReviewCreate(Input):
     outcome: Literal["accept", "reject"]
+    #: Internal: the decision history and the audit trail. Never published.
     reason: Annotated[str, Field(min_length=3, max_length=2000)]
+    #: What the disclosure may publish if this accepts an exception to a public promise.
+    public_note: Annotated[str, Field(min_length=3, max_length=2000)] | None = None
 
 
 class UserCreate(Input):

@@ -31,12 +31,28 @@ class Ledger:
     gifts: dict[str, dict] = field(default_factory=dict)
 
 
-def _review(api, gift_id, outcome, reason):
-    return ok(api.post(f"/gifts/{gift_id}/review", {"outcome": outcome, "reason": reason}))
+#: What the reviewers wrote to be published; their reasons (internal) must never appear.
+PUBLIC_NOTES = {
+    "corp_ok": "Unrestricted grant with no conditions, approved by our board.",
+    "senior": "Pledged before the donor's appointment; accepted once.",
+}
+INTERNAL_NOTES = ("Invoice misfiled; counsel approved acceptance",
+                  "Unrestricted grant; board approved, no strings",
+                  "Pledge made before the appointment")
 
 
-def _override(api, second, gift_id, reason):
-    request_ = ok(api.post(f"/gifts/{gift_id}/override", {"outcome": "accept", "reason": reason}))
+def _review(api, gift_id, outcome, reason, public_note=None):
+    body = {"outcome": outcome, "reason": reason}
+    if public_note:
+        body["public_note"] = public_note
+    return ok(api.post(f"/gifts/{gift_id}/review", body))
+
+
+def _override(api, second, gift_id, reason, public_note=None):
+    body = {"outcome": "accept", "reason": reason}
+    if public_note:
+        body["public_note"] = public_note
+    request_ = ok(api.post(f"/gifts/{gift_id}/override", body))
     return ok(second.post(f"/overrides/{request_['id']}/approve", {}))
 
 
@@ -72,13 +88,15 @@ def build_ledger(api, second) -> Ledger:
     # Lab corporate money: held, one accepted by a reviewer with a reason, one rejected.
     g["corp_ok"] = gift(api, lab_donor["id"], "2000.00", "2026-04-01")
     assert g["corp_ok"]["status"] == "held"
-    _review(api, g["corp_ok"]["id"], "accept", "Unrestricted grant; board approved, no strings")
+    _review(api, g["corp_ok"]["id"], "accept", "Unrestricted grant; board approved, no strings",
+            PUBLIC_NOTES["corp_ok"])
     g["corp_no"] = gift(api, lab_donor["id"], "1000.00", "2026-04-15")
     _review(api, g["corp_no"]["id"], "reject", "Declined: tied to an upcoming evaluation")
     # A senior decision-maker's gift: rejected, then overridden.
     g["senior"] = gift(api, sam["id"], "500.00", "2026-05-01")
     assert g["senior"]["status"] == "rejected"
-    _override(api, second, g["senior"]["id"], "Pledge made before the appointment")
+    _override(api, second, g["senior"]["id"], "Pledge made before the appointment",
+              PUBLIC_NOTES["senior"])
     # A senior gift that stays rejected, and a lab employee's gift over the cap.
     g["senior_no"] = gift(api, sam["id"], "300.00", "2026-05-02")
     g["over_cap"] = gift(api, lee["id"], "90000.00", "2026-05-03")
@@ -222,8 +240,16 @@ def expected(tables: dict, start: date, end: date, window_days: int = 365) -> di
         "funding_at_end": {"total": money(series[-1][2]), "lab_employee": money(series[-1][3])},
         "lab_corporate_accepted": [
             {"gift_id": g.id, "amount": money(g.reporting_amount_minor), "on": g.received_on.isoformat(),
-             "reason": decisions[g.id][-1].note, "refunded": money(refunded(g.id, end))}
+             "reason": decisions[g.id][-1].public_note or "No public justification given.",
+             "refunded": money(refunded(g.id, end))}
             for g in corporate
+        ],
+        "exceptions_accepted": [
+            {"gift_id": g.id, "rule": rule, "on": g.received_on.isoformat(),
+             "amount": money(g.reporting_amount_minor),
+             "public_justification": decisions[g.id][-1].public_note}
+            for g in accepted for rule in ("lab_evaluation_payment", "senior_decision_maker")
+            if _fired(decisions[g.id][-1], rule)
         ],
         "in_kind": [
             {"organization": orgs[i.organization_id].name, "description": i.description,
@@ -246,6 +272,9 @@ def assert_matches(content: dict, want: dict) -> None:
     got_corporate = [{k: c[k] for k in ("gift_id", "amount", "on", "reason", "refunded")}
                      for c in content["lab_corporate_accepted"]]
     assert got_corporate == want["lab_corporate_accepted"]
+    got_exceptions = [{k: e[k] for k in ("gift_id", "rule", "on", "amount", "public_justification")}
+                      for e in content["exceptions_accepted"]]
+    assert got_exceptions == want["exceptions_accepted"]
     got_in_kind = [{k: i[k] for k in ("organization", "description", "purpose", "start_date",
                                       "end_date", "estimated_value")} for i in content["in_kind"]]
     assert got_in_kind == want["in_kind"]

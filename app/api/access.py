@@ -120,16 +120,17 @@ def query_choice(name: str, choices) -> str | None:
     return value
 
 
-def optional_note() -> str | None:
-    """The optional {"note": "..."} body of approve/decline. No body is fine."""
+def optional_note(key: str = "note") -> str | None:
+    """The optional {"note": "..."} (or {"public_note": "..."}) body of approve/decline.
+    No body is fine."""
     data = request.get_json(silent=True)
     if data is None:
         return None
     if not isinstance(data, dict):
         raise ApiError(422, "invalid input", {"body": ["must be a JSON object"]})
-    note = data.get("note")
+    note = data.get(key)
     if note is not None and not isinstance(note, str):
-        raise ApiError(422, "invalid input", {"note": ["must be a string"]})
+        raise ApiError(422, "invalid input", {key: ["must be a string"]})
     if note is not None and "\x00" in note:
-        raise ApiError(422, "invalid input", {"note": ["must not contain NUL characters"]})
+        raise ApiError(422, "invalid input", {key: ["must not contain NUL characters"]})
     return note

@@ -243,7 +243,7 @@ def review_gift(gift_id: int):
     _get(Gift, gift_id, "gift")
     data = parse_body(ReviewCreate)
     result = reviews.decide_held(get_session(), gift_id, data.outcome, data.reason, g.actor,
-                                 _policy())
+                                 _policy(), public_note=data.public_note)
     if isinstance(result, OverrideRequest):
         return jsonify({"override_request": out.override_public(result),
                         "message": "The policy rejects this gift; accepting it needs a "
@@ -258,7 +258,8 @@ def request_override(gift_id: int):
     data = parse_body(ReviewCreate)
     if data.outcome != "accept":
         raise ApiError(422, "invalid input", {"outcome": ["an override accepts a gift"]})
-    request_ = reviews.request_override(get_session(), gift_id, data.reason, g.actor)
+    request_ = reviews.request_override(get_session(), gift_id, data.reason, g.actor,
+                                        public_note=data.public_note)
     return _created(out.override_public(request_))
 
 
@@ -266,8 +267,9 @@ def request_override(gift_id: int):
 @require("review")
 def approve_override(request_id: int):
     _get(OverrideRequest, request_id, "override request")
+    public_note = (optional_note("public_note") or "").strip()[:2000] or None
     decision = reviews.approve_override(get_session(), request_id, g.actor, _policy(),
-                                        note=optional_note())
+                                        note=optional_note(), public_note=public_note)
     return _created(out.decision_public(decision))
 
 

@@ -10,14 +10,19 @@ over the period [start, end] (both included):
 - the lab-employee share on the period's last day, and its highest point over the
   period: the share of the trailing window ending on each day, the same figure as
   GET /api/v1/compliance/summary?as_of=DAY;
+- each exception to those two promises (a senior decision-maker's gift or a lab payment
+  for evaluations accepted anyway, by a review or an override): its date, amount, rule and
+  the accepting decision's public justification;
 - lab corporate money accepted by a reviewer: accepted gifts received in the period whose
   screening decision fired lab_corporate_money and whose accepting decision is a review or
-  an override, with that decision's written reason;
+  an override, with that decision's public justification;
 - every in-kind arrangement with a covered lab (or an affiliate) overlapping the period,
   and in-kind gifts the policy marked for disclosure.
 
-Individual donors are never named: only organisations (labs) are. Each figure carries
-a `sources` entry saying how to reproduce it from the ledger or the API.
+Individual donors are never named: only organisations (labs) are. A reviewer's note is
+internal and never published: only a decision's public_note is, and a human acceptance
+without one says "No public justification given." Each figure carries a `sources` entry
+saying how to reproduce it from the ledger or the API.
 
 disclosure_content() turns the result into the plain JSON the API serves and a published
 disclosure freezes; canonical_json() and content_hash() are what publishing stores.
@@ -54,6 +59,10 @@ from policies import Policy, WindowTotals, share, share_text
 from policies.document import RULE_IDS
 
 TITLE = "Conflict-of-interest disclosure"
+#: What the disclosure says for a human acceptance whose decision has no public_note.
+NO_PUBLIC_JUSTIFICATION = "No public justification given."
+#: Rules whose firing on an accepted gift means a public promise was not kept as stated.
+PROMISE_RULES = ("lab_evaluation_payment", "senior_decision_maker")
 #: Decision kinds in which a person, not the policy alone, accepted a gift.
 HUMAN_DECISIONS = ("review", "override")
 
@@ -116,6 +125,21 @@ class CorporateAcceptance:
 
 
 @dataclass(frozen=True)
+class PromiseException:
+    """An accepted gift against a public promise: never a donor's name or a reviewer's note."""
+
+    gift_id: int
+    rule: str
+    received_on: date
+    amount_minor: int
+    refunded_minor: int
+    decision_kind: str
+    decided_on: date
+    #: The accepting decision's public_note; None if it has none.
+    public_justification: str | None
+
+
+@dataclass(frozen=True)
 class InKindItem:
     id: int
     organization: str
@@ -152,6 +176,7 @@ class Disclosure:
     in_kind: tuple[InKindItem, ...]
     in_kind_gifts: tuple[InKindGift, ...]
     statements: tuple[tuple[str, str, str], ...] = field(default=())
+    exceptions: tuple[PromiseException, ...] = field(default=())
 
 
 # --- the lab-employee share, day by day (app.ledger.windows.daily_windows) ---------------------
@@ -294,9 +319,20 @@ def conflict_disclosure(session: Session, start: date, end: date, policy: Policy
                 decision_id=g.latest.id,
                 decision_kind=g.latest.kind,
                 decided_on=g.latest.created_at.date(),
-                reason=g.latest.note or "",
+                # Never the internal note: only what the reviewer wrote to be published.
+                reason=g.latest.public_note or NO_PUBLIC_JUSTIFICATION,
             )
             for g in corporate
+        ),
+        exceptions=tuple(
+            PromiseException(
+                gift_id=g.gift.id, rule=rule, received_on=g.gift.received_on,
+                amount_minor=g.gift.reporting_amount_minor,
+                refunded_minor=refunded.get(g.gift.id, 0), decision_kind=g.latest.kind,
+                decided_on=g.latest.created_at.date(), public_justification=g.latest.public_note,
+            )
+            for g in gifts for rule in PROMISE_RULES
+            if g.latest is not None and fired(g.latest.reasons, rule)
         ),
         in_kind=_in_kind(session, covered, start, end),
         in_kind_gifts=tuple(
@@ -341,7 +377,14 @@ def sources(start: date, end: date) -> dict[str, str]:
         "lab_corporate_accepted":
             f"{accepted} whose screening decision lists rule 'lab_corporate_money' with "
             "fired=true and whose latest decision is of kind 'review' or 'override'; reason = "
-            "that decision's note. API: GET /api/v1/gifts/{id} -> decisions",
+            "that decision's public_note (never its internal note), or "
+            f"'{NO_PUBLIC_JUSTIFICATION}' if it has none. API: GET /api/v1/gifts/{{id}} -> "
+            "decisions",
+        "exceptions_accepted":
+            f"{accepted} whose latest decision lists rule 'lab_evaluation_payment' or "
+            "'senior_decision_maker' with fired=true (the gifts the two counts above count), "
+            "one entry per gift and rule; public_justification = that decision's public_note "
+            "(null if none). API: GET /api/v1/gifts/{id} -> decisions",
         "in_kind":
             "GET /api/v1/in-kind: arrangements whose organisation is a covered lab or an "
             "affiliate of one (GET /api/v1/organizations/{id}: covered_lab, parent_id), with "
@@ -380,6 +423,13 @@ def disclosure_content(d: Disclosure) -> dict:
         "lab_employee_window_days": d.policy.window_days,
         "funding_at_end": {"total": money(d.share_at_end.totals.total_minor),
                            "lab_employee": money(d.share_at_end.totals.lab_minor)},
+        "exceptions_accepted": [
+            {"gift_id": e.gift_id, "rule": e.rule, "on": e.received_on.isoformat(),
+             "amount": money(e.amount_minor), "refunded": money(e.refunded_minor),
+             "decided_on": e.decided_on.isoformat(), "decision_kind": e.decision_kind,
+             "public_justification": e.public_justification}
+            for e in d.exceptions
+        ],
         "lab_corporate_accepted": [
             {"gift_id": c.gift_id, "organizations": list(c.organizations),
              "amount": money(c.amount_minor), "refunded": money(c.refunded_minor),
@@ -499,6 +549,11 @@ def _figures(content: dict) -> dict[str, str]:
     }
     if "in_kind_gifts" in content:
         figures["In-kind gifts from labs"] = str(len(content["in_kind_gifts"]))
+    if "exceptions_accepted" in content:  # disclosures published before it have none
+        figures["Exceptions to a public promise"] = (
+            f"{len(content['exceptions_accepted'])} ("
+            + ", ".join(f"{e['amount']} on {e['on']}" for e in content["exceptions_accepted"])
+            + ")")
     return figures
 
 

@@ -271,11 +271,13 @@ def add_decision(
     actor: Actor,
     note: str | None = None,
     approved_by_id: int | None = None,
+    public_note: str | None = None,
 ) -> Decision:
     # Written at once, one INSERT (see rows): the caller's audit entry names its id.
     return rows.insert(session, rows.new(
         Decision, **decision_values(gift.id, outcome, evaluation, kind=kind, actor=actor,
-                                    note=note, approved_by_id=approved_by_id)))
+                                    note=note, approved_by_id=approved_by_id),
+        public_note=public_note))
 
 
 def decision_values(gift_id: int | None, outcome: str, evaluation: Evaluation, *, kind: str,

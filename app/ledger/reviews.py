@@ -23,12 +23,15 @@ def _gift(session: Session, gift_id: int) -> Gift:
 
 
 def decide_held(session: Session, gift_id: int, outcome: str, reason: str, actor: Actor,
-                policy: Policy) -> Decision | OverrideRequest:
+                policy: Policy, public_note: str | None = None) -> Decision | OverrideRequest:
     """A reviewer decides a held gift.
 
     The gift is screened again with today's facts first. If the policy would now
     reject it, accepting it is an override of a reject and needs a second reviewer:
     the result is a pending OverrideRequest and the gift stays held.
+
+    `reason` is internal; `public_note` is the justification the disclosure publishes if
+    this accepts an exception to a public promise (None: "no public justification given").
     """
     with ledger_write(session):
         gift = _gift(session, gift_id)
@@ -36,14 +39,14 @@ def decide_held(session: Session, gift_id: int, outcome: str, reason: str, actor
             raise NotAllowed(f"gift {gift_id} is {gift.status}, not held")
         evaluation = screen_gift(session, gift, stored_shares(session, gift.id), policy)
         if outcome == "accept" and evaluation.outcome == "reject":
-            request = _open_request(session, gift, reason, actor)
+            request = _open_request(session, gift, reason, actor, public_note)
             return request
         decision = add_decision(session, gift, outcome, evaluation, kind="review", actor=actor,
-                                note=reason)
+                                note=reason, public_note=public_note)
         apply_outcome(session, gift, outcome)
         audit.append(session, actor, "gift.reviewed", "gift", gift.id, {
-            "outcome": outcome, "reason": reason, "decision_id": decision.id,
-            "policy_outcome": evaluation.outcome,
+            "outcome": outcome, "reason": reason, "public_note": public_note,
+            "decision_id": decision.id, "policy_outcome": evaluation.outcome,
         })
         pledges.track_payments(session, gift.pledge_id, actor)
         if outcome == "reject":
@@ -78,7 +81,8 @@ def _close_pending_requests(session: Session, gift: Gift, decision: Decision,
         })
 
 
-def _open_request(session: Session, gift: Gift, reason: str, actor: Actor) -> OverrideRequest:
+def _open_request(session: Session, gift: Gift, reason: str, actor: Actor,
+                  public_note: str | None = None) -> OverrideRequest:
     pending = session.execute(
         select(OverrideRequest).where(
             OverrideRequest.gift_id == gift.id, OverrideRequest.state == "pending"
@@ -89,28 +93,32 @@ def _open_request(session: Session, gift: Gift, reason: str, actor: Actor) -> Ov
     if actor.user_id is None:
         raise NotAllowed("an override must be requested by a named user")
     request = OverrideRequest(gift_id=gift.id, outcome="accept", reason=reason,
-                              requested_by_id=actor.user_id)
+                              public_note=public_note, requested_by_id=actor.user_id)
     session.add(request)
     session.flush()
     audit.append(session, actor, "override.requested", "gift", gift.id, {
-        "override_request_id": request.id, "reason": reason,
+        "override_request_id": request.id, "reason": reason, "public_note": public_note,
     })
     return request
 
 
-def request_override(session: Session, gift_id: int, reason: str, actor: Actor) -> OverrideRequest:
-    """Ask to accept a rejected gift. Nothing changes until a second reviewer approves."""
+def request_override(session: Session, gift_id: int, reason: str, actor: Actor,
+                     public_note: str | None = None) -> OverrideRequest:
+    """Ask to accept a rejected gift. Nothing changes until a second reviewer approves.
+    `public_note`: the justification the disclosure may publish (see decide_held)."""
     with ledger_write(session):
         gift = _gift(session, gift_id)
         if gift.status not in ("rejected", "held"):
             raise NotAllowed(f"gift {gift_id} is {gift.status}; only a rejected or held gift "
                              "can be overridden")
-        request = _open_request(session, gift, reason, actor)
+        request = _open_request(session, gift, reason, actor, public_note)
     return request
 
 
 def approve_override(session: Session, request_id: int, actor: Actor, policy: Policy,
-                     note: str | None = None) -> Decision:
+                     note: str | None = None, public_note: str | None = None) -> Decision:
+    """A second reviewer approves. The approver's public_note, if given, replaces the
+    requester's: the approver is the last to read what will be published."""
     with ledger_write(session):
         request = session.get(OverrideRequest, request_id)
         if request is None:
@@ -127,7 +135,7 @@ def approve_override(session: Session, request_id: int, actor: Actor, policy: Po
             session, gift, request.outcome, evaluation, kind="override",
             actor=Actor(label=actor.label, user_id=request.requested_by_id),
             note=request.reason + (f"\nApproval note: {note}" if note else ""),
-            approved_by_id=actor.user_id,
+            approved_by_id=actor.user_id, public_note=public_note or request.public_note,
         )
         request.state = "approved"
         request.decided_by_id = actor.user_id
@@ -136,6 +144,7 @@ def approve_override(session: Session, request_id: int, actor: Actor, policy: Po
         audit.append(session, actor, "override.approved", "gift", gift.id, {
             "override_request_id": request.id, "decision_id": decision.id,
             "requested_by_id": request.requested_by_id, "policy_outcome": evaluation.outcome,
+            "public_note": decision.public_note,
         })
         pledges.track_payments(session, gift.pledge_id, actor)
     return decision

@@ -49,6 +49,7 @@ SOURCE_LABELS = {
     "senior_decision_maker_gifts_accepted": "Gifts from senior decision-makers accepted",
     "lab_employee_share_at_end": "Lab-employee share at the period end",
     "lab_employee_share_max": "Highest lab-employee share in the period",
+    "exceptions_accepted": "Exceptions to these promises",
     "lab_corporate_accepted": "Lab corporate money accepted by a reviewer",
     "in_kind": "In-kind arrangements with labs",
     "in_kind_gifts": "In-kind gifts from labs",

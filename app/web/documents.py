@@ -149,6 +149,38 @@ def disclosure_sections(content: dict) -> list[tuple[str, list[tuple[str, str]],
     ]
 
 
+#: How the disclosure names the promise an exception was accepted against.
+EXCEPTION_RULES = {
+    "lab_evaluation_payment": "Payment from a lab for evaluations",
+    "senior_decision_maker": "Gift from a senior decision-maker at a lab",
+}
+NO_PUBLIC_JUSTIFICATION = "No public justification given."
+
+
+def exception_rows(content: dict) -> list[list[str]] | None:
+    """[received, promise, amount, decided, public justification] for each accepted exception
+    to a public promise; None for a disclosure published before the list existed (frozen:
+    shown as it was published)."""
+    if "exceptions_accepted" not in content:
+        return None
+    currency = content["currency"]
+    return [
+        [e["on"], EXCEPTION_RULES.get(e["rule"], e["rule"]), f"{e['amount']} {currency}",
+         f"{e['decided_on']} ({e['decision_kind']})",
+         e["public_justification"] or NO_PUBLIC_JUSTIFICATION]
+        for e in content["exceptions_accepted"]
+    ]
+
+
+EXCEPTION_HEADING = "Exceptions to these promises"
+EXCEPTION_COLUMNS = ["Received", "Promise", "Amount", "Decided", "Public justification"]
+
+
+def corporate_reason_header(content: dict) -> str:
+    """Disclosures from before public notes published the reviewer's own note."""
+    return "Public justification" if "exceptions_accepted" in content else "Reviewer's reason"
+
+
 def disclosure_markdown(content: dict) -> str:
     currency = content["currency"]
     period = content["period"]
@@ -168,9 +200,18 @@ def disclosure_markdown(content: dict) -> str:
         lines += [f"| {md_text(label)} | {md_text(value)} |" for label, value in rows]
         lines += ["", f"_How to reproduce:_ {source}"]
     src = content.get("sources", {})
+    exceptions = exception_rows(content)
+    if exceptions is not None:
+        lines += ["", f"## {EXCEPTION_HEADING}", ""]
+        if exceptions:
+            lines += ["| " + " | ".join(EXCEPTION_COLUMNS) + " |", "|---|---|---|---|---|"]
+            lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in exceptions]
+        else:
+            lines.append("None.")
+        lines += ["", f"_How to reproduce:_ {src.get('exceptions_accepted', '')}"]
     lines += ["", "## Lab corporate money accepted by a reviewer", ""]
     if content["lab_corporate_accepted"]:
-        lines += ["| Received | From | Amount | Decided | Reviewer's reason |",
+        lines += [f"| Received | From | Amount | Decided | {corporate_reason_header(content)} |",
                   "|---|---|---|---|---|"]
         lines += [
             f"| {c['on']} | {md_text(', '.join(c['organizations']) or 'a covered lab')} | "
@@ -249,9 +290,17 @@ def disclosure_pdf(content: dict, published: dict | None = None) -> bytes:
         doc.heading(heading)
         doc.rows(rows)
         doc.small("How to reproduce: " + source)
+    exceptions = exception_rows(content)
+    if exceptions is not None:
+        doc.heading(EXCEPTION_HEADING)
+        if exceptions:
+            doc.table(EXCEPTION_COLUMNS, exceptions, (18, 30, 20, 20, 40))
+        else:
+            doc.paragraph("None.")
+        doc.small("How to reproduce: " + content.get("sources", {}).get("exceptions_accepted", ""))
     doc.heading("Lab corporate money accepted by a reviewer")
     if content["lab_corporate_accepted"]:
-        doc.table(["Received", "From", "Amount", "Decided", "Reviewer's reason"], [
+        doc.table(["Received", "From", "Amount", "Decided", corporate_reason_header(content)], [
             [c["on"], ", ".join(c["organizations"]) or "a covered lab", f"{c['amount']} {currency}",
              f"{c['decided_on']} ({c['decision_kind']})", c["reason"]]
             for c in content["lab_corporate_accepted"]

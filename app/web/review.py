@@ -20,7 +20,12 @@ from app.ledger import pledges, reviews
 from app.ledger.review_effect import AcceptanceEffect, acceptance_effect
 from app.web.access import get_or_404, role_required
 from app.web.decisions import OUTCOME_WORDS, DecisionView, decision_view, user_emails
-from app.web.review_forms import DecideForm, OverrideDecisionForm, OverrideRequestForm
+from app.web.review_forms import (
+    PUBLIC_NOTE_HELP,
+    DecideForm,
+    OverrideDecisionForm,
+    OverrideRequestForm,
+)
 from models import Decision, Donor, Gift, IllegalTransition, OverrideRequest
 from models.schemas import ReviewCreate, field_errors
 
@@ -96,7 +101,8 @@ def _render_queue(status: int = 200):
     held, pending = _queue_items(get_session())
     return render_template("review/queue.html", held=held, pending=pending,
                            overpaid=pledges.overpaid_pledges(get_session()),
-                           override_form=OverrideDecisionForm(formdata=None)), status
+                           override_form=OverrideDecisionForm(formdata=None),
+                           public_note_help=PUBLIC_NOTE_HELP), status
 
 
 @bp.get("/")
@@ -106,6 +112,11 @@ def queue():
 
 
 # --- deciding a held gift ------------------------------------------------------------------------
+
+def _public_note(form) -> str | None:
+    """The form's public justification, or None when left empty."""
+    return (form.public_note.data or "").strip() or None
+
 
 def _review_input(outcome: str | None, reason: str | None, form) -> ReviewCreate | None:
     try:
@@ -132,7 +143,8 @@ def decide(gift_id: int):
         return _render_decide(gift, form, 422)
     try:
         result = reviews.decide_held(session, gift_id, data.outcome, data.reason, g.actor,
-                                     state().policy_for(session))
+                                     state().policy_for(session),
+                                     public_note=_public_note(form))
     except REFUSED as error:
         flash(f"Not decided: {error}.", "error")
         return _render_decide(session.get(Gift, gift_id), form, 409)
@@ -180,7 +192,8 @@ def request_override(gift_id: int):
     if data is None:
         return _render_override(gift, form, 422)
     try:
-        reviews.request_override(session, gift_id, data.reason, g.actor)
+        reviews.request_override(session, gift_id, data.reason, g.actor,
+                                 public_note=_public_note(form))
     except REFUSED as error:
         flash(f"Not requested: {error}.", "error")
         return _render_override(session.get(Gift, gift_id), form, 409)
@@ -206,11 +219,12 @@ def approve(request_id: int):
     override = get_or_404(OverrideRequest, request_id)
     form = OverrideDecisionForm()
     if not form.validate():
-        flash("Not approved: " + "; ".join(form.note.errors), "error")
+        flash("Not approved: " + "; ".join(form.note.errors + form.public_note.errors), "error")
         return _render_queue(422)
     note = (form.note.data or "").strip() or None
     try:
-        reviews.approve_override(session, request_id, g.actor, state().policy_for(session), note=note)
+        reviews.approve_override(session, request_id, g.actor, state().policy_for(session),
+                                 note=note, public_note=_public_note(form))
     except REFUSED as error:
         flash(f"Not approved: {error}.", "error")
         return _render_queue(409)
@@ -225,7 +239,7 @@ def decline(request_id: int):
     override = get_or_404(OverrideRequest, request_id)
     form = OverrideDecisionForm()
     if not form.validate():
-        flash("Not declined: " + "; ".join(form.note.errors), "error")
+        flash("Not declined: " + "; ".join(form.note.errors + form.public_note.errors), "error")
         return _render_queue(422)
     try:
         reviews.decline_override(session, request_id, g.actor, (form.note.data or "").strip())

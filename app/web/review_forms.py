@@ -7,22 +7,39 @@ from wtforms import RadioField, TextAreaField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, Optional
 
-REASON_HELP = "Written into the decision history and the audit trail."
+REASON_HELP = ("Internal: written into the decision history and the audit trail, never "
+               "published.")
+PUBLIC_NOTE_HELP = (
+    "Published word for word in the conflict-of-interest disclosure when this accepts an "
+    "exception to a public promise (a senior decision-maker's gift, a lab's payment for "
+    "evaluations, lab corporate money). Leave it empty and the disclosure lists the gift "
+    "with \"No public justification given.\" Name no donor and nothing confidential."
+)
+
+
+def public_note_field(label: str = "Public justification (optional)") -> TextAreaField:
+    return TextAreaField(label, validators=[Optional(), Length(min=3, max=2000)],
+                         description=PUBLIC_NOTE_HELP)
 
 
 class DecideForm(FlaskForm):
     outcome = RadioField("Decision", choices=[SelectChoice("accept", "Accept the gift"),
                                                      SelectChoice("reject", "Reject the gift")],
                          validators=[InputRequired(message="Choose accept or reject.")])
-    reason = TextAreaField("Reason", validators=[InputRequired(), Length(min=3, max=2000)],
+    reason = TextAreaField("Reason (internal)", validators=[InputRequired(), Length(min=3, max=2000)],
                            description=REASON_HELP)
+    public_note = public_note_field()
 
 
 class OverrideRequestForm(FlaskForm):
     reason = TextAreaField("Why accept this rejected gift?",
                            validators=[InputRequired(), Length(min=3, max=2000)],
-                           description="A second reviewer must approve before anything changes.")
+                           description="A second reviewer must approve before anything changes. "
+                           "Internal: never published.")
+    public_note = public_note_field()
 
 
 class OverrideDecisionForm(FlaskForm):
-    note = TextAreaField("Note", validators=[Optional(), Length(max=2000)])
+    note = TextAreaField("Note (internal)", validators=[Optional(), Length(max=2000)])
+    #: The approver may replace the requester's public justification.
+    public_note = public_note_field()

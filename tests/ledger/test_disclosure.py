@@ -20,7 +20,9 @@ from app.web.documents import disclosure_markdown, disclosure_pdf
 from tests.builders import World, gift, ok, summary
 from tests.disclosure_world import (
     END,
+    INTERNAL_NOTES,
     PEOPLE,
+    PUBLIC_NOTES,
     START,
     assert_matches,
     build_ledger,
@@ -59,7 +61,7 @@ def test_every_figure_equals_an_independent_recomputation(api, ledger, db, polic
     assert corporate | {"decided_on": None} == {
         "gift_id": g["corp_ok"]["id"], "organizations": ["Frontier Lab"], "amount": "2000.00",
         "refunded": "0.00", "on": "2026-04-01", "decided_on": None, "decision_kind": "review",
-        "reason": "Unrestricted grant; board approved, no strings"}
+        "reason": PUBLIC_NOTES["corp_ok"]}
     assert [(i["organization"], i["description"], i["estimated_value"]) for i in content["in_kind"]] == [
         ("Frontier Lab", "Pre-release model access for evaluations", None),
         ("Frontier Lab Foundation", "Research API credits", "25000.00"),
@@ -203,12 +205,49 @@ def test_no_individual_donor_is_named_in_any_format(api, ledger):
         assert "Frontier Lab" in text  # organisations are named
 
 
+def test_each_exception_is_listed_with_its_public_justification_never_the_internal_note(
+        api, ledger):
+    """Issue 13 item 6: "Gifts from senior decision-makers accepted: 1" stood unexplained under
+    the promise that none are, and reviewers' internal notes were published word for word."""
+    content = disclosure_of(api)
+    g = ledger.gifts
+    assert [(e["gift_id"], e["rule"], e["on"], e["amount"], e["decision_kind"],
+             e["public_justification"]) for e in content["exceptions_accepted"]] == [
+        (g["eval"]["id"], "lab_evaluation_payment", "2026-03-10", "5000.00", "override", None),
+        (g["senior"]["id"], "senior_decision_maker", "2026-05-01", "500.00", "override",
+         PUBLIC_NOTES["senior"]),
+    ]
+    assert content["sources"]["exceptions_accepted"]
+    texts = [api.get(f"/disclosures/conflicts?from={START}&to={END}").get_data(as_text=True),
+             disclosure_markdown(content), pdf_text(disclosure_pdf(content))]
+    for text in texts:
+        for note in INTERNAL_NOTES:
+            assert note not in text, note
+    markdown = disclosure_markdown(content)
+    assert ("| 2026-05-01 | Gift from a senior decision-maker at a lab | 500.00 USD | "
+            in markdown and PUBLIC_NOTES["senior"] in markdown)
+    assert "| 2026-03-10 | Payment from a lab for evaluations | 5000.00 USD |" in markdown
+
+
+def test_a_disclosure_published_before_public_notes_renders_as_it_was_published(api, ledger):
+    """Published content is frozen: one without the exceptions list keeps its own wording."""
+    content = disclosure_of(api)
+    old = {k: v for k, v in content.items() if k != "exceptions_accepted"}
+    old["lab_corporate_accepted"] = [c | {"reason": "what the reviewer wrote then"}
+                                     for c in content["lab_corporate_accepted"]]
+    markdown = disclosure_markdown(old)
+    assert "Exceptions to these promises" not in markdown
+    assert "Reviewer's reason" in markdown and "what the reviewer wrote then" in markdown
+    assert "Public justification" in disclosure_markdown(content)
+
+
 def test_markdown_and_pdf_carry_every_figure(api, ledger):
     content = disclosure_of(api)
     peak = content["lab_employee_share_max"]
     wanted = ["Payments from labs for evaluations accepted", "5000.00 USD", "500.00 USD",
               content["lab_employee_share_at_end"], peak["value"], peak["on"],
-              "Unrestricted grant; board approved, no strings", "2000.00 USD",
+              PUBLIC_NOTES["corp_ok"], "2000.00 USD", "Exceptions to these promises",
+              PUBLIC_NOTES["senior"], "No public justification given.",
               "Research API credits", "25000.00 USD", "Pre-release model access for evaluations",
               "Frontier Lab Foundation", "How to reproduce", content["policy"][0]["statement"]]
     markdown = disclosure_markdown(content)

@@ -17,7 +17,9 @@ from models import AuditEntry, PublishedDisclosure
 from tests.builders import gift, ok
 from tests.disclosure_world import (
     END,
+    INTERNAL_NOTES,
     PEOPLE,
+    PUBLIC_NOTES,
     START,
     assert_matches,
     build_ledger,
@@ -94,11 +96,14 @@ def test_preview_shows_every_figure_in_each_format(ledger, web_as, db):
     pdf = pdf_text(staff.get(f"/staff/disclosures/preview.pdf?{PERIOD}").data)
     peak = content["lab_employee_share_max"]
     for value in ("5000.00 USD", "500.00 USD", content["lab_employee_share_at_end"], peak["value"],
-                  peak["on"], "Unrestricted grant; board approved, no strings",
+                  peak["on"], PUBLIC_NOTES["corp_ok"], PUBLIC_NOTES["senior"],
+                  "No public justification given.",
                   "Research API credits", "25000.00 USD", "Frontier Lab Foundation"):
         assert value in page, value
         assert value in markdown, value
         assert value in pdf, value
+    for note in INTERNAL_NOTES:  # reviewers' internal notes are never published
+        assert note not in page and note not in markdown and note not in pdf
     assert "Nothing published yet" in page
 
 
@@ -116,9 +121,12 @@ def test_public_page_shows_figures_with_how_to_reproduce_and_no_donor_names(clie
     page = text(client.get("/disclosures/1"))
     content = json.loads(client.get("/disclosures/1.json").data)
     for value in (content["lab_employee_share_at_end"], content["lab_employee_share_max"]["on"],
-                  "Unrestricted grant; board approved, no strings", "Pre-release model access",
+                  PUBLIC_NOTES["corp_ok"], PUBLIC_NOTES["senior"], "Pre-release model access",
+                  "Exceptions to these promises", content["sources"]["exceptions_accepted"],
                   content["policy"][0]["statement"], content["sources"]["lab_corporate_accepted"]):
         assert str(escape(value)) in page, value
+    for note in INTERNAL_NOTES:
+        assert str(escape(note)) not in page
     anchors = set(re.findall(r'href="#(source-[\w]+)"', page))
     assert {"source-lab_evaluation_payments_accepted", "source-senior_decision_maker_gifts_accepted",
             "source-lab_employee_share_at_end", "source-lab_corporate_accepted",

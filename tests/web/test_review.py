@@ -301,6 +301,36 @@ def test_requester_withdraws_their_override_with_the_queue_button(api, world, we
     assert "withdrawn; the gift stays rejected" in text(rev1.get(QUEUE))
 
 
+def test_the_override_forms_keep_the_internal_reason_apart_from_the_public_note(
+        api, world, web_as, db):
+    """The request form says which text is published; the approver may replace the
+    requester's public note from the queue; only the public note goes to the disclosure."""
+    rejected = rejected_gift(api, world)
+    rev1 = web_as("reviewer", "rev1")
+    rev2 = web_as("reviewer", "rev2")
+    page = text(rev1.get(f"/staff/review/gifts/{rejected['id']}/override"))
+    assert "Internal: never published." in page
+    assert "Public justification (optional)" in page and "No public justification given." in page
+    response = submit(rev1, f"/staff/review/gifts/{rejected['id']}/override",
+                      {"reason": "My cousin; counsel agrees", "public_note": "Gift predates the seat."})
+    assert response.status_code == 302
+    [request] = overrides(db, rejected["id"])
+    assert request.public_note == "Gift predates the seat."
+    queue = text(rev2.get(QUEUE))
+    assert 'name="public_note"' in queue and "Gift predates the seat." in queue
+    response = submit(rev2, QUEUE, {"note": "ok", "public_note": "Given before the board seat."},
+                      action=f"/staff/review/overrides/{request.id}/approve")
+    assert response.status_code == 302
+    latest = decisions(db, rejected["id"])[-1]
+    assert (latest.kind, latest.public_note) == ("override", "Given before the board seat.")
+    assert latest.note.startswith("My cousin; counsel agrees")
+    disclosure = api.get(f"/disclosures/conflicts?from={D.isoformat()}&to={D.isoformat()}").get_json()
+    [exception] = disclosure["exceptions_accepted"]
+    assert (exception["gift_id"], exception["rule"], exception["public_justification"]) == (
+        rejected["id"], "senior_decision_maker", "Given before the board seat.")
+    assert "My cousin" not in str(disclosure)
+
+
 def test_override_request_needs_a_reason_and_a_reviewer(api, world, web_as, db):
     rejected = rejected_gift(api, world)
     rev1 = web_as("reviewer", "rev1")
