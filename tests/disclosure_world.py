@@ -34,7 +34,7 @@ class Ledger:
 #: What the reviewers wrote to be published; their reasons (internal) must never appear.
 PUBLIC_NOTES = {
     "corp_ok": "Unrestricted grant with no conditions, approved by our board.",
-    "senior": "Pledged before the donor's appointment; accepted once.",
+    "senior": "Pledged before the appointment of the donor; accepted once.",
 }
 INTERNAL_NOTES = ("Invoice misfiled; counsel approved acceptance",
                   "Unrestricted grant; board approved, no strings",
