@@ -205,7 +205,7 @@ def disclosure_markdown(content: dict) -> str:
         lines += ["", f"## {EXCEPTION_HEADING}", ""]
         if exceptions:
             lines += ["| " + " | ".join(EXCEPTION_COLUMNS) + " |", "|---|---|---|---|---|"]
-            lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in exceptions]
+            lines += ["| " + " | ".join(md_text(v) for v in row) + " |" for row in exceptions]
         else:
             lines.append("None.")
         lines += ["", f"_How to reproduce:_ {src.get('exceptions_accepted', '')}"]
