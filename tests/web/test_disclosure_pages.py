@@ -231,7 +231,9 @@ def test_staff_text_reaches_the_public_markdown_as_literal_text(client, api, web
     lab = organization(api, lab_name, covered_lab=True)
     donor = org_donor(api, "Lab corporate", lab["id"])
     held = gift(api, donor["id"], "2000.00", "2026-04-01")
-    ok(api.post(f"/gifts/{held['id']}/review", {"outcome": "accept", "reason": reason}))
+    # Only the public note is published (the reason is internal): the hostile text goes there.
+    ok(api.post(f"/gifts/{held['id']}/review", {"outcome": "accept", "reason": "internal",
+                                                "public_note": reason}))
     ok(api.post("/in-kind", {"organization_id": lab["id"], "description": f"# {description}",
                              "purpose": "research", "start_date": "2026-01-01"}))
     assert publish(web_as("reviewer")).status_code == 302
