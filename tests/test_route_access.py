@@ -31,7 +31,7 @@ from app.db.locking import ensure_lock_row
 from app.web.nav import NAV
 from models import ROLES
 from tests.conftest import BACKENDS, _truncate_postgres
-from tests.webtools import csrf_token, make_user, sign_in
+from tests.webtools import csrf_token, make_user, session_token, sign_in
 
 #: Views anyone may open without signing in. Adding a public page means adding it here.
 PUBLIC = {
@@ -131,7 +131,7 @@ class Walk:
             home = client.get("/staff/")
             assert home.status_code == 200, (role, home.status_code)
             self.clients[role] = client
-            self.tokens[role] = csrf_token(home.get_data(as_text=True))  # the sign-out form's
+            self.tokens[role] = session_token(home.get_data(as_text=True))
         self.anonymous_token = csrf_token(self.anonymous.get("/login").get_data(as_text=True))
 
 

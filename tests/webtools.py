@@ -1,21 +1,128 @@
-"""Helpers for staff-page tests: sign in as a role, and post forms with their CSRF token."""
+"""Helpers for staff-page tests: sign in as a role, and submit a page's own form as a browser would.
+
+A browser posts the form it was shown: that form's action, its own hidden fields (the CSRF
+token among them) and the values of its inputs. `submit` does exactly that and nothing more,
+so a page whose form lacks its token fails here as it fails for a user. Every staff page also
+carries the sign-out form and its token; `session_token` takes that one on purpose, only for
+posts that no page offers the user (a role's refusal, a forged request).
+"""
 
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from urllib.parse import urljoin, urlsplit
 
 from app.auth.users import create_user
 from app.ledger.audit import Actor
 from models.schemas import UserCreate
 
 PASSWORD = "long enough password"
-_TOKEN = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
+SIGN_OUT = "/logout"
 
 
-def csrf_token(html: str) -> str:
-    match = _TOKEN.search(html)
-    assert match, "page has no CSRF token"
-    return match.group(1) or match.group(2)
+@dataclass
+class PageForm:
+    """One <form> as a browser would submit it untouched."""
+    action: str  # a path, resolved against the page's address
+    method: str
+    fields: dict[str, str] = field(default_factory=dict)  # hidden fields and inputs' values
+    names: set[str] = field(default_factory=set)  # every named control, filled or not
+
+
+class _Forms(HTMLParser):
+    def __init__(self, page_path: str):
+        super().__init__(convert_charrefs=True)
+        self.page_path = page_path
+        self.forms: list[PageForm] = []
+        self._form: PageForm | None = None
+        self._select: str | None = None
+        self._select_first: str | None = None
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = {k: (v or "") for k, v in attrs}
+        if tag == "form":
+            action = urljoin(self.page_path, a.get("action") or self.page_path)
+            self._form = PageForm(action=_path(action), method=(a.get("method") or "get").lower())
+            self.forms.append(self._form)
+            return
+        form, name = self._form, a.get("name")
+        if form is None or not name or "disabled" in a:
+            return
+        form.names.add(name)
+        if tag == "input":
+            kind = a.get("type", "text").lower()
+            if kind in ("submit", "button", "image", "reset", "file"):
+                return
+            if kind in ("checkbox", "radio"):
+                if "checked" in a:
+                    form.fields[name] = a.get("value", "on")
+                return
+            form.fields[name] = a.get("value", "")
+        elif tag == "select":
+            self._select, self._select_first = name, None
+        elif tag == "option" and self._select:
+            value = a.get("value", "")
+            if self._select_first is None:
+                self._select_first = value
+                form.fields.setdefault(self._select, value)
+            if "selected" in a:
+                form.fields[self._select] = value
+        elif tag == "textarea":
+            self._textarea = name
+            form.fields[name] = ""
+
+    def handle_data(self, data):
+        if self._form is not None and self._textarea:
+            self._form.fields[self._textarea] += data
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._form = None
+        elif tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+
+def _path(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def page_forms(html: str, page_path: str = "/") -> list[PageForm]:
+    parser = _Forms(page_path)
+    parser.feed(html)
+    return parser.forms
+
+
+def page_form(html: str, page_path: str, action: str | None = None) -> PageForm:
+    """The page's form that posts to `action` (default: the page itself). Never the sign-out
+    form unless that is the one asked for."""
+    target = _path(urljoin(page_path, action or page_path))
+    forms = [f for f in page_forms(html, page_path)
+             if f.method == "post" and (f.action == target or f.action.split("?")[0] == target)]
+    assert forms, f"{page_path} has no form posting to {target}"
+    return forms[0]
+
+
+def csrf_token(html: str, page_path: str | None = None, action: str | None = None) -> str:
+    """The CSRF token of the page's own form: the one posting to `action` (default: the
+    page itself) when `page_path` is given, else the first form that is not the sign-out."""
+    if page_path is None:
+        forms = [f for f in page_forms(html) if f.method == "post" and f.action != SIGN_OUT]
+        assert forms, "the page has no form of its own to post"
+        form = forms[0]
+    else:
+        form = page_form(html, page_path, action)
+    assert form.fields.get("csrf_token"), f"the form posting to {form.action} has no CSRF token"
+    return form.fields["csrf_token"]
+
+
+def session_token(html: str) -> str:
+    """The sign-out form's token: for a post no page offers (a refusal, a forged request)."""
+    return csrf_token(html, "/", SIGN_OUT)
 
 
 def make_user(app, email: str, role: str) -> int:
@@ -26,14 +133,25 @@ def make_user(app, email: str, role: str) -> int:
 
 
 def sign_in(client, email: str, password: str = PASSWORD):
-    page = client.get("/login")
-    return client.post("/login", data={"email": email, "password": password,
-                                       "csrf_token": csrf_token(page.get_data(as_text=True))})
+    return submit(client, "/login", {"email": email, "password": password})
 
 
 def submit(client, page_path: str, data: dict, action: str | None = None, **kw):
-    """GET the page to obtain a CSRF token, then POST the form (to `action` or the page)."""
+    """GET the page and post its own form (the one posting to `action`, default the page):
+    the form's hidden fields and inputs as shown, with `data` typed into controls it has."""
     page = client.get(page_path)
     assert page.status_code == 200, (page_path, page.status_code)
-    token = csrf_token(page.get_data(as_text=True))
-    return client.post(action or page_path, data={**data, "csrf_token": token}, **kw)
+    form = page_form(page.get_data(as_text=True), page_path, action)
+    assert form.fields.get("csrf_token"), f"the form posting to {form.action} has no CSRF token"
+    unknown = set(data) - form.names
+    assert not unknown, f"the form posting to {form.action} has no control named {sorted(unknown)}"
+    return client.post(form.action, data={**form.fields, **data}, **kw)
+
+
+def post_refused(client, page_path: str, action: str, data: dict, **kw):
+    """POST to a form the page does not offer (the role may not), with the session's token, so
+    a refusal shows the role check and not a missing token."""
+    page = client.get(page_path)
+    assert page.status_code == 200, (page_path, page.status_code)
+    return client.post(action, data={**data, "csrf_token": session_token(page.get_data(as_text=True))},
+                       **kw)

@@ -196,6 +196,13 @@ def charts_css():
 # --- what-if --------------------------------------------------------------------------------------
 
 class WhatIfForm(FlaskForm):
+    """Read by GET (a bookmarkable query string) and by POST. The app-wide CSRFProtect checks
+    every POST before the view runs, so the form itself does not; the template renders the
+    token, since a form without CSRF has no hidden token field to render."""
+
+    class Meta:
+        csrf = False
+
     cap = StringField("Cap", validators=[Optional(), Length(max=12)],
                       description="A share strictly between 0 and 1: 0.30 means 30%.")
     window_days = IntegerField("Window (days)",
@@ -243,7 +250,7 @@ def what_if():
         form = WhatIfForm()
         valid = form.validate_on_submit()
     else:
-        form = WhatIfForm(formdata=request.args if request.args else None, meta={"csrf": False})
+        form = WhatIfForm(formdata=request.args if request.args else None)
         valid = form.validate() if asked else False
     if not asked:
         form.cap.data = str(base.cap)

@@ -17,7 +17,7 @@ from app.ledger.summary import compliance_summary
 from policies import PolicyError
 from tests import builders as b
 from tests.api.helpers import snapshot
-from tests.webtools import csrf_token, submit
+from tests.webtools import csrf_token, page_form, submit
 
 START, END = date(2025, 1, 1), date(2025, 12, 31)
 PAGE = "/staff/compliance/what-if"
@@ -222,8 +222,26 @@ def test_what_if_page_refuses_bad_input_and_a_post_without_its_token(web_as):
     assert backwards.status_code == 422 and "must not be after the end" in _text(backwards)
     assert client.post(PAGE, data={"cap": "0.3"}).status_code == 400
     page = client.get(PAGE)
-    token = csrf_token(page.get_data(as_text=True))
+    token = csrf_token(page.get_data(as_text=True), PAGE)  # the what-if form's own
     assert client.post(PAGE, data={"cap": "0.3", "csrf_token": token}).status_code == 200
+
+
+@pytest.mark.parametrize("role", ["viewer", "fundraiser", "reviewer", "finance", "admin"])
+def test_every_role_can_replay_with_the_form_exactly_as_the_page_gives_it(api, web_as, world, role):
+    """The form as a browser submits it: its own action, hidden fields and prefilled inputs."""
+    b.gift(api, world.donor["id"], "1000.00", "2025-03-01")
+    client = web_as(role)
+    form = page_form(client.get(PAGE).get_data(as_text=True), PAGE)
+    assert form.action == PAGE and form.fields.get("csrf_token")
+    assert {"cap", "window_days", "cooling_off_days", "start", "end"} <= set(form.fields)
+    untouched = client.post(form.action, data=form.fields)
+    assert untouched.status_code == 200, _text(untouched)
+    assert "decided differently" in _text(untouched)
+
+    typed = client.post(form.action, data={**form.fields, "cap": "0.2", "start": "2025-01-01",
+                                           "end": "2025-06-30"})
+    assert typed.status_code == 200
+    assert "Result: 0 of 1 gift(s) decided differently" in _text(typed)
 
 
 def test_what_if_needs_sign_in(client):

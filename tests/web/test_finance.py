@@ -18,7 +18,7 @@ from models import CashSnapshot, FiscalBudget, FundraisingGoal, MonthlySpend
 from models.finance import CashSnapshotCreate, FundraisingGoalCreate, MonthlySpendCreate
 from tests import builders as b
 from tests.web.ledger_reads import audit, objects
-from tests.webtools import csrf_token, submit
+from tests.webtools import csrf_token, session_token, submit
 
 ACTOR = Actor("test", role="admin")
 FINANCE = "/staff/finance/"
@@ -207,7 +207,7 @@ def test_readers_may_look_but_only_finance_and_admins_may_record(client, web_as)
     viewer = web_as("viewer")
     assert viewer.get(FINANCE).status_code == 200
     assert "Record cash on hand" not in text(viewer.get(FINANCE))
-    token = csrf_token(viewer.get(FINANCE).get_data(as_text=True))  # the sign-out form's
+    token = session_token(viewer.get(FINANCE).get_data(as_text=True))
     for path in ("cash", "spend", "budget", "goals/new"):
         assert viewer.get(FINANCE + path).status_code == 403
         assert viewer.post(FINANCE + path, data={"csrf_token": token, "amount": "1.00",

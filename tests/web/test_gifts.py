@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from models import AuditEntry, Decision, Gift, Refund
 from tests.builders import World, affiliate, gift, ok, person
-from tests.webtools import csrf_token, submit
+from tests.webtools import session_token, submit
 
 D = date(2025, 6, 2)
 NEW = "/staff/gifts/new"
@@ -100,7 +100,7 @@ def test_viewer_reads_but_cannot_post(api, world, web_as, db):
     assert viewer.get("/staff/gifts/").status_code == 200
     assert viewer.get(f"/staff/gifts/{given['id']}").status_code == 200
     assert viewer.get(NEW).status_code == 403
-    token = csrf_token(viewer.get("/staff/gifts/").get_data(as_text=True))
+    token = session_token(viewer.get("/staff/gifts/").get_data(as_text=True))
     before = counts(db)
     response = viewer.post(NEW, data={**form_data(world.donor["id"]), "action": "record",
                                       "csrf_token": token})
@@ -404,7 +404,7 @@ def test_fundraiser_cannot_refund(api, world, web_as, db):
     fundraiser = web_as("fundraiser")
     page = fundraiser.get(f"/staff/gifts/{given['id']}")
     assert "Record a refund" not in text(page)
-    token = csrf_token(page.get_data(as_text=True))
+    token = session_token(page.get_data(as_text=True))  # the page offers no refund form
     response = fundraiser.post(f"/staff/gifts/{given['id']}/refund", data={
         "amount": "10.00", "refunded_on": "2025-07-01", "csrf_token": token})
     assert response.status_code == 403

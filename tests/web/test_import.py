@@ -21,7 +21,7 @@ from models import (
     Gift,
 )
 from tests.builders import organization
-from tests.webtools import csrf_token
+from tests.webtools import csrf_token, session_token
 
 GIFTS_HEADER = ("external_ref,donor_external_id,amount,currency,received_on,kind,purpose,method,"
                 "fx_rate,description")
@@ -69,7 +69,7 @@ def test_anonymous_is_sent_to_sign_in(client):
 def test_roles_without_gifts_write_may_not_import(web_as, role):
     client = web_as(role)
     assert client.get("/staff/import/").status_code == 403
-    token = csrf_token(client.get("/staff/").get_data(as_text=True))
+    token = session_token(client.get("/staff/").get_data(as_text=True))
     response = client.post("/staff/import/", content_type="multipart/form-data", data={
         "csrf_token": token, "action": "import",
         "gifts": (io.BytesIO(csv_text(GIFTS_HEADER).encode()), "gifts.csv")})

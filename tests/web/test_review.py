@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from models import AuditEntry, Decision, Gift, OverrideRequest
 from tests.builders import World, affiliate, gift, organization, person
-from tests.webtools import csrf_token, submit
+from tests.webtools import session_token, submit
 
 D = date(2025, 6, 2)
 QUEUE = "/staff/review/"
@@ -98,7 +98,7 @@ def test_only_reviewers_open_the_queue_or_decide(api, world, web_as, db, role):
     client = web_as(role)
     assert client.get(QUEUE).status_code == 403
     assert client.get(f"/staff/review/gifts/{held['id']}/decide").status_code == 403
-    token = csrf_token(client.get("/staff/gifts/").get_data(as_text=True))
+    token = session_token(client.get("/staff/gifts/").get_data(as_text=True))
     response = client.post(f"/staff/review/gifts/{held['id']}/decide",
                            data={"outcome": "accept", "reason": "fine by me", "csrf_token": token})
     assert response.status_code == 403
@@ -173,7 +173,7 @@ def test_deciding_a_gift_that_is_no_longer_held_shows_the_ledger_message(api, wo
     reviewer = web_as("reviewer")
     page = text(reviewer.get(f"/staff/review/gifts/{given['id']}/decide"))
     assert "not held: there is nothing to decide" in page
-    token = csrf_token(page)
+    token = session_token(page)  # the page offers no decision form
     response = reviewer.post(f"/staff/review/gifts/{given['id']}/decide",
                              data={"outcome": "reject", "reason": "Changed my mind", "csrf_token": token})
     assert response.status_code == 409
@@ -339,7 +339,7 @@ def test_override_request_needs_a_reason_and_a_reviewer(api, world, web_as, db):
     assert overrides(db, rejected["id"]) == []
     fundraiser = web_as("fundraiser")
     assert "Request an override" not in text(fundraiser.get(f"/staff/gifts/{rejected['id']}"))
-    token = csrf_token(fundraiser.get("/staff/gifts/").get_data(as_text=True))
+    token = session_token(fundraiser.get("/staff/gifts/").get_data(as_text=True))
     response = fundraiser.post(f"/staff/review/gifts/{rejected['id']}/override",
                                data={"reason": "Please", "csrf_token": token})
     assert response.status_code == 403

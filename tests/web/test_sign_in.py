@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from app.auth import throttle
 from app.db.locking import ledger_batch
 from models import AuditEntry, SignInThrottle
-from tests.webtools import PASSWORD, csrf_token, make_user, sign_in
+from tests.webtools import PASSWORD, csrf_token, make_user, session_token, sign_in
 
 WRONG = "Email or password is wrong."
 THROTTLED = re.compile(r"Too many failed attempts\. Try again in \d+ minutes?\.")
@@ -56,7 +56,7 @@ def test_sign_out_kills_copies_of_the_session_cookie(app, client):
     sign_in(client, "ana@example.org")
     stolen = client.get_cookie("session").value
     home = client.get("/staff/")
-    response = client.post("/logout", data={"csrf_token": csrf_token(home.get_data(as_text=True))})
+    response = client.post("/logout", data={"csrf_token": session_token(home.get_data(as_text=True))})
     assert response.status_code == 302
     thief = app.test_client()
     thief.set_cookie("session", stolen)
