@@ -15,6 +15,8 @@ from sqlmodel import Field, SQLModel
 from models.base import in_list, utcnow
 
 ACKNOWLEDGEMENT_KINDS = ("gift", "annual")
+#: How an acknowledgement went out: e-mailed from the app, or posted (recorded by staff).
+ACKNOWLEDGEMENT_CHANNELS = ("email", "post")
 
 
 class PublishedDisclosure(SQLModel, table=True):
@@ -43,6 +45,7 @@ class Acknowledgement(SQLModel, table=True):
 
     __table_args__ = (
         CheckConstraint(in_list("kind", ACKNOWLEDGEMENT_KINDS), name="kind"),
+        CheckConstraint(in_list("channel", ACKNOWLEDGEMENT_CHANNELS), name="channel"),
         CheckConstraint(
             "(kind = 'gift' AND gift_id IS NOT NULL) OR (kind = 'annual' AND year IS NOT NULL)",
             name="subject",
@@ -59,7 +62,10 @@ class Acknowledgement(SQLModel, table=True):
     #: Calendar year of an annual giving statement.
     year: int | None = None
     sent_at: datetime = Field(default_factory=utcnow)
-    #: The address it was e-mailed to.
+    #: "email" (sent from the app) or "post" (a printed letter, recorded by staff).
+    channel: str = Field(default="email", max_length=10,
+                         sa_column_kwargs={"server_default": "email"})
+    #: The e-mail address, or the postal address, it was sent to.
     sent_to: str = Field(max_length=320)
     #: The letter's content as canonical JSON, and its SHA-256.
     content: str = Field(sa_column=Column(Text, nullable=False))

@@ -95,6 +95,10 @@ def format_amount(minor: int, currency: str) -> str:
 
 def display_amount(minor: int, currency: str) -> str:
     """Human form with thousands separators: '$12,400.00' style without symbol tables."""
+    if not isinstance(minor, int) or isinstance(minor, bool):
+        # A Decimal here (PostgreSQL's SUM of a BIGINT) or a float means a caller did
+        # arithmetic outside integer minor units: say so, rather than fail on formatting.
+        raise TypeError(f"money must be integer minor units, not {type(minor).__name__} {minor!r}")
     exponent = currency_exponent(currency)
     units, cents = divmod(abs(minor), 10**exponent)
     text = f"{units:,}" + (f".{cents:0{exponent}d}" if exponent else "")

@@ -14,6 +14,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "in_kind.write": frozenset({"fundraiser", "reviewer", "admin"}),
     "review": frozenset({"reviewer", "admin"}),
     "refunds": frozenset({"finance", "admin"}),
+    #: Recording that a printed acknowledgement was posted: finance sends the post.
+    "acknowledgements.post": frozenset({"fundraiser", "finance", "admin"}),
     "exports": frozenset({"finance", "admin"}),
     "budget": frozenset({"finance", "admin"}),
     "admin": frozenset({"admin"}),

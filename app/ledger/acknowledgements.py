@@ -10,8 +10,8 @@
   size; it may replace per-gift letters.
 
 Letters are plain data (Letter) with a canonical JSON form and its SHA-256. Sending is the
-caller's business (app.mail); record_sent() then stores what was sent, to whom and when,
-with an audit entry. Refunds created after an acknowledgement was sent are flagged by
+caller's business (app.mail, or the post); record_sent() then stores what was sent, how, to
+whom and when, with an audit entry. Refunds created after an acknowledgement was sent are flagged by
 refunded_after_acknowledgement(), since the donor holds a letter for money returned.
 """
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import extract, func, select
+from sqlalchemy import BigInteger, cast, extract, func, select
 from sqlmodel import Session
 
 from app.db.locking import ledger_write
@@ -31,6 +31,7 @@ from app.errors import NotAllowed, NotFound
 from app.ledger import audit
 from app.ledger.audit import Actor
 from models import Acknowledgement, Donor, Gift, Refund
+from models.disclosures import ACKNOWLEDGEMENT_CHANNELS
 from models.money import currency_exponent, format_amount
 
 #: The IRS threshold for a written acknowledgement of a single contribution, in major units.
@@ -179,8 +180,10 @@ def letter_text(letter: Letter) -> str:
 def _refunded_reporting(session: Session, gift_ids: list[int]) -> dict[int, int]:
     if not gift_ids:
         return {}
+    # PostgreSQL's SUM of a BIGINT is NUMERIC (a Decimal in Python): cast it back, so
+    # amounts stay integer minor units.
     return dict(session.execute(
-        select(Refund.gift_id, func.sum(Refund.reporting_amount_minor))
+        select(Refund.gift_id, cast(func.sum(Refund.reporting_amount_minor), BigInteger))
         .where(Refund.gift_id.in_(gift_ids)).group_by(Refund.gift_id)
     ).all())
 
@@ -246,33 +249,52 @@ class Pending:
     net_reporting_minor: int
 
 
-def pending_acknowledgements(session: Session, reporting_currency: str,
-                             limit: int = 200) -> list[Pending]:
-    """Accepted gifts of 250 or more that no acknowledgement has been sent for, newest first."""
+def _pending_query(reporting_currency: str):
+    """Accepted gifts of 250 or more, net of refunds, that no acknowledgement was sent for:
+    (Gift, Donor, net) rows. The refunds are netted in SQL so the list can be counted and
+    paged there; the CAST keeps PostgreSQL's NUMERIC SUM an integer."""
+    threshold = threshold_minor(reporting_currency)
     sent = select(Acknowledgement.gift_id).where(Acknowledgement.gift_id.is_not(None))
-    rows = session.execute(
-        select(Gift, Donor).join(Donor, Donor.id == Gift.donor_id)
+    refunded = (select(Refund.gift_id.label("gift_id"),
+                       cast(func.sum(Refund.reporting_amount_minor), BigInteger).label("minor"))
+                .group_by(Refund.gift_id).subquery())
+    net = (Gift.reporting_amount_minor - func.coalesce(refunded.c.minor, 0)).label("net")
+    return (
+        select(Gift, Donor, net).join(Donor, Donor.id == Gift.donor_id)
+        .outerjoin(refunded, refunded.c.gift_id == Gift.id)
         .where(Gift.status == "accepted", Gift.reporting_currency == reporting_currency,
-               Gift.reporting_amount_minor >= threshold_minor(reporting_currency),
+               Gift.reporting_amount_minor >= threshold, net >= threshold,
                Gift.id.not_in(sent))
-        .order_by(Gift.received_on.desc(), Gift.id.desc()).limit(limit)
+    )
+
+
+def count_pending(session: Session, reporting_currency: str) -> int:
+    query = _pending_query(reporting_currency)
+    return session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
+
+
+def pending_acknowledgements(session: Session, reporting_currency: str, *, offset: int = 0,
+                             limit: int = 50) -> list[Pending]:
+    """One page of the gifts awaiting an acknowledgement, newest first (count_pending gives
+    how many there are in all)."""
+    rows = session.execute(
+        _pending_query(reporting_currency)
+        .order_by(Gift.received_on.desc(), Gift.id.desc()).offset(offset).limit(limit)
     ).all()
-    refunded = _refunded_reporting(session, [g.id for g, _ in rows])
-    result = []
-    for gift, donor in rows:
-        net = gift.reporting_amount_minor - refunded.get(gift.id, 0)
-        if net >= threshold_minor(reporting_currency):
-            result.append(Pending(gift, donor, net))
-    return result
+    return [Pending(gift, donor, int(net)) for gift, donor, net in rows]
 
 
 def record_sent(session: Session, letter: Letter, sent_to: str, actor: Actor,
-                sent_at: datetime | None = None) -> Acknowledgement:
-    """Store the acknowledgement that was sent, with an audit entry."""
+                sent_at: datetime | None = None, channel: str = "email") -> Acknowledgement:
+    """Store the acknowledgement that was sent (e-mailed, or posted: `channel`), with an
+    audit entry."""
+    if channel not in ACKNOWLEDGEMENT_CHANNELS:
+        raise NotAllowed(f"an acknowledgement is sent by {' or '.join(ACKNOWLEDGEMENT_CHANNELS)}")
     with ledger_write(session):
         record = Acknowledgement(
             kind=letter.kind, donor_id=letter.donor_id, gift_id=letter.gift_id, year=letter.year,
-            sent_to=sent_to, content=letter.canonical(), content_hash=letter.content_hash(),
+            channel=channel, sent_to=sent_to, content=letter.canonical(),
+            content_hash=letter.content_hash(),
             goods_description=letter.goods.description if letter.goods else None,
             goods_value_minor=letter.goods.value_minor if letter.goods else None,
             sent_by_id=actor.user_id,
@@ -283,7 +305,8 @@ def record_sent(session: Session, letter: Letter, sent_to: str, actor: Actor,
         session.flush()
         audit.append(session, actor, "acknowledgement.sent", "acknowledgement", record.id, {
             "kind": letter.kind, "donor_id": letter.donor_id, "gift_id": letter.gift_id,
-            "year": letter.year, "sent_to": sent_to, "content_hash": record.content_hash,
+            "year": letter.year, "channel": channel, "sent_to": sent_to,
+            "content_hash": record.content_hash,
         })
     return record
 

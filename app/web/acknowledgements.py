@@ -2,7 +2,9 @@
 sending them by e-mail with the PDF attached, and refunds made after a letter was sent.
 
 Any staff role may read the letters (read); sending one is fundraising work and needs
-`gifts.write` (fundraisers and admins), like recording the gift did.
+`gifts.write` (fundraisers and admins), like recording the gift did. A letter printed and
+posted is recorded as sent by post (`acknowledgements.post`: fundraisers, finance, admins),
+with the address it went to; it then leaves the list of gifts awaiting a letter.
 """
 
 from __future__ import annotations
@@ -36,13 +38,20 @@ from app.ledger import acknowledgements as ack
 from app.mail import Attachment, MailError, build_message, mail_settings, send
 from app.web.access import get_or_404, role_required
 from app.web.documents import letter_pdf
-from app.web.formtools import INVALID, AmountField, blank_to_none
+from app.web.formtools import INVALID, AmountField, blank_to_none, page_number
 from models import Acknowledgement, Donor, Gift
 from models.money import MoneyError, format_amount, parse_typed_amount
 
 bp = Blueprint("acknowledgements", __name__, url_prefix="/staff/acknowledgements")
 
 _ZERO = re.compile(r"^0+(\.0+)?$")
+PENDING_PER_PAGE = 50
+
+
+class PostedForm(FlaskForm):
+    posted_to = TextAreaField(
+        "Posted to", validators=[DataRequired(), Length(max=320)],
+        description="The postal address the printed letter (the PDF) was sent to.")
 
 
 class SendForm(FlaskForm):
@@ -94,9 +103,12 @@ def index():
         select(Acknowledgement, Donor).join(Donor, Donor.id == Acknowledgement.donor_id)
         .order_by(Acknowledgement.id.desc()).limit(50)
     ).all()
+    page = page_number(ack.count_pending(session, currency), PENDING_PER_PAGE)
+    pending = ack.pending_acknowledgements(session, currency, offset=page.offset,
+                                           limit=page.per_page)
     return render_template(
-        "acknowledgements/index.html", pending=ack.pending_acknowledgements(session, currency),
-        recent=recent, currency=currency, threshold=ack.threshold_minor(currency),
+        "acknowledgements/index.html", pending=pending, page=page, recent=recent,
+        currency=currency, threshold=ack.threshold_minor(currency),
         flagged=len(ack.refunded_after_acknowledgement(session)),
         mail_on=mail_settings(current_app.config) is not None, year=state().today().year - 1,
     )
@@ -141,7 +153,8 @@ def _annual_letter(donor_id: int, year: int, goods: ack.Goods | None) -> ack.Let
         abort(404, f"No accepted gift from this donor in {year}.")
 
 
-def _page(letter: ack.Letter, form: SendForm, sent: list, pdf_url: str, status: int = 200):
+def _page(letter: ack.Letter, form: SendForm, sent: list, pdf_url: str, status: int = 200,
+          posted_form: PostedForm | None = None):
     if letter.goods is not None:  # the PDF shows the same goods statement as the page
         pdf_url += "?" + urlencode({
             "goods_description": letter.goods.description,
@@ -149,6 +162,7 @@ def _page(letter: ack.Letter, form: SendForm, sent: list, pdf_url: str, status: 
     return render_template(
         "acknowledgements/letter.html", letter=letter, text=ack.letter_text(letter), form=form,
         sent=sent, pdf_url=pdf_url, mail_on=mail_settings(current_app.config) is not None,
+        posted_form=posted_form or PostedForm(), posted_url=request.path.rstrip("/") + "/posted",
     ), status
 
 
@@ -207,12 +221,42 @@ def _handle(letter_for, pdf_url: str, sent: list):
     return redirect(request.path)
 
 
+def _record_posted(letter_for, pdf_url: str, sent: list, back: str):
+    """Record that the letter (with the goods statement the page showed) was printed and
+    posted: the ledger stores it as sent by post, audited, like an e-mailed one."""
+    if not current_user.can("acknowledgements.post"):
+        abort(403)  # the role first, then the lookup: a refused role learns nothing
+    goods = _goods(request.form.get("goods_description"), request.form.get("goods_value"))
+    letter = letter_for(None if isinstance(goods, dict) else goods)
+    form = PostedForm()
+    if not form.validate_on_submit() or isinstance(goods, dict):
+        return _page(letter, SendForm(formdata=None), sent, pdf_url, INVALID, posted_form=form)
+    address = form.posted_to.data.strip()
+    try:
+        ack.record_sent(get_session(), letter, address, g.actor, channel="post")
+    except LedgerBusy:
+        form.form_errors = [*form.form_errors, "The ledger is busy; nothing was recorded. "
+                            "Try again in a moment."]
+        return _page(letter, SendForm(formdata=None), sent, pdf_url, 503, posted_form=form)
+    flash("Recorded as sent by post.", "success")
+    return redirect(back)
+
+
 @bp.route("/gifts/<int:gift_id>", methods=["GET", "POST"])
 @role_required(READ)
 def gift(gift_id: int):
     return _handle(lambda goods: _gift_letter(gift_id, goods),
                    url_for("acknowledgements.gift_pdf", gift_id=gift_id),
                    ack.sent_for_gift(get_session(), gift_id))
+
+
+@bp.post("/gifts/<int:gift_id>/posted")
+@role_required(READ)
+def gift_posted(gift_id: int):
+    return _record_posted(lambda goods: _gift_letter(gift_id, goods),
+                          url_for("acknowledgements.gift_pdf", gift_id=gift_id),
+                          ack.sent_for_gift(get_session(), gift_id),
+                          url_for("acknowledgements.gift", gift_id=gift_id))
 
 
 @bp.get("/gifts/<int:gift_id>.pdf")
@@ -229,6 +273,15 @@ def annual(donor_id: int, year: int):
     return _handle(lambda goods: _annual_letter(donor_id, year, goods),
                    url_for("acknowledgements.annual_pdf", donor_id=donor_id, year=year),
                    ack.sent_for_year(get_session(), donor_id, year))
+
+
+@bp.post("/donors/<int:donor_id>/<int:year>/posted")
+@role_required(READ)
+def annual_posted(donor_id: int, year: int):
+    return _record_posted(lambda goods: _annual_letter(donor_id, year, goods),
+                          url_for("acknowledgements.annual_pdf", donor_id=donor_id, year=year),
+                          ack.sent_for_year(get_session(), donor_id, year),
+                          url_for("acknowledgements.annual", donor_id=donor_id, year=year))
 
 
 @bp.get("/donors/<int:donor_id>/<int:year>.pdf")

@@ -121,14 +121,18 @@ class Page:
         return self.number < self.pages
 
 
-def page_of(session: Session, query, per_page: int = 25) -> tuple[Page, list]:
-    """Run `query` (a select of one entity) for the page named by ?page=N."""
+def page_number(total: int, per_page: int) -> Page:
+    """The page named by ?page=N of a list of `total` rows (the last page if N is beyond it)."""
     raw = request.args.get("page", "1")
     number = int(raw) if raw.isdigit() and 0 < int(raw) < 100_000 else 1
+    page = Page(number, per_page, total)
+    return Page(page.pages, per_page, total) if page.number > page.pages else page
+
+
+def page_of(session: Session, query, per_page: int = 25) -> tuple[Page, list]:
+    """Run `query` (a select of one entity) for the page named by ?page=N."""
     total = session.execute(select(func.count()).select_from(query.order_by(None).subquery())
                             ).scalar_one()
-    page = Page(number, per_page, total)
-    if page.number > page.pages:
-        page = Page(page.pages, per_page, total)
+    page = page_number(total, per_page)
     rows = session.execute(query.offset(page.offset).limit(per_page)).scalars().all()
     return page, list(rows)

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from models import Acknowledgement
 from tests.builders import gift, ok, person
 from tests.web.ledger_reads import audit, objects, text
-from tests.webtools import submit
+from tests.webtools import post_refused, submit
 
 YEAR = 2026
 
@@ -308,6 +308,109 @@ def test_a_refund_after_an_annual_statement_is_flagged(api, donor, web_as, inbox
     assert "statement 2026" in page
 
 
+# --- the list: refunds, every gift, letters sent by post -----------------------------------------
+
+def test_a_partly_refunded_gift_awaiting_a_letter_is_listed_at_its_net_amount(api, donor, web_as):
+    """PostgreSQL sums BIGINT refunds as NUMERIC: the list must still show integer money."""
+    made = gift(api, donor["id"], "300.00", "2026-03-01")
+    ok(api.post(f"/gifts/{made['id']}/refund", {"amount": "10.00", "refunded_on": "2026-03-05"}))
+    ok(api.post(f"/gifts/{made['id']}/refund", {"amount": "0.01", "refunded_on": "2026-03-06"}))
+    listing = web_as("viewer").get("/staff/acknowledgements/")
+    assert listing.status_code == 200
+    assert "289.99 USD" in text(listing) and letter_path(made["id"]) in text(listing)
+
+
+def test_the_money_filter_refuses_anything_but_integer_minor_units():
+    from decimal import Decimal
+
+    from models.money import display_amount
+
+    assert display_amount(28999, "USD") == "289.99 USD"
+    for wrong in (Decimal(28999), 289.99, True):
+        with pytest.raises(TypeError, match="integer minor units"):
+            display_amount(wrong, "USD")
+
+
+def test_every_gift_awaiting_a_letter_can_be_reached_and_is_counted(api, donor, web_as):
+    from app.web.acknowledgements import PENDING_PER_PAGE
+
+    biggest = [gift(api, donor["id"], amount, f"2025-01-0{day}")  # the oldest: listed last
+               for day, amount in ((1, "3000000.00"), (2, "2000000.00"), (3, "1500000.00"))]
+    for n in range(PENDING_PER_PAGE):
+        gift(api, donor["id"], "250.00", f"2026-0{1 + n // 28}-{1 + n % 28:02d}")
+    viewer = web_as("viewer")
+    first = text(viewer.get("/staff/acknowledgements/"))
+    total = PENDING_PER_PAGE + 3
+    assert f'<span class="count" id="pending-count">{total}</span>' in first
+    assert f"{total} gift(s) await a letter" in first
+    listed = re.findall(r"/staff/acknowledgements/gifts/(\d+)\"", first)
+    assert len(listed) == PENDING_PER_PAGE
+    # Follow the pager as a user would.
+    following = re.search(r'href="([^"]+)" rel="next"', first).group(1).replace("&amp;", "&")
+    second = text(viewer.get(following))
+    assert "Page 2 of 2" in second
+    assert [int(i) for i in re.findall(r"/staff/acknowledgements/gifts/(\d+)\"", second)] == [
+        g["id"] for g in reversed(biggest)]
+    assert "3,000,000.00 USD" in second and "1,500,000.00 USD" in second
+
+
+def test_finance_records_a_letter_posted_when_no_mail_is_configured(api, donor, web_as, db):
+    made = gift(api, donor["id"], "500.00", "2026-03-02")
+    finance = web_as("finance")
+    page = text(finance.get(letter_path(made["id"])))
+    assert "Record as sent by post" in page and "Send with the PDF attached" not in page
+
+    refused = submit(finance, letter_path(made["id"]), {"posted_to": "  "},
+                     action=letter_path(made["id"]) + "/posted")
+    assert refused.status_code == 422 and sent(db) == []
+
+    response = submit(finance, letter_path(made["id"]),
+                      {"posted_to": "Dana Donor\n2 Main St\nOakland, CA 94601"},
+                      action=letter_path(made["id"]) + "/posted")
+    assert response.status_code == 302
+    [record] = sent(db)
+    assert (record.kind, record.gift_id, record.channel) == ("gift", made["id"], "post")
+    assert record.sent_to == "Dana Donor\n2 Main St\nOakland, CA 94601"
+    assert record.content_hash == hashlib.sha256(record.content.encode()).hexdigest()
+    [entry] = audit(db, "acknowledgement.sent")
+    assert entry.entity_id == record.id and entry.data["channel"] == "post"
+
+    listing = text(finance.get("/staff/acknowledgements/"))
+    assert letter_path(made["id"]) + '"' not in listing.split("<h2>Annual giving statement")[0]
+    assert "by post" in listing.split("<h2>Recently sent")[1]
+    assert "by post" in text(finance.get(letter_path(made["id"])))
+
+
+def test_an_annual_statement_posted_with_its_goods_statement(api, donor, web_as, db):
+    gift(api, donor["id"], "40.00", "2026-05-01")
+    path = f"/staff/acknowledgements/donors/{donor['id']}/{YEAR}"
+    fundraiser = web_as("fundraiser")
+    preview = submit(fundraiser, path, {"send_to": "dana@example.org", "action": "preview",
+                                        "goods_description": "A dinner", "goods_value": "30.00"})
+    assert preview.status_code == 200
+    form_page = text(preview)
+    assert 'name="goods_description" value="A dinner"' in form_page
+    # Post the "sent by post" form exactly as the previewed page gives it.
+    from tests.webtools import page_form
+
+    form = page_form(form_page, path, path + "/posted")
+    response = fundraiser.post(form.action, data={**form.fields, "posted_to": "2 Main St"})
+    assert response.status_code == 302
+    [record] = sent(db)
+    assert (record.kind, record.year, record.channel) == ("annual", YEAR, "post")
+    assert (record.goods_description, record.goods_value_minor) == ("A dinner", 3000)
+
+
+@pytest.mark.parametrize("role", ["viewer", "reviewer"])
+def test_only_fundraisers_finance_and_admins_record_a_posted_letter(api, donor, web_as, db, role):
+    made = gift(api, donor["id"], "500.00", "2026-03-02")
+    staff = web_as(role)
+    assert "Record as sent by post" not in text(staff.get(letter_path(made["id"])))
+    response = post_refused(staff, letter_path(made["id"]), letter_path(made["id"]) + "/posted",
+                            {"posted_to": "2 Main St"})
+    assert response.status_code == 403 and sent(db) == []
+
+
 # --- roles ----------------------------------------------------------------------------------------
 
 def test_roles(client, api, donor, web_as, inbox, db):
@@ -322,7 +425,9 @@ def test_roles(client, api, donor, web_as, inbox, db):
         page = staff.get(letter_path(made["id"]))
         assert page.status_code == 200 and "Send with the PDF attached" not in text(page)
         assert staff.get(letter_path(made["id"]) + ".pdf").mimetype == "application/pdf"
-        assert send(staff, letter_path(made["id"])).status_code == 403, role
+        refused = post_refused(staff, letter_path(made["id"]), letter_path(made["id"]),
+                               {"send_to": "dana@example.org", "action": "send"})
+        assert refused.status_code == 403, role
     assert inbox.messages == [] and sent(db) == []
     assert send(web_as("admin"), letter_path(made["id"])).status_code == 302
     assert len(inbox.messages) == 1
