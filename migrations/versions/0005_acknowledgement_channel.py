@@ -26,5 +26,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("acknowledgement") as batch:
-        batch.drop_constraint("ck_acknowledgement_channel", type_="check")
+        batch.drop_constraint("channel", type_="check")  # named by the convention
         batch.drop_column("channel")
