@@ -47,13 +47,14 @@ def create_app(config: dict | None = None) -> Flask:
     engine = make_engine(app.config["DATABASE_URL"])
     policy_path = Path(app.config["POLICY_FILE"] or DEFAULT_POLICY_FILE)
     policy = load_policy(policy_path)
+    timezone = ZoneInfo(app.config["ORG_TIMEZONE"])
     app.extensions["armslength"] = State(
         engine=engine,
-        sessions=session_factory(engine),
+        sessions=session_factory(engine, timezone),
         policy=policy,
         policies=PolicyCache(policy, policy_path.read_text(encoding="utf-8")),
         reporting_currency=app.config["REPORTING_CURRENCY"],
-        timezone=ZoneInfo(app.config["ORG_TIMEZONE"]),
+        timezone=timezone,
     )
     app.teardown_request(close_session)  # each request ends its own session
     app.teardown_appcontext(close_session)

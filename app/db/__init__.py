@@ -5,6 +5,9 @@ app.db.locking)."""
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
 from flask import current_app, g
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
@@ -60,8 +63,16 @@ def _sqlite_begin_immediate(engine: Engine, busy_timeout_ms: int) -> None:
             connection.exec_driver_sql("BEGIN")
 
 
-def session_factory(engine: Engine) -> sessionmaker:
-    return sessionmaker(engine, class_=Session, expire_on_commit=False)
+def session_factory(engine: Engine, timezone: ZoneInfo = UTC) -> sessionmaker:
+    """Sessions that know the organisation's time zone (`org_today`): the ledger's dates,
+    such as "no gift received after today", are the organisation's local dates."""
+    return sessionmaker(engine, class_=Session, expire_on_commit=False,
+                        info={"org_timezone": timezone})
+
+
+def org_today(session: Session) -> date:
+    """Today's date in the organisation's time zone (ORG_TIMEZONE), for this session."""
+    return datetime.now(session.info.get("org_timezone", UTC)).date()
 
 
 def get_session() -> Session:

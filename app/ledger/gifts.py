@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from app.db import rows
+from app.db import org_today, rows
 from app.db.locking import ledger_write
 from app.db.lookups import one_of
 from app.errors import Duplicate, NotAllowed, NotFound, ValidationFailed
@@ -154,6 +154,12 @@ def share_credits(session: Session, shares: list[Share], payer: Donor) -> fundin
 
 def validate_links(session: Session, data: GiftCreate, donor: Donor) -> None:
     errors: dict[str, list[str]] = {}
+    # Every channel passes here: a gift is recorded once received, never ahead of time
+    # (a promise of money to come is a pledge). Today is the organisation's date.
+    today = org_today(session)
+    if data.received_on > today:
+        errors["received_on"] = [f"{data.received_on.isoformat()} is after today "
+                                 f"({today.isoformat()}); a gift is recorded once received"]
     if data.matching_gift_for is not None:
         matched = session.get(Gift, data.matching_gift_for)
         if matched is None:

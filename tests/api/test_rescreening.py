@@ -90,12 +90,12 @@ def test_affiliation_to_a_lab_affiliate_rescreens(api, w):
 
 
 def test_ended_affiliation_rescreens_through_the_cooling_off_period_only(api, w):
-    gift(api, w.donor["id"], "10000.00", "2026-01-01")
+    gift(api, w.donor["id"], "10000.00", "2025-01-01")
     ada = person(api, "Ada")
-    inside = gift(api, ada["id"], "100.00", "2026-12-31")   # 364 days after the end
-    outside = gift(api, ada["id"], "100.00", "2027-01-01")  # 365 days after: cooled off
+    inside = gift(api, ada["id"], "100.00", "2025-12-31")   # 364 days after the end
+    outside = gift(api, ada["id"], "100.00", "2026-01-01")  # 365 days after: cooled off
     aff = ok(api.post(f"/donors/{ada['id']}/affiliations",
-                      _aff(w.lab["id"], "2020-01-01", end="2026-01-01")))
+                      _aff(w.lab["id"], "2020-01-01", end="2025-01-01")))
     assert aff["rescreened_gift_ids"] == [inside["id"]]
     assert api.get(f"/gifts/{outside['id']}").get_json()["status"] == "accepted"
 

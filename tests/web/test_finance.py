@@ -110,24 +110,24 @@ def test_runway_rounds_down_and_needs_both_figures(db):
 
 def test_goal_progress_counts_gifts_and_pledges_of_the_period_once(api, db):
     world = b.World(api)
-    b.gift(api, world.donor["id"], "3000.00", "2026-02-01")
-    refunded = b.gift(api, world.donor["id"], "500.00", "2026-03-01")
-    b.ok(api.post(f"/gifts/{refunded['id']}/refund", {"amount": "200.00", "refunded_on": "2026-03-05"}))
-    b.gift(api, world.donor["id"], "800.00", "2025-12-31")             # before the start
-    assert b.gift(api, world.lab_donor["id"], "999.00", "2026-04-01")["status"] == "held"
-    in_period = pledge(api, world.donor["id"], "4000.00", "2026-04-01", [("2026-05-01", "4000.00")])
-    b.gift(api, world.donor["id"], "1000.00", "2026-05-01", pledge_id=in_period["id"])  # not twice
-    earlier = pledge(api, world.donor["id"], "2000.00", "2025-06-01", [("2026-06-01", "2000.00")])
-    b.gift(api, world.donor["id"], "700.00", "2026-06-01", pledge_id=earlier["id"])  # a gift now
-    b.gift(api, world.donor["id"], "100.00", "2027-01-05")             # after the deadline
+    b.gift(api, world.donor["id"], "3000.00", "2025-02-01")
+    refunded = b.gift(api, world.donor["id"], "500.00", "2025-03-01")
+    b.ok(api.post(f"/gifts/{refunded['id']}/refund", {"amount": "200.00", "refunded_on": "2025-03-05"}))
+    b.gift(api, world.donor["id"], "800.00", "2024-12-31")             # before the start
+    assert b.gift(api, world.lab_donor["id"], "999.00", "2025-04-01")["status"] == "held"
+    in_period = pledge(api, world.donor["id"], "4000.00", "2025-04-01", [("2025-05-01", "4000.00")])
+    b.gift(api, world.donor["id"], "1000.00", "2025-05-01", pledge_id=in_period["id"])  # not twice
+    earlier = pledge(api, world.donor["id"], "2000.00", "2024-06-01", [("2025-06-01", "2000.00")])
+    b.gift(api, world.donor["id"], "700.00", "2025-06-01", pledge_id=earlier["id"])  # a gift now
+    b.gift(api, world.donor["id"], "100.00", "2026-01-05")             # after the deadline
     goal = finance.create_goal(db, FundraisingGoalCreate(
-        name="Year-end campaign", amount="10000.00", currency="USD", starts_on="2026-01-01",
-        deadline="2026-12-31"), ACTOR, "USD")
+        name="Year-end campaign", amount="10000.00", currency="USD", starts_on="2025-01-01",
+        deadline="2025-12-31"), ACTOR, "USD")
 
     try:
-        progress = finance.goal_progress(db, goal, date(2026, 10, 15))
-        after = finance.goal_progress(db, goal, date(2027, 1, 10))
-        before = finance.goal_progress(db, goal, date(2025, 11, 20))
+        progress = finance.goal_progress(db, goal, date(2025, 10, 15))
+        after = finance.goal_progress(db, goal, date(2026, 1, 10))
+        before = finance.goal_progress(db, goal, date(2024, 11, 20))
     finally:
         db.rollback()
     assert (progress.gifts_minor, progress.pledges_minor, progress.pledge_count) == (400000, 400000, 1)
