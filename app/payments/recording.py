@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, localcontext
 from zoneinfo import ZoneInfo
 
@@ -214,7 +214,7 @@ def _rejected_after_payment(ctx: Context, donation: OnlineDonation, gift: Gift,
         ctx.followups.append(lambda: return_money(
             ctx.session, ctx.gateway, gift_id, STRIPE,
             reason="Rejected by the independence policy after payment (automatic refund)",
-            policy=ctx.policy,
+            policy=ctx.policy, timezone=ctx.timezone,
         ))
     else:
         hold_for_rescreen(
@@ -358,7 +358,10 @@ def record_stripe_refund(session: Session, gift_id: int, refund: StripeRefund, a
     remaining = gift.amount_minor - gift.refunded_minor
     if remaining <= 0 or refund.status not in RETURNING:
         return None
-    refunded_on = refund.created.astimezone(timezone).date() if timezone else refund.created.date()
+    # Refunds are dated in the organisation's time zone, like every ledger date; without
+    # one given, the session's (app.db.org_today), never the UTC date.
+    zone = timezone or session.info.get("org_timezone", UTC)
+    refunded_on = refund.created.astimezone(zone).date()
     try:
         return refund_gift(session, gift_id, actor, amount_minor=min(refund.amount_minor, remaining),
                            refunded_on=max(refunded_on, gift.received_on), reason=reason,

@@ -166,3 +166,35 @@ def test_a_monthly_donor_who_becomes_senior_is_stopped_at_the_next_payment(
     assert {"donation.subscription_stopping", "donation.subscription_cancelled"} <= set(actions(db))
     page = web_as("viewer").get("/staff/online/").get_data(as_text=True)
     assert "Monthly gift stopped" in page
+
+
+@pytest.mark.parametrize("stripe_settings", [  # UTC+14 and UTC-11
+    {"STRIPE_AUTO_REFUND": True, "ORG_TIMEZONE": "Pacific/Kiritimati"},
+    {"STRIPE_AUTO_REFUND": True, "ORG_TIMEZONE": "Pacific/Pago_Pago"}])
+def test_an_automatic_refund_is_dated_in_the_organisations_time_zone(
+        app, api, client, httpserver, db):
+    """Paid days ago, refunded now: the refund's date is today in ORG_TIMEZONE, not UTC's
+    date (at any hour one of the two zones is on another date than UTC)."""
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    zone = app.config["ORG_TIMEZONE"]
+    local_today = datetime.now(ZoneInfo(zone)).date()
+    lab = organization(api, "Frontier Lab", covered_lab=True)
+    ada = person(api, "Ada Lovelace", "ada@example.org")  # the donate form finds her by e-mail
+    affiliate(api, ada["id"], lab["id"], start="2015-01-01")
+    gift(api, person(api, "Plain Donor")["id"], "1000.00", local_today - timedelta(days=5))
+    donation = start_donation(client, httpserver, db, session_id="cs_test_tz", amount="other",
+                              other_amount="500")
+    colleague = person(api, "Lee Colleague")
+    affiliate(api, colleague["id"], lab["id"], start="2015-01-01")
+    gift(api, colleague["id"], "600.00", local_today - timedelta(days=5))
+    charged = datetime.now(UTC) - timedelta(days=3)
+    expect_settlement(httpserver, "pi_1", 50000, created=int(charged.timestamp()))
+    expect_refund_create(httpserver, "re_auto", 50000, "pi_1")
+    ok(post_event(client, session_completed(donation)))
+    rejected = _online_gift(db)
+    assert rejected.received_on == charged.astimezone(ZoneInfo(zone)).date()
+    [refund] = db.execute(select(Refund)).scalars().all()
+    assert refund.stripe_refund_id == "re_auto"
+    assert refund.refunded_on == datetime.now(ZoneInfo(zone)).date()
