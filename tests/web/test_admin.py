@@ -13,7 +13,7 @@ from app.errors import NotAllowed
 from app.ledger.audit import SYSTEM
 from models import ApiToken, AuditEntry, Decision, PolicyVersion, User
 from tests.builders import World, gift
-from tests.webtools import csrf_token, make_user, sign_in, submit
+from tests.webtools import csrf_token, make_user, post_refused, sign_in, submit
 
 TOKEN = re.compile(r'<p class="secret" id="new-token">(al_[A-Za-z0-9_\-]+)</p>')
 
@@ -48,7 +48,7 @@ def test_only_admins_may_open_admin(web_as, role):
 def test_viewer_posts_are_forbidden(web_as, db, action):
     viewer = web_as("viewer")
     # A valid CSRF token from a page the viewer may open: the refusal is the role's.
-    response = _post(viewer, "/staff/", action, {"email": "x@example.org", "role": "admin",
+    response = post_refused(viewer, "/staff/", action, {"email": "x@example.org", "role": "admin",
                                                  "password": "long enough password"})
     assert response.status_code == 403
     assert db.execute(select(User).where(User.email == "x@example.org")).first() is None

@@ -10,7 +10,7 @@ from sqlalchemy import event, select
 from models import Affiliation, Donor
 from tests import builders as b
 from tests.web.ledger_reads import audit, objects, read, text
-from tests.webtools import submit
+from tests.webtools import post_refused, submit
 
 # --- access -----------------------------------------------------------------------------------
 
@@ -40,7 +40,7 @@ def test_viewer_reads_but_cannot_write(api, web_as, db):
     }
     for path, data in writes.items():
         # A valid CSRF token from a page the viewer may open: the refusal is the role's.
-        response = submit(viewer, "/staff/donors/", data, action=path)
+        response = post_refused(viewer, "/staff/donors/", path, data)
         assert response.status_code == 403, path
     assert [d.name for d in objects(db, select(Donor).order_by(Donor.id))] == [
         "Lee Employee", "Dana Donor", "Frontier Lab (corporate)"]

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from models import InKindArrangement
 from tests import builders as b
 from tests.web.ledger_reads import audit, objects, text
-from tests.webtools import submit
+from tests.webtools import post_refused, submit
 
 
 def _arrangement(api, org_id, **extra):
@@ -36,7 +36,7 @@ def test_viewer_reads_but_cannot_write(api, web_as, db):
     viewer = web_as("viewer")
     assert viewer.get("/staff/in-kind/").status_code == 200
     assert viewer.get("/staff/in-kind/new").status_code == 403
-    response = submit(viewer, "/staff/in-kind/", _form(lab["id"]), action="/staff/in-kind/new")
+    response = post_refused(viewer, "/staff/in-kind/", "/staff/in-kind/new", _form(lab["id"]))
     assert response.status_code == 403
     assert objects(db, select(InKindArrangement)) == []
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from models import Organization
 from tests import builders as b
 from tests.web.ledger_reads import audit, objects, text
-from tests.webtools import submit
+from tests.webtools import post_refused, submit
 
 
 def _org(api, name, covered_lab=False, parent_id=None, aliases=()):
@@ -42,7 +42,7 @@ def test_viewer_reads_but_cannot_write(api, web_as, db):
         "/staff/organizations/new": {"name": "Sneaky Org"},
         f"/staff/organizations/{lab['id']}/edit": {"name": "Frontier Lab"},
     }.items():
-        assert submit(viewer, "/staff/organizations/", data, action=path).status_code == 403
+        assert post_refused(viewer, "/staff/organizations/", path, data).status_code == 403
     orgs = objects(db, select(Organization))
     assert [(o.name, o.covered_lab) for o in orgs] == [("Frontier Lab", True)]
     assert audit(db, "organization.changed") == []
