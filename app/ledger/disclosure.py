@@ -39,6 +39,7 @@ from fractions import Fraction
 from sqlalchemy import select
 from sqlmodel import Session
 
+from app.db import org_today
 from app.db.locking import ledger_write
 from app.ledger import audit
 from app.ledger.audit import Actor, chain_head
@@ -473,6 +474,10 @@ def publish(session: Session, start: date, end: date, policy: Policy, currency: 
     audit chain head it was computed at. Computed under the ledger lock, so no money moves
     between the figures and the head; later changes to the ledger never touch it."""
     check_period(start, end)
+    today = org_today(session)
+    if end > today:  # a period still to come would be published as zeros and never corrected
+        raise PeriodError(f"the period ends on {end.isoformat()}, after today "
+                          f"({today.isoformat()}); publish a disclosure once its period is over")
     with ledger_write(session):
         result = conflict_disclosure(session, start, end, policy, currency, organization_name)
         text = canonical_json(disclosure_content(result))

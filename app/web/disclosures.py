@@ -241,7 +241,9 @@ def publish():
         st = state()
         record = disclosure.publish(session, start, end, st.policy_for(session),
                                     st.reporting_currency, current_app.config["ORG_NAME"], g.actor)
-    except ValueError:  # a malformed date, or a PeriodError
+    except disclosure.PeriodError as error:
+        return _staff_page(error=f"Nothing was published: {error}.", status=422)
+    except ValueError:  # a malformed date
         return _staff_page(error="Give the period as two dates, YYYY-MM-DD, the end not before "
                                  "the start.", status=422)
     except LedgerBusy as error:

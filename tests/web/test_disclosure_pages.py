@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from markupsafe import escape
@@ -27,7 +28,7 @@ from tests.disclosure_world import (
     read_tables,
 )
 from tests.web.ledger_reads import audit, objects, text
-from tests.webtools import submit
+from tests.webtools import post_refused, submit
 
 PERIOD = f"from={START.isoformat()}&to={END.isoformat()}"
 PREVIEW = f"/staff/disclosures/preview?{PERIOD}"
@@ -78,7 +79,9 @@ def test_staff_pages_need_sign_in_and_publishing_needs_review(client, ledger, we
         assert staff.get("/staff/disclosures/").status_code == 200
         page = staff.get(PREVIEW)
         assert page.status_code == 200 and "Publish this disclosure" not in text(page)
-        assert publish(staff).status_code == 403, role
+        refused = post_refused(staff, PREVIEW, "/staff/disclosures/publish",
+                               {"start": START.isoformat(), "end": END.isoformat()})
+        assert refused.status_code == 403, role
     assert published(db) == []
     page = web_as("reviewer").get(PREVIEW)
     assert "Publish this disclosure" in text(page)
@@ -202,13 +205,28 @@ def test_publishing_freezes_the_figures(client, api, ledger, web_as, db):
     assert "What changed since the previous disclosure" in text(client.get("/disclosures/2"))
 
 
+def test_a_period_ending_after_today_is_not_published(web_as, db):
+    """Its figures would be zeros for days still to come, frozen for good."""
+    today = datetime.now(UTC).date()  # the test app's ORG_TIMEZONE is UTC
+    reviewer = web_as("reviewer")
+    tomorrow = today + timedelta(days=1)
+    response = publish(reviewer, today.replace(day=1), tomorrow)
+    assert response.status_code == 422
+    assert (f"Nothing was published: the period ends on {tomorrow.isoformat()}, after today "
+            f"({today.isoformat()})") in text(response)
+    assert published(db) == []
+    ended = publish(reviewer, today.replace(day=1), today)
+    assert ended.status_code == 302 and len(published(db)) == 1
+
+
 def test_publishing_needs_a_valid_period_and_the_csrf_token(web_as, db):
     reviewer = web_as("reviewer")
-    response = submit(reviewer, "/staff/disclosures/", {"start": END.isoformat(),
-                                                        "end": START.isoformat()},
+    # The preview's form, its hidden period altered: the server checks it again.
+    response = submit(reviewer, f"/staff/disclosures/preview?from={START}&to={END}",
+                      {"start": END.isoformat(), "end": START.isoformat()},
                       action="/staff/disclosures/publish")
     assert response.status_code == 422
-    assert "the end not before the start" in text(response)
+    assert "Nothing was published: the period must not end before it starts." in text(response)
     page = reviewer.get("/staff/disclosures/")
     assert reviewer.post("/staff/disclosures/publish",
                          data={"start": "2026-01-01", "end": "2026-01-31"}).status_code == 400
