@@ -107,10 +107,11 @@ def test_admin_cannot_demote_or_deactivate_themselves(web_as, db):
     me = _user_id(db, "web-admin@example.org")
     page = f"/staff/admin/users/{me}"
     assert "You cannot change your own role" in admin.get(page).get_data(as_text=True)
-    demote = _post(admin, page, f"{page}/role", {"role": "viewer"})
+    # The page offers neither form; a forged post is refused all the same.
+    demote = post_refused(admin, page, f"{page}/role", {"role": "viewer"})
     assert demote.status_code == 409
     assert "cannot remove your own admin role" in demote.get_data(as_text=True)
-    deactivate = _post(admin, page, f"{page}/deactivate")
+    deactivate = post_refused(admin, page, f"{page}/deactivate", {})
     assert deactivate.status_code == 409
     assert "cannot deactivate yourself" in deactivate.get_data(as_text=True)
     user = db.get(User, me)
@@ -216,7 +217,7 @@ def test_token_is_shown_once_stored_hashed_works_and_dies_when_revoked(app, web_
     first = db.get(ApiToken, record.id).revoked_at
     assert first is not None
     db.rollback()
-    twice = _post(admin, page, f"/staff/admin/tokens/{record.id}/revoke")
+    twice = post_refused(admin, page, f"/staff/admin/tokens/{record.id}/revoke", {})
     assert twice.status_code == 409
     db.rollback()
     assert db.get(ApiToken, record.id).revoked_at == first
@@ -230,7 +231,7 @@ def test_no_token_for_an_inactive_user(app, web_as):
     user_id = make_user(app, "gone@example.org", "viewer")
     page = f"/staff/admin/users/{user_id}"
     _post(admin, page, f"{page}/deactivate")
-    refused = _post(admin, page, f"{page}/tokens", {"name": "x"})
+    refused = post_refused(admin, page, f"{page}/tokens", {"name": "x"})
     assert refused.status_code == 409
     assert TOKEN.search(refused.get_data(as_text=True)) is None
 
