@@ -28,6 +28,16 @@ class PageForm:
     method: str
     fields: dict[str, str] = field(default_factory=dict)  # hidden fields and inputs' values
     names: set[str] = field(default_factory=set)  # every named control, filled or not
+    #: Other addresses its submit buttons post it to (formaction).
+    button_actions: set[str] = field(default_factory=set)
+
+    def posts_to(self, target: str) -> bool:
+        return target in {self.action, self.action.split("?")[0], *self.button_actions}
+
+    @property
+    def token(self) -> str | None:
+        """Its CSRF token; a form with a prefix names it "<prefix>-csrf_token"."""
+        return next((v for k, v in self.fields.items() if k.endswith("csrf_token") and v), None)
 
 
 class _Forms(HTMLParser):
@@ -48,6 +58,8 @@ class _Forms(HTMLParser):
             self.forms.append(self._form)
             return
         form, name = self._form, a.get("name")
+        if form is not None and tag == "button" and a.get("formaction"):
+            form.button_actions.add(_path(urljoin(self.page_path, a["formaction"])))
         if form is None or not name or "disabled" in a:
             return
         form.names.add(name)
@@ -101,8 +113,7 @@ def page_form(html: str, page_path: str, action: str | None = None) -> PageForm:
     """The page's form that posts to `action` (default: the page itself). Never the sign-out
     form unless that is the one asked for."""
     target = _path(urljoin(page_path, action or page_path))
-    forms = [f for f in page_forms(html, page_path)
-             if f.method == "post" and (f.action == target or f.action.split("?")[0] == target)]
+    forms = [f for f in page_forms(html, page_path) if f.method == "post" and f.posts_to(target)]
     assert forms, f"{page_path} has no form posting to {target}"
     return forms[0]
 
@@ -116,8 +127,8 @@ def csrf_token(html: str, page_path: str | None = None, action: str | None = Non
         form = forms[0]
     else:
         form = page_form(html, page_path, action)
-    assert form.fields.get("csrf_token"), f"the form posting to {form.action} has no CSRF token"
-    return form.fields["csrf_token"]
+    assert form.token, f"the form posting to {form.action} has no CSRF token"
+    return form.token
 
 
 def session_token(html: str) -> str:
@@ -142,10 +153,12 @@ def submit(client, page_path: str, data: dict, action: str | None = None, **kw):
     page = client.get(page_path)
     assert page.status_code == 200, (page_path, page.status_code)
     form = page_form(page.get_data(as_text=True), page_path, action)
-    assert form.fields.get("csrf_token"), f"the form posting to {form.action} has no CSRF token"
+    assert form.token, f"the form posting to {form.action} has no CSRF token"
     unknown = set(data) - form.names
     assert not unknown, f"the form posting to {form.action} has no control named {sorted(unknown)}"
-    return client.post(form.action, data={**form.fields, **data}, **kw)
+    target = _path(urljoin(page_path, action or page_path))
+    return client.post(target if form.posts_to(target) else form.action,
+                       data={**form.fields, **data}, **kw)
 
 
 def post_refused(client, page_path: str, action: str, data: dict, **kw):

@@ -14,7 +14,7 @@ from app.ledger.csv_export import csv_chunks, neutralise
 from app.ledger.gifts import refund_gift
 from models import AuditEntry
 from tests.builders import gift, org_donor, organization, person
-from tests.webtools import submit
+from tests.webtools import post_refused, submit
 
 
 def download(client, what: str, **filters):
@@ -73,7 +73,7 @@ def test_anonymous_is_sent_to_sign_in(client):
 def test_roles_without_exports_may_not_export(web_as, db, role):
     client = web_as(role)
     assert client.get("/staff/export/").status_code == 403
-    response = submit(client, "/staff/", {}, action="/staff/export/gifts.csv")
+    response = post_refused(client, "/staff/", "/staff/export/gifts.csv", {})
     assert response.status_code == 403
     assert db.execute(select(AuditEntry).where(AuditEntry.action.like("export.%"))).first() is None
 

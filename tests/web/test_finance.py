@@ -18,7 +18,7 @@ from models import CashSnapshot, FiscalBudget, FundraisingGoal, MonthlySpend
 from models.finance import CashSnapshotCreate, FundraisingGoalCreate, MonthlySpendCreate
 from tests import builders as b
 from tests.web.ledger_reads import audit, objects
-from tests.webtools import csrf_token, session_token, submit
+from tests.webtools import session_token, submit
 
 ACTOR = Actor("test", role="admin")
 FINANCE = "/staff/finance/"
@@ -213,7 +213,7 @@ def test_readers_may_look_but_only_finance_and_admins_may_record(client, web_as)
         assert viewer.post(FINANCE + path, data={"csrf_token": token, "amount": "1.00",
                                                  "as_of": "2026-01-01"}).status_code == 403
     fundraiser = web_as("fundraiser")
-    token = csrf_token(fundraiser.get(FINANCE).get_data(as_text=True))
+    token = session_token(fundraiser.get(FINANCE).get_data(as_text=True))
     assert fundraiser.post(FINANCE + "cash", data={"csrf_token": token}).status_code == 403
     for path in ("", "cash", "goals/new"):
         response = client.get(FINANCE + path)

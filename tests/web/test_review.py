@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from models import AuditEntry, Decision, Gift, OverrideRequest
 from tests.builders import World, affiliate, gift, organization, person
-from tests.webtools import session_token, submit
+from tests.webtools import post_refused, session_token, submit
 
 D = date(2025, 6, 2)
 QUEUE = "/staff/review/"
@@ -240,7 +240,7 @@ def test_override_needs_a_second_reviewer(api, world, web_as, db):
     assert "You asked for this override" in html.unescape(queue)
     assert "Gift predates the board seat; counsel agrees" in html.unescape(queue)
     # ...and if they post anyway, the ledger refuses and the page says why.
-    response = submit(rev1, QUEUE, {"note": ""}, action=approve_path)
+    response = post_refused(rev1, QUEUE, approve_path, {"note": ""})
     assert response.status_code == 409
     assert "an override needs the approval of a second reviewer" in text(response)
     assert load(db, Gift, rejected["id"]).status == "rejected"
@@ -277,7 +277,8 @@ def test_second_reviewer_declines_an_override(api, world, web_as, db):
     assert overrides(db, rejected["id"])[0].state == "declined"
     assert load(db, Gift, rejected["id"]).status == "rejected"
     assert "declined; the gift stays rejected" in text(rev2.get(QUEUE))
-    again = submit(rev2, QUEUE, {}, action=f"/staff/review/overrides/{request.id}/approve")
+    # The queue no longer offers it; a stale page's post is refused.
+    again = post_refused(rev2, QUEUE, f"/staff/review/overrides/{request.id}/approve", {})
     assert again.status_code == 409 and "already declined" in text(again)
 
 
