@@ -114,7 +114,7 @@ def sign_out(client, address: str = "127.0.0.1"):
     page = client.get("/staff/", environ_base=env)
     assert page.status_code == 200
     return client.post("/logout", environ_base=env,
-                       data={"csrf_token": csrf_token(page.get_data(as_text=True))})
+                       data={"csrf_token": session_token(page.get_data(as_text=True))})
 
 
 def answer(response) -> tuple:
@@ -277,7 +277,7 @@ def test_sign_in_and_out_work_while_the_ledger_is_locked(app):
         assert response.status_code == 302 and took < PROMPT
         page = client.get("/staff/")
         assert page.status_code == 200
-        token = csrf_token(page.get_data(as_text=True))
+        token = session_token(page.get_data(as_text=True))
         response, took = timed(lambda: client.post("/logout", data={"csrf_token": token}))
         assert response.status_code == 302 and took < PROMPT
         assert client.get("/staff/").status_code == 302
