@@ -191,7 +191,3 @@ class StripeDispute(SQLModel, table=True):
     refund_id: int | None = Field(default=None, foreign_key="refund.id")
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
-
-    @property
-    def is_open(self) -> bool:
-        return self.closed_at is None

@@ -39,10 +39,6 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 Text = Annotated[str, Field(max_length=1000)]
 
 
-def _strip(value: object) -> object:
-    return value.strip() if isinstance(value, str) else value
-
-
 class Input(SQLModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 

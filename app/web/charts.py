@@ -380,9 +380,6 @@ def _sample_points(days: int = 40) -> list[SharePoint]:
             for i in range(days)]
 
 
-CHART_IDS = ("share", "forecast", "mix", "whatif")
-
-
 @cache
 def charts_css() -> str:
     """The CSS of every chart the pages draw, rendered from sample data with the same
