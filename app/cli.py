@@ -117,8 +117,8 @@ def register_commands(app: Flask) -> None:
     @click.option("--json", "as_json", is_flag=True, help="print the API's JSON")
     def compliance_summary_command(as_of: str | None, as_json: bool):
         """Lab-employee share, headroom and breach status."""
-        from app.api.serialize import summary_public
         from app.ledger.summary import compliance_summary, summary_lines
+        from app.presenters.compliance import summary_public
 
         st = state()
         try:

@@ -17,7 +17,6 @@ from app.api.access import (
     query_text,
     require,
 )
-from app.api.compliance_json import series_public
 from app.api.openapi import openapi_document
 from app.auth.roles import READ
 from app.db import get_session
@@ -28,6 +27,7 @@ from app.ledger.audit import verify_chain
 from app.ledger.gifts import record_gift, refund_gift
 from app.ledger.search import donors_matching
 from app.ledger.summary import compliance_summary
+from app.presenters.compliance import series_public, summary_public
 from models import (
     Donor,
     Gift,
@@ -331,7 +331,7 @@ def summary():
     as_of = query_date("as_of", st.today())
     result = compliance_summary(get_session(), as_of, _policy(),
                                 st.reporting_currency)
-    return jsonify(out.summary_public(result))
+    return jsonify(summary_public(result))
 
 
 @bp.get("/compliance/series")

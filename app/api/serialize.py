@@ -7,7 +7,6 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlmodel import Session
 
-from app.ledger.summary import Summary
 from models import (
     Affiliation,
     Attribution,
@@ -21,7 +20,6 @@ from models import (
     Refund,
 )
 from models.money import format_amount
-from policies import share_text
 
 
 def _iso(value):
@@ -215,20 +213,3 @@ def pledge_public(pledge: Pledge, schedule, paid_minor: int) -> dict:
         ],
     }
 
-
-def summary_public(summary: Summary) -> dict:
-    return {
-        "as_of": _iso(summary.as_of),
-        "lab_employee_share": share_text(summary.lab_employee_share),
-        "cap": str(summary.cap),
-        "warning": str(summary.warning),
-        "headroom": format_amount(summary.headroom_minor, summary.currency),
-        "currency": summary.currency,
-        "window_start": _iso(summary.window_start),
-        "window_end": _iso(summary.window_end),
-        "total_funding": format_amount(summary.total_minor, summary.currency),
-        "lab_employee_funding": format_amount(summary.lab_minor, summary.currency),
-        "in_breach": summary.in_breach,
-        "breach_since": _iso(summary.breach_since),
-        "policy_version": summary.policy_version,
-    }

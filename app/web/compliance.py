@@ -18,14 +18,6 @@ from markupsafe import Markup
 from wtforms import DateField, IntegerField, StringField
 from wtforms.validators import Length, NumberRange, Optional
 
-from app.api.compliance_json import (
-    counts_public,
-    forecast_public,
-    goal_public,
-    runway_public,
-    series_public,
-)
-from app.api.serialize import summary_public
 from app.auth.roles import READ
 from app.db import get_session
 from app.extensions import state
@@ -43,6 +35,14 @@ from app.ledger.series import (
     share_series,
 )
 from app.ledger.summary import Summary, compliance_summary
+from app.presenters.compliance import (
+    counts_public,
+    forecast_public,
+    goal_public,
+    runway_public,
+    series_public,
+    summary_public,
+)
 from app.web import charts
 from app.web.access import role_required
 from app.web.formtools import INVALID

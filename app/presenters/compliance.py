@@ -1,7 +1,9 @@
-"""The compliance series, forecast, counts, runway and goals as JSON.
+"""The compliance summary, series, forecast, counts, runway and goals as JSON.
 
-Same conventions as the rest of the API: shares as decimal strings truncated to six
-places, amounts as decimal strings in major units, dates as ISO 8601.
+One shape for every reader: the API's compliance endpoints, the dashboard's JSON twin
+and the CLI's --json. Same conventions as the rest of the API: shares as decimal
+strings truncated to six places, amounts as decimal strings in major units, dates as
+ISO 8601.
 """
 
 from __future__ import annotations
@@ -10,8 +12,31 @@ from app.ledger.counts import ComplianceCounts
 from app.ledger.finance import GoalProgress, Runway, months_text
 from app.ledger.forecast import Forecast
 from app.ledger.series import MonthMix, ShareSeries
+from app.ledger.summary import Summary
 from models.money import format_amount
 from policies import share_text
+
+
+def _iso(value):
+    return value.isoformat() if value is not None else None
+
+
+def summary_public(summary: Summary) -> dict:
+    return {
+        "as_of": _iso(summary.as_of),
+        "lab_employee_share": share_text(summary.lab_employee_share),
+        "cap": str(summary.cap),
+        "warning": str(summary.warning),
+        "headroom": format_amount(summary.headroom_minor, summary.currency),
+        "currency": summary.currency,
+        "window_start": _iso(summary.window_start),
+        "window_end": _iso(summary.window_end),
+        "total_funding": format_amount(summary.total_minor, summary.currency),
+        "lab_employee_funding": format_amount(summary.lab_minor, summary.currency),
+        "in_breach": summary.in_breach,
+        "breach_since": _iso(summary.breach_since),
+        "policy_version": summary.policy_version,
+    }
 
 
 def series_public(series: ShareSeries, months: list[MonthMix], currency: str,
