@@ -1,4 +1,7 @@
-"""The versioned policy document: a TOML file that holds every number the rules use."""
+"""The versioned policy document: a TOML file that holds every number the rules use.
+
+Which rules there are, and what settings each reads, comes from policies.rules.RULES.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +10,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from policies.rules import RULE_BY_ID, RULES
+
 DEFAULT_POLICY_FILE = Path(__file__).with_name("policy.toml")
 
-RULE_IDS = (
-    "lab_evaluation_payment",
-    "senior_decision_maker",
-    "lab_employee_cap",
-    "lab_corporate_money",
-    "lab_in_kind",
-)
+RULE_IDS = tuple(rule.id for rule in RULES)
 OUTCOMES = ("accept", "hold", "reject")
 
 
@@ -32,13 +31,23 @@ class Policy:
     cooling_off_days: int
     outcomes: dict[str, str]
     name: str = "Independence policy"
+    #: The document's own wording of rules' statements (its [statements] table), if any.
     statements: dict[str, str] = field(default_factory=dict)
+    #: Each rule's own settings, as its read_settings returned them, by rule id.
+    settings: dict[str, dict] = field(default_factory=dict)
+
+    def words(self, template: str) -> str:
+        """A rule's text with this policy's numbers in it."""
+        return template.format(
+            cap_percent=f"{(self.cap * 100).normalize():f}%", window_days=self.window_days,
+            cooling_off_days=self.cooling_off_days,
+        )
 
     def statement(self, rule: str) -> str:
-        text = self.statements.get(rule, "")
-        return text.format(
-            cap_percent=f"{(self.cap * 100).normalize():f}%", window_days=self.window_days
-        )
+        """The public statement of a rule: the document's wording, else the rule's own."""
+        known = RULE_BY_ID.get(rule)
+        text = self.statements.get(rule) or (known.statement if known else "")
+        return self.words(text)
 
 
 def _decimal(value: object, name: str) -> Decimal:
@@ -72,9 +81,10 @@ def policy_from_mapping(doc: dict) -> Policy:
         raise PolicyError(f"policy document lacks {missing}") from None
     if not isinstance(version, str) or not version.strip():
         raise PolicyError("policy version must be a non-empty string")
-    for rule in RULE_IDS:
-        if outcomes.get(rule) not in OUTCOMES:
-            raise PolicyError(f"outcome for rule {rule!r} must be one of {OUTCOMES}")
+    for rule in RULES:
+        outcomes.setdefault(rule.id, rule.default_outcome)
+        if outcomes[rule.id] not in OUTCOMES:
+            raise PolicyError(f"outcome for rule {rule.id!r} must be one of {OUTCOMES}")
     cap = _decimal(share.get("cap"), "cap")
     warning = _decimal(share.get("warning", share.get("cap")), "warning")
     if warning > cap:
@@ -88,7 +98,23 @@ def policy_from_mapping(doc: dict) -> Policy:
         cooling_off_days=_days(cooling, "cooling_off_days"),
         outcomes={rule: outcomes[rule] for rule in RULE_IDS},
         statements=dict(doc.get("statements", {})),
+        settings=_rule_settings(doc),
     )
+
+
+def _rule_settings(doc: dict) -> dict[str, dict]:
+    settings = {}
+    for rule in RULES:
+        if rule.read_settings is None:
+            continue
+        table = doc.get(rule.id, {})
+        if not isinstance(table, dict):
+            raise PolicyError(f"policy document's [{rule.id}] must be a table")
+        try:
+            settings[rule.id] = rule.read_settings(table)
+        except ValueError as error:
+            raise PolicyError(f"[{rule.id}] {error}") from None
+    return settings
 
 
 def load_policy(path: str | Path | None = None) -> Policy:

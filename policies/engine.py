@@ -53,7 +53,7 @@ def combine(findings: tuple[Finding, ...]) -> str:
 
 
 def evaluate(policy: Policy, gift: GiftFacts, funding: FundingFacts) -> Evaluation:
-    findings = tuple(rule(policy, gift, funding) for rule in RULES)
+    findings = tuple(rule.check(policy, gift, funding) for rule in RULES)
     figures: dict = {
         "cap": str(policy.cap),
         "warning": str(policy.warning),

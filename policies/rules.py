@@ -2,13 +2,20 @@
 
 A rule that does not fire still returns a Finding (fired=False, outcome "accept")
 so a decision shows every rule that was considered and why it passed.
+
+Each rule also describes itself (Rule): its id, the names the pages give it, the public
+statement of the promise it keeps and what a donor reads when it turns a gift down. The
+policy document's outcomes, the policy form, the decision pages and the donate page's
+refusals are all derived from RULES: adding a rule touches this module, the policy
+file (the rule's outcome and settings) and the rule's tests.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from policies.document import Policy
 from policies.facts import FundingFacts, GiftFacts, Party, WindowTotals
 from policies.share import (
     below_cap,
@@ -19,6 +26,9 @@ from policies.share import (
     share,
 )
 
+if TYPE_CHECKING:  # the document module reads RULES; rules only read a Policy's values
+    from policies.document import Policy
+
 
 @dataclass(frozen=True)
 class Finding:
@@ -28,6 +38,32 @@ class Finding:
     message: str
     figures: dict = field(default_factory=dict)
     disclose: bool = False
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A rule and everything said about it.
+
+    Texts may name the policy's numbers as {cap_percent}, {window_days} and
+    {cooling_off_days} (Policy.words fills them in).
+    """
+
+    id: str
+    check: Callable[[Policy, GiftFacts, FundingFacts], Finding]
+    #: Its name on the decision pages ("why was this gift held").
+    label: str
+    #: What it is about, beside its outcome on the policy form.
+    form_label: str
+    #: The public promise, for the disclosure, unless the policy document words it itself.
+    statement: str
+    #: What a donor reads when the rule refuses an online gift; None: the statement.
+    donor_text: str | None = None
+    #: The outcome when a policy document names none. Only a rule added after the first
+    #: policy version has one: documents stored before it (which lack its outcome) still load.
+    default_outcome: str | None = None
+    #: Reads and checks the rule's own settings, its [<id>] table of the policy document
+    #: (empty when the document has none); raises ValueError on a bad value.
+    read_settings: Callable[[Mapping], dict] | None = None
 
 
 def _covered_sources(gift: GiftFacts) -> list[Party]:
@@ -138,10 +174,52 @@ def lab_in_kind(policy: Policy, gift: GiftFacts, funding: FundingFacts) -> Findi
     return Finding(rule, "accept", False, "No in-kind support from a covered lab.")
 
 
-RULES = (
-    lab_evaluation_payment,
-    senior_decision_maker,
-    lab_employee_cap,
-    lab_corporate_money,
-    lab_in_kind,
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "lab_evaluation_payment", lab_evaluation_payment,
+        label="Lab payment for evaluations",
+        form_label="Lab payment for evaluations",
+        statement="We accept no payment from a frontier AI lab, or any of its affiliates, "
+                  "for running evaluations.",
+        donor_text="We do not accept payment from a frontier AI lab, or any of its affiliates, "
+                   "for running evaluations.",
+    ),
+    Rule(
+        "senior_decision_maker", senior_decision_maker,
+        label="Senior decision-maker",
+        form_label="Gift from a lab's senior decision-maker",
+        statement="We accept no gifts from senior decision-makers at frontier AI labs, during "
+                  "their tenure or within the cooling-off period after it.",
+        donor_text="We are not able to accept this gift. To stay independent of the companies "
+                   "whose AI systems we evaluate, we do not accept gifts from senior "
+                   "decision-makers at frontier AI labs, during their tenure or within "
+                   "{cooling_off_days} days after it.",
+    ),
+    Rule(
+        "lab_employee_cap", lab_employee_cap,
+        label="Lab-employee share cap",
+        form_label="Lab-employee share at or over the cap",
+        statement="Donations from individual employees of frontier AI labs stay below "
+                  "{cap_percent} of our funding over any trailing {window_days}-day window.",
+        donor_text="We are not able to accept this gift right now. Gifts from employees of "
+                   "frontier AI labs must stay below {cap_percent} of our funding over any "
+                   "{window_days} days, and this gift would take us past that limit. A smaller "
+                   "gift, or one later in the year, may be possible.",
+    ),
+    Rule(
+        "lab_corporate_money", lab_corporate_money,
+        label="Lab corporate money",
+        form_label="Other money from a lab (corporate, matching)",
+        statement="Any other money from a frontier AI lab (a corporate gift, an employer "
+                  "matching gift) is held for a decision by a compliance reviewer.",
+    ),
+    Rule(
+        "lab_in_kind", lab_in_kind,
+        label="Lab in-kind support",
+        form_label="In-kind support from a lab",
+        statement="Free model access and other in-kind support from labs is not funding; we "
+                  "disclose every such arrangement as a potential conflict of interest.",
+    ),
 )
+
+RULE_BY_ID: dict[str, Rule] = {rule.id: rule for rule in RULES}

@@ -27,29 +27,10 @@ from models import Affiliation, Donor, OnlineDonation, Organization
 from models.money import display_amount, format_amount
 from models.schemas import AffiliationCreate, DonorCreate, GiftCreate
 from policies import Evaluation, Policy
+from policies.rules import RULE_BY_ID
 
 #: Who stores the declarations: the public form, not a staff member.
 DONATE_FORM = Actor("donate-form")
-
-#: What the donor reads when the policy turns a gift down, by rule.
-DONOR_TEXT = {
-    "senior_decision_maker": (
-        "We are not able to accept this gift. To stay independent of the companies whose "
-        "AI systems we evaluate, we do not accept gifts from senior decision-makers at "
-        "frontier AI labs, during their tenure or within {cooling_off_days} days after it."
-    ),
-    "lab_employee_cap": (
-        "We are not able to accept this gift right now. Gifts from employees of frontier AI "
-        "labs must stay below {cap_percent} of our funding over any {window_days} days, and "
-        "this gift would take us past that limit. A smaller gift, or one later in the year, "
-        "may be possible."
-    ),
-    "lab_evaluation_payment": (
-        "We do not accept payment from a frontier AI lab, or any of its affiliates, for "
-        "running evaluations."
-    ),
-}
-
 
 @dataclass(frozen=True)
 class Declaration:
@@ -141,17 +122,14 @@ def _declare_affiliation(session: Session, donor: Donor, lab_id: int, senior: bo
 
 
 def _refusals(evaluation: Evaluation, policy: Policy) -> tuple[str, ...]:
-    values = {
-        "cap_percent": f"{(policy.cap * 100).normalize():f}%",
-        "window_days": policy.window_days,
-        "cooling_off_days": policy.cooling_off_days,
-    }
+    """What the donor reads, by refusing rule: its donor text, else its public statement."""
     texts = []
     for finding in evaluation.fired:
         if finding.outcome != "reject":
             continue
-        template = DONOR_TEXT.get(finding.rule)
-        texts.append(template.format(**values) if template else policy.statement(finding.rule))
+        rule = RULE_BY_ID.get(finding.rule)
+        template = rule.donor_text if rule else None
+        texts.append(policy.words(template) if template else policy.statement(finding.rule))
     return tuple(dict.fromkeys(texts))
 
 

@@ -35,19 +35,14 @@ from app.web.access import get_or_404, role_required
 from models import ROLES, ApiToken, PolicyVersion, User, utcnow
 from models.schemas import UserCreate
 from policies.document import OUTCOMES, RULE_IDS
+from policies.rules import RULES
 
 bp = Blueprint("admin", __name__, url_prefix="/staff/admin")
 
 ADMIN = "admin"
 
 #: What each rule is about, for the policy form.
-RULE_LABELS = {
-    "lab_evaluation_payment": "Lab payment for evaluations",
-    "senior_decision_maker": "Gift from a lab's senior decision-maker",
-    "lab_employee_cap": "Lab-employee share at or over the cap",
-    "lab_corporate_money": "Other money from a lab (corporate, matching)",
-    "lab_in_kind": "In-kind support from a lab",
-}
+RULE_LABELS = {rule.id: rule.form_label for rule in RULES}
 
 
 def _role_permissions() -> dict[str, list[str]]:

@@ -16,17 +16,12 @@ from sqlmodel import Session
 from models import Decision, User
 from models.money import MoneyError, display_amount
 from policies import percent_text
+from policies.rules import RULES
 
 OUTCOME_WORDS = {"accept": "accepted", "hold": "held for a reviewer", "reject": "rejected"}
 KIND_LABELS = {"screening": "Screening", "rescreen": "Re-screen", "review": "Review",
                "override": "Override"}
-RULE_LABELS = {
-    "lab_evaluation_payment": "Lab payment for evaluations",
-    "senior_decision_maker": "Senior decision-maker",
-    "lab_employee_cap": "Lab-employee share cap",
-    "lab_corporate_money": "Lab corporate money",
-    "lab_in_kind": "Lab in-kind support",
-}
+RULE_LABELS = {rule.id: rule.label for rule in RULES}
 #: (figure key, label, how to show it), in display order. Unknown keys follow, plainly.
 _FIGURES: tuple[tuple[str, str, str], ...] = (
     ("share_before", "Lab-employee share before", "percent"),

@@ -51,7 +51,9 @@ def test_default_policy_loads():
     assert loaded.window_days == 365
     assert loaded.cooling_off_days == 365
     assert loaded.outcomes == DEFAULT_OUTCOMES
-    assert set(loaded.statements) == set(RULE_IDS)
+    # Every rule has a public statement: the rule's own, as the file words none itself.
+    assert loaded.statements == {}
+    assert all(loaded.statement(rule) and "{" not in loaded.statement(rule) for rule in RULE_IDS)
 
 
 def test_default_path_is_the_shipped_file():
