@@ -174,6 +174,31 @@ def lab_in_kind(policy: Policy, gift: GiftFacts, funding: FundingFacts) -> Findi
     return Finding(rule, "accept", False, "No in-kind support from a covered lab.")
 
 
+def large_gift(policy: Policy, gift: GiftFacts, funding: FundingFacts) -> Finding:
+    """One gift this large moves the lab-employee share and every window's headroom at once
+    (and is more often a typing error than a gift): a person looks at it first."""
+    rule = "large_gift"
+    threshold = policy.settings.get(rule, {}).get("threshold_minor")
+    if threshold is None:
+        return Finding(rule, "accept", False, "This policy version sets no large-gift threshold.")
+    if gift.kind == "cash" and gift.amount_minor >= threshold:
+        return Finding(
+            rule, policy.outcomes[rule], True,
+            "A gift at or above the policy's large-gift threshold needs a reviewer's decision.",
+        )
+    return Finding(rule, "accept", False, "Below the policy's large-gift threshold.")
+
+
+def _large_gift_settings(table: Mapping) -> dict:
+    if "threshold_minor" not in table:  # a document from before the rule: it never fires
+        return {}
+    value = table["threshold_minor"]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"threshold_minor must be a whole number of minor units >= 1, "
+                         f"got {value!r}")
+    return {"threshold_minor": value}
+
+
 RULES: tuple[Rule, ...] = (
     Rule(
         "lab_evaluation_payment", lab_evaluation_payment,
@@ -219,6 +244,15 @@ RULES: tuple[Rule, ...] = (
         form_label="In-kind support from a lab",
         statement="Free model access and other in-kind support from labs is not funding; we "
                   "disclose every such arrangement as a potential conflict of interest.",
+    ),
+    Rule(
+        "large_gift", large_gift,
+        label="Large gift",
+        form_label="Gift at or above the large-gift threshold",
+        statement="A single gift at or above the large-gift threshold set in our policy is "
+                  "held for a decision by a compliance reviewer before it counts as funding.",
+        default_outcome="hold",
+        read_settings=_large_gift_settings,
     ),
 )
 

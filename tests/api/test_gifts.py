@@ -13,7 +13,7 @@ from tests.builders import World, affiliate, gift, ok, org_donor, organization, 
 
 DAY = "2026-03-01"
 RULES = {"lab_evaluation_payment", "senior_decision_maker", "lab_employee_cap",
-         "lab_corporate_money", "lab_in_kind"}
+         "lab_corporate_money", "lab_in_kind", "large_gift"}
 
 
 def test_plain_gift_is_accepted_with_its_screening_decision(api):
@@ -32,7 +32,7 @@ def test_plain_gift_is_accepted_with_its_screening_decision(api):
                                                                                       "none")
     decision = made["decision"]
     assert (decision["outcome"], decision["kind"], decision["policy_version"]) == (
-        "accept", "screening", "2026.1")
+        "accept", "screening", "2026.2")
     assert decision["decided_by"] == api.user_id
     assert {r["rule"] for r in decision["reasons"]} == RULES
     assert fired(made) == []
@@ -299,7 +299,7 @@ def test_preview_returns_the_decision_and_writes_nothing(api, db):
     preview = response.get_json()
     assert preview["status"] == "rejected"
     assert preview["decision"]["outcome"] == "reject"
-    assert preview["decision"]["policy_version"] == "2026.1"
+    assert preview["decision"]["policy_version"] == "2026.2"
     assert preview["decision"]["figures"]["breaking_share"] == "0.500000"
     assert preview["decision"]["figures"]["headroom"] == "999.99"
     assert [r["rule"] for r in preview["decision"]["reasons"] if r["fired"]] == ["lab_employee_cap"]

@@ -18,6 +18,7 @@ DEFAULT_OUTCOMES = {
     "lab_employee_cap": "reject",
     "lab_corporate_money": "hold",
     "lab_in_kind": "accept",
+    "large_gift": "hold",
 }
 
 DELETE = object()
@@ -44,7 +45,7 @@ def changed(**changes) -> dict:
 def test_default_policy_loads():
     loaded = load_policy()
     assert isinstance(loaded, Policy)
-    assert loaded.version == "2026.1"
+    assert loaded.version == "2026.2"
     assert loaded.name == "Independence policy"
     assert loaded.cap == Decimal("0.50")
     assert loaded.warning == Decimal("0.40")
@@ -197,7 +198,7 @@ def write_variant(tmp_path: Path, old: str, new: str) -> Path:
 
 
 def test_load_policy_from_a_path(tmp_path):
-    path = write_variant(tmp_path, 'version = "2026.1"', 'version = "2026.2-test"')
+    path = write_variant(tmp_path, 'version = "2026.2"', 'version = "2026.2-test"')
     assert load_policy(path).version == "2026.2-test"
     assert load_policy(str(path)).version == "2026.2-test"
 

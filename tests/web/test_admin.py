@@ -240,10 +240,11 @@ def test_no_token_for_an_inactive_user(app, web_as):
 # --- policy ---------------------------------------------------------------------------------
 
 def _policy_form(**changes) -> dict:
-    data = {"version": "2026.2", "cap": "50", "warning": "40", "window_days": "365",
+    data = {"version": "2027.1", "cap": "50", "warning": "40", "window_days": "365",
             "cooling_off_days": "365", "outcome_lab_evaluation_payment": "reject",
             "outcome_senior_decision_maker": "reject", "outcome_lab_employee_cap": "reject",
-            "outcome_lab_corporate_money": "hold", "outcome_lab_in_kind": "accept"}
+            "outcome_lab_corporate_money": "hold", "outcome_lab_in_kind": "accept",
+            "outcome_large_gift": "hold"}
     data.update(changes)
     return data
 
@@ -254,7 +255,7 @@ def _decision(db, gift_id: int) -> Decision:
 
 def test_policy_page_shows_the_version_in_force(web_as):
     html = web_as("admin").get("/staff/admin/policy").get_data(as_text=True)
-    assert "In force: version 2026.1" in html
+    assert "In force: version 2026.2" in html
     assert 'value="50"' in html and 'value="40"' in html  # prefilled, in percent
     assert "None stored yet" in html
 
@@ -263,13 +264,13 @@ def test_new_policy_version_decides_new_gifts_and_old_decisions_keep_theirs(api,
     admin = web_as("admin")
     world = World(api)
     before = gift(api, world.donor["id"], "550.00", date(2025, 1, 10))
-    assert before["decision"]["policy_version"] == "2026.1"
+    assert before["decision"]["policy_version"] == "2026.2"
 
     response = submit(admin, "/staff/admin/policy", _policy_form(version="2026.2-strict", cap="40",
                                                                  warning="35"))
     assert response.status_code == 303
     versions = db.execute(select(PolicyVersion).order_by(PolicyVersion.id)).scalars().all()
-    assert [(v.version, v.source) for v in versions] == [("2026.1", "file"),
+    assert [(v.version, v.source) for v in versions] == [("2026.2", "file"),
                                                          ("2026.2-strict", "admin")]
     assert 'cap = "0.4"' in versions[1].document and 'warning = "0.35"' in versions[1].document
     # The sections the form does not edit carry over (the file words no statement itself:
@@ -277,19 +278,20 @@ def test_new_policy_version_decides_new_gifts_and_old_decisions_keep_theirs(api,
     stored = tomllib.loads(versions[1].document)
     shipped = tomllib.loads(versions[0].document)
     assert stored["name"] == shipped["name"] and stored["statements"] == shipped["statements"]
+    assert stored["large_gift"] == shipped["large_gift"] == {"threshold_minor": 100_000_000}
     db.rollback()
 
     # 450 of 1000 is 45%: under the old 50% cap it would pass; under the new 40% it may not.
     after = gift(api, world.employee["id"], "450.00", date(2025, 1, 11))
     assert after["status"] == "rejected"
     assert after["decision"]["policy_version"] == "2026.2-strict"
-    assert _decision(db, before["id"]).policy_version == "2026.1"
+    assert _decision(db, before["id"]).policy_version == "2026.2"
     entry = db.execute(select(AuditEntry).where(AuditEntry.action == "policy.changed")).scalars().one()
     assert entry.data["version"] == "2026.2-strict" and entry.data["cap"] == "0.4"
 
     html = admin.get("/staff/admin/policy").get_data(as_text=True)
     assert "In force: version 2026.2-strict" in html
-    assert html.index("2026.2-strict</a>") < html.index("2026.1</a>")
+    assert html.index("2026.2-strict</a>") < html.index("2026.2</a>")
     listed = admin.get(f"/staff/admin/policy/versions/{versions[0].id}").get_data(as_text=True)
     assert 'cap = &#34;0.50&#34;' in listed
 
@@ -306,7 +308,7 @@ def test_policy_outcome_change_applies(api, web_as):
 
 @pytest.mark.parametrize(("changes", "message"), [
     ({"version": ""}, "This field is required."),
-    ({"version": "2026.1"}, "this version exists; choose a new version name"),
+    ({"version": "2026.2"}, "this version exists; choose a new version name"),
     ({"cap": "100"}, "must be more than 0 and less than 100"),
     ({"cap": "0"}, "must be more than 0 and less than 100"),
     ({"warning": "60"}, "must not exceed the cap"),
