@@ -55,6 +55,7 @@ def create_app(config: dict | None = None) -> Flask:
         policies=PolicyCache(policy, policy_path.read_text(encoding="utf-8")),
         reporting_currency=app.config["REPORTING_CURRENCY"],
         timezone=timezone,
+        max_gift_minor=app.config["MAX_GIFT_MINOR"],
     )
     app.teardown_request(close_session)  # each request ends its own session
     app.teardown_appcontext(close_session)

@@ -10,6 +10,8 @@ import os
 import secrets
 from pathlib import Path
 
+from models.money import GIFT_CEILING_MINOR
+
 #: name -> default. None means "no default".
 DEFAULTS: dict[str, object] = {
     "DATABASE_URL": None,  # computed: a SQLite file in the instance folder
@@ -28,6 +30,12 @@ DEFAULTS: dict[str, object] = {
     "TRUSTED_PROXIES": 0,
     #: Largest JSON API body. One gift with the most attributions is a few kilobytes.
     "API_MAX_CONTENT_LENGTH": 1024 * 1024,
+    #: The largest gift recorded from the staff form, the API or a CSV import, in
+    #: reporting-currency minor units (100,000,000.00 USD); a larger one is refused as a
+    #: typing error. At most models.money.GIFT_CEILING_MINOR (which keeps every sum of money
+    #: inside a 64-bit integer). Gifts at or above the policy's large_gift threshold, but
+    #: below this, are recorded and held for a reviewer.
+    "MAX_GIFT_MINOR": 10**10,
     # Online giving (Stripe). Without STRIPE_SECRET_KEY the donate page says it is off.
     "STRIPE_SECRET_KEY": None,  # nosec B105  # no default: None means "not set"
     "STRIPE_WEBHOOK_SECRET": None,  # nosec B105  # no default: None means "not set"
@@ -63,8 +71,8 @@ DEFAULTS: dict[str, object] = {
 }
 
 BOOLEAN = {"TESTING", "STRIPE_AUTO_REFUND", "SMTP_USE_TLS"}
-INTEGER = {"MAX_CONTENT_LENGTH", "API_MAX_CONTENT_LENGTH", "TRUSTED_PROXIES", "STRIPE_MAX_NETWORK_RETRIES",
-           "SMTP_PORT"}
+INTEGER = {"MAX_CONTENT_LENGTH", "API_MAX_CONTENT_LENGTH", "MAX_GIFT_MINOR", "TRUSTED_PROXIES",
+           "STRIPE_MAX_NETWORK_RETRIES", "SMTP_PORT"}
 ENVIRONMENTS = ("development", "production")
 WEAK_SECRETS = {"", "changethis", "secret", "dev", "development"}
 
@@ -108,4 +116,10 @@ def load_settings(overrides: dict | None, instance_path: str) -> dict:
         # Development only: a fresh random key per process; sessions end on restart.
         settings["SECRET_KEY"] = secrets.token_hex(32)
     settings["REPORTING_CURRENCY"] = str(settings["REPORTING_CURRENCY"]).upper()
+    maximum = settings["MAX_GIFT_MINOR"]
+    if isinstance(maximum, bool) or not isinstance(maximum, int) \
+            or not 1 <= maximum <= GIFT_CEILING_MINOR:
+        raise ConfigError(
+            f"MAX_GIFT_MINOR must be a whole number of minor units from 1 to "
+            f"{GIFT_CEILING_MINOR}; got {maximum!r}")
     return settings

@@ -23,6 +23,8 @@ class State:
     policies: PolicyCache
     reporting_currency: str
     timezone: ZoneInfo
+    #: The largest gift recorded from typed input (MAX_GIFT_MINOR), reporting minor units.
+    max_gift_minor: int
 
     def policy_for(self, session: Session) -> Policy:
         """The policy version in force now (the newest stored one)."""

@@ -15,6 +15,17 @@ _PLAIN_DECIMAL = re.compile(r"^\d+(\.\d+)?$")
 #: "30,000" and "1,250,000.50": commas only between whole groups of three digits.
 _GROUPED_DECIMAL = re.compile(r"^\d{1,3}(,\d{3})+(\.\d+)?$")
 
+#: The largest gift the ledger ever records, in reporting-currency minor units (one
+#: billion dollars); the MAX_GIFT_MINOR setting may only lower it. Every sum of money is
+#: kept in a signed 64-bit integer (at most 2**63 - 1, about 9.22 x 10**18), and the
+#: tightest is funding_mix_day.credited_ppm: a day's gifts, each as reporting amount x the
+#: millionths of it credited to one donor category (at most 10**6), so at most 10**17 per
+#: gift at this ceiling: 92 such gifts on one day before it could overflow. A day's or a
+#: window's totals (funding_day, up to a 3,660-day window summed) would need 92 million.
+#: Without a ceiling, one gift of 2**63 - 1 minor units filled its day's total and every
+#: later gift dated that day failed to record.
+GIFT_CEILING_MINOR = 10**11
+
 
 class MoneyError(ValueError):
     """An amount, currency or rate that cannot be represented exactly."""

@@ -165,7 +165,7 @@ def _record(dry_run: bool):
     data = parse_body(GiftCreate)
     st = state()
     recorded = record_gift(get_session(), data, g.actor, _policy(), st.reporting_currency,
-                           dry_run=dry_run)
+                           dry_run=dry_run, max_gift_minor=st.max_gift_minor)
     return recorded
 
 

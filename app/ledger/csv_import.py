@@ -43,14 +43,15 @@ from sqlmodel import Session
 from app.db.locking import ledger_batch
 from app.db.lookups import one_of
 from app.db.rows import insert_many
-from app.errors import LedgerError, RowRefused
+from app.errors import LedgerError, RowRefused, ValidationFailed
 from app.ledger import audit
 from app.ledger.audit import Actor
-from app.ledger.gifts import recorded_payment_ids
+from app.ledger.gifts import recorded_payment_ids, reporting_amount
 from app.ledger.intake import GiftIntake
 from app.ledger.parties import add_affiliation, create_donors
 from app.ledger.search import OrganizationNames
 from models import Affiliation, Donor, DonorExternalId, IllegalTransition
+from models.money import GIFT_CEILING_MINOR
 from models.schemas import AffiliationCreate, DonorCreate, GiftCreate, field_errors
 from policies import Policy
 
@@ -292,10 +293,12 @@ class CsvImport:
                 result = job.run(actor, policy, files={...})
     """
 
-    def __init__(self, session: Session, *, today: date, reporting_currency: str):
+    def __init__(self, session: Session, *, today: date, reporting_currency: str,
+                 max_gift_minor: int = GIFT_CEILING_MINOR):
         self.session = session
         self.today = today
         self.reporting_currency = reporting_currency
+        self.max_gift_minor = max_gift_minor
         self.errors: list[RowError] = []
         #: Data rows read per file, good or bad.
         self.rows: Counter = Counter()
@@ -523,6 +526,12 @@ class CsvImport:
                 reasons.append("fx_rate: leave it empty (or 1) for the reporting currency")
         elif data.fx_rate is None:
             reasons.append(f"fx_rate: required when the currency is not {self.reporting_currency}")
+        if not reasons:
+            try:
+                reporting_amount(data, self.reporting_currency, self.max_gift_minor)
+            except ValidationFailed as error:
+                reasons += [f"{field}: {message}" for field, messages in error.errors.items()
+                            for message in messages]
         return reasons
 
     # -- pass 2 --------------------------------------------------------------------------------
@@ -555,7 +564,8 @@ class CsvImport:
                                                 donor_id, data, actor, policy)
                 result.affiliations += 1
                 result.rescreened += len(rescreened)
-            with GiftIntake(session, actor, policy, self.reporting_currency) as intake:
+            with GiftIntake(session, actor, policy, self.reporting_currency,
+                            max_gift_minor=self.max_gift_minor) as intake:
                 intake.prefetch(donor_id for (donor_id,) in db.execute(
                     "SELECT DISTINCT coalesce(g.donor_id, d.donor_id) FROM gift g "
                     "LEFT JOIN donor_id d ON d.external_id = g.donor_external_id"))

@@ -41,7 +41,7 @@ from models import (
     Refund,
     transition,
 )
-from models.money import convert, format_amount, parse_rate
+from models.money import GIFT_CEILING_MINOR, convert, display_amount, format_amount, parse_rate
 from models.schemas import PPM, GiftCreate
 from policies import Evaluation, FundingFacts, GiftFacts, Policy, evaluate, lab_employee_minor
 
@@ -112,18 +112,32 @@ def _check_unique(session: Session, data: GiftCreate, refs: PaymentRefs) -> None
             raise Duplicate(column, existing[column, value])
 
 
-def _reporting_amount(data: GiftCreate, reporting_currency: str) -> tuple[int, str, str]:
+def reporting_amount(data: GiftCreate, reporting_currency: str,
+                     max_gift_minor: int = GIFT_CEILING_MINOR) -> tuple[int, str, str]:
+    """The gift in the reporting currency's minor units, with the rate and its source.
+    Refuses a gift above max_gift_minor (never above the ceiling that keeps every sum of
+    money inside a 64-bit integer: models.money.GIFT_CEILING_MINOR)."""
     if data.currency == reporting_currency:
         if data.fx_rate not in (None, "1"):
             raise ValidationFailed({"fx_rate": ["must be omitted (or 1) for the reporting currency"]})
-        return data.amount_minor, "1", "identity"
-    if data.fx_rate is None:
-        raise ValidationFailed(
-            {"fx_rate": [f"required when the currency is not {reporting_currency}"]}
-        )
-    rate = parse_rate(data.fx_rate)
-    converted = convert(data.amount_minor, data.currency, rate, reporting_currency)
-    return converted, str(rate), data.fx_source or "supplied"
+        reporting, rate, source = data.amount_minor, "1", "identity"
+    else:
+        if data.fx_rate is None:
+            raise ValidationFailed(
+                {"fx_rate": [f"required when the currency is not {reporting_currency}"]}
+            )
+        parsed = parse_rate(data.fx_rate)
+        reporting = convert(data.amount_minor, data.currency, parsed, reporting_currency)
+        rate, source = str(parsed), data.fx_source or "supplied"
+    maximum = min(max_gift_minor, GIFT_CEILING_MINOR)
+    if reporting > maximum:
+        converted = "" if data.currency == reporting_currency else \
+            f" ({display_amount(reporting, reporting_currency)} at the rate given)"
+        raise ValidationFailed({"amount": [
+            f"{display_amount(data.amount_minor, data.currency)}{converted} is more than the "
+            f"largest gift recorded here, {display_amount(maximum, reporting_currency)}"
+        ]})
+    return reporting, rate, source
 
 
 def shares_of(session: Session, data: GiftCreate, donor: Donor) -> list[Share]:
@@ -193,6 +207,7 @@ def screen_new_gift(
     check_unique: Callable[[GiftCreate, PaymentRefs], None],
     funding_facts: Callable[[date], FundingFacts],
     covered: CoveredOrganizations | None = None,
+    max_gift_minor: int = GIFT_CEILING_MINOR,
 ) -> tuple[Gift, list[Share], Evaluation]:
     """The screening of a new gift, the same in record_gift and GiftIntake: check its links
     and payment ids, build its shares and its (pending, unsaved) row, gather the policy's
@@ -201,12 +216,13 @@ def screen_new_gift(
     The two callers differ only in where the payment ids are checked (check_unique: the
     database, or the batch in memory) and where the funding windows of a date come from
     (funding_facts: the database, or the batch's FundingMemory). affiliations: the payer's,
-    as donor_with_affiliations() read them.
+    as donor_with_affiliations() read them. max_gift_minor: the largest gift this channel
+    records (reporting_amount).
     """
     validate_links(session, data, donor)
     check_unique(data, refs)
     shares = shares_of(session, data, donor)
-    gift = new_gift(data, donor, reporting_currency, refs, actor)
+    gift = new_gift(data, donor, reporting_currency, refs, actor, max_gift_minor)
     facts = facts_of_gift(session, gift, donor, shares, affiliations, covered)
     evaluation = evaluate_and_set_lab_part(policy, gift, facts, funding_facts(gift.received_on))
     return gift, shares, evaluation
@@ -324,8 +340,8 @@ def recorded_entry(gift: Gift, decision_id: int, policy_version: str) -> dict:
 
 
 def new_gift(data: GiftCreate, donor: Donor, reporting_currency: str, refs: PaymentRefs,
-              actor: Actor) -> Gift:
-    reporting, rate, source = _reporting_amount(data, reporting_currency)
+              actor: Actor, max_gift_minor: int = GIFT_CEILING_MINOR) -> Gift:
+    reporting, rate, source = reporting_amount(data, reporting_currency, max_gift_minor)
     return rows.new(
         Gift,
         donor_id=donor.id,
@@ -366,8 +382,11 @@ def record_gift(
     *,
     refs: PaymentRefs = PaymentRefs(),  # noqa: B008 - frozen dataclass, safe default
     dry_run: bool = False,
+    max_gift_minor: int = GIFT_CEILING_MINOR,
 ) -> Recorded:
-    """Screen and record one gift. With dry_run, evaluate and write nothing."""
+    """Screen and record one gift. With dry_run, evaluate and write nothing.
+    max_gift_minor: the largest gift accepted from this channel (the MAX_GIFT_MINOR setting
+    for typed input; a payment already made is bounded by its processor instead)."""
     with ledger_write(session):
         first = session.execute(_FIRST_READ, {"donor_id": data.donor_id}).all()
         donor, affiliations = donor_with_affiliations(first)
@@ -376,7 +395,8 @@ def record_gift(
         gift, shares, evaluation = screen_new_gift(
             session, data, donor, affiliations, policy, reporting_currency, refs, actor,
             check_unique=lambda data, refs: _check_unique(session, data, refs),
-            funding_facts=lambda day: windows.funding_facts(session, day, policy.window_days))
+            funding_facts=lambda day: windows.funding_facts(session, day, policy.window_days),
+            max_gift_minor=max_gift_minor)
         if dry_run:
             session.rollback()
             return Recorded(gift, Decision(gift_id=0, outcome=evaluation.outcome,

@@ -65,6 +65,7 @@ from app.ledger.gifts import (
     share_credits,
 )
 from models import Attribution, Decision, Donor, Gift
+from models.money import GIFT_CEILING_MINOR
 from models.schemas import GiftCreate
 from policies import Evaluation, FundingFacts, Policy
 
@@ -112,11 +113,13 @@ class GiftIntake:
     """
 
     def __init__(self, session: Session, actor: Actor, policy: Policy,
-                 reporting_currency: str, *, chunk: int | None = None):
+                 reporting_currency: str, *, chunk: int | None = None,
+                 max_gift_minor: int = GIFT_CEILING_MINOR):
         self.session = session
         self.actor = actor
         self.policy = policy
         self.reporting_currency = reporting_currency
+        self.max_gift_minor = max_gift_minor
         self.chunk = chunk or CHUNK
         self._pending: list[_Pending] = []
         self._donors: dict[int, tuple[Donor, Affiliations]] = {}
@@ -170,7 +173,8 @@ class GiftIntake:
                     self.session, data, donor, affiliations, self.policy,
                     self.reporting_currency, refs, self.actor,
                     check_unique=lambda data, refs: self._check_unique(data, refs, tag),
-                    funding_facts=self._funding_facts, covered=self._covered)
+                    funding_facts=self._funding_facts, covered=self._covered,
+                    max_gift_minor=self.max_gift_minor)
             except LedgerError:
                 # record_gift, one by one, would have stopped at an earlier gift whose
                 # payment id is already recorded: report that one first. (An error while

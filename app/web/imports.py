@@ -57,7 +57,8 @@ def upload():
     names = {kind: (file.filename or kind)[:200] for kind, file in files.items()}
     session = get_session()
     st = state()
-    with CsvImport(session, today=st.today(), reporting_currency=st.reporting_currency) as job:
+    with CsvImport(session, today=st.today(), reporting_currency=st.reporting_currency,
+                   max_gift_minor=st.max_gift_minor) as job:
         for kind in KINDS:  # donors first: later files may name donors from this upload
             if kind in files:
                 job.check(kind, files[kind].stream)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from fractions import Fraction
 
 from sqlalchemy import select
 
 from models import Gift
+from models.money import convert
 from tests.api.helpers import errors_of, fired, gift_body, reason, snapshot
 from tests.builders import World, affiliate, gift, ok, org_donor, organization, person, summary
 
@@ -61,16 +63,23 @@ def test_conversion_rounds_half_to_even_once(api):
     assert gift(api, w.donor["id"], "3", DAY, currency="JPY", fx_rate="0.0125")["reporting_amount"] == "0.04"
 
 
-def test_conversion_of_a_long_rate_is_rounded_once_not_twice(api):
+def test_conversion_of_a_long_rate_is_rounded_once_not_twice(api, db):
     w = World(api)
     amount, rate = 999_999_999_999_999_999, "0.02500000000000000002"
-    made = gift(api, w.donor["id"], str(amount), DAY, currency="JPY", fx_rate=rate)
     cents = Fraction(amount) * Fraction(rate) * 100  # 2499999999999999999.4999... exactly
     assert math.floor(cents) == 2_499_999_999_999_999_999
     assert cents - math.floor(cents) < Fraction(1, 2)
     # Rounded once, half-even, from the exact product; rounding to 28 digits first would
     # give 2499999999999999999.5 and then 25000000000000000.00.
-    assert made["reporting_amount"] == "24999999999999999.99"
+    assert convert(amount, "JPY", Decimal(rate), "USD") == 2_499_999_999_999_999_999
+    # The door converts so, and names the converted amount when it refuses a gift this
+    # far above the largest gift it records (MAX_GIFT_MINOR).
+    before = snapshot(db)
+    errors = errors_of(api.post("/gifts", gift_body(w.donor["id"], str(amount), DAY,
+                                                    currency="JPY", fx_rate=rate)))
+    assert list(errors) == ["amount"]
+    assert "(24,999,999,999,999,999.99 USD at the rate given)" in errors["amount"][0]
+    assert snapshot(db) == before
 
 
 def test_foreign_currency_without_fx_rate_is_422_and_writes_nothing(api, db):

@@ -318,6 +318,7 @@ def test_record_with_attributions_through_the_form(world, web_as, db):
 @pytest.mark.parametrize("action", ["check", "record"])
 @pytest.mark.parametrize(("changes", "field", "message"), [
     ({"amount": "12.345"}, "amount", "USD has 2 decimal places"),
+    ({"amount": "100000000.01"}, "amount", "is more than the largest gift recorded here"),
     ({"currency": "EUR"}, "fx_rate", "required when the currency is not USD"),
     ({"amount": ""}, "amount", "This field is required."),
     ({"donor_id": ""}, "donor_id", "Choose a donor."),

@@ -155,6 +155,27 @@ def test_dry_run_lists_every_bad_row_with_its_line_and_writes_nothing(api, web_a
     assert counts(db) == before
 
 
+def test_a_gift_above_the_largest_recorded_is_a_row_error(web_as, db):
+    """MAX_GIFT_MINOR, in the reporting currency: found by the check, before any import."""
+    fundraiser = web_as("fundraiser")
+    before = counts(db)
+    donors = csv_text(DONORS_HEADER, "D1,person,Ada Donor,,,")
+    gifts = csv_text(
+        GIFTS_HEADER,
+        "G1,D1,100000000.00,USD,2025-01-05,,,,,",               # 2 the maximum itself: fine
+        "G2,D1,100000000.01,USD,2025-01-05,,,,,",               # 3 one cent more
+        "G3,D1,90000000.00,EUR,2025-01-05,,,,1.2,",             # 4 more once converted
+    )
+    response = upload(fundraiser, donors=donors, gifts=gifts)
+    assert response.status_code == 422
+    found = errors_of(response)
+    assert sorted(found) == [("gifts.csv", 3), ("gifts.csv", 4)]
+    assert ("amount: 100,000,000.01 USD is more than the largest gift recorded here, "
+            "100,000,000.00 USD") in found[("gifts.csv", 3)]
+    assert "(108,000,000.00 USD at the rate given)" in found[("gifts.csv", 4)]
+    assert counts(db) == before
+
+
 def test_a_clean_dry_run_says_what_would_be_imported_and_writes_nothing(web_as, db):
     fundraiser = web_as("fundraiser")
     before = counts(db)
