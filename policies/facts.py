@@ -17,6 +17,9 @@ class AffiliationFact:
     senior_decision_maker: bool
     start_date: date
     end_date: date | None = None
+    #: Only typed on the public donate form, not on the donor's record: a claim, screened
+    #: as if true (conservatively) and held for a reviewer (rule declaration_differs).
+    declared: bool = False
 
 
 @dataclass(frozen=True)

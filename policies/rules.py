@@ -14,10 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from typing import TYPE_CHECKING
 
-from policies.facts import FundingFacts, GiftFacts, Party, WindowTotals
+from policies.facts import AffiliationFact, FundingFacts, GiftFacts, Party, WindowTotals
 from policies.share import (
+    affiliation_counts,
     below_cap,
     headroom,
     lab_affiliations,
@@ -189,6 +191,39 @@ def large_gift(policy: Policy, gift: GiftFacts, funding: FundingFacts) -> Findin
     return Finding(rule, "accept", False, "Below the policy's large-gift threshold.")
 
 
+def _on_file(declared: AffiliationFact, party: Party, on: date, cooling_off_days: int) -> bool:
+    """The record already says what was declared: the same organisation, counting on the
+    date, and senior if a senior role was declared."""
+    return any(
+        not a.declared and a.organization == declared.organization
+        and affiliation_counts(a, on, cooling_off_days)
+        and (a.senior_decision_maker or not declared.senior_decision_maker)
+        for a in party.affiliations
+    )
+
+
+def declaration_differs(policy: Policy, gift: GiftFacts, funding: FundingFacts) -> Finding:
+    """A member of the public typed a lab role the donor's record does not show. The other
+    rules already screen it as if true; this one keeps the claim off the record until a
+    reviewer applies or dismisses it (anyone can type anyone's e-mail address)."""
+    rule = "declaration_differs"
+    claims = []
+    for party in gift.parties:
+        for aff in party.affiliations:
+            if aff.declared and aff.covered and not _on_file(aff, party, gift.received_on,
+                                                             policy.cooling_off_days):
+                role = "senior decision-maker" if aff.senior_decision_maker else aff.kind
+                claims.append(f"{party.name} ({role} at {aff.organization})")
+    if claims:
+        return Finding(
+            rule, policy.outcomes[rule], True,
+            "Declared on the donation form but not on the donor's record: "
+            + "; ".join(sorted(set(claims)))
+            + ". A reviewer applies the declaration to the record or dismisses it.",
+        )
+    return Finding(rule, "accept", False, "No declaration that differs from the record.")
+
+
 def _large_gift_settings(table: Mapping) -> dict:
     if "threshold_minor" not in table:  # a document from before the rule: it never fires
         return {}
@@ -253,6 +288,16 @@ RULES: tuple[Rule, ...] = (
                   "held for a decision by a compliance reviewer before it counts as funding.",
         default_outcome="hold",
         read_settings=_large_gift_settings,
+    ),
+    Rule(
+        "declaration_differs", declaration_differs,
+        label="Declaration differs from the record",
+        form_label="Donation-form declaration not on the donor's record",
+        statement="What a donor declares on our donation form (a lab employer, a senior "
+                  "role) is screened as if true but changes no existing donor record: a gift "
+                  "whose declaration differs from the record is held until a compliance "
+                  "reviewer applies or dismisses the declaration.",
+        default_outcome="hold",
     ),
 )
 
