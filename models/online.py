@@ -19,6 +19,12 @@ FREQUENCIES = ("once", "monthly")
 #: paid: a one-off payment arrived; active: a monthly subscription runs; failed: the
 #: (delayed) payment failed; expired: the donor never paid; cancelled: the subscription
 #: ended; error: the session could not be created.
+#: What became of a lab role declared on the form (None: none was declared).
+#: declared: stored, waiting for the payment; recorded: at the payment it became the
+#: affiliation of the donor record this donation created (or the record already said so);
+#: to_review: it differs from an existing donor's record, so the gift is held for a
+#: reviewer; applied / dismissed: the reviewer's answer.
+DECLARATION_STATES = ("declared", "recorded", "to_review", "applied", "dismissed")
 DONATION_STATES = ("created", "open", "error", "paid", "active", "failed", "expired", "cancelled")
 
 #: Allowed moves. Events arrive out of order, so a move not listed is refused and the
@@ -58,10 +64,12 @@ class OnlineDonation(SQLModel, table=True):
         CheckConstraint(in_list("frequency", FREQUENCIES), name="frequency"),
         CheckConstraint(in_list("state", DONATION_STATES), name="state"),
         CheckConstraint(in_list("preview_outcome", ("accept", "hold")), name="preview_outcome"),
+        CheckConstraint(in_list("declaration_state", DECLARATION_STATES),
+                        name="declaration_state"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    #: The person who filled in the form (found by email, or created).
+    #: The person who filled in the form (found by email, or created without affiliations).
     donor_id: int = Field(foreign_key="donor.id", index=True)
     #: The gift's donor: the person, or the donor-advised fund's sponsor.
     payer_donor_id: int = Field(foreign_key="donor.id")
@@ -69,7 +77,8 @@ class OnlineDonation(SQLModel, table=True):
     amount_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
     currency: str = Field(max_length=3)
     frequency: str = Field(default="once", max_length=10)
-    #: What the donor declared, as typed; the lab choice also became an Affiliation.
+    #: What the donor declared, as typed: a claim, never written to an existing donor's
+    #: record without a reviewer (see declaration_state).
     declared_employer: str | None = Field(default=None, max_length=200)
     declared_lab_id: int | None = Field(default=None, foreign_key="organization.id")
     declared_senior: bool = Field(default=False)
@@ -77,6 +86,12 @@ class OnlineDonation(SQLModel, table=True):
     #: The donor-advised fund's sponsor and the advisor's name on the fund account.
     daf_sponsor: str | None = Field(default=None, max_length=200)
     daf_advisor: str | None = Field(default=None, max_length=200)
+    #: This donation's form created the donor record (no donor had its e-mail): at the
+    #: payment its declaration becomes that record's affiliation.
+    donor_created: bool = Field(default=False)
+    declaration_state: str | None = Field(default=None, max_length=10)
+    #: The gift held because the declaration differs from the record: what a reviewer decides.
+    declaration_gift_id: int | None = Field(default=None, foreign_key="gift.id")
     #: List this gift publicly without the donor's name.
     anonymous: bool = Field(default=False)
     #: The policy's verdict on the dry run before payment (a reject never gets this far).

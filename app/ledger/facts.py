@@ -180,3 +180,17 @@ def gift_facts(
         attributions=attributed,
         is_matching_gift=is_matching_gift,
     )
+
+
+def with_declared(facts: GiftFacts, declared: dict[int, AffiliationFact] | None) -> GiftFacts:
+    """The facts with roles declared on the donate form added to those donors' affiliations:
+    screened as if true, and (AffiliationFact.declared) seen by rule declaration_differs."""
+    if not declared:
+        return facts
+
+    def add(p: Party) -> Party:
+        role = declared.get(p.donor_id)
+        return dataclasses.replace(p, affiliations=(*p.affiliations, role)) if role else p
+
+    return dataclasses.replace(facts, payer=add(facts.payer) if facts.payer else None,
+                               attributions=tuple(add(p) for p in facts.attributions))

@@ -30,6 +30,7 @@ from app.ledger.facts import (
     Share,
     donor_with_affiliations,
     gift_facts,
+    with_declared,
 )
 from models import (
     OUTCOME_STATUS,
@@ -43,7 +44,15 @@ from models import (
 )
 from models.money import GIFT_CEILING_MINOR, convert, display_amount, format_amount, parse_rate
 from models.schemas import PPM, GiftCreate
-from policies import Evaluation, FundingFacts, GiftFacts, Policy, evaluate, lab_employee_minor
+from policies import (
+    AffiliationFact,
+    Evaluation,
+    FundingFacts,
+    GiftFacts,
+    Policy,
+    evaluate,
+    lab_employee_minor,
+)
 
 
 @dataclass(frozen=True)
@@ -208,6 +217,7 @@ def screen_new_gift(
     funding_facts: Callable[[date], FundingFacts],
     covered: CoveredOrganizations | None = None,
     max_gift_minor: int = GIFT_CEILING_MINOR,
+    declared: dict[int, AffiliationFact] | None = None,
 ) -> tuple[Gift, list[Share], Evaluation]:
     """The screening of a new gift, the same in record_gift and GiftIntake: check its links
     and payment ids, build its shares and its (pending, unsaved) row, gather the policy's
@@ -217,13 +227,15 @@ def screen_new_gift(
     database, or the batch in memory) and where the funding windows of a date come from
     (funding_facts: the database, or the batch's FundingMemory). affiliations: the payer's,
     as donor_with_affiliations() read them. max_gift_minor: the largest gift this channel
-    records (reporting_amount).
+    records (reporting_amount). declared: roles typed on the donate form, by donor id,
+    screened as if true (facts.with_declared).
     """
     validate_links(session, data, donor)
     check_unique(data, refs)
     shares = shares_of(session, data, donor)
     gift = new_gift(data, donor, reporting_currency, refs, actor, max_gift_minor)
-    facts = facts_of_gift(session, gift, donor, shares, affiliations, covered)
+    facts = with_declared(facts_of_gift(session, gift, donor, shares, affiliations, covered),
+                          declared)
     evaluation = evaluate_and_set_lab_part(policy, gift, facts, funding_facts(gift.received_on))
     return gift, shares, evaluation
 
@@ -383,10 +395,13 @@ def record_gift(
     refs: PaymentRefs = PaymentRefs(),  # noqa: B008 - frozen dataclass, safe default
     dry_run: bool = False,
     max_gift_minor: int = GIFT_CEILING_MINOR,
+    declared: dict[int, AffiliationFact] | None = None,
 ) -> Recorded:
     """Screen and record one gift. With dry_run, evaluate and write nothing.
     max_gift_minor: the largest gift accepted from this channel (the MAX_GIFT_MINOR setting
-    for typed input; a payment already made is bounded by its processor instead)."""
+    for typed input; a payment already made is bounded by its processor instead).
+    declared: roles typed on the donate form by donor id, screened as if true; they are
+    not written anywhere (the decision's reasons name them)."""
     with ledger_write(session):
         first = session.execute(_FIRST_READ, {"donor_id": data.donor_id}).all()
         donor, affiliations = donor_with_affiliations(first)
@@ -396,7 +411,7 @@ def record_gift(
             session, data, donor, affiliations, policy, reporting_currency, refs, actor,
             check_unique=lambda data, refs: _check_unique(session, data, refs),
             funding_facts=lambda day: windows.funding_facts(session, day, policy.window_days),
-            max_gift_minor=max_gift_minor)
+            max_gift_minor=max_gift_minor, declared=declared)
         if dry_run:
             session.rollback()
             return Recorded(gift, Decision(gift_id=0, outcome=evaluation.outcome,

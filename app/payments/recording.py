@@ -20,17 +20,21 @@ from decimal import Decimal, localcontext
 from zoneinfo import ZoneInfo
 
 import stripe
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlmodel import Session
 
 from app.db.locking import ledger_write
 from app.errors import Duplicate, LedgerError
 from app.ledger import audit
 from app.ledger.audit import Actor
+from app.ledger.declarations import declared_title
 from app.ledger.gifts import PaymentRefs, Recorded, record_gift, refund_gift
+from app.ledger.parties import add_affiliation
 from app.ledger.reviews import hold_for_rescreen
 from app.payments.gateway import Settlement, StripeGateway, StripeRefund
+from app.payments.screening import DONATE_FORM, declared_role
 from models import (
+    Affiliation,
     DeferredRefund,
     Gift,
     OnlineDonation,
@@ -41,8 +45,8 @@ from models import (
 )
 from models.money import convert, currency_exponent, format_amount
 from models.online import IllegalDonationMove, move_donation
-from models.schemas import GiftCreate
-from policies import Policy
+from models.schemas import AffiliationCreate, GiftCreate
+from policies import AffiliationFact, Policy
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +184,12 @@ def record_payment(ctx: Context, donation: OnlineDonation, *, amount_minor: int,
         fx_source=fx_source,
         attributions=[{"donor_id": donation.donor_id, "fraction": "1"}] if donation.via_daf else None,
     )
-    recorded = record_gift(session, data, STRIPE, ctx.policy, ctx.reporting_currency, refs=refs)
+    declared = _declaration_at_payment(ctx, donation)
+    recorded = record_gift(session, data, STRIPE, ctx.policy, ctx.reporting_currency, refs=refs,
+                           declared=declared)
     gift = recorded.gift
+    if declared:
+        _declaration_screened(ctx, donation, gift, recorded)
     if settlement is not None:
         session.add(StripeSettlement(
             gift_id=gift.id, payment_intent_id=settlement.payment_intent_id,
@@ -196,6 +204,62 @@ def record_payment(ctx: Context, donation: OnlineDonation, *, amount_minor: int,
     apply_waiting(ctx, gift)
     session.flush()
     return gift, f"gift {gift.id} recorded: {recorded.decision.outcome}, now {gift.status}"
+
+
+def _declaration_at_payment(ctx: Context, donation: OnlineDonation) -> dict[int, AffiliationFact]:
+    """What the form declared, now that money arrived. For a donor record this donation
+    created it becomes the record's affiliation (from the day of the form); for an existing
+    donor it is only a claim, screened as if true (rule declaration_differs compares it with
+    the record). Dismissed, applied or recorded declarations are not looked at again."""
+    session = ctx.session
+    lab_id = donation.declared_lab_id
+    if lab_id is None or donation.declaration_state not in ("declared", "to_review"):
+        return {}
+    declared_on = ctx.local_date(donation.created_at)
+    if donation.donor_created:
+        if not _on_file(session, donation.donor_id, lab_id, donation.declared_senior, declared_on):
+            add_affiliation(session, donation.donor_id, AffiliationCreate(
+                organization_id=lab_id, kind="employee",
+                title=declared_title(donation.declared_senior),
+                senior_decision_maker=donation.declared_senior, start_date=declared_on,
+            ), DONATE_FORM, ctx.policy)
+        donation.declaration_state = "recorded"
+        donation.updated_at = utcnow()
+        return {}
+    role = declared_role(session, lab_id, donation.declared_senior, declared_on)
+    return {donation.donor_id: role} if role else {}
+
+
+def _on_file(session: Session, donor_id: int, lab_id: int, senior: bool, on: date) -> bool:
+    """The record already has the declared role (senior, if a senior role was declared)."""
+    on_file = session.execute(
+        select(Affiliation).where(
+            Affiliation.donor_id == donor_id,
+            Affiliation.organization_id == lab_id,
+            Affiliation.start_date <= on,
+            or_(Affiliation.end_date.is_(None), Affiliation.end_date >= on),
+        )
+    ).scalars().all()
+    return any(a.senior_decision_maker or not senior for a in on_file)
+
+
+def _declaration_screened(ctx: Context, donation: OnlineDonation, gift: Gift,
+                          recorded: Recorded) -> None:
+    """An existing donor's declaration: held for a reviewer if the record does not show it."""
+    differs = any(f.rule == "declaration_differs" for f in recorded.evaluation.fired)
+    if not differs:
+        if donation.declaration_state == "declared":
+            donation.declaration_state = "recorded"  # the record already says as much
+            donation.updated_at = utcnow()
+        return
+    if donation.declaration_state != "to_review":
+        donation.declaration_state = "to_review"
+        donation.declaration_gift_id = gift.id
+        donation.updated_at = utcnow()
+        audit.append(ctx.session, STRIPE, "donation.declaration_to_review", "online_donation",
+                     donation.id, {"gift_id": gift.id, "donor_id": donation.donor_id,
+                                   "lab_id": donation.declared_lab_id,
+                                   "senior": donation.declared_senior})
 
 
 def _rejected_after_payment(ctx: Context, donation: OnlineDonation, gift: Gift,

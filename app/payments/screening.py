@@ -1,11 +1,18 @@
 """Screening an online donation before any payment.
 
-What the donor declares (who they are, their employer, a senior role) is a fact about
-the donor, so it is stored through the ledger's services whatever the policy then says:
-the donor is found by email or created, and a declared lab employer becomes an
-Affiliation starting today. Then the gift is previewed with record_gift(dry_run=True).
-A reject stops here, before Stripe is asked for anything; otherwise the pending
-donation is stored and its id goes to Checkout.
+What someone types on the public form about themselves (a lab employer, a senior role)
+is a claim, not a fact: anyone can type anyone's e-mail address. It is stored with the
+pending donation and screened as if true (conservatively), but it changes no donor
+record here. The donor is found by e-mail, or created with only what Stripe's receipt
+needs (name, e-mail, anonymity), never an affiliation; a donation that is never paid
+leaves at most that bare record, marked as created by the "donate-form" in the audit
+trail and by its OnlineDonation (donor_created). When the payment arrives
+(app.payments.recording) the declaration becomes the affiliation of a record this
+donation created, or holds the gift for a reviewer if it differs from an existing one.
+
+The gift is previewed with record_gift(dry_run=True). A reject stops here, before Stripe
+is asked for anything; otherwise the pending donation is stored and its id goes to
+Checkout.
 """
 
 from __future__ import annotations
@@ -13,20 +20,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from app.db.locking import ledger_batch, ledger_write
 from app.ledger import audit
 from app.ledger.audit import Actor
+from app.ledger.declarations import declared_title
 from app.ledger.facts import CoveredOrganizations
 from app.ledger.gifts import record_gift
-from app.ledger.parties import add_affiliation, create_donor
+from app.ledger.parties import create_donor
 from app.ledger.search import OrganizationNames
-from models import Affiliation, Donor, OnlineDonation, Organization
+from models import Donor, OnlineDonation, Organization
 from models.money import display_amount, format_amount
-from models.schemas import AffiliationCreate, DonorCreate, GiftCreate
-from policies import Evaluation, Policy
+from models.schemas import DonorCreate, GiftCreate
+from policies import AffiliationFact, Evaluation, Policy
 from policies.rules import RULE_BY_ID
 
 #: Who stores the declarations: the public form, not a staff member.
@@ -76,16 +84,17 @@ def lab_by_name(session: Session, employer: str | None) -> int | None:
                  if covered.covered(org_id)), None)
 
 
-def _person(session: Session, decl: Declaration) -> Donor:
+def _person(session: Session, decl: Declaration) -> tuple[Donor, bool]:
+    """The donor with the e-mail typed, or a new bare record; and whether it is new."""
     donor = session.execute(
         select(Donor)
         .where(Donor.type == "person", func.lower(Donor.email) == decl.email.lower())
         .order_by(Donor.id).limit(1)
     ).scalar_one_or_none()
     if donor is not None:
-        return donor
+        return donor, False
     return create_donor(session, DonorCreate(type="person", name=decl.name, email=decl.email,
-                                             anonymous=decl.anonymous), DONATE_FORM)
+                                             anonymous=decl.anonymous), DONATE_FORM), True
 
 
 def _daf_sponsor(session: Session, name: str) -> Donor:
@@ -101,24 +110,17 @@ def _daf_sponsor(session: Session, name: str) -> Donor:
                                              category="daf_sponsor"), DONATE_FORM)
 
 
-def _declare_affiliation(session: Session, donor: Donor, lab_id: int, senior: bool,
-                         policy: Policy, today: date) -> None:
-    """Record a declared lab affiliation from today, unless one already on file covers it."""
-    on_file = session.execute(
-        select(Affiliation).where(
-            Affiliation.donor_id == donor.id,
-            Affiliation.organization_id == lab_id,
-            Affiliation.start_date <= today,
-            or_(Affiliation.end_date.is_(None), Affiliation.end_date >= today),
-        )
-    ).scalars().all()
-    if any(a.senior_decision_maker or not senior for a in on_file):
-        return
-    title = ("Senior decision-maker (declared on the donation form)" if senior
-             else "Declared on the donation form")
-    add_affiliation(session, donor.id, AffiliationCreate(
-        organization_id=lab_id, kind="employee", title=title, senior_decision_maker=senior,
-        start_date=today), DONATE_FORM, policy)
+def declared_role(session: Session, lab_id: int | None, senior: bool, on: date, *,
+                  declared: bool = True) -> AffiliationFact | None:
+    """A declared lab role as the policy reads it: from the given day, screened as if true.
+    declared=False: about to become the record of a donor this donation creates."""
+    covered = CoveredOrganizations(session)
+    if lab_id is None or not covered.covered(lab_id):
+        return None
+    return AffiliationFact(
+        organization=covered.name(lab_id) or f"organisation {lab_id}", covered=True,
+        kind="employee", title=declared_title(senior), senior_decision_maker=senior,
+        start_date=on, declared=declared)
 
 
 def _refusals(evaluation: Evaluation, policy: Policy) -> tuple[str, ...]:
@@ -135,14 +137,16 @@ def _refusals(evaluation: Evaluation, policy: Policy) -> tuple[str, ...]:
 
 def screen_donation(session: Session, decl: Declaration, policy: Policy, reporting_currency: str,
                     today: date, preview_rate: str | None) -> Screening:
-    """Store the declarations, preview the gift, and store the pending donation unless refused."""
+    """Preview the gift with the declaration screened as if true, and store the pending
+    donation (with its declaration) unless refused. No donor record gains anything here."""
     lab_id = decl.lab_id or lab_by_name(session, decl.employer)
     with ledger_batch(session):
-        donor = _person(session, decl)
+        donor, created = _person(session, decl)
         payer = _daf_sponsor(session, decl.daf_sponsor or "") if decl.via_daf else donor
-        if lab_id is not None:
-            _declare_affiliation(session, donor, lab_id, decl.senior, policy, today)
         donor_id, payer_id = donor.id, payer.id
+    # A record this form just created has nothing on file to differ from: its declaration
+    # is what the record will say once paid, so it is screened as on file, not as a claim.
+    role = declared_role(session, lab_id, decl.senior, today, declared=not created)
 
     foreign = decl.currency != reporting_currency
     if foreign and preview_rate is None:
@@ -156,7 +160,8 @@ def screen_donation(session: Session, decl: Declaration, policy: Policy, reporti
         fx_rate=preview_rate if foreign else None,
         fx_source="indicative rate, preview before payment" if foreign else None,
         attributions=[{"donor_id": donor_id, "fraction": "1"}] if decl.via_daf else None,
-    ), DONATE_FORM, policy, reporting_currency, dry_run=True)
+    ), DONATE_FORM, policy, reporting_currency, dry_run=True,
+        declared={donor_id: role} if role else None)
     evaluation = preview.evaluation
 
     if evaluation.outcome == "reject":
@@ -172,7 +177,8 @@ def screen_donation(session: Session, decl: Declaration, policy: Policy, reporti
     donation = OnlineDonation(
         donor_id=donor_id, payer_donor_id=payer_id, amount_minor=decl.amount_minor,
         currency=decl.currency, frequency=decl.frequency, declared_employer=decl.employer,
-        declared_lab_id=lab_id, declared_senior=decl.senior, via_daf=decl.via_daf,
+        declared_lab_id=lab_id, declared_senior=decl.senior, donor_created=created,
+        declaration_state="declared" if lab_id is not None else None, via_daf=decl.via_daf,
         daf_sponsor=decl.daf_sponsor if decl.via_daf else None,
         daf_advisor=decl.daf_advisor if decl.via_daf else None, anonymous=decl.anonymous,
         preview_outcome=evaluation.outcome, policy_version=evaluation.policy_version,

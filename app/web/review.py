@@ -16,17 +16,26 @@ from sqlalchemy import func, select
 from app.db import get_session
 from app.errors import LedgerBusy, NotAllowed, NotFound
 from app.extensions import state
-from app.ledger import pledges, reviews
+from app.ledger import declarations, pledges, reviews
 from app.ledger.review_effect import AcceptanceEffect, acceptance_effect
 from app.web.access import get_or_404, role_required
 from app.web.decisions import OUTCOME_WORDS, DecisionView, decision_view, user_emails
 from app.web.review_forms import (
     PUBLIC_NOTE_HELP,
     DecideForm,
+    DeclarationForm,
     OverrideDecisionForm,
     OverrideRequestForm,
 )
-from models import Decision, Donor, Gift, IllegalTransition, OverrideRequest
+from models import (
+    Decision,
+    Donor,
+    Gift,
+    IllegalTransition,
+    OnlineDonation,
+    Organization,
+    OverrideRequest,
+)
 from models.schemas import ReviewCreate, field_errors
 
 bp = Blueprint("review", __name__, url_prefix="/staff/review")
@@ -158,8 +167,49 @@ def decide(gift_id: int):
     return redirect(url_for("review.queue"))
 
 
-def _render_decide(gift: Gift, form: DecideForm, status: int = 200):
+def _declaration(session, gift_id: int) -> OnlineDonation | None:
+    """The donate-form declaration this gift was held for, while it waits for an answer."""
+    return session.execute(
+        select(OnlineDonation).where(OnlineDonation.declaration_gift_id == gift_id,
+                                     OnlineDonation.declaration_state == "to_review")
+    ).scalars().first()
+
+
+@bp.post("/gifts/<int:gift_id>/declaration")
+@role_required(REVIEW)
+def answer_declaration(gift_id: int):
     session = get_session()
+    gift = get_or_404(Gift, gift_id)
+    form = DeclarationForm()
+    donation = _declaration(session, gift_id)
+    if donation is None:
+        flash(f"Gift #{gift_id} has no declaration waiting for an answer.", "error")
+        return _render_decide(gift, DecideForm(formdata=None), 409)
+    if not form.validate():
+        return _render_decide(gift, DecideForm(formdata=None), 422, declaration_form=form)
+    reason = form.reason.data.strip()
+    st = state()
+    try:
+        if form.answer.data == "apply":
+            declarations.apply_declaration(
+                session, donation.id, g.actor, st.policy_for(session), reason,
+                donation.created_at.astimezone(st.timezone).date())
+            flash(f"Declaration applied: the role is on the donor's record and their gifts were "
+                  f"screened again. Gift #{gift_id} is still yours to decide.", "success")
+        else:
+            declarations.dismiss_declaration(session, donation.id, g.actor, reason)
+            flash(f"Declaration dismissed: the donor's record is unchanged. Gift #{gift_id} is "
+                  "still yours to decide.", "info")
+    except REFUSED as error:
+        flash(f"Not answered: {error}.", "error")
+        return _render_decide(session.get(Gift, gift_id), DecideForm(formdata=None), 409)
+    return redirect(url_for("review.decide", gift_id=gift_id))
+
+
+def _render_decide(gift: Gift, form: DecideForm, status: int = 200,
+                   declaration_form: DeclarationForm | None = None):
+    session = get_session()
+    declaration = _declaration(session, gift.id)
     donor = session.get(Donor, gift.donor_id)
     latest = _latest_decisions(session, [gift.id]).get(gift.id)
     pending = session.execute(
@@ -171,6 +221,9 @@ def _render_decide(gift: Gift, form: DecideForm, status: int = 200):
                                    pending.requested_by_id if pending else None])
     return render_template(
         "review/decide.html", gift=gift, donor=donor, form=form, pending=pending, emails=emails,
+        declaration=declaration,
+        declared_lab=session.get(Organization, declaration.declared_lab_id) if declaration else None,
+        declaration_form=declaration_form or DeclarationForm(formdata=None),
         latest=decision_view(latest, gift.kind, emails) if latest else None,
         effect=acceptance_effect(session, gift, state().policy_for(session)),
     ), status

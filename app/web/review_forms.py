@@ -43,3 +43,12 @@ class OverrideDecisionForm(FlaskForm):
     note = TextAreaField("Note (internal)", validators=[Optional(), Length(max=2000)])
     #: The approver may replace the requester's public justification.
     public_note = public_note_field()
+
+
+class DeclarationForm(FlaskForm):
+    answer = RadioField("The declaration", choices=[
+        SelectChoice("apply", "Apply it: record the declared role on the donor's record"),
+        SelectChoice("dismiss", "Dismiss it: leave the donor's record as it is"),
+    ], validators=[InputRequired(message="Choose apply or dismiss.")])
+    reason = TextAreaField("Reason", validators=[InputRequired(), Length(min=3, max=2000)],
+                           description="Written into the audit trail.")
