@@ -21,7 +21,7 @@ from tests.stripe.stripe_stubs import (
     session_completed,
     start_donation,
 )
-from tests.webtools import submit
+from tests.webtools import post_refused, submit
 
 VICTIM = "grace@example.org"
 
@@ -177,7 +177,7 @@ def test_the_reviewer_dismisses_the_declaration_and_the_record_stays(client, htt
     entries = audit_targets(db, "online_donation", donation.id)
     assert "donation.declaration_dismissed" in entries
     # A second answer is refused: it was answered once.
-    again = submit(reviewer, page, {"answer": "apply", "reason": "Changed my mind"},
-                   action=action)
+    # The page no longer offers the form: a replayed POST (with the session's token) is refused.
+    again = post_refused(reviewer, page, action, {"answer": "apply", "reason": "Changed my mind"})
     assert again.status_code == 409
     assert affiliations(db, victim["id"]) == []
