@@ -267,7 +267,11 @@ def request_override(gift_id: int):
 @require("review")
 def approve_override(request_id: int):
     _get(OverrideRequest, request_id, "override request")
-    public_note = (optional_note("public_note") or "").strip()[:2000] or None
+    public_note = (optional_note("public_note") or "").strip() or None
+    if public_note is not None and not 3 <= len(public_note) <= 2000:
+        # Published word for word: refused, never cut mid-sentence.
+        raise ApiError(422, "invalid input",
+                       {"public_note": ["must be 3 to 2000 characters after trimming"]})
     decision = reviews.approve_override(get_session(), request_id, g.actor, _policy(),
                                         note=optional_note(), public_note=public_note)
     return _created(out.decision_public(decision))

@@ -58,6 +58,7 @@ from models import (
 from models.money import format_amount
 from policies import Policy, WindowTotals, share, share_text
 from policies.document import RULE_IDS
+from policies.rules import RULE_BY_ID
 
 TITLE = "Conflict-of-interest disclosure"
 #: What the disclosure says for a human acceptance whose decision has no public_note.
@@ -346,7 +347,10 @@ def conflict_disclosure(session: Session, start: date, end: date, policy: Policy
             )
             for g in in_kind_gifts
         ),
-        statements=tuple((rule, policy.outcomes[rule], policy.statement(rule)) for rule in RULE_IDS),
+        # A rule that needs settings this version does not give (a document from before the
+        # rule) never fires: publishing its promise would be false.
+        statements=tuple((rule, policy.outcomes[rule], policy.statement(rule)) for rule in RULE_IDS
+                         if RULE_BY_ID[rule].read_settings is None or policy.settings.get(rule)),
     )
 
 

@@ -11,7 +11,7 @@ from app.ledger import audit, funding, pledges
 from app.ledger.audit import Actor
 from app.ledger.gifts import add_decision, apply_outcome, screen_gift, stored_shares
 from app.ledger.signals import gift_rejected_by_review
-from models import Decision, Gift, OverrideRequest, transition, utcnow
+from models import Decision, Gift, OnlineDonation, OverrideRequest, transition, utcnow
 from policies import Policy
 
 
@@ -20,6 +20,24 @@ def _gift(session: Session, gift_id: int) -> Gift:
     if gift is None:
         raise NotFound("gift", gift_id)
     return gift
+
+
+def _refuse_while_declaration_waits(session: Session, gift: Gift) -> None:
+    """A donate-form declaration of this donor that differs from the record and waits for a
+    reviewer's answer: accepting now would judge the gift on the record alone (screen_gift
+    reads what is on file), so the declared role would count for nothing. Answer it first
+    (apply: the role goes on the record and the gift is re-screened with it; dismiss)."""
+    waiting = session.execute(
+        select(OnlineDonation.id, OnlineDonation.declaration_gift_id).where(
+            OnlineDonation.donor_id == gift.donor_id,
+            OnlineDonation.declaration_state == "to_review",
+        ).limit(1)
+    ).first()
+    if waiting is not None:
+        raise NotAllowed(
+            f"the donor's declaration on online donation {waiting.id} (gift "
+            f"{waiting.declaration_gift_id}) differs from the record and is not answered yet: "
+            "apply or dismiss it before accepting this gift")
 
 
 def decide_held(session: Session, gift_id: int, outcome: str, reason: str, actor: Actor,
@@ -37,6 +55,8 @@ def decide_held(session: Session, gift_id: int, outcome: str, reason: str, actor
         gift = _gift(session, gift_id)
         if gift.status != "held":
             raise NotAllowed(f"gift {gift_id} is {gift.status}, not held")
+        if outcome == "accept":
+            _refuse_while_declaration_waits(session, gift)
         evaluation = screen_gift(session, gift, stored_shares(session, gift.id), policy)
         if outcome == "accept" and evaluation.outcome == "reject":
             request = _open_request(session, gift, reason, actor, public_note)
@@ -130,6 +150,8 @@ def approve_override(session: Session, request_id: int, actor: Actor, policy: Po
         gift = _gift(session, request.gift_id)
         if gift.status not in ("rejected", "held"):
             raise NotAllowed(f"gift {gift.id} is {gift.status}; nothing to override")
+        if request.outcome == "accept":
+            _refuse_while_declaration_waits(session, gift)
         evaluation = screen_gift(session, gift, stored_shares(session, gift.id), policy)
         decision = add_decision(
             session, gift, request.outcome, evaluation, kind="override",

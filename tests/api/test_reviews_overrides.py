@@ -294,3 +294,16 @@ def test_requester_withdraws_their_own_override_request(api, db, w, reviewer, se
     assert entry.data["note"] == "Asked too early"
     # Withdrawn is final: nobody can approve it afterwards.
     assert second.post(f"/overrides/{request['id']}/approve").status_code == 409
+
+
+@pytest.mark.parametrize("public_note", ["ok", "x" * 2001])
+def test_an_approvers_public_note_is_refused_not_cut(api, w, reviewer, second, public_note):
+    """The public note is published word for word: out of 3..2000 characters it is a 422 and
+    nothing is approved (it used to be cut at 2000 characters, or kept at 1-2)."""
+    rejected = _rejected_lab_gift(api, w)
+    request = ok(reviewer.post(f"/gifts/{rejected['id']}/override",
+                               {"outcome": "accept", "reason": "Matched by a new grant next week"}))
+    refused = second.post(f"/overrides/{request['id']}/approve", {"public_note": public_note})
+    assert refused.status_code == 422
+    assert "public_note" in refused.get_json()["errors"]
+    assert status_of(api, rejected["id"]) == "rejected"

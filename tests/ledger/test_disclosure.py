@@ -290,3 +290,18 @@ def test_every_role_may_read_the_disclosure(api_as):
         response = api_as(role).get("/disclosures/conflicts?from=2026-01-01&to=2026-01-31")
         assert response.status_code == 200, role
         assert response.get_json()["lab_employee_share_at_end"] == share_string(0)
+
+
+def test_a_policy_without_a_large_gift_threshold_publishes_no_large_gift_promise(db):
+    """A version stored before large_gift (no threshold) never holds for size: its disclosure
+    must not promise that it does (found by the independent review)."""
+    from policies import load_policy
+    from policies.document import policy_from_mapping
+    from tests.policies.test_large_gift import _document_before_the_rule
+
+    older = policy_from_mapping(_document_before_the_rule())
+    rules = [rule for rule, _, _ in conflict_disclosure(
+        db, date(2026, 1, 1), date(2026, 1, 31), older, "USD").statements]
+    assert "large_gift" not in rules and "senior_decision_maker" in rules
+    shipped = conflict_disclosure(db, date(2026, 1, 1), date(2026, 1, 31), load_policy(), "USD")
+    assert "large_gift" in [rule for rule, _, _ in shipped.statements]

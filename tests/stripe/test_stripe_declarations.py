@@ -21,7 +21,7 @@ from tests.stripe.stripe_stubs import (
     session_completed,
     start_donation,
 )
-from tests.webtools import post_refused, submit
+from tests.webtools import make_user, post_refused, sign_in, submit
 
 VICTIM = "grace@example.org"
 
@@ -180,4 +180,29 @@ def test_the_reviewer_dismisses_the_declaration_and_the_record_stays(client, htt
     # The page no longer offers the form: a replayed POST (with the session's token) is refused.
     again = post_refused(reviewer, page, action, {"answer": "apply", "reason": "Changed my mind"})
     assert again.status_code == 409
+    assert affiliations(db, victim["id"]) == []
+
+
+def test_the_gift_cannot_be_accepted_until_its_declaration_is_answered(client, httpserver, db,
+                                                                        api, api_as):
+    """Accepting judges the gift on the record alone, so the declared role would count for
+    nothing: the reviewer answers the declaration first (found by the independent review)."""
+    _, victim, donation, held = _held_for_declaration(client, httpserver, db, api)
+    reviewer = api_as("reviewer")
+    refused = reviewer.post(f"/gifts/{held.id}/review",
+                            {"outcome": "accept", "reason": "looks fine to me"})
+    assert refused.status_code == 409, refused.get_json()
+    assert "declaration" in refused.get_json()["error"]
+    assert fresh(db).get(Gift, held.id).status == "held"
+    # A reject needs no answer first; here the reviewer dismisses, then accepts.
+    page = f"/staff/review/gifts/{held.id}/decide"
+    make_user(client.application, "answers@example.org", "reviewer")
+    web = client.application.test_client()
+    assert sign_in(web, "answers@example.org").status_code == 302
+    assert submit(web, page, {"answer": "dismiss", "reason": "Not the same person"},
+                  action=f"/staff/review/gifts/{held.id}/declaration").status_code == 302
+    accepted = reviewer.post(f"/gifts/{held.id}/review",
+                             {"outcome": "accept", "reason": "declaration dismissed"})
+    assert accepted.status_code == 201, accepted.get_json()
+    assert fresh(db).get(Gift, held.id).status == "accepted"
     assert affiliations(db, victim["id"]) == []
