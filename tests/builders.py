@@ -38,6 +38,18 @@ def gift(api, donor_id, amount, on, *, currency="USD", expect=201, **extra) -> d
     return ok(api.post("/gifts", body), expect)
 
 
+def accepted_gift(api, donor_id, amount, on, **extra) -> dict:
+    """A gift that ends up accepted: one the policy holds for a reviewer (large_gift holds
+    1,000,000.00 USD and more) is accepted by review, as a reviewer would."""
+    made = gift(api, donor_id, amount, on, **extra)
+    if made["status"] == "held":
+        ok(api.post(f"/gifts/{made['id']}/review",
+                    {"outcome": "accept", "reason": "reviewed: a large gift, accepted"}))
+        made = ok(api.get(f"/gifts/{made['id']}"), 200)
+    assert made["status"] == "accepted", made
+    return made
+
+
 def summary(api, as_of) -> dict:
     day = as_of.isoformat() if isinstance(as_of, date) else as_of
     return ok(api.get(f"/compliance/summary?as_of={day}"), 200)

@@ -233,7 +233,7 @@ def test_multi_year_pledges_show_paid_due_and_overdue_by_year(api, web_as, today
         (f"{next_year}-06-01", "5000000.00"),
         (f"{next_year + 1}-06-01", "5000000.00"),
     ])
-    b.gift(api, donor["id"], "5500000.00", f"{last_year}-06-15", pledge_id=made["id"])
+    b.accepted_gift(api, donor["id"], "5500000.00", f"{last_year}-06-15", pledge_id=made["id"])
     single = pledge(api, donor["id"], "100.00", today.isoformat(), [(today.isoformat(), "100.00")])
 
     page = text(web_as("viewer").get(FINANCE))
