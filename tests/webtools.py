@@ -60,6 +60,16 @@ class _Forms(HTMLParser):
         form, name = self._form, a.get("name")
         if form is not None and tag == "button" and a.get("formaction"):
             form.button_actions.add(_path(urljoin(self.page_path, a["formaction"])))
+        if form is not None and tag == "option" and self._select and "disabled" not in a:
+            # An option has no name of its own: it gives its select's value (the selected
+            # one, else the first), as a browser submits it.
+            value = a.get("value", "")
+            if self._select_first is None:
+                self._select_first = value
+                form.fields.setdefault(self._select, value)
+            if "selected" in a:
+                form.fields[self._select] = value
+            return
         if form is None or not name or "disabled" in a:
             return
         form.names.add(name)
@@ -74,13 +84,6 @@ class _Forms(HTMLParser):
             form.fields[name] = a.get("value", "")
         elif tag == "select":
             self._select, self._select_first = name, None
-        elif tag == "option" and self._select:
-            value = a.get("value", "")
-            if self._select_first is None:
-                self._select_first = value
-                form.fields.setdefault(self._select, value)
-            if "selected" in a:
-                form.fields[self._select] = value
         elif tag == "textarea":
             self._textarea = name
             form.fields[name] = ""
