@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import inspect
 import re
-from html.parser import HTMLParser
 
 import pytest
 from sqlalchemy import create_engine
@@ -34,7 +33,7 @@ from app.ledger.audit import Actor
 from models.schemas import UserCreate
 from tests.builders import World, affiliate, gift, ok
 from tests.conftest import BACKENDS, _truncate_postgres
-from tests.webtools import csrf_token, make_user, session_token, sign_in
+from tests.webtools import csrf_token, make_user, page_forms, session_token, sign_in
 
 SECRET = "test-secret-key-not-for-production"
 HOSTILE = ["\x00", "a\x00b", "99999999999999999999999", "-99999999999999999999", "2147483648",
@@ -66,56 +65,12 @@ def _names_read(view) -> set[str]:
     return set(re.findall(r'(?:args\.get|query_\w+|args\[)\(?\s*"(\w+)"', source))
 
 
-class _Forms(HTMLParser):
-    """Each <form>: method, action, and {field name: the page's value}."""
-
-    def __init__(self):
-        super().__init__()
-        self.forms: list[dict] = []
-        self._form: dict | None = None
-        self._select: str | None = None
-        self._textarea: str | None = None
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "form":
-            self._form = {"method": (a.get("method") or "get").lower(),
-                          "action": a.get("action") or "", "fields": {}}
-            self.forms.append(self._form)
-        elif self._form is None or not a.get("name"):
-            return
-        elif tag == "input" and a.get("type") not in ("submit", "button", "image", "file"):
-            if a.get("type") in ("checkbox", "radio") and "checked" not in a:
-                self._form["fields"].setdefault(a["name"], "")
-                return
-            self._form["fields"][a["name"]] = a.get("value") or ""
-        elif tag == "select":
-            self._select = a["name"]
-            self._form["fields"].setdefault(a["name"], "")
-        elif tag == "option" and self._select:
-            if "selected" in a or not self._form["fields"][self._select]:
-                self._form["fields"][self._select] = a.get("value", "")
-        elif tag == "textarea":
-            self._textarea = a["name"]
-            self._form["fields"][a["name"]] = ""
-
-    def handle_data(self, data):
-        if self._textarea and self._form:
-            self._form["fields"][self._textarea] += data
-
-    def handle_endtag(self, tag):
-        if tag == "form":
-            self._form = None
-        elif tag == "select":
-            self._select = None
-        elif tag == "textarea":
-            self._textarea = None
-
-
-def _forms(html: str) -> list[dict]:
-    parser = _Forms()
-    parser.feed(html)
-    return parser.forms
+def _forms(html: str, page_path: str) -> list[dict]:
+    """Each <form> of the page (tests.webtools.page_forms): method, action, and every named
+    control with the page's value ("" for one left empty or unchecked), to fill each in turn."""
+    return [{"method": form.method, "action": form.action,
+             "fields": {name: form.fields.get(name, "") for name in sorted(form.names)}}
+            for form in page_forms(html, page_path)]
 
 
 class Walk:
@@ -197,7 +152,7 @@ def test_hostile_query_parameters(walk):
         names = _names_read(walk.app.view_functions[rule.endpoint])
         page = walk.admin.get(url, headers=walk.api_headers if api else {})
         if page.status_code == 200 and page.mimetype == "text/html":
-            for form in _forms(page.get_data(as_text=True)):
+            for form in _forms(page.get_data(as_text=True), url):
                 if form["method"] == "get":
                     names |= set(form["fields"])
         clients = [(walk.admin, walk.api_headers if api else {})]
@@ -224,8 +179,8 @@ def _post_forms(walk):
         page = walk.admin.get(url)
         if page.status_code != 200 or page.mimetype != "text/html":
             continue
-        for form in _forms(page.get_data(as_text=True)):
-            action = form["action"] or url
+        for form in _forms(page.get_data(as_text=True), url):
+            action = form["action"]
             key = (action, tuple(sorted(form["fields"])))
             if form["method"] != "post" or key in seen or action.startswith(SKIPPED_ACTIONS):
                 continue
