@@ -12,7 +12,7 @@ from flask.cli import FlaskGroup
 from pydantic import ValidationError
 
 from app import resource_dir
-from app.errors import LedgerError, ValidationFailed
+from app.errors import LedgerError, NotFound, ValidationFailed
 from app.extensions import state
 from app.ledger.audit import Actor
 from models.schemas import UserCreate, field_errors
@@ -96,6 +96,34 @@ def register_commands(app: Flask) -> None:
             except LedgerError as error:
                 _fail(error)
             click.echo(f"created user {user.id} {user.email} ({user.role})")
+
+    @app.cli.command("reset-password")
+    @click.argument("email")
+    @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
+                  help="the new password (asked for, unseen, when not given)")
+    @click.option("--clear-second-factor", is_flag=True,
+                  help="also remove the user's second factor (a lost phone); they set up a "
+                       "new one at their next sign-in")
+    def reset_password_command(email: str, password: str, clear_second_factor: bool):
+        """Set a staff user's password (for whoever runs the server; ends their sessions)."""
+        from sqlalchemy import select
+
+        from app.auth.links import set_password
+        from models import User
+
+        with _session() as session:
+            user_id = session.execute(
+                select(User.id).where(User.email == email.strip().lower())
+            ).scalar_one_or_none()
+            if user_id is None:
+                _fail(NotFound("user", email))
+            try:
+                set_password(session, user_id, password, CLI_ACTOR,
+                             clear_second_factor=clear_second_factor)
+            except LedgerError as error:
+                _fail(error)
+        extra = "; second factor removed" if clear_second_factor else ""
+        click.echo(f"password set for {email.strip().lower()}; their sessions have ended{extra}")
 
     @app.cli.command("create-token")
     @click.argument("email")

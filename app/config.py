@@ -22,6 +22,9 @@ DEFAULTS: dict[str, object] = {
     "ORG_TIMEZONE": "UTC",
     "ARMSLENGTH_ENV": "development",
     "TESTING": False,
+    #: Reviewers and admins sign in with a second factor (TOTP). None: on in production,
+    #: off in development; production refuses to start with it set off.
+    "REQUIRE_SECOND_FACTOR": None,
     #: Largest request body: a staff CSV import upload is the largest thing anyone sends.
     "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
     #: Reverse proxies in front of gunicorn (docs/deployment.md). With N, the client's
@@ -70,7 +73,7 @@ DEFAULTS: dict[str, object] = {
     "ORG_EIN": None,
 }
 
-BOOLEAN = {"TESTING", "STRIPE_AUTO_REFUND", "SMTP_USE_TLS"}
+BOOLEAN = {"TESTING", "REQUIRE_SECOND_FACTOR", "STRIPE_AUTO_REFUND", "SMTP_USE_TLS"}
 INTEGER = {"MAX_CONTENT_LENGTH", "API_MAX_CONTENT_LENGTH", "MAX_GIFT_MINOR", "TRUSTED_PROXIES",
            "STRIPE_MAX_NETWORK_RETRIES", "SMTP_PORT"}
 ENVIRONMENTS = ("development", "production")
@@ -112,6 +115,11 @@ def load_settings(overrides: dict | None, instance_path: str) -> dict:
     if production and settings["STRIPE_SECRET_KEY"] and not settings["STRIPE_WEBHOOK_SECRET"]:
         # Without it no payment event can be verified, so no online gift would be recorded.
         raise ConfigError("STRIPE_WEBHOOK_SECRET must be set when STRIPE_SECRET_KEY is")
+    if settings["REQUIRE_SECOND_FACTOR"] is None:
+        settings["REQUIRE_SECOND_FACTOR"] = production
+    elif production and not settings["REQUIRE_SECOND_FACTOR"]:
+        # One stolen password must not make its holder one of the two persons.
+        raise ConfigError("REQUIRE_SECOND_FACTOR cannot be off in production")
     if not secret:
         # Development only: a fresh random key per process; sessions end on restart.
         settings["SECRET_KEY"] = secrets.token_hex(32)

@@ -26,7 +26,7 @@ from app.ledger.parties import add_affiliation, create_donor, create_in_kind, cr
 from app.ledger.pledges import create_pledge, pledge_schedule
 from app.ledger.reviews import decide_held
 from app.ledger.summary import compliance_summary, summary_lines
-from models import Affiliation, Donor, Gift, InKindArrangement, Organization, Pledge, Refund, User
+from models import Affiliation, Donor, Gift, InKindArrangement, Organization, Pledge, Refund, User, utcnow
 from models.finance import (
     CashSnapshotCreate,
     FiscalBudgetCreate,
@@ -158,6 +158,11 @@ class DemoLedger:
             email = f"{role}@{DEMO_DOMAIN}"
             user = create_user(self.session, UserCreate(email=email, role=role,
                                                         password=DEMO_PASSWORD), SETUP)
+            # The demo's staff have held their roles since before its ledger starts, so the
+            # demo reviewer and admin can be each other's second person at once
+            # (app.ledger.approvers: a role given today may approve only after a week).
+            user.role_since = utcnow() - timedelta(days=3 * 365)
+            self.session.commit()
             self.users[role] = Actor(f"demo:{email}", user_id=user.id, role=role)
 
     def organizations(self) -> None:

@@ -27,7 +27,7 @@ from models.online import (
 from models.parties import Affiliation, Donor, Organization
 from models.pledges import IllegalPledgeTransition, Pledge, PledgeInstalment, move_pledge
 from models.policy_versions import PolicyVersion
-from models.users import ROLES, ApiToken, SignInThrottle, User
+from models.users import LINK_PURPOSES, ROLES, AccountLink, ApiToken, SignInThrottle, User
 
 __all__ = [
     "GENESIS_HASH",
@@ -35,7 +35,9 @@ __all__ = [
     "ROLES",
     "Acknowledgement",
     "Affiliation",
+    "AccountLink",
     "ApiToken",
+    "LINK_PURPOSES",
     "Attribution",
     "AuditEntry",
     "CashSnapshot",

@@ -26,6 +26,36 @@ class User(SQLModel, table=True):
     #: Part of the session cookie's identity; rotated at sign-out so old cookies stop working.
     session_nonce: str = Field(default_factory=lambda: secrets.token_hex(16), max_length=64)
     created_at: datetime = Field(default_factory=utcnow)
+    #: When the account got its current role. An account may approve overrides and
+    #: changes only once it has held a reviewing role this long (policy: approver_min_age_days),
+    #: so an admin cannot make a second reviewer and approve with it at once.
+    role_since: datetime = Field(default_factory=utcnow)
+    #: Base32 TOTP secret (RFC 6238) once the user has enrolled a second factor.
+    totp_secret: str | None = Field(default=None, max_length=64)
+    #: The last TOTP time step accepted: a code is never accepted twice.
+    totp_last_step: int | None = None
+
+
+#: What a one-time account link is for.
+LINK_PURPOSES = ("invite", "reset")
+
+
+class AccountLink(SQLModel, table=True):
+    """A one-time link that lets a person set their own password: an admin's invitation
+    of a new user, or a password reset. Only its hash is stored; it expires and works once."""
+
+    __tablename__ = "account_link"
+    __table_args__ = (CheckConstraint(in_list("purpose", LINK_PURPOSES), name="purpose"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="staff_user.id", index=True)
+    purpose: str = Field(max_length=10)
+    #: SHA-256 of the link's secret part.
+    token_hash: str = Field(max_length=64, unique=True)
+    created_by_id: int | None = Field(default=None, foreign_key="staff_user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+    used_at: datetime | None = None
 
 
 class ApiToken(SQLModel, table=True):

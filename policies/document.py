@@ -35,6 +35,9 @@ class Policy:
     statements: dict[str, str] = field(default_factory=dict)
     #: Each rule's own settings, as its read_settings returned them, by rule id.
     settings: dict[str, dict] = field(default_factory=dict)
+    #: An account approves overrides and enforcement changes only after holding a
+    #: reviewing role (reviewer or admin) this many days ([approvals] min_role_age_days).
+    approver_min_age_days: int = 7
 
     def words(self, template: str) -> str:
         """A rule's text with this policy's numbers in it."""
@@ -66,10 +69,16 @@ def _days(value: object, name: str) -> int:
     return value
 
 
+def _whole_days(value: object, name: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise PolicyError(f"{name} must be a whole number of days >= 0, got {value!r}")
+    return value
+
+
 def policy_from_mapping(doc: dict) -> Policy:
     if not isinstance(doc, dict):
         raise PolicyError("policy document must be a table")
-    for section in ("lab_employee_share", "affiliation", "outcomes", "statements"):
+    for section in ("lab_employee_share", "affiliation", "outcomes", "statements", "approvals"):
         if not isinstance(doc.get(section, {}), dict):
             raise PolicyError(f"policy document's [{section}] must be a table")
     try:
@@ -99,6 +108,8 @@ def policy_from_mapping(doc: dict) -> Policy:
         outcomes={rule: outcomes[rule] for rule in RULE_IDS},
         statements=dict(doc.get("statements", {})),
         settings=_rule_settings(doc),
+        approver_min_age_days=_whole_days(doc.get("approvals", {}).get("min_role_age_days", 7),
+                                          "min_role_age_days"),
     )
 
 

@@ -188,6 +188,8 @@ class Api:
 @pytest.fixture
 def api_as(app, client):
     """api_as("fundraiser") -> an Api client with a fresh user of that role."""
+    from tests.webtools import establish
+
     made: dict[str, Api] = {}
 
     def make(role: str, name: str | None = None) -> Api:
@@ -198,6 +200,7 @@ def api_as(app, client):
                 user = create_user(session, UserCreate(email=email, role=role,
                                                        password="long enough password"),
                                    TEST_ACTOR)
+                establish(session, user.id)  # staff of long standing: may approve
                 token = create_token(session, email, TEST_ACTOR)
                 made[key] = Api(client, token, user.id)
         return made[key]

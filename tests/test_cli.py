@@ -92,6 +92,42 @@ def test_create_user_refuses_a_duplicate_email(app):
     assert count(app, User.id) == 1
 
 
+def test_reset_password_sets_a_new_one_and_ends_sessions(app):
+    run(app, "create-user", "rev@example.org", "--role", "reviewer", "--password", "x" * 20)
+    with app.extensions["armslength"].sessions() as session:
+        user = session.execute(select(User).where(User.email == "rev@example.org")).scalar_one()
+        nonce = user.session_nonce
+        user.totp_secret = "JBSWY3DPEHPK3PXP"
+        session.commit()
+    # Typed at the prompt, twice, unseen.
+    result = app.test_cli_runner().invoke(args=["reset-password", "REV@example.org"],
+                                          input="a brand new password\na brand new password\n")
+    assert result.exit_code == 0, result.output
+    assert "password set for rev@example.org" in result.stdout
+    assert "a brand new password" not in result.stdout
+    with app.extensions["armslength"].sessions() as session:
+        user = session.execute(select(User).where(User.email == "rev@example.org")).scalar_one()
+        assert user.session_nonce != nonce and user.totp_secret == "JBSWY3DPEHPK3PXP"
+    client = app.test_client()
+    from tests.webtools import sign_in
+
+    assert sign_in(client, "rev@example.org", "a brand new password").status_code == 303
+    cleared = run(app, "reset-password", "rev@example.org", "--password", "y" * 20,
+                  "--clear-second-factor")
+    assert cleared.exit_code == 0 and "second factor removed" in cleared.stdout
+    with app.extensions["armslength"].sessions() as session:
+        assert session.execute(select(User.totp_secret)).scalar_one() is None
+        actions = session.execute(select(AuditEntry.action)).scalars().all()
+    assert actions.count("user.password_changed") == 2
+
+
+def test_reset_password_refuses_an_unknown_user_and_a_short_password(app):
+    assert run(app, "reset-password", "nobody@example.org", "--password", "x" * 20).exit_code == 1
+    run(app, "create-user", "a@example.org", "--role", "admin", "--password", "x" * 20)
+    short = run(app, "reset-password", "a@example.org", "--password", "short")
+    assert short.exit_code == 1 and "password: must be 12 to 200" in short.stderr
+
+
 def test_create_token_prints_a_working_token_last(app, client):
     run(app, "create-user", "viewer@example.org", "--role", "viewer", "--password", "x" * 20)
     result = run(app, "create-token", "viewer@example.org", "--name", "laptop")

@@ -39,6 +39,12 @@ PUBLIC = {
     "web.favicon",
     "auth.login",
     "auth.logout",
+    # The second step of a sign-in: they act only for the account whose password this
+    # browser gave moments ago (a signed session value), and ask for its code.
+    "auth.code",
+    "auth.enrol",
+    # A one-time invitation or reset link: the secret in the address is the credential.
+    "account.use_link",
     "donate.donate",
     "donate.thanks",
     "donate.cancelled",

@@ -139,11 +139,28 @@ def session_token(html: str) -> str:
     return csrf_token(html, "/", SIGN_OUT)
 
 
-def make_user(app, email: str, role: str) -> int:
+def make_user(app, email: str, role: str, *, established: bool = True) -> int:
+    """A staff user. `established`: they have held their role for a month, long enough to
+    approve (app.ledger.approvers); pass False for an account made today."""
     with app.extensions["armslength"].sessions() as session:
         user = create_user(session, UserCreate(email=email, role=role, password=PASSWORD),
                            Actor("test", role="admin"))
+        if established:
+            establish(session, user.id)
         return user.id
+
+
+def establish(session, user_id: int, days: int = 30) -> None:
+    """Date a user's role `days` back, as for staff who have held it that long."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from models import User, utcnow
+
+    session.execute(update(User).where(User.id == user_id)
+                    .values(role_since=utcnow() - timedelta(days=days)))
+    session.commit()
 
 
 def sign_in(client, email: str, password: str = PASSWORD):

@@ -23,6 +23,7 @@ from app.auth.passwords import hash_password
 from app.db.locking import ledger_write
 from app.errors import NotAllowed, NotFound, ValidationFailed
 from app.ledger import audit
+from app.ledger.approvers import REVIEWING_ROLES
 from app.ledger.audit import Actor
 from models import ROLES, ApiToken, SignInThrottle, User, utcnow
 from models.schemas import UserCreate
@@ -117,8 +118,16 @@ def change_role(session: Session, user_id: int, role: str, actor: Actor) -> User
                 raise NotAllowed("this is the last active admin; make someone else admin first")
         before = user.role
         user.role = role
+        # The approval waiting time counts from now (app.ledger.approvers).
+        user.role_since = utcnow()
+        revoked = []
+        if role in REVIEWING_ROLES:
+            # Tokens made while the account could not review must not gain a reviewer's
+            # powers: an admin may have made them (admins cannot make a reviewer's tokens).
+            revoked = _revoke_all(session, user)
         audit.append(session, actor, "user.role_changed", "user", user.id,
-                     {"email": user.email, "from": before, "to": role})
+                     {"email": user.email, "from": before, "to": role,
+                      "revoked_token_ids": revoked})
     return user
 
 
@@ -134,15 +143,20 @@ def deactivate_user(session: Session, user_id: int, actor: Actor) -> User:
             raise NotAllowed("this is the last active admin; make someone else admin first")
         user.active = False
         user.session_nonce = secrets.token_hex(16)  # every signed-in browser is signed out
-        now = utcnow()
-        tokens = session.execute(
-            select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
-        ).scalars().all()
-        for token in tokens:
-            token.revoked_at = now
+        revoked = _revoke_all(session, user)
         audit.append(session, actor, "user.deactivated", "user", user.id,
-                     {"email": user.email, "revoked_token_ids": [t.id for t in tokens]})
+                     {"email": user.email, "revoked_token_ids": revoked})
     return user
+
+
+def _revoke_all(session: Session, user: User) -> list[int]:
+    tokens = session.execute(
+        select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+    ).scalars().all()
+    now = utcnow()
+    for token in tokens:
+        token.revoked_at = now
+    return [t.id for t in tokens]
 
 
 def reactivate_user(session: Session, user_id: int, actor: Actor) -> User:

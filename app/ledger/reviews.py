@@ -8,6 +8,7 @@ from sqlmodel import Session
 from app.db.locking import ledger_write
 from app.errors import NotAllowed, NotFound
 from app.ledger import audit, funding, pledges
+from app.ledger.approvers import check_may_approve
 from app.ledger.audit import Actor
 from app.ledger.gifts import add_decision, apply_outcome, screen_gift, stored_shares
 from app.ledger.signals import gift_rejected_by_review
@@ -147,6 +148,8 @@ def approve_override(session: Session, request_id: int, actor: Actor, policy: Po
             raise NotAllowed(f"override request {request_id} is already {request.state}")
         if actor.user_id is None or actor.user_id == request.requested_by_id:
             raise NotAllowed("an override needs the approval of a second reviewer")
+        check_may_approve(session, actor.user_id, request.requested_by_id, policy,
+                          what="an override")
         gift = _gift(session, request.gift_id)
         if gift.status not in ("rejected", "held"):
             raise NotAllowed(f"gift {gift.id} is {gift.status}; nothing to override")

@@ -28,6 +28,7 @@ def favicon():
 
 def register_web(app: Flask) -> None:
     from app.web import (
+        account,
         acknowledgements,
         admin,
         audit,
@@ -54,6 +55,7 @@ def register_web(app: Flask) -> None:
     register_nav(app)
     app.register_blueprint(bp)
     app.register_blueprint(auth.bp)
+    app.register_blueprint(account.bp)
     app.register_blueprint(donate.bp)
     app.register_blueprint(online.bp)
     app.register_blueprint(staff.bp)

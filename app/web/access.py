@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import abort, g
+from flask import abort, current_app, g
 from flask_login import LoginManager, UserMixin, current_user
 
+from app.auth import second_factor
 from app.auth.roles import allowed
 from app.db import get_session
 from app.ledger.audit import Actor
@@ -42,6 +43,10 @@ def _load_user(identity: str) -> StaffUser | None:
         return None
     user = get_session().get(User, int(user_id))
     if user is None or not user.active or user.session_nonce != nonce:
+        return None
+    if user.totp_secret is None and second_factor.required_for(
+            user, current_app.config["REQUIRE_SECOND_FACTOR"]):
+        # Given a reviewing role since signing in: sign in again, with a second factor.
         return None
     return StaffUser(user)
 

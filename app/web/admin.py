@@ -9,16 +9,16 @@ from flask import Blueprint, current_app, flash, g, redirect, render_template, u
 from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from sqlalchemy.orm import aliased
-from wtforms import DecimalField, EmailField, IntegerField, PasswordField, SelectField, StringField
+from wtforms import DecimalField, EmailField, IntegerField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, ValidationError
 
 from app.auth import throttle
+from app.auth.links import invite_user, reset_link
 from app.auth.roles import PERMISSIONS
 from app.auth.users import (
     change_role,
     create_token,
-    create_user,
     deactivate_user,
     reactivate_user,
     revoke_token,
@@ -30,10 +30,11 @@ from app.db.locking import ledger_batch
 from app.errors import NotAllowed, NotFound, ValidationFailed
 from app.extensions import state
 from app.http_errors import answer_for
+from app.ledger.approvers import REVIEWING_ROLES
 from app.ledger.policy_store import register_file_policy, save_policy_version
+from app.mail import MailError, build_message, mail_settings, send
 from app.web.access import get_or_404, role_required
 from models import ROLES, ApiToken, PolicyVersion, User, utcnow
-from models.schemas import UserCreate
 from policies.document import OUTCOMES, RULE_IDS
 from policies.rules import RULES
 
@@ -59,8 +60,6 @@ class UserForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False),
                                             Length(max=320)])
     role = SelectField("Role", choices=[SelectChoice(r) for r in ROLES], default="viewer")
-    password = PasswordField("Initial password", validators=[DataRequired(), Length(min=12, max=200)],
-                             description="At least 12 characters; give it to the person privately.")
 
 
 class RoleForm(FlaskForm):
@@ -159,21 +158,72 @@ def index():
 @bp.post("/users")
 @role_required(ADMIN)
 def create_user_view():
+    """Invite a user: the account is made without a password, and a one-time link lets the
+    person choose theirs (app.auth.links). The admin never knows it."""
     form = UserForm()
     if not form.validate_on_submit():
         return _index_page(form, 400)
     try:
-        user = create_user(get_session(), UserCreate(email=form.email.data, role=form.role.data,
-                                                     password=form.password.data), g.actor)
+        user, secret = invite_user(get_session(), form.email.data, form.role.data, g.actor)
     except ValidationFailed as error:
-        for message in error.errors.get("email", []) + error.errors.get("password", []):
+        for message in error.errors.get("email", []) + error.errors.get("role", []):
             form.email.errors.append(message)
         return _index_page(form, 400)
-    flash(f"User {user.email} created with role {user.role}.", "success")
-    return redirect(url_for("admin.user", user_id=user.id), 303)
+    link = url_for("account.use_link", secret=secret, _external=True)
+    if _mail_link(user, link, "invite"):
+        flash(f"{user.email} is invited as {user.role}: the link to set a password is "
+              "e-mailed to them.", "success")
+        return redirect(url_for("admin.user", user_id=user.id), 303)
+    # No mail server: the admin passes the link on. Whoever uses it sets the password,
+    # once; the invitee who finds it used knows someone else did.
+    return _user_page(get_or_404(User, user.id), new_link=link)
 
 
-def _user_page(user: User, *, new_token: str | None = None, error: str | None = None,
+def _mail_link(user: User, link: str, purpose: str) -> bool:
+    """E-mail the link to the user's own address; False when mail is off."""
+    settings = mail_settings(current_app.config)
+    if settings is None:
+        return False
+    org = current_app.config["ORG_NAME"]
+    if purpose == "invite":
+        subject = f"Your {org} staff account"
+        body = (f"You are invited to {org}'s Arm's Length staff app as {user.role}.\n\n"
+                f"Choose your password here (the link works once, for 7 days):\n{link}\n")
+    else:
+        subject = f"Reset your {org} staff password"
+        body = (f"A password reset was asked for your account ({user.email}).\n\n"
+                f"Choose a new password here (the link works once, for 24 hours):\n{link}\n\n"
+                "If you did not expect this, tell an admin; your password is unchanged.\n")
+    send(settings, build_message(settings.sender, user.email, subject, body))
+    return True
+
+
+@bp.post("/users/<int:user_id>/reset-link")
+@role_required(ADMIN)
+def send_reset_link(user_id: int):
+    """E-mail the user a link to choose a new password. Never shown to the admin: with it,
+    the admin could sign in as the user (and be a second reviewer)."""
+    target = get_or_404(User, user_id)
+    if not ConfirmForm().validate_on_submit():
+        return _user_page(target, error="The form expired; try again.", status=400)
+    if mail_settings(current_app.config) is None:
+        return _user_page(target, status=409, error=(
+            "Mail is not set up, so no reset link can be sent. Someone with access to the "
+            f"server can set a new password with: armslength reset-password {target.email}"))
+    try:
+        user, secret = reset_link(get_session(), user_id, g.actor)
+    except (NotAllowed, NotFound) as error:
+        return _refused(user_id, error)
+    try:
+        _mail_link(user, url_for("account.use_link", secret=secret, _external=True), "reset")
+    except MailError as error:
+        return _user_page(target, status=502, error=f"The reset link could not be e-mailed: {error}")
+    flash(f"A password reset link is e-mailed to {user.email}.", "success")
+    return redirect(url_for("admin.user", user_id=user_id), 303)
+
+
+def _user_page(user: User, *, new_token: str | None = None, new_link: str | None = None,
+               error: str | None = None,
                status: int = 200, token_form: TokenForm | None = None,
                role_form: RoleForm | None = None):
     session = get_session()
@@ -183,12 +233,13 @@ def _user_page(user: User, *, new_token: str | None = None, error: str | None = 
     if blocked_until is not None and blocked_until <= (current_app.config.get("CLOCK") or utcnow)():
         blocked_until = None
     response = render_template(
-        "admin/user.html", user=user, tokens=tokens, new_token=new_token, error=error,
+        "admin/user.html", user=user, tokens=tokens, new_token=new_token, new_link=new_link,
+        error=error, mail_on=mail_settings(current_app.config) is not None,
         role_form=role_form or RoleForm(role=user.role), token_form=token_form or TokenForm(),
         confirm=ConfirmForm(), is_self=user.id == g.actor.user_id,
         sign_in_failures=failures, sign_in_blocked_until=blocked_until,
     )
-    headers = {"Cache-Control": "no-store"} if new_token else {}
+    headers = {"Cache-Control": "no-store"} if new_token or new_link else {}
     return response, status, headers
 
 
@@ -261,6 +312,11 @@ def create_token_view(user_id: int):
         return _user_page(target, token_form=form, status=400)
     if not target.active:
         return _user_page(target, error="The user is inactive; reactivate them first.", status=409)
+    if target.id != g.actor.user_id and target.role in REVIEWING_ROLES:
+        # With a reviewer's token an admin could approve their own override as that reviewer.
+        return _user_page(target, status=403, error=(
+            f"A {target.role}'s API tokens are made by that {target.role} (or on the server "
+            f"with armslength create-token), not by another admin."))
     token = create_token(get_session(), target.email, g.actor, name=form.name.data.strip())
     # Rendered into this response only: the token is never stored, and a redirect would
     # have to carry it through the (readable) session cookie.

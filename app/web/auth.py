@@ -8,6 +8,7 @@ elsewhere cannot keep its owner out (app.auth.login, docs/deployment.md).
 from __future__ import annotations
 
 import math
+import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -25,23 +26,36 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from wtforms import EmailField, PasswordField
+from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Email, Length
 
-from app.auth.login import Device, authenticate, end_sessions
+from app.auth import second_factor, throttle
+from app.auth.login import Device, authenticate, end_sessions, throttled_message
 from app.db import get_session
+from app.errors import ValidationFailed
+from app.ledger.audit import Actor
 from app.web.access import StaffUser, public
+from models import User, utcnow
 
 bp = Blueprint("auth", __name__)
 
 DEVICE_COOKIE = "armslength_device"
 DEVICE_COOKIE_AGE = timedelta(days=365)
+#: Session key: the account whose password was just accepted, waiting for its second factor.
+PENDING = "second_factor_pending"
+#: How long that wait may last.
+PENDING_SECONDS = 300
 
 
 class LoginForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Email(check_deliverability=False),
                                             Length(max=320)])
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+
+
+class CodeForm(FlaskForm):
+    code = StringField("Code from your authenticator app",
+                       validators=[DataRequired(), Length(min=6, max=8)])
 
 
 def _safe_next(target: str | None) -> str:
@@ -85,14 +99,7 @@ def login():
                               address=request.remote_addr or "unknown", device=_device(),
                               now=_now())
         if result.user is not None:
-            session.clear()  # a fresh session at sign-in: no fixation
-            login_user(StaffUser(result.user))
-            response = redirect(_safe_next(request.args.get("next")))
-            response.set_cookie(
-                DEVICE_COOKIE, _device_signer().dumps({"u": result.user.id, "d": result.device_id}),
-                max_age=DEVICE_COOKIE_AGE, path=url_for("auth.login"), httponly=True,
-                secure=current_app.config["SESSION_COOKIE_SECURE"], samesite="Lax")
-            return response
+            return _password_accepted(result.user, result.device_id)
         flash(result.message, "error")
         status = 401
         if result.retry_after is not None:
@@ -101,6 +108,111 @@ def login():
     elif request.method == "POST":
         status = 400
     return make_response(render_template("auth/login.html", form=form), status, headers)
+
+
+def _complete_sign_in(user, device_id: str, next_path: str | None):
+    session.clear()  # a fresh session at sign-in: no fixation
+    login_user(StaffUser(user))
+    response = redirect(_safe_next(next_path))
+    response.set_cookie(
+        DEVICE_COOKIE, _device_signer().dumps({"u": user.id, "d": device_id}),
+        max_age=DEVICE_COOKIE_AGE, path=url_for("auth.login"), httponly=True,
+        secure=current_app.config["SESSION_COOKIE_SECURE"], samesite="Lax")
+    return response
+
+
+def _password_accepted(user, device_id: str):
+    """The password was right: sign in, or first ask for (or enrol) the second factor."""
+    next_path = request.args.get("next")
+    required = second_factor.required_for(user, current_app.config["REQUIRE_SECOND_FACTOR"])
+    if not user.totp_secret and not required:
+        return _complete_sign_in(user, device_id, next_path)
+    session.clear()
+    session[PENDING] = {"u": user.id, "n": user.session_nonce, "d": device_id,
+                        "at": time.time(), "next": next_path}
+    if user.totp_secret:
+        return redirect(url_for("auth.code"), 303)
+    session[PENDING]["secret"] = second_factor.new_secret()
+    return redirect(url_for("auth.enrol"), 303)
+
+
+def _pending_user():
+    """The user whose password was accepted in this browser moments ago, or None."""
+    pending = session.get(PENDING)
+    if not pending or time.time() - pending.get("at", 0) > PENDING_SECONDS:
+        return None, None
+    user = get_session().get(User, pending["u"])
+    if user is None or not user.active or user.session_nonce != pending["n"]:
+        return None, None
+    return user, pending
+
+
+def _code_refused(user, form, template: str, status: int = 401, **context):
+    """A wrong code counts as a failed sign-in on the account and the address."""
+    now = _now() or utcnow()
+    throttle.record_failure(get_session().get_bind(),
+                            {throttle.account_key(user.email): throttle.ACCOUNT,
+                             throttle.address_key(request.remote_addr or "unknown"):
+                                 throttle.ADDRESS}, now)
+    form.code.errors.append("That code is not right (or was used already). Try the next one.")
+    return make_response(render_template(template, form=form, **context), status)
+
+
+def _throttled(user):
+    conn = get_session().connection()
+    until = throttle.blocked_until(
+        conn, {throttle.account_key(user.email): throttle.ACCOUNT,
+               throttle.address_key(request.remote_addr or "unknown"): throttle.ADDRESS},
+        _now() or utcnow())
+    get_session().rollback()
+    return until
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+@public
+def code():
+    user, pending = _pending_user()
+    if user is None:
+        flash("Sign in again: the sign-in expired.", "error")
+        return redirect(url_for("auth.login"))
+    form = CodeForm()
+    if form.validate_on_submit():
+        until = _throttled(user)
+        if until is not None:
+            wait = until - (_now() or utcnow())
+            flash(throttled_message(wait), "error")
+            return make_response(render_template("auth/code.html", form=form), 429,
+                                 {"Retry-After": str(math.ceil(wait.total_seconds()))})
+        if second_factor.accept_code(get_session(), user.id, user.totp_secret, form.code.data,
+                                     _now()):
+            return _complete_sign_in(user, pending["d"], pending.get("next"))
+        return _code_refused(user, form, "auth/code.html")
+    status = 400 if request.method == "POST" else 200
+    return make_response(render_template("auth/code.html", form=form), status)
+
+
+@bp.route("/login/enrol", methods=["GET", "POST"])
+@public
+def enrol():
+    user, pending = _pending_user()
+    if user is None or not pending.get("secret"):
+        flash("Sign in again: the sign-in expired.", "error")
+        return redirect(url_for("auth.login"))
+    secret = pending["secret"]
+    uri = second_factor.enrolment_uri(user.email, secret)
+    context = {"secret": secret, "qr": second_factor.qr_svg(uri), "uri": uri}
+    form = CodeForm()
+    if form.validate_on_submit():
+        try:
+            second_factor.enrol(get_session(), user.id, secret, form.code.data,
+                                Actor(f"web:{user.email}", user.id, user.role), _now())
+        except ValidationFailed:
+            return _code_refused(user, form, "auth/enrol.html", **context)
+        flash("Second factor set up: from now on you sign in with a code from your app.",
+              "success")
+        return _complete_sign_in(user, pending["d"], pending.get("next"))
+    status = 400 if request.method == "POST" else 200
+    return make_response(render_template("auth/enrol.html", form=form, **context), status)
 
 
 @bp.post("/logout")
