@@ -22,7 +22,9 @@ from models.online import (
     OnlineDonation,
     StripeDispute,
     StripeEvent,
+    StripeInstall,
     StripeSettlement,
+    StripeUnmatchedEvent,
 )
 from models.parties import Affiliation, Donor, Organization
 from models.pledges import IllegalPledgeTransition, Pledge, PledgeInstalment, move_pledge
@@ -66,7 +68,9 @@ __all__ = [
     "SignInThrottle",
     "StripeDispute",
     "StripeEvent",
+    "StripeInstall",
     "StripeSettlement",
+    "StripeUnmatchedEvent",
     "User",
     "metadata",
     "move_pledge",

@@ -7,6 +7,7 @@ tables hold what Stripe tells us around them.
 
 from __future__ import annotations
 
+import secrets
 from datetime import date, datetime
 
 from sqlalchemy import BigInteger, CheckConstraint, Column, Text
@@ -41,6 +42,10 @@ DONATION_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
+def new_reference() -> str:
+    return secrets.token_hex(16)
+
+
 class IllegalDonationMove(Exception):
     """A state change of an online donation that its history does not allow."""
 
@@ -54,8 +59,9 @@ class IllegalDonationMove(Exception):
 class OnlineDonation(SQLModel, table=True):
     """A donation started on the public form: screened, then sent to Stripe Checkout.
 
-    Its id travels in the Checkout Session's metadata (and the payment intent's or the
-    subscription's) as `pending_gift_id`, so every later event finds its way back here.
+    Webhook events find it by the Stripe ids stored here (the Checkout Session's, then the
+    payment intent's or the subscription's as Stripe reports them), and their metadata must
+    carry this installation's id and this donation's `reference` (app.payments.matching).
     """
 
     __tablename__ = "online_donation"
@@ -97,6 +103,11 @@ class OnlineDonation(SQLModel, table=True):
     #: The policy's verdict on the dry run before payment (a reject never gets this far).
     preview_outcome: str = Field(default="accept", max_length=10)
     policy_version: str = Field(max_length=50)
+    #: A random value unique to this donation in any installation, sent in the metadata of
+    #: its Checkout Session, payment intent and subscription and compared on every event (form
+    #: numbers repeat across installations sharing a Stripe account and after a restore from
+    #: a backup). None: started before revision 0013, when the metadata carried only ids.
+    reference: str | None = Field(default_factory=new_reference, max_length=32, unique=True)
     checkout_session_id: str | None = Field(default=None, max_length=255, unique=True)
     #: One-off donations: the payment intent that paid it.
     payment_intent_id: str | None = Field(default=None, max_length=255, unique=True)
@@ -131,6 +142,38 @@ class StripeEvent(SQLModel, table=True):
     processed_at: datetime = Field(default_factory=utcnow)
     #: What the event did, for people reading the table ("gift 12 recorded", "ignored: ...").
     outcome: str = Field(default="", max_length=500)
+
+
+class StripeInstall(SQLModel, table=True):
+    """This installation's random id (one row), sent in every Checkout Session's metadata so
+    that events of another installation sharing the Stripe account are told apart."""
+
+    __tablename__ = "stripe_install"
+
+    id: int | None = Field(default=None, primary_key=True)
+    install_id: str = Field(max_length=32, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class StripeUnmatchedEvent(SQLModel, table=True):
+    """An event about a payment, a Checkout Session or a subscription that matched no online
+    donation here: acknowledged to Stripe, recorded nowhere else, listed for staff.
+
+    Only this site's own metadata keys are kept (what the event claimed), never the rest of a
+    foreign object's metadata, which may hold another system's personal data.
+    """
+
+    __tablename__ = "stripe_unmatched_event"
+
+    event_id: str = Field(primary_key=True, foreign_key="stripe_event.id", max_length=255)
+    event_type: str = Field(max_length=100)
+    #: The Stripe object the event is about (cs_..., pi_..., in_..., sub_...).
+    object_id: str | None = Field(default=None, max_length=255)
+    #: What the metadata claimed: an installation id, and a donation reference or form number.
+    claimed_install: str | None = Field(default=None, max_length=100)
+    claimed_donation: str | None = Field(default=None, max_length=100)
+    reason: str = Field(max_length=500)
+    created_at: datetime = Field(default_factory=utcnow, index=True)
 
 
 class StripeSettlement(SQLModel, table=True):
