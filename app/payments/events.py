@@ -6,8 +6,13 @@ together or not at all; a second delivery finds the row and does nothing. The pa
 ids are unique on Gift too, so the two events of one payment (checkout.session.completed
 and payment_intent.succeeded) still make one gift.
 
+An event finds its donation by Stripe's ids, never by metadata alone (app.payments.matching).
+One that finds none is acknowledged, recorded on no donation, and kept in
+stripe_unmatched_event for staff.
+
 A handler may first `prepare` (read from the Stripe API, outside the ledger lock),
-then `apply` (write, inside the batch), and returns a line saying what it did.
+then `apply` (write, inside the batch), and returns a line saying what it did, or
+an Unmatched saying why the event is about no donation here.
 """
 
 from __future__ import annotations
@@ -22,25 +27,36 @@ from sqlalchemy import select
 from app.db.locking import ledger_batch
 from app.ledger import audit
 from app.ledger.gifts import PaymentRefs
+from app.payments import matching
 from app.payments.gateway import Settlement, refund_from
+from app.payments.matching import Unmatched
 from app.payments.recording import (
     STRIPE,
     Context,
-    find_donation,
     gift_for_payment,
     move,
     record_lost_dispute,
     record_payment,
     refund_or_defer,
 )
-from models import AuditEntry, DeferredRefund, Gift, Refund, StripeDispute, StripeEvent, utcnow
+from models import (
+    AuditEntry,
+    DeferredRefund,
+    Gift,
+    OnlineDonation,
+    Refund,
+    StripeDispute,
+    StripeEvent,
+    StripeUnmatchedEvent,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Handler:
-    apply: Callable[[Context, dict, dict, object], str]
+    apply: Callable[[Context, dict, dict, object], str | Unmatched]
     prepare: Callable[[Context, dict], object] | None = None
 
 
@@ -81,12 +97,15 @@ def process_event(ctx: Context, event: dict) -> str:
         if session.get(StripeEvent, event_id) is not None:  # a concurrent delivery won
             return "duplicate: already processed"
         if handler is None:
-            outcome = f"ignored: {event['type']} is not used"
+            result = f"ignored: {event['type']} is not used"
         else:
-            outcome = handler.apply(ctx, event, obj, prepared)
+            result = handler.apply(ctx, event, obj, prepared)
+        outcome = f"unmatched: {result.why}" if isinstance(result, Unmatched) else result
         session.add(StripeEvent(id=event_id, type=event["type"], created=_instant(event.get("created")),
                                 outcome=outcome[:500]))
         session.flush()
+        if isinstance(result, Unmatched):
+            _log_unmatched(ctx, event, obj, result)
     for followup in ctx.followups:
         try:
             followup()
@@ -94,6 +113,25 @@ def process_event(ctx: Context, event: dict) -> str:
             session.rollback()
             log.exception("follow-up of Stripe event %s failed", event_id)
     return outcome
+
+
+def _metadata_of(event_type: str, obj: dict) -> dict | None:
+    if event_type.startswith("invoice."):
+        return _invoice_subscription(obj)[1]
+    return obj.get("metadata")
+
+
+def _log_unmatched(ctx: Context, event: dict, obj: dict, result: Unmatched) -> None:
+    install, donation = matching.claims(_metadata_of(event["type"], obj))
+    ctx.session.add(StripeUnmatchedEvent(
+        event_id=event["id"], event_type=event["type"], object_id=_id(obj.get("id")),
+        claimed_install=install, claimed_donation=donation, reason=result.why[:500]))
+    ctx.session.flush()
+    if install is not None or donation is not None:
+        # Its metadata looks like a donation form's: another installation on this Stripe
+        # account, or a donation lost in a restore from a backup. Worth a look.
+        log.warning("Stripe event %s (%s) matched no online donation: %s", event["id"],
+                    event["type"], result.why)
 
 
 # --- one-off payments ----------------------------------------------------------------------
@@ -107,71 +145,114 @@ def _settlement(ctx: Context, payment_intent_id: str | None, ours: bool) -> Sett
     return ctx.gateway.payment_settlement(payment_intent_id) if fetch else None
 
 
+def _session_donation(ctx: Context, obj: dict) -> OnlineDonation | Unmatched:
+    return matching.for_checkout_session(ctx.session, obj["id"], obj.get("metadata"),
+                                         ctx.install_id)
+
+
 def _prepare_session(ctx: Context, obj: dict):
     if obj.get("mode") == "payment" and obj.get("payment_status") == "paid":
-        ours = find_donation(ctx.session, obj.get("metadata"),
-                             checkout_session_id=obj["id"]) is not None
+        ours = isinstance(_session_donation(ctx, obj), OnlineDonation)
         return _settlement(ctx, _id(obj.get("payment_intent")), ours)
     return None
 
 
 @handles("checkout.session.completed", "checkout.session.async_payment_succeeded",
          prepare=_prepare_session)
-def _session_paid(ctx: Context, event: dict, obj: dict, settlement) -> str:
-    donation = find_donation(ctx.session, obj.get("metadata"), checkout_session_id=obj["id"])
-    if donation is None:
-        return "ignored: not a donation started on this site"
-    if donation.checkout_session_id is None:
-        donation.checkout_session_id = obj["id"]
+def _session_paid(ctx: Context, event: dict, obj: dict, settlement) -> str | Unmatched:
+    donation = _session_donation(ctx, obj)
+    if isinstance(donation, Unmatched):
+        return donation
     if obj.get("mode") == "subscription":
-        donation.subscription_id = donation.subscription_id or _id(obj.get("subscription"))
+        subscription = _id(obj.get("subscription"))
+        if donation.subscription_id not in (None, subscription):
+            return Unmatched(f"online donation {donation.id} is subscription "
+                             f"{donation.subscription_id}, not {subscription}")
+        donation.subscription_id = subscription
         donation.customer_id = donation.customer_id or _id(obj.get("customer"))
         move(donation, "active")
         return f"online donation {donation.id}: subscription {donation.subscription_id} started"
     if obj.get("payment_status") != "paid":
         return f"online donation {donation.id}: waiting for a delayed payment"
     pi = _id(obj.get("payment_intent"))
+    if donation.payment_intent_id not in (None, pi):
+        return Unmatched(f"online donation {donation.id} was paid by payment intent "
+                         f"{donation.payment_intent_id}, not {pi}")
     gift, note = record_payment(
         ctx, donation, amount_minor=int(obj["amount_total"]), currency=obj["currency"].upper(),
         paid_at=_instant(event.get("created")),
         refs=PaymentRefs(stripe_payment_intent_id=pi, stripe_checkout_session_id=obj["id"]),
         settlement=settlement,
     )
-    donation.payment_intent_id = donation.payment_intent_id or pi
+    donation.payment_intent_id = pi
     move(donation, "paid")
     return f"online donation {donation.id}: {note}"
 
 
-def _prepare_intent(ctx: Context, obj: dict):
-    donation = find_donation(ctx.session, obj.get("metadata"))
-    return _settlement(ctx, obj["id"], donation is not None and donation.frequency == "once")
+@dataclass(frozen=True)
+class _Found:
+    """What prepare learned from Stripe: the Checkout Session that made an object we had not
+    stored, and the payment's settlement when it is ours and not yet recorded."""
+
+    checkout_session_id: str | None = None
+    settlement: Settlement | None = None
+    payment_intent_id: str | None = None
+
+
+def _ask_stripe(ctx: Context, metadata: dict | None, **made) -> str | None:
+    """The Checkout Session that made this payment intent or subscription, asked of Stripe
+    only when the metadata says it may be ours (a foreign payment costs no call)."""
+    if not matching.worth_asking_stripe(metadata, ctx.install_id):
+        return None
+    return ctx.gateway.checkout_session_for(**made)
+
+
+def _prepare_intent(ctx: Context, obj: dict) -> _Found:
+    session, pi = ctx.session, obj["id"]
+    recorded = gift_for_payment(session, payment_intent_id=pi) is not None
+    known = matching.stored(session, OnlineDonation.payment_intent_id, pi) is not None
+    session.rollback()  # never hold a transaction open across a call to Stripe
+    if recorded:
+        return _Found()
+    found = None if known else _ask_stripe(ctx, obj.get("metadata"), payment_intent=pi)
+    ours = isinstance(matching.for_payment_intent(session, pi, found, obj.get("metadata"),
+                                                  ctx.install_id), OnlineDonation)
+    return _Found(found, _settlement(ctx, pi, ours))
 
 
 @handles("payment_intent.succeeded", prepare=_prepare_intent)
-def _intent_succeeded(ctx: Context, event: dict, obj: dict, settlement) -> str:
-    donation = find_donation(ctx.session, obj.get("metadata"))
-    if donation is None or donation.frequency != "once":
-        # Monthly payments are recorded from invoice.paid, with the invoice id.
-        return "ignored: not a one-off donation started on this site"
+def _intent_succeeded(ctx: Context, event: dict, obj: dict, found: _Found) -> str | Unmatched:
+    pi = obj["id"]
+    recorded = gift_for_payment(ctx.session, payment_intent_id=pi)
+    if recorded is not None:
+        # Also every monthly payment's intent: its invoice recorded it.
+        return f"gift {recorded.id} already recorded for this payment"
+    donation = matching.for_payment_intent(ctx.session, pi, found.checkout_session_id,
+                                           obj.get("metadata"), ctx.install_id)
+    if isinstance(donation, Unmatched):
+        return donation
+    if donation.frequency != "once":
+        return Unmatched(f"online donation {donation.id} is monthly: its payments are recorded "
+                         "from their invoices")
     if donation.currency != obj["currency"].upper():
-        return f"ignored: currency {obj['currency']} does not match online donation {donation.id}"
+        return Unmatched(f"currency {obj['currency']} does not match online donation {donation.id}")
     gift, note = record_payment(
         ctx, donation, amount_minor=int(obj.get("amount_received") or obj["amount"]),
         currency=obj["currency"].upper(), paid_at=_instant(event.get("created")),
-        refs=PaymentRefs(stripe_payment_intent_id=obj["id"],
+        refs=PaymentRefs(stripe_payment_intent_id=pi,
                          stripe_checkout_session_id=donation.checkout_session_id),
-        settlement=settlement,
+        settlement=found.settlement,
     )
-    donation.payment_intent_id = donation.payment_intent_id or obj["id"]
+    donation.payment_intent_id = pi
     move(donation, "paid")
     return f"online donation {donation.id}: {note}"
 
 
 @handles("checkout.session.async_payment_failed")
-def _session_failed(ctx: Context, event: dict, obj: dict, _prepared) -> str:
-    donation = find_donation(ctx.session, obj.get("metadata"), checkout_session_id=obj["id"])
-    if donation is None:
-        return "ignored: not a donation started on this site"
+def _session_failed(ctx: Context, event: dict, obj: dict, _prepared) -> str | Unmatched:
+    donation = _session_donation(ctx, obj)
+    if isinstance(donation, Unmatched):
+        return donation
     move(donation, "failed")
     audit.append(ctx.session, STRIPE, "donation.payment_failed", "online_donation", donation.id,
                  {"checkout_session_id": obj["id"]})
@@ -179,10 +260,10 @@ def _session_failed(ctx: Context, event: dict, obj: dict, _prepared) -> str:
 
 
 @handles("checkout.session.expired")
-def _session_expired(ctx: Context, event: dict, obj: dict, _prepared) -> str:
-    donation = find_donation(ctx.session, obj.get("metadata"), checkout_session_id=obj["id"])
-    if donation is None:
-        return "ignored: not a donation started on this site"
+def _session_expired(ctx: Context, event: dict, obj: dict, _prepared) -> str | Unmatched:
+    donation = _session_donation(ctx, obj)
+    if isinstance(donation, Unmatched):
+        return donation
     move(donation, "expired")
     return f"online donation {donation.id}: checkout expired unpaid"
 
@@ -197,52 +278,79 @@ def _invoice_subscription(obj: dict) -> tuple[str | None, dict]:
     return subscription, details.get("metadata") or {}
 
 
-@dataclass(frozen=True)
-class _InvoicePayment:
-    payment_intent_id: str | None
-    settlement: Settlement | None
+def _find_subscription(ctx: Context, subscription: str | None, metadata: dict | None) -> _Found:
+    """Prepare: a subscription not stored yet (its invoice came before checkout.session.completed)
+    is looked up at Stripe. Leaves no transaction open."""
+    known = matching.stored(ctx.session, OnlineDonation.subscription_id, subscription) is not None
+    ctx.session.rollback()
+    if known or not subscription:
+        return _Found()
+    return _Found(_ask_stripe(ctx, metadata, subscription=subscription))
 
 
-def _prepare_invoice(ctx: Context, obj: dict):
+def _subscription_donation(ctx: Context, subscription: str | None, metadata: dict | None,
+                           found: _Found | None) -> OnlineDonation | Unmatched:
+    donation = matching.for_subscription(ctx.session, subscription,
+                                         found.checkout_session_id if found else None,
+                                         metadata, ctx.install_id)
+    if isinstance(donation, OnlineDonation):
+        if donation.frequency != "monthly":
+            return Unmatched(f"online donation {donation.id} is a one-off gift, not a subscription")
+        donation.subscription_id = subscription
+    return donation
+
+
+def _prepare_invoice(ctx: Context, obj: dict) -> _Found:
     subscription, metadata = _invoice_subscription(obj)
-    ours = find_donation(ctx.session, metadata, subscription_id=subscription) is not None
     recorded = gift_for_payment(ctx.session, invoice_id=obj["id"]) is not None
+    ctx.session.rollback()
+    if recorded:
+        return _Found()
+    found = _find_subscription(ctx, subscription, metadata)
+    ours = isinstance(matching.for_subscription(ctx.session, subscription,
+                                                found.checkout_session_id, metadata,
+                                                ctx.install_id), OnlineDonation)
     ctx.session.rollback()  # never hold a transaction open across a call to Stripe
-    if not ours or recorded or not obj.get("amount_paid"):
-        return None
+    if not ours or not obj.get("amount_paid"):
+        return found
     pi = _id(obj.get("payment_intent")) or ctx.gateway.invoice_payment_intent(obj["id"])
-    return _InvoicePayment(pi, ctx.gateway.payment_settlement(pi) if pi else None)
+    return _Found(found.checkout_session_id, ctx.gateway.payment_settlement(pi) if pi else None, pi)
 
 
 @handles("invoice.paid", prepare=_prepare_invoice)
-def _invoice_paid(ctx: Context, event: dict, obj: dict, prepared) -> str:
+def _invoice_paid(ctx: Context, event: dict, obj: dict, found: _Found) -> str | Unmatched:
+    recorded = gift_for_payment(ctx.session, invoice_id=obj["id"])
+    if recorded is not None:
+        return f"gift {recorded.id} already recorded for invoice {obj['id']}"
     subscription, metadata = _invoice_subscription(obj)
-    donation = find_donation(ctx.session, metadata, subscription_id=subscription)
-    if donation is None or donation.frequency != "monthly":
-        return "ignored: not a monthly donation started on this site"
+    donation = _subscription_donation(ctx, subscription, metadata, found)
+    if isinstance(donation, Unmatched):
+        return donation
     if not obj.get("amount_paid"):
         return f"online donation {donation.id}: invoice {obj['id']} paid nothing"
-    donation.subscription_id = donation.subscription_id or subscription
     donation.customer_id = donation.customer_id or _id(obj.get("customer"))
     move(donation, "active")
     paid_at = (obj.get("status_transitions") or {}).get("paid_at") or event.get("created")
-    payment = prepared or _InvoicePayment(None, None)
     gift, note = record_payment(
         ctx, donation, amount_minor=int(obj["amount_paid"]), currency=obj["currency"].upper(),
         paid_at=_instant(paid_at),
-        refs=PaymentRefs(stripe_payment_intent_id=payment.payment_intent_id,
+        refs=PaymentRefs(stripe_payment_intent_id=found.payment_intent_id,
                          stripe_invoice_id=obj["id"]),
-        settlement=payment.settlement,
+        settlement=found.settlement,
     )
     return f"online donation {donation.id}, invoice {obj['id']}: {note}"
 
 
-@handles("invoice.payment_failed")
-def _invoice_failed(ctx: Context, event: dict, obj: dict, _prepared) -> str:
+def _prepare_failed_invoice(ctx: Context, obj: dict) -> _Found:
+    return _find_subscription(ctx, *_invoice_subscription(obj))
+
+
+@handles("invoice.payment_failed", prepare=_prepare_failed_invoice)
+def _invoice_failed(ctx: Context, event: dict, obj: dict, found: _Found) -> str | Unmatched:
     subscription, metadata = _invoice_subscription(obj)
-    donation = find_donation(ctx.session, metadata, subscription_id=subscription)
-    if donation is None:
-        return "ignored: not a donation started on this site"
+    donation = _subscription_donation(ctx, subscription, metadata, found)
+    if isinstance(donation, Unmatched):
+        return donation
     day = ctx.local_date(_instant(event.get("created"))).isoformat()
     donation.attention = (f"A monthly payment failed on {day} (invoice {obj['id']}); Stripe "
                           "retries it, and ends the subscription if every retry fails.")
@@ -252,12 +360,15 @@ def _invoice_failed(ctx: Context, event: dict, obj: dict, _prepared) -> str:
     return f"online donation {donation.id}: monthly payment failed"
 
 
-@handles("customer.subscription.deleted")
-def _subscription_deleted(ctx: Context, event: dict, obj: dict, _prepared) -> str:
-    donation = find_donation(ctx.session, obj.get("metadata"), subscription_id=obj["id"])
-    if donation is None:
-        return "ignored: not a donation started on this site"
-    donation.subscription_id = donation.subscription_id or obj["id"]
+def _prepare_subscription(ctx: Context, obj: dict) -> _Found:
+    return _find_subscription(ctx, obj["id"], obj.get("metadata"))
+
+
+@handles("customer.subscription.deleted", prepare=_prepare_subscription)
+def _subscription_deleted(ctx: Context, event: dict, obj: dict, found: _Found) -> str | Unmatched:
+    donation = _subscription_donation(ctx, obj["id"], obj.get("metadata"), found)
+    if isinstance(donation, Unmatched):
+        return donation
     if donation.state != "cancelled":
         move(donation, "cancelled")
         audit.append(ctx.session, STRIPE, "donation.subscription_ended", "online_donation",

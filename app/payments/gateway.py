@@ -85,6 +85,16 @@ class StripeGateway:
         )
         return CheckoutSession(id=session.id, url=session.url)
 
+    def checkout_session_for(self, *, payment_intent: str | None = None,
+                             subscription: str | None = None) -> str | None:
+        """The id of the Checkout Session that made this payment intent or subscription,
+        or None if no Checkout Session did (Stripe's own answer, not the metadata's)."""
+        params = {"payment_intent": payment_intent} if payment_intent else \
+            {"subscription": subscription}
+        listing = self.client.v1.checkout.sessions.list(params={**params, "limit": 1}).to_dict()
+        found = listing.get("data") or []
+        return found[0]["id"] if found else None
+
     def payment_settlement(self, payment_intent_id: str) -> Settlement | None:
         """The payment's charge and balance transaction, or None while Stripe has none."""
         intent = self.client.v1.payment_intents.retrieve(

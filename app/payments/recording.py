@@ -68,6 +68,8 @@ class Context:
     timezone: ZoneInfo
     auto_refund: bool
     preview_rates: dict[str, str]
+    #: This installation's id (app.payments.matching); None before any donation made one.
+    install_id: str | None = None
     #: Calls to make after the batch commits (refunds, cancellations).
     followups: list[Callable[[], None]] = field(default_factory=list)
 
@@ -84,38 +86,12 @@ def move(donation: OnlineDonation, state: str) -> bool:
     return True
 
 
-def find_donation(session: Session, metadata: dict | None, *, checkout_session_id: str | None = None,
-                  subscription_id: str | None = None) -> OnlineDonation | None:
-    """The online donation an event is about: by the ids we put in metadata, cross-checked
-    against what we stored, else by the Stripe ids we stored."""
-    meta = metadata or {}
-    pending = str(meta.get("pending_gift_id") or "")
-    if pending.isdigit():
-        donation = session.get(OnlineDonation, int(pending))
-        # Another installation sharing the Stripe account has its own ids: check they match.
-        if donation is not None and str(donation.donor_id) == str(meta.get("donor_id")) and not (
-            checkout_session_id and donation.checkout_session_id
-            and donation.checkout_session_id != checkout_session_id
-        ) and not (
-            subscription_id and donation.subscription_id
-            and donation.subscription_id != subscription_id
-        ):
-            return donation
-    for column, value in ((OnlineDonation.checkout_session_id, checkout_session_id),
-                          (OnlineDonation.subscription_id, subscription_id)):
-        if value:
-            found = session.execute(
-                select(OnlineDonation).where(column == value)
-            ).scalar_one_or_none()
-            if found is not None:
-                return found
-    return None
-
-
 def gift_for_payment(session: Session, *, payment_intent_id: str | None = None,
-                     invoice_id: str | None = None) -> Gift | None:
+                     invoice_id: str | None = None,
+                     checkout_session_id: str | None = None) -> Gift | None:
     for column, value in ((Gift.stripe_invoice_id, invoice_id),
-                          (Gift.stripe_payment_intent_id, payment_intent_id)):
+                          (Gift.stripe_payment_intent_id, payment_intent_id),
+                          (Gift.stripe_checkout_session_id, checkout_session_id)):
         if value:
             gift = session.execute(select(Gift).where(column == value)).scalar_one_or_none()
             if gift is not None:
@@ -167,8 +143,11 @@ def record_payment(ctx: Context, donation: OnlineDonation, *, amount_minor: int,
                    settlement: Settlement | None) -> tuple[Gift, str]:
     """One payment, one gift: through the door, with its settlement and what was waiting."""
     session = ctx.session
+    # Any of the payment's ids already on a gift: recording it again would be refused by
+    # the door (and abort the event's batch), so it is a no-op here.
     existing = gift_for_payment(session, payment_intent_id=refs.stripe_payment_intent_id,
-                                invoice_id=refs.stripe_invoice_id)
+                                invoice_id=refs.stripe_invoice_id,
+                                checkout_session_id=refs.stripe_checkout_session_id)
     if existing is not None:
         return existing, f"gift {existing.id} already recorded for this payment"
     charged = settlement.charged_at if settlement and settlement.charged_at else paid_at

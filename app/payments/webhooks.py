@@ -1,8 +1,9 @@
 """POST /stripe/webhook: the only view exempt from CSRF; Stripe's signature protects it.
 
 The signature is checked on the raw body, before anything is parsed or written. A
-wrong or stale signature is a 400 and writes nothing. An error while processing is a
-500, so Stripe delivers the event again later.
+wrong or stale signature is a 400 and writes nothing. An event about no donation here is
+acknowledged (2xx) and kept for staff (stripe_unmatched_event). An error while processing
+is a 500, so Stripe delivers the event again later.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from app.http_errors import answer_for
 from app.payments.currencies import preview_rates
 from app.payments.events import process_event
 from app.payments.gateway import gateway
+from app.payments.matching import install_id
 from app.payments.recording import Context
 
 bp = Blueprint("webhooks", __name__)
@@ -38,6 +40,7 @@ def context() -> Context:
         timezone=st.timezone,
         auto_refund=bool(current_app.config["STRIPE_AUTO_REFUND"]),
         preview_rates=preview_rates(current_app.config, st.reporting_currency),
+        install_id=install_id(session),
     )
 
 

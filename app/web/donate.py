@@ -14,6 +14,7 @@ from app.db import get_session
 from app.extensions import state
 from app.payments.currencies import offered, preview_rates
 from app.payments.gateway import gateway
+from app.payments.matching import donation_metadata, ensure_install_id
 from app.payments.recording import move
 from app.payments.screening import Declaration, covered_labs, screen_donation
 from app.web.access import public
@@ -36,11 +37,12 @@ def _return_url(setting: str, endpoint: str) -> str:
     return current_app.config.get(setting) or url_for(endpoint, _external=True)
 
 
-def checkout_params(donation: OnlineDonation, email: str) -> dict:
-    """The Checkout Session for a screened donation: amounts in minor units, our ids in
-    metadata on the session and on what it creates (payment intent or subscription)."""
+def checkout_params(donation: OnlineDonation, email: str, install: str) -> dict:
+    """The Checkout Session for a screened donation: amounts in minor units; this
+    installation's id and the donation's reference in the metadata of the session and of
+    what it creates (payment intent or subscription), checked on every event."""
     org = current_app.config["ORG_NAME"]
-    metadata = {"pending_gift_id": str(donation.id), "donor_id": str(donation.donor_id)}
+    metadata = donation_metadata(donation, install)
     success = _return_url("DONATION_SUCCESS_URL", "donate.thanks")
     success += ("&" if "?" in success else "?") + "session_id={CHECKOUT_SESSION_ID}"
     price_data: dict = {
@@ -52,7 +54,7 @@ def checkout_params(donation: OnlineDonation, email: str) -> dict:
     params: dict = {
         "line_items": [{"price_data": price_data, "quantity": 1}],
         "customer_email": email,
-        "client_reference_id": str(donation.id),
+        "client_reference_id": donation.reference,
         "success_url": success,
         "cancel_url": _return_url("DONATION_CANCEL_URL", "donate.cancelled"),
         "metadata": metadata,
@@ -115,9 +117,13 @@ def donate():
         return render_template("donate/declined.html", reasons=screening.reasons)
 
     donation = screening.donation
+    install = ensure_install_id(session)
     try:
-        checkout = gw.create_checkout_session(checkout_params(donation, decl.email),
-                                              idempotency_key=f"donation-{donation.id}-checkout")
+        # Keyed by the random reference, not the form number: form numbers repeat across
+        # installations sharing the Stripe account and after a restore, and Stripe would
+        # answer a repeated key with the other donation's session.
+        checkout = gw.create_checkout_session(checkout_params(donation, decl.email, install),
+                                              idempotency_key=f"donation-{donation.reference}-checkout")
     except stripe.StripeError:
         current_app.logger.exception("creating the Checkout Session of donation %s failed",
                                      donation.id)

@@ -72,6 +72,20 @@ def expect_settlement(httpserver, payment_intent: str, amount: int, currency: st
     })
 
 
+def expect_session_lookup(httpserver, session_id: str | None, *, payment_intent: str | None = None,
+                          subscription: str | None = None) -> None:
+    """GET /v1/checkout/sessions?payment_intent=... (or subscription=...): Stripe's answer to
+    which Checkout Session made an object; session_id None: none did."""
+    query = {"payment_intent": payment_intent} if payment_intent else {"subscription": subscription}
+    data = [] if session_id is None else [{"id": session_id, "object": "checkout.session",
+                                           "payment_intent": payment_intent,
+                                           "subscription": subscription}]
+    httpserver.expect_oneshot_request("/v1/checkout/sessions", method="GET",
+                                      query_string={**query, "limit": "1"}).respond_with_json({
+        "object": "list", "has_more": False, "url": "/v1/checkout/sessions", "data": data,
+    })
+
+
 def expect_invoice_payment(httpserver, invoice: str, payment_intent: str) -> None:
     httpserver.expect_request("/v1/invoice_payments", method="GET",
                               query_string={"invoice": invoice, "status": "paid", "limit": "10"}
@@ -120,8 +134,20 @@ def post_event(client, payload: dict, *, secret: str = WEBHOOK_SECRET, timestamp
                        content_type="application/json")
 
 
+#: The metadata each Checkout Session was created with, by session id: Stripe copies it onto
+#: the session, its payment intent or subscription, and the subscription's invoices.
+_sent_metadata: dict[str, dict[str, str]] = {}
+
+
+def sent_metadata(request) -> dict[str, str]:
+    """The session metadata in a checkout request the app made ({"armslength_install": ...})."""
+    return {key[len("metadata["):-1]: value for key, value in form(request).items()
+            if key.startswith("metadata[")}
+
+
 def metadata(donation: OnlineDonation) -> dict:
-    return {"pending_gift_id": str(donation.id), "donor_id": str(donation.donor_id)}
+    """What Stripe puts in the metadata of this donation's objects: what the app sent."""
+    return dict(_sent_metadata[donation.checkout_session_id])
 
 
 def session_completed(donation: OnlineDonation, payment_intent: str = "pi_1", *,
@@ -210,6 +236,8 @@ def start_donation(client, httpserver, db, session_id: str | None = None, **fiel
     response = post_donation(client, **fields)
     assert response.status_code == 303, response.get_data(as_text=True)
     assert response.headers["Location"] == url
+    [*_, request] = requests_to(httpserver, "/v1/checkout/sessions", "POST")
+    _sent_metadata[session_id] = sent_metadata(request)
     db.rollback()
     donation = db.execute(
         select(OnlineDonation).where(OnlineDonation.checkout_session_id == session_id)

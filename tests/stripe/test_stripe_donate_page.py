@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 from sqlalchemy import func, select
 
-from models import Affiliation, AuditEntry, Donor, OnlineDonation
+from models import Affiliation, AuditEntry, Donor, OnlineDonation, StripeInstall
 from tests.builders import affiliate, gift, organization, person
 from tests.stripe.stripe_stubs import (
     form,
@@ -87,7 +87,10 @@ def test_an_accepted_gift_goes_to_checkout_with_exact_parameters(client, httpser
     donation = start_donation(client, httpserver, db, session_id="cs_test_once", amount="50")
     [request] = requests_to(httpserver, "/v1/checkout/sessions", "POST")
     sent = form(request)
-    assert request.headers["Idempotency-Key"] == f"donation-{donation.id}-checkout"
+    # Keyed by the donation's random reference: form numbers repeat across installations
+    # sharing a Stripe account and after a restore, and a repeated key gets the other's session.
+    assert len(donation.reference) == 32
+    assert request.headers["Idempotency-Key"] == f"donation-{donation.reference}-checkout"
     assert request.headers["Authorization"] == "Bearer sk_test_armslength_offline"
     assert sent["mode"] == "payment"
     assert sent["submit_type"] == "donate"
@@ -96,9 +99,13 @@ def test_an_accepted_gift_goes_to_checkout_with_exact_parameters(client, httpser
     assert sent["line_items[0][price_data][currency]"] == "usd"
     assert sent["line_items[0][price_data][product_data][name]"].startswith("Donation to ")
     assert "line_items[0][price_data][recurring][interval]" not in sent
+    install = db.execute(select(StripeInstall.install_id)).scalar_one()
     for prefix in ("metadata", "payment_intent_data[metadata]"):
+        assert sent[f"{prefix}[armslength_install]"] == install
+        assert sent[f"{prefix}[armslength_donation]"] == donation.reference
         assert sent[f"{prefix}[pending_gift_id]"] == str(donation.id)
         assert sent[f"{prefix}[donor_id]"] == str(donation.donor_id)
+    assert sent["client_reference_id"] == donation.reference
     assert sent["customer_email"] == "ada@example.org"
     assert sent["success_url"].endswith("/donate/thanks?session_id={CHECKOUT_SESSION_ID}")
     assert sent["cancel_url"].endswith("/donate/cancelled")
@@ -115,6 +122,9 @@ def test_a_monthly_gift_asks_for_a_subscription(client, httpserver, db):
     assert "submit_type" not in sent
     assert sent["line_items[0][price_data][unit_amount]"] == "2000"
     assert sent["line_items[0][price_data][recurring][interval]"] == "month"
+    assert sent["subscription_data[metadata][armslength_donation]"] == donation.reference
+    assert sent["subscription_data[metadata][armslength_install]"] == sent[
+        "metadata[armslength_install]"]
     assert sent["subscription_data[metadata][pending_gift_id]"] == str(donation.id)
     assert sent["subscription_data[metadata][donor_id]"] == str(donation.donor_id)
     assert "payment_intent_data[metadata][pending_gift_id]" not in sent

@@ -17,6 +17,7 @@ from models import (
     StripeDispute,
     StripeEvent,
     StripeSettlement,
+    StripeUnmatchedEvent,
 )
 from tests.stripe.stripe_stubs import (
     charge_refunded,
@@ -24,9 +25,11 @@ from tests.stripe.stripe_stubs import (
     event,
     expect_invoice_payment,
     expect_refund_list,
+    expect_session_lookup,
     expect_settlement,
     intent_succeeded,
     invoice,
+    metadata,
     post_event,
     refund_object,
     session_completed,
@@ -117,6 +120,8 @@ def test_checkout_completed_and_intent_succeeded_for_one_payment_make_one_gift(
     events = [session_completed(donation), intent_succeeded(donation)]
     if order == "intent first":
         events.reverse()
+        # The payment intent is not stored yet: Stripe says which Checkout Session made it.
+        expect_session_lookup(httpserver, "cs_test_1", payment_intent="pi_1")
     first, second = (ok(post_event(client, e)) for e in events)
     assert "recorded" in first and "already recorded" in second
     [gift] = gifts(db)
@@ -159,9 +164,14 @@ def test_events_for_payments_not_started_here_are_recorded_and_ignored(client, d
     stranger = event("payment_intent.succeeded", {
         "id": "pi_other", "object": "payment_intent", "amount": 900, "amount_received": 900,
         "currency": "usd", "metadata": {}})
-    assert ok(post_event(client, stranger)).startswith("ignored")
+    # No metadata of this site: not worth a call to Stripe (the stub would refuse one).
+    assert ok(post_event(client, stranger)).startswith("unmatched: payment intent pi_other")
     assert ok(post_event(client, event("customer.created", {"id": "cus_9"}))).startswith("ignored")
     assert count(db, StripeEvent) == 2 and gifts(db) == []
+    db.rollback()
+    [logged] = db.execute(select(StripeUnmatchedEvent)).scalars().all()
+    assert (logged.event_id, logged.object_id, logged.claimed_install,
+            logged.claimed_donation) == (stranger["id"], "pi_other", None, None)
 
 
 # --- refunds ------------------------------------------------------------------------------------
@@ -197,6 +207,7 @@ def test_a_refund_that_arrives_before_its_payment_is_applied_when_the_payment_co
         client, charge_refunded(amount=5000, amount_refunded=1500)))
     waiting = db.execute(select(DeferredRefund)).scalar_one()
     assert (waiting.state, waiting.amount_minor) == ("waiting", 1500)
+    expect_session_lookup(httpserver, "cs_test_1", payment_intent="pi_1")
     expect_settlement(httpserver, "pi_1", 5000)
     ok(post_event(client, intent_succeeded(donation)))
     [gift] = gifts(db)
@@ -264,6 +275,7 @@ def test_a_waiting_refund_that_fails_is_never_applied(client, httpserver, db, do
     ok(post_event(client, charge_refunded(amount=5000, amount_refunded=1500)))
     assert "dropped" in ok(post_event(client, _failed("re_early", 1500)))
     assert count(db, DeferredRefund) == 0
+    expect_session_lookup(httpserver, "cs_test_1", payment_intent="pi_1")
     expect_settlement(httpserver, "pi_1", 5000)
     ok(post_event(client, intent_succeeded(donation)))
     [gift] = gifts(db)
@@ -315,9 +327,9 @@ def test_each_monthly_invoice_is_a_new_gift(client, httpserver, db):
         expect_settlement(httpserver, f"pi_inv_{number}", 2000, charge=f"ch_inv_{number}")
         ok(post_event(client, invoice("invoice.paid", donation, f"in_{number}")))
         # Stripe also reports each invoice's payment intent: not a second gift.
-        assert ok(post_event(client, event("payment_intent.succeeded", {
+        assert "already recorded" in ok(post_event(client, event("payment_intent.succeeded", {
             "id": f"pi_inv_{number}", "object": "payment_intent", "amount": 2000,
-            "amount_received": 2000, "currency": "usd", "metadata": {}}))).startswith("ignored")
+            "amount_received": 2000, "currency": "usd", "metadata": {}})))
     recorded = gifts(db)
     assert [(g.stripe_invoice_id, g.stripe_payment_intent_id, g.amount_minor, g.status)
             for g in recorded] == [("in_1", "pi_inv_1", 2000, "accepted"),
@@ -329,10 +341,14 @@ def test_each_monthly_invoice_is_a_new_gift(client, httpserver, db):
 
 def test_an_invoice_paid_before_checkout_completed_is_still_found(client, httpserver, db):
     donation = start_donation(client, httpserver, db, frequency="monthly")
+    # The subscription is not stored yet: Stripe says which Checkout Session started it.
+    expect_session_lookup(httpserver, donation.checkout_session_id, subscription="sub_1")
     expect_invoice_payment(httpserver, "in_1", "pi_inv_1")
     expect_settlement(httpserver, "pi_inv_1", 5000)
-    ok(post_event(client, invoice("invoice.paid", donation, "in_1")))
-    ok(post_event(client, subscription_started(donation)))
+    assert "recorded: accept" in ok(post_event(client, invoice("invoice.paid", donation, "in_1")))
+    db.rollback()
+    assert db.get(OnlineDonation, donation.id).subscription_id == "sub_1"
+    assert "subscription sub_1 started" in ok(post_event(client, subscription_started(donation)))
     assert len(gifts(db)) == 1
 
 
@@ -344,8 +360,8 @@ def test_a_failed_monthly_payment_and_the_end_of_the_subscription_are_shown_to_s
     db.rollback()
     assert "monthly payment failed" in db.get(OnlineDonation, donation.id).attention
     ok(post_event(client, event("customer.subscription.deleted", {
-        "id": "sub_1", "object": "subscription", "status": "canceled", "metadata": {
-            "pending_gift_id": str(donation.id), "donor_id": str(donation.donor_id)}})))
+        "id": "sub_1", "object": "subscription", "status": "canceled",
+        "metadata": metadata(donation)})))
     db.rollback()
     assert db.get(OnlineDonation, donation.id).state == "cancelled"
     assert gifts(db) == []
@@ -357,6 +373,7 @@ def test_a_dispute_lost_before_its_payment_was_recorded_is_applied_when_it_is(
                                   status="needs_response")))
     assert "before its payment was recorded" in ok(post_event(
         client, dispute("charge.dispute.closed", "du_3", amount=5000, status="lost")))
+    expect_session_lookup(httpserver, "cs_test_1", payment_intent="pi_1")
     expect_settlement(httpserver, "pi_1", 5000)
     ok(post_event(client, intent_succeeded(donation)))
     [gift] = gifts(db)
@@ -373,8 +390,14 @@ def test_an_expired_checkout_is_marked_and_records_nothing(client, db, donation)
     assert gifts(db) == []
 
 
-def test_metadata_that_does_not_match_our_records_is_not_trusted(client, db, donation):
+def test_metadata_that_does_not_match_our_records_is_not_trusted(client, httpserver, db,
+                                                                donation):
+    """Even on our own Checkout Session, an event whose metadata names another donation
+    reference records nothing (and is kept for staff)."""
     forged = intent_succeeded(donation)
-    forged["data"]["object"]["metadata"]["donor_id"] = str(donation.donor_id + 99)
-    assert ok(post_event(client, forged)).startswith("ignored")
+    forged["data"]["object"]["metadata"]["armslength_donation"] = "0" * 32
+    expect_session_lookup(httpserver, "cs_test_1", payment_intent="pi_1")
+    outcome = ok(post_event(client, forged))
+    assert outcome.startswith("unmatched") and "names another donation" in outcome
     assert gifts(db) == []
+    assert db.execute(select(StripeUnmatchedEvent.claimed_donation)).scalar_one() == "0" * 32
