@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 
 from app.auth.roles import READ
 from app.db import get_session
@@ -12,11 +12,35 @@ from app.payments.events import REFUND_FAILED_LATER
 from app.payments.gateway import gateway
 from app.payments.recording import return_money
 from app.web.access import get_or_404, role_required
-from models import AuditEntry, DeferredRefund, Donor, Gift, OnlineDonation, StripeDispute
+from models import (
+    AuditEntry,
+    DeferredRefund,
+    Donor,
+    Gift,
+    OnlineDonation,
+    StripeDispute,
+    StripeUnmatchedEvent,
+)
 
 bp = Blueprint("online", __name__, url_prefix="/staff/online")
 
 RECENT = 50
+
+
+def unmatched_events(session) -> tuple[list[StripeUnmatchedEvent], int]:
+    """Recent events that matched no donation although their metadata looks like a donation
+    form's (another installation on the Stripe account, a donation lost in a restore), and
+    how many others matched none (payments not started on the donate page)."""
+    claimed = or_(StripeUnmatchedEvent.claimed_install.is_not(None),
+                  StripeUnmatchedEvent.claimed_donation.is_not(None))
+    listed = session.execute(
+        select(StripeUnmatchedEvent).where(claimed)
+        .order_by(StripeUnmatchedEvent.created_at.desc()).limit(RECENT)
+    ).scalars().all()
+    others = session.execute(
+        select(func.count()).select_from(StripeUnmatchedEvent).where(~claimed)
+    ).scalar_one()
+    return list(listed), others
 
 
 def money_to_return(session) -> list[Gift]:
@@ -47,6 +71,7 @@ def index():
         select(AuditEntry).where(AuditEntry.action == REFUND_FAILED_LATER)
         .order_by(AuditEntry.id.desc())
     ).scalars().all()
+    unmatched, unmatched_others = unmatched_events(session)
     recent = session.execute(
         select(OnlineDonation).order_by(OnlineDonation.id.desc()).limit(RECENT)
     ).scalars().all()
@@ -55,6 +80,7 @@ def index():
         select(Donor).where(Donor.id.in_(donor_ids))).scalars()} if donor_ids else {}
     return render_template("online/index.html", attention=attention, disputes=disputes,
                            waiting=waiting, failed_refunds=failed_refunds, recent=recent,
+                           unmatched=unmatched, unmatched_others=unmatched_others,
                            to_return=money_to_return(session), donors=donors,
                            configured=gateway() is not None)
 
