@@ -152,8 +152,10 @@ def _session_donation(ctx: Context, obj: dict) -> OnlineDonation | Unmatched:
 
 def _prepare_session(ctx: Context, obj: dict):
     if obj.get("mode") == "payment" and obj.get("payment_status") == "paid":
-        ours = isinstance(_session_donation(ctx, obj), OnlineDonation)
-        return _settlement(ctx, _id(obj.get("payment_intent")), ours)
+        pi = _id(obj.get("payment_intent"))
+        donation = _session_donation(ctx, obj)
+        ours = isinstance(donation, OnlineDonation) and donation.payment_intent_id in (None, pi)
+        return _settlement(ctx, pi, ours)
     return None
 
 
@@ -172,12 +174,14 @@ def _session_paid(ctx: Context, event: dict, obj: dict, settlement) -> str | Unm
         donation.customer_id = donation.customer_id or _id(obj.get("customer"))
         move(donation, "active")
         return f"online donation {donation.id}: subscription {donation.subscription_id} started"
-    if obj.get("payment_status") != "paid":
-        return f"online donation {donation.id}: waiting for a delayed payment"
     pi = _id(obj.get("payment_intent"))
     if donation.payment_intent_id not in (None, pi):
         return Unmatched(f"online donation {donation.id} was paid by payment intent "
                          f"{donation.payment_intent_id}, not {pi}")
+    if obj.get("payment_status") != "paid":
+        # Known now, so its payment_intent.succeeded is matched without asking Stripe.
+        donation.payment_intent_id = pi
+        return f"online donation {donation.id}: waiting for a delayed payment"
     gift, note = record_payment(
         ctx, donation, amount_minor=int(obj["amount_total"]), currency=obj["currency"].upper(),
         paid_at=_instant(event.get("created")),

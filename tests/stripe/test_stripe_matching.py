@@ -265,7 +265,6 @@ def test_a_donation_already_paid_by_another_payment_refuses_a_second_without_a_5
     db.execute(update(OnlineDonation).where(OnlineDonation.id == donation.id)
                .values(payment_intent_id="pi_wrongly_recorded"))
     db.commit()
-    expect_settlement(httpserver, "pi_real", 5000)
     outcome = ok(post_event(client, session_completed(donation, "pi_real")))
     assert outcome == (f"unmatched: online donation {donation.id} was paid by payment intent "
                        "pi_wrongly_recorded, not pi_real")
@@ -294,3 +293,18 @@ def test_staff_see_the_events_that_matched_no_donation(client, httpserver, db, w
     assert "cs_other_1" in page and "was not created here" in page and "e" * 32 in page
     assert "pi_plain" not in page  # a payment with no form metadata is only counted
     assert "1 event(s) without such metadata" in page
+
+
+def test_a_delayed_payments_intent_is_known_from_its_session_and_needs_no_lookup(
+        client, httpserver, db):
+    donation = start_donation(client, httpserver, db, session_id="cs_test_slow")
+    assert "waiting" in ok(post_event(client, session_completed(donation, "pi_slow",
+                                                                payment_status="unpaid")))
+    expect_settlement(httpserver, "pi_slow", 5000)
+    assert "recorded: accept" in ok(post_event(client, intent_succeeded(donation, "pi_slow")))
+    assert lookups(httpserver) == 0
+    # Another payment intent on the same donation is not taken.
+    assert "was paid by payment intent pi_slow" in ok(post_event(
+        client, session_completed(donation, "pi_else",
+                                  event_type="checkout.session.async_payment_succeeded")))
+    assert [g.stripe_payment_intent_id for g in gifts(db)] == ["pi_slow"]
