@@ -415,9 +415,12 @@ def record_stripe_refund(session: Session, gift_id: int, refund: StripeRefund, a
         ).scalar_one_or_none()
 
 
-def refund_key(gift_id: int) -> str:
-    """The idempotency key of the refund that returns a rejected gift's money."""
-    return f"reject-gift-{gift_id}"
+def refund_key(payment_intent_id: str) -> str:
+    """The idempotency key of the refund that returns a rejected gift's money: by the payment
+    intent (one gift each), unique in the Stripe account, where a gift number is not (another
+    installation on the account, or this one after a restore, has a gift 12 too, and Stripe
+    would answer the repeated key with the other refund, or refuse it)."""
+    return f"reject-{payment_intent_id}"
 
 
 def return_money(session: Session, gateway: StripeGateway, gift_id: int, actor: Actor, *,
@@ -425,7 +428,7 @@ def return_money(session: Session, gateway: StripeGateway, gift_id: int, actor: 
                  timezone: ZoneInfo | None = None) -> Refund | None:
     """Refund what is left of a rejected Stripe gift, through the API, and record it.
 
-    The idempotency key is fixed per gift, so a retry (or a second reviewer's click)
+    The idempotency key is fixed per gift (its payment intent), so a retry (or a second reviewer's click)
     never returns the money twice. If Stripe refuses and a policy is given, the gift is
     put back on hold so a reviewer sees it; either way the failure is in the audit trail.
     """
@@ -436,7 +439,8 @@ def return_money(session: Session, gateway: StripeGateway, gift_id: int, actor: 
     if remaining <= 0:
         return None
     try:
-        refund = gateway.refund(gift.stripe_payment_intent_id, remaining, refund_key(gift.id),
+        pi = gift.stripe_payment_intent_id
+        refund = gateway.refund(pi, remaining, refund_key(pi),
                                 {"gift_id": str(gift.id), "why": "rejected"})
     except stripe.StripeError as error:
         log.warning("Stripe refund of gift %s failed: %s", gift_id, error)
