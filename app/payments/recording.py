@@ -428,8 +428,8 @@ def return_money(session: Session, gateway: StripeGateway, gift_id: int, actor: 
                  timezone: ZoneInfo | None = None) -> Refund | None:
     """Refund what is left of a rejected Stripe gift, through the API, and record it.
 
-    The idempotency key is fixed per gift (its payment intent), so a retry (or a second reviewer's click)
-    never returns the money twice. If Stripe refuses and a policy is given, the gift is
+    The idempotency key is fixed per gift (by its payment intent), so a retry (or a second
+    reviewer's click) never returns the money twice. If Stripe refuses and a policy is given, the gift is
     put back on hold so a reviewer sees it; either way the failure is in the audit trail.
     """
     gift = session.get(Gift, gift_id)
