@@ -1,7 +1,7 @@
 """Stripe events match a donation by Stripe's ids plus this installation's marks
 
 Revision ID: 0013
-Revises: 0008
+Revises: 0017
 Create Date: 2026-12-04 18:00:00
 
 Webhook events found their online donation by the form number in the metadata, which
@@ -18,7 +18,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0013"
-down_revision: str | Sequence[str] | None = "0008"
+down_revision: str | Sequence[str] | None = "0017"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
