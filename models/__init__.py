@@ -2,6 +2,7 @@
 
 from models.audit import GENESIS_HASH, AuditEntry
 from models.base import metadata, utcnow
+from models.changes import PendingChange
 from models.disclosures import Acknowledgement, PublishedDisclosure
 from models.finance import CashSnapshot, FiscalBudget, FundraisingGoal, MonthlySpend
 from models.funding import FundingDay, FundingMixDay, LedgerLock
@@ -60,6 +61,7 @@ __all__ = [
     "OnlineDonation",
     "Organization",
     "OverrideRequest",
+    "PendingChange",
     "Pledge",
     "PledgeInstalment",
     "PolicyVersion",
