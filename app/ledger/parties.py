@@ -85,23 +85,7 @@ def update_organization(session: Session, org_id: int, data: OrganizationCreate,
     money, and a gift counted as lab-employee money may no longer be.
     """
     with ledger_write(session):
-        org = session.get(Organization, org_id)
-        if org is None:
-            raise NotFound("organization", org_id)
-        family = _family(session, org_id)
-        if data.parent_id is not None:
-            if session.get(Organization, data.parent_id) is None:
-                raise ValidationFailed({"parent_id": ["no such organisation"]})
-            if data.parent_id in family:
-                raise ValidationFailed({"parent_id": [
-                    "an organisation cannot sit under itself or one of its own affiliates"
-                ]})
-        clash = session.execute(
-            select(Organization.id).where(Organization.name == data.name, Organization.id != org_id)
-        ).scalar_one_or_none()
-        if clash is not None:
-            raise ValidationFailed({"name": [f"an organisation with this name exists (id {clash})"]})
-
+        org, family = check_organization_update(session, org_id, data)
         was_covered = CoveredOrganizations(session)
         before_coverage = {i: was_covered.covered(i) for i in family}
         new = data.model_dump()
@@ -123,6 +107,28 @@ def update_organization(session: Session, org_id: int, data: OrganizationCreate,
             "rescreened_gift_ids": [d.gift_id for d in rescreened],
         })
     return org, rescreened
+
+
+def check_organization_update(session: Session, org_id: int,
+                              data: OrganizationCreate) -> tuple[Organization, set[int]]:
+    """The organisation and its family, or the reason `data` cannot be its new values."""
+    org = session.get(Organization, org_id)
+    if org is None:
+        raise NotFound("organization", org_id)
+    family = _family(session, org_id)
+    if data.parent_id is not None:
+        if session.get(Organization, data.parent_id) is None:
+            raise ValidationFailed({"parent_id": ["no such organisation"]})
+        if data.parent_id in family:
+            raise ValidationFailed({"parent_id": [
+                "an organisation cannot sit under itself or one of its own affiliates"
+            ]})
+    clash = session.execute(
+        select(Organization.id).where(Organization.name == data.name, Organization.id != org_id)
+    ).scalar_one_or_none()
+    if clash is not None:
+        raise ValidationFailed({"name": [f"an organisation with this name exists (id {clash})"]})
+    return org, family
 
 
 def _by_whom(actor: Actor) -> str:
@@ -371,6 +377,30 @@ def update_affiliation(session: Session, affiliation_id: int, data: AffiliationC
             f"{_affiliation_words(session, aff)}; changed {_today_by(actor)}.",
         )
     return aff, rescreened
+
+
+def remove_affiliation(session: Session, affiliation_id: int, actor: Actor,
+                       policy: Policy) -> list[Decision]:
+    """Delete an affiliation recorded in error. The person's gifts it could have stopped
+    (its dated range, at a covered organisation) are re-screened and held for review."""
+    with ledger_write(session):
+        aff = session.get(Affiliation, affiliation_id)
+        if aff is None:
+            raise NotFound("affiliation", affiliation_id)
+        donor = session.get(Donor, aff.donor_id)
+        words = _affiliation_words(session, aff)
+        ranges = ([_affected_range(aff, policy)]
+                  if CoveredOrganizations(session).covered(aff.organization_id) else [])
+        removed = {k: getattr(aff, k) for k in AffiliationCreate.model_fields}
+        session.delete(aff)
+        session.flush()
+        audit.append(session, actor, "affiliation.removed", "donor", donor.id,
+                     {"affiliation_id": affiliation_id, **removed})
+        rescreened = rescreen_person(
+            session, donor.id, ranges, policy, actor,
+            f"Affiliation removed: {donor.name}, {words}; removed {_today_by(actor)}.",
+        ) if ranges else []
+    return rescreened
 
 
 def create_in_kind(session: Session, data: InKindCreate, actor: Actor) -> InKindArrangement:

@@ -171,6 +171,9 @@ class Difference:
     reasons: list[str]
     share_before: Fraction
     share_after: Fraction
+    #: The rules behind the difference: those that fire under one policy and not the other
+    #: (or, when the same rules fire, those whose outcome setting differs).
+    rules: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -243,6 +246,12 @@ def _explain(current: Evaluation, whatif: Evaluation) -> list[str]:
     if not reasons:  # same rules, another outcome (a rule's outcome setting)
         reasons = list(now.values()) or ["The what-if policy accepts it."]
     return reasons
+
+
+def _rules_behind(current: Evaluation, whatif: Evaluation) -> tuple[str, ...]:
+    now, before = _fired(whatif), _fired(current)
+    changed = sorted(set(now) ^ set(before))
+    return tuple(changed or sorted(now) or sorted(before))
 
 
 def _history(session: Session, first_day: date, start: date, end: date,
@@ -331,6 +340,7 @@ def replay(session: Session, base: Policy, whatif: Policy, start: date, end: dat
                 whatif_outcome=other.outcome, reasons=_explain(current, other),
                 share_before=share(before.lab_minor, before.total_minor),
                 share_after=share(before.lab_minor + added, before.total_minor + counted),
+                rules=_rules_behind(current, other),
             ))
 
     days = []

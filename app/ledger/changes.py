@@ -1,0 +1,344 @@
+"""Two people for anything that weakens enforcement.
+
+Every edit of an organisation, an affiliation or the policy made by a person (staff pages,
+JSON API) comes here, never straight to app.ledger.parties or app.ledger.policy_store:
+
+- the part that only tightens (or changes nothing the rules read) applies at once, through
+  the same ledger code as before (re-screening included);
+- the part that weakens (app.ledger.weakening says which) is stored as a PendingChange and
+  changes nothing until a second person, a reviewer or admin who is not the proposer
+  (app.ledger.approvers.check_may_approve), approves it. Approval applies it through that
+  same ledger code; a decline ends it. Each step is audited.
+
+A new policy version always waits: what it would change is shown first by a replay of the
+last 365 days of the ledger under it (policy_replay). An approved version takes effect on
+the day of its approval, never earlier.
+
+The CSV import and the CLI only add organisations' people (add_affiliation, tightening) and
+register the shipped policy file: they make no weakening change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import tomli_w
+from sqlalchemy import select
+from sqlmodel import Session
+
+from app.db.locking import ledger_batch
+from app.errors import NotAllowed, NotFound, ValidationFailed
+from app.ledger import audit, parties, policy_store, whatif
+from app.ledger.approvers import check_may_approve
+from app.ledger.audit import Actor
+from app.ledger.facts import CoveredOrganizations
+from app.ledger.weakening import Split, split_affiliation, split_organization
+from models import Affiliation, Decision, Donor, Organization, PendingChange, PolicyVersion, utcnow
+from models.schemas import AffiliationCreate, OrganizationCreate
+from policies import Policy, PolicyError
+from policies.document import policy_from_mapping
+
+#: The replay shown with a proposed policy version covers this many days, ending today.
+REPLAY_DAYS = 365
+
+ORGANIZATION_FIELDS = ("name", "covered_lab", "aliases", "parent_id")
+AFFILIATION_FIELDS = ("organization_id", "kind", "title", "senior_decision_maker", "start_date",
+                      "end_date")
+
+
+@dataclass
+class Proposed:
+    """What an edit did: the record as it now is, the gifts re-screened by the part that
+    applied at once, and the change waiting for a second person (None: nothing waits)."""
+
+    record: object | None
+    rescreened: list[Decision] = field(default_factory=list)
+    change: PendingChange | None = None
+
+
+@dataclass
+class Decided:
+    change: PendingChange
+    rescreened: list[Decision] = field(default_factory=list)
+
+
+def _jsonable(values: dict) -> dict:
+    return {k: v.isoformat() if isinstance(v, date) else v for k, v in values.items()}
+
+
+def _open(session: Session, kind: str, target_id: int | None, split: Split | None,
+          actor: Actor, *, proposed: dict | None = None, before: dict | None = None,
+          weakens: list[str] | None = None) -> PendingChange:
+    if actor.user_id is None:
+        raise NotAllowed("a change that weakens enforcement must be proposed by a named user")
+    change = PendingChange(
+        kind=kind, target_id=target_id,
+        proposed=_jsonable(split.pending) if split else proposed,
+        before=_jsonable(split.before) if split else before,
+        weakens=split.weakens if split else weakens, proposed_by_id=actor.user_id,
+    )
+    session.add(change)
+    session.flush()
+    audit.append(session, actor, "change.proposed", "pending_change", change.id, {
+        "kind": kind, "target_id": target_id, "weakens": change.weakens,
+        "proposed": change.proposed if kind != "policy_version" else
+        {"version": change.proposed.get("version")},
+        "before": change.before,
+    })
+    return change
+
+
+# --- organisations --------------------------------------------------------------------------
+
+def _organization_values(org: Organization) -> dict:
+    return {"name": org.name, "covered_lab": org.covered_lab, "aliases": list(org.aliases or []),
+            "parent_id": org.parent_id}
+
+
+def propose_organization_change(session: Session, org_id: int, data: OrganizationCreate,
+                                actor: Actor, policy: Policy) -> Proposed:
+    """Edit an organisation: what tightens applies now, what weakens waits."""
+    with ledger_batch(session):
+        org, _family = parties.check_organization_update(session, org_id, data)
+        covered = CoveredOrganizations(session)
+        split = split_organization(_organization_values(org), data.model_dump(),
+                                   covered=covered.covered(org.id),
+                                   covered_parent=covered.covered)
+        org, rescreened = parties.update_organization(
+            session, org_id, OrganizationCreate(**split.now), actor, policy)
+        change = _open(session, "organization", org_id, split, actor) if split.pending else None
+    return Proposed(org, rescreened, change)
+
+
+def _apply_organization(session: Session, change: PendingChange, actor: Actor,
+                        policy: Policy) -> list[Decision]:
+    org = session.get(Organization, change.target_id)
+    if org is None:
+        raise NotAllowed(f"organisation {change.target_id} no longer exists")
+    values = _organization_values(org)
+    _refuse_if_moved(change, values)
+    values.update(change.proposed)
+    _org, rescreened = parties.update_organization(
+        session, org.id, OrganizationCreate(**values), actor, policy)
+    return rescreened
+
+
+# --- affiliations ---------------------------------------------------------------------------
+
+def _affiliation_values(aff: Affiliation) -> dict:
+    return {k: getattr(aff, k) for k in AFFILIATION_FIELDS}
+
+
+def propose_affiliation_change(session: Session, affiliation_id: int, data: AffiliationCreate,
+                               actor: Actor, policy: Policy) -> Proposed:
+    with ledger_batch(session):
+        aff = session.get(Affiliation, affiliation_id)
+        if aff is None:
+            raise NotFound("affiliation", affiliation_id)
+        if session.get(Organization, data.organization_id) is None:
+            raise ValidationFailed({"organization_id": ["no such organisation"]})
+        split = split_affiliation(
+            _affiliation_values(aff), data.model_dump(),
+            covered_before=CoveredOrganizations(session).covered(aff.organization_id))
+        aff, rescreened = parties.update_affiliation(
+            session, affiliation_id, AffiliationCreate(**split.now), actor, policy)
+        change = (_open(session, "affiliation", affiliation_id, split, actor)
+                  if split.pending else None)
+    return Proposed(aff, rescreened, change)
+
+
+def propose_affiliation_removal(session: Session, affiliation_id: int, actor: Actor,
+                                policy: Policy) -> Proposed:
+    """Delete an affiliation: at once at an organisation that is not covered, else it waits."""
+    with ledger_batch(session):
+        aff = session.get(Affiliation, affiliation_id)
+        if aff is None:
+            raise NotFound("affiliation", affiliation_id)
+        if not CoveredOrganizations(session).covered(aff.organization_id):
+            return Proposed(None, parties.remove_affiliation(session, affiliation_id, actor,
+                                                             policy))
+        values = _jsonable(_affiliation_values(aff))
+        change = _open(session, "affiliation_removal", affiliation_id, None, actor,
+                       proposed={}, before=values,
+                       weakens=["affiliation with a covered organisation deleted"])
+    return Proposed(aff, [], change)
+
+
+def _apply_affiliation(session: Session, change: PendingChange, actor: Actor,
+                       policy: Policy) -> list[Decision]:
+    aff = session.get(Affiliation, change.target_id)
+    if aff is None:
+        raise NotAllowed(f"affiliation {change.target_id} no longer exists")
+    values = _jsonable(_affiliation_values(aff))
+    _refuse_if_moved(change, values)
+    if change.kind == "affiliation_removal":
+        return parties.remove_affiliation(session, aff.id, actor, policy)
+    values.update(change.proposed)
+    try:
+        data = AffiliationCreate.model_validate(values)
+    except ValueError as error:
+        raise NotAllowed(f"the change no longer fits the affiliation: {error}") from None
+    _aff, rescreened = parties.update_affiliation(session, aff.id, data, actor, policy)
+    return rescreened
+
+
+def _refuse_if_moved(change: PendingChange, values: dict) -> None:
+    moved = sorted(k for k, v in change.before.items() if _jsonable(values).get(k) != v)
+    if moved:
+        raise NotAllowed(
+            f"change {change.id} was proposed on values that have changed since "
+            f"({', '.join(moved)}): decline it and propose again")
+
+
+# --- policy versions ------------------------------------------------------------------------
+
+def _version_taken(session: Session, version: str, *, except_change: int | None = None) -> bool:
+    if session.execute(select(PolicyVersion.id).where(PolicyVersion.version == version)).first():
+        return True
+    for change_id, proposed in session.execute(
+        select(PendingChange.id, PendingChange.proposed).where(
+            PendingChange.kind == "policy_version", PendingChange.state == "pending")
+    ).all():
+        if change_id != except_change and proposed.get("version") == version:
+            return True
+    return False
+
+
+def propose_policy_version(session: Session, document: dict, actor: Actor,
+                           in_force: Policy) -> PendingChange:
+    """Store an edited policy document as a proposal. Nothing decides by it until approved."""
+    try:
+        policy = policy_from_mapping(document)
+    except PolicyError as error:
+        raise ValidationFailed({"policy": [str(error)]}) from None
+    with ledger_batch(session):
+        if _version_taken(session, policy.version) or policy.version == in_force.version:
+            raise ValidationFailed({"version": ["this version exists; choose a new version name"]})
+        change = _open(session, "policy_version", None, None, actor, proposed=document,
+                       before={"version": in_force.version},
+                       weakens=["a new policy version decides every gift from its approval on"])
+    return change
+
+
+def _apply_policy(session: Session, change: PendingChange, actor: Actor,
+                  policies: policy_store.PolicyCache, today: date) -> None:
+    in_force = policies.current(session)
+    if in_force.version != change.before.get("version"):
+        raise NotAllowed(
+            f"change {change.id} was drafted from policy version {change.before.get('version')}; "
+            f"version {in_force.version} is in force now: decline it and propose again")
+    if _version_taken(session, change.proposed["version"], except_change=change.id):
+        raise NotAllowed(f"policy version {change.proposed['version']} exists already")
+    document = dict(change.proposed)
+    # Never in force before it was approved, whatever the draft said.
+    proposed_from = document.get("effective_from")
+    effective = max(today, date.fromisoformat(str(proposed_from))) if proposed_from else today
+    document["effective_from"] = effective.isoformat()
+    if session.execute(select(PolicyVersion.id).limit(1)).first() is None:
+        # The file policy has been deciding gifts without a stored copy: store it first, so
+        # every version a decision names can be read back.
+        policy_store.register_file_policy(session, policies, actor)
+    policy_store.save_policy_version(session, document, actor)
+    change.result_id = session.execute(
+        select(PolicyVersion.id).where(PolicyVersion.version == document["version"])
+    ).scalar_one()
+    change.proposed = document
+
+
+def policy_replay(session: Session, change: PendingChange, in_force: Policy,
+                  today: date) -> whatif.WhatIfResult:
+    """The last REPLAY_DAYS days of the ledger under the proposed version. Reads only."""
+    proposed = policy_from_mapping(change.proposed)
+    return whatif.replay(session, in_force, proposed, today - timedelta(days=REPLAY_DAYS - 1),
+                         today)
+
+
+def proposed_document_text(change: PendingChange) -> str:
+    return tomli_w.dumps(change.proposed)
+
+
+# --- deciding -------------------------------------------------------------------------------
+
+def _pending(session: Session, change_id: int) -> PendingChange:
+    change = session.get(PendingChange, change_id)
+    if change is None:
+        raise NotFound("change", change_id)
+    if change.state != "pending":
+        raise NotAllowed(f"change {change_id} is already {change.state}")
+    return change
+
+
+def approve_change(session: Session, change_id: int, actor: Actor,
+                   policies: policy_store.PolicyCache, today: date,
+                   note: str | None = None) -> Decided:
+    """A second person approves: the change applies through the ledger's own code, in the
+    same transaction as the approval."""
+    with ledger_batch(session):
+        change = _pending(session, change_id)
+        policy = policies.current(session)
+        check_may_approve(session, actor.user_id, change.proposed_by_id, policy,
+                          what=f"change {change_id}")
+        rescreened: list[Decision] = []
+        if change.kind == "organization":
+            rescreened = _apply_organization(session, change, actor, policy)
+        elif change.kind in ("affiliation", "affiliation_removal"):
+            rescreened = _apply_affiliation(session, change, actor, policy)
+        else:
+            _apply_policy(session, change, actor, policies, today)
+        change.state = "approved"
+        change.decided_by_id = actor.user_id
+        change.decided_at = utcnow()
+        change.note = note
+        audit.append(session, actor, "change.approved", "pending_change", change.id, {
+            "kind": change.kind, "target_id": change.target_id,
+            "proposed_by_id": change.proposed_by_id, "note": note,
+            "result_id": change.result_id,
+            "rescreened_gift_ids": [d.gift_id for d in rescreened],
+        })
+    return Decided(change, rescreened)
+
+
+def decline_change(session: Session, change_id: int, actor: Actor,
+                   note: str | None = None) -> PendingChange:
+    """A reviewer or admin declines, or the proposer withdraws. Nothing of it applies."""
+    with ledger_batch(session):
+        change = _pending(session, change_id)
+        withdrawn = actor.user_id is not None and actor.user_id == change.proposed_by_id
+        if not withdrawn and actor.role not in ("reviewer", "admin"):
+            raise NotAllowed("only a reviewer or admin, or the proposer, may decline a change")
+        change.state = "declined"
+        # Kept apart from the proposer (the table's two-person check): a withdrawal has no
+        # second person; the audit entry names who withdrew.
+        change.decided_by_id = None if withdrawn else actor.user_id
+        change.decided_at = utcnow()
+        change.note = note
+        audit.append(session, actor, "change.declined", "pending_change", change.id, {
+            "kind": change.kind, "target_id": change.target_id, "note": note,
+            "withdrawn_by_proposer": withdrawn,
+        })
+    return change
+
+
+def changes_in_state(session: Session, state: str | None = None) -> list[PendingChange]:
+    query = select(PendingChange).order_by(PendingChange.id)
+    if state:
+        query = query.where(PendingChange.state == state)
+    return list(session.execute(query).scalars())
+
+
+def describe(session: Session, change: PendingChange) -> str:
+    """One line for people: what the change does, by name."""
+    if change.kind == "policy_version":
+        return f"New policy version {change.proposed.get('version')}"
+    if change.kind == "organization":
+        org = session.get(Organization, change.target_id)
+        name = org.name if org else f"organisation {change.target_id}"
+        return f"{name}: " + "; ".join(change.weakens)
+    aff = session.get(Affiliation, change.target_id)
+    if aff is None:
+        return f"Affiliation {change.target_id}: " + "; ".join(change.weakens)
+    donor = session.get(Donor, aff.donor_id)
+    org = session.get(Organization, aff.organization_id)
+    return (f"{donor.name if donor else 'donor'} at {org.name if org else 'organisation'}: "
+            + "; ".join(change.weakens))
