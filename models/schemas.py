@@ -65,6 +65,15 @@ class OrganizationCreate(Input):
     parent_id: int | None = None
 
 
+class OrganizationPatch(Input):
+    """PATCH /organizations/<id>: only the fields sent change (parent_id null removes it)."""
+
+    name: Name | None = None
+    covered_lab: bool | None = None
+    aliases: list[Annotated[str, Field(min_length=1, max_length=200)]] | None = None
+    parent_id: int | None = None
+
+
 class DonorCreate(Input):
     type: Literal["person", "organization"]
     name: Name

@@ -184,6 +184,12 @@ class Api:
     def put(self, path, json=None, **kw):
         return self.client.put(f"/api/v1{path}", json=json, headers=self.headers, **kw)
 
+    def patch(self, path, json=None, **kw):
+        return self.client.patch(f"/api/v1{path}", json=json, headers=self.headers, **kw)
+
+    def delete(self, path, **kw):
+        return self.client.delete(f"/api/v1{path}", headers=self.headers, **kw)
+
 
 @pytest.fixture
 def api_as(app, client):

@@ -10,13 +10,14 @@ from models.schemas import (
     GiftCreate,
     InKindCreate,
     OrganizationCreate,
+    OrganizationPatch,
     PledgeCreate,
     RefundCreate,
     ReviewCreate,
 )
 
 INPUTS = [AffiliationCreate, DonorCreate, GiftCreate, InKindCreate, OrganizationCreate,
-          PledgeCreate, RefundCreate, ReviewCreate]
+          OrganizationPatch, PledgeCreate, RefundCreate, ReviewCreate]
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
@@ -72,7 +73,24 @@ OPERATIONS = [
      None, 200, [], [("from", {"type": "string", "format": "date"}),
                      ("to", {"type": "string", "format": "date"})]),
     ("get", "/audit/verify", "Verify the audit hash chain", "read", None, 200, [], []),
+    # The two-person rule for changes that weaken enforcement (202 when a part waits).
+    ("patch", "/organizations/{id}", "Change an organisation (weakening parts wait for approval)",
+     "organizations.write", OrganizationPatch, 200, [ID], []),
+    ("delete", "/affiliations/{id}", "Delete an affiliation (at a covered organisation: waits)",
+     "affiliations.write", None, 200, [ID], []),
+    ("get", "/changes", "List changes waiting for (or decided by) a second person", "read", None,
+     200, [], [("status", {"type": "string", "enum": ["pending", "approved", "declined"]})]),
+    ("get", "/changes/{id}", "Get a change (a policy version's with its 365-day replay)", "read",
+     None, 200, [ID], []),
+    ("post", "/changes/{id}/approve", "Approve a change (a second reviewer or admin)", "review",
+     None, 200, [ID], []),
+    ("post", "/changes/{id}/decline", "Decline a change, or withdraw one's own",
+     "changes.decline", None, 200, [ID], []),
 ]
+
+#: Operations that answer 202 when part of the request waits for a second person.
+PENDING_APPROVAL = [("put", "/affiliations/{id}"), ("patch", "/organizations/{id}"),
+                    ("delete", "/affiliations/{id}")]
 
 
 def _operation(method, summary, permission, model, status, path_params, query_params):
@@ -144,6 +162,14 @@ def openapi_document() -> dict:
         param["required"] = True  # the period has no default
     paths["/overrides/{id}/approve"]["post"]["requestBody"] = note_body
     paths["/overrides/{id}/decline"]["post"]["requestBody"] = note_body
+    paths["/changes/{id}/approve"]["post"]["requestBody"] = note_body
+    paths["/changes/{id}/decline"]["post"]["requestBody"] = note_body
+    for method, path in PENDING_APPROVAL:
+        paths[path][method]["responses"]["202"] = {
+            "description": "A part of the change weakens enforcement: it waits for a second "
+                           "person ({\"change_id\": N, \"status\": \"pending_approval\"})",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
     paths["/gifts/{id}/review"]["post"]["responses"]["202"] = {
         "description": "The policy rejects the gift: an override request now waits for a "
                        "second reviewer",

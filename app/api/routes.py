@@ -149,14 +149,8 @@ def add_affiliation(donor_id: int):
                      "rescreened_gift_ids": [d.gift_id for d in rescreened]})
 
 
-@bp.put("/affiliations/<int:affiliation_id>")
-@require("affiliations.write")
-def update_affiliation(affiliation_id: int):
-    data = parse_body(AffiliationCreate)
-    aff, rescreened = parties.update_affiliation(get_session(), affiliation_id, data, g.actor,
-                                                 _policy())
-    return jsonify({**out.affiliation_public(aff),
-                    "rescreened_gift_ids": [d.gift_id for d in rescreened]})
+# PUT /affiliations/<id>, PATCH /organizations/<id>, DELETE /affiliations/<id> and the
+# pending changes: app/api/change_routes.py (the two-person rule for weakening changes).
 
 
 # --- gifts ------------------------------------------------------------------------------------

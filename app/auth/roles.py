@@ -13,6 +13,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "affiliations.write": frozenset({"fundraiser", "reviewer", "admin"}),
     "in_kind.write": frozenset({"fundraiser", "reviewer", "admin"}),
     "review": frozenset({"reviewer", "admin"}),
+    #: Declining a pending change: a reviewer or admin, or its proposer withdrawing it
+    #: (app.ledger.changes.decline_change checks which).
+    "changes.decline": frozenset({"fundraiser", "reviewer", "admin"}),
     "refunds": frozenset({"finance", "admin"}),
     #: Recording that a printed acknowledgement was posted: finance sends the post.
     "acknowledgements.post": frozenset({"fundraiser", "finance", "admin"}),

@@ -1,0 +1,122 @@
+"""JSON API for changes that weaken enforcement: editing organisations and affiliations under
+the two-person rule, and the pending changes a second person approves or declines.
+
+A request whose every part tightens (or changes nothing the rules read) answers as before;
+one with a weakening part applies the rest at once and answers 202 with the change that
+now waits: {"change_id": N, "status": "pending_approval", ...}.
+"""
+
+from __future__ import annotations
+
+from flask import g, jsonify
+from pydantic import ValidationError
+
+from app.api import serialize as out
+from app.api.access import ApiError, optional_note, parse_body, query_choice, require
+from app.api.routes import _get, _policy, bp
+from app.auth.roles import READ
+from app.db import get_session
+from app.extensions import state
+from app.ledger import changes
+from app.presenters.changes import change_public, replay_public
+from models import Affiliation, Organization, PendingChange
+from models.changes import CHANGE_STATES
+from models.schemas import AffiliationCreate, OrganizationCreate, OrganizationPatch, field_errors
+
+
+def _rescreened(decisions) -> list[int]:
+    return [d.gift_id for d in decisions]
+
+
+def _answer(proposed: changes.Proposed, body: dict, status: int = 200):
+    """200 with the record, or 202 naming the change that waits (with the record as it now
+    is, after any part that applied at once)."""
+    body = {**body, "rescreened_gift_ids": _rescreened(proposed.rescreened)}
+    if proposed.change is None:
+        return jsonify(body), status
+    return jsonify({"change_id": proposed.change.id, "status": "pending_approval",
+                    "weakens": list(proposed.change.weakens), **body}), 202
+
+
+@bp.patch("/organizations/<int:org_id>")
+@require("organizations.write")
+def patch_organization(org_id: int):
+    org = _get(Organization, org_id, "organization")
+    patch = parse_body(OrganizationPatch)
+    values = {"name": org.name, "covered_lab": org.covered_lab, "aliases": list(org.aliases or []),
+              "parent_id": org.parent_id, **patch.model_dump(exclude_unset=True)}
+    try:
+        data = OrganizationCreate.model_validate(values)
+    except ValidationError as error:
+        raise ApiError(422, "invalid input", field_errors(error)) from None
+    proposed = changes.propose_organization_change(get_session(), org_id, data, g.actor,
+                                                   _policy())
+    return _answer(proposed, out.organization_public(proposed.record))
+
+
+@bp.put("/affiliations/<int:affiliation_id>")
+@require("affiliations.write")
+def update_affiliation(affiliation_id: int):
+    """The whole affiliation, as before; a weakening part waits for a second person."""
+    data = parse_body(AffiliationCreate)
+    proposed = changes.propose_affiliation_change(get_session(), affiliation_id, data, g.actor,
+                                                  _policy())
+    return _answer(proposed, out.affiliation_public(proposed.record))
+
+
+@bp.delete("/affiliations/<int:affiliation_id>")
+@require("affiliations.write")
+def delete_affiliation(affiliation_id: int):
+    _get(Affiliation, affiliation_id, "affiliation")
+    proposed = changes.propose_affiliation_removal(get_session(), affiliation_id, g.actor,
+                                                   _policy())
+    return _answer(proposed, {"id": affiliation_id, "removed": proposed.change is None})
+
+
+@bp.get("/changes")
+@require(READ)
+def list_changes():
+    wanted = query_choice("status", CHANGE_STATES)
+    session = get_session()
+    return jsonify({"items": [change_public(session, c)
+                              for c in changes.changes_in_state(session, wanted)]})
+
+
+@bp.get("/changes/<int:change_id>")
+@require(READ)
+def get_change(change_id: int):
+    session = get_session()
+    change = _get(PendingChange, change_id, "change")
+    body = change_public(session, change)
+    if change.kind == "policy_version" and change.state == "pending":
+        st = state()
+        result = changes.policy_replay(session, change, _policy(), st.today())
+        body["replay"] = replay_public(result, st.reporting_currency)
+    return jsonify(body)
+
+
+@bp.post("/changes/<int:change_id>/approve")
+@require("review")
+def approve_change(change_id: int):
+    _get(PendingChange, change_id, "change")
+    note = _note()
+    st = state()
+    decided = changes.approve_change(get_session(), change_id, g.actor, st.policies, st.today(),
+                                     note=note)
+    return jsonify({**change_public(get_session(), decided.change),
+                    "rescreened_gift_ids": _rescreened(decided.rescreened)})
+
+
+@bp.post("/changes/<int:change_id>/decline")
+@require("changes.decline")
+def decline_change(change_id: int):
+    _get(PendingChange, change_id, "change")
+    change = changes.decline_change(get_session(), change_id, g.actor, note=_note())
+    return jsonify(change_public(get_session(), change))
+
+
+def _note() -> str | None:
+    note = (optional_note() or "").strip() or None
+    if note is not None and len(note) > 2000:
+        raise ApiError(422, "invalid input", {"note": ["at most 2000 characters"]})
+    return note
