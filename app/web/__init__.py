@@ -33,6 +33,7 @@ def register_web(app: Flask) -> None:
         admin,
         audit,
         auth,
+        changes,
         compliance,
         disclosures,
         donate,
@@ -65,6 +66,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(exports.bp)
     app.register_blueprint(gifts.bp)
     app.register_blueprint(review.bp)
+    app.register_blueprint(changes.bp)
     app.register_blueprint(donors.bp)
     app.register_blueprint(organizations.bp)
     app.register_blueprint(pledges.bp)

@@ -26,12 +26,11 @@ from app.auth.users import (
     unblock_sign_in,
 )
 from app.db import get_session
-from app.db.locking import ledger_batch
 from app.errors import NotAllowed, NotFound, ValidationFailed
 from app.extensions import state
 from app.http_errors import answer_for
+from app.ledger import changes
 from app.ledger.approvers import REVIEWING_ROLES
-from app.ledger.policy_store import register_file_policy, save_policy_version
 from app.mail import MailError, build_message, mail_settings, send
 from app.web.access import get_or_404, role_required
 from models import ROLES, ApiToken, PolicyVersion, User, utcnow
@@ -356,6 +355,8 @@ def _policy_page(form: PolicyForm, status: int = 200):
     versions = _versions()
     return render_template("admin/policy.html", form=form, policy=st.policy_for(session),
                            versions=versions, rule_labels=RULE_LABELS,
+                           proposed=[c for c in changes.changes_in_state(session, "pending")
+                                     if c.kind == "policy_version"],
                            outcome_fields=[form[f"outcome_{r}"] for r in RULE_IDS]), status
 
 
@@ -392,12 +393,8 @@ def save_policy():
     document.setdefault("affiliation", {})["cooling_off_days"] = form.cooling_off_days.data
     document["outcomes"] = {rule: form[f"outcome_{rule}"].data for rule in RULE_IDS}
     try:
-        with ledger_batch(session):
-            if session.execute(select(func.count(PolicyVersion.id))).scalar_one() == 0:
-                # The file policy has been deciding gifts without a stored copy; store it
-                # first so every version a decision names can be read back.
-                register_file_policy(session, st.policies, g.actor)
-            saved = save_policy_version(session, document, g.actor)
+        change = changes.propose_policy_version(session, document, g.actor,
+                                                st.policy_for(session))
     except ValidationFailed as error:
         for field_name, messages in error.errors.items():
             target = form.version if field_name == "version" else None
@@ -406,9 +403,11 @@ def save_policy():
             else:
                 flash("; ".join(messages), "error")
         return _policy_page(form, 400)
-    flash(f"Policy version {saved.version} is now in force. Decisions already made keep "
-          "the version that made them.", "success")
-    return redirect(url_for("admin.policy"), 303)
+    # A new version waits for a second person; the change page replays the last year under it.
+    flash(f"Policy version {document['version']} is proposed as change #{change.id}. It decides "
+          "nothing until a second person (a reviewer or admin) approves it; it takes effect on "
+          "the day of approval.", "warning")
+    return redirect(url_for("changes.detail", change_id=change.id), 303)
 
 
 @bp.get("/policy/versions/<int:version_id>")

@@ -20,11 +20,12 @@ from app.auth.roles import READ
 from app.db import get_session
 from app.errors import NotFound
 from app.extensions import state
-from app.ledger import parties
+from app.ledger import changes, parties
 from app.ledger.facts import CoveredOrganizations
 from app.ledger.pledges import pledge_schedules
 from app.ledger.search import OrganizationNames, donors_matching
 from app.web.access import get_or_404, role_required
+from app.web.changes import pending_message
 from app.web.formtools import INVALID, attempt, blank_to_none, page_of
 from app.web.organizations import coverage_label, organization_choices
 from app.web.pledges import schedule_totals
@@ -325,16 +326,42 @@ def edit_affiliation(donor_id: int, affiliation_id: int):
     if form.validate_on_submit():
         policy = state().policy_for(session)
         try:
-            ok, result = attempt(form, lambda: parties.update_affiliation(
+            ok, result = attempt(form, lambda: changes.propose_affiliation_change(
                 session, affiliation_id, _affiliation_input(form), g.actor, policy))
         except NotFound:
             abort(404)
         if ok:
-            _, rescreened = result
+            rescreened = result.rescreened
             flash(f"Affiliation saved. {_rescreen_message(len(rescreened))}",
                   "warning" if rescreened else "success")
+            if result.change is not None:
+                flash(pending_message(result.change), "warning")
             return redirect(url_for("donors.detail", donor_id=donor_id))
     status = INVALID if request.method == "POST" else 200
     return render_template("donors/affiliation_form.html", form=form, donor=donor,
-                           affiliation=affiliation), status
+                           affiliation=affiliation, remove_form=RemoveForm()), status
+
+
+class RemoveForm(FlaskForm):
+    """The remove button: carries only the CSRF token."""
+
+
+@bp.post("/<int:donor_id>/affiliations/<int:affiliation_id>/remove")
+@role_required("affiliations.write")
+def remove_affiliation(donor_id: int, affiliation_id: int):
+    """Delete an affiliation recorded in error: at once at an organisation that is not
+    covered; at a covered one it waits for a second person (app.ledger.changes)."""
+    session = get_session()
+    _affiliation_of(donor_id, affiliation_id)
+    if not RemoveForm().validate_on_submit():
+        flash("The form expired; try again.", "error")
+        return redirect(url_for("donors.edit_affiliation", donor_id=donor_id,
+                                affiliation_id=affiliation_id), 303)
+    result = changes.propose_affiliation_removal(session, affiliation_id, g.actor,
+                                                 state().policy_for(session))
+    if result.change is not None:
+        flash(pending_message(result.change), "warning")
+    else:
+        flash(f"Affiliation removed. {_rescreen_message(len(result.rescreened))}", "success")
+    return redirect(url_for("donors.detail", donor_id=donor_id), 303)
 

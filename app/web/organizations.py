@@ -2,7 +2,9 @@
 
 Editing whether an organisation is covered (its covered_lab flag, or its parent) changes
 policy facts. app.ledger.parties.update_organization re-screens the past gifts that
-rested on the old answer and holds them for a reviewer; this page says how many.
+rested on the old answer and holds them for a reviewer; this page says how many. Edits go
+through app.ledger.changes: a part that weakens enforcement (uncovering, detaching from a
+covered parent, dropping a covered organisation's name) waits for a second person.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from app.auth.roles import READ
 from app.db import get_session
 from app.errors import NotFound
 from app.extensions import state
-from app.ledger import parties
+from app.ledger import changes, parties
 from app.ledger.facts import CoveredOrganizations
 from app.ledger.search import OrganizationNames
 from app.web.access import get_or_404, role_required
+from app.web.changes import pending_message
 from app.web.formtools import INVALID, attempt, page_of
 from models import Affiliation, Donor, InKindArrangement, Organization
 from models.schemas import OrganizationCreate
@@ -176,17 +179,19 @@ def edit(org_id: int):
     if form.validate_on_submit():
         policy = state().policy_for(session)
         try:
-            ok, result = attempt(form, lambda: parties.update_organization(
+            ok, result = attempt(form, lambda: changes.propose_organization_change(
                 session, org_id, form.to_input(), g.actor, policy))
         except NotFound:
             abort(404)
         if ok:
-            _, rescreened = result
+            rescreened = result.rescreened
             if rescreened:
                 flash(f"Organisation saved. Its covered-lab status changed: {len(rescreened)} "
                       "past gift(s) were re-screened and put on hold for a reviewer.", "warning")
-            else:
+            elif result.change is None:
                 flash("Organisation saved. No past gifts needed re-screening.", "success")
+            if result.change is not None:
+                flash(pending_message(result.change), "warning")
             return redirect(url_for("organizations.detail", org_id=org_id))
     status = INVALID if request.method == "POST" else 200
     return render_template("organizations/form.html", form=form, org=org), status

@@ -19,6 +19,7 @@ from app.extensions import state
 from app.ledger import declarations, pledges, reviews
 from app.ledger.review_effect import AcceptanceEffect, acceptance_effect
 from app.web.access import get_or_404, role_required
+from app.web.changes import pending_for_queue
 from app.web.decisions import OUTCOME_WORDS, DecisionView, decision_view, user_emails
 from app.web.review_forms import (
     PUBLIC_NOTE_HELP,
@@ -109,6 +110,7 @@ def _queue_items(session) -> tuple[list[HeldItem], list[PendingItem]]:
 def _render_queue(status: int = 200):
     held, pending = _queue_items(get_session())
     return render_template("review/queue.html", held=held, pending=pending,
+                           pending_changes=pending_for_queue(get_session()),
                            overpaid=pledges.overpaid_pledges(get_session()),
                            override_form=OverrideDecisionForm(formdata=None),
                            public_note_help=PUBLIC_NOTE_HELP), status
