@@ -123,7 +123,7 @@ def test_rejected_gifts_are_not_rescreened(api, w):
     assert _decisions(api, rejected["id"]) == [("screening", "reject")]
 
 
-def test_changing_an_affiliation_rescreens_both_its_old_and_new_dates(api, w):
+def test_changing_an_affiliation_rescreens_both_its_old_and_new_dates(api, api_as, w):
     gift(api, w.donor["id"], "10000.00", "2021-01-01")
     gift(api, w.donor["id"], "10000.00", "2024-01-01")
     ada = person(api, "Ada")
@@ -133,13 +133,22 @@ def test_changing_an_affiliation_rescreens_both_its_old_and_new_dates(api, w):
     in_new = gift(api, ada["id"], "100.00", "2024-06-01")
     assert in_old["lab_employee_amount"] == "100.00" and in_new["lab_employee_amount"] == "0.00"
     response = api.put(f"/affiliations/{aff['id']}", _aff(w.lab["id"], "2024-01-01"))
-    assert response.status_code == 200
-    changed = response.get_json()
+    # Reopening it applies at once (it re-screens the new dates); the later start weakens
+    # and waits for a second person, whose approval re-screens the old dates.
+    assert response.status_code == 202
+    opened = response.get_json()
+    assert (opened["id"], opened["start_date"], opened["end_date"]) == (aff["id"], "2020-01-01", None)
+    assert opened["rescreened_gift_ids"] == [in_old["id"], between["id"], in_new["id"]]
+    approved = ok(api_as("reviewer").post(f"/changes/{opened['change_id']}/approve"), 200)
+    changed = api.get(f"/donors/{ada['id']}").get_json()["affiliations"][0]
     assert (changed["id"], changed["start_date"], changed["end_date"]) == (aff["id"], "2024-01-01", None)
-    assert changed["rescreened_gift_ids"] == [in_old["id"], in_new["id"]]
-    assert _decisions(api, in_old["id"]) == [("screening", "accept"), ("rescreen", "hold")]
-    assert _decisions(api, in_new["id"]) == [("screening", "accept"), ("rescreen", "hold")]
-    assert _decisions(api, between["id"]) == [("screening", "accept")]
+    assert approved["rescreened_gift_ids"] == [in_old["id"], between["id"], in_new["id"]]
+    assert _decisions(api, in_old["id"]) == [("screening", "accept"), ("rescreen", "hold"),
+                                            ("rescreen", "hold")]
+    assert _decisions(api, in_new["id"]) == [("screening", "accept"), ("rescreen", "hold"),
+                                            ("rescreen", "hold")]
+    assert _decisions(api, between["id"]) == [("screening", "accept"), ("rescreen", "hold"),
+                                             ("rescreen", "hold")]
     # Re-screened with the new facts: the old gift is no longer lab money, the new one is.
     def lab_part(made):
         return api.get(f"/gifts/{made['id']}").get_json()["decision"]["figures"]["gift_lab_employee"]
@@ -160,12 +169,15 @@ def test_unchanged_affiliation_put_rescreens_nothing(api, db, w):
     assert api.get(f"/gifts/{made['id']}").get_json()["status"] == "accepted"
 
 
-def test_moving_an_affiliation_to_an_uncovered_organisation_rescreens_its_old_range(api, w):
+def test_moving_an_affiliation_to_an_uncovered_organisation_rescreens_its_old_range(api, api_as,
+                                                                                   w):
     gift(api, w.donor["id"], "10000.00", "2024-01-01")
     ada = person(api, "Ada")
     aff = affiliate(api, ada["id"], w.lab["id"], start="2020-01-01")
     made = gift(api, ada["id"], "100.00", "2024-06-01")
-    changed = api.put(f"/affiliations/{aff['id']}", _aff(w.other_org["id"], "2020-01-01")).get_json()
+    waiting = ok(api.put(f"/affiliations/{aff['id']}", _aff(w.other_org["id"], "2020-01-01")), 202)
+    assert waiting["rescreened_gift_ids"] == []  # moving it away weakens: a second person first
+    changed = ok(api_as("reviewer").post(f"/changes/{waiting['change_id']}/approve"), 200)
     assert changed["rescreened_gift_ids"] == [made["id"]]
 
 

@@ -258,6 +258,16 @@ def _policy_form(**changes) -> dict:
     return data
 
 
+def _approve_pending_version(web_as) -> None:
+    """A second person (a reviewer) approves the proposed version in the review queue."""
+    reviewer = web_as("reviewer")
+    queue = reviewer.get("/staff/review/").get_data(as_text=True)
+    change_id = re.search(r"Approve change #(\d+)", queue).group(1)
+    response = submit(reviewer, "/staff/review/", {},
+                      action=f"/staff/changes/{change_id}/approve")
+    assert response.status_code == 303, response.get_data(as_text=True)
+
+
 def _decision(db, gift_id: int) -> Decision:
     return db.execute(select(Decision).where(Decision.gift_id == gift_id)).scalars().one()
 
@@ -278,6 +288,7 @@ def test_new_policy_version_decides_new_gifts_and_old_decisions_keep_theirs(api,
     response = submit(admin, "/staff/admin/policy", _policy_form(version="2026.2-strict", cap="40",
                                                                  warning="35"))
     assert response.status_code == 303
+    _approve_pending_version(web_as)
     versions = db.execute(select(PolicyVersion).order_by(PolicyVersion.id)).scalars().all()
     assert [(v.version, v.source) for v in versions] == [("2026.2", "file"),
                                                          ("2026.2-strict", "admin")]
@@ -310,6 +321,7 @@ def test_policy_outcome_change_applies(api, web_as):
     world = World(api)
     assert submit(admin, "/staff/admin/policy",
                   _policy_form(version="2026.3", outcome_lab_corporate_money="reject")).status_code == 303
+    _approve_pending_version(web_as)
     corporate = gift(api, world.lab_donor["id"], "1000.00", date(2025, 2, 1))
     assert corporate["status"] == "rejected"
     assert corporate["decision"]["policy_version"] == "2026.3"
@@ -335,6 +347,7 @@ def test_policy_form_refuses_bad_settings(web_as, db, changes, message):
 def test_a_version_name_is_never_reused(web_as, db):
     admin = web_as("admin")
     assert submit(admin, "/staff/admin/policy", _policy_form(version="v2")).status_code == 303
+    _approve_pending_version(web_as)
     again = submit(admin, "/staff/admin/policy", _policy_form(version="v2", cap="45"))
     assert again.status_code == 400
     assert "this version exists" in again.get_data(as_text=True)

@@ -192,11 +192,28 @@ def test_renaming_rescreens_nothing(api, web_as, db):
     b.affiliate(api, person["id"], lab["id"], start="2015-01-01")
     fundraiser = web_as("fundraiser")
     response = submit(fundraiser, f"/staff/organizations/{lab['id']}/edit", {
-        "name": "Frontier Lab Ltd", "covered_lab": "y", "aliases": "FL", "parent_id": ""})
+        "name": "Frontier Lab Ltd", "covered_lab": "y", "aliases": "FL, Frontier Lab",
+        "parent_id": ""})
     assert response.status_code == 302
     assert "No past gifts needed re-screening." in text(fundraiser.get(response.headers["Location"]))
     (entry,) = audit(db, "organization.changed")
-    assert entry.data["coverage_changed"] == [] and entry.data["after"]["aliases"] == ["FL"]
+    assert entry.data["coverage_changed"] == []
+    assert entry.data["after"]["aliases"] == ["FL", "Frontier Lab"]
+
+
+def test_unticking_a_lab_or_dropping_its_name_waits_for_a_second_person(api, web_as, db):
+    lab = _org(api, "Frontier Lab", True)
+    fundraiser = web_as("fundraiser")
+    response = submit(fundraiser, f"/staff/organizations/{lab['id']}/edit", {
+        "name": "Frontier Lab Ltd", "covered_lab": "", "aliases": "", "parent_id": ""})
+    assert response.status_code == 302
+    page = text(fundraiser.get(response.headers["Location"]))
+    assert "waits for a second person" in page
+    assert "covered_lab true to false" in page and "frontier lab" in page
+    org = db.get(Organization, lab["id"])
+    assert (org.name, org.covered_lab) == ("Frontier Lab", True)
+    queue = text(web_as("reviewer").get("/staff/review/"))
+    assert "Changes pending second approval" in queue and "Approve change #1" in queue
 
 
 def test_an_organisation_cannot_sit_under_its_own_affiliate(api, web_as, db):
