@@ -1,7 +1,7 @@
 """Organisation screens: the register of labs, their affiliates, and who is linked to them.
 
 Editing whether an organisation is covered (its covered_lab flag, or its parent) changes
-policy facts. app.ledger.parties.update_organization re-screens the past gifts that
+policy facts. Applying such a change (app.ledger.parties) re-screens the past gifts that
 rested on the old answer and holds them for a reviewer; this page says how many. Edits go
 through app.ledger.changes: a part that weakens enforcement (uncovering, detaching from a
 covered parent, dropping a covered organisation's name) waits for a second person.

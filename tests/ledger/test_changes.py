@@ -9,6 +9,7 @@ Then issue 11's "What was seen" item 3, reproduced.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from datetime import UTC, date, datetime, timedelta
 
@@ -467,3 +468,60 @@ def test_a_pending_version_name_is_reserved(web_as):
     again = submit(admin, "/staff/admin/policy", {**ALL_ACCEPT, "cap": "45"})
     assert again.status_code == 400
     assert "this version exists" in again.get_data(as_text=True)
+
+
+# --- the staff forms -------------------------------------------------------------------------
+
+def test_staff_affiliation_edit_and_removal_wait_and_a_reviewer_approves_in_the_queue(
+        api, web_as, db, cast):
+    fundraiser = web_as("fundraiser")
+    vp_id, morgan_id = cast["vp"]["id"], cast["morgan"]["id"]
+    page = f"/staff/donors/{morgan_id}/affiliations/{vp_id}/edit"
+    response = submit(fundraiser, page, {"senior_decision_maker": ""})
+    assert response.status_code == 302
+    assert "waits for a second person" in fundraiser.get(response.headers["Location"]).get_data(
+        as_text=True)
+    assert _aff(db, vp_id).senior_decision_maker is True
+
+    plain_aff = affiliate(api, morgan_id, cast["plain"]["id"])
+    removed = submit(fundraiser, f"/staff/donors/{morgan_id}/affiliations/{plain_aff['id']}/edit",
+                     {}, action=f"/staff/donors/{morgan_id}/affiliations/{plain_aff['id']}/remove")
+    assert removed.status_code == 303
+    assert _aff(db, plain_aff["id"]) is None  # not covered: removed at once
+    waiting = submit(fundraiser, page, {}, action=f"/staff/donors/{morgan_id}/affiliations/"
+                                                  f"{vp_id}/remove")
+    assert waiting.status_code == 303
+    assert _aff(db, vp_id) is not None
+
+    reviewer = web_as("reviewer")
+    queue = reviewer.get("/staff/review/").get_data(as_text=True)
+    assert "Changes pending second approval" in queue
+    assert "Morgan Chen at Halcyon Labs: senior decision-maker flag cleared" in queue
+    assert "Morgan Chen at Halcyon Labs: affiliation with a covered organisation deleted" in queue
+    db.rollback()
+    first, second = db.execute(select(PendingChange.id).order_by(PendingChange.id)).scalars()
+    approved = submit(reviewer, "/staff/review/", {}, action=f"/staff/changes/{first}/approve")
+    assert approved.status_code == 303
+    assert _aff(db, vp_id).senior_decision_maker is False
+    declined = submit(reviewer, "/staff/review/", {"note": "keep the record"},
+                      action=f"/staff/changes/{second}/decline")
+    assert declined.status_code == 303
+    assert _aff(db, vp_id) is not None
+    assert "Approve change" not in reviewer.get("/staff/review/").get_data(as_text=True)
+
+
+def test_entry_points_never_apply_a_change_directly():
+    """Pages, the API, the CLI and the import reach the applying functions only through
+    app.ledger.changes, which decides what waits for a second person."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "app"
+    callers = [*root.glob("web/*.py"), *root.glob("api/*.py"), *root.glob("payments/*.py"),
+               root / "cli.py", root / "ledger" / "csv_import.py", root / "ledger" /
+               "declarations.py"]
+    direct = re.compile(r"parties\.(update_organization|update_affiliation|remove_affiliation)\b"
+                        r"|\bsave_policy_version\b"
+                        r"|from app\.ledger\.parties import[^\n]*(update_organization|"
+                        r"update_affiliation|remove_affiliation)")
+    found = [(p.name, m.group(0)) for p in callers for m in direct.finditer(p.read_text())]
+    assert found == []
