@@ -525,3 +525,19 @@ def test_entry_points_never_apply_a_change_directly():
                         r"update_affiliation|remove_affiliation)")
     found = [(p.name, m.group(0)) for p in callers for m in direct.finditer(p.read_text())]
     assert found == []
+
+
+def test_a_reviewer_account_made_today_cannot_be_the_second_person(app, client, api_as, db, cast):
+    from app.auth.users import create_token, create_user
+    from models.schemas import UserCreate
+    from tests.conftest import TEST_ACTOR, Api
+
+    with app.extensions["armslength"].sessions() as session:
+        fresh = create_user(session, UserCreate(email="fresh@example.org", role="reviewer",
+                                                password="long enough password"), TEST_ACTOR)
+        fresh_api = Api(client, create_token(session, "fresh@example.org", TEST_ACTOR), fresh.id)
+    change_id = ok(api_as("fundraiser").patch(f"/organizations/{cast['lab']['id']}",
+                                              {"covered_lab": False}), 202)["change_id"]
+    refused = fresh_api.post(f"/changes/{change_id}/approve")
+    assert refused.status_code == 409 and "less than 7 days" in refused.get_json()["error"]
+    assert _org(db, cast["lab"]["id"]).covered_lab is True
