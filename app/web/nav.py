@@ -16,6 +16,7 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("In-kind", "inkind.index", "read"),
     ("Online", "online.index", "read"),
     ("Review", "review.queue", "review"),
+    ("Changes", "changes.index", "read"),
     ("Compliance", "compliance.dashboard", "read"),
     ("Finance", "finance.index", "read"),
     ("Acknowledgements", "acknowledgements.index", "read"),

@@ -541,3 +541,21 @@ def test_a_reviewer_account_made_today_cannot_be_the_second_person(app, client, 
     refused = fresh_api.post(f"/changes/{change_id}/approve")
     assert refused.status_code == 409 and "less than 7 days" in refused.get_json()["error"]
     assert _org(db, cast["lab"]["id"]).covered_lab is True
+
+
+def test_a_fundraiser_finds_their_change_under_changes_and_withdraws_it(web_as, db, cast):
+    fundraiser = web_as("fundraiser")
+    submit(fundraiser, f"/staff/organizations/{cast['lab']['id']}/edit",
+           {"covered_lab": "", "aliases": "Halcyon"})
+    listing = fundraiser.get("/staff/changes/").get_data(as_text=True)
+    assert "Halcyon Labs: covered_lab true to false" in listing
+    db.rollback()
+    change_id = db.execute(select(PendingChange.id)).scalar_one()
+    page = f"/staff/changes/{change_id}"
+    assert "Approve change" not in fundraiser.get(page).get_data(as_text=True)
+    response = submit(fundraiser, page, {}, action=f"/staff/changes/{change_id}/decline")
+    assert response.status_code == 303
+    db.rollback()
+    change = db.get(PendingChange, change_id)
+    assert (change.state, change.decided_by_id) == ("declined", None)
+    assert _org(db, cast["lab"]["id"]).covered_lab is True
