@@ -380,6 +380,7 @@ def test_unticking_covered_lab_leaves_the_rejected_300k_gift_rejected_until_appr
     assert response.status_code == 302
     page = fundraiser.get(response.headers["Location"]).get_data(as_text=True)
     assert "waits for a second person" in page
+    assert "Waiting for a second person:" in page  # the organisation's page says so
     assert _org(db, world.lab["id"]).covered_lab is True
     assert ok(api.get(f"/gifts/{big['id']}"), 200)["status"] == "rejected"
     preview = ok(api.post("/gifts/preview", {"donor_id": world.employee["id"],
