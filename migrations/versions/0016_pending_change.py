@@ -1,7 +1,7 @@
 """pending_change: changes that weaken enforcement wait for a second person
 
 Revision ID: 0016
-Revises: 0008
+Revises: 0013
 Create Date: 2026-12-04 18:00:00
 
 A new policy version, uncovering a lab, detaching an affiliate, removing a lab's name,
@@ -15,7 +15,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0016"
-down_revision: str | Sequence[str] | None = "0008"
+down_revision: str | Sequence[str] | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
