@@ -29,6 +29,23 @@ def resource_dir(name: str) -> Path:
 csrf = CSRFProtect()
 
 
+def audit_keys_from(app: Flask):
+    """The audit signing key and trusted keys the settings name (app.ledger.signing). An
+    unreadable key stops the app; a production app without one warns, and refuses to
+    publish a disclosure (docs/verify.md)."""
+    from app.config import ConfigError
+    from app.ledger.signing import SigningKeyError, load_keys
+
+    try:
+        keys = load_keys(app.config)
+    except SigningKeyError as error:
+        raise ConfigError(str(error)) from error
+    if keys.signer is None and app.config["ARMSLENGTH_ENV"] == "production":
+        app.logger.warning("no audit signing key (AUDIT_SIGNING_KEY_FILE): audit checkpoints "
+                           "cannot be signed and disclosures cannot be published")
+    return keys
+
+
 def create_app(config: dict | None = None) -> Flask:
     app = Flask(
         __name__,
@@ -57,6 +74,7 @@ def create_app(config: dict | None = None) -> Flask:
         timezone=timezone,
         max_gift_minor=app.config["MAX_GIFT_MINOR"],
     )
+    app.extensions["audit_keys"] = audit_keys_from(app)
     app.teardown_request(close_session)  # each request ends its own session
     app.teardown_appcontext(close_session)
 

@@ -71,6 +71,13 @@ DEFAULTS: dict[str, object] = {
     #: employer identification number (EIN).
     "ORG_ADDRESS": None,
     "ORG_EIN": None,
+    # Signed audit checkpoints (app.ledger.signing, docs/verify.md). The Ed25519 private key:
+    # a PEM file, or the PEM text (or raw key in hex) in the environment; never the database.
+    "AUDIT_SIGNING_KEY_FILE": None,
+    "AUDIT_SIGNING_KEY": None,  # nosec B105  # no default: None means "not set"
+    #: Public keys (hex, comma or space separated) whose checkpoints verify, besides the
+    #: signing key's own: the old keys after a rotation.
+    "AUDIT_TRUSTED_KEYS": None,
 }
 
 BOOLEAN = {"TESTING", "REQUIRE_SECOND_FACTOR", "STRIPE_AUTO_REFUND", "SMTP_USE_TLS"}

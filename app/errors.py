@@ -35,6 +35,11 @@ class NotAllowed(LedgerError):
     """A legal request the ledger refuses in the record's current state."""
 
 
+class SigningUnavailable(NotAllowed):
+    """A signed audit checkpoint is required (publishing in production) and no signing key
+    is configured (AUDIT_SIGNING_KEY_FILE / AUDIT_SIGNING_KEY)."""
+
+
 class LedgerBusy(LedgerError):
     """The database could not take the ledger lock in time; the caller may retry."""
 

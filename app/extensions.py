@@ -37,3 +37,8 @@ class State:
 
 def state() -> State:
     return current_app.extensions["armslength"]
+
+
+def audit_keys():
+    """The audit signing key and trusted public keys (app.ledger.signing.AuditKeys)."""
+    return current_app.extensions["audit_keys"]

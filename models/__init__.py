@@ -3,6 +3,7 @@
 from models.audit import GENESIS_HASH, AuditEntry
 from models.base import metadata, utcnow
 from models.changes import PendingChange
+from models.checkpoints import AuditCheckpoint
 from models.disclosures import Acknowledgement, PublishedDisclosure
 from models.finance import CashSnapshot, FiscalBudget, FundraisingGoal, MonthlySpend
 from models.funding import FundingDay, FundingMixDay, LedgerLock
@@ -42,6 +43,7 @@ __all__ = [
     "ApiToken",
     "LINK_PURPOSES",
     "Attribution",
+    "AuditCheckpoint",
     "AuditEntry",
     "CashSnapshot",
     "Decision",

@@ -41,9 +41,11 @@ from sqlmodel import Session
 
 from app.db import org_today
 from app.db.locking import ledger_write
-from app.ledger import audit
+from app.errors import SigningUnavailable
+from app.ledger import audit, checkpoints
 from app.ledger.audit import Actor, chain_head
 from app.ledger.facts import CoveredOrganizations
+from app.ledger.signing import AuditKeys
 from app.ledger.windows import daily_windows
 from models import (
     Attribution,
@@ -473,11 +475,21 @@ def content_hash(text: str) -> str:
 # --- publishing -------------------------------------------------------------------------------
 
 def publish(session: Session, start: date, end: date, policy: Policy, currency: str,
-            organization_name: str, actor: Actor) -> PublishedDisclosure:
+            organization_name: str, actor: Actor, keys: AuditKeys | None = None,
+            signature_required: bool = False) -> PublishedDisclosure:
     """Freeze the disclosure for a period: its canonical JSON, that JSON's SHA-256 and the
     audit chain head it was computed at. Computed under the ledger lock, so no money moves
-    between the figures and the head; later changes to the ledger never touch it."""
+    between the figures and the head; later changes to the ledger never touch it.
+
+    With a signing key, a signed checkpoint of the chain (ending at this disclosure's
+    `disclosure.published` entry) is written in the same transaction. Without one it is
+    refused when `signature_required` (production), else published unsigned."""
     check_period(start, end)
+    signing = keys is not None and keys.signer is not None
+    if signature_required and not signing:
+        raise SigningUnavailable(
+            "no audit signing key is configured (AUDIT_SIGNING_KEY_FILE or AUDIT_SIGNING_KEY): "
+            "in production a disclosure is published only with a signed checkpoint")
     today = org_today(session)
     if end > today:  # a period still to come would be published as zeros and never corrected
         raise PeriodError(f"the period ends on {end.isoformat()}, after today "
@@ -496,6 +508,8 @@ def publish(session: Session, start: date, end: date, policy: Policy, currency: 
             "period_start": start, "period_end": end, "content_hash": record.content_hash,
             "audit_head": record.audit_head, "policy_version": policy.version,
         })
+        if signing:
+            checkpoints.take(session, keys, record)
     return record
 
 
@@ -504,7 +518,8 @@ def published_content(record: PublishedDisclosure) -> dict:
 
 
 def verify(record: PublishedDisclosure) -> bool:
-    """The stored content still has the hash it was published with."""
+    """The stored content still has the hash it was published with (the row against itself:
+    the public page's "(verified)" is checkpoints.check_disclosure)."""
     return content_hash(record.content) == record.content_hash
 
 
