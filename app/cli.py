@@ -163,17 +163,127 @@ def register_commands(app: Flask) -> None:
 
     @app.cli.command("verify-audit")
     def verify_audit_command():
-        """Verify the audit trail's hash chain end to end."""
-        from app.ledger.audit import verify_chain
+        """Verify the audit trail: its hash chain end to end, the chain against every signed
+        checkpoint, and each published disclosure against its audit entry and checkpoint."""
+        from app.extensions import audit_keys
+        from app.ledger.verification import verify_audit
 
         with _session() as session:
-            report = verify_chain(session)
-        if report.ok:
+            result = verify_audit(session, audit_keys())
+        report, cps = result.chain, result.checkpoints
+        if result.ok:
             click.echo(f"audit chain intact: {report.entries} entries")
-        else:
+            if cps.count:
+                click.echo(f"checkpoints: {cps.count} verified; the newest, #{cps.latest.id}, "
+                           f"covers {cps.latest.length} entries ({cps.entries_after_latest} since)")
+            if result.disclosures:
+                unsigned = sum(1 for d in result.disclosures if d.unsigned)
+                click.echo(f"published disclosures: {len(result.disclosures)} match their audit "
+                           f"entries ({unsigned} without a signed checkpoint)")
+            return
+        if not report.ok:
             click.echo(f"audit chain BROKEN at entry {report.broken_at}: {report.problem} "
                        f"({report.entries} entries verified before it)", err=True)
+        else:
+            click.echo(f"audit trail FAILS verification: its {report.entries} entries link up, "
+                       "but:", err=True)
+        if not cps.ok:
+            click.echo(f"checkpoints FAIL from checkpoint #{cps.broken_at} on "
+                       "(nothing from its entry on can be trusted):", err=True)
+            for f in cps.failures:
+                click.echo(f"  checkpoint #{f.id} (entry {f.length}, signed "
+                           f"{f.signed_at.isoformat(timespec='seconds')}): {f.problem}", err=True)
+        for d in result.disclosure_failures:
+            click.echo(f"  {d.problem}", err=True)
+        sys.exit(1)
+
+    @app.cli.command("audit-checkpoint")
+    @click.option("--json", "as_json", is_flag=True,
+                  help="also print the signed checkpoint as JSON, to keep outside the database")
+    def audit_checkpoint_command(as_json: bool):
+        """Sign the audit chain's length and head (AUDIT_SIGNING_KEY_FILE); run it daily."""
+        from app.db.locking import ledger_write
+        from app.extensions import audit_keys
+        from app.ledger import checkpoints
+        from app.ledger.verification import verify_audit
+
+        keys = audit_keys()
+        if keys.signer is None:
+            _fail(ValueError("no audit signing key is configured: set AUDIT_SIGNING_KEY_FILE "
+                             "(armslength audit-keygen PATH makes one)"))
+        with _session() as session:
+            # Never sign a chain that already fails: that would anchor the tampering.
+            result = verify_audit(session, keys)
+            if not result.ok:
+                _fail(ValueError(f"the audit trail fails verification, nothing was signed: "
+                                 f"{result.problem}"))
+            try:
+                with ledger_write(session):
+                    cp = checkpoints.take(session, keys)
+            except LedgerError as error:
+                _fail(error)
+            click.echo(f"checkpoint #{cp.id}: {cp.length} entries, head {cp.head}, "
+                       f"signed {cp.signed_at.isoformat(timespec='seconds')} by key {cp.key_id}")
+            if as_json:
+                click.echo(json.dumps(checkpoints.checkpoint_json(cp), indent=2))
+
+    @app.cli.command("audit-keygen")
+    @click.argument("path", type=click.Path(dir_okay=False))
+    def audit_keygen_command(path: str):
+        """Write a new Ed25519 audit signing key to PATH (mode 0600, never overwritten)."""
+        from pathlib import Path
+
+        from app.ledger.signing import generate_key_file, key_id
+
+        try:
+            public = generate_key_file(Path(path))
+        except FileExistsError:
+            _fail(ValueError(f"{path} exists; a key file is never overwritten"))
+        except OSError as error:
+            _fail(ValueError(f"{path}: {error.strerror}"))
+        click.echo(f"signing key written to {path} (readable by its owner only)")
+        click.echo(f"key id:     {key_id(public)}")
+        click.echo(f"public key: {public}")
+        click.echo("Set AUDIT_SIGNING_KEY_FILE to its path; publish the public key. After a "
+                   "rotation, list the old public key in AUDIT_TRUSTED_KEYS.")
+
+    @app.cli.command("verify-disclosure")
+    @click.argument("file", type=click.File("rb"))
+    @click.option("--public-key", "public_key_file", type=click.File("r"), default=None,
+                  help="the organisation's public key (64 hex digits or PEM) to trust")
+    def verify_disclosure_command(file, public_key_file):
+        """Check a signed disclosure (/disclosures/{id}.signed.json) offline: its content
+        hash and its checkpoint's signature. Needs no database."""
+        from app.ledger.checkpoints import verify_bundle
+        from app.ledger.signing import SigningKeyError, parse_public_key
+
+        try:
+            bundle = json.loads(file.read())
+            if not isinstance(bundle, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as error:
+            _fail(ValueError(f"{file.name}: not a signed disclosure file ({error})"))
+        trusted = None
+        if public_key_file is not None:
+            try:
+                trusted = parse_public_key(public_key_file.read())
+            except SigningKeyError as error:
+                _fail(ValueError(f"{public_key_file.name}: {error}"))
+        problems = verify_bundle(bundle, trusted)
+        if problems:
+            click.echo(f"disclosure NOT verified ({file.name}):", err=True)
+            for problem in problems:
+                click.echo(f"  {problem}", err=True)
             sys.exit(1)
+        cp = bundle["checkpoint"]
+        click.echo(f"disclosure {bundle.get('disclosure_id')} verified: content SHA-256 "
+                   f"{bundle['content_hash']}, signed in checkpoint #{cp.get('id')} "
+                   f"(audit entry {cp['length']}, head {cp['head']}, signed {cp['signed_at']}) "
+                   f"by key {cp['key_id']}")
+        if trusted is None:
+            click.echo(f"note: checked under the public key inside the file (key id "
+                       f"{cp['key_id']}); compare it with the key the organisation publishes, "
+                       "or pass --public-key")
 
 
 def main() -> None:

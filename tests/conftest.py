@@ -125,14 +125,40 @@ def database_url(request, tmp_path) -> str:
     return url
 
 
+@dataclass
+class AuditKey:
+    """A signing key file made for one test (the audit_key fixture)."""
+
+    path: Path
+    public_key: str
+
+    @property
+    def settings(self) -> dict:
+        return {"AUDIT_SIGNING_KEY_FILE": str(self.path)}
+
+
 @pytest.fixture
-def app(database_url):
-    application = create_app({
+def audit_key(tmp_path) -> AuditKey:
+    """An Ed25519 audit signing key in tmp_path. A test that asks for it gets an `app`
+    configured with it (AUDIT_SIGNING_KEY_FILE); without it the app has no key, as in
+    development."""
+    from app.ledger.signing import generate_key_file
+
+    path = tmp_path / "audit-signing-key.pem"
+    return AuditKey(path, generate_key_file(path))
+
+
+@pytest.fixture
+def app(database_url, request):
+    settings = {
         "DATABASE_URL": database_url,
         "TESTING": True,
         "SECRET_KEY": "test-secret-key-not-for-production",
         "ORG_TIMEZONE": "UTC",
-    })
+    }
+    if "audit_key" in request.fixturenames:
+        settings.update(request.getfixturevalue("audit_key").settings)
+    application = create_app(settings)
     with application.app_context():
         with application.extensions["armslength"].sessions() as session:
             ensure_lock_row(session)

@@ -11,6 +11,7 @@ reviewers are the people who decide held gifts and answer for the figures.
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 from flask import (
@@ -31,10 +32,10 @@ from wtforms import HiddenField
 
 from app.auth.roles import READ
 from app.db import get_session
-from app.errors import LedgerBusy
-from app.extensions import state
+from app.errors import LedgerBusy, SigningUnavailable
+from app.extensions import audit_keys, state
 from app.http_errors import answer_for
-from app.ledger import disclosure
+from app.ledger import checkpoints, disclosure
 from app.web.access import get_or_404, public, role_required
 from app.web.documents import disclosure_markdown, disclosure_pdf, disclosure_sections
 from models import PublishedDisclosure
@@ -91,9 +92,12 @@ def _published(disclosure_id: int) -> tuple[PublishedDisclosure, dict]:
 def view(disclosure_id: int):
     record, content = _published(disclosure_id)
     previous = disclosure.previous_published(get_session(), record)
+    # "(verified)": the content hash equals the one in its disclosure.published audit entry
+    # and the one its checkpoint signed under a trusted key, not just the row's own column.
+    check = checkpoints.check_disclosure(get_session(), record, audit_keys())
     return render_template("disclosures/view.html", record=record, content=content,
                            sections=disclosure_sections(content), labels=SOURCE_LABELS,
-                           verified=disclosure.verify(record), previous=previous)
+                           verified=check.verified, check=check, previous=previous)
 
 
 @bp.get("/<int:disclosure_id>.json")
@@ -103,6 +107,22 @@ def view_json(disclosure_id: int):
     # The stored text itself: its SHA-256 is the published hash.
     return Response(record.content, mimetype="application/json",
                     headers={"X-Content-SHA256": record.content_hash})
+
+
+@bp.get("/<int:disclosure_id>.signed.json")
+@public
+def view_signed_json(disclosure_id: int):
+    """The published JSON with its signed checkpoint, for `armslength verify-disclosure`
+    (docs/verify.md). 404 for a disclosure published without one."""
+    record = get_or_404(PublishedDisclosure, disclosure_id)
+    check = checkpoints.check_disclosure(get_session(), record, audit_keys())
+    if check.checkpoint is None:
+        abort(404, "This disclosure was published without a signed checkpoint.")
+    bundle = checkpoints.signed_bundle(record, check.checkpoint)
+    return Response(json.dumps(bundle, indent=2, ensure_ascii=False) + "\n",
+                    mimetype="application/json",
+                    headers={"Content-Disposition": f'inline; filename="disclosure-'
+                                                    f'{disclosure_id}.signed.json"'})
 
 
 @bp.get("/<int:disclosure_id>.md")
@@ -239,10 +259,16 @@ def publish():
         start, end = date.fromisoformat(form.start.data or ""), date.fromisoformat(form.end.data or "")
         session = get_session()
         st = state()
-        record = disclosure.publish(session, start, end, st.policy_for(session),
-                                    st.reporting_currency, current_app.config["ORG_NAME"], g.actor)
+        record = disclosure.publish(
+            session, start, end, st.policy_for(session), st.reporting_currency,
+            current_app.config["ORG_NAME"], g.actor, keys=audit_keys(),
+            # In production a disclosure without a signed checkpoint is refused (docs/verify.md).
+            signature_required=current_app.config["ARMSLENGTH_ENV"] == "production")
     except disclosure.PeriodError as error:
         return _staff_page(error=f"Nothing was published: {error}.", status=422)
+    except SigningUnavailable as error:
+        return _staff_page(error=f"Nothing was published: {error}.",
+                           status=answer_for(error).status)
     except ValueError:  # a malformed date
         return _staff_page(error="Give the period as two dates, YYYY-MM-DD, the end not before "
                                  "the start.", status=422)

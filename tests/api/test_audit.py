@@ -97,7 +97,8 @@ def test_verify_reports_an_intact_chain(api):
     w = World(api)
     gift(api, w.donor["id"], "100.00", DAY)
     report = _verify(api)
-    assert report == {"ok": True, "entries": report["entries"], "broken_at": None, "problem": None}
+    assert {k: report[k] for k in ("ok", "entries", "broken_at", "problem")} == {
+        "ok": True, "entries": report["entries"], "broken_at": None, "problem": None}
     assert report["entries"] >= 9  # user, token, 6 world rows, the gift
 
 

@@ -147,7 +147,7 @@ def test_public_page_shows_figures_with_how_to_reproduce_and_no_donor_names(clie
     assert content["lab_employee_share_at_end"] in pdf
 
 
-def test_publishing_freezes_the_figures(client, api, ledger, web_as, db):
+def test_publishing_freezes_the_figures(client, api, ledger, web_as, db, audit_key):
     reviewer = web_as("reviewer")
     [head_before] = objects(db, select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1))
     want = expected(read_tables(db), START, END)

@@ -1,0 +1,79 @@
+"""Everything `verify-audit`, GET /api/v1/audit/verify and the staff audit check report:
+the hash chain end to end, the chain against every signed checkpoint, and each published
+disclosure against its audit entry and its signed checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session
+
+from app.ledger.audit import ChainReport, verify_chain
+from app.ledger.checkpoints import (
+    CheckpointReport,
+    DisclosureCheck,
+    check_disclosures,
+    verify_checkpoints,
+)
+from app.ledger.signing import AuditKeys
+
+
+@dataclass(frozen=True)
+class AuditVerification:
+    chain: ChainReport
+    checkpoints: CheckpointReport
+    disclosures: list[DisclosureCheck]
+
+    @property
+    def disclosure_failures(self) -> list[DisclosureCheck]:
+        return [d for d in self.disclosures if d.problem is not None]
+
+    @property
+    def ok(self) -> bool:
+        return self.chain.ok and self.checkpoints.ok and not self.disclosure_failures
+
+    @property
+    def problem(self) -> str | None:
+        """The first thing wrong: the chain's own hashes, then a checkpoint, then a disclosure."""
+        if not self.chain.ok:
+            return self.chain.problem
+        if not self.checkpoints.ok:
+            return self.checkpoints.problem
+        failures = self.disclosure_failures
+        return failures[0].problem if failures else None
+
+    def public(self) -> dict:
+        """The JSON of GET /api/v1/audit/verify (docs/api.md)."""
+        cps = self.checkpoints
+        latest = cps.latest
+        return {
+            "ok": self.ok,
+            "entries": self.chain.entries,
+            "broken_at": self.chain.broken_at,
+            "problem": self.problem,
+            "checkpoints": {
+                "count": cps.count,
+                "ok": cps.ok,
+                "broken_at": cps.broken_at,
+                "problem": cps.problem,
+                "failures": [{"id": f.id, "length": f.length,
+                              "signed_at": f.signed_at.isoformat(), "problem": f.problem}
+                             for f in cps.failures],
+                "latest": None if latest is None else {
+                    "id": latest.id, "length": latest.length, "head": latest.head,
+                    "signed_at": latest.signed_at.isoformat(), "key_id": latest.key_id},
+                "entries_after_latest": cps.entries_after_latest,
+            },
+            "disclosures": {
+                "count": len(self.disclosures),
+                "verified": sum(1 for d in self.disclosures if d.verified),
+                "unsigned": [d.disclosure_id for d in self.disclosures if d.unsigned],
+                "failures": [{"disclosure_id": d.disclosure_id, "problem": d.problem}
+                             for d in self.disclosure_failures],
+            },
+        }
+
+
+def verify_audit(session: Session, keys: AuditKeys) -> AuditVerification:
+    return AuditVerification(verify_chain(session), verify_checkpoints(session, keys),
+                             check_disclosures(session, keys))
