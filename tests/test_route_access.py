@@ -51,6 +51,7 @@ PUBLIC = {
     "disclosures.index",
     "disclosures.view",
     "disclosures.view_json",
+    "disclosures.view_signed_json",
     "disclosures.view_markdown",
     "disclosures.view_pdf",
     "disclosures.changes",
