@@ -13,6 +13,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -507,3 +508,24 @@ def test_checkpoints_are_append_only_in_the_orm(app, audit_key, ledger):
         cp.length = 1
         with pytest.raises(AppendOnlyViolation):
             session.flush()
+
+
+def test_the_python_recipe_of_docs_verify_md_runs_as_written(signed_file, audit_key, tmp_path):
+    from app import ROOT
+
+    doc = (ROOT / "docs" / "verify.md").read_text(encoding="utf-8")
+    recipe = doc.split("```python\n", 1)[1].split("```", 1)[0]
+    script = tmp_path / "check.py"
+    script.write_text(recipe)
+
+    def check(path):
+        return subprocess.run([sys.executable, str(script), str(path), audit_key.public_key],
+                              capture_output=True, text=True, check=False)
+
+    good = check(signed_file)
+    assert good.returncode == 0, good.stderr
+    bundle = json.loads(signed_file.read_text())
+    assert good.stdout.strip() == f"verified: {bundle['content_hash']}"
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps({**bundle, "content": bundle["content"] + " "}))
+    assert check(edited).returncode != 0
