@@ -18,6 +18,7 @@ import sys
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import create_engine, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from app import create_app
@@ -28,6 +29,7 @@ from app.ledger.signing import AuditKeys, generate_key_file, key_id, public_hex
 from models import AuditCheckpoint, AuditEntry, PublishedDisclosure
 from tests.builders import World, gift
 from tests.conftest import TEST_ACTOR
+from tests.empty_db import BACKENDS, empty_database
 from tests.web.ledger_reads import objects
 from tests.web.ledger_reads import text as page_text
 from tests.webtools import submit
@@ -41,11 +43,19 @@ def run(app, *args: str):
     return app.test_cli_runner().invoke(args=list(args))
 
 
+def as_owner(conn) -> None:
+    """On PostgreSQL, act as the database's owner would: with triggers (append-only ones
+    included) and foreign-key checks off for this transaction."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+
+
 def raw_sql(app, *statements: tuple[str, dict]) -> None:
     """Statements on a connection of their own, committed: the app's ORM is not involved."""
     engine = create_engine(app.config["DATABASE_URL"])
     try:
         with engine.begin() as conn:
+            as_owner(conn)
             for sql, params in statements:
                 conn.execute(text(sql), params)
     finally:
@@ -208,6 +218,7 @@ def rehash_everything(app, forge) -> None:
                 updates.append({"id": entry.id, "prev": prev, "hash": new, "actor": entry.actor})
                 prev = new
             session.expunge_all()
+            as_owner(session.connection())
             # Unique hashes: park them first so no new hash meets an old one mid-update.
             session.execute(text("UPDATE audit_entry SET hash = 'x' || CAST(id AS VARCHAR)"))
             session.execute(text("UPDATE audit_entry SET prev_hash = :prev, hash = :hash, "
@@ -342,6 +353,7 @@ def test_rewriting_the_audit_entry_too_is_caught_by_the_signed_checkpoint(app, a
 
     engine = create_engine(app.config["DATABASE_URL"])
     with engine.begin() as conn:  # the entry's data first (JSON), then every hash
+        as_owner(conn)
         cast = "CAST(:d AS json)" if conn.dialect.name == "postgresql" else ":d"
         data = objects(db, select(AuditEntry.data).where(AuditEntry.action == "disclosure.published"))[0]
         conn.execute(text(f"UPDATE audit_entry SET data = {cast} WHERE action = "
@@ -529,3 +541,28 @@ def test_the_python_recipe_of_docs_verify_md_runs_as_written(signed_file, audit_
     edited = tmp_path / "edited.json"
     edited.write_text(json.dumps({**bundle, "content": bundle["content"] + " "}))
     assert check(edited).returncode != 0
+
+
+@pytest.mark.skipif("postgresql" not in BACKENDS, reason="TEST_DATABASE_URL not set")
+def test_postgresql_refuses_to_edit_or_delete_a_checkpoint(tmp_path):
+    """Migration 0011's trigger: the database itself refuses, not only the ORM."""
+    from alembic import command
+
+    from tests.test_migrations import _config
+
+    with empty_database("postgresql", tmp_path, "checkpoints") as url:
+        engine = create_engine(url)
+        try:
+            command.upgrade(_config(engine), "head")
+            with engine.begin() as conn:
+                conn.execute(text(
+                    "INSERT INTO audit_checkpoint (length, entry_id, head, signed_at, key_id, "
+                    "public_key, signature) VALUES (1, 1, :h, now(), :k, :p, :s)"),
+                    {"h": "a" * 64, "k": "b" * 16, "p": "c" * 64, "s": "d" * 128})
+            for statement in ("UPDATE audit_checkpoint SET length = 2",
+                              "DELETE FROM audit_checkpoint"):
+                with pytest.raises(DBAPIError, match="audit_checkpoint is append-only"):
+                    with engine.begin() as conn:
+                        conn.execute(text(statement))
+        finally:
+            engine.dispose()
