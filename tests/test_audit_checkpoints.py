@@ -83,7 +83,7 @@ def more_entries(app, count: int) -> None:
 
 def checkpoint(app) -> dict:
     result = run(app, "audit-checkpoint", "--json")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 0, result.stderr
     return json.loads(result.stdout[result.stdout.index("{"):])
 
 

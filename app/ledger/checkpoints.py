@@ -139,24 +139,34 @@ class CheckpointReport:
         return self.entries - (self.latest.length if self.latest else 0)
 
 
-def _hashes_at(session: Session, positions: set[int], batch: int = 20000) -> tuple[dict, int]:
+def _hashes_at(session: Session, positions: set[int], batch: int = 50000) -> tuple[dict, int]:
     """{position: (entry id, hash)} for the wanted positions (1-based, id order), and the
-    chain's length. One pass over the hash column only, in keyset batches."""
-    found: dict[int, tuple[int, str]] = {}
+    chain's length. One pass over the id column only (the primary key's index), in keyset
+    batches; then the hashes of the few entries wanted."""
+    ids: dict[int, int] = {}
     position = 0
     last_id = 0
+    conn = session.connection()  # Core rows: the ORM's per-row work would cost more than the read
     while True:
-        rows = session.execute(
-            select(AuditEntry.id, AuditEntry.hash).where(AuditEntry.id > last_id)
-            .order_by(AuditEntry.id).limit(batch)
-        ).all()
-        if not rows:
-            return found, position
-        for entry_id, entry_hash in rows:
-            position += 1
-            if position in positions:
-                found[position] = (entry_id, entry_hash)
-        last_id = rows[-1][0]
+        batch_ids = conn.execute(
+            select(AuditEntry.id).where(AuditEntry.id > last_id).order_by(AuditEntry.id)
+            .limit(batch)
+        ).scalars().all()
+        if not batch_ids:
+            break
+        # Positions are consecutive within a batch: pick the wanted ones by index.
+        for wanted in positions:
+            if position < wanted <= position + len(batch_ids):
+                ids[wanted] = batch_ids[wanted - position - 1]
+        position += len(batch_ids)
+        last_id = batch_ids[-1]
+    hashes: dict[int, str] = {}
+    wanted_ids = sorted(ids.values())
+    for start in range(0, len(wanted_ids), 500):
+        chunk = wanted_ids[start:start + 500]
+        hashes.update(session.execute(
+            select(AuditEntry.id, AuditEntry.hash).where(AuditEntry.id.in_(chunk))).all())
+    return {p: (entry_id, hashes[entry_id]) for p, entry_id in ids.items()}, position
 
 
 def verify_checkpoints(session: Session, keys: AuditKeys) -> CheckpointReport:
