@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
 import sys
 
+import pyotp
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import create_engine, select, text
@@ -158,7 +160,12 @@ def test_production_without_a_key_refuses_to_publish(database_url, db):
     make_user(app, "rev@example.org", "reviewer")
     reviewer = app.test_client()
     reviewer.environ_base["wsgi.url_scheme"] = "https"  # the session cookie is Secure
-    assert sign_in(reviewer, "rev@example.org").status_code == 302
+    # Production requires a reviewer's second factor: enrol it, as tests/web/test_accounts does.
+    assert sign_in(reviewer, "rev@example.org").status_code == 303
+    secret = re.search(r"<code class=\"totp-secret\">([A-Z2-7]+)</code>",
+                       page_text(reviewer.get("/login/enrol"))).group(1)
+    assert submit(reviewer, "/login/enrol",
+                  {"code": pyotp.TOTP(secret).now()}).status_code == 302
     refused = submit(reviewer, f"/staff/disclosures/preview?from={START}&to={END}",
                      {"start": START, "end": END}, action="/staff/disclosures/publish")
     assert refused.status_code == 409
