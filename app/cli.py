@@ -162,20 +162,32 @@ def register_commands(app: Flask) -> None:
             click.echo(line)
 
     @app.cli.command("verify-audit")
-    def verify_audit_command():
+    @click.option("--checkpoints", "checkpoint_files", type=click.File("r"), multiple=True,
+                  help="checkpoints kept outside the database: the lines `audit-checkpoint "
+                       "--json` printed, or a signed disclosure (repeatable)")
+    def verify_audit_command(checkpoint_files):
         """Verify the audit trail: its hash chain end to end, the chain against every signed
         checkpoint, and each published disclosure against its audit entry and checkpoint."""
         from app.extensions import audit_keys
+        from app.ledger.checkpoints import checkpoints_in_file, describe
         from app.ledger.verification import verify_audit
 
+        external = []
+        for handle in checkpoint_files:
+            try:
+                external += checkpoints_in_file(handle.read())
+            except ValueError as error:
+                _fail(ValueError(f"{handle.name}: {error}"))
         with _session() as session:
-            result = verify_audit(session, audit_keys())
+            result = verify_audit(session, audit_keys(), external)
         report, cps = result.chain, result.checkpoints
         if result.ok:
             click.echo(f"audit chain intact: {report.entries} entries")
             if cps.count:
                 click.echo(f"checkpoints: {cps.count} verified; the newest, #{cps.latest.id}, "
                            f"covers {cps.latest.length} entries ({cps.entries_after_latest} since)")
+            if external:
+                click.echo(f"checkpoints kept outside the database: {len(external)} verified")
             if result.disclosures:
                 unsigned = sum(1 for d in result.disclosures if d.unsigned)
                 click.echo(f"published disclosures: {len(result.disclosures)} match their audit "
@@ -191,15 +203,15 @@ def register_commands(app: Flask) -> None:
             click.echo(f"checkpoints FAIL from checkpoint #{cps.broken_at} on "
                        "(nothing from its entry on can be trusted):", err=True)
             for f in cps.failures:
-                click.echo(f"  checkpoint #{f.id} (entry {f.length}, signed "
-                           f"{f.signed_at.isoformat(timespec='seconds')}): {f.problem}", err=True)
+                click.echo(f"  {describe(f)}", err=True)
         for d in result.disclosure_failures:
             click.echo(f"  {d.problem}", err=True)
         sys.exit(1)
 
     @app.cli.command("audit-checkpoint")
     @click.option("--json", "as_json", is_flag=True,
-                  help="also print the signed checkpoint as JSON, to keep outside the database")
+                  help="print the signed checkpoint as one line of JSON instead, to keep "
+                       "outside the database (verify-audit --checkpoints reads it back)")
     def audit_checkpoint_command(as_json: bool):
         """Sign the audit chain's length and head (AUDIT_SIGNING_KEY_FILE); run it daily."""
         from app.db.locking import ledger_write
@@ -222,10 +234,11 @@ def register_commands(app: Flask) -> None:
                     cp = checkpoints.take(session, keys)
             except LedgerError as error:
                 _fail(error)
+            if as_json:
+                click.echo(json.dumps(checkpoints.checkpoint_json(cp), ensure_ascii=False))
+                return
             click.echo(f"checkpoint #{cp.id}: {cp.length} entries, head {cp.head}, "
                        f"signed {cp.signed_at.isoformat(timespec='seconds')} by key {cp.key_id}")
-            if as_json:
-                click.echo(json.dumps(checkpoints.checkpoint_json(cp), indent=2))
 
     @app.cli.command("audit-keygen")
     @click.argument("path", type=click.Path(dir_okay=False))

@@ -310,6 +310,37 @@ def test_after_a_key_rotation_old_checkpoints_verify_only_if_the_old_key_is_conf
     forgot.extensions["armslength"].engine.dispose()
 
 
+def test_checkpoints_kept_outside_the_database_catch_deleted_checkpoint_rows(
+        app, api, ledger, audit_key, tmp_path):
+    """The forger rewrites the chain and deletes every checkpoint row: the database alone can
+    no longer tell. The lines the scheduled job kept elsewhere still can."""
+    log = tmp_path / "checkpoints.log"
+    more_entries(app, 5)
+    first = run(app, "audit-checkpoint", "--json").stdout
+    more_entries(app, 5)
+    log.write_text(first + run(app, "audit-checkpoint", "--json").stdout)
+    assert len(log.read_text().splitlines()) == 2
+    kept = run(app, "verify-audit", "--checkpoints", str(log))
+    assert kept.exit_code == 0, kept.output
+    assert "checkpoints kept outside the database: 2 verified" in kept.stdout
+
+    rehash_everything(app, lambda entry: setattr(entry, "actor", "forged"))
+    raw_sql(app, ("DELETE FROM audit_checkpoint", {}))
+    assert verify(api)["ok"] is True  # the gap outside copies close
+    result = run(app, "verify-audit", "--checkpoints", str(log))
+    assert result.exit_code == 1
+    first_cp = json.loads(first)
+    assert (f"checkpoint #{first_cp['id']} (entry {first_cp['length']}, signed "
+            f"{first_cp['signed_at'][:19]}+00:00, a copy kept outside the database): it is no "
+            "longer in the database (deleted or replaced)") in result.stderr
+    assert f"checkpoints FAIL from checkpoint #{first_cp['id']} on" in result.stderr
+
+    junk = tmp_path / "junk.log"
+    junk.write_text('{"id": 1}')
+    refused = run(app, "verify-audit", "--checkpoints", str(junk))
+    assert refused.exit_code == 1 and "not a checkpoint" in refused.stderr
+
+
 # --- a rewritten disclosure ---------------------------------------------------------------------
 
 def _rewrite_disclosure_and_its_hash(app, api, web_as, client, db):
@@ -407,6 +438,10 @@ def test_verify_disclosure_passes_offline(app, signed_file, audit_key, tmp_path,
     trusted = run(offline, "verify-disclosure", str(signed_file), "--public-key", str(key_file))
     assert trusted.exit_code == 0, trusted.output
     assert "note:" not in trusted.stdout
+    # The same file anchors the live trail: its checkpoint must still be there and hold.
+    anchored = run(app, "verify-audit", "--checkpoints", str(signed_file))
+    assert anchored.exit_code == 0, anchored.output
+    assert "checkpoints kept outside the database: 1 verified" in anchored.stdout
     offline.extensions["armslength"].engine.dispose()
 
 

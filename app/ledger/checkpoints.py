@@ -22,6 +22,7 @@ with openssl (docs/verify.md):
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -103,6 +104,8 @@ class CheckpointFailure:
     length: int
     signed_at: datetime
     problem: str
+    #: True for a copy kept outside the database (verify-audit --checkpoints FILE).
+    external: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,9 +132,7 @@ class CheckpointReport:
     def problem(self) -> str | None:
         if not self.failures:
             return None
-        first = self.failures[0]
-        return (f"checkpoint #{first.id} (entry {first.length}, signed "
-                f"{first.signed_at.isoformat(timespec='seconds')}): {first.problem}")
+        return describe(self.failures[0])
 
     @property
     def entries_after_latest(self) -> int:
@@ -169,16 +170,32 @@ def _hashes_at(session: Session, positions: set[int], batch: int = 50000) -> tup
     return {p: (entry_id, hashes[entry_id]) for p, entry_id in ids.items()}, position
 
 
-def verify_checkpoints(session: Session, keys: AuditKeys) -> CheckpointReport:
+def describe(failure: CheckpointFailure) -> str:
+    where = ", a copy kept outside the database" if failure.external else ""
+    return (f"checkpoint #{failure.id} (entry {failure.length}, signed "
+            f"{failure.signed_at.isoformat(timespec='seconds')}{where}): {failure.problem}")
+
+
+def verify_checkpoints(session: Session, keys: AuditKeys,
+                       external: list[AuditCheckpoint] | tuple = ()) -> CheckpointReport:
     """Check every checkpoint's signature under the trusted keys and its head against the
-    chain as it is now."""
+    chain as it is now. `external`: copies kept outside the database (the scheduled job's
+    log, signed disclosures), checked the same way and against the database's own rows, so
+    checkpoints deleted together with a rewritten chain are still caught."""
     cps = session.execute(
         select(AuditCheckpoint).order_by(AuditCheckpoint.length, AuditCheckpoint.id)
     ).scalars().all()
-    at, entries = _hashes_at(session, {cp.length for cp in cps})
+    stored = {cp.id: cp for cp in cps}
+    everything = sorted([(cp, False) for cp in cps] + [(cp, True) for cp in external],
+                        key=lambda item: (item[0].length, item[0].id or 0))
+    at, entries = _hashes_at(session, {cp.length for cp, _ in everything})
     failures = []
-    for cp in cps:
+    for cp, is_copy in everything:
         problem = signature_problem(cp, keys)
+        if problem is None and is_copy:
+            row = stored.get(cp.id)
+            if row is None or row.signature != cp.signature:
+                problem = "it is no longer in the database (deleted or replaced)"
         if problem is None:
             if cp.length not in at:
                 problem = (f"it signed {cp.length} entries but the trail has only {entries}: "
@@ -189,8 +206,37 @@ def verify_checkpoints(session: Session, keys: AuditKeys) -> CheckpointReport:
                            f"the signed head {cp.head[:16]}…: the chain was rewritten or "
                            "entries before it deleted")
         if problem is not None:
-            failures.append(CheckpointFailure(cp.id, cp.length, cp.signed_at, problem))
+            failures.append(CheckpointFailure(cp.id, cp.length, cp.signed_at, problem, is_copy))
     return CheckpointReport(len(cps), entries, tuple(failures), cps[-1] if cps else None)
+
+
+def checkpoints_in_file(text: str) -> list[AuditCheckpoint]:
+    """Checkpoints kept outside the database: the lines `audit-checkpoint --json` printed
+    (one JSON object per line), or a signed disclosure (/disclosures/{id}.signed.json).
+    Raises ValueError for anything else."""
+    text = text.strip()
+    try:
+        whole = json.loads(text)
+    except ValueError:
+        whole = None
+    if isinstance(whole, dict):
+        items = [whole.get("checkpoint", whole)]
+    else:
+        items = [json.loads(line) for line in text.splitlines() if line.strip()]
+    found = []
+    for item in items:
+        try:
+            found.append(AuditCheckpoint(
+                id=int(item["id"]), length=int(item["length"]), entry_id=0,
+                head=str(item["head"]), signed_at=datetime.fromisoformat(item["signed_at"]),
+                disclosure_id=item["disclosure_id"], content_hash=item["content_hash"],
+                key_id=str(item["key_id"]), public_key=str(item["public_key"]),
+                signature=str(item["signature"])))
+        except (KeyError, TypeError) as error:
+            raise ValueError(f"not a checkpoint: {error!r} is missing or malformed") from error
+    if not found:
+        raise ValueError("no checkpoint in it")
+    return found
 
 
 # --- published disclosures --------------------------------------------------------------------

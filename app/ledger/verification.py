@@ -74,6 +74,7 @@ class AuditVerification:
         }
 
 
-def verify_audit(session: Session, keys: AuditKeys) -> AuditVerification:
-    return AuditVerification(verify_chain(session), verify_checkpoints(session, keys),
+def verify_audit(session: Session, keys: AuditKeys, external=()) -> AuditVerification:
+    """`external`: checkpoints kept outside the database (checkpoints.checkpoints_in_file)."""
+    return AuditVerification(verify_chain(session), verify_checkpoints(session, keys, external),
                              check_disclosures(session, keys))
