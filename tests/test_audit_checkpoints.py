@@ -595,7 +595,7 @@ def test_postgresql_refuses_to_edit_or_delete_a_checkpoint(tmp_path):
     with empty_database("postgresql", tmp_path, "checkpoints") as url:
         engine = create_engine(url)
         try:
-            command.upgrade(_config(engine), "heads")  # "head" once the lead chains 0011
+            command.upgrade(_config(engine), "head")
             with engine.begin() as conn:
                 conn.execute(text(
                     "INSERT INTO audit_checkpoint (length, entry_id, head, signed_at, key_id, "

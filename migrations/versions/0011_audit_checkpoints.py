@@ -1,7 +1,7 @@
 """audit_checkpoint: signed checkpoints of the audit chain (issue 12)
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0016
 Create Date: 2026-12-04 17:45:00
 
 Each row signs the audit chain's length and head hash (and, for a published disclosure,
@@ -15,7 +15,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0011"
-down_revision: str | Sequence[str] | None = "0008"
+down_revision: str | Sequence[str] | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
