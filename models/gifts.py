@@ -132,8 +132,22 @@ class Attribution(SQLModel, table=True):
 
 
 class Refund(SQLModel, table=True):
+    """Money returned to the donor, or (reverses_refund_id set) a refund reversed: Stripe
+    reported it failed later, so the money came back to us on refunded_on.
+
+    A reversal is a row of its own with the negated amounts, never an edit of the refund:
+    the refund stays in history, and everything that sums a gift's refunds dated on or
+    before a day (the trailing windows, the funding tables, disclosures, exports,
+    acknowledgements) counts the reversal from its own date without knowing it exists.
+    A separate reversal table would have had every one of those readers subtract it."""
+
     __table_args__ = (
-        CheckConstraint("amount_minor > 0", name="amount_positive"),
+        # A refund returns money (positive); a reversal takes a refund back (negative).
+        # Reporting amounts may round to zero, never to the other sign.
+        CheckConstraint(
+            "(reverses_refund_id IS NULL AND amount_minor > 0 AND reporting_amount_minor >= 0)"
+            " OR (reverses_refund_id IS NOT NULL AND amount_minor < 0"
+            " AND reporting_amount_minor <= 0)", name="amount_sign"),
         CheckConstraint("refunded_on >= gift_received_on", name="not_before_gift"),
         Index("ix_refund_gift_received_on", "gift_received_on"),
         # Window sums add back the refunds made after the window's end (few or none).
@@ -144,14 +158,20 @@ class Refund(SQLModel, table=True):
     gift_id: int = Field(foreign_key="gift.id", index=True)
     amount_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
     reporting_amount_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
-    #: Refunds count only in windows ending on or after this date.
+    #: Refunds (and reversals) count only in windows ending on or after this date.
     refunded_on: date
     #: Copy of the gift's date so window sums find refunds without scanning gifts.
     gift_received_on: date
     reason: str | None = Field(default=None, max_length=500)
     stripe_refund_id: str | None = Field(default=None, max_length=100, unique=True)
+    #: For a reversal: the refund it takes back (at most one reversal per refund).
+    reverses_refund_id: int | None = Field(default=None, foreign_key="refund.id", unique=True)
     created_at: datetime = Field(default_factory=utcnow)
     created_by_id: int | None = Field(default=None, foreign_key="staff_user.id")
+
+    @property
+    def is_reversal(self) -> bool:
+        return self.reverses_refund_id is not None
 
 
 class Decision(SQLModel, table=True):

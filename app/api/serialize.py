@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -102,7 +103,7 @@ def donor_public(donor: Donor, session: Session | None = None) -> dict:
     return data
 
 
-def refund_public(refund: Refund, gift: Gift) -> dict:
+def refund_public(refund: Refund, gift: Gift, reversed_on: date | None = None) -> dict:
     return {
         "id": refund.id,
         "gift_id": refund.gift_id,
@@ -112,6 +113,22 @@ def refund_public(refund: Refund, gift: Gift) -> dict:
         "refunded_on": _iso(refund.refunded_on),
         "reason": refund.reason,
         "created_at": _iso(refund.created_at),
+        "reversed_on": _iso(reversed_on),
+    }
+
+
+def refund_reversal_public(reversal: Refund, gift: Gift) -> dict:
+    """A refund reversed (its money came back): the amounts it counts again, positive."""
+    return {
+        "id": reversal.id,
+        "refund_id": reversal.reverses_refund_id,
+        "amount": format_amount(-reversal.amount_minor, gift.currency),
+        "currency": gift.currency,
+        "reporting_amount": format_amount(-reversal.reporting_amount_minor,
+                                          gift.reporting_currency),
+        "reversed_on": _iso(reversal.refunded_on),
+        "reason": reversal.reason,
+        "created_at": _iso(reversal.created_at),
     }
 
 
@@ -122,9 +139,14 @@ def gift_public(gift: Gift, session: Session, *, all_decisions: bool = True) -> 
     decisions = session.execute(
         select(Decision).where(Decision.gift_id == gift.id).order_by(Decision.id)
     ).scalars().all()
-    refunds = session.execute(
+    rows = session.execute(
         select(Refund).where(Refund.gift_id == gift.id).order_by(Refund.id)
-    ).scalars()
+    ).scalars().all()
+    # `refunds` lists the refunds made (a reversed one stays, with its reversed_on);
+    # `refund_reversals` the reversals, which models keep as negative refund rows.
+    reversals = [r for r in rows if r.is_reversal]
+    reversed_on = {r.reverses_refund_id: r.refunded_on for r in reversals}
+    refunds = [r for r in rows if not r.is_reversal]
     data = {
         "id": gift.id,
         "donor_id": gift.donor_id,
@@ -151,7 +173,8 @@ def gift_public(gift: Gift, session: Session, *, all_decisions: bool = True) -> 
             {"donor_id": a.donor_id, "fraction": fraction_text(a.fraction_ppm), "basis": a.basis}
             for a in attributions
         ],
-        "refunds": [refund_public(r, gift) for r in refunds],
+        "refunds": [refund_public(r, gift, reversed_on.get(r.id)) for r in refunds],
+        "refund_reversals": [refund_reversal_public(r, gift) for r in reversals],
         "decision": decision_public(decisions[-1]) if decisions else None,
         "created_at": _iso(gift.created_at),
     }

@@ -337,7 +337,9 @@ class RefundAfterAcknowledgement:
 
 def refunded_after_acknowledgement(session: Session) -> list[RefundAfterAcknowledgement]:
     """Refunds recorded after an acknowledgement covering their gift was sent: the donor
-    holds a letter for money that went back, so a corrected letter may be owed."""
+    holds a letter for money that went back, so a corrected letter may be owed. A refund's
+    reversal (a negative refund row: the money came back) is listed the same way, as a
+    letter written between the refund and its reversal understates the gift."""
     per_gift = session.execute(
         select(Acknowledgement, Gift, Refund, Donor)
         .join(Gift, Gift.id == Acknowledgement.gift_id)

@@ -165,8 +165,9 @@ def move_credits(session: Session, donor_id: int, old: str | None, new: str | No
 
 
 def deduct_refund(session: Session, gift: Gift, refunded_before: int) -> None:
-    """Deduct a new refund of a gift that counts as funding from its day. gift.refunded_minor
-    already includes it; refunded_before (gift currency) is what was refunded before it."""
+    """Deduct a new refund of a gift that counts as funding from its day (a reversal, a
+    negative refund, adds it back). gift.refunded_minor already includes it; refunded_before
+    (gift currency) is what was refunded before it."""
     if gift.counts_as_funding:
         before = refunded_reporting(gift, refunded_before)
         after = refunded_reporting(gift, gift.refunded_minor)

@@ -32,6 +32,7 @@ from app.ledger.facts import (
     gift_facts,
     with_declared,
 )
+from app.ledger.refund_reversals import latest_reversal_day
 from models import (
     OUTCOME_STATUS,
     Attribution,
@@ -478,6 +479,11 @@ def refund_gift(
             ]
         if refunded_on < gift.received_on:
             errors["refunded_on"] = ["must not be before the gift was received"]
+        reversed_on = latest_reversal_day(session, gift.id)
+        if reversed_on is not None and refunded_on < reversed_on:
+            errors["refunded_on"] = [
+                f"must not be before {reversed_on.isoformat()}, when a refund of this gift "
+                "was reversed"]
         if errors:
             raise ValidationFailed(errors)
         # Convert cumulatively at the gift's stored rate, so the refunds of a fully

@@ -176,6 +176,8 @@ def _render_detail(gift: Gift, *, refund_form: RefundForm | None = None,
     emails = user_emails(session, [gift.created_by_id] + [r.created_by_id for r in refunds]
                          + [o.requested_by_id for o in overrides]
                          + [o.decided_by_id for o in overrides])
+    # Refund id -> the date its reversal counts from (a refund that failed later).
+    reversed_on = {r.reverses_refund_id: r.refunded_on for r in refunds if r.is_reversal}
     remaining = gift.amount_minor - gift.refunded_minor
     can_refund = (current_user.can("refunds") and remaining > 0
                   and gift.status not in ("pending", "failed"))
@@ -189,6 +191,7 @@ def _render_detail(gift: Gift, *, refund_form: RefundForm | None = None,
         override_form = OverrideRequestForm(formdata=None)
     return render_template(
         "gifts/detail.html", gift=gift, donor=donor, attributions=attributions, refunds=refunds,
+        reversed=reversed_on,
         decisions=decision_views(session, decisions, gift.kind), overrides=overrides,
         pending=pending, pledge=pledge, emails=emails, remaining=remaining,
         refund_form=refund_form if can_refund else None,

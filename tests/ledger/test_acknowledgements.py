@@ -10,14 +10,17 @@ import hashlib
 import io
 import re
 import socket
+from datetime import date
 
 import pytest
 from aiosmtpd.controller import Controller
 from pypdf import PdfReader
 from sqlalchemy import select
 
+from app.ledger.refund_reversals import reverse_refund
 from models import Acknowledgement
 from tests.builders import accepted_gift, gift, ok, person
+from tests.conftest import TEST_ACTOR
 from tests.web.ledger_reads import audit, objects, text
 from tests.webtools import post_refused, submit
 
@@ -306,6 +309,25 @@ def test_a_refund_after_an_annual_statement_is_flagged(api, donor, web_as, inbox
     page = text(web_as("viewer").get("/staff/acknowledgements/refunded"))
     assert set(map(int, re.findall(r"/staff/gifts/(\d+)\"", page))) == {small["id"]}
     assert "statement 2026" in page
+
+
+def test_a_refund_reversed_after_a_letter_is_flagged_and_the_letter_counts_the_money_again(
+        api, donor, web_as, inbox, db):
+    """A refund that failed later (Stripe) is reversed: a letter written after the refund
+    understates the gift, so the reversal is flagged too, and a new letter counts it."""
+    made = gift(api, donor["id"], "800.00", "2026-03-03")
+    refund = ok(api.post(f"/gifts/{made['id']}/refund",
+                         {"amount": "300.00", "refunded_on": "2026-03-10"}))
+    assert send(web_as("fundraiser"), letter_path(made["id"])).status_code == 302
+    assert "None." in text(web_as("viewer").get("/staff/acknowledgements/refunded"))
+
+    reversal = reverse_refund(db, refund["id"], TEST_ACTOR, reversed_on=date(2026, 3, 20),
+                              reason="the refund failed")
+    page = text(web_as("viewer").get("/staff/acknowledgements/refunded"))
+    assert f"reversal of refund {refund['id']}" in page and "-300.00 USD" in page
+    assert reversal.row.amount_minor == -30000
+    letter = text(web_as("fundraiser").get(letter_path(made["id"])))
+    assert "800.00" in letter and "500.00" not in letter
 
 
 # --- the list: refunds, every gift, letters sent by post -----------------------------------------

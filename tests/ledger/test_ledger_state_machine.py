@@ -7,6 +7,7 @@ donors and the lab's corporate donor, then applies random steps:
   employee and a plain donor (partly lab money), the lab's corporate gift (held);
   each dated today or back-dated up to 400 days;
 - refunds, partial or full, dated between the gift and today;
+- refund reversals (a refund that failed later), dated between the refund and today;
 - a foundation's gift, and a plain donor's gift shared with the foundation;
 - an organisation donor's category changing (foundation, company, other);
 - a late affiliation (a plain donor turns out to work at the lab, from some date on),
@@ -65,6 +66,7 @@ from app.errors import NotAllowed
 from app.ledger import parties, reviews
 from app.ledger.audit import Actor, verify_chain
 from app.ledger.gifts import record_gift, refund_gift
+from app.ledger.refund_reversals import latest_reversal_day, reverse_refund
 from app.ledger.summary import compliance_summary
 from models import Decision, FundingDay, Gift, OverrideRequest, Refund
 from models.schemas import (
@@ -281,6 +283,9 @@ def make_machine(ledger: FreshLedger):
             remaining = gift.amount_minor - gift.refunded_minor
             amount = max(1, remaining * percent // 100)
             on = min(gift.received_on + timedelta(days=after), self.today)
+            # Never before a reversal of one of its refunds: the ledger refuses that date.
+            on = max(on, latest_reversal_day(self.session, gift.id) or on)
+            self.session.rollback()
             refund_gift(self.session, gift.id, SYSTEM, amount_minor=amount, refunded_on=on,
                         reason="hypothesis")
             self.breach_possible = True
@@ -296,6 +301,27 @@ def make_machine(ledger: FreshLedger):
                      and g.refunded_minor < g.amount_minor]
             if gifts:
                 self.refund(pick, percent, after, among=gifts)
+
+        @precondition(lambda self: self.gift_ids)
+        @rule(pick=st.integers(0, 10_000), after=st.integers(0, 400))
+        def reverse_a_refund(self, pick, after):
+            """A refund fails later (Stripe): the money came back, counted again from the
+            reversal's date on."""
+            self.session.rollback()
+            reversed_ids = select(Refund.reverses_refund_id).where(
+                Refund.reverses_refund_id.is_not(None))
+            refunds = list(self.session.execute(
+                select(Refund).where(Refund.reverses_refund_id.is_(None),
+                                     Refund.id.not_in(reversed_ids))
+                .order_by(Refund.id)).scalars())
+            self.session.rollback()
+            if not refunds:
+                return
+            refund = refunds[pick % len(refunds)]
+            on = min(refund.refunded_on + timedelta(days=after), self.today)
+            reverse_refund(self.session, refund.id, SYSTEM, reversed_on=on,
+                           reason="hypothesis: the refund failed", policy=POLICY)
+            self.breach_possible = True
 
         # -- facts change --------------------------------------------------------------------
 
