@@ -27,6 +27,7 @@ from sqlalchemy import select
 from app.db.locking import ledger_batch
 from app.ledger import audit
 from app.ledger.gifts import PaymentRefs
+from app.ledger.refund_reversals import reversal_of, reverse_refund
 from app.payments import matching
 from app.payments.gateway import Settlement, refund_from
 from app.payments.matching import Unmatched
@@ -40,7 +41,6 @@ from app.payments.recording import (
     refund_or_defer,
 )
 from models import (
-    AuditEntry,
     DeferredRefund,
     Gift,
     OnlineDonation,
@@ -398,32 +398,19 @@ def _charge_refunded(ctx: Context, event: dict, obj: dict, refunds) -> str:
     return "; ".join(notes) or "no refunds listed"
 
 
-#: The audit action that flags a recorded refund Stripe later reported as failed.
+#: The audit action that records a recorded refund Stripe later reported as failed. Since
+#: reversals exist its entry names the reversal (reversal_id); older entries only flagged
+#: the failure for finance.
 REFUND_FAILED_LATER = "stripe.refund_failed_later"
-
-
-def refund_failed_later(session, stripe_refund_id: str) -> bool:
-    """Whether the failure of this recorded refund is already flagged (refund.failed and
-    refund.updated report the same failure as two events)."""
-    refund = session.execute(
-        select(Refund).where(Refund.stripe_refund_id == stripe_refund_id)
-    ).scalar_one_or_none()
-    if refund is None:
-        return False
-    entries = session.execute(
-        select(AuditEntry.data).where(AuditEntry.action == REFUND_FAILED_LATER,
-                                      AuditEntry.entity_type == "gift",
-                                      AuditEntry.entity_id == refund.gift_id)
-    ).scalars()
-    return any(data.get("stripe_refund_id") == stripe_refund_id for data in entries)
 
 
 @handles("refund.failed", "refund.updated", "charge.refund.updated")
 def _refund_updated(ctx: Context, event: dict, obj: dict, _prepared) -> str:
     """A refund that failed after Stripe first reported it (the card was closed, say): the
-    money came back to us. The ledger keeps refunds append-only and has no reversal yet, so
-    the recorded refund stays and is flagged for finance (audit trail and Staff -> Online);
-    a refund still waiting for its payment is dropped, as it never returned anything."""
+    money came back to us on the failure day. A recorded refund is reversed from that day
+    on (app.ledger.refund_reversals), once: refund.failed and refund.updated report the
+    same failure as two events, and the reversal is unique per refund. A refund still
+    waiting for its payment is dropped, as it never returned anything."""
     session = ctx.session
     status = obj.get("status")
     if status != "failed":
@@ -445,17 +432,36 @@ def _refund_updated(ctx: Context, event: dict, obj: dict, _prepared) -> str:
     ).scalar_one_or_none()
     if refund is None:
         return f"refund {obj['id']} failed; it was never recorded here: nothing to change"
-    if refund_failed_later(session, obj["id"]):
-        return f"refund {obj['id']} failure already flagged on gift {refund.gift_id}"
-    gift = session.get(Gift, refund.gift_id)
+    existing = reversal_of(session, refund.id)
+    if existing is not None:
+        return (f"refund {obj['id']} failure already recorded: reversal {existing.id} of "
+                f"gift {refund.gift_id}")
+    # Never before the refund itself (clocks, time zones): a reversal dated earlier would
+    # count the money twice in the windows between.
+    reversed_on = max(failed_on, refund.refunded_on)
+    reversal = reverse_refund(
+        session, refund.id, STRIPE, reversed_on=reversed_on, policy=ctx.policy,
+        reason=f"Stripe refund {obj['id']} failed ({why}): the money came back",
+    )
+    gift = reversal.gift
+    rejected = gift.status == "rejected"
     audit.append(session, STRIPE, REFUND_FAILED_LATER, "gift", gift.id, {
         "stripe_refund_id": obj["id"], "refund_id": refund.id,
         "amount_minor": refund.amount_minor, "currency": gift.currency,
         "refunded_on": refund.refunded_on, "failed_on": failed_on, "failure_reason": why,
-        "ledger": "refund still recorded: finance must resolve it",
+        "reversal_id": reversal.row.id, "reversed_on": reversed_on,
+        "lab_employee_share": [move.as_dict() for move in reversal.shares],
+        "ledger": "refund reversed: the money counts again from " + reversed_on.isoformat()
+                  + ("; the gift is rejected, so its money must be returned again"
+                     if rejected else ""),
     })
-    return (f"refund {obj['id']} (refund {refund.id} of gift {gift.id}) failed on "
-            f"{failed_on.isoformat()}: flagged for finance; the ledger still counts it")
+    note = (f"refund {obj['id']} (refund {refund.id} of gift {gift.id}) failed on "
+            f"{failed_on.isoformat()}: reversed from {reversed_on.isoformat()}")
+    if reversal.breach:
+        note += "; the lab-employee share is now at or above the cap"
+    if rejected:
+        note += "; the gift is rejected: its money is to be returned again"
+    return note
 
 
 def _dispute_row(ctx: Context, obj: dict) -> StripeDispute:

@@ -20,7 +20,7 @@ from decimal import Decimal, localcontext
 from zoneinfo import ZoneInfo
 
 import stripe
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
 from app.db.locking import ledger_write
@@ -415,12 +415,16 @@ def record_stripe_refund(session: Session, gift_id: int, refund: StripeRefund, a
         ).scalar_one_or_none()
 
 
-def refund_key(payment_intent_id: str) -> str:
+def refund_key(payment_intent_id: str, after_reversal: int | None = None) -> str:
     """The idempotency key of the refund that returns a rejected gift's money: by the payment
     intent (one gift each), unique in the Stripe account, where a gift number is not (another
     installation on the account, or this one after a restore, has a gift 12 too, and Stripe
-    would answer the repeated key with the other refund, or refuse it)."""
-    return f"reject-{payment_intent_id}"
+    would answer the repeated key with the other refund, or refuse it). Once a refund of the
+    gift was reversed (it failed: the money came back), returning it again is a new request,
+    keyed by that reversal too: the first key would only replay the refund that failed."""
+    if after_reversal is None:
+        return f"reject-{payment_intent_id}"
+    return f"reject-{payment_intent_id}-after-reversal-{after_reversal}"
 
 
 def return_money(session: Session, gateway: StripeGateway, gift_id: int, actor: Actor, *,
@@ -428,9 +432,10 @@ def return_money(session: Session, gateway: StripeGateway, gift_id: int, actor: 
                  timezone: ZoneInfo | None = None) -> Refund | None:
     """Refund what is left of a rejected Stripe gift, through the API, and record it.
 
-    The idempotency key is fixed per gift (by its payment intent), so a retry (or a second
-    reviewer's click) never returns the money twice. If Stripe refuses and a policy is given, the gift is
-    put back on hold so a reviewer sees it; either way the failure is in the audit trail.
+    The idempotency key is fixed per gift (by its payment intent, and per reversal of its
+    refund, see refund_key), so a retry (or a second reviewer's click) never returns the
+    money twice. If Stripe refuses and a policy is given, the gift is put back on hold so a
+    reviewer sees it; either way the failure is in the audit trail.
     """
     gift = session.get(Gift, gift_id)
     if gift is None or not gift.stripe_payment_intent_id:
@@ -438,9 +443,13 @@ def return_money(session: Session, gateway: StripeGateway, gift_id: int, actor: 
     remaining = gift.amount_minor - gift.refunded_minor
     if remaining <= 0:
         return None
+    latest_reversal = session.execute(
+        select(func.max(Refund.id)).where(Refund.gift_id == gift.id,
+                                          Refund.reverses_refund_id.is_not(None))
+    ).scalar_one_or_none()
     try:
         pi = gift.stripe_payment_intent_id
-        refund = gateway.refund(pi, remaining, refund_key(pi),
+        refund = gateway.refund(pi, remaining, refund_key(pi, latest_reversal),
                                 {"gift_id": str(gift.id), "why": "rejected"})
     except stripe.StripeError as error:
         log.warning("Stripe refund of gift %s failed: %s", gift_id, error)

@@ -18,6 +18,7 @@ from models import (
     Donor,
     Gift,
     OnlineDonation,
+    Refund,
     StripeDispute,
     StripeUnmatchedEvent,
 )
@@ -66,11 +67,19 @@ def index():
         select(DeferredRefund).where(DeferredRefund.state == "waiting").order_by(DeferredRefund.id)
     ).scalars().all()
     # Refunds recorded in the ledger that Stripe later reported as failed: the money came
-    # back, but the ledger still counts them as returned (no reversal yet, docs/stripe.md).
+    # back and the refund is reversed from that day (docs/stripe.md). Entries written before
+    # reversals existed name no reversal: the ledger still counts those refunds.
     failed_refunds = session.execute(
         select(AuditEntry).where(AuditEntry.action == REFUND_FAILED_LATER)
         .order_by(AuditEntry.id.desc())
     ).scalars().all()
+    refund_ids = [e.data.get("refund_id") for e in failed_refunds if e.data.get("refund_id")]
+    reversals = {r.reverses_refund_id: r for r in session.execute(
+        select(Refund).where(Refund.reverses_refund_id.in_(refund_ids))).scalars()
+    } if refund_ids else {}
+    failed_gifts = {gift.id: gift for gift in session.execute(
+        select(Gift).where(Gift.id.in_({e.entity_id for e in failed_refunds}))).scalars()
+    } if failed_refunds else {}
     unmatched, unmatched_others = unmatched_events(session)
     recent = session.execute(
         select(OnlineDonation).order_by(OnlineDonation.id.desc()).limit(RECENT)
@@ -79,7 +88,8 @@ def index():
     donors = {donor.id: donor for donor in session.execute(
         select(Donor).where(Donor.id.in_(donor_ids))).scalars()} if donor_ids else {}
     return render_template("online/index.html", attention=attention, disputes=disputes,
-                           waiting=waiting, failed_refunds=failed_refunds, recent=recent,
+                           waiting=waiting, failed_refunds=failed_refunds, reversals=reversals,
+                           failed_gifts=failed_gifts, recent=recent,
                            unmatched=unmatched, unmatched_others=unmatched_others,
                            to_return=money_to_return(session), donors=donors,
                            configured=gateway() is not None)

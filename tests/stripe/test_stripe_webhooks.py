@@ -235,29 +235,33 @@ def _failed(refund_id: str, amount: int, event_type: str = "refund.failed", **kw
     return event(event_type, obj, **kw)
 
 
-def test_a_recorded_refund_that_later_fails_is_flagged_for_finance(client, httpserver, db,
-                                                                   donation, web_as):
+def test_a_recorded_refund_that_later_fails_is_reversed_once(client, httpserver, db,
+                                                              donation, web_as):
     expect_settlement(httpserver, "pi_1", 5000)
     ok(post_event(client, session_completed(donation)))
     expect_refund_list(httpserver, "ch_1", [refund_object("re_1", 2000, "pi_1")])
     ok(post_event(client, charge_refunded(amount=5000, amount_refunded=2000)))
 
     failure = _failed("re_1", 2000)
-    assert "flagged for finance" in ok(post_event(client, failure))
+    assert "reversed from" in ok(post_event(client, failure))
     [gift] = gifts(db)
+    assert (gift.refunded_minor, gift.refund_status) == (0, "none")
     assert [(e.entity_id, e.data["stripe_refund_id"], e.data["amount_minor"],
              e.data["failure_reason"]) for e in _flagged(db)] == [
         (gift.id, "re_1", 2000, "expired_or_canceled_card")]
-    # The same failure again (redelivered, or reported by refund.updated too) flags it once.
+    # The same failure again (redelivered, or reported by refund.updated too) reverses it once.
     assert ok(post_event(client, failure)) == "duplicate: already processed"
-    assert "already flagged" in ok(post_event(client, _failed("re_1", 2000, "refund.updated")))
-    assert "already flagged" in ok(post_event(client, _failed("re_1", 2000,
-                                                              "charge.refund.updated")))
+    assert "already recorded" in ok(post_event(client, _failed("re_1", 2000, "refund.updated")))
+    assert "already recorded" in ok(post_event(client, _failed("re_1", 2000,
+                                                               "charge.refund.updated")))
     assert len(_flagged(db)) == 1
+    assert db.execute(select(func.count()).select_from(Refund)
+                      .where(Refund.reverses_refund_id.is_not(None))).scalar_one() == 1
 
     page = web_as("finance").get("/staff/online/").get_data(as_text=True)
     assert "Refunds Stripe reports as failed" in page and 'id="failed-refunds"' in page
     assert "re_1" in page and "expired_or_canceled_card" in page
+    assert "Refund reversed on" in page
 
 
 def test_a_refund_update_that_is_not_a_failure_changes_nothing(client, httpserver, db, donation):
