@@ -30,6 +30,7 @@ from app.ledger.audit import Actor
 from app.ledger.declarations import declared_title
 from app.ledger.gifts import PaymentRefs, Recorded, record_gift, refund_gift
 from app.ledger.parties import add_affiliation
+from app.ledger.refund_reversals import latest_reversal_day
 from app.ledger.reviews import hold_for_rescreen
 from app.payments.gateway import Settlement, StripeGateway, StripeRefund
 from app.payments.screening import DONATE_FORM, declared_role
@@ -279,6 +280,14 @@ def _rejected_after_payment(ctx: Context, donation: OnlineDonation, gift: Gift,
         ctx.followups.append(lambda: stop_subscription(ctx.session, ctx.gateway, donation_id))
 
 
+def refund_day(session: Session, gift: Gift, day: date) -> date:
+    """The date to record a refund Stripe made on `day`: never before the gift, nor before
+    a reversal of one of the gift's refunds (refund_gift refuses both, and inside a
+    webhook's batch a refusal would fail the event at every delivery). A refund reported
+    only after a reversal is dated on the reversal's day instead."""
+    return max(day, gift.received_on, latest_reversal_day(session, gift.id) or day)
+
+
 def apply_refund(ctx: Context, gift: Gift, refund: StripeRefund) -> str:
     """Record one Stripe refund against its gift, once, through refund_gift."""
     session = ctx.session
@@ -301,7 +310,7 @@ def apply_refund(ctx: Context, gift: Gift, refund: StripeRefund) -> str:
         })
         return f"refund {refund.id} not applied: {problem}"
     amount = min(refund.amount_minor, remaining)
-    refunded_on = max(ctx.local_date(refund.created), gift.received_on)
+    refunded_on = refund_day(session, gift, ctx.local_date(refund.created))
     reason = "Refunded through Stripe" + (f" ({refund.reason})" if refund.reason else "")
     record = refund_gift(session, gift.id, STRIPE, amount_minor=amount, refunded_on=refunded_on,
                          reason=reason, stripe_refund_id=refund.id)
@@ -380,7 +389,7 @@ def record_lost_dispute(ctx: Context, gift: Gift, dispute: StripeDispute, closed
         return f"dispute {dispute.stripe_dispute_id} lost; nothing left to refund"
     record = refund_gift(
         session, gift.id, STRIPE, amount_minor=min(dispute.amount_minor, remaining),
-        refunded_on=max(ctx.local_date(closed_at), gift.received_on),
+        refunded_on=refund_day(session, gift, ctx.local_date(closed_at)),
         reason=f"Card dispute {dispute.stripe_dispute_id} lost ({dispute.reason or 'no reason'})",
     )
     dispute.refund_id = record.id
@@ -407,7 +416,7 @@ def record_stripe_refund(session: Session, gift_id: int, refund: StripeRefund, a
     refunded_on = refund.created.astimezone(zone).date()
     try:
         return refund_gift(session, gift_id, actor, amount_minor=min(refund.amount_minor, remaining),
-                           refunded_on=max(refunded_on, gift.received_on), reason=reason,
+                           refunded_on=refund_day(session, gift, refunded_on), reason=reason,
                            stripe_refund_id=refund.id)
     except Duplicate:  # the charge.refunded webhook recorded it in the meantime
         return session.execute(
