@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from sqlalchemy import func, or_, select
 
 from app.auth.roles import READ
 from app.db import get_session
 from app.extensions import state
+from app.ledger.refund_reversals import reversal_of, reverse_refund
 from app.payments.events import REFUND_FAILED_LATER
 from app.payments.gateway import gateway
 from app.payments.recording import return_money
@@ -93,6 +96,29 @@ def index():
                            unmatched=unmatched, unmatched_others=unmatched_others,
                            to_return=money_to_return(session), donors=donors,
                            configured=gateway() is not None)
+
+
+@bp.post("/failed-refunds/<int:entry_id>/reverse")
+@role_required("refunds")
+def reverse_failed_refund(entry_id: int):
+    """Reverse a refund flagged as failed before the ledger had reversals, dated the failure
+    day the flag recorded (once: a second click finds the reversal)."""
+    session = get_session()
+    entry = get_or_404(AuditEntry, entry_id)
+    refund_id = entry.data.get("refund_id") if entry.action == REFUND_FAILED_LATER else None
+    refund = session.get(Refund, refund_id) if refund_id else None
+    if refund is None:
+        abort(404)
+    if reversal_of(session, refund.id) is None:
+        failed_on = date.fromisoformat(entry.data["failed_on"])
+        reverse_refund(session, refund.id, g.actor,
+                       reversed_on=max(failed_on, refund.refunded_on),
+                       reason=f"Stripe refund {entry.data.get('stripe_refund_id')} failed "
+                              f"({entry.data.get('failure_reason') or 'unknown'}): the money "
+                              "came back (reversal recorded from the online giving page)",
+                       policy=state().policy_for(session))
+        flash(f"Refund {refund.id} of gift {refund.gift_id} reversed.", "success")
+    return redirect(url_for("online.index"))
 
 
 @bp.post("/gifts/<int:gift_id>/return-money")

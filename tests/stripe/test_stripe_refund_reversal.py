@@ -3,11 +3,15 @@ reversed from the failure day on (never before), once, and every figure agrees."
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from sqlalchemy import select
 
+from app.db.locking import ledger_write
+from app.ledger import audit
+from app.payments.recording import STRIPE
 from models import AuditEntry, FundingDay, Gift, Refund
 from tests.builders import affiliate, gift, organization, person, summary
 from tests.stripe.stripe_stubs import (
@@ -20,7 +24,7 @@ from tests.stripe.stripe_stubs import (
     session_completed,
     start_donation,
 )
-from tests.webtools import csrf_token
+from tests.webtools import csrf_token, session_token, submit
 
 TODAY = date.today()
 
@@ -280,3 +284,38 @@ def test_a_rejected_gifts_failed_refund_is_money_to_return_again(api, client, ht
             if req.path == "/v1/refunds" and req.method == "POST"]
     assert keys == ["reject-pi_1", f"reject-pi_1-after-reversal-{reversal_id}"]
     assert online_gift(db).refund_status == "full"
+
+
+def test_a_failure_flagged_before_reversals_existed_can_be_reversed_by_finance(
+        client, httpserver, db, web_as):
+    """Databases upgraded with a refund failure only flagged (the earlier behaviour: an
+    audit entry, no reversal) offer finance a button that records the reversal."""
+    donation = start_donation(client, httpserver, db, session_id="cs_test_old", amount="50")
+    paid(client, httpserver, donation, 5000, 10)
+    refunded(client, httpserver, ("re_old", 5000, 8), amount=5000)
+    [(refund_id, *_)] = refund_rows(db)
+    g = online_gift(db)
+    with ledger_write(db):  # what the webhook wrote before reversals existed
+        audit.append(db, STRIPE, "stripe.refund_failed_later", "gift", g.id, {
+            "stripe_refund_id": "re_old", "refund_id": refund_id, "amount_minor": 5000,
+            "currency": "USD", "refunded_on": day(8), "failed_on": day(6),
+            "failure_reason": "expired_or_canceled_card",
+            "ledger": "refund still recorded: finance must resolve it"})
+
+    viewer_page = web_as("viewer").get("/staff/online/").get_data(as_text=True)
+    assert "Not reversed" in viewer_page and 'id="reverse-' not in viewer_page
+    finance = web_as("finance")
+    page = finance.get("/staff/online/").get_data(as_text=True)
+    [entry_id] = re.findall(r'id="reverse-(\d+)"', page)
+    response = submit(finance, "/staff/online/", {},
+                      action=f"/staff/online/failed-refunds/{entry_id}/reverse")
+    assert response.status_code == 302
+    assert [row[1:4] for row in refund_rows(db)] == [(5000, day(8), None),
+                                                     (-5000, day(6), refund_id)]
+    assert online_gift(db).refund_status == "none"
+    page = finance.get("/staff/online/").get_data(as_text=True)
+    assert f"Refund reversed on {day(6).isoformat()}" in page and 'id="reverse-' not in page
+    # A second post (a double click) changes nothing.
+    response = finance.post(f"/staff/online/failed-refunds/{entry_id}/reverse",
+                            data={"csrf_token": session_token(page)})
+    assert response.status_code == 302 and len(refund_rows(db)) == 2
