@@ -1,7 +1,7 @@
 """refund: a refund Stripe reports as failed later is reversed by a row of its own
 
 Revision ID: 0009
-Revises: 0013
+Revises: 0011
 Create Date: 2026-12-04 18:00:00
 
 A reversal is a refund row with the negated amounts and reverses_refund_id naming the
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009"
-down_revision: str | Sequence[str] | None = "0013"
+down_revision: str | Sequence[str] | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
