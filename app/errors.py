@@ -31,6 +31,19 @@ class Duplicate(LedgerError):
         self.existing_id = existing_id
 
 
+class ProbablySamePerson(Duplicate):
+    """A new person donor whose normalised e-mail address is already a donor's: probably the
+    same person (issue 11). A reviewer may confirm a different person and create it anyway."""
+
+    def __init__(self, existing_id: int, existing_name: str):
+        LedgerError.__init__(
+            self, f"a donor with this e-mail address is already recorded: this is probably "
+                  f"{existing_name} (donor {existing_id})")
+        self.field = "email"
+        self.existing_id = existing_id
+        self.existing_name = existing_name
+
+
 class NotAllowed(LedgerError):
     """A legal request the ledger refuses in the record's current state."""
 

@@ -18,6 +18,7 @@ from app.errors import (
     LedgerBusy,
     NotAllowed,
     NotFound,
+    ProbablySamePerson,
     RowRefused,
     UnstorableInput,
     ValidationFailed,
@@ -59,6 +60,13 @@ def _duplicate(error: Duplicate) -> ErrorAnswer:
                              "existing_id": error.existing_id}, str(error))
 
 
+def _same_person(error: ProbablySamePerson) -> ErrorAnswer:
+    """Duplicate's body, plus existing_donor_id: the record to look at (or merge into)."""
+    answer = _duplicate(error)
+    return ErrorAnswer(409, {**answer.body, "existing_donor_id": error.existing_id},
+                       answer.message)
+
+
 def _busy(error: Exception) -> ErrorAnswer:
     # Also a bare OperationalError: a lock or statement timeout from the database is
     # retryable, not a crash.
@@ -89,6 +97,7 @@ ANSWERS: dict[type[Exception], Callable] = {
     ValidationFailed: _invalid,
     NotFound: _plain(404),
     Duplicate: _duplicate,
+    ProbablySamePerson: _same_person,
     NotAllowed: _plain(409),
     IllegalTransition: _plain(409),
     LedgerBusy: _busy,

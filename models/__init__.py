@@ -28,7 +28,7 @@ from models.online import (
     StripeSettlement,
     StripeUnmatchedEvent,
 )
-from models.parties import Affiliation, Donor, Organization
+from models.parties import Affiliation, Donor, DonorMerge, Organization
 from models.pledges import IllegalPledgeTransition, Pledge, PledgeInstalment, move_pledge
 from models.policy_versions import PolicyVersion
 from models.users import LINK_PURPOSES, ROLES, AccountLink, ApiToken, SignInThrottle, User
@@ -50,6 +50,7 @@ __all__ = [
     "DeferredRefund",
     "Donor",
     "DonorExternalId",
+    "DonorMerge",
     "FiscalBudget",
     "FundingDay",
     "FundingMixDay",

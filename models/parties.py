@@ -14,6 +14,14 @@ DONOR_CATEGORIES = ("individual", "foundation", "company", "daf_sponsor", "other
 AFFILIATION_KINDS = ("employee", "contractor", "board_member", "advisor", "founder")
 
 
+def normalized_email(email: str | None) -> str | None:
+    """The e-mail address as records are matched on it: surrounding space stripped and
+    case-folded ("  Morgan.Chen@Example.org " and "morgan.chen@example.org" are one)."""
+    if email is None:
+        return None
+    return email.strip().casefold() or None
+
+
 class Organization(SQLModel, table=True):
     __table_args__ = (CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),)
 
@@ -40,12 +48,32 @@ class Donor(SQLModel, table=True):
     type: str = Field(max_length=20)
     name: str = Field(max_length=200, index=True)
     email: str | None = Field(default=None, max_length=320, index=True)
+    #: normalized_email(email), kept by app.ledger.parties: a new person donor whose
+    #: address is already on file is refused with one indexed lookup.
+    email_normalized: str | None = Field(default=None, max_length=320, index=True)
     #: For an organisation donor: the organisation it is, so a lab's own money is recognised.
     organization_id: int | None = Field(default=None, foreign_key="organization.id", index=True)
     category: str = Field(default="individual", max_length=20)
     #: Hidden from public listings; always fully known internally.
     anonymous: bool = Field(default=False)
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class DonorMerge(SQLModel, table=True):
+    """A donor record merged into another (app.ledger.merge): the duplicate's row stays, with
+    nothing left pointing at it, and this row says where it went, so its id is still found
+    and leads to the survivor. A table of its own rather than a column on donor: SQLite
+    cannot add or drop a foreign-key column on a table others reference without copying it."""
+
+    __tablename__ = "donor_merge"
+    __table_args__ = (CheckConstraint("survivor_id <> duplicate_id", name="not_into_itself"),)
+
+    #: The merged record. Merged once: a record merged into a merged one is re-pointed.
+    duplicate_id: int = Field(foreign_key="donor.id", primary_key=True,
+                              sa_column_kwargs={"autoincrement": False})
+    #: The record it was merged into, still a donor of its own.
+    survivor_id: int = Field(foreign_key="donor.id", index=True)
+    merged_at: datetime = Field(default_factory=utcnow)
 
 
 class Affiliation(SQLModel, table=True):
@@ -63,4 +91,8 @@ class Affiliation(SQLModel, table=True):
     start_date: date
     #: Last day of the affiliation (inclusive); None while it lasts.
     end_date: date | None = None
+    #: The title a reviewer confirmed is not a senior decision-maker's (rule
+    #: possible_senior_decision_maker asks once): set to the title as it stood, so a new
+    #: title is asked about again.
+    title_cleared: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(default_factory=utcnow)

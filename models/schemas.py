@@ -93,6 +93,15 @@ class DonorCreate(Input):
         return self
 
 
+class DonorCreateConfirmed(DonorCreate):
+    """A new donor as the API takes it: a reviewer or admin who has checked that a person
+    sharing an e-mail address with a recorded donor is someone else names that donor and
+    says why (otherwise the API answers 409 with existing_donor_id)."""
+
+    different_person_from: int | None = None
+    reason: Annotated[str, Field(max_length=500)] | None = None
+
+
 class DonorUpdate(Input):
     """The editable facts of a donor. Type and organisation are fixed at creation."""
 
@@ -269,6 +278,21 @@ class ReviewCreate(Input):
     reason: Annotated[str, Field(min_length=3, max_length=2000)]
     #: What the disclosure may publish if this accepts an exception to a public promise.
     public_note: Annotated[str, Field(min_length=3, max_length=2000)] | None = None
+
+
+class MergeCreate(Input):
+    """Merge another donor record (one person's second record) into this one."""
+
+    duplicate_id: int
+
+
+class TitleReview(Input):
+    """A reviewer's answer to rule possible_senior_decision_maker for one affiliation."""
+
+    #: True: the person is a senior decision-maker (the flag is set); False: the title is
+    #: reviewed as not senior and not asked about again while it stays the same.
+    senior: bool
+    reason: Annotated[str, Field(min_length=3, max_length=2000)]
 
 
 class UserCreate(Input):

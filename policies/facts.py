@@ -20,6 +20,9 @@ class AffiliationFact:
     #: Only typed on the public donate form, not on the donor's record: a claim, screened
     #: as if true (conservatively) and held for a reviewer (rule declaration_differs).
     declared: bool = False
+    #: The title a reviewer confirmed is not a senior decision-maker's (None: never reviewed).
+    #: Rule possible_senior_decision_maker does not ask again while the title is still this.
+    title_cleared: str | None = None
 
 
 @dataclass(frozen=True)

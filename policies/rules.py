@@ -12,6 +12,7 @@ file (the rule's outcome and settings) and the rule's tests.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -224,6 +225,71 @@ def declaration_differs(policy: Policy, gift: GiftFacts, funding: FundingFacts) 
     return Finding(rule, "accept", False, "No declaration that differs from the record.")
 
 
+#: Titles that suggest a senior decision-maker, for policy documents that name none (those
+#: stored before the rule). policy.toml lists the same words; a new version may change them.
+DEFAULT_SENIOR_TITLES = (
+    "chief", "CEO", "CTO", "COO", "CFO", "CSO", "CISO", "president", "vice president", "VP",
+    "SVP", "EVP", "head of", "director", "managing director", "founder", "board member",
+    "board", "trustee", "chair", "chairman", "chairwoman", "chairperson", "partner",
+    "general counsel",
+)
+
+
+def senior_title_pattern(titles: tuple[str, ...]) -> re.Pattern:
+    """One case-insensitive pattern: any of the words, as whole words ("VP" is in "VP
+    Research", not in "MVP"; "director" is in "Director's assistant", which is held once and
+    cleared by a reviewer: a needless question costs less than a missed senior). Spaces in
+    a term match any run of spaces or hyphens ("Vice-President")."""
+    parts = sorted((r"[\s\-]+".join(map(re.escape, t.split())) for t in titles),
+                   key=len, reverse=True)
+    return re.compile(r"(?<!\w)(?:" + "|".join(parts) + r")(?!\w)", re.IGNORECASE)
+
+
+def _senior_title_settings(table: Mapping) -> dict:
+    titles = table.get("titles", DEFAULT_SENIOR_TITLES)
+    if (not isinstance(titles, list | tuple) or not titles
+            or not all(isinstance(t, str) and t.strip() for t in titles)):
+        raise ValueError("titles must be a non-empty list of words or phrases")
+    titles = tuple(t.strip() for t in titles)
+    return {"titles": titles, "pattern": senior_title_pattern(titles)}
+
+
+def senior_words(policy: Policy, title: str | None) -> str | None:
+    """The words of the title that suggest a senior role under this policy, or None."""
+    if not title:
+        return None
+    settings = policy.settings.get("possible_senior_decision_maker") or _senior_title_settings({})
+    match = settings["pattern"].search(title)
+    return match.group(0) if match else None
+
+
+def possible_senior_decision_maker(policy: Policy, gift: GiftFacts,
+                                   funding: FundingFacts) -> Finding:
+    """A title that reads like a senior role ("Vice President of Research") at a covered lab
+    without the senior flag: a typing slip there would let a senior decision-maker's money
+    in, so a reviewer looks first. Confirming the flag makes rule senior_decision_maker
+    refuse; clearing it (the title is reviewed as not senior) stops this question."""
+    rule = "possible_senior_decision_maker"
+    found = []
+    for party in gift.parties:
+        for aff in lab_affiliations(party, gift.received_on, policy.cooling_off_days):
+            if (aff.senior_decision_maker or aff.declared or not aff.title
+                    or aff.title_cleared == aff.title):
+                continue
+            words = senior_words(policy, aff.title)
+            if words:
+                found.append(f"{party.name} ({aff.title} at {aff.organization}: \"{words}\")")
+    if found:
+        return Finding(
+            rule, policy.outcomes[rule], True,
+            "A title at a covered lab that suggests a senior decision-maker, not marked "
+            "senior: " + "; ".join(sorted(set(found))) + ". A reviewer confirms the senior "
+            "flag or clears the title.",
+        )
+    return Finding(rule, "accept", False,
+                   "No unreviewed title suggesting a senior role at a covered lab.")
+
+
 def _large_gift_settings(table: Mapping) -> dict:
     if "threshold_minor" not in table:  # a document from before the rule: it never fires
         return {}
@@ -298,6 +364,17 @@ RULES: tuple[Rule, ...] = (
                   "whose declaration differs from the record is held until a compliance "
                   "reviewer applies or dismisses the declaration.",
         default_outcome="hold",
+    ),
+    Rule(
+        "possible_senior_decision_maker", possible_senior_decision_maker,
+        label="Title suggests a senior decision-maker",
+        form_label="Senior-sounding title at a lab, not marked senior",
+        statement="A gift from someone whose title at a frontier AI lab suggests a senior "
+                  "role (a chief, a vice president, a director, a founder, a board member...) "
+                  "but who is not marked as a senior decision-maker is held until a "
+                  "compliance reviewer confirms or clears the role.",
+        default_outcome="hold",
+        read_settings=_senior_title_settings,
     ),
 )
 

@@ -7,17 +7,21 @@ from functools import cache
 from models.schemas import (
     AffiliationCreate,
     DonorCreate,
+    DonorCreateConfirmed,
     GiftCreate,
     InKindCreate,
+    MergeCreate,
     OrganizationCreate,
     OrganizationPatch,
     PledgeCreate,
     RefundCreate,
     ReviewCreate,
+    TitleReview,
 )
 
 INPUTS = [AffiliationCreate, DonorCreate, GiftCreate, InKindCreate, OrganizationCreate,
-          OrganizationPatch, PledgeCreate, RefundCreate, ReviewCreate]
+          OrganizationPatch, PledgeCreate, RefundCreate, ReviewCreate, DonorCreateConfirmed,
+          MergeCreate, TitleReview]
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
@@ -29,7 +33,12 @@ OPERATIONS = [
     ("get", "/organizations", "List organisations", "read", None, 200, [],
      [("covered_lab", {"type": "string", "enum": ["true", "false", "1", "0"]})]),
     ("get", "/organizations/{id}", "Get an organisation", "read", None, 200, [ID], []),
-    ("post", "/donors", "Create a donor", "donors.write", DonorCreate, 201, [], []),
+    ("post", "/donors", "Create a donor (409 with existing_donor_id if a person's e-mail is "
+     "already a donor's)", "donors.write", DonorCreateConfirmed, 201, [], []),
+    ("post", "/donors/{id}/merge", "Merge another donor record into this one (re-screens "
+     "affected gifts)", "review", MergeCreate, 200, [ID], []),
+    ("post", "/affiliations/{id}/title-review", "Confirm or clear a senior-sounding title",
+     "review", TitleReview, 200, [ID], []),
     ("get", "/donors", "Search donors", "read", None, 200, [],
      [("q", {"type": "string"}), ("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
       ("after_id", {"type": "integer", "minimum": 0})]),

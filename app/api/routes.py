@@ -18,18 +18,20 @@ from app.api.access import (
     require,
 )
 from app.api.openapi import openapi_document
-from app.auth.roles import READ
+from app.auth.roles import READ, allowed
 from app.db import get_session
 from app.errors import NotFound
 from app.extensions import audit_keys, state
-from app.ledger import disclosure, parties, pledges, reviews, series
+from app.ledger import disclosure, parties, pledges, reviews, series, titles
 from app.ledger.gifts import record_gift, refund_gift
+from app.ledger.merge import merge_donors
 from app.ledger.search import donors_matching
 from app.ledger.summary import compliance_summary
 from app.ledger.verification import verify_audit
 from app.presenters.compliance import series_public, summary_public
 from models import (
     Donor,
+    DonorMerge,
     Gift,
     InKindArrangement,
     Organization,
@@ -41,12 +43,15 @@ from models.money import MoneyError, parse_amount
 from models.schemas import (
     AffiliationCreate,
     DonorCreate,
+    DonorCreateConfirmed,
     GiftCreate,
     InKindCreate,
+    MergeCreate,
     OrganizationCreate,
     PledgeCreate,
     RefundCreate,
     ReviewCreate,
+    TitleReview,
 )
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -112,8 +117,15 @@ def get_organization(org_id: int):
 @bp.post("/donors")
 @require("donors.write")
 def create_donor():
-    data = parse_body(DonorCreate)
-    donor = parties.create_donor(get_session(), data, g.actor)
+    body = parse_body(DonorCreateConfirmed)
+    if body.different_person_from is not None and not allowed(g.api_user.role, "review"):
+        raise ApiError(403, "only a reviewer or an admin may confirm a different person "
+                            "(different_person_from)")
+    data = DonorCreate.model_validate(body.model_dump(exclude={"different_person_from",
+                                                               "reason"}))
+    donor = parties.create_donor(get_session(), data, g.actor,
+                                 different_person_from=body.different_person_from,
+                                 reason=body.reason)
     return _created(out.donor_public(donor, get_session()))
 
 
@@ -128,7 +140,12 @@ def list_donors():
     if term:
         query = query.where(donors_matching(term))
     donors = session.execute(query).scalars().all()
-    return jsonify({"items": [out.donor_public(d) for d in donors],
+    merged = dict(session.execute(
+        select(DonorMerge.duplicate_id, DonorMerge.survivor_id)
+        .where(DonorMerge.duplicate_id.in_([d.id for d in donors]))
+    ).all()) if donors else {}
+    return jsonify({"items": [{**out.donor_public(d), "merged_into_id": merged.get(d.id)}
+                              for d in donors],
                     "next_after_id": donors[-1].id if len(donors) == limit else None})
 
 
@@ -136,6 +153,21 @@ def list_donors():
 @require(READ)
 def get_donor(donor_id: int):
     return jsonify(out.donor_public(_get(Donor, donor_id, "donor"), get_session()))
+
+
+@bp.post("/donors/<int:donor_id>/merge")
+@require("review")
+def merge_donor(donor_id: int):
+    data = parse_body(MergeCreate)
+    session = get_session()
+    result = merge_donors(session, donor_id, data.duplicate_id, g.actor, _policy())
+    return jsonify({
+        "survivor": out.donor_public(_get(Donor, donor_id, "donor"), session),
+        "duplicate_id": result.duplicate_id,
+        "moved": result.moved,
+        "combined_attribution_gift_ids": result.combined_attribution_gift_ids,
+        "rescreened_gift_ids": result.rescreened_gift_ids,
+    })
 
 
 @bp.post("/donors/<int:donor_id>/affiliations")
@@ -151,6 +183,16 @@ def add_affiliation(donor_id: int):
 
 # PUT /affiliations/<id>, PATCH /organizations/<id>, DELETE /affiliations/<id> and the
 # pending changes: app/api/change_routes.py (the two-person rule for weakening changes).
+
+
+@bp.post("/affiliations/<int:affiliation_id>/title-review")
+@require("review")
+def review_affiliation_title(affiliation_id: int):
+    data = parse_body(TitleReview)
+    aff, rescreened = titles.review_title(get_session(), affiliation_id, data.senior,
+                                          data.reason, g.actor, _policy())
+    return jsonify({**out.affiliation_public(aff),
+                    "rescreened_gift_ids": [d.gift_id for d in rescreened]})
 
 
 # --- gifts ------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from models import (
     Attribution,
     Decision,
     Donor,
+    DonorMerge,
     Gift,
     InKindArrangement,
     Organization,
@@ -78,6 +79,8 @@ def affiliation_public(aff: Affiliation) -> dict:
         "kind": aff.kind,
         "title": aff.title,
         "senior_decision_maker": aff.senior_decision_maker,
+        #: The title a reviewer confirmed is not senior (rule possible_senior_decision_maker).
+        "title_cleared": aff.title_cleared,
         "start_date": _iso(aff.start_date),
         "end_date": _iso(aff.end_date),
     }
@@ -95,6 +98,9 @@ def donor_public(donor: Donor, session: Session | None = None) -> dict:
         "created_at": _iso(donor.created_at),
     }
     if session is not None:
+        # Set when this record was merged into another: that donor's id (docs/api.md).
+        merge = session.get(DonorMerge, donor.id)
+        data["merged_into_id"] = merge.survivor_id if merge else None
         rows = session.execute(
             select(Affiliation).where(Affiliation.donor_id == donor.id)
             .order_by(Affiliation.start_date, Affiliation.id)

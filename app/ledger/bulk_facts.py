@@ -97,6 +97,7 @@ class BulkFacts:
                         senior_decision_maker=a.senior_decision_maker,
                         start_date=a.start_date,
                         end_date=a.end_date,
+                        title_cleared=a.title_cleared,
                     )
                     for a in self._affiliations.get(donor_id, ())
                 )

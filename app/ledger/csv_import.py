@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import IO
 
 from pydantic import ValidationError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from app.db.locking import ledger_batch
@@ -50,8 +50,9 @@ from app.ledger.gifts import recorded_payment_ids, reporting_amount
 from app.ledger.intake import GiftIntake
 from app.ledger.parties import add_affiliation, create_donors
 from app.ledger.search import OrganizationNames
-from models import Affiliation, Donor, DonorExternalId, IllegalTransition
+from models import Affiliation, Donor, DonorExternalId, DonorMerge, IllegalTransition
 from models.money import GIFT_CEILING_MINOR
+from models.parties import normalized_email
 from models.schemas import AffiliationCreate, DonorCreate, GiftCreate, field_errors
 from policies import Policy
 
@@ -245,6 +246,7 @@ class _Staging:
             CREATE TABLE donor (line INTEGER PRIMARY KEY, external_id TEXT NOT NULL UNIQUE,
                                 type TEXT NOT NULL, category TEXT NOT NULL, payload TEXT NOT NULL);
             CREATE TABLE donor_id (external_id TEXT PRIMARY KEY, donor_id INTEGER NOT NULL);
+            CREATE TABLE donor_email (email TEXT PRIMARY KEY, line INTEGER NOT NULL);
             CREATE TABLE affiliation (line INTEGER PRIMARY KEY, donor_id INTEGER,
                                       donor_external_id TEXT NOT NULL, payload TEXT NOT NULL,
                                       same TEXT NOT NULL UNIQUE);
@@ -359,14 +361,44 @@ class CsvImport:
         self.errors.append(RowError(kind, line, tuple(reasons)))
 
     def _db_donors(self, external_ids: set[str]) -> dict[str, _DonorRef]:
+        """The recorded donors these external ids name. A record merged into another leads
+        to the survivor (donor_merge): its later files (gifts, affiliations) belong to the one person."""
         found = {}
+        survivor = Donor.__table__.alias("survivor")
+        merge = DonorMerge.__table__
         for ids in _chunks(sorted(external_ids), CHUNK):
             for ext, donor_id, donor_type, category in self.session.execute(
-                select(DonorExternalId.external_id, Donor.id, Donor.type, Donor.category)
+                select(DonorExternalId.external_id,
+                       func.coalesce(survivor.c.id, Donor.id),
+                       func.coalesce(survivor.c.type, Donor.type),
+                       func.coalesce(survivor.c.category, Donor.category))
                 .join(Donor, Donor.id == DonorExternalId.donor_id)
+                .outerjoin(merge, merge.c.duplicate_id == Donor.id)
+                .outerjoin(survivor, survivor.c.id == merge.c.survivor_id)
                 .where(one_of(self.session, DonorExternalId.external_id, ids))
             ):
                 found[ext] = _DonorRef(donor_id, donor_type, category)
+        return found
+
+    def _db_emails(self, rows: list[tuple[int, dict[str, str]]]) -> dict[str, tuple[int, str]]:
+        """Normalised e-mail -> (id, name) of the recorded person donor with it (a merged
+        record's survivor), for the person rows of a chunk: one indexed IN query."""
+        keys = {normalized_email(values.get("email")) for _, values in rows
+                if values.get("type", "").lower() == "person"} - {None}
+        if not keys:
+            return {}
+        survivor = Donor.__table__.alias("survivor")
+        merge = DonorMerge.__table__
+        found: dict[str, tuple[int, str]] = {}
+        for key, donor_id, name in self.session.execute(
+            select(Donor.email_normalized, func.coalesce(survivor.c.id, Donor.id),
+                   func.coalesce(survivor.c.name, Donor.name))
+            .outerjoin(merge, merge.c.duplicate_id == Donor.id)
+            .outerjoin(survivor, survivor.c.id == merge.c.survivor_id)
+            .where(one_of(self.session, Donor.email_normalized, keys), Donor.type == "person")
+            .order_by(Donor.id)
+        ):
+            found.setdefault(key, (donor_id, name))
         return found
 
     def _donor_ref(self, external_id: str, in_db: dict[str, _DonorRef]) -> _DonorRef | None:
@@ -374,6 +406,7 @@ class CsvImport:
 
     def _check_donors(self, rows: list[tuple[int, dict[str, str]]]) -> None:
         in_db = self._db_donors({values["external_id"] for _, values in rows})
+        emails = self._db_emails(rows)
         for line, values in rows:
             ext = values["external_id"]
             reasons = [] if ext else ["external_id: required"]
@@ -398,6 +431,8 @@ class CsvImport:
                 data = DonorCreate.model_validate(payload)
             except ValidationError as error:
                 reasons += _reasons(error, {"organization_id": "organization"})
+            if data is not None and data.type == "person":
+                reasons += self._same_email(line, normalized_email(data.email), emails)
             if reasons or data is None:
                 self._fail("donors", line, reasons)
                 continue
@@ -409,6 +444,27 @@ class CsvImport:
             except sqlite3.IntegrityError:
                 first = self.staging.first_line("donor", ext)
                 self._fail("donors", line, [f"external_id {ext!r} repeats line {first}"])
+
+    def _same_email(self, line: int, key: str | None,
+                    recorded: dict[str, tuple[int, str]]) -> list[str]:
+        """A person row whose e-mail is a recorded donor's, or an earlier row's: probably the
+        same person, which a second record would screen apart (parties.create_donor refuses
+        it too). An import never creates such a donor; a reviewer can, on the donor form."""
+        if key is None:
+            return []
+        if key in recorded:
+            donor_id, name = recorded[key]
+            return [f"email: a donor with this e-mail address is already recorded: this is "
+                    f"probably {name} (donor {donor_id}); use that donor's external id, or "
+                    "leave this row out"]
+        first = self.staging.db.execute("SELECT line FROM donor_email WHERE email = ?",
+                                        (key,)).fetchone()
+        if first is not None:
+            return [f"email: the same e-mail address as the donor on line {first[0]}: "
+                    "probably the same person"]
+        self.staging.db.execute("INSERT INTO donor_email (email, line) VALUES (?, ?)",
+                                (key, line))
+        return []
 
     def _check_affiliations(self, rows: list[tuple[int, dict[str, str]]]) -> None:
         in_db = self._db_donors({values["donor_external_id"] for _, values in rows})

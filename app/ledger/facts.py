@@ -131,6 +131,7 @@ def party(session: Session, covered: CoveredOrganizations, donor: Donor,
                 senior_decision_maker=a.senior_decision_maker,
                 start_date=a.start_date,
                 end_date=a.end_date,
+                title_cleared=a.title_cleared,
             )
             for a in rows
         )

@@ -14,7 +14,7 @@ from sqlmodel import Session
 from app.db import rows
 from app.db.locking import ledger_write
 from app.db.lookups import one_of
-from app.errors import NotFound, RowRefused, ValidationFailed
+from app.errors import NotAllowed, NotFound, ProbablySamePerson, RowRefused, ValidationFailed
 from app.ledger import audit, funding
 from app.ledger.audit import Actor
 from app.ledger.facts import CoveredOrganizations
@@ -24,11 +24,13 @@ from models import (
     Attribution,
     Decision,
     Donor,
+    DonorMerge,
     Gift,
     InKindArrangement,
     Organization,
     utcnow,
 )
+from models.parties import normalized_email
 from models.schemas import (
     AffiliationCreate,
     DonorCreate,
@@ -191,12 +193,81 @@ def _rescreen_for_coverage(session: Session, org_ids: list[int], policy: Policy,
     return [hold_for_rescreen(session, gift, policy, actor, why) for gift in ordered]
 
 
-def create_donor(session: Session, data: DonorCreate, actor: Actor) -> Donor:
+#: Who may confirm that a new donor sharing an e-mail address with a recorded one is a
+#: different person (app.auth.roles' "review" permission; the ledger cannot import it).
+CONFIRMING_ROLES = ("reviewer", "admin")
+
+
+def same_email_donors(session: Session, email: str | None, *,
+                      exclude: int | None = None) -> list[tuple[int, str]]:
+    """(id, name) of the person donors whose normalised e-mail is this one's, lowest id first:
+    one lookup on ix_donor_email_normalized. A merged record stands for its survivor."""
+    key = normalized_email(email)
+    if key is None:
+        return []
+    found = session.execute(
+        select(Donor.id, DonorMerge.survivor_id)
+        .outerjoin(DonorMerge, DonorMerge.duplicate_id == Donor.id)
+        .where(Donor.email_normalized == key, Donor.type == "person")
+        .order_by(Donor.id)
+    ).all()
+    ids = list(dict.fromkeys(merged_into or donor_id for donor_id, merged_into in found))
+    ids = [i for i in ids if i != exclude]
+    if not ids:
+        return []
+    names = dict(session.execute(select(Donor.id, Donor.name).where(Donor.id.in_(ids))).all())
+    return [(i, names[i]) for i in ids]
+
+
+def merged_into(session: Session, donor_id: int) -> int | None:
+    """The donor a merged record was merged into (app.ledger.merge); None for a live one."""
+    merge = session.get(DonorMerge, donor_id)
+    return merge.survivor_id if merge else None
+
+
+def _refuse_same_email(session: Session, data: DonorCreate | DonorUpdate, *,
+                       exclude: int | None = None) -> None:
+    same = same_email_donors(session, data.email, exclude=exclude)
+    if same:
+        raise ProbablySamePerson(*same[0])
+
+
+def create_donor(session: Session, data: DonorCreate, actor: Actor, *,
+                 different_person_from: int | None = None, reason: str | None = None) -> Donor:
+    """A new donor. A person whose normalised e-mail is already a person donor's is refused
+    (ProbablySamePerson: a second record would be screened apart from the first, and the
+    senior or cap rules walked around), unless a reviewer confirms it is a different person
+    (`different_person_from`: the recorded donor they compared it with; `reason`: why),
+    which the audit entry records."""
     with ledger_write(session):
         _check_new_donor(data, lambda org_id: session.get(Organization, org_id) is not None)
+        confirmed = None
+        if data.type == "person":
+            same = same_email_donors(session, data.email)
+            if same and different_person_from is None:
+                raise ProbablySamePerson(*same[0])
+            if same:
+                confirmed = _confirm_different(same, different_person_from, reason, actor)
         donor = rows.insert(session, rows.new(Donor, **_new_donor_values(data)))
-        audit.append(session, actor, "donor.created", "donor", donor.id, _created_entry(donor))
+        entry = _created_entry(donor)
+        if confirmed:
+            entry = {**entry, **confirmed}
+        audit.append(session, actor, "donor.created", "donor", donor.id, entry)
     return donor
+
+
+def _confirm_different(same: list[tuple[int, str]], different_from: int, reason: str | None,
+                       actor: Actor) -> dict:
+    if actor.role not in CONFIRMING_ROLES:
+        raise NotAllowed("only a reviewer or an admin may confirm that a donor sharing an "
+                         "e-mail address with a recorded one is a different person")
+    if different_from not in {donor_id for donor_id, _ in same}:
+        raise ProbablySamePerson(*same[0])  # compared with another record than the one found
+    if not (reason or "").strip():
+        raise ValidationFailed({"reason": ["say why this is a different person"]})
+    return {"different_person_from": different_from,
+            "same_email_donor_ids": [donor_id for donor_id, _ in same],
+            "reason": reason.strip()}
 
 
 def create_donors(session: Session, items: list[DonorCreate], actor: Actor, *,
@@ -209,10 +280,20 @@ def create_donors(session: Session, items: list[DonorCreate], actor: Actor, *,
         wanted = {d.organization_id for d in items if d.organization_id is not None}
         known = set(session.execute(select(Organization.id).where(
             one_of(session, Organization.id, wanted))).scalars()) if wanted else set()
+        seen: dict[str, int] = {}
         for i, data in enumerate(items):
             try:
                 _check_new_donor(data, known.__contains__)
-            except ValidationFailed as error:
+                if data.type == "person":
+                    _refuse_same_email(session, data)
+                    key = normalized_email(data.email)
+                    if key is not None and key in seen:
+                        raise ValidationFailed({"email": [
+                            f"the same e-mail address as the donor at "
+                            f"{tags[seen[key]] if tags else seen[key]}: probably the same person"]})
+                    if key is not None:
+                        seen[key] = i
+            except (ValidationFailed, ProbablySamePerson) as error:
                 raise RowRefused(tags[i] if tags else i, error) from error
         values = [rows.values_of(rows.new(Donor, **_new_donor_values(d))) for d in items]
         ids = rows.bulk_insert(session, Donor, values, return_ids=True)
@@ -236,6 +317,7 @@ def _check_new_donor(data: DonorCreate, organization_exists) -> None:
 
 def _new_donor_values(data: DonorCreate) -> dict:
     return {"type": data.type, "name": data.name, "email": data.email,
+            "email_normalized": normalized_email(data.email),
             "organization_id": data.organization_id, "category": data.category,
             "anonymous": data.anonymous}
 
@@ -270,11 +352,21 @@ def update_donor(session: Session, donor_id: int, data: DonorUpdate, actor: Acto
         changed = [key for key, value in new.items() if getattr(donor, key) != value]
         if not changed:
             return donor
+        merged = session.get(DonorMerge, donor.id)
+        if merged is not None:
+            raise NotAllowed(f"donor {donor.id} was merged into donor {merged.survivor_id}; "
+                             "change that record")
+        if ("email" in changed and donor.type == "person"
+                and normalized_email(data.email) != donor.email_normalized):
+            # Changing the address to another person's would make the same second record
+            # that creating one with it is refused for.
+            _refuse_same_email(session, data, exclude=donor.id)
         before = {k: getattr(donor, k) for k in changed if k not in _PERSONAL_FIELDS}
         if "category" in changed:
             funding.move_credits(session, donor.id, donor.category, new["category"])
         for key in changed:
             setattr(donor, key, new[key])
+        donor.email_normalized = normalized_email(donor.email)
         session.flush()
         audit.append(session, actor, "donor.changed", "donor", donor.id, {
             "changed": changed,

@@ -37,6 +37,7 @@ def register_web(app: Flask) -> None:
         compliance,
         disclosures,
         donate,
+        donor_identity,  # noqa: F401 - its routes join the donors blueprint
         donors,
         exports,
         finance,

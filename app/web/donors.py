@@ -18,8 +18,9 @@ from wtforms.validators import DataRequired, Email, InputRequired, Length, Optio
 
 from app.auth.roles import READ
 from app.db import get_session
-from app.errors import NotFound
+from app.errors import NotFound, ProbablySamePerson
 from app.extensions import state
+from app.http_errors import answer_for
 from app.ledger import changes, parties
 from app.ledger.facts import CoveredOrganizations
 from app.ledger.pledges import pledge_schedules
@@ -32,6 +33,7 @@ from app.web.pledges import schedule_totals
 from models import Affiliation, Attribution, Decision, Donor, Gift, Organization, Pledge, Refund
 from models.parties import AFFILIATION_KINDS
 from models.schemas import AffiliationCreate, DonorCreate, DonorUpdate
+from policies.rules import senior_words
 
 bp = Blueprint("donors", __name__, url_prefix="/staff/donors")
 
@@ -203,8 +205,20 @@ def detail(donor_id: int):
     schedules = pledge_schedules(session, [p.id for p in pledges], today)
     pledge_totals = {p.id: schedule_totals(schedules[p.id]) for p in pledges}
 
+    policy = st.policy_for(session)
+    # Affiliations whose title reads senior at a covered lab and waits for a reviewer's
+    # answer (rule possible_senior_decision_maker): title id -> the words that matched.
+    title_questions = {
+        a.id: words for a, _o in affiliations
+        if not a.senior_decision_maker and a.title_cleared != a.title
+        and covered.covered(a.organization_id)
+        and (words := senior_words(policy, a.title))
+    }
     return render_template(
         "donors/detail.html", donor=donor, gifts=gifts, today=today,
+        title_questions=title_questions,
+        merged_into=session.get(Donor, survivor) if (survivor := parties.merged_into(
+            session, donor_id)) else None,
         affiliations=[(a, o, coverage_label(covered, o)) for a, o in affiliations],
         attributions=attributions, decisions=decisions, pledges=pledges, pledge_totals=pledge_totals,
         totals=giving_totals(session, [donor_id], st.reporting_currency).get(donor_id,
@@ -227,20 +241,28 @@ def create():
     if request.method == "GET":
         form.type.data = request.args.get("type", "person")
         form.organization_id.data = request.args.get("organization_id", "")
+    same = None
     if form.validate_on_submit():
-        ok, donor = attempt(form, lambda: parties.create_donor(session, DonorCreate(
-            type=form.type.data,
-            name=form.name.data,
-            email=blank_to_none(form.email.data),
-            organization_id=int(form.organization_id.data) if form.organization_id.data else None,
-            category=form.category.data or None,
-            anonymous=form.anonymous.data,
-        ), g.actor), names={"body": "category"})
+        try:
+            ok, donor = attempt(form, lambda: parties.create_donor(session, DonorCreate(
+                type=form.type.data,
+                name=form.name.data,
+                email=blank_to_none(form.email.data),
+                organization_id=int(form.organization_id.data) if form.organization_id.data
+                else None,
+                category=form.category.data or None,
+                anonymous=form.anonymous.data,
+            ), g.actor), names={"body": "category"})
+        except ProbablySamePerson as error:
+            # "This is probably X": the record to look at, and (for a reviewer) the way to
+            # record a different person anyway (templates/donors/form.html).
+            ok, donor, same = False, None, {"id": error.existing_id, "name": error.existing_name}
+            form.form_errors = [*form.form_errors, answer_for(error).message]
         if ok:
             flash(f"Donor {donor.name} created.", "success")
             return redirect(url_for("donors.detail", donor_id=donor.id))
     status = INVALID if request.method == "POST" else 200
-    return render_template("donors/form.html", form=form, donor=None), status
+    return render_template("donors/form.html", form=form, donor=None, same=same), status
 
 
 @bp.route("/<int:donor_id>/edit", methods=["GET", "POST"])
@@ -249,18 +271,23 @@ def edit(donor_id: int):
     session = get_session()
     donor = get_or_404(Donor, donor_id)
     form = DonorEditForm(obj=donor)
+    same = None
     if form.validate_on_submit():
-        ok, _ = attempt(form, lambda: parties.update_donor(session, donor_id, DonorUpdate(
-            name=form.name.data,
-            email=blank_to_none(form.email.data),
-            category=form.category.data,
-            anonymous=form.anonymous.data,
-        ), g.actor))
+        try:
+            ok, _ = attempt(form, lambda: parties.update_donor(session, donor_id, DonorUpdate(
+                name=form.name.data,
+                email=blank_to_none(form.email.data),
+                category=form.category.data,
+                anonymous=form.anonymous.data,
+            ), g.actor))
+        except ProbablySamePerson as error:
+            ok, same = False, {"id": error.existing_id, "name": error.existing_name}
+            form.form_errors = [*form.form_errors, answer_for(error).message]
         if ok:
             flash("Donor saved.", "success")
             return redirect(url_for("donors.detail", donor_id=donor_id))
     status = INVALID if request.method == "POST" else 200
-    return render_template("donors/form.html", form=form, donor=donor), status
+    return render_template("donors/form.html", form=form, donor=donor, same=same), status
 
 
 def _affiliation_input(form: AffiliationForm) -> AffiliationCreate:

@@ -21,6 +21,7 @@ DEFAULT_OUTCOMES = {
     "large_gift": "hold",
     # Not named in the file: the rule's default (it came after version 2026.2).
     "declaration_differs": "hold",
+    "possible_senior_decision_maker": "hold",
 }
 
 DELETE = object()
