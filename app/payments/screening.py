@@ -29,7 +29,7 @@ from app.ledger.audit import Actor
 from app.ledger.declarations import declared_title
 from app.ledger.facts import CoveredOrganizations
 from app.ledger.gifts import record_gift
-from app.ledger.parties import create_donor
+from app.ledger.parties import create_donor, same_email_donors
 from app.ledger.search import OrganizationNames
 from models import Donor, OnlineDonation, Organization
 from models.money import display_amount, format_amount
@@ -86,13 +86,11 @@ def lab_by_name(session: Session, employer: str | None) -> int | None:
 
 def _person(session: Session, decl: Declaration) -> tuple[Donor, bool]:
     """The donor with the e-mail typed, or a new bare record; and whether it is new."""
-    donor = session.execute(
-        select(Donor)
-        .where(Donor.type == "person", func.lower(Donor.email) == decl.email.lower())
-        .order_by(Donor.id).limit(1)
-    ).scalar_one_or_none()
-    if donor is not None:
-        return donor, False
+    # The same lookup that refuses a second record for a recorded address (stripped and
+    # case-folded, indexed; a merged record stands for its survivor).
+    same = same_email_donors(session, decl.email)
+    if same:
+        return session.get(Donor, same[0][0]), False
     return create_donor(session, DonorCreate(type="person", name=decl.name, email=decl.email,
                                              anonymous=decl.anonymous), DONATE_FORM), True
 
