@@ -38,6 +38,7 @@ from models import (
     Attribution,
     Decision,
     Donor,
+    DonorMerge,
     Gift,
     Pledge,
     Refund,
@@ -176,6 +177,27 @@ def share_credits(session: Session, shares: list[Share], payer: Donor) -> fundin
     return funding.credits_of(shares, categories)
 
 
+def _refuse_merged_donors(session: Session, data: GiftCreate, donor: Donor,
+                          errors: dict[str, list[str]]) -> None:
+    """A record merged into another (app.ledger.merge) has no affiliations left: a gift on it
+    would be screened apart from the person it is. One indexed read for the payer and every
+    attributed donor."""
+    ids = {donor.id, *(a.donor_id for a in data.attributions or ())}
+    merged = dict(session.execute(
+        select(DonorMerge.duplicate_id, DonorMerge.survivor_id)
+        .where(DonorMerge.duplicate_id.in_(ids))
+    ).all())
+    if not merged:
+        return
+    if donor.id in merged:
+        errors["donor_id"] = [f"donor {donor.id} was merged into donor {merged[donor.id]}; "
+                              "record the gift on that donor"]
+    for i, a in enumerate(data.attributions or ()):
+        if a.donor_id in merged:
+            errors.setdefault(f"attributions.{i}.donor_id", []).append(
+                f"donor {a.donor_id} was merged into donor {merged[a.donor_id]}")
+
+
 def validate_links(session: Session, data: GiftCreate, donor: Donor) -> None:
     errors: dict[str, list[str]] = {}
     # Every channel passes here: a gift is recorded once received, never ahead of time
@@ -190,6 +212,7 @@ def validate_links(session: Session, data: GiftCreate, donor: Donor) -> None:
             errors["matching_gift_for"] = ["no such gift"]
         elif donor.type != "organization":
             errors["matching_gift_for"] = ["a matching gift comes from an organisation donor"]
+    _refuse_merged_donors(session, data, donor, errors)
     if data.pledge_id is not None:
         pledge = session.get(Pledge, data.pledge_id)
         if pledge is None:

@@ -421,6 +421,10 @@ def add_affiliation(session: Session, donor_id: int, data: AffiliationCreate, ac
             raise NotFound("donor", donor_id)
         if donor.type != "person":
             raise ValidationFailed({"donor_id": ["affiliations link a person to an organisation"]})
+        survivor = merged_into(session, donor_id)
+        if survivor is not None:  # it would count for nobody: the record holds no gifts now
+            raise ValidationFailed({"donor_id": [
+                f"donor {donor_id} was merged into donor {survivor}; add it there"]})
         if session.get(Organization, data.organization_id) is None:
             raise ValidationFailed({"organization_id": ["no such organisation"]})
         aff = Affiliation(donor_id=donor_id, **data.model_dump())

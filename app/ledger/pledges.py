@@ -13,7 +13,7 @@ from app.db.locking import ledger_write
 from app.errors import ValidationFailed
 from app.ledger import audit
 from app.ledger.audit import Actor
-from models import Donor, Gift, Pledge, PledgeInstalment, move_pledge
+from models import Donor, DonorMerge, Gift, Pledge, PledgeInstalment, move_pledge
 from models.money import format_amount
 from models.schemas import PledgeCreate
 
@@ -22,6 +22,10 @@ def create_pledge(session: Session, data: PledgeCreate, actor: Actor) -> Pledge:
     with ledger_write(session):
         if session.get(Donor, data.donor_id) is None:
             raise ValidationFailed({"donor_id": ["no such donor"]})
+        merged = session.get(DonorMerge, data.donor_id)
+        if merged is not None:
+            raise ValidationFailed({"donor_id": [
+                f"donor {data.donor_id} was merged into donor {merged.survivor_id}"]})
         pledge = Pledge(donor_id=data.donor_id, amount_minor=data.amount_minor,
                         currency=data.currency, pledged_on=data.pledged_on,
                         description=data.description)

@@ -273,3 +273,26 @@ def test_every_foreign_key_to_a_donor_is_moved_or_handled_apart():
             ("donor_external_id", "donor_id"), ("donor_merge", "duplicate_id"),
             ("donor_merge", "survivor_id")} <= found
     assert _HANDLED_APART <= found
+
+
+def test_nothing_new_is_recorded_on_a_merged_record(api, db, w):
+    """A merged record has no affiliations left: a gift, a share of one, a pledge or an
+    affiliation recorded on it would be screened apart from the person it is."""
+    ana, dup = person(api, "Ana"), person(api, "Ana B.")
+    ok(api.post(f"/donors/{ana['id']}/merge", {"duplicate_id": dup["id"]}), 200)
+    before = snapshot(db)
+    refused = errors_of(api.post("/gifts", {"donor_id": dup["id"], "amount": "10.00",
+                                            "currency": "USD", "received_on": D}))
+    assert refused == {"donor_id": [f"donor {dup['id']} was merged into donor {ana['id']}; "
+                                    "record the gift on that donor"]}
+    shared = errors_of(api.post("/gifts", {
+        "donor_id": w.donor["id"], "amount": "10.00", "currency": "USD", "received_on": D,
+        "attributions": [{"donor_id": dup["id"], "fraction": "0.5"},
+                         {"donor_id": w.donor["id"], "fraction": "0.5"}]}))
+    assert shared == {"attributions.0.donor_id": [
+        f"donor {dup['id']} was merged into donor {ana['id']}"]}
+    assert "donor_id" in errors_of(api.post("/pledges", {
+        "donor_id": dup["id"], "amount": "300.00", "currency": "USD", "pledged_on": D}))
+    assert "donor_id" in errors_of(api.post(f"/donors/{dup['id']}/affiliations", {
+        "organization_id": w.lab["id"], "senior_decision_maker": False, "start_date": D}))
+    assert snapshot(db) == before
