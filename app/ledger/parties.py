@@ -288,9 +288,10 @@ def create_donors(session: Session, items: list[DonorCreate], actor: Actor, *,
                     _refuse_same_email(session, data)
                     key = normalized_email(data.email)
                     if key is not None and key in seen:
+                        first = f"line {tags[seen[key]]}" if tags else f"item {seen[key]}"
                         raise ValidationFailed({"email": [
-                            f"the same e-mail address as the donor at "
-                            f"{tags[seen[key]] if tags else seen[key]}: probably the same person"]})
+                            f"the same e-mail address as the donor on {first}: probably the "
+                            "same person"]})
                     if key is not None:
                         seen[key] = i
             except (ValidationFailed, ProbablySamePerson) as error:
