@@ -1,7 +1,7 @@
 """donor identity: normalised e-mail, merged records, titles reviewed as not senior
 
 Revision ID: 0014
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-04 18:00:00
 
 - donor.email_normalized: the e-mail stripped and case-folded, indexed, so creating a person
@@ -19,7 +19,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0014"
-down_revision: str | Sequence[str] | None = "0008"
+down_revision: str | Sequence[str] | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
