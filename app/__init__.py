@@ -10,7 +10,7 @@ from flask_wtf.csrf import CSRFProtect
 from werkzeug.exceptions import HTTPException, default_exceptions
 
 from app.config import load_settings
-from app.db import close_session, get_session, make_engine, session_factory
+from app.db import close_session, discard, get_session, make_engine, session_factory
 from app.extensions import State
 from app.http_errors import ANSWERED, answer_for
 from app.ledger.policy_store import PolicyCache
@@ -126,7 +126,7 @@ def _register_errors(app: Flask) -> None:
         answer = answer_for(error)
         api = request.path.startswith("/api/")
         if answer.rollback or not api:
-            get_session().rollback()
+            discard(get_session())
             app.logger.warning("%s on %s: %s", answer.status, request.path, error)
         if api:
             return jsonify(answer.body), answer.status, answer.headers
@@ -140,7 +140,7 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):
         # Never leave a half-done transaction behind a failed request.
-        get_session().rollback()
+        discard(get_session())
         app.logger.exception("unhandled error")
         if request.path.startswith("/api/"):
             return jsonify({"error": "internal error"}), 500

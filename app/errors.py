@@ -75,3 +75,12 @@ class UnstorableInput(Exception):
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+
+
+class StillRunning(LedgerError):
+    """Another request with the same idempotency key is still being processed."""
+
+
+class CommitUncertain(LedgerError):
+    """The database connection failed while committing: the write may or may not have
+    been committed, so the caller must not be told that nothing was saved."""

@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from sqlalchemy.exc import DataError, OperationalError
 
 from app.errors import (
+    CommitUncertain,
     Duplicate,
     LedgerBusy,
     NotAllowed,
     NotFound,
     ProbablySamePerson,
     RowRefused,
+    StillRunning,
     UnstorableInput,
     ValidationFailed,
 )
@@ -28,6 +30,9 @@ from models import IllegalTransition
 #: The wording for a page when the ledger lock could not be taken in time.
 BUSY_MESSAGE = ("The ledger is busy with another change. Nothing was saved; "
                 "please try again in a moment.")
+#: The wording for a page when the commit's outcome is unknown (see _uncertain).
+UNCERTAIN_MESSAGE = ("The connection to the database was lost while saving: the change may "
+                     "or may not have been saved. Check before trying again.")
 #: The wording for a page when a value could not be stored (see _out_of_range).
 OUT_OF_RANGE_MESSAGE = ("A number or date is out of range, or text contains characters that "
                         "cannot be stored. Nothing was saved.")
@@ -74,6 +79,20 @@ def _busy(error: Exception) -> ErrorAnswer:
                        {"Retry-After": "1"}, rollback=True)
 
 
+def _still_running(error: StillRunning) -> ErrorAnswer:
+    return ErrorAnswer(409, {"error": "a request with this Idempotency-Key is still being "
+                                      "processed; retry shortly to get its response"},
+                       str(error), {"Retry-After": "1"})
+
+
+def _uncertain(error: CommitUncertain) -> ErrorAnswer:
+    """Not a 503: that says nothing was saved, and this may have been."""
+    return ErrorAnswer(500, {"error": "the outcome is unknown: the database connection was "
+                                      "lost while committing. Retry with the same "
+                                      "Idempotency-Key, or check before sending it again"},
+                       UNCERTAIN_MESSAGE, rollback=True)
+
+
 def _out_of_range(error: Exception) -> ErrorAnswer:
     """A value the database cannot store or a date beyond the calendar: bad input, not a 500."""
     return ErrorAnswer(422, {"error": "invalid input", "errors": {"request": [
@@ -106,6 +125,8 @@ ANSWERS: dict[type[Exception], Callable] = {
     OverflowError: _out_of_range,
     RowRefused: _row_refused,
     UnstorableInput: _unstorable,
+    StillRunning: _still_running,
+    CommitUncertain: _uncertain,
 }
 
 #: The classes that have an answer, for `except ANSWERED as error:`.

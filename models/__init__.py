@@ -17,6 +17,7 @@ from models.gifts import (
     Refund,
     transition,
 )
+from models.idempotency import IdempotencyKey
 from models.imports import DonorExternalId
 from models.inkind import InKindArrangement
 from models.online import (
@@ -56,6 +57,7 @@ __all__ = [
     "FundingMixDay",
     "FundraisingGoal",
     "Gift",
+    "IdempotencyKey",
     "IllegalPledgeTransition",
     "IllegalTransition",
     "InKindArrangement",

@@ -102,6 +102,35 @@ PENDING_APPROVAL = [("put", "/affiliations/{id}"), ("patch", "/organizations/{id
                     ("delete", "/affiliations/{id}")]
 
 
+#: Writes that take no Idempotency-Key: the preview records nothing; the two-person-rule
+#: changes (app/api/change_routes.py) run their own ledger_batch, which an API request's
+#: batch (app.api.idempotency) cannot hold yet.
+NOT_RECORDING = {("post", "/gifts/preview"), ("put", "/affiliations/{id}"),
+                 ("patch", "/organizations/{id}"), ("delete", "/affiliations/{id}"),
+                 ("post", "/changes/{id}/approve"), ("post", "/changes/{id}/decline")}
+
+IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "Any unique string per request (a UUID). Sent again with the same "
+                   "request within 24 hours, it answers with the first response (marked "
+                   "Idempotent-Replayed: true) instead of recording again; with another "
+                   "request, 422. Per token. See docs/api.md.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255,
+               "pattern": "^[\\x20-\\x7e]+$"},
+}
+
+
+def _takes_idempotency_key(op: dict) -> None:
+    """A recording operation (app.api.idempotency.recording)."""
+    op["parameters"].append(dict(IDEMPOTENCY_KEY))
+    op["responses"]["409"]["description"] += (
+        ", or a request with the same Idempotency-Key still running (retry shortly)")
+    op["responses"]["500"] = {
+        "description": "The outcome is unknown: the database connection was lost while "
+                       "committing. Retry with the same Idempotency-Key",
+        "content": {"application/json": {"schema": ERROR}}}
+
+
 def _operation(method, summary, permission, model, status, path_params, query_params):
     op: dict = {
         "summary": summary,
@@ -160,6 +189,8 @@ def openapi_document() -> dict:
         paths.setdefault(path, {})[method] = _operation(
             method, summary, permission, model, status, pparams, qparams
         )
+        if method != "get" and (method, path) not in NOT_RECORDING:
+            _takes_idempotency_key(paths[path][method])
     note_body = {
         "required": False,
         "content": {"application/json": {"schema": {

@@ -17,6 +17,7 @@ from app.api.access import (
     query_text,
     require,
 )
+from app.api.idempotency import recording
 from app.api.openapi import openapi_document
 from app.auth.roles import READ, allowed
 from app.db import get_session
@@ -92,6 +93,7 @@ def openapi():
 
 @bp.post("/organizations")
 @require("organizations.write")
+@recording
 def create_organization():
     data = parse_body(OrganizationCreate)
     org = parties.create_organization(get_session(), data, g.actor)
@@ -116,6 +118,7 @@ def get_organization(org_id: int):
 
 @bp.post("/donors")
 @require("donors.write")
+@recording
 def create_donor():
     body = parse_body(DonorCreateConfirmed)
     if body.different_person_from is not None and not allowed(g.api_user.role, "review"):
@@ -172,6 +175,7 @@ def merge_donor(donor_id: int):
 
 @bp.post("/donors/<int:donor_id>/affiliations")
 @require("affiliations.write")
+@recording
 def add_affiliation(donor_id: int):
     _get(Donor, donor_id, "donor")
     data = parse_body(AffiliationCreate)
@@ -207,9 +211,10 @@ def _record(dry_run: bool):
 
 @bp.post("/gifts")
 @require("gifts.write")
+@recording
 def create_gift():
     recorded = _record(dry_run=False)
-    return _created(out.gift_public(recorded.gift, get_session()))
+    return _created(out.new_gift_public(recorded))
 
 
 @bp.post("/gifts/preview")
@@ -257,6 +262,7 @@ def get_gift(gift_id: int):
 
 @bp.post("/gifts/<int:gift_id>/refund")
 @require("refunds")
+@recording
 def refund(gift_id: int):
     gift = _get(Gift, gift_id, "gift")
     data = parse_body(RefundCreate)
@@ -269,12 +275,14 @@ def refund(gift_id: int):
     session = get_session()
     record = refund_gift(session, gift_id, g.actor, amount_minor=amount_minor,
                          refunded_on=data.refunded_on or state().today(), reason=data.reason)
+    # Read inside the request's transaction (@recording), before its commit.
     gift = session.get(Gift, gift_id)
     return _created({**out.refund_public(record, gift), "gift": out.gift_public(gift, session)})
 
 
 @bp.post("/gifts/<int:gift_id>/review")
 @require("review")
+@recording
 def review_gift(gift_id: int):
     _get(Gift, gift_id, "gift")
     data = parse_body(ReviewCreate)
@@ -289,6 +297,7 @@ def review_gift(gift_id: int):
 
 @bp.post("/gifts/<int:gift_id>/override")
 @require("review")
+@recording
 def request_override(gift_id: int):
     _get(Gift, gift_id, "gift")
     data = parse_body(ReviewCreate)
@@ -301,6 +310,7 @@ def request_override(gift_id: int):
 
 @bp.post("/overrides/<int:request_id>/approve")
 @require("review")
+@recording
 def approve_override(request_id: int):
     _get(OverrideRequest, request_id, "override request")
     public_note = (optional_note("public_note") or "").strip() or None
@@ -315,6 +325,7 @@ def approve_override(request_id: int):
 
 @bp.post("/overrides/<int:request_id>/decline")
 @require("review")
+@recording
 def decline_override(request_id: int):
     _get(OverrideRequest, request_id, "override request")
     note = optional_note() or ""
@@ -326,6 +337,7 @@ def decline_override(request_id: int):
 
 @bp.post("/pledges")
 @require("pledges.write")
+@recording
 def create_pledge():
     data = parse_body(PledgeCreate)
     session = get_session()
@@ -347,6 +359,7 @@ def get_pledge(pledge_id: int):
 
 @bp.post("/in-kind")
 @require("in_kind.write")
+@recording
 def create_in_kind():
     data = parse_body(InKindCreate)
     item = parties.create_in_kind(get_session(), data, g.actor)

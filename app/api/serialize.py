@@ -8,6 +8,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlmodel import Session
 
+from app.ledger.gifts import Recorded
 from models import (
     Affiliation,
     Attribution,
@@ -148,6 +149,20 @@ def gift_public(gift: Gift, session: Session, *, all_decisions: bool = True) -> 
     rows = session.execute(
         select(Refund).where(Refund.gift_id == gift.id).order_by(Refund.id)
     ).scalars().all()
+    return _gift_shape(gift, attributions, decisions, rows, all_decisions=all_decisions)
+
+
+def new_gift_public(recorded: Recorded) -> dict:
+    """gift_public of a gift just recorded, from what the door returned: no database read
+    (the API answers with it after the commit, whatever became of the connection)."""
+    attributions = [Attribution(gift_id=recorded.gift.id, donor_id=share.donor_id,
+                                fraction_ppm=share.fraction_ppm, basis=share.basis)
+                    for share in recorded.shares]
+    return _gift_shape(recorded.gift, attributions, [recorded.decision], [])
+
+
+def _gift_shape(gift: Gift, attributions, decisions: list[Decision], rows: list[Refund], *,
+                all_decisions: bool = True) -> dict:
     # `refunds` lists the refunds made (a reversed one stays, with its reversed_on);
     # `refund_reversals` the reversals, which models keep as negative refund rows.
     reversals = [r for r in rows if r.is_reversal]

@@ -65,6 +65,12 @@ def create_token(session: Session, email: str, actor: Actor, name: str = "api") 
 
 
 def user_for_token(session: Session, token: str) -> User | None:
+    found = token_and_user(session, token)
+    return found[1] if found else None
+
+
+def token_and_user(session: Session, token: str) -> tuple[ApiToken, User] | None:
+    """The live token and its active user, or None."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     row = session.execute(
@@ -74,8 +80,8 @@ def user_for_token(session: Session, token: str) -> User | None:
     ).first()
     if row is None:
         return None
-    _token, user = row
-    return user if user.active else None
+    api_token, user = row
+    return (api_token, user) if user.active else None
 
 
 def revoke_token(session: Session, token_id: int, actor: Actor) -> None:

@@ -5,6 +5,7 @@ app.db.locking)."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
@@ -85,4 +86,15 @@ def get_session() -> Session:
 def close_session(_exc=None) -> None:
     session = g.pop("db_session", None)
     if session is not None:
-        session.close()
+        discard(session, close=True)
+
+
+def discard(session: Session, *, close: bool = False) -> None:
+    """Roll back (and close) a request's session, for an error answer or the teardown.
+    On a dead connection that rollback fails too; it must never replace the response,
+    which may report what was already committed: the failure is logged instead."""
+    try:
+        session.close() if close else session.rollback()
+    except Exception:  # noqa: BLE001 - see above
+        logging.getLogger(__name__).warning("discarding the request's session failed",
+                                            exc_info=True)

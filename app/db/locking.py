@@ -13,18 +13,23 @@ joins the batch's transaction, and the batch commits or rolls back once at the e
 
 from __future__ import annotations
 
+import hashlib
+import logging
+from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
 from app.db import LEDGER_WRITE_OPTION
-from app.errors import LedgerBusy, LedgerError
+from app.errors import CommitUncertain, LedgerBusy, LedgerError, StillRunning
 from models import LedgerLock
 
 LOCK_ROW_ID = 1
+
+log = logging.getLogger(__name__)
 
 
 def ensure_lock_row(session: Session) -> None:
@@ -72,7 +77,7 @@ def ledger_write(session: Session):
         # write reads must come from the database, under the lock.
         session.expire_all()
         yield session
-        session.commit()
+        commit(session)
     except OperationalError as error:
         session.rollback()
         if _is_retryable(error):
@@ -101,6 +106,8 @@ class _Batch:
     failed: str | None = None
     #: A writer that must be the batch's only one while it is open (see exclusive_writer).
     exclusive: str | None = None
+    #: What waits for the batch's commit (once_committed).
+    on_commit: list[Callable[[], None]] = field(default_factory=list)
 
     def intact(self, session: Session) -> bool:
         return session.get_transaction() is self.transaction
@@ -125,7 +132,8 @@ class _Batch:
 
 
 @contextmanager
-def ledger_batch(session: Session):
+def ledger_batch(session: Session, *, advisory_key: str | None = None,
+                 growing: bool = True):
     """One locked transaction around many ledger writes: all of them commit, or none.
 
     Every ledger_write() inside joins this transaction: no lock of its own, no commit.
@@ -136,14 +144,25 @@ def ledger_batch(session: Session):
 
     The lock is held for the whole batch, so other money writers wait: keep batches to
     work that must be atomic (an import), not to a user's think time.
+
+    advisory_key (PostgreSQL): before queueing for the ledger lock, take a lock on this
+    name for the transaction without waiting; StillRunning if another transaction holds
+    it (an API request with the same idempotency key: app.api.idempotency). SQLite has
+    nothing to take without waiting: its writers queue at BEGIN IMMEDIATE.
+    growing: the batch may grow tables by orders of magnitude (an import): plan its
+    statements for the tables as they are (see _plan_for_growing_tables). A batch of a
+    few writes (one API request) says False and keeps the cached plans.
     """
     if _BATCH_KEY in session.info:
         raise RuntimeError("ledger_batch does not nest")
     if session.in_transaction():
         session.commit()
     try:
+        if advisory_key is not None:
+            _try_advisory_lock(session, advisory_key)
         lock_ledger(session)
-        _plan_for_growing_tables(session)
+        if growing:
+            _plan_for_growing_tables(session)
         session.expire_all()
         batch = _Batch(transaction=session.get_transaction())
         session.info[_BATCH_KEY] = batch
@@ -153,7 +172,7 @@ def ledger_batch(session: Session):
             session.info.pop(_BATCH_KEY, None)
         if batch.failed is not None or not batch.intact(session):
             raise BatchAborted(batch.failed or "the batch's transaction ended early")
-        session.commit()
+        commit(session)
     except OperationalError as error:
         session.rollback()
         if _is_retryable(error):
@@ -162,6 +181,57 @@ def ledger_batch(session: Session):
     except BaseException:
         session.rollback()
         raise
+    for callback in batch.on_commit:
+        _run_committed(callback)
+
+
+def commit(session: Session) -> None:
+    """Commit a ledger write. A failure before the COMMIT (the flush) means nothing was
+    written; the connection lost during the COMMIT itself leaves the outcome unknown (the
+    server may have committed and the answer been lost): CommitUncertain, so that no
+    caller tells a client "nothing was saved" when it may have been."""
+    session.flush()
+    try:
+        session.commit()
+    except DBAPIError as error:
+        if error.connection_invalidated:
+            raise CommitUncertain("the database connection was lost while committing; the "
+                                  "change may have been saved") from error
+        raise
+
+
+def once_committed(session: Session, callback: Callable[[], None]) -> None:
+    """Run callback once the ledger write just made is committed: now, after a
+    ledger_write of its own (it has committed), or when the enclosing ledger_batch
+    commits (never, if it rolls back). For what must follow a commit and never precede
+    it, such as asking a payment processor to return money. A failing callback is
+    logged: what was committed stands, and its caller's answer must say so."""
+    batch = session.info.get(_BATCH_KEY)
+    if batch is None:
+        _run_committed(callback)
+    else:
+        batch.on_commit.append(callback)
+
+
+def _run_committed(callback: Callable[[], None]) -> None:
+    try:
+        callback()
+    except Exception:  # noqa: BLE001 - the commit stands; the failure is logged
+        log.exception("a follow-up of a committed ledger write failed")
+
+
+def advisory_lock_number(name: str) -> int:
+    """PostgreSQL's advisory locks are named by signed 64-bit numbers: this name's."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big",
+                          signed=True)
+
+
+def _try_advisory_lock(session: Session, name: str) -> None:
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    if not session.execute(text("SELECT pg_try_advisory_xact_lock(:n)"),
+                           {"n": advisory_lock_number(name)}).scalar():
+        raise StillRunning("a request with this key is still being processed")
 
 
 @contextmanager

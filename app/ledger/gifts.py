@@ -71,6 +71,8 @@ class Recorded:
     gift: Gift
     decision: Decision
     evaluation: Evaluation
+    #: The gift's attributions as written (empty for a dry run).
+    shares: tuple[Share, ...] = ()
 
 
 #: The gift columns no two gifts share (each unique in the table too): the caller's own
@@ -464,7 +466,7 @@ def record_gift(
                      recorded_entry(gift, decision.id, evaluation.policy_version))
         if gift.status == "accepted":
             pledges.track_payments(session, gift.pledge_id, actor)
-    return Recorded(gift, decision, evaluation)
+    return Recorded(gift, decision, evaluation, tuple(shares))
 
 
 def refund_gift(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlmodel import Session
 
-from app.db.locking import ledger_write
+from app.db.locking import ledger_write, once_committed
 from app.errors import NotAllowed, NotFound
 from app.ledger import audit, funding, pledges
 from app.ledger.approvers import check_may_approve
@@ -73,8 +73,10 @@ def decide_held(session: Session, gift_id: int, outcome: str, reason: str, actor
         if outcome == "reject":
             _close_pending_requests(session, gift, decision, actor)
     if outcome == "reject":
-        # Committed: a processor that holds the money (Stripe) may now return it.
-        gift_rejected_by_review.send(session, gift_id=gift_id, actor=actor)
+        # Once committed (an API request commits its writes together, at its end), a
+        # processor that holds the money (Stripe) may return it.
+        once_committed(session, lambda: gift_rejected_by_review.send(
+            session, gift_id=gift_id, actor=actor))
     return decision
 
 
