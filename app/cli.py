@@ -299,6 +299,15 @@ def register_commands(app: Flask) -> None:
                        "or pass --public-key")
 
 
+    @app.cli.command("purge-idempotency-keys")
+    def purge_idempotency_keys_command():
+        """Delete the API's idempotency keys kept longer than 24 hours (for a scheduled job;
+        the server also purges them now and then)."""
+        from app.api.idempotency import purge_all_expired
+
+        click.echo(f"purged {purge_all_expired()} expired idempotency keys")
+
+
 def main() -> None:
     from app import create_app
 

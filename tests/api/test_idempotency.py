@@ -241,3 +241,16 @@ def test_without_the_header_nothing_is_stored(api, world, db):
     assert count(db, Gift) == 2
     assert count(db, IdempotencyKey) == 0
     person(api, "Plain Request")
+
+
+def test_the_purge_command_deletes_expired_keys_only(app, api, world, db):
+    body = gift_body(world.donor["id"], "250.00", DAY)
+    ok(send(api, "/gifts", body, "expired"))
+    ok(send(api, "/gifts", body, "live"))
+    db.execute(update(IdempotencyKey).where(IdempotencyKey.key == "expired")
+               .values(expires_at=utcnow() - timedelta(minutes=1)))
+    db.commit()
+    result = app.test_cli_runner().invoke(args=["purge-idempotency-keys"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "purged 1 expired idempotency keys"
+    assert db.execute(select(IdempotencyKey.key)).scalars().all() == ["live"]
