@@ -94,7 +94,10 @@ def discard(session: Session, *, close: bool = False) -> None:
     On a dead connection that rollback fails too; it must never replace the response,
     which may report what was already committed: the failure is logged instead."""
     try:
-        session.close() if close else session.rollback()
+        if close:
+            session.close()
+        else:
+            session.rollback()
     except Exception:  # noqa: BLE001 - see above
         logging.getLogger(__name__).warning("discarding the request's session failed",
                                             exc_info=True)

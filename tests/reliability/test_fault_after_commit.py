@@ -12,6 +12,9 @@ And the connection dying during the COMMIT itself: the outcome is unknown to the
 the answer is a 500 that says so (not a 503); a retry with the same key records the gift
 once.
 
+And a request whose session still holds a connection that died: closing the session at
+the request's end fails, which is logged and never replaces the answer.
+
 Only the fault is injected: SQLAlchemy events on the app's own sessionmaker (before and
 after the commit) and engine (refusing new connections while the server is "down").
 """
@@ -158,3 +161,34 @@ def test_a_connection_lost_during_the_commit_is_an_unknown_outcome_and_a_retry_r
     assert again.status_code == 201 and REPLAYED_HEADER not in again.headers
     assert keyed(api, "/gifts", body, "unknown-outcome").get_json() == again.get_json()
     assert gifts_with_ref(app, body["external_ref"]) == 1
+
+
+def test_a_dead_connection_at_the_session_teardown_never_replaces_the_response(
+        app, api, race, admin):  # noqa: F811
+    """The request's session holds a connection whose server process is gone when the
+    request ends: closing it (a rollback) fails, and is logged; the answer stands."""
+    from flask import request_finished
+
+    from app.db import get_session
+
+    armed = []
+
+    def kill_the_sessions_connection(_sender, response, **_extra):
+        if armed:
+            armed.clear()
+            pid = get_session().connection().connection.dbapi_connection.info.backend_pid
+            terminate(admin, pid)
+
+    request_finished.connect(kill_the_sessions_connection, app)
+    try:
+        armed.append(True)
+        read = api.get("/gifts")
+        assert not armed and read.status_code == 200, read.get_data()[:300]
+        body = lab_gift(race, "teardown")
+        armed.append(True)
+        made = keyed(api, "/gifts", body, "teardown")
+        assert not armed and made.status_code == 201, (made.status_code, made.get_data()[:300])
+    finally:
+        request_finished.disconnect(kill_the_sessions_connection, app)
+    assert keyed(api, "/gifts", body, "teardown").get_json() == made.get_json()
+    assert gifts_with_ref(app, "teardown") == 1
