@@ -206,11 +206,10 @@ def test_a_request_whose_key_is_in_flight_is_a_409_on_postgresql(app, api, world
 
 
 def test_every_recording_route_is_marked_and_documented(app):
-    """Each API route that writes (all but GET and the preview) takes Idempotency-Key,
+    """Each API route that writes (all but GET, the preview and the two-person-rule changes:
+    openapi.NOT_RECORDING) takes Idempotency-Key,
     and the OpenAPI document lists the header on exactly those."""
-    from app.api.openapi import openapi_document
-
-    from app.api.openapi import NOT_RECORDING
+    from app.api.openapi import NOT_RECORDING, openapi_document
 
     writes = set()
     for rule in app.url_map.iter_rules():
