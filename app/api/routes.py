@@ -160,6 +160,7 @@ def get_donor(donor_id: int):
 
 @bp.post("/donors/<int:donor_id>/merge")
 @require("review")
+@recording
 def merge_donor(donor_id: int):
     data = parse_body(MergeCreate)
     session = get_session()
@@ -191,6 +192,7 @@ def add_affiliation(donor_id: int):
 
 @bp.post("/affiliations/<int:affiliation_id>/title-review")
 @require("review")
+@recording
 def review_affiliation_title(affiliation_id: int):
     data = parse_body(TitleReview)
     aff, rescreened = titles.review_title(get_session(), affiliation_id, data.senior,

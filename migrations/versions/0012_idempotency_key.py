@@ -1,7 +1,7 @@
 """idempotency_key: the first answer to a recording API request, per token and key
 
 Revision ID: 0012
-Revises: 0008
+Revises: 0014
 Create Date: 2026-12-04 18:00:00
 
 A client sends Idempotency-Key with a POST that records money or ledger facts; the
@@ -15,7 +15,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0012"
-down_revision: str | Sequence[str] | None = "0008"
+down_revision: str | Sequence[str] | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
