@@ -283,7 +283,12 @@ def test_a_weakening_affiliation_change_rescreens_only_when_approved(api_as, api
     # The flag still stands: the same gift is refused again.
     assert gift(api, ada["id"], "100.00", "2026-02-02")["status"] == "rejected"
     ok(reviewer.post(f"/changes/{response.get_json()['change_id']}/approve"), 200)
-    assert gift(api, ada["id"], "100.00", "2026-02-03")["status"] == "accepted"
+    # The flag is cleared: no longer refused. "CTO" still reads like a senior role, so the
+    # gift waits for a reviewer (rule possible_senior_decision_maker) instead of counting.
+    after = gift(api, ada["id"], "100.00", "2026-02-03")
+    assert after["status"] == "held"
+    assert [r["rule"] for r in after["decision"]["reasons"] if r["fired"]] == [
+        "possible_senior_decision_maker"]
 
 
 def test_a_mixed_patch_applies_the_tightening_part_and_holds_the_rest(api_as, db, cast):
