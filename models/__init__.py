@@ -18,6 +18,7 @@ from models.gifts import (
     transition,
 )
 from models.idempotency import IdempotencyKey
+from models.identity import IdentityVerdict, RosterEntry
 from models.imports import DonorExternalId
 from models.inkind import InKindArrangement
 from models.online import (
@@ -58,6 +59,7 @@ __all__ = [
     "FundraisingGoal",
     "Gift",
     "IdempotencyKey",
+    "IdentityVerdict",
     "IllegalPledgeTransition",
     "IllegalTransition",
     "InKindArrangement",
@@ -71,6 +73,7 @@ __all__ = [
     "PledgeInstalment",
     "PolicyVersion",
     "PublishedDisclosure",
+    "RosterEntry",
     "Refund",
     "SignInThrottle",
     "StripeDispute",

@@ -57,6 +57,16 @@ class Donor(SQLModel, table=True):
     #: Hidden from public listings; always fully known internally.
     anonymous: bool = Field(default=False)
     created_at: datetime = Field(default_factory=utcnow)
+    #: Where known; compared when matching identities (policies.identity).
+    phone: str | None = Field(default=None, max_length=40)
+    postal_address: str | None = Field(default=None, max_length=500)
+    #: Blocking keys (policies.identity), kept in step with name, email and phone by the
+    #: ledger (app.ledger.identity.donor_keys): a gift's possible matches are the few
+    #: records sharing one of them, found by index, never by reading every donor.
+    email_key: str | None = Field(default=None, max_length=320, index=True)
+    name_key_a: str | None = Field(default=None, max_length=200, index=True)
+    name_key_b: str | None = Field(default=None, max_length=200, index=True)
+    phone_key: str | None = Field(default=None, max_length=10, index=True)
 
 
 class DonorMerge(SQLModel, table=True):

@@ -81,6 +81,9 @@ class DonorCreate(Input):
     organization_id: int | None = None
     category: Literal[DONOR_CATEGORIES] | None = None  # type: ignore[valid-type]
     anonymous: bool = False
+    #: Where known: compared when matching identities (app.ledger.identity).
+    phone: Annotated[str, Field(max_length=40)] | None = None
+    postal_address: Annotated[str, Field(max_length=500)] | None = None
 
     @model_validator(mode="after")
     def _category(self):
@@ -109,6 +112,8 @@ class DonorUpdate(Input):
     email: Annotated[str, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
     category: Literal[DONOR_CATEGORIES]  # type: ignore[valid-type]
     anonymous: bool = False
+    phone: Annotated[str, Field(max_length=40)] | None = None
+    postal_address: Annotated[str, Field(max_length=500)] | None = None
 
 
 class AffiliationCreate(Input):
@@ -118,6 +123,24 @@ class AffiliationCreate(Input):
     senior_decision_maker: bool
     start_date: IsoDate
     end_date: IsoDate | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.end_date is not None and self.end_date < self.start_date:
+            raise ValueError("end_date must not be before start_date")
+        return self
+
+
+class RosterEntryCreate(Input):
+    """One row of a roster (app.ledger.rosters): someone at a lab who is not a donor."""
+
+    name: Name
+    title: Annotated[str, Field(max_length=200)] | None = None
+    organization_id: int
+    start_date: IsoDate
+    end_date: IsoDate | None = None
+    senior_decision_maker: bool = False
+    source: Annotated[str, Field(min_length=1, max_length=500)]
 
     @model_validator(mode="after")
     def _ordered(self):

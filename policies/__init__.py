@@ -2,7 +2,14 @@
 
 from policies.document import DEFAULT_POLICY_FILE, Policy, PolicyError, load_policy
 from policies.engine import Evaluation, evaluate
-from policies.facts import AffiliationFact, FundingFacts, GiftFacts, Party, WindowTotals
+from policies.facts import (
+    AffiliationFact,
+    FundingFacts,
+    GiftFacts,
+    MatchFact,
+    Party,
+    WindowTotals,
+)
 from policies.rules import Finding
 from policies.share import (
     below_cap,
@@ -21,6 +28,7 @@ __all__ = [
     "Finding",
     "FundingFacts",
     "GiftFacts",
+    "MatchFact",
     "Party",
     "Policy",
     "PolicyError",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from fractions import Fraction
 
 
@@ -26,6 +27,26 @@ class AffiliationFact:
 
 
 @dataclass(frozen=True)
+class MatchFact:
+    """Another record that may be the same person as a party: a donor, or a roster entry
+    (someone known to work at a covered lab who is not a donor). Only records with an
+    affiliation to a covered lab are gathered: the others cannot change a decision."""
+
+    record: str  # "donor" | "roster"
+    record_id: int
+    name: str
+    #: Jaro-Winkler similarity of the sorted, folded names (policies.identity).
+    name_similarity: Decimal
+    same_email: bool = False
+    same_phone: bool = False
+    same_address: bool = False
+    #: The other record's affiliations (a roster entry's one), as for a party.
+    affiliations: tuple[AffiliationFact, ...] = ()
+    #: A reviewer recorded that this pair are different people: never asked again.
+    different: bool = False
+
+
+@dataclass(frozen=True)
 class Party:
     """A donor the money comes from: the payer, or someone it is attributed to."""
 
@@ -38,6 +59,8 @@ class Party:
     organization: str | None = None
     organization_covered: bool = False
     affiliations: tuple[AffiliationFact, ...] = ()
+    #: Other records that may be this person (app.ledger.identity gathers them).
+    possible_matches: tuple[MatchFact, ...] = ()
 
 
 @dataclass(frozen=True)

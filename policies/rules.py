@@ -16,9 +16,11 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from policies.facts import AffiliationFact, FundingFacts, GiftFacts, Party, WindowTotals
+from policies.identity import CANDIDATE_FLOOR, Signals, match_score
 from policies.share import (
     affiliation_counts,
     below_cap,
@@ -290,6 +292,75 @@ def possible_senior_decision_maker(policy: Policy, gift: GiftFacts,
                    "No unreviewed title suggesting a senior role at a covered lab.")
 
 
+def possible_match(policy: Policy, gift: GiftFacts, funding: FundingFacts) -> Finding:
+    """A party that is probably the same person as another record (a donor, a roster entry)
+    with a covered-lab affiliation counting on the gift date: a second record must not
+    take money past the rules the first one is screened by. Held for a reviewer, who
+    merges the records or records that they are different people (never asked again)."""
+    rule = "possible_match"
+    settings = policy.settings.get(rule) or _possible_match_settings({})
+    found = []
+    for party in gift.parties:
+        for match in party.possible_matches:
+            if match.different or match.record_id == party.donor_id and match.record == "donor":
+                continue
+            score = match_score(
+                Signals(match.name_similarity, match.same_email, match.same_phone,
+                        match.same_address),
+                phone_bonus=settings["phone_bonus"], address_bonus=settings["address_bonus"])
+            labs = sorted({a.organization for a in match.affiliations if a.covered
+                           and affiliation_counts(a, gift.received_on, policy.cooling_off_days)})
+            if score >= settings["threshold"] and labs:
+                found.append((party, match, score, labs))
+    if not found:
+        return Finding(rule, "accept", False,
+                       "No other record with a lab affiliation probably names the same person.")
+    found.sort(key=lambda item: (-item[2], item[1].record, item[1].record_id))
+    figures = {"possible_matches": [
+        {"donor_id": party.donor_id, "record": match.record, "record_id": match.record_id,
+         "name": match.name, "score": str(score), "threshold": str(settings["threshold"]),
+         "same_email": match.same_email, "same_phone": match.same_phone,
+         "same_address": match.same_address, "labs": labs}
+        for party, match, score, labs in found
+    ]}
+    named = "; ".join(
+        f"{party.name} (donor {party.donor_id}) is probably {match.record} {match.record_id} "
+        f"{match.name} (score {score}, at {', '.join(labs)})"
+        for party, match, score, labs in found)
+    return Finding(
+        rule, policy.outcomes[rule], True,
+        f"Possible match with a record affiliated with a covered lab: {named}. A reviewer "
+        "merges the records or records that they are different people.",
+        figures,
+    )
+
+
+def _score(table: Mapping, name: str, default: str) -> Decimal:
+    value = table.get(name, default)
+    try:
+        number = Decimal(str(value))
+    except ArithmeticError:
+        raise ValueError(f"{name} must be a decimal, got {value!r}") from None
+    if not number.is_finite() or not 0 <= number <= 1:
+        raise ValueError(f"{name} must lie between 0 and 1, got {value!r}")
+    return number
+
+
+def _possible_match_settings(table: Mapping) -> dict:
+    """Documents from before the rule have no table: they screen with these defaults (the
+    values shipped in policy.toml), never with no matching at all."""
+    settings = {
+        "threshold": _score(table, "threshold", "0.92"),
+        "phone_bonus": _score(table, "phone_bonus", "0.05"),
+        "address_bonus": _score(table, "address_bonus", "0.05"),
+    }
+    lowest = settings["threshold"] - settings["phone_bonus"] - settings["address_bonus"]
+    if lowest < CANDIDATE_FLOOR:
+        raise ValueError(f"threshold minus the bonuses must be at least {CANDIDATE_FLOOR} "
+                         f"(candidates less alike are not gathered), got {lowest}")
+    return settings
+
+
 def _large_gift_settings(table: Mapping) -> dict:
     if "threshold_minor" not in table:  # a document from before the rule: it never fires
         return {}
@@ -375,6 +446,17 @@ RULES: tuple[Rule, ...] = (
                   "compliance reviewer confirms or clears the role.",
         default_outcome="hold",
         read_settings=_senior_title_settings,
+    ),
+    Rule(
+        "possible_match", possible_match,
+        label="Possible match with a lab-affiliated record",
+        form_label="Donor probably the same person as a lab-affiliated record",
+        statement="A gift from a donor who is probably the same person as another record "
+                  "with a frontier AI lab affiliation (another donor record, or someone on "
+                  "our roster of lab staff) is held until a compliance reviewer merges the "
+                  "records or confirms they are different people.",
+        default_outcome="hold",
+        read_settings=_possible_match_settings,
     ),
 )
 

@@ -3,7 +3,7 @@
 Builds the same Party and GiftFacts values as app.ledger.facts, for callers that need
 them for hundreds or thousands of gifts (the what-if replay, the forecast): one query for
 the donors, one for their affiliations and one for the organisations, instead of a few
-per gift. Reads only.
+per gift, and the possible matches from one MatchIndex. Reads only.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from fractions import Fraction
 from sqlalchemy import Row, select
 from sqlmodel import Session
 
+from app.ledger.identity import MatchIndex
 from models import Affiliation, Donor, Organization
 from policies import AffiliationFact, GiftFacts, Party
 
@@ -59,6 +60,8 @@ class BulkFacts:
             wanted = {self._orgs[i].parent_id for i in wanted if i in self._orgs}
         self._covered: dict[int, bool] = {}
         self._parties: dict[tuple[int, Fraction], Party] = {}
+        #: Who else each donor may be: every lab-affiliated record, read once.
+        self._matches = MatchIndex(session)
 
     def covered(self, organization_id: int | None) -> bool:
         """A covered lab, or an affiliate of one (the parent chain reaches a lab)."""
@@ -109,6 +112,7 @@ class BulkFacts:
                 organization=self._org_name(donor.organization_id),
                 organization_covered=self.covered(donor.organization_id),
                 affiliations=affiliations,
+                possible_matches=self._matches(donor),
             )
         return self._parties[key]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
@@ -11,8 +11,12 @@ from fractions import Fraction
 from sqlalchemy import bindparam, select
 from sqlmodel import Session
 
+from app.ledger.identity import MatchFinder
 from models import Affiliation, Donor, Organization
-from policies import AffiliationFact, GiftFacts, Party
+from policies import AffiliationFact, GiftFacts, MatchFact, Party
+
+#: Who else a donor may be: MatchFinder (queries) or MatchIndex (a batch's, in memory).
+Matcher = Callable[[Donor], tuple[MatchFact, ...]]
 
 PPM = 1_000_000
 
@@ -109,9 +113,11 @@ def donor_with_affiliations(rows) -> tuple[Donor | None, Affiliations]:
 
 
 def party(session: Session, covered: CoveredOrganizations, donor: Donor,
-          fraction: Fraction = Fraction(1), affiliations: Affiliations | None = None) -> Party:
+          fraction: Fraction = Fraction(1), affiliations: Affiliations | None = None,
+          matcher: Matcher | None = None) -> Party:
     """The policy's facts about one donor. `affiliations`, if given, are the donor's as
-    donor_with_affiliations() read them in the same transaction; else they are read here."""
+    donor_with_affiliations() read them in the same transaction; else they are read here.
+    matcher: finds the other records that may be this person (a MatchFinder if none)."""
     facts: tuple[AffiliationFact, ...] = ()
     if donor.type == "person":
         # Each affiliation with its organisation, in one read, so the covered-lab lookups
@@ -143,6 +149,7 @@ def party(session: Session, covered: CoveredOrganizations, donor: Donor,
         organization=covered.name(donor.organization_id),
         organization_covered=covered.covered(donor.organization_id),
         affiliations=facts,
+        possible_matches=(matcher or MatchFinder(session))(donor),
     )
 
 
@@ -159,16 +166,20 @@ def gift_facts(
     is_matching_gift: bool,
     payer_affiliations: Affiliations | None = None,
     covered: CoveredOrganizations | None = None,
+    matcher: Matcher | None = None,
 ) -> GiftFacts:
     """covered: organisations already looked up, kept by a caller screening many gifts in
-    one transaction under the ledger lock (where they cannot change)."""
+    one transaction under the ledger lock (where they cannot change). matcher: the same
+    for possible matches (a batch's MatchIndex); a MatchFinder if none."""
     covered = covered or CoveredOrganizations(session)
-    payer = party(session, covered, donor, affiliations=payer_affiliations)
+    matcher = matcher or MatchFinder(session)
+    payer = party(session, covered, donor, affiliations=payer_affiliations, matcher=matcher)
     attributed = tuple(
         # Most gifts are the payer's own money: reuse the payer's facts (one read, not two).
         dataclasses.replace(payer, fraction=Fraction(s.fraction_ppm, PPM))
         if s.donor_id == donor.id
-        else party(session, covered, session.get(Donor, s.donor_id), Fraction(s.fraction_ppm, PPM))
+        else party(session, covered, session.get(Donor, s.donor_id), Fraction(s.fraction_ppm, PPM),
+                   matcher=matcher)
         for s in shares
     )
     return GiftFacts(

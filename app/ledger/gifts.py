@@ -27,6 +27,7 @@ from app.ledger.facts import (
     DONOR_WITH_AFFILIATIONS,
     Affiliations,
     CoveredOrganizations,
+    Matcher,
     Share,
     donor_with_affiliations,
     gift_facts,
@@ -244,6 +245,7 @@ def screen_new_gift(
     covered: CoveredOrganizations | None = None,
     max_gift_minor: int = GIFT_CEILING_MINOR,
     declared: dict[int, AffiliationFact] | None = None,
+    matcher: Matcher | None = None,
 ) -> tuple[Gift, list[Share], Evaluation]:
     """The screening of a new gift, the same in record_gift and GiftIntake: check its links
     and payment ids, build its shares and its (pending, unsaved) row, gather the policy's
@@ -254,14 +256,15 @@ def screen_new_gift(
     (funding_facts: the database, or the batch's FundingMemory). affiliations: the payer's,
     as donor_with_affiliations() read them. max_gift_minor: the largest gift this channel
     records (reporting_amount). declared: roles typed on the donate form, by donor id,
-    screened as if true (facts.with_declared).
+    screened as if true (facts.with_declared). matcher: who else each donor may be (a
+    batch's MatchIndex; else a MatchFinder queries per donor).
     """
     validate_links(session, data, donor)
     check_unique(data, refs)
     shares = shares_of(session, data, donor)
     gift = new_gift(data, donor, reporting_currency, refs, actor, max_gift_minor)
-    facts = with_declared(facts_of_gift(session, gift, donor, shares, affiliations, covered),
-                          declared)
+    facts = with_declared(facts_of_gift(session, gift, donor, shares, affiliations, covered,
+                                        matcher), declared)
     evaluation = evaluate_and_set_lab_part(policy, gift, facts, funding_facts(gift.received_on))
     return gift, shares, evaluation
 
@@ -277,7 +280,8 @@ def screen_gift(session: Session, gift: Gift, shares: list[Share], policy: Polic
 
 def facts_of_gift(session: Session, gift: Gift, donor: Donor, shares: list[Share],
                   payer_affiliations: Affiliations | None = None,
-                  covered: CoveredOrganizations | None = None) -> GiftFacts:
+                  covered: CoveredOrganizations | None = None,
+                  matcher: Matcher | None = None) -> GiftFacts:
     """The policy's facts about a gift not yet counted: its payer and attributed donors."""
     return gift_facts(
         session,
@@ -291,6 +295,7 @@ def facts_of_gift(session: Session, gift: Gift, donor: Donor, shares: list[Share
         is_matching_gift=gift.matching_gift_for_id is not None,
         payer_affiliations=payer_affiliations,
         covered=covered,
+        matcher=matcher,
     )
 
 

@@ -64,6 +64,7 @@ from app.ledger.gifts import (
     set_screened_status,
     share_credits,
 )
+from app.ledger.identity import MatchIndex
 from models import Attribution, Decision, Donor, Gift
 from models.money import GIFT_CEILING_MINOR
 from models.schemas import GiftCreate
@@ -124,6 +125,8 @@ class GiftIntake:
         self._pending: list[_Pending] = []
         self._donors: dict[int, tuple[Donor, Affiliations]] = {}
         self._covered = CoveredOrganizations(session)
+        #: Who else each donor may be: read once, when the intake opens (identity.MatchIndex).
+        self._matches: MatchIndex | None = None
         self._memory: windows.FundingMemory | None = None
         #: (column, value) of every unique id this intake has recorded.
         self._seen: dict[tuple[str, str], object] = {}
@@ -137,6 +140,8 @@ class GiftIntake:
             # inside ledger_batch: the chunks already written must not commit without the rest.
             stack.enter_context(self._batch.joined(self.session))
             stack.enter_context(plans_for_point_writes(self.session))
+            # Under the lock, inside the batch: no record it reads can change until the end.
+            self._matches = MatchIndex(self.session)
             self._stack = stack.pop_all()
         return self
 
@@ -174,7 +179,7 @@ class GiftIntake:
                     self.reporting_currency, refs, self.actor,
                     check_unique=lambda data, refs: self._check_unique(data, refs, tag),
                     funding_facts=self._funding_facts, covered=self._covered,
-                    max_gift_minor=self.max_gift_minor)
+                    max_gift_minor=self.max_gift_minor, matcher=self._matches)
             except LedgerError:
                 # record_gift, one by one, would have stopped at an earlier gift whose
                 # payment id is already recorded: report that one first. (An error while

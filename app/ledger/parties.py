@@ -18,6 +18,7 @@ from app.errors import NotAllowed, NotFound, ProbablySamePerson, RowRefused, Val
 from app.ledger import audit, funding
 from app.ledger.audit import Actor
 from app.ledger.facts import CoveredOrganizations
+from app.ledger.identity import donor_keys
 from app.ledger.reviews import hold_for_rescreen
 from models import (
     Affiliation,
@@ -320,7 +321,9 @@ def _new_donor_values(data: DonorCreate) -> dict:
     return {"type": data.type, "name": data.name, "email": data.email,
             "email_normalized": normalized_email(data.email),
             "organization_id": data.organization_id, "category": data.category,
-            "anonymous": data.anonymous}
+            "anonymous": data.anonymous, "phone": data.phone,
+            "postal_address": data.postal_address,
+            **donor_keys(data.name, data.email, data.phone)}
 
 
 def _created_entry(donor: Donor) -> dict:
@@ -330,7 +333,7 @@ def _created_entry(donor: Donor) -> dict:
 
 #: Donor facts that are personal data. The audit trail is append-only and hash-chained, so
 #: it records that these changed but never their values: erasure on request stays possible.
-_PERSONAL_FIELDS = ("name", "email")
+_PERSONAL_FIELDS = ("name", "email", "phone", "postal_address")
 
 
 def update_donor(session: Session, donor_id: int, data: DonorUpdate, actor: Actor) -> Donor:
@@ -350,6 +353,9 @@ def update_donor(session: Session, donor_id: int, data: DonorUpdate, actor: Acto
         if donor.type == "organization" and data.category == "individual":
             raise ValidationFailed({"category": ["an organisation cannot have category 'individual'"]})
         new = data.model_dump()
+        for key in ("phone", "postal_address"):  # a form without these fields keeps them
+            if key not in data.model_fields_set:
+                new.pop(key)
         changed = [key for key, value in new.items() if getattr(donor, key) != value]
         if not changed:
             return donor
@@ -368,6 +374,9 @@ def update_donor(session: Session, donor_id: int, data: DonorUpdate, actor: Acto
         for key in changed:
             setattr(donor, key, new[key])
         donor.email_normalized = normalized_email(donor.email)
+        # The blocking keys follow the name, e-mail and phone (app.ledger.identity).
+        for key, value in donor_keys(donor.name, donor.email, donor.phone).items():
+            setattr(donor, key, value)
         session.flush()
         audit.append(session, actor, "donor.changed", "donor", donor.id, {
             "changed": changed,

@@ -22,6 +22,7 @@ DEFAULT_OUTCOMES = {
     # Not named in the file: the rule's default (it came after version 2026.2).
     "declaration_differs": "hold",
     "possible_senior_decision_maker": "hold",
+    "possible_match": "hold",
 }
 
 DELETE = object()

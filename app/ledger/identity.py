@@ -1,0 +1,258 @@
+"""Who a donor probably is: the records that may be the same person, for the policy's facts.
+
+A gift is screened against every record that is probably its donor (issue 11 A): another
+donor record or a roster entry with an affiliation to a covered lab. Only such records can
+change a decision, so only they are candidates, and only those sharing a blocking key with
+the donor (policies.identity.block_keys, the normalised e-mail or phone) are read:
+
+- MatchFinder, for one screening (the door, a review, a re-screen): one indexed query for
+  donors and one for roster entries per person screened, whatever the ledger's size;
+- MatchIndex, for a batch (GiftIntake, the CSV import's check, the what-if replay): every
+  candidate record read once, then matched in memory.
+
+Both return the same MatchFacts in the same order (tests/ledger/test_identity.py), which
+the rule possible_match (policies.rules) turns into a decision.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import exists, or_, select
+from sqlmodel import Session
+
+from app.db.lookups import one_of
+from models import Affiliation, Donor, IdentityVerdict, Organization, RosterEntry
+from policies import AffiliationFact, MatchFact
+from policies.identity import (
+    Identity,
+    block_keys,
+    email_key,
+    organization_key,
+    phone_key,
+    signals,
+)
+
+
+def donor_keys(name: str | None, email: str | None, phone: str | None) -> dict:
+    """The blocking-key columns of a donor with these facts (stored with every write)."""
+    a, b = block_keys(name)
+    return {"email_key": email_key(email), "name_key_a": a, "name_key_b": b,
+            "phone_key": phone_key(phone)}
+
+
+def roster_keys(name: str) -> dict:
+    a, b = block_keys(name)
+    return {"name_key_a": a, "name_key_b": b}
+
+
+def pair_key(donor_id: int, record: str, record_id: int) -> str:
+    """The one way a pair of records is written (IdentityVerdict.pair)."""
+    if record == "donor":
+        low, high = sorted((donor_id, record_id))
+        return f"donor:{low}|donor:{high}"
+    return f"donor:{donor_id}|roster:{record_id}"
+
+
+def covered_organization_ids(session: Session) -> set[int]:
+    """Covered labs and their affiliates (down the parent links). Organisations are few."""
+    rows = session.execute(select(Organization.id, Organization.covered_lab,
+                                  Organization.parent_id)).all()
+    children: dict[int, list[int]] = defaultdict(list)
+    for org_id, _covered, parent_id in rows:
+        if parent_id is not None:
+            children[parent_id].append(org_id)
+    found: set[int] = set()
+    frontier = [org_id for org_id, covered, _parent in rows if covered]
+    while frontier:
+        org_id = frontier.pop()
+        if org_id not in found:
+            found.add(org_id)
+            frontier.extend(children[org_id])
+    return found
+
+
+def covered_lab_named(session: Session, text: str | None) -> int | None:
+    """A covered organisation whose name or an alias is `text` once legal forms, case,
+    accents and punctuation are set aside ("Halcyon Labs, Inc." names "Halcyon Labs"); the
+    smallest id if several do."""
+    key = organization_key(text)
+    if not key:
+        return None
+    covered = covered_organization_ids(session)
+    if not covered:
+        return None
+    for org_id, name, aliases in session.execute(
+        select(Organization.id, Organization.name, Organization.aliases)
+        .where(one_of(session, Organization.id, sorted(covered))).order_by(Organization.id)
+    ):
+        if key in {organization_key(n) for n in [name, *(aliases or [])]}:
+            return org_id
+    return None
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    record: str
+    record_id: int
+    identity: Identity
+    affiliations: tuple[AffiliationFact, ...]
+    keys: tuple[str | None, ...]
+
+
+def _identity_of(donor: Donor) -> Identity:
+    return Identity(donor.name, donor.email, donor.phone, donor.postal_address)
+
+
+def _fact(candidate: _Candidate, donor: Donor, verdicts: dict[str, str]) -> MatchFact | None:
+    sig = signals(_identity_of(donor), candidate.identity)
+    if not sig.worth_passing:
+        return None
+    return MatchFact(
+        record=candidate.record, record_id=candidate.record_id, name=candidate.identity.name,
+        name_similarity=sig.name_similarity, same_email=sig.same_email,
+        same_phone=sig.same_phone, same_address=sig.same_address,
+        affiliations=candidate.affiliations,
+        different=verdicts.get(pair_key(donor.id, candidate.record, candidate.record_id))
+        == "different",
+    )
+
+
+def _order(facts: Iterable[MatchFact | None]) -> tuple[MatchFact, ...]:
+    return tuple(sorted((f for f in facts if f is not None),
+                        key=lambda f: (f.record, f.record_id)))
+
+
+class _Organizations:
+    """Names and coverage of organisations, read once (organisations are few)."""
+
+    def __init__(self, session: Session):
+        self.covered = covered_organization_ids(session)
+        self.names = dict(session.execute(select(Organization.id, Organization.name)).all())
+
+    def affiliation(self, org_id: int, kind: str, title: str | None, senior: bool,
+                    start, end) -> AffiliationFact:
+        return AffiliationFact(
+            organization=self.names.get(org_id) or f"organisation {org_id}",
+            covered=org_id in self.covered, kind=kind, title=title,
+            senior_decision_maker=senior, start_date=start, end_date=end)
+
+
+def _donor_candidates(session: Session, orgs: _Organizations, where) -> list[_Candidate]:
+    """Person donors matching `where` with an affiliation to a covered organisation, each
+    with all its affiliations."""
+    if not orgs.covered:
+        return []
+    lab_affiliated = exists().where(
+        Affiliation.donor_id == Donor.id,
+        one_of(session, Affiliation.organization_id, sorted(orgs.covered)))
+    donors = session.execute(
+        select(Donor).where(Donor.type == "person", lab_affiliated, *where)
+        .order_by(Donor.id)).scalars().all()
+    if not donors:
+        return []
+    affiliations: dict[int, list[AffiliationFact]] = defaultdict(list)
+    for aff in session.execute(
+        select(Affiliation).where(one_of(session, Affiliation.donor_id, [d.id for d in donors]))
+        .order_by(Affiliation.id)
+    ).scalars():
+        affiliations[aff.donor_id].append(orgs.affiliation(
+            aff.organization_id, aff.kind, aff.title, aff.senior_decision_maker,
+            aff.start_date, aff.end_date))
+    return [_Candidate("donor", d.id, _identity_of(d), tuple(affiliations[d.id]),
+                       (d.email_key, d.phone_key, d.name_key_a, d.name_key_b))
+            for d in donors]
+
+
+def _roster_candidates(session: Session, orgs: _Organizations, where) -> list[_Candidate]:
+    if not orgs.covered:
+        return []
+    entries = session.execute(
+        select(RosterEntry).where(
+            one_of(session, RosterEntry.organization_id, sorted(orgs.covered)), *where)
+        .order_by(RosterEntry.id)).scalars().all()
+    return [_Candidate(
+        "roster", e.id, Identity(e.name),
+        (orgs.affiliation(e.organization_id, "employee", e.title, e.senior_decision_maker,
+                          e.start_date, e.end_date),),
+        (None, None, e.name_key_a, e.name_key_b)) for e in entries]
+
+
+def _verdicts(session: Session, where) -> dict[str, str]:
+    return dict(session.execute(
+        select(IdentityVerdict.pair, IdentityVerdict.verdict).where(where)).all())
+
+
+class MatchFinder:
+    """Possible matches of one donor at a time, by indexed queries. One instance serves one
+    transaction (organisations are read once)."""
+
+    def __init__(self, session: Session):
+        self.session = session
+        self._orgs: _Organizations | None = None
+
+    @property
+    def orgs(self) -> _Organizations:
+        if self._orgs is None:
+            self._orgs = _Organizations(self.session)
+        return self._orgs
+
+    def __call__(self, donor: Donor) -> tuple[MatchFact, ...]:
+        if donor.type != "person" or not self.orgs.covered:
+            return ()
+        names = [k for k in (donor.name_key_a, donor.name_key_b) if k]
+        by_key = []
+        if names:
+            by_key += [Donor.name_key_a.in_(names), Donor.name_key_b.in_(names)]
+        if donor.email_key:
+            by_key.append(Donor.email_key == donor.email_key)
+        if donor.phone_key:
+            by_key.append(Donor.phone_key == donor.phone_key)
+        if not by_key:
+            return ()
+        candidates = _donor_candidates(self.session, self.orgs,
+                                       [Donor.id != donor.id, or_(*by_key)])
+        if names:
+            candidates += _roster_candidates(self.session, self.orgs, [or_(
+                RosterEntry.name_key_a.in_(names), RosterEntry.name_key_b.in_(names))])
+        if not candidates:
+            return ()
+        verdicts = _verdicts(self.session, or_(IdentityVerdict.donor_id == donor.id,
+                                               IdentityVerdict.other_donor_id == donor.id))
+        return _order(_fact(c, donor, verdicts) for c in candidates)
+
+
+class MatchIndex:
+    """Every candidate record (lab-affiliated donors, roster entries at covered labs) and
+    every verdict, read once, then matched in memory: for a batch screened under the ledger
+    lock, where none of them can change. Holds only lab-affiliated records, a small part of
+    the donors."""
+
+    def __init__(self, session: Session):
+        orgs = _Organizations(session)
+        self._by_key: dict[str, list[_Candidate]] = defaultdict(list)
+        for candidate in (_donor_candidates(session, orgs, [])
+                          + _roster_candidates(session, orgs, [])):
+            email, phone, a, b = candidate.keys
+            for key in {f"e:{email}" if email else None, f"p:{phone}" if phone else None,
+                        f"n:{a}" if a else None, f"n:{b}" if b else None} - {None}:
+                self._by_key[key].append(candidate)
+        self._verdicts = _verdicts(session, IdentityVerdict.id.is_not(None)) if self._by_key \
+            else {}
+
+    def __call__(self, donor: Donor) -> tuple[MatchFact, ...]:
+        if donor.type != "person" or not self._by_key:
+            return ()
+        keys = {f"n:{k}" for k in (donor.name_key_a, donor.name_key_b) if k}
+        if donor.email_key:
+            keys.add(f"e:{donor.email_key}")
+        if donor.phone_key:
+            keys.add(f"p:{donor.phone_key}")
+        seen: dict[tuple[str, int], _Candidate] = {}
+        for key in keys:
+            for candidate in self._by_key.get(key, ()):
+                if not (candidate.record == "donor" and candidate.record_id == donor.id):
+                    seen[(candidate.record, candidate.record_id)] = candidate
+        return _order(_fact(c, donor, self._verdicts) for c in seen.values())

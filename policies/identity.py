@@ -1,0 +1,156 @@
+"""Who a record probably is: normalised names, e-mails, phones, addresses and organisation
+names, the blocking keys that find candidates without scanning every record, and the
+similarity of two names. Pure: no database, no clock.
+
+The ledger (app.ledger.identity) stores a record's keys in indexed columns and, for a gift,
+reads only the records that share a key with its donor; the rule possible_match
+(policies.rules) turns a candidate's signals into a score with the policy's weights.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, Decimal
+
+from rapidfuzz.distance import JaroWinkler
+
+#: Candidates whose names are less alike than this are not passed to the policy. A policy's
+#: threshold minus its bonuses may not go below it (policies.rules checks), so no candidate
+#: the policy would hold is ever dropped here.
+CANDIDATE_FLOOR = Decimal("0.80")
+SCORE_PLACES = Decimal("0.0001")
+
+#: Words that say nothing about who a person is.
+_NAME_NOISE = frozenset({
+    "mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "jr", "sr", "ii", "iii",
+    "iv", "phd", "md", "esq",
+})
+#: Legal forms and filler stripped from organisation names ("Halcyon Labs, Inc.").
+_LEGAL_FORMS = frozenset({
+    "inc", "incorporated", "llc", "l l c", "ltd", "limited", "corp", "corporation", "co",
+    "company", "plc", "gmbh", "ag", "sa", "sas", "bv", "nv", "pbc", "lp", "llp", "pty",
+    "the",
+})
+_NOT_WORD = re.compile(r"[^0-9a-z]+")
+
+
+def fold(text: str | None) -> str:
+    """Lower case, accents folded (é -> e, ß -> ss), punctuation to spaces, one space."""
+    if not text:
+        return ""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(_NOT_WORD.sub(" ", plain).split())
+
+
+def name_tokens(name: str | None) -> list[str]:
+    """A person's name as folded words, in the order given, titles and suffixes dropped."""
+    return [t for t in fold(name).split() if t not in _NAME_NOISE]
+
+
+def name_key(name: str | None) -> str:
+    """The name's words sorted: "Chen, Morgan" and "Morgan Chen" give the same key."""
+    return " ".join(sorted(name_tokens(name)))
+
+
+def block_keys(name: str | None) -> tuple[str | None, str | None]:
+    """Two blocking keys: first word + initial of the last, last word + initial of the
+    first. A record is a candidate when one of its keys equals one of the other's, so a
+    typo in either the given name or the surname, a reversed order, or an initial for the
+    given name still meets ("Morgen Chen", "Chen Morgan", "M. Chen" all meet "Morgan Chen").
+    """
+    tokens = name_tokens(name)
+    if not tokens:
+        return None, None
+    first, last = tokens[0], tokens[-1]
+    if len(tokens) == 1:
+        return f"{first}|", None
+    return f"{first}|{last[0]}", f"{last}|{first[0]}"
+
+
+def email_key(email: str | None) -> str | None:
+    """E-mail as compared: surrounding space and case aside."""
+    key = (email or "").strip().casefold()
+    return key or None
+
+
+def phone_key(phone: str | None) -> str | None:
+    """The last ten digits of a phone number (country codes and punctuation aside); None
+    for fewer than seven digits, too few to name one line."""
+    digits = re.sub(r"\D", "", phone or "")
+    return digits[-10:] if len(digits) >= 7 else None
+
+
+def address_key(address: str | None) -> str | None:
+    """A postal address folded, its words sorted: order, case and commas aside."""
+    words = sorted(fold(address).split())
+    return " ".join(words) or None
+
+
+def organization_key(name: str | None) -> str:
+    """An organisation's name without legal forms or punctuation: "Halcyon Labs, Inc." and
+    "halcyon labs" give the same key."""
+    words = [w for w in fold(name).split() if w not in _LEGAL_FORMS]
+    return " ".join(words)
+
+
+def name_similarity(a: str | None, b: str | None) -> Decimal:
+    """Jaro-Winkler similarity (0..1) of the two names' sorted folded words, truncated to
+    four places; 0 when either has none."""
+    ka, kb = name_key(a), name_key(b)
+    if not ka or not kb:
+        return Decimal(0)
+    value = Decimal(repr(JaroWinkler.normalized_similarity(ka, kb)))
+    return value.quantize(SCORE_PLACES, rounding=ROUND_DOWN)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What is compared of a record (a donor or a roster entry)."""
+
+    name: str
+    email: str | None = None
+    phone: str | None = None
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class Signals:
+    name_similarity: Decimal
+    same_email: bool = False
+    same_phone: bool = False
+    same_address: bool = False
+
+    @property
+    def worth_passing(self) -> bool:
+        """Close enough for the policy to look at (see CANDIDATE_FLOOR)."""
+        return (self.same_email or self.same_phone or self.same_address
+                or self.name_similarity >= CANDIDATE_FLOOR)
+
+
+def signals(a: Identity, b: Identity) -> Signals:
+    def same(key, x, y) -> bool:
+        kx, ky = key(x), key(y)
+        return kx is not None and kx == ky
+
+    return Signals(
+        name_similarity=name_similarity(a.name, b.name),
+        same_email=same(email_key, a.email, b.email),
+        same_phone=same(phone_key, a.phone, b.phone),
+        same_address=same(address_key, a.address, b.address),
+    )
+
+
+def match_score(sig: Signals, *, phone_bonus: Decimal, address_bonus: Decimal) -> Decimal:
+    """One number for "probably the same person": the same e-mail is 1; else the names'
+    similarity, raised by the same phone or postal address, at most 1."""
+    if sig.same_email:
+        return Decimal(1)
+    score = sig.name_similarity
+    if sig.same_phone:
+        score += phone_bonus
+    if sig.same_address:
+        score += address_bonus
+    return min(score, Decimal(1))
