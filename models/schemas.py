@@ -149,6 +149,14 @@ class RosterEntryCreate(Input):
         return self
 
 
+class MatchVerdictCreate(Input):
+    """A reviewer's answer about a possible match: the other record and why."""
+
+    record: Literal["donor", "roster"]
+    record_id: int
+    reason: Annotated[str, Field(min_length=3, max_length=2000)]
+
+
 class AttributionIn(Input):
     donor_id: int
     fraction: str

@@ -1,6 +1,9 @@
 """The JSON API (/api/v1): the integration contract documented in docs/api.md."""
 
-from app.api import change_routes  # noqa: F401 - registers its routes on bp
+from app.api import (  # noqa: F401 - these register their routes on bp
+    change_routes,
+    identity,
+)
 from app.api.routes import bp
 
 __all__ = ["bp"]

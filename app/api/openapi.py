@@ -10,6 +10,7 @@ from models.schemas import (
     DonorCreateConfirmed,
     GiftCreate,
     InKindCreate,
+    MatchVerdictCreate,
     MergeCreate,
     OrganizationCreate,
     OrganizationPatch,
@@ -21,7 +22,7 @@ from models.schemas import (
 
 INPUTS = [AffiliationCreate, DonorCreate, GiftCreate, InKindCreate, OrganizationCreate,
           OrganizationPatch, PledgeCreate, RefundCreate, ReviewCreate, DonorCreateConfirmed,
-          MergeCreate, TitleReview]
+          MergeCreate, TitleReview, MatchVerdictCreate]
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
@@ -95,6 +96,19 @@ OPERATIONS = [
      None, 200, [ID], []),
     ("post", "/changes/{id}/decline", "Decline a change, or withdraw one's own",
      "changes.decline", None, 200, [ID], []),
+    ("get", "/donors/{id}/matches",
+     "Records that may be the same person as this donor (lab-affiliated), with scores", "read",
+     None, 200, [ID], []),
+    ("post", "/donors/{id}/matches/different",
+     "Record that the donor and another record are different people", "review",
+     MatchVerdictCreate, 201, [ID], []),
+    ("post", "/donors/{id}/matches/same",
+     "Record that the donor and another record are the same person (merge, or the roster "
+     "entry's role onto the donor)", "review", MatchVerdictCreate, 201, [ID], []),
+    ("post", "/rosters", "Import a roster of people at labs (CSV)", "review", None, 201, [], []),
+    ("get", "/rosters", "List roster entries", "read", None, 200, [],
+     [("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+      ("after_id", {"type": "integer", "minimum": 0})]),
 ]
 
 #: Operations that answer 202 when part of the request waits for a second person.
@@ -210,6 +224,13 @@ def openapi_document() -> dict:
                            "person ({\"change_id\": N, \"status\": \"pending_approval\"})",
             "content": {"application/json": {"schema": {"type": "object"}}},
         }
+    paths["/rosters"]["post"]["requestBody"] = {
+        "required": True,
+        "content": {"text/csv": {"schema": {"type": "string"}},
+                    "multipart/form-data": {"schema": {
+                        "type": "object", "required": ["file"],
+                        "properties": {"file": {"type": "string", "format": "binary"}}}}},
+    }
     paths["/gifts/{id}/review"]["post"]["responses"]["202"] = {
         "description": "The policy rejects the gift: an override request now waits for a "
                        "second reviewer",

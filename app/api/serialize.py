@@ -97,6 +97,8 @@ def donor_public(donor: Donor, session: Session | None = None) -> dict:
         "category": donor.category,
         "anonymous": donor.anonymous,
         "created_at": _iso(donor.created_at),
+        "phone": donor.phone,
+        "postal_address": donor.postal_address,
     }
     if session is not None:
         # Set when this record was merged into another: that donor's id (docs/api.md).

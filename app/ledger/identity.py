@@ -107,6 +107,9 @@ def _identity_of(donor: Donor) -> Identity:
 
 
 def _fact(candidate: _Candidate, donor: Donor, verdicts: dict[str, str]) -> MatchFact | None:
+    verdict = verdicts.get(pair_key(donor.id, candidate.record, candidate.record_id))
+    if verdict == "same":  # the entry's role is on the donor's own record now
+        return None
     sig = signals(_identity_of(donor), candidate.identity)
     if not sig.worth_passing:
         return None
@@ -115,8 +118,7 @@ def _fact(candidate: _Candidate, donor: Donor, verdicts: dict[str, str]) -> Matc
         name_similarity=sig.name_similarity, same_email=sig.same_email,
         same_phone=sig.same_phone, same_address=sig.same_address,
         affiliations=candidate.affiliations,
-        different=verdicts.get(pair_key(donor.id, candidate.record, candidate.record_id))
-        == "different",
+        different=verdict == "different",
     )
 
 

@@ -1,0 +1,229 @@
+"""Identity matching, pure: normalisation, blocking keys, name similarity, and the rule
+possible_match as a decision table over its thresholds (no database)."""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal
+
+import pytest
+
+from policies import MatchFact, PolicyError, evaluate
+from policies.document import policy_from_mapping
+from policies.identity import (
+    CANDIDATE_FLOOR,
+    Identity,
+    Signals,
+    address_key,
+    block_keys,
+    email_key,
+    match_score,
+    name_key,
+    name_similarity,
+    organization_key,
+    phone_key,
+    signals,
+)
+from tests.policies.policy_builders import (
+    GIFT_DAY,
+    PLENTY,
+    days,
+    default_doc,
+    gift,
+    job,
+    person,
+    policy,
+)
+
+RULE = "possible_match"
+
+
+# --- normalisation ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("  Morgan.Chen@Example.ORG ", "morgan.chen@example.org"),
+    ("MORGAN@EXAMPLE.ORG", "morgan@example.org"),
+])
+def test_email_key_folds_case_and_surrounding_blanks(a, b):
+    assert email_key(a) == email_key(b)
+
+
+def test_email_key_of_nothing_is_none():
+    assert email_key(None) is None and email_key("   ") is None
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("Morgan Chen", "Chen, Morgan"),
+    ("José Núñez", "jose nunez"),
+    ("Dr. Morgan Chen Jr.", "morgan chen"),
+    ("Zoë O'Brien", "zoe o brien"),
+])
+def test_name_key_folds_order_accents_titles_and_punctuation(a, b):
+    assert name_key(a) == name_key(b)
+
+
+@pytest.mark.parametrize(("variant",), [("Morgen Chen",), ("Chen Morgan",), ("M. Chen",),
+                                         ("Morgan Chan",), ("Dr Morgan Chen",)])
+def test_variants_share_a_blocking_key(variant):
+    assert set(block_keys("Morgan Chen")) & set(block_keys(variant)) - {None}
+
+
+def test_unrelated_names_share_no_blocking_key():
+    assert not set(block_keys("Morgan Chen")) & set(block_keys("Alice Wong")) - {None}
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("+1 (415) 555-0100", "415.555.0100"),
+    ("001 415 555 0100", "4155550100"),
+])
+def test_phone_key_is_the_last_ten_digits(a, b):
+    assert phone_key(a) == phone_key(b)
+
+
+def test_a_short_number_names_no_phone():
+    assert phone_key("555-01") is None
+
+
+def test_address_key_ignores_order_case_and_commas():
+    assert address_key("12 Main St, Springfield") == address_key("springfield 12 main st")
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("Halcyon Labs, Inc.", "Halcyon Labs"),
+    ("halcyon labs inc", "HALCYON LABS"),
+    ("The Halcyon Labs Ltd", "Halcyon Labs"),
+    ("Hälcyon Labs LLC", "Halcyon Labs"),
+])
+def test_organization_key_strips_legal_forms_and_punctuation(a, b):
+    assert organization_key(a) == organization_key(b)
+
+
+def test_different_organisations_keep_different_keys():
+    assert organization_key("Halcyon Labs") != organization_key("Halcyon Health")
+
+
+@pytest.mark.parametrize(("a", "b", "low", "high"), [
+    ("Morgan Chen", "Morgan Chen", "1", "1"),
+    ("Morgan Chen", "Chen, Morgan", "1", "1"),
+    ("Morgan Chen", "Morgen Chen", "0.95", "0.97"),
+    ("John Smith", "Jane Smith", "0.87", "0.89"),
+    ("Alice Wong", "Bob Wong", "0", "0.75"),
+])
+def test_name_similarity(a, b, low, high):
+    assert Decimal(low) <= name_similarity(a, b) <= Decimal(high)
+
+
+def test_signals_compare_each_key():
+    sig = signals(Identity("Morgan Chen", "M@x.org", "+1 415 555 0100", "1 Main St"),
+                  Identity("M. Chen", "m@X.org ", "4155550100", "1 main st"))
+    assert (sig.same_email, sig.same_phone, sig.same_address) == (True, True, True)
+
+
+# --- score -----------------------------------------------------------------------------------
+
+BONUS = {"phone_bonus": Decimal("0.05"), "address_bonus": Decimal("0.05")}
+
+
+@pytest.mark.parametrize(("sig", "score"), [
+    (Signals(Decimal("0.5"), same_email=True), "1"),
+    (Signals(Decimal("0.90")), "0.90"),
+    (Signals(Decimal("0.90"), same_phone=True), "0.95"),
+    (Signals(Decimal("0.90"), same_phone=True, same_address=True), "1.00"),
+    (Signals(Decimal("0.99"), same_phone=True, same_address=True), "1"),
+])
+def test_match_score(sig, score):
+    assert match_score(sig, **BONUS) == Decimal(score)
+
+
+# --- the rule: a decision table --------------------------------------------------------------
+
+LAB_JOB = job()
+
+
+def match(similarity="1", *, record="donor", record_id=9, jobs=(LAB_JOB,), **flags) -> MatchFact:
+    return MatchFact(record=record, record_id=record_id, name="Morgan Chen",
+                     name_similarity=Decimal(similarity), affiliations=tuple(jobs), **flags)
+
+
+def payer(*matches: MatchFact):
+    return dataclasses.replace(person("Morgan Chen", donor_id=1), possible_matches=matches)
+
+
+@pytest.mark.parametrize(("matches", "outcome"), [
+    pytest.param((), "accept", id="no candidate"),
+    pytest.param((match("1"),), "hold", id="same name, lab employee"),
+    pytest.param((match("0.92"),), "hold", id="at the threshold"),
+    pytest.param((match("0.9199"),), "accept", id="just below the threshold"),
+    pytest.param((match("0.88", same_phone=True),), "hold", id="the phone lifts it"),
+    pytest.param((match("0.86", same_phone=True),), "accept", id="phone bonus not enough"),
+    pytest.param((match("0.83", same_phone=True, same_address=True),), "hold",
+                 id="phone and address lift it"),
+    pytest.param((match("0.83", same_address=True),), "accept", id="address alone not enough"),
+    pytest.param((match("0.5", same_email=True),), "hold", id="same e-mail"),
+    pytest.param((match("1", different=True),), "accept", id="resolved as different"),
+    pytest.param((match("1", record="roster"),), "hold", id="roster entry"),
+    pytest.param((match("1", jobs=(job(covered=False),)),), "accept", id="not a covered lab"),
+    pytest.param((match("1", jobs=(job(start=GIFT_DAY + days(1)),)),), "accept",
+                 id="role starts after the gift"),
+    pytest.param((match("1", jobs=(job(end=GIFT_DAY - days(100)),)),), "hold",
+                 id="role ended within the cooling-off"),
+    pytest.param((match("1", jobs=(job(end=GIFT_DAY - days(400)),)),), "accept",
+                 id="role ended before the cooling-off"),
+    pytest.param((match("1", jobs=()),), "accept", id="no affiliation"),
+    pytest.param((match("1", record_id=1),), "accept", id="the donor itself"),
+])
+def test_possible_match_decision_table(matches, outcome):
+    evaluation = evaluate(policy(), gift(payer(*matches)), PLENTY)
+    finding = next(f for f in evaluation.findings if f.rule == RULE)
+    assert evaluation.outcome == outcome
+    assert finding.fired == (outcome == "hold")
+
+
+def test_an_attributed_person_is_matched_too():
+    facts = gift(person("Fund Advisor", donor_id=5),
+                 attributions=[payer(match("1"))])
+    assert evaluate(policy(), facts, PLENTY).outcome == "hold"
+
+
+def test_the_decision_names_the_record_and_the_score():
+    evaluation = evaluate(policy(), gift(payer(match("0.96", record_id=42))), PLENTY)
+    finding = next(f for f in evaluation.fired if f.rule == RULE)
+    assert "donor 42 Morgan Chen" in finding.message and "score 0.96" in finding.message
+    [figure] = evaluation.figures["possible_matches"]
+    assert figure == {"donor_id": 1, "record": "donor", "record_id": 42, "name": "Morgan Chen",
+                      "score": "0.96", "threshold": "0.92", "same_email": False,
+                      "same_phone": False, "same_address": False, "labs": ["Frontier Lab"]}
+
+
+def test_the_threshold_comes_from_the_policy():
+    strict = policy(**{"possible_match.threshold": "0.97"})
+    assert evaluate(strict, gift(payer(match("0.96"))), PLENTY).outcome == "accept"
+    assert evaluate(policy(), gift(payer(match("0.96"))), PLENTY).outcome == "hold"
+
+
+def test_the_outcome_comes_from_the_policy():
+    rejecting = policy(**{"outcomes.possible_match": "reject"})
+    assert evaluate(rejecting, gift(payer(match("1"))), PLENTY).outcome == "reject"
+
+
+def test_a_document_without_the_table_screens_with_the_shipped_values():
+    doc_policy = policy()
+    doc = default_doc()
+    del doc["possible_match"]
+    assert policy_from_mapping(doc).settings[RULE] == doc_policy.settings[RULE]
+
+
+@pytest.mark.parametrize(("changes", "problem"), [
+    ({"possible_match.threshold": "0.85"}, "at least"),
+    ({"possible_match.threshold": "1.5"}, "between 0 and 1"),
+    ({"possible_match.phone_bonus": "x"}, "decimal"),
+])
+def test_thresholds_that_would_drop_candidates_are_refused(changes, problem):
+    with pytest.raises(PolicyError, match=problem):
+        policy(**changes)
+
+
+def test_the_candidate_floor_is_below_every_allowed_threshold():
+    settings = policy().settings[RULE]
+    lowest = settings["threshold"] - settings["phone_bonus"] - settings["address_bonus"]
+    assert lowest >= CANDIDATE_FLOOR
