@@ -143,6 +143,11 @@ def signals(a: Identity, b: Identity) -> Signals:
     )
 
 
+def score_text(score: Decimal) -> str:
+    """A score as shown: "1", "0.96", "0.9636" (no trailing zeros)."""
+    return format(score.normalize(), "f")
+
+
 def match_score(sig: Signals, *, phone_bonus: Decimal, address_bonus: Decimal) -> Decimal:
     """One number for "probably the same person": the same e-mail is 1; else the names'
     similarity, raised by the same phone or postal address, at most 1."""

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from policies.facts import AffiliationFact, FundingFacts, GiftFacts, Party, WindowTotals
-from policies.identity import CANDIDATE_FLOOR, Signals, match_score
+from policies.identity import CANDIDATE_FLOOR, Signals, match_score, score_text
 from policies.share import (
     affiliation_counts,
     below_cap,
@@ -299,11 +299,14 @@ def possible_match(policy: Policy, gift: GiftFacts, funding: FundingFacts) -> Fi
     merges the records or records that they are different people (never asked again)."""
     rule = "possible_match"
     settings = policy.settings.get(rule) or _possible_match_settings({})
-    found = []
-    for party in gift.parties:
+    found, seen = [], set()
+    for party in gift.parties:  # the payer is usually among the attributions too: once each
         for match in party.possible_matches:
-            if match.different or match.record_id == party.donor_id and match.record == "donor":
+            key = (party.donor_id, match.record, match.record_id)
+            if key in seen or match.different or (match.record == "donor"
+                                                  and match.record_id == party.donor_id):
                 continue
+            seen.add(key)
             score = match_score(
                 Signals(match.name_similarity, match.same_email, match.same_phone,
                         match.same_address),
@@ -318,14 +321,15 @@ def possible_match(policy: Policy, gift: GiftFacts, funding: FundingFacts) -> Fi
     found.sort(key=lambda item: (-item[2], item[1].record, item[1].record_id))
     figures = {"possible_matches": [
         {"donor_id": party.donor_id, "record": match.record, "record_id": match.record_id,
-         "name": match.name, "score": str(score), "threshold": str(settings["threshold"]),
+         "name": match.name, "score": score_text(score),
+         "threshold": score_text(settings["threshold"]),
          "same_email": match.same_email, "same_phone": match.same_phone,
          "same_address": match.same_address, "labs": labs}
         for party, match, score, labs in found
     ]}
     named = "; ".join(
         f"{party.name} (donor {party.donor_id}) is probably {match.record} {match.record_id} "
-        f"{match.name} (score {score}, at {', '.join(labs)})"
+        f"{match.name} (score {score_text(score)}, at {', '.join(labs)})"
         for party, match, score, labs in found)
     return Finding(
         rule, policy.outcomes[rule], True,

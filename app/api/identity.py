@@ -13,6 +13,7 @@ from app.db import get_session
 from app.ledger import matches, rosters
 from models import Donor, Organization, RosterEntry
 from models.schemas import MatchVerdictCreate
+from policies.identity import score_text
 
 
 def match_public(match: matches.PossibleMatch) -> dict:
@@ -23,7 +24,7 @@ def match_public(match: matches.PossibleMatch) -> dict:
         "name": fact.name,
         "score": match.score,
         "probable": match.probable,
-        "name_similarity": str(fact.name_similarity),
+        "name_similarity": score_text(fact.name_similarity),
         "same_email": fact.same_email,
         "same_phone": fact.same_phone,
         "same_address": fact.same_address,
@@ -53,7 +54,7 @@ def donor_matches(donor_id: int):
     policy = _policy()
     found = matches.possible_matches(get_session(), donor_id, policy)
     return jsonify({"donor_id": donor_id,
-                    "threshold": str(policy.settings["possible_match"]["threshold"]),
+                    "threshold": score_text(policy.settings["possible_match"]["threshold"]),
                     "items": [match_public(m) for m in found]})
 
 

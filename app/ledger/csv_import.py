@@ -43,18 +43,21 @@ from sqlmodel import Session
 from app.db.locking import ledger_batch
 from app.db.lookups import one_of
 from app.db.rows import insert_many
+from app.db.rows import new as rows_new
 from app.errors import LedgerError, RowRefused, ValidationFailed
 from app.ledger import audit
 from app.ledger.audit import Actor
 from app.ledger.gifts import recorded_payment_ids, reporting_amount
+from app.ledger.identity import MatchIndex
 from app.ledger.intake import GiftIntake
-from app.ledger.parties import add_affiliation, create_donors
+from app.ledger.parties import add_affiliation, create_donors, new_donor_values
 from app.ledger.search import OrganizationNames
 from models import Affiliation, Donor, DonorExternalId, DonorMerge, IllegalTransition
 from models.money import GIFT_CEILING_MINOR
 from models.parties import normalized_email
 from models.schemas import AffiliationCreate, DonorCreate, GiftCreate, field_errors
 from policies import Policy
+from policies.identity import Signals, match_score, score_text
 
 #: The files an import takes, in the order they are checked and imported.
 KINDS = ("donors", "affiliations", "gifts")
@@ -98,6 +101,16 @@ class RowError:
     #: The line the row starts on; line 1 is the header.
     line: int
     reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class RowWarning:
+    """A good row the policy will look at twice: a donor who is probably the same person as
+    a lab-affiliated record (their gifts will be held, rule possible_match)."""
+
+    file: str
+    line: int
+    message: str
 
 
 @dataclass
@@ -216,7 +229,7 @@ class _Organizations(OrganizationNames):
     """Organisation names and aliases, case-insensitive. Loaded once: organisations are few."""
 
     def resolve(self, name: str) -> tuple[int | None, str | None]:
-        ids = self.named(name)
+        ids = self.named_loosely(name)
         if len(ids) == 1:
             return ids[0], None
         if ids:
@@ -296,8 +309,13 @@ class CsvImport:
     """
 
     def __init__(self, session: Session, *, today: date, reporting_currency: str,
-                 max_gift_minor: int = GIFT_CEILING_MINOR):
+                 max_gift_minor: int = GIFT_CEILING_MINOR, policy: Policy | None = None):
+        """policy: given, the check also lists donors of the upload who probably are a
+        lab-affiliated record already on file (warnings)."""
         self.session = session
+        self.policy = policy
+        self.warnings: list[RowWarning] = []
+        self._matches: MatchIndex | None = None
         self.today = today
         self.reporting_currency = reporting_currency
         self.max_gift_minor = max_gift_minor
@@ -436,6 +454,7 @@ class CsvImport:
             if reasons or data is None:
                 self._fail("donors", line, reasons)
                 continue
+            self._warn_possible_matches(line, data)
             try:
                 self.staging.db.execute(
                     "INSERT INTO donor (line, external_id, type, category, payload) VALUES (?,?,?,?,?)",
@@ -465,6 +484,26 @@ class CsvImport:
         self.staging.db.execute("INSERT INTO donor_email (email, line) VALUES (?, ?)",
                                 (key, line))
         return []
+
+    def _warn_possible_matches(self, line: int, data: DonorCreate) -> None:
+        """The same matching as the door's, against the candidates read once per import."""
+        if self.policy is None or data.type != "person":
+            return
+        if self._matches is None:
+            self._matches = MatchIndex(self.session)
+        settings = self.policy.settings["possible_match"]
+        row = rows_new(Donor, **new_donor_values(data))
+        for fact in self._matches(row):
+            score = match_score(
+                Signals(fact.name_similarity, fact.same_email, fact.same_phone,
+                        fact.same_address),
+                phone_bonus=settings["phone_bonus"], address_bonus=settings["address_bonus"])
+            if score >= settings["threshold"] and not fact.different:
+                labs = sorted({a.organization for a in fact.affiliations if a.covered})
+                self.warnings.append(RowWarning("donors", line, (
+                    f"probably {fact.record} {fact.record_id} {fact.name} (score {score_text(score)}, "
+                    f"at {', '.join(labs)}): this donor's gifts will be held for a reviewer "
+                    "(possible_match)")))
 
     def _check_affiliations(self, rows: list[tuple[int, dict[str, str]]]) -> None:
         in_db = self._db_donors({values["donor_external_id"] for _, values in rows})

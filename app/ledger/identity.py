@@ -107,7 +107,9 @@ def _identity_of(donor: Donor) -> Identity:
 
 
 def _fact(candidate: _Candidate, donor: Donor, verdicts: dict[str, str]) -> MatchFact | None:
-    verdict = verdicts.get(pair_key(donor.id, candidate.record, candidate.record_id))
+    # A donor not stored yet (a CSV import's row, checked) has no verdicts.
+    verdict = (verdicts.get(pair_key(donor.id, candidate.record, candidate.record_id))
+               if donor.id is not None else None)
     if verdict == "same":  # the entry's role is on the donor's own record now
         return None
     sig = signals(_identity_of(donor), candidate.identity)

@@ -27,7 +27,7 @@ from app.ledger.parties import add_affiliation
 from models import Decision, Donor, IdentityVerdict, RosterEntry
 from models.schemas import AffiliationCreate
 from policies import MatchFact, Policy
-from policies.identity import Signals, match_score
+from policies.identity import Signals, match_score, score_text
 
 RECORDS = ("donor", "roster")
 
@@ -55,7 +55,7 @@ def possible_matches(session: Session, donor_id: int, policy: Policy) -> list[Po
                                     fact.same_address),
                             phone_bonus=settings["phone_bonus"],
                             address_bonus=settings["address_bonus"])
-        found.append(PossibleMatch(fact, str(score), score >= settings["threshold"],
+        found.append(PossibleMatch(fact, score_text(score), score >= settings["threshold"],
                                    sorted({a.organization for a in fact.affiliations
                                            if a.covered})))
     return sorted(found, key=lambda m: (-Decimal(m.score), m.fact.record, m.fact.record_id))

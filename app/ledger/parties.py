@@ -249,7 +249,7 @@ def create_donor(session: Session, data: DonorCreate, actor: Actor, *,
                 raise ProbablySamePerson(*same[0])
             if same:
                 confirmed = _confirm_different(same, different_person_from, reason, actor)
-        donor = rows.insert(session, rows.new(Donor, **_new_donor_values(data)))
+        donor = rows.insert(session, rows.new(Donor, **new_donor_values(data)))
         entry = _created_entry(donor)
         if confirmed:
             entry = {**entry, **confirmed}
@@ -297,7 +297,7 @@ def create_donors(session: Session, items: list[DonorCreate], actor: Actor, *,
                         seen[key] = i
             except (ValidationFailed, ProbablySamePerson) as error:
                 raise RowRefused(tags[i] if tags else i, error) from error
-        values = [rows.values_of(rows.new(Donor, **_new_donor_values(d))) for d in items]
+        values = [rows.values_of(rows.new(Donor, **new_donor_values(d))) for d in items]
         ids = rows.bulk_insert(session, Donor, values, return_ids=True)
         audit.append_many(session, actor, [
             ("donor.created", "donor", donor_id, {"type": v["type"], "category": v["category"]})
@@ -317,7 +317,7 @@ def _check_new_donor(data: DonorCreate, organization_exists) -> None:
             raise ValidationFailed({"organization_id": ["no such organisation"]})
 
 
-def _new_donor_values(data: DonorCreate) -> dict:
+def new_donor_values(data: DonorCreate) -> dict:
     return {"type": data.type, "name": data.name, "email": data.email,
             "email_normalized": normalized_email(data.email),
             "organization_id": data.organization_id, "category": data.category,

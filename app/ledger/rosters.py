@@ -26,10 +26,10 @@ from app.ledger.audit import Actor
 from app.ledger.identity import covered_organization_ids, roster_keys
 from app.ledger.parties import rescreen_person
 from app.ledger.search import OrganizationNames
-from models import Decision, Donor, Organization, RosterEntry
+from models import Decision, Donor, RosterEntry
 from models.schemas import RosterEntryCreate, field_errors
 from policies import Policy
-from policies.identity import Identity, Signals, match_score, organization_key, signals
+from policies.identity import Identity, Signals, match_score, score_text, signals
 
 REQUIRED = ("name", "organisation", "start", "source")
 OPTIONAL = ("title", "end", "senior_decision_maker")
@@ -40,10 +40,10 @@ _TRUE = {"true", "yes", "y", "1"}
 _FALSE = {"false", "no", "n", "0", ""}
 
 
-def _organisation(names: OrganizationNames, by_key: dict[str, set[int]], text: str) -> int | str:
+def _organisation(names: OrganizationNames, text: str) -> int | str:
     """The organisation's id, or why there is none. Exact name or alias first, then the
     name without legal forms and punctuation ("Halcyon Labs, Inc.")."""
-    ids = names.named(text) or sorted(by_key.get(organization_key(text), ()))
+    ids = names.named_loosely(text)
     if len(ids) == 1:
         return ids[0]
     if ids:
@@ -72,11 +72,6 @@ def read_roster(session: Session, text: str) -> list[RosterEntryCreate]:
     if problems:
         raise ValidationFailed({"line 1": problems})
     orgs = OrganizationNames(session)
-    by_key: dict[str, set[int]] = {}
-    for org_id, name, aliases in session.execute(
-            select(Organization.id, Organization.name, Organization.aliases)):
-        for n in [name, *(aliases or [])]:
-            by_key.setdefault(organization_key(n), set()).add(org_id)
     entries, errors = [], {}
     try:
         for cells in reader:
@@ -90,7 +85,7 @@ def read_roster(session: Session, text: str) -> list[RosterEntryCreate]:
                 continue
             values = {n: c.strip() for n, c in zip(names, cells, strict=True)}
             reasons = []
-            org = _organisation(orgs, by_key, values["organisation"]) \
+            org = _organisation(orgs, values["organisation"]) \
                 if values["organisation"] else "required"
             if isinstance(org, str):
                 reasons.append(f"organisation: {org}")
@@ -167,5 +162,5 @@ def _rescreen_matching_donors(session: Session, entries: list[RosterEntry], poli
             decisions += rescreen_person(
                 session, donor.id, [(entry.start_date, last)], policy, actor,
                 f"Roster entry {entry.id} recorded: donor {donor.id} is probably "
-                f"{entry.name} (score {score}); recorded by {actor.label}.")
+                f"{entry.name} (score {score_text(score)}); recorded by {actor.label}.")
     return decisions

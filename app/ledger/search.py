@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, or_, select
 from sqlmodel import Session
 
 from models import Affiliation, Donor, Organization
+from policies.identity import organization_key
 
 #: Ids are INTEGER columns (PostgreSQL int4); a larger "#id" names no record.
 MAX_ID = 2**31 - 1
@@ -49,6 +50,8 @@ class OrganizationNames:
         self._names: list[tuple[int, str, list[str]]] = []
         self._by_name: dict[str, set[int]] = {}
         self._by_alias: dict[str, set[int]] = {}
+        #: By name and alias without legal forms and punctuation (policies.identity).
+        self._by_organization_key: dict[str, set[int]] = {}
         for org_id, name, aliases in session.execute(
             select(Organization.id, Organization.name, Organization.aliases)
             .order_by(Organization.id)
@@ -58,6 +61,8 @@ class OrganizationNames:
             self._by_name.setdefault(_key(name), set()).add(org_id)
             for alias in aliases:
                 self._by_alias.setdefault(_key(alias), set()).add(org_id)
+            for text in [name, *aliases]:
+                self._by_organization_key.setdefault(organization_key(text), set()).add(org_id)
 
     def containing(self, term: str) -> list[int]:
         """Organisations whose name or an alias contains `term`, by id."""
@@ -70,6 +75,13 @@ class OrganizationNames:
         by id; if none, those with it as an alias."""
         key = _key(text)
         return sorted(self._by_name.get(key) or self._by_alias.get(key) or ())
+
+    def named_loosely(self, text: str) -> list[int]:
+        """named(), else the organisations whose name or an alias is `text` once legal
+        forms, accents and punctuation are set aside ("Halcyon Labs, Inc.")."""
+        return self.named(text) or sorted(
+            self._by_organization_key.get(organization_key(text), ()) if organization_key(text)
+            else ())
 
     def named_or_aliased(self, text: str) -> list[int]:
         """Organisations whose name or an alias is exactly `text`, by id."""

@@ -29,6 +29,7 @@ from app.ledger.audit import Actor
 from app.ledger.declarations import declared_title
 from app.ledger.facts import CoveredOrganizations
 from app.ledger.gifts import record_gift
+from app.ledger.identity import covered_lab_named
 from app.ledger.parties import create_donor, same_email_donors
 from app.ledger.search import OrganizationNames
 from models import Donor, OnlineDonation, Organization
@@ -76,12 +77,14 @@ def covered_labs(session: Session) -> list[tuple[int, str]]:
 
 
 def lab_by_name(session: Session, employer: str | None) -> int | None:
-    """A covered organisation whose name or alias is exactly the employer typed."""
+    """A covered organisation whose name or alias is the employer typed: exactly (case and
+    surrounding blanks aside), else once legal forms, accents and punctuation are set aside
+    ("Halcyon Labs, Inc." is Halcyon Labs): a declared lab employer screens as that lab."""
     if not (employer or "").strip():
         return None
     covered = CoveredOrganizations(session)
     return next((org_id for org_id in OrganizationNames(session).named_or_aliased(employer)
-                 if covered.covered(org_id)), None)
+                 if covered.covered(org_id)), None) or covered_lab_named(session, employer)
 
 
 def _person(session: Session, decl: Declaration) -> tuple[Donor, bool]:

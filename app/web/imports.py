@@ -58,12 +58,12 @@ def upload():
     session = get_session()
     st = state()
     with CsvImport(session, today=st.today(), reporting_currency=st.reporting_currency,
-                   max_gift_minor=st.max_gift_minor) as job:
+                   max_gift_minor=st.max_gift_minor, policy=st.policy_for(session)) as job:
         for kind in KINDS:  # donors first: later files may name donors from this upload
             if kind in files:
                 job.check(kind, files[kind].stream)
         context = {"names": names, "rows": job.rows, "staged": job.staged(), "errors": job.errors,
-                   "dry_run": dry_run}
+                   "dry_run": dry_run, "warnings": job.warnings}
         if job.errors:
             return _page(form, 422, **context)
         if dry_run:
