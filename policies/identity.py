@@ -98,12 +98,20 @@ def organization_key(name: str | None) -> str:
 
 def name_similarity(a: str | None, b: str | None) -> Decimal:
     """Jaro-Winkler similarity (0..1) of the two names' sorted folded words, truncated to
-    four places; 0 when either has none."""
+    four places; 0 when either has none, or when they hold different numbers."""
     ka, kb = name_key(a), name_key(b)
     if not ka or not kb:
         return Decimal(0)
+    if _numbers(ka) != _numbers(kb):
+        # Numbers in a name are labels ("Employee 364", "Donor 2"), not spelling: records
+        # whose numbers differ are different records, however alike the rest.
+        return Decimal(0)
     value = Decimal(repr(JaroWinkler.normalized_similarity(ka, kb)))
     return value.quantize(SCORE_PLACES, rounding=ROUND_DOWN)
+
+
+def _numbers(key: str) -> list[str]:
+    return [t for t in key.split() if t.isdigit()]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 from app.db import get_session
 from app.errors import LedgerBusy, NotAllowed, NotFound
 from app.extensions import state
-from app.ledger import declarations, pledges, reviews
+from app.ledger import declarations, matches, pledges, reviews
 from app.ledger.review_effect import AcceptanceEffect, acceptance_effect
 from app.web.access import get_or_404, role_required
 from app.web.changes import pending_for_queue
@@ -25,6 +25,7 @@ from app.web.review_forms import (
     PUBLIC_NOTE_HELP,
     DecideForm,
     DeclarationForm,
+    MatchAnswerForm,
     OverrideDecisionForm,
     OverrideRequestForm,
 )
@@ -66,6 +67,14 @@ class HeldItem:
     @property
     def rescreen(self) -> bool:
         return self.latest is not None and self.latest.decision.kind == "rescreen"
+
+    @property
+    def possible_matches(self) -> list[dict]:
+        """The records the latest decision says the donor probably is (rule possible_match),
+        each to be answered "same person" or "different person"."""
+        if self.latest is None:
+            return []
+        return list(self.latest.decision.figures.get("possible_matches") or [])
 
 
 @dataclass(frozen=True)
@@ -229,6 +238,38 @@ def _render_decide(gift: Gift, form: DecideForm, status: int = 200,
         latest=decision_view(latest, gift.kind, emails) if latest else None,
         effect=acceptance_effect(session, gift, state().policy_for(session)),
     ), status
+
+
+# --- possible matches ----------------------------------------------------------------------------
+
+@bp.post("/donors/<int:donor_id>/matches/<any(donor, roster):record>/<int:record_id>/"
+         "<any(same, different):answer>")
+@role_required(REVIEW)
+def answer_match(donor_id: int, record: str, record_id: int, answer: str):
+    """A reviewer's answer about a possible match, from the review queue: the same person
+    (merge, or the roster entry's role onto the donor) or different people (never asked
+    again for this pair). The held gift is then decided as any other."""
+    session = get_session()
+    get_or_404(Donor, donor_id)
+    form = MatchAnswerForm()
+    if not form.validate():
+        flash("Not answered: say why, in 3 to 2000 characters.", "error")
+        return _render_queue(422)
+    try:
+        if answer == "different":
+            matches.different(session, donor_id, record, record_id, form.reason.data, g.actor)
+            flash(f"Recorded: donor #{donor_id} and {record} #{record_id} are different people; "
+                  "this pair will not be flagged again. Their held gifts are still yours to "
+                  "decide.", "success")
+        else:
+            matches.same(session, donor_id, record, record_id, form.reason.data, g.actor,
+                         state().policy_for(session))
+            flash(f"Recorded: donor #{donor_id} and {record} #{record_id} are the same person.",
+                  "success")
+    except REFUSED as error:
+        flash(f"Not answered: {error}.", "error")
+        return _render_queue(409)
+    return redirect(url_for("review.queue"))
 
 
 # --- overrides -----------------------------------------------------------------------------------

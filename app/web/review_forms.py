@@ -52,3 +52,8 @@ class DeclarationForm(FlaskForm):
     ], validators=[InputRequired(message="Choose apply or dismiss.")])
     reason = TextAreaField("Reason", validators=[InputRequired(), Length(min=3, max=2000)],
                            description="Written into the audit trail.")
+
+
+class MatchAnswerForm(FlaskForm):
+    reason = TextAreaField("Why (internal)", validators=[InputRequired(), Length(min=3, max=2000)],
+                           description="Written into the audit trail.")

@@ -108,6 +108,8 @@ def test_different_organisations_keep_different_keys():
     ("Morgan Chen", "Morgen Chen", "0.95", "0.97"),
     ("John Smith", "Jane Smith", "0.87", "0.89"),
     ("Alice Wong", "Bob Wong", "0", "0.75"),
+    ("Former employee 364", "Former employee 365", "0", "0"),
+    ("Donor 7", "Donor 7", "1", "1"),
 ])
 def test_name_similarity(a, b, low, high):
     assert Decimal(low) <= name_similarity(a, b) <= Decimal(high)
