@@ -4,6 +4,7 @@ databases on the server named by --pg-url)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -20,7 +21,7 @@ from app.ledger.audit import Actor, verify_chain
 from bench.generate import TABLES, Generator, LedgerSpec, json_text
 
 #: Bump when the generator changes, so cached ledgers are rebuilt.
-GENERATOR_VERSION = 6
+GENERATOR_VERSION = 7
 ACTOR = Actor("bench", role="admin")
 STAFF_EMAIL = "bench-admin@example.org"
 STAFF_PASSWORD = "bench password, long enough"  # noqa: S105 - a throwaway local database
@@ -50,7 +51,8 @@ class Databases:
             return Target("sqlite", f"sqlite:///{self.data_dir / (name + '.sqlite3')}", name)
         if not self.pg_url:
             raise RuntimeError("no PostgreSQL URL")
-        db = f"armslength_bench_{name}"
+        # BENCH_DB_PREFIX: several checkouts benching on one server keep apart.
+        db = f"{os.environ.get('BENCH_DB_PREFIX', 'armslength_bench')}_{name}"
         return Target("postgresql", make_url(self.pg_url).set(database=db)
                       .render_as_string(hide_password=False), name)
 

@@ -39,6 +39,8 @@ from fractions import Fraction
 from types import SimpleNamespace
 
 from app.ledger.audit import _jsonable, entry_hash
+from app.ledger.identity import donor_keys
+from bench.names import names
 from models import GENESIS_HASH
 from models.money import convert, format_amount
 from policies import (
@@ -74,7 +76,8 @@ class LedgerSpec:
 
     @property
     def people(self) -> int:
-        return max(300, self.gifts // 8)
+        """People donors: 200,000 at 1,000,000 gifts (issue 11's identity-matching figure)."""
+        return max(300, self.gifts // 5)
 
 
 @dataclass
@@ -238,10 +241,11 @@ class Generator:
     def _donor(self, kind: str, name: str, category: str, organization_id: int | None = None) -> int:
         donor_id = len(self.donors) + 1
         at = _instant(self.spec.start - timedelta(days=20), donor_id)
-        row = {"id": donor_id, "type": kind, "name": name,
-               "email": f"donor{donor_id}@example.org" if kind == "person" else None,
+        email = f"donor{donor_id}@example.org" if kind == "person" else None
+        row = {"id": donor_id, "type": kind, "name": name, "email": email,
                "organization_id": organization_id, "category": category,
-               "anonymous": donor_id % 50 == 0, "created_at": at}
+               "anonymous": donor_id % 50 == 0, "created_at": at,
+               **donor_keys(name, email, None)}
         self.donors[donor_id] = row
         self._emit("donor", row)
         self._audit(at, "donor.created", "donor", donor_id, {"type": kind, "category": category})
@@ -283,8 +287,9 @@ class Generator:
         self.daf_sponsors = [self._donor("organization", f"Giving Fund {i}", "daf_sponsor")
                              for i in range(1, 11)]
         far_past = spec.start - timedelta(days=3 * 365)
-        for i in range(1, spec.people + 1):
-            person = self._donor("person", f"Person {i}", "individual")
+        person_names = names(random.Random(spec.seed + 1))
+        for _ in range(1, spec.people + 1):
+            person = self._donor("person", next(person_names), "individual")
             self.stats.people += 1
             roll = rng.random()
             if roll < 0.003:

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from app.db import get_session
-from app.errors import LedgerBusy, NotAllowed, NotFound
+from app.errors import LedgerBusy, NotAllowed, NotFound, ValidationFailed
 from app.extensions import state
 from app.ledger import declarations, matches, pledges, reviews
 from app.ledger.review_effect import AcceptanceEffect, acceptance_effect
@@ -242,10 +242,7 @@ def _render_decide(gift: Gift, form: DecideForm, status: int = 200,
 
 # --- possible matches ----------------------------------------------------------------------------
 
-@bp.post("/donors/<int:donor_id>/matches/<any(donor, roster):record>/<int:record_id>/"
-         "<any(same, different):answer>")
-@role_required(REVIEW)
-def answer_match(donor_id: int, record: str, record_id: int, answer: str):
+def _answer_match(donor_id: int, answer: str):
     """A reviewer's answer about a possible match, from the review queue: the same person
     (merge, or the roster entry's role onto the donor) or different people (never asked
     again for this pair). The held gift is then decided as any other."""
@@ -255,6 +252,7 @@ def answer_match(donor_id: int, record: str, record_id: int, answer: str):
     if not form.validate():
         flash("Not answered: say why, in 3 to 2000 characters.", "error")
         return _render_queue(422)
+    record, record_id = form.record.data, form.record_id.data
     try:
         if answer == "different":
             matches.different(session, donor_id, record, record_id, form.reason.data, g.actor)
@@ -266,10 +264,22 @@ def answer_match(donor_id: int, record: str, record_id: int, answer: str):
                          state().policy_for(session))
             flash(f"Recorded: donor #{donor_id} and {record} #{record_id} are the same person.",
                   "success")
-    except REFUSED as error:
+    except REFUSED + (ValidationFailed,) as error:
         flash(f"Not answered: {error}.", "error")
         return _render_queue(409)
     return redirect(url_for("review.queue"))
+
+
+@bp.post("/donors/<int:donor_id>/matches/different")
+@role_required(REVIEW)
+def match_different(donor_id: int):
+    return _answer_match(donor_id, "different")
+
+
+@bp.post("/donors/<int:donor_id>/matches/same")
+@role_required(REVIEW)
+def match_same(donor_id: int):
+    return _answer_match(donor_id, "same")
 
 
 # --- overrides -----------------------------------------------------------------------------------

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import RadioField, TextAreaField
+from wtforms import HiddenField, IntegerField, RadioField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import InputRequired, Length, Optional
+from wtforms.validators import AnyOf, InputRequired, Length, NumberRange, Optional
 
 REASON_HELP = ("Internal: written into the decision history and the audit trail, never "
                "published.")
@@ -55,5 +55,8 @@ class DeclarationForm(FlaskForm):
 
 
 class MatchAnswerForm(FlaskForm):
+    #: The other record: "donor" or "roster", and its id.
+    record = HiddenField(validators=[InputRequired(), AnyOf(["donor", "roster"])])
+    record_id = IntegerField(validators=[InputRequired(), NumberRange(min=1, max=2**31 - 1)])
     reason = TextAreaField("Why (internal)", validators=[InputRequired(), Length(min=3, max=2000)],
                            description="Written into the audit trail.")

@@ -29,7 +29,7 @@ def _held_second_record(api):
 
 
 def _action(second, vp, answer):
-    return f"/staff/review/donors/{second['id']}/matches/donor/{vp['id']}/{answer}"
+    return f"/staff/review/donors/{second['id']}/matches/{answer}"
 
 
 def test_the_queue_shows_the_match_and_records_different_people(api, web_as, db):
@@ -65,6 +65,7 @@ def test_a_fundraiser_cannot_answer(api, web_as, db):
     vp, second, _held = _held_second_record(api)
     fundraiser = web_as("fundraiser")
     response = post_refused(fundraiser, "/staff/", _action(second, vp, "different"),
-                            {"reason": "not mine to say"})
+                            {"reason": "not mine to say", "record": "donor",
+                             "record_id": str(vp["id"])})
     assert response.status_code == 403
     assert db.execute(select(IdentityVerdict)).first() is None
