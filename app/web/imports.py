@@ -6,14 +6,17 @@ from flask import Blueprint, abort, g, render_template, request
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField
+from sqlalchemy import func, select
 from sqlalchemy.exc import DataError
 
 from app.db import get_session
-from app.errors import LedgerBusy
+from app.errors import LedgerBusy, ValidationFailed
 from app.extensions import state
 from app.http_errors import answer_for
+from app.ledger import rosters
 from app.ledger.csv_import import COLUMNS, KINDS, CsvImport, ImportAborted
 from app.web.access import role_required
+from models import Organization, RosterEntry
 
 bp = Blueprint("imports", __name__, url_prefix="/staff/import")
 
@@ -78,3 +81,58 @@ def upload():
             answer = answer_for(error)
             return _page(form, answer.status, problem=answer.message, **context)
     return _page(ImportForm(formdata=None), 200, result=result, **context)
+
+
+# --- rosters: people at labs who are not donors ----------------------------------------------
+
+class RosterForm(FlaskForm):
+    roster = FileField("roster.csv", validators=[FileAllowed(["csv"], "choose a .csv file")])
+
+
+def _roster_page(form: RosterForm, status: int = 200, **context):
+    session = get_session()
+    entries = session.execute(
+        select(RosterEntry, Organization.name).join(
+            Organization, Organization.id == RosterEntry.organization_id)
+        .order_by(RosterEntry.id.desc()).limit(200)).all()
+    total = session.execute(select(func.count()).select_from(RosterEntry)).scalar_one()
+    return render_template("imports/roster.html", form=form, entries=entries, total=total,
+                           required=rosters.REQUIRED, optional=rosters.OPTIONAL,
+                           **context), status
+
+
+@bp.get("/roster")
+@role_required("review")
+def roster():
+    return _roster_page(RosterForm())
+
+
+@bp.post("/roster")
+@role_required("review")
+def upload_roster():
+    """A roster is checked whole first: one bad row and nothing is stored."""
+    form = RosterForm()
+    if not form.validate_on_submit():
+        return _roster_page(form, 400)
+    upload = form.roster.data
+    if upload is None or not upload.filename:
+        return _roster_page(form, 400, problem="Choose the roster file.")
+    session = get_session()
+    try:
+        text = upload.read().decode("utf-8")
+    except UnicodeDecodeError:
+        return _roster_page(form, 422, problem="The file is not UTF-8 text; save it as "
+                                               "\"CSV UTF-8\" and try again.")
+    try:
+        entries = rosters.read_roster(session, text)
+        stored, rescreened = rosters.import_roster(session, entries, g.actor,
+                                                   state().policy_for(session),
+                                                   file_name=upload.filename[:200])
+    except ValidationFailed as error:
+        session.rollback()
+        return _roster_page(form, 422, bad_rows=error.errors)
+    except LedgerBusy as error:
+        answer = answer_for(error)
+        return _roster_page(form, answer.status, problem=answer.message)
+    return _roster_page(RosterForm(formdata=None), 200, imported=len(stored),
+                        rescreened=len(rescreened))

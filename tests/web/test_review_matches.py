@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import html
+import io
 
 from sqlalchemy import select
 
-from models import AuditEntry, IdentityVerdict
+from models import AuditEntry, IdentityVerdict, RosterEntry
 from tests.builders import affiliate, gift, organization, person
 from tests.webtools import post_refused, submit
 
@@ -69,3 +70,38 @@ def test_a_fundraiser_cannot_answer(api, web_as, db):
                              "record_id": str(vp["id"])})
     assert response.status_code == 403
     assert db.execute(select(IdentityVerdict)).first() is None
+
+
+ROSTER = ("name,title,organisation,start,end,source\n"
+          "Avery Stone,Chief Scientist,\"Halcyon Labs, Inc.\",2024-01-01,,leadership page\n")
+
+
+def _upload_roster(client, text_: str):
+    return submit(client, "/staff/import/roster",
+                       {"roster": (io.BytesIO(text_.encode()), "roster.csv")},
+                       content_type="multipart/form-data")
+
+
+def test_a_reviewer_uploads_a_roster_on_its_page(api, web_as, db):
+    organization(api, "Halcyon Labs", covered_lab=True)
+    reviewer = web_as("reviewer")
+    assert "/staff/import/roster" in _text(reviewer.get(QUEUE))
+    page = _text(_upload_roster(reviewer, ROSTER))
+    assert "Roster imported" in page and "1 entry stored" in page
+    assert "Avery Stone" in page and "Halcyon Labs" in page
+    donor = person(api, "Avery Stone")
+    assert gift(api, donor["id"], "100.00", ON)["status"] == "held"
+
+
+def test_a_bad_roster_on_the_page_stores_nothing(api, web_as, db):
+    organization(api, "Halcyon Labs", covered_lab=True)
+    reviewer = web_as("reviewer")
+    response = _upload_roster(reviewer, ROSTER + "Kim Ode,,Nowhere,2024-01-01,,x\n")
+    assert response.status_code == 422
+    page = _text(response)
+    assert "nothing was stored" in page and "line 3" in page
+    assert db.execute(select(RosterEntry)).first() is None
+
+
+def test_a_fundraiser_cannot_open_the_roster_page(web_as):
+    assert web_as("fundraiser").get("/staff/import/roster").status_code == 403
