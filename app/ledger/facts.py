@@ -149,7 +149,7 @@ def party(session: Session, covered: CoveredOrganizations, donor: Donor,
         organization=covered.name(donor.organization_id),
         organization_covered=covered.covered(donor.organization_id),
         affiliations=facts,
-        possible_matches=(matcher or MatchFinder(session))(donor),
+        possible_matches=(matcher or MatchFinder(session, covered))(donor),
     )
 
 
@@ -172,7 +172,7 @@ def gift_facts(
     one transaction under the ledger lock (where they cannot change). matcher: the same
     for possible matches (a batch's MatchIndex); a MatchFinder if none."""
     covered = covered or CoveredOrganizations(session)
-    matcher = matcher or MatchFinder(session)
+    matcher = matcher or MatchFinder(session, covered)
     payer = party(session, covered, donor, affiliations=payer_affiliations, matcher=matcher)
     attributed = tuple(
         # Most gifts are the payer's own money: reuse the payer's facts (one read, not two).

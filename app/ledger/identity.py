@@ -20,7 +20,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import exists, or_, select
+from sqlalchemy import bindparam, exists, or_, select
 from sqlmodel import Session
 
 from app.db.lookups import one_of
@@ -189,42 +189,99 @@ def _verdicts(session: Session, where) -> dict[str, str]:
         select(IdentityVerdict.pair, IdentityVerdict.verdict).where(where)).all())
 
 
+#: Person donors sharing a blocking key with the donor screened, who have an affiliation
+#: (any: coverage, which follows parent links, is checked on the few rows that come back).
+#: One prebuilt statement, its key lists as expanding parameters: built once, cached by the
+#: driver's statement cache, answered from the key indexes.
+_DONORS_SHARING_A_KEY = (
+    select(Donor.id, Donor.name, Donor.email, Donor.phone, Donor.postal_address)
+    .where(
+        Donor.type == "person",
+        Donor.id != bindparam("me"),
+        or_(Donor.name_key_a.in_(bindparam("names", expanding=True)),
+            Donor.name_key_b.in_(bindparam("names_b", expanding=True)),
+            Donor.email_key == bindparam("email"),
+            Donor.phone_key == bindparam("phone")),
+        exists().where(Affiliation.donor_id == Donor.id),
+    )
+    .order_by(Donor.id)
+)
+_AFFILIATIONS_OF = (
+    select(Affiliation.donor_id, Affiliation.organization_id, Affiliation.kind,
+           Affiliation.title, Affiliation.senior_decision_maker, Affiliation.start_date,
+           Affiliation.end_date)
+    .where(Affiliation.donor_id.in_(bindparam("ids", expanding=True)))
+    .order_by(Affiliation.id)
+)
+_ROSTER_SHARING_A_KEY = (
+    select(RosterEntry.id, RosterEntry.name, RosterEntry.organization_id, RosterEntry.title,
+           RosterEntry.senior_decision_maker, RosterEntry.start_date, RosterEntry.end_date)
+    .where(or_(RosterEntry.name_key_a.in_(bindparam("names", expanding=True)),
+               RosterEntry.name_key_b.in_(bindparam("names_b", expanding=True))))
+    .order_by(RosterEntry.id)
+)
+_VERDICTS_OF = (
+    select(IdentityVerdict.pair, IdentityVerdict.verdict)
+    .where(or_(IdentityVerdict.donor_id == bindparam("me"),
+               IdentityVerdict.other_donor_id == bindparam("me")))
+)
+
+
 class MatchFinder:
-    """Possible matches of one donor at a time, by indexed queries. One instance serves one
-    transaction (organisations are read once)."""
+    """Possible matches of one donor at a time, by indexed queries: the records sharing a
+    blocking key, narrowed in memory to those whose names are alike enough before anything
+    more is read about them. One instance serves one screening (its transaction).
 
-    def __init__(self, session: Session):
+    covered: the screening's CoveredOrganizations (facts.CoveredOrganizations), which knows
+    names and coverage of organisations and memoises them."""
+
+    def __init__(self, session: Session, covered=None):
         self.session = session
-        self._orgs: _Organizations | None = None
+        self.covered = covered
 
-    @property
-    def orgs(self) -> _Organizations:
-        if self._orgs is None:
-            self._orgs = _Organizations(self.session)
-        return self._orgs
+    def _affiliation(self, org_id, kind, title, senior, start, end) -> AffiliationFact:
+        if self.covered is None:
+            from app.ledger.facts import CoveredOrganizations  # facts imports this module
+            self.covered = CoveredOrganizations(self.session)
+        return AffiliationFact(
+            organization=self.covered.name(org_id) or f"organisation {org_id}",
+            covered=self.covered.covered(org_id), kind=kind, title=title,
+            senior_decision_maker=senior, start_date=start, end_date=end)
 
     def __call__(self, donor: Donor) -> tuple[MatchFact, ...]:
-        if donor.type != "person" or not self.orgs.covered:
+        if donor.type != "person":
             return ()
         names = [k for k in (donor.name_key_a, donor.name_key_b) if k]
-        by_key = []
-        if names:
-            by_key += [Donor.name_key_a.in_(names), Donor.name_key_b.in_(names)]
-        if donor.email_key:
-            by_key.append(Donor.email_key == donor.email_key)
-        if donor.phone_key:
-            by_key.append(Donor.phone_key == donor.phone_key)
-        if not by_key:
+        if not names and not donor.email_key and not donor.phone_key:
             return ()
-        candidates = _donor_candidates(self.session, self.orgs,
-                                       [Donor.id != donor.id, or_(*by_key)])
+        me = _identity_of(donor)
+        params = {"me": donor.id, "names": names, "names_b": names,
+                  "email": donor.email_key, "phone": donor.phone_key}
+        alike = {}
+        for row in self.session.execute(_DONORS_SHARING_A_KEY, params):
+            identity = Identity(row.name, row.email, row.phone, row.postal_address)
+            if signals(me, identity).worth_passing:
+                alike[row.id] = identity
+        candidates = []
+        if alike:
+            affiliations: dict[int, list[AffiliationFact]] = defaultdict(list)
+            for a in self.session.execute(_AFFILIATIONS_OF, {"ids": sorted(alike)}):
+                affiliations[a.donor_id].append(self._affiliation(
+                    a.organization_id, a.kind, a.title, a.senior_decision_maker,
+                    a.start_date, a.end_date))
+            candidates += [
+                _Candidate("donor", donor_id, identity, tuple(affiliations[donor_id]), ())
+                for donor_id, identity in alike.items()
+                if any(f.covered for f in affiliations[donor_id])]
         if names:
-            candidates += _roster_candidates(self.session, self.orgs, [or_(
-                RosterEntry.name_key_a.in_(names), RosterEntry.name_key_b.in_(names))])
+            for e in self.session.execute(_ROSTER_SHARING_A_KEY, params):
+                fact = self._affiliation(e.organization_id, "employee", e.title,
+                                         e.senior_decision_maker, e.start_date, e.end_date)
+                if fact.covered:
+                    candidates.append(_Candidate("roster", e.id, Identity(e.name), (fact,), ()))
         if not candidates:
             return ()
-        verdicts = _verdicts(self.session, or_(IdentityVerdict.donor_id == donor.id,
-                                               IdentityVerdict.other_donor_id == donor.id))
+        verdicts = dict(self.session.execute(_VERDICTS_OF, {"me": donor.id}).all())
         return _order(_fact(c, donor, verdicts) for c in candidates)
 
 

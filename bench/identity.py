@@ -1,0 +1,189 @@
+"""Identity matching at scale: one decision before and after a ledger gains many donors.
+
+    python -m bench.identity --donors 200000 [--backends sqlite,postgresql] [--gifts 10000]
+
+Takes the generated ledger of --gifts gifts (made as `python -m bench` makes it), clones it,
+and times one decision (record_gift with dry_run: every read, the matching and the policy,
+no write) for three donors: a lab employee (today), the ordinary donor with the ledger's
+most common name (the most candidates the blocking keys return), and a lab employee's
+namesake on another record (a possible match, held). Then it adds --donors people with
+realistic names (bench/names.py; about 7% with a covered-lab affiliation, as the generator
+makes them) to the clone by bulk insert, with their blocking keys, and times the same
+decisions again, alternating the two ledgers each round. The ratio large / small is the
+figure issue 11 asks for (within 1.5x).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, insert, select
+
+from app.ledger.gifts import record_gift
+from app.ledger.identity import donor_keys
+from bench.db import ACTOR, Databases, app_for
+from bench.generate import LedgerSpec
+from bench.names import names
+from models import Affiliation, Donor, Organization, utcnow
+from models.schemas import GiftCreate
+from policies import load_policy
+
+BATCH = 5000
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+def add_people(target, count: int, seed: int = 99) -> int:
+    """`count` person donors with realistic names, 7% employed at a covered lab."""
+    app = app_for(target)
+    st = app.extensions["armslength"]
+    rng = random.Random(seed)
+    stream = names(rng)
+    try:
+        with st.sessions() as session:
+            labs = list(session.execute(select(Organization.id).where(
+                Organization.covered_lab.is_(True))).scalars())
+            first = (session.execute(select(func.max(Donor.id))).scalar_one() or 0) + 1
+            next_aff = (session.execute(select(func.max(Affiliation.id))).scalar_one() or 0) + 1
+            now = utcnow()
+            for start in range(0, count, BATCH):
+                donors, affiliations = [], []
+                for donor_id in range(first + start, first + min(count, start + BATCH)):
+                    name = next(stream)
+                    email = f"extra{donor_id}@example.net"
+                    donors.append({"id": donor_id, "type": "person", "name": name,
+                                   "email": email, "category": "individual",
+                                   "anonymous": False, "created_at": now,
+                                   **donor_keys(name, email, None)})
+                    if rng.random() < 0.07:
+                        affiliations.append({
+                            "id": next_aff, "donor_id": donor_id, "organization_id": rng.choice(labs),
+                            "kind": "employee", "title": "Engineer",
+                            "senior_decision_maker": False, "created_at": now,
+                            "start_date": date(2018, 1, 1) + timedelta(days=rng.randrange(2000))})
+                        next_aff += 1
+                session.execute(insert(Donor), donors)
+                if affiliations:
+                    session.execute(insert(Affiliation), affiliations)
+            session.commit()
+            if target.backend == "postgresql":
+                session.connection().exec_driver_sql("ANALYZE donor")
+                session.connection().exec_driver_sql("ANALYZE affiliation")
+                session.commit()
+            else:
+                session.connection().exec_driver_sql("ANALYZE")
+                session.commit()
+    finally:
+        st.engine.dispose()
+    return count
+
+
+def _subjects(session, end: date) -> dict[str, int]:
+    """The donors whose decisions are timed (the same ids exist in both ledgers)."""
+    covered = select(Organization.id).where(Organization.covered_lab.is_(True))
+    lab = session.execute(select(Affiliation.donor_id).where(
+        Affiliation.organization_id.in_(covered), Affiliation.end_date.is_(None),
+        Affiliation.senior_decision_maker.is_(False)).order_by(Affiliation.donor_id)
+        .limit(1)).scalar_one()
+    affiliated = select(Affiliation.donor_id)
+    common_key = session.execute(
+        select(Donor.name_key_a).where(Donor.type == "person").group_by(Donor.name_key_a)
+        .order_by(func.count().desc(), Donor.name_key_a).limit(1)).scalar_one()
+    common = session.execute(select(Donor.id).where(
+        Donor.name_key_a == common_key, Donor.id.not_in(affiliated)).order_by(Donor.id)
+        .limit(1)).scalar_one()
+    # An ordinary donor who shares a lab employee's name: a possible match.
+    lab_names = select(Donor.name).where(Donor.id.in_(
+        select(Affiliation.donor_id).where(Affiliation.organization_id.in_(covered))))
+    namesake = session.execute(select(Donor.id).where(
+        Donor.type == "person", Donor.name.in_(lab_names), Donor.id.not_in(affiliated))
+        .order_by(Donor.id).limit(1)).scalar_one_or_none()
+    subjects = {"lab employee": lab, "most common name": common}
+    if namesake is not None:
+        subjects["a lab employee's namesake"] = namesake
+    return subjects
+
+
+def measure(targets, end: date, rounds: int) -> dict:
+    policy = load_policy()
+    apps = [(t, app_for(t)) for t in targets]
+    sessions = [app.extensions["armslength"].sessions() for _, app in apps]
+    try:
+        subjects = _subjects(sessions[0], end)
+        sessions[0].rollback()
+        samples: dict[tuple[str, str], list[float]] = {}
+        outcomes: dict[tuple[str, str], str] = {}
+        for _ in range(rounds):
+            for (target, app), session in zip(apps, sessions, strict=True):
+                st = app.extensions["armslength"]
+                for label, donor_id in subjects.items():
+                    body = GiftCreate.model_validate({"donor_id": donor_id, "amount": "100.00",
+                                                      "currency": "USD",
+                                                      "received_on": end.isoformat()})
+                    began = time.perf_counter()
+                    made = record_gift(session, body, ACTOR, policy, st.reporting_currency,
+                                       dry_run=True)
+                    samples.setdefault((target.name, label), []).append(
+                        time.perf_counter() - began)
+                    outcomes[(target.name, label)] = made.evaluation.outcome
+                    session.rollback()
+        donors = {t.name: s.execute(select(func.count()).select_from(Donor)).scalar_one()
+                  for (t, _), s in zip(apps, sessions, strict=True)}
+    finally:
+        for session in sessions:
+            session.close()
+        for _, app in apps:
+            app.extensions["armslength"].engine.dispose()
+    return {"subjects": subjects, "samples": samples, "outcomes": outcomes, "donors": donors}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.identity", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--pg-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_PG))
+    parser.add_argument("--data-dir", type=Path,
+                        default=Path(tempfile.gettempdir()) / "armslength-bench")
+    parser.add_argument("--gifts", type=int, default=10_000)
+    parser.add_argument("--donors", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=60)
+    args = parser.parse_args(argv)
+    backends = [b for b in args.backends.split(",") if b]
+    dbs = Databases(args.data_dir, args.pg_url if "postgresql" in backends else None)
+    today = date.today()
+    lines = ["| backend | donor | decision, ledger as generated | decision, with "
+             f"{args.donors:,} more donors | ratio | outcome |", "|---|---|---|---|---|---|"]
+    for backend in backends:
+        base = dbs.target(backend, f"l{args.gifts // 1000}k")
+        dbs.ensure_ledger(base, LedgerSpec(args.gifts, today), load_policy(), _log)
+        big = dbs.clone(base, f"l{args.gifts // 1000}k_plus_people")
+        began = time.perf_counter()
+        add_people(big, args.donors)
+        _log(f"{backend}: added {args.donors:,} donors in {time.perf_counter() - began:.0f} s")
+        result = measure([base, big], today, args.rounds)
+        _log(f"{backend}: donors {result['donors']}")
+        for label in result["subjects"]:
+            small = statistics.median(result["samples"][(base.name, label)])
+            large = statistics.median(result["samples"][(big.name, label)])
+            lines.append(
+                f"| {base.label} | {label} | {small * 1000:.2f} ms "
+                f"({result['donors'][base.name]:,} donors) | {large * 1000:.2f} ms "
+                f"({result['donors'][big.name]:,} donors) | {large / small:.2f}x | "
+                f"{result['outcomes'][(big.name, label)]} |")
+        dbs.drop(big)
+    print("\n".join(lines), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
