@@ -21,7 +21,7 @@ from app.ledger.audit import Actor, verify_chain
 from bench.generate import TABLES, Generator, LedgerSpec, json_text
 
 #: Bump when the generator changes, so cached ledgers are rebuilt.
-GENERATOR_VERSION = 7
+GENERATOR_VERSION = 8
 ACTOR = Actor("bench", role="admin")
 STAFF_EMAIL = "bench-admin@example.org"
 STAFF_PASSWORD = "bench password, long enough"  # noqa: S105 - a throwaway local database

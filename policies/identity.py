@@ -56,10 +56,13 @@ def name_key(name: str | None) -> str:
 
 
 def block_keys(name: str | None) -> tuple[str | None, str | None]:
-    """Two blocking keys: first word + initial of the last, last word + initial of the
-    first. A record is a candidate when one of its keys equals one of the other's, so a
-    typo in either the given name or the surname, a reversed order, or an initial for the
-    given name still meets ("Morgen Chen", "Chen Morgan", "M. Chen" all meet "Morgan Chen").
+    """Two blocking keys: the first word + the last word's first two letters, and the last
+    word + the first word's first two letters. A record is a candidate when one of its keys
+    equals one of the other's, so a typo past the second letter of either the given name or
+    the surname, and a reversed order, still meet ("Morgen Chen", "Morgan Chan", "Chen,
+    Morgan" all meet "Morgan Chen"). Two letters rather than one keep the candidates of a
+    common name few (issue 11's bench); a given name written as an initial only ("M. Chen")
+    is found through the e-mail or phone, not the name.
     """
     tokens = name_tokens(name)
     if not tokens:
@@ -67,7 +70,7 @@ def block_keys(name: str | None) -> tuple[str | None, str | None]:
     first, last = tokens[0], tokens[-1]
     if len(tokens) == 1:
         return f"{first}|", None
-    return f"{first}|{last[0]}", f"{last}|{first[0]}"
+    return f"{first}|{last[:2]}", f"{last}|{first[:2]}"
 
 
 def email_key(email: str | None) -> str | None:
