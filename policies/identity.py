@@ -13,6 +13,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
+from functools import lru_cache
 
 from rapidfuzz.distance import JaroWinkler
 
@@ -50,6 +51,7 @@ def name_tokens(name: str | None) -> list[str]:
     return [t for t in fold(name).split() if t not in _NAME_NOISE]
 
 
+@lru_cache(maxsize=65536)  # pure; a batch compares the same names often
 def name_key(name: str | None) -> str:
     """The name's words sorted: "Chen, Morgan" and "Morgan Chen" give the same key."""
     return " ".join(sorted(name_tokens(name)))
@@ -73,12 +75,14 @@ def block_keys(name: str | None) -> tuple[str | None, str | None]:
     return f"{first}|{last[:2]}", f"{last}|{first[:2]}"
 
 
+@lru_cache(maxsize=65536)  # pure; a batch compares the same names often
 def email_key(email: str | None) -> str | None:
     """E-mail as compared: surrounding space and case aside."""
     key = (email or "").strip().casefold()
     return key or None
 
 
+@lru_cache(maxsize=65536)  # pure; a batch compares the same names often
 def phone_key(phone: str | None) -> str | None:
     """The last ten digits of a phone number (country codes and punctuation aside); None
     for fewer than seven digits, too few to name one line."""
@@ -86,6 +90,7 @@ def phone_key(phone: str | None) -> str | None:
     return digits[-10:] if len(digits) >= 7 else None
 
 
+@lru_cache(maxsize=65536)  # pure; a batch compares the same names often
 def address_key(address: str | None) -> str | None:
     """A postal address folded, its words sorted: order, case and commas aside."""
     words = sorted(fold(address).split())

@@ -201,13 +201,16 @@ _SHARING_A_KEY = union(
     select(Donor.id).where(Donor.email_key == bindparam("email")),
     select(Donor.id).where(Donor.phone_key == bindparam("phone")),
 ).subquery()
+#: The ids come from the key indexes alone, then the affiliation index keeps those with an
+#: affiliation: only their donor rows are read (a common name has hundreds of namesakes,
+#: few of them with an affiliation).
 _DONORS_SHARING_A_KEY = (
     select(Donor.id, Donor.name, Donor.email, Donor.phone, Donor.postal_address)
     .where(
-        Donor.id.in_(select(_SHARING_A_KEY.c.id)),
+        Donor.id.in_(select(Affiliation.donor_id).where(
+            Affiliation.donor_id.in_(select(_SHARING_A_KEY.c.id)))),
         Donor.type == "person",
         Donor.id != bindparam("me"),
-        exists().where(Affiliation.donor_id == Donor.id),
     )
     .order_by(Donor.id)
 )
