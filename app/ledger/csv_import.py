@@ -75,7 +75,8 @@ class Columns:
 
 #: The columns of each file; docs/import.md describes them.
 COLUMNS: dict[str, Columns] = {
-    "donors": Columns(("external_id", "type", "name"), ("email", "category", "organization")),
+    "donors": Columns(("external_id", "type", "name"),
+                      ("email", "category", "organization", "phone", "postal_address")),
     "affiliations": Columns(
         ("donor_external_id", "organization", "senior_decision_maker", "start_date"),
         ("kind", "title", "end_date"),
@@ -442,6 +443,8 @@ class CsvImport:
                                    "it is; record a person's employer in affiliations.csv")
             payload = {"type": values["type"].lower(), "name": values["name"],
                        "email": _optional(values, "email"),
+                       "phone": _optional(values, "phone"),
+                       "postal_address": _optional(values, "postal_address"),
                        "category": (_optional(values, "category") or "").lower() or None,
                        "organization_id": org_id}
             data = None

@@ -54,7 +54,7 @@ def test_the_finder_and_the_batch_index_find_the_same_records(db, policy):
         first, last = rng.choice(FIRST), rng.choice(LAST)
         name = rng.choice([f"{first} {last}", f"{last}, {first}", f"{first[0]}. {last}",
                            f"{first} {last[:-1]}{'x'}"])
-        donor = _person(db, name, email=f"p{rng.randrange(40)}@example.org",
+        donor = _person(db, name, email=f"p{len(donors)}@example.org",
                         phone=f"+1 415 555 {rng.randrange(30):04d}")
         donors.append(donor.id)
         if rng.random() < 0.3:
@@ -145,12 +145,12 @@ def _check(db, tmp_path, policy=None) -> CsvImport:
 
 def test_the_dry_run_lists_donors_probably_on_file_with_a_lab_role(db, policy, tmp_path):
     lab = _lab(db)
-    vp = _person(db, "Morgan Chen", email="morgan@halcyon.example")
+    vp = _person(db, "Morgan Chen", email="morgan@halcyon.example", phone="415-555-0100")
     _employ(db, policy, vp.id, lab)
     db.commit()
     _files(tmp_path,
-           "external_id,type,name,email\nD1,person,Morgan Chen,mc@gmail.example\n"
-           "D2,person,Dana Donor,\nD3,person,Someone,MORGAN@halcyon.example\n",
+           "external_id,type,name,email,phone\nD1,person,Morgan Chen,mc@gmail.example,\n"
+           "D2,person,Dana Donor,,\nD3,person,Chen Morgen,,+1 415 555 0100\n",
            "donor_external_id,organization,senior_decision_maker,start_date\n",
            "external_ref,donor_external_id,amount,currency,received_on\n"
            "G1,D1,100.00,USD,2026-03-01\nG2,D2,100.00,USD,2026-03-01\n"
