@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from app.db import rows
-from app.db.locking import ledger_write
+from app.db.locking import ledger_batch, ledger_write
 from app.errors import NotAllowed, NotFound, ValidationFailed
 from app.ledger import audit
 from app.ledger.audit import Actor
@@ -126,18 +126,24 @@ def same(session: Session, donor_id: int, record: str, record_id: int, reason: s
     donor's gifts it covers are re-screened) and the pair is recorded as "same". Another
     donor: the two records are merged, the older surviving."""
     text = _reason(reason)
-    with ledger_write(session):
-        donor, other = _other(session, donor_id, record, record_id)
-        if record == "donor":
-            merge = _merge_donors()
+    if record == "donor":
+        merge = _merge_donors()
+        with ledger_write(session):
+            _other(session, donor_id, record, record_id)
             if merge is None:
                 raise NotAllowed("merge not available")
-            survivor, duplicate = sorted((donor_id, record_id))
-            merge(session, survivor, duplicate, actor, policy)
-            return None, []
+        # The merge is its own transaction (moving gifts, affiliations, pledges and
+        # declarations, re-screening, auditing); the older record survives.
+        survivor, duplicate = sorted((donor_id, record_id))
+        merge(session, survivor, duplicate, actor, policy)
+        return None, []
+    # One transaction for the verdict and the role it puts on the donor (whose own ledger
+    # write, with its re-screens, joins it).
+    with ledger_batch(session):
+        _donor, entry = _other(session, donor_id, record, record_id)
         verdict = _verdict(session, donor_id, record, record_id, "same", text, actor)
         _aff, rescreened = add_affiliation(session, donor_id, AffiliationCreate(
-            organization_id=other.organization_id, kind="employee", title=other.title,
-            senior_decision_maker=other.senior_decision_maker, start_date=other.start_date,
-            end_date=other.end_date), actor, policy)
+            organization_id=entry.organization_id, kind="employee", title=entry.title,
+            senior_decision_maker=entry.senior_decision_maker, start_date=entry.start_date,
+            end_date=entry.end_date), actor, policy)
     return verdict, rescreened
