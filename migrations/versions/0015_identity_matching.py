@@ -1,7 +1,7 @@
 """identity matching: donors' blocking keys, phone and address; rosters; verdicts on pairs
 
 Revision ID: 0015
-Revises: 0014
+Revises: 0012
 Create Date: 2026-12-04 18:00:00
 
 A gift is screened against every record that is probably the same person (issue 11 A).
@@ -20,7 +20,7 @@ from alembic import op
 from policies.identity import block_keys, email_key
 
 revision: str = "0015"
-down_revision: str | Sequence[str] | None = "0014"
+down_revision: str | Sequence[str] | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
