@@ -192,6 +192,8 @@ def register_commands(app: Flask) -> None:
                 unsigned = sum(1 for d in result.disclosures if d.unsigned)
                 click.echo(f"published disclosures: {len(result.disclosures)} match their audit "
                            f"entries ({unsigned} without a signed checkpoint)")
+            for line in result.row_lines():
+                click.echo(line)
             return
         if not report.ok:
             click.echo(f"audit chain BROKEN at entry {report.broken_at}: {report.problem} "
@@ -206,6 +208,8 @@ def register_commands(app: Flask) -> None:
                 click.echo(f"  {describe(f)}", err=True)
         for d in result.disclosure_failures:
             click.echo(f"  {d.problem}", err=True)
+        for line in result.row_lines():
+            click.echo(line, err=not result.rows.ok)
         sys.exit(1)
 
     @app.cli.command("audit-checkpoint")

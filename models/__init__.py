@@ -1,5 +1,6 @@
 """SQLModel tables. Importing this package registers every table on the metadata."""
 
+from models.append_only import install as _install_append_only
 from models.audit import GENESIS_HASH, AuditEntry
 from models.base import metadata, utcnow
 from models.changes import PendingChange
@@ -17,6 +18,7 @@ from models.gifts import (
     Refund,
     transition,
 )
+from models.gifts import make_append_only as _make_append_only
 from models.idempotency import IdempotencyKey
 from models.identity import IdentityVerdict, RosterEntry
 from models.imports import DonorExternalId
@@ -34,6 +36,10 @@ from models.parties import Affiliation, Donor, DonorMerge, Organization
 from models.pledges import IllegalPledgeTransition, Pledge, PledgeInstalment, move_pledge
 from models.policy_versions import PolicyVersion
 from models.users import LINK_PURPOSES, ROLES, AccountLink, ApiToken, SignInThrottle, User
+
+# Append-only in the ORM (models.gifts) and in the database (models.append_only).
+_make_append_only(Refund, PublishedDisclosure, PolicyVersion)
+_install_append_only(metadata)
 
 __all__ = [
     "GENESIS_HASH",

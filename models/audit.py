@@ -23,6 +23,9 @@ class AuditEntry(SQLModel, table=True):
     entity_type: str = Field(max_length=40)
     entity_id: int | None = Field(default=None, index=True)
     data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    #: Hashes of the rows this entry wrote or changed, as written: [[table, id, sha256], ...]
+    #: (app.ledger.row_hashes); None on entries that touch no sealed row.
+    row_hashes: list | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64, unique=True)
 

@@ -114,6 +114,13 @@ def insert_many(session: Session, cls: type[SQLModel], rows: list[dict]) -> None
         session.execute(_insert_statement(cls)[0], rows)
 
 
+def insert_each(session: Session, cls: type[SQLModel], rows: list[dict]) -> list[int]:
+    """INSERT rows one statement each (a gift's one or two attributions), returning their
+    new ids in order: as cheap as insert_many for a single row, and the ids come back."""
+    statement = _insert_statement(cls)[0]
+    return [session.execute(statement, row).inserted_primary_key[0] for row in rows]
+
+
 def bulk_insert(session: Session, cls: type[SQLModel], rows: list[dict], *,
                 return_ids: bool = False) -> list[int]:
     """INSERT many rows (each with the same keys) in as few round trips as the database
@@ -164,6 +171,8 @@ def _copy(session: Session, table, rows: list[dict]) -> None:
     have checked and stored."""
     columns = list(rows[0])
     as_json = {c.key for c in table.columns if isinstance(c.type, JSON)}
+    # A None in a JSON column that stores None as SQL NULL (audit_entry.row_hashes) is NULL.
+    null_json = {c.key for c in table.columns if isinstance(c.type, JSON) and c.type.none_as_null}
     statement = psycopg_sql.SQL("COPY {} ({}) FROM STDIN").format(
         psycopg_sql.Identifier(table.name),
         psycopg_sql.SQL(", ").join(psycopg_sql.Identifier(c) for c in columns))
@@ -172,7 +181,9 @@ def _copy(session: Session, table, rows: list[dict]) -> None:
     try:
         with driver.cursor() as cursor, cursor.copy(statement) as copy:
             for row in rows:
-                copy.write_row([json.dumps(row[c]) if c in as_json else row[c] for c in columns])
+                copy.write_row([
+                    None if c in null_json and row[c] is None
+                    else json.dumps(row[c]) if c in as_json else row[c] for c in columns])
     except psycopg.Error as error:
         # As SQLAlchemy would raise it for an INSERT (IntegrityError, DataError,
         # OperationalError...), so callers handle a COPY's failure like any other; and a

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from app.db import rows
+from app.ledger import row_hashes
 from models import GENESIS_HASH, AuditEntry, utcnow
 
 
@@ -53,6 +54,11 @@ def entry_hash(prev_hash: str, entry: AuditEntry) -> str:
         "entity_id": entry.entity_id,
         "data": entry.data,
     }
+    # Row hashes (app.ledger.row_hashes) are covered when present; entries written before
+    # they existed hash as they always did.
+    sealed = getattr(entry, "row_hashes", None)
+    if sealed is not None:
+        body["rows"] = sealed
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -100,8 +106,11 @@ def append(
     entity_type: str,
     entity_id: int | None,
     data: dict | None = None,
+    sealed: list | None = None,
 ) -> AuditEntry:
-    """Add an entry after the chain's head, written at once (one INSERT, see rows)."""
+    """Add an entry after the chain's head, written at once (one INSERT, see rows).
+    sealed: the rows of sealed tables (app.ledger.row_hashes) this entry wrote or changed,
+    as ORM objects or seals; their hashes go into the entry."""
     prev = chain_head(session)
     entry = rows.new(
         AuditEntry,
@@ -112,6 +121,7 @@ def append(
         entity_type=entity_type,
         entity_id=entity_id,
         data=_jsonable(data or {}),
+        row_hashes=row_hashes.seals(sealed) if sealed else None,
         prev_hash=prev,
         hash="",
     )
@@ -121,16 +131,18 @@ def append(
     return entry
 
 
-def append_many(session: Session, actor: Actor,
-                entries: list[tuple[str, str, int | None, dict]]) -> None:
-    """Add entries (action, entity_type, entity_id, data) after the chain's head, in order,
-    written by one executemany: what append() per entry would write."""
+def append_many(session: Session, actor: Actor, entries: list[tuple]) -> None:
+    """Add entries (action, entity_type, entity_id, data[, sealed]) after the chain's head, in
+    order, written by one executemany: what append() per entry would write."""
     prev = chain_head(session)
     values = []
-    for action, entity_type, entity_id, data in entries:
+    for action, entity_type, entity_id, data, *more in entries:
+        sealed = more[0] if more else None
         entry = rows.new(AuditEntry, at=utcnow(), actor=actor.label, actor_id=actor.user_id,
                          action=action, entity_type=entity_type, entity_id=entity_id,
-                         data=_jsonable(data), prev_hash=prev, hash="")
+                         data=_jsonable(data),
+                         row_hashes=row_hashes.seals(sealed) if sealed else None,
+                         prev_hash=prev, hash="")
         entry.hash = prev = entry_hash(prev, entry)
         values.append(rows.values_of(entry))
     rows.bulk_insert(session, AuditEntry, values)

@@ -507,7 +507,7 @@ def publish(session: Session, start: date, end: date, policy: Policy, currency: 
         audit.append(session, actor, "disclosure.published", "published_disclosure", record.id, {
             "period_start": start, "period_end": end, "content_hash": record.content_hash,
             "audit_head": record.audit_head, "policy_version": policy.version,
-        })
+        }, sealed=[record])
         if signing:
             checkpoints.take(session, keys, record)
     return record

@@ -21,7 +21,7 @@ from app.db import org_today, rows
 from app.db.locking import ledger_write
 from app.db.lookups import one_of
 from app.errors import Duplicate, NotAllowed, NotFound, ValidationFailed
-from app.ledger import audit, funding, pledges, windows
+from app.ledger import audit, funding, pledges, row_hashes, windows
 from app.ledger.audit import Actor
 from app.ledger.facts import (
     DONOR_WITH_AFFILIATIONS,
@@ -460,15 +460,20 @@ def record_gift(
             raise ValidationFailed({"external_ref": ["already recorded"]}) from error
         if gift.counts_as_funding:
             funding.add_to_funding(session, gift, share_credits(session, shares, donor))
-        rows.insert_many(session, Attribution, [
+        attributions = [
             {"gift_id": gift.id, "donor_id": share.donor_id, "fraction_ppm": share.fraction_ppm,
              "basis": share.basis}
             for share in shares
-        ])
+        ]
+        attribution_ids = rows.insert_each(session, Attribution, attributions)
         decision = add_decision(session, gift, evaluation.outcome, evaluation,
                                 kind="screening", actor=actor)
         audit.append(session, actor, "gift.recorded", "gift", gift.id,
-                     recorded_entry(gift, decision.id, evaluation.policy_version))
+                     recorded_entry(gift, decision.id, evaluation.policy_version),
+                     sealed=[gift, decision, *[
+                         row_hashes.seal_values(Attribution, {**values, "id": attribution_id})
+                         for values, attribution_id in zip(attributions, attribution_ids,
+                                                           strict=True)]])
         if gift.status == "accepted":
             pledges.track_payments(session, gift.pledge_id, actor)
     return Recorded(gift, decision, evaluation, tuple(shares))
@@ -540,6 +545,6 @@ def refund_gift(
             "currency": gift.currency,
             "refunded_on": refunded_on,
             "reason": reason,
-        })
+        }, sealed=[gift, refund])
         pledges.track_payments(session, gift.pledge_id, actor)
     return refund

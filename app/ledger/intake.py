@@ -43,7 +43,7 @@ from app.db import rows
 from app.db.locking import exclusive_writer, plans_for_point_writes
 from app.db.lookups import one_of
 from app.errors import Duplicate, LedgerError, RowRefused, ValidationFailed
-from app.ledger import audit, funding, pledges, windows
+from app.ledger import audit, funding, pledges, row_hashes, windows
 from app.ledger.audit import Actor
 from app.ledger.facts import (
     DONOR_WITH_AFFILIATIONS,
@@ -247,21 +247,29 @@ class GiftIntake:
                                 return_ids=True)
         for gift, gift_id in zip(gifts, ids, strict=True):
             gift.id = gift_id
-        rows.bulk_insert(session, Attribution, [
+        attributions = [
             {"gift_id": p.screened.gift.id, "donor_id": share.donor_id,
              "fraction_ppm": share.fraction_ppm, "basis": share.basis}
             for p in pending for share in p.shares
-        ])
-        decision_ids = rows.bulk_insert(session, Decision, [
+        ]
+        attribution_ids = rows.bulk_insert(session, Attribution, attributions, return_ids=True)
+        decisions = [
             rows.values_of(rows.new(Decision, **decision_values(
                 p.screened.gift.id, p.screened.evaluation.outcome, p.screened.evaluation,
                 kind="screening", actor=self.actor)))
             for p in pending
-        ], return_ids=True)
+        ]
+        decision_ids = rows.bulk_insert(session, Decision, decisions, return_ids=True)
+        # Each gift's entry seals its rows as written (row_hashes), from the values in hand.
+        attribution_seals = iter([
+            row_hashes.seal_values(Attribution, {**values, "id": attribution_id})
+            for values, attribution_id in zip(attributions, attribution_ids, strict=True)])
         audit.append_many(session, self.actor, [
             ("gift.recorded", "gift", p.screened.gift.id,
-             recorded_entry(p.screened.gift, decision_id, p.screened.evaluation.policy_version))
-            for p, decision_id in zip(pending, decision_ids, strict=True)
+             recorded_entry(p.screened.gift, decision_id, p.screened.evaluation.policy_version),
+             [p.screened.gift, row_hashes.seal_values(Decision, {**values, "id": decision_id}),
+              *[next(attribution_seals) for _ in p.shares]])
+            for p, values, decision_id in zip(pending, decisions, decision_ids, strict=True)
         ])
         self._write_funding(pending)
         for pledge_id in sorted({g.pledge_id for g in gifts

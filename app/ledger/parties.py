@@ -15,7 +15,7 @@ from app.db import rows
 from app.db.locking import ledger_write
 from app.db.lookups import one_of
 from app.errors import NotAllowed, NotFound, ProbablySamePerson, RowRefused, ValidationFailed
-from app.ledger import audit, funding
+from app.ledger import audit, funding, row_hashes
 from app.ledger.audit import Actor
 from app.ledger.facts import CoveredOrganizations
 from app.ledger.identity import donor_keys
@@ -56,7 +56,7 @@ def create_organization(session: Session, data: OrganizationCreate, actor: Actor
         session.add(org)
         session.flush()
         audit.append(session, actor, "organization.created", "organization", org.id,
-                     data.model_dump())
+                     data.model_dump(), sealed=[org])
     return org
 
 
@@ -108,7 +108,7 @@ def update_organization(session: Session, org_id: int, data: OrganizationCreate,
             "before": before, "after": new, "coverage_changed": changed,
             "coverage_changed_names": [now_covered.name(i) for i in changed],
             "rescreened_gift_ids": [d.gift_id for d in rescreened],
-        })
+        }, sealed=[org])
     return org, rescreened
 
 
@@ -253,7 +253,7 @@ def create_donor(session: Session, data: DonorCreate, actor: Actor, *,
         entry = _created_entry(donor)
         if confirmed:
             entry = {**entry, **confirmed}
-        audit.append(session, actor, "donor.created", "donor", donor.id, entry)
+        audit.append(session, actor, "donor.created", "donor", donor.id, entry, sealed=[donor])
     return donor
 
 
@@ -300,7 +300,8 @@ def create_donors(session: Session, items: list[DonorCreate], actor: Actor, *,
         values = [rows.values_of(rows.new(Donor, **new_donor_values(d))) for d in items]
         ids = rows.bulk_insert(session, Donor, values, return_ids=True)
         audit.append_many(session, actor, [
-            ("donor.created", "donor", donor_id, {"type": v["type"], "category": v["category"]})
+            ("donor.created", "donor", donor_id, {"type": v["type"], "category": v["category"]},
+             [row_hashes.seal_values(Donor, {**v, "id": donor_id})])
             for donor_id, v in zip(ids, values, strict=True)
         ])
     return ids
@@ -382,7 +383,7 @@ def update_donor(session: Session, donor_id: int, data: DonorUpdate, actor: Acto
             "changed": changed,
             "before": before,
             "after": {k: new[k] for k in changed if k not in _PERSONAL_FIELDS},
-        })
+        }, sealed=[donor])
     return donor
 
 
@@ -442,7 +443,8 @@ def add_affiliation(session: Session, donor_id: int, data: AffiliationCreate, ac
         session.flush()
         audit.append(session, actor, "affiliation.added", "donor", donor_id,
                      {"affiliation_id": aff.id, **data.model_dump(),
-                      "organization": session.get(Organization, aff.organization_id).name})
+                      "organization": session.get(Organization, aff.organization_id).name},
+                     sealed=[aff])
         rescreened = []
         if CoveredOrganizations(session).covered(aff.organization_id):
             rescreened = rescreen_person(
@@ -475,7 +477,8 @@ def update_affiliation(session: Session, affiliation_id: int, data: AffiliationC
         if covered.covered(aff.organization_id):
             ranges.append(_affected_range(aff, policy))
         audit.append(session, actor, "affiliation.changed", "donor", aff.donor_id,
-                     {"affiliation_id": aff.id, "before": before, "after": data.model_dump()})
+                     {"affiliation_id": aff.id, "before": before, "after": data.model_dump()},
+                     sealed=[aff])
         donor = session.get(Donor, aff.donor_id)
         rescreened = rescreen_person(
             session, aff.donor_id, ranges, policy, actor,

@@ -63,7 +63,7 @@ def register_file_policy(session: Session, cache: PolicyCache, actor: Actor) -> 
         session.add(row)
         session.flush()
         audit.append(session, actor, "policy.registered", "policy_version", row.id,
-                     {"version": row.version, "source": "file"})
+                     {"version": row.version, "source": "file"}, sealed=[row])
     return True
 
 
@@ -86,5 +86,6 @@ def save_policy_version(session: Session, document: dict, actor: Actor) -> Polic
         audit.append(session, actor, "policy.changed", "policy_version", row.id,
                      {"version": policy.version, "cap": str(policy.cap),
                       "warning": str(policy.warning), "window_days": policy.window_days,
-                      "cooling_off_days": policy.cooling_off_days, "outcomes": policy.outcomes})
+                      "cooling_off_days": policy.cooling_off_days, "outcomes": policy.outcomes},
+                     sealed=[row])
     return policy

@@ -68,7 +68,7 @@ def decide_held(session: Session, gift_id: int, outcome: str, reason: str, actor
         audit.append(session, actor, "gift.reviewed", "gift", gift.id, {
             "outcome": outcome, "reason": reason, "public_note": public_note,
             "decision_id": decision.id, "policy_outcome": evaluation.outcome,
-        })
+        }, sealed=[gift, decision])
         pledges.track_payments(session, gift.pledge_id, actor)
         if outcome == "reject":
             _close_pending_requests(session, gift, decision, actor)
@@ -101,7 +101,7 @@ def _close_pending_requests(session: Session, gift: Gift, decision: Decision,
             "override_request_id": request.id, "requested_by_id": request.requested_by_id,
             "why": f"gift rejected by review decision {decision.id}",
             "decision_id": decision.id,
-        })
+        }, sealed=[request])
 
 
 def _open_request(session: Session, gift: Gift, reason: str, actor: Actor,
@@ -119,9 +119,10 @@ def _open_request(session: Session, gift: Gift, reason: str, actor: Actor,
                               public_note=public_note, requested_by_id=actor.user_id)
     session.add(request)
     session.flush()
+    # The gift too: screening it again for the request has set its lab part afresh.
     audit.append(session, actor, "override.requested", "gift", gift.id, {
         "override_request_id": request.id, "reason": reason, "public_note": public_note,
-    })
+    }, sealed=[request, gift])
     return request
 
 
@@ -172,7 +173,7 @@ def approve_override(session: Session, request_id: int, actor: Actor, policy: Po
             "override_request_id": request.id, "decision_id": decision.id,
             "requested_by_id": request.requested_by_id, "policy_outcome": evaluation.outcome,
             "public_note": decision.public_note,
-        })
+        }, sealed=[gift, decision, request])
         pledges.track_payments(session, gift.pledge_id, actor)
     return decision
 
@@ -194,7 +195,7 @@ def decline_override(session: Session, request_id: int, actor: Actor, note: str)
         audit.append(session, actor, "override.declined", "gift", request.gift_id, {
             "override_request_id": request.id, "note": note,
             "withdrawn_by_requester": withdrawn,
-        })
+        }, sealed=[request])
     return request
 
 
@@ -210,6 +211,6 @@ def hold_for_rescreen(session: Session, gift: Gift, policy: Policy, actor: Actor
                             note=why)
     audit.append(session, actor, "gift.rescreened", "gift", gift.id, {
         "decision_id": decision.id, "why": why, "policy_outcome": evaluation.outcome,
-    })
+    }, sealed=[gift, decision])
     pledges.track_payments(session, gift.pledge_id, actor)
     return decision

@@ -1,6 +1,7 @@
 """Everything `verify-audit`, GET /api/v1/audit/verify and the staff audit check report:
-the hash chain end to end, the chain against every signed checkpoint, and each published
-disclosure against its audit entry and its signed checkpoint."""
+the hash chain end to end, the chain against every signed checkpoint, each published
+disclosure against its audit entry and its signed checkpoint, and every ledger row against
+the row hash its latest audit entry recorded (app.ledger.row_verify)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from app.ledger.checkpoints import (
     check_disclosures,
     verify_checkpoints,
 )
+from app.ledger.row_verify import MAX_FINDINGS, RowsReport, verify_rows
 from app.ledger.signing import AuditKeys
 
 
@@ -23,6 +25,7 @@ class AuditVerification:
     chain: ChainReport
     checkpoints: CheckpointReport
     disclosures: list[DisclosureCheck]
+    rows: RowsReport
 
     @property
     def disclosure_failures(self) -> list[DisclosureCheck]:
@@ -30,7 +33,8 @@ class AuditVerification:
 
     @property
     def ok(self) -> bool:
-        return self.chain.ok and self.checkpoints.ok and not self.disclosure_failures
+        return (self.chain.ok and self.checkpoints.ok and not self.disclosure_failures
+                and self.rows.ok)
 
     @property
     def problem(self) -> str | None:
@@ -40,7 +44,9 @@ class AuditVerification:
         if not self.checkpoints.ok:
             return self.checkpoints.problem
         failures = self.disclosure_failures
-        return failures[0].problem if failures else None
+        if failures:
+            return failures[0].problem
+        return None if self.rows.ok else "ledger rows do not match the audit trail"
 
     def public(self) -> dict:
         """The JSON of GET /api/v1/audit/verify (docs/api.md)."""
@@ -71,10 +77,29 @@ class AuditVerification:
                 "failures": [{"disclosure_id": d.disclosure_id, "problem": d.problem}
                              for d in self.disclosure_failures],
             },
+            "chain_ok": self.chain.ok,
+            "rows_ok": self.rows.ok,
+            "rows_checked": self.rows.rows,
+            "row_problems": dict(self.rows.counts),
+            "row_findings": [finding.public() for finding in self.rows.findings],
+            "row_findings_limit": MAX_FINDINGS,
         }
+
+    def row_lines(self) -> list[str]:
+        """The row check for `armslength verify-audit`: one line, then one per finding."""
+        rows = self.rows
+        if rows.ok:
+            return [f"ledger rows match the audit trail: {rows.rows} rows"]
+        counts = ", ".join(f"{n} {problem}" for problem, n in rows.counts.items() if n)
+        lines = [f"ledger rows DO NOT match the audit trail ({rows.rows} rows checked): {counts}"]
+        lines += [f"  {finding}" for finding in rows.findings]
+        unlisted = sum(rows.counts.values()) - len(rows.findings)
+        if unlisted:
+            lines.append(f"  ... and {unlisted} more")
+        return lines
 
 
 def verify_audit(session: Session, keys: AuditKeys, external=()) -> AuditVerification:
     """`external`: checkpoints kept outside the database (checkpoints.checkpoints_in_file)."""
     return AuditVerification(verify_chain(session), verify_checkpoints(session, keys, external),
-                             check_disclosures(session, keys))
+                             check_disclosures(session, keys), verify_rows(session))

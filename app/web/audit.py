@@ -136,6 +136,7 @@ def index():
 @role_required(READ)
 def verify():
     """Recompute every entry's hash from the first to the last, and say where the chain breaks;
-    check the chain against every signed checkpoint and each published disclosure."""
+    check the chain against every signed checkpoint and each published disclosure; compare
+    every ledger row with the hash its latest entry recorded."""
     result = verify_audit(get_session(), audit_keys())
     return render_template("audit/verify.html", report=result.chain, result=result)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from models import AuditEntry
 from tests.api.helpers import count
 from tests.builders import World, affiliate, gift, ok, org_donor, organization, person
+from tests.tampering import tamper
 
 DAY = "2026-03-01"
 
@@ -100,6 +101,10 @@ def test_verify_reports_an_intact_chain(api):
     assert {k: report[k] for k in ("ok", "entries", "broken_at", "problem")} == {
         "ok": True, "entries": report["entries"], "broken_at": None, "problem": None}
     assert report["entries"] >= 9  # user, token, 6 world rows, the gift
+    assert {k: report[k] for k in ("chain_ok", "rows_ok", "row_problems", "row_findings")} == {
+        "chain_ok": True, "rows_ok": True, "row_findings": [],
+        "row_problems": {"content differs": 0, "no audit entry": 0, "row gone": 0}}
+    assert report["rows_checked"] >= 8  # 2 organisations, 3 donors, 1 affiliation, the gift...
 
 
 def test_verify_finds_edited_data(api, db):
@@ -110,8 +115,8 @@ def test_verify_finds_edited_data(api, db):
                                                     AuditEntry.entity_id == made["id"])).scalar_one()
     forged = '{"amount": "1.00", "currency": "USD"}'
     cast = "CAST(:data AS json)" if db.get_bind().dialect.name == "postgresql" else ":data"
-    db.execute(text(f"UPDATE audit_entry SET data = {cast} WHERE id = :id"),
-               {"data": forged, "id": target})
+    tamper(db, f"UPDATE audit_entry SET data = {cast} WHERE id = :id",
+           {"data": forged, "id": target})
     db.commit()
     report = _verify(api)
     assert (report["ok"], report["broken_at"]) == (False, target)
@@ -123,7 +128,7 @@ def test_verify_finds_an_edited_actor(api, db):
     made = gift(api, w.donor["id"], "100.00", DAY)
     target = db.execute(select(AuditEntry.id).where(AuditEntry.entity_id == made["id"],
                                                     AuditEntry.entity_type == "gift")).scalar_one()
-    db.execute(text("UPDATE audit_entry SET actor = 'someone else' WHERE id = :id"), {"id": target})
+    tamper(db, "UPDATE audit_entry SET actor = 'someone else' WHERE id = :id", {"id": target})
     db.commit()
     assert _verify(api)["broken_at"] == target
 
@@ -132,7 +137,7 @@ def test_verify_finds_a_rewritten_hash(api, db):
     w = World(api)
     gift(api, w.donor["id"], "100.00", DAY)
     target = db.execute(select(AuditEntry.id).order_by(AuditEntry.id).offset(3).limit(1)).scalar_one()
-    db.execute(text("UPDATE audit_entry SET hash = :h WHERE id = :id"), {"h": "f" * 64, "id": target})
+    tamper(db, "UPDATE audit_entry SET hash = :h WHERE id = :id", {"h": "f" * 64, "id": target})
     db.commit()
     report = _verify(api)
     assert (report["ok"], report["broken_at"], report["entries"]) == (False, target, 3)
@@ -142,7 +147,7 @@ def test_verify_finds_a_deleted_entry(api, db):
     w = World(api)
     gift(api, w.donor["id"], "100.00", DAY)
     ids = db.execute(select(AuditEntry.id).order_by(AuditEntry.id)).scalars().all()
-    db.execute(text("DELETE FROM audit_entry WHERE id = :id"), {"id": ids[4]})
+    tamper(db, "DELETE FROM audit_entry WHERE id = :id", {"id": ids[4]})
     db.commit()
     report = _verify(api)
     assert (report["ok"], report["broken_at"]) == (False, ids[5])

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from app.db.locking import ledger_write
 from app.ledger import audit
 from app.ledger.audit import Actor
 from models import AuditEntry
 from tests.builders import person
+from tests.tampering import tamper
 
 CLI = Actor("cli")
 
@@ -115,8 +116,8 @@ def test_verify_finds_a_tampered_row_and_says_where(app, web_as, db):
     viewer = web_as("viewer")
     ids = _append(app, 5, data={"amount": "100.00"})
     target = ids[2]
-    db.execute(text("UPDATE audit_entry SET data = :d WHERE id = :id"),
-               {"d": '{"amount": "1.00"}', "id": target})
+    tamper(db, "UPDATE audit_entry SET data = :d WHERE id = :id",
+           {"d": '{"amount": "1.00"}', "id": target})
     db.commit()
     before = db.execute(select(func.count(AuditEntry.id)).where(AuditEntry.id < target)).scalar_one()
     db.rollback()
@@ -131,7 +132,7 @@ def test_verify_finds_a_tampered_row_and_says_where(app, web_as, db):
 def test_verify_finds_a_deleted_row(app, web_as, db):
     viewer = web_as("viewer")
     ids = _append(app, 4)
-    db.execute(text("DELETE FROM audit_entry WHERE id = :id"), {"id": ids[1]})
+    tamper(db, "DELETE FROM audit_entry WHERE id = :id", {"id": ids[1]})
     db.commit()
     html = viewer.get("/staff/audit/verify").get_data(as_text=True)
     assert f"Chain broken at entry #{ids[2]}: previous-hash link does not match." in html

@@ -1,0 +1,127 @@
+"""Row hashes: the audit chain's record of what each ledger row held when it was written.
+
+An audit entry that writes or changes a row of money or of the policy's facts carries that
+row's hash ("seal") in its `row_hashes` column, which the entry's own chain hash covers
+(app.ledger.audit.entry_hash). Verification (app.ledger.row_verify) reads every live row
+again, hashes it the same way, and compares it with the latest entry that sealed it: an
+edit made outside the app, a row with no entry, an entry whose row is gone all show, by id.
+
+This module is the one place that knows which tables are sealed, which of their columns
+count, and how a row becomes bytes. The hot path hashes values already in memory (an ORM
+object just written, or the dict a bulk insert wrote); nothing here reads the database.
+
+To seal another table: add it to SEALED (its model, and the columns whose change matters),
+and pass the rows every write of it touches to audit.append(..., rows=[...]).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+from sqlmodel import SQLModel
+
+from models import (
+    Affiliation,
+    Attribution,
+    Decision,
+    Donor,
+    Gift,
+    Organization,
+    OverrideRequest,
+    PolicyVersion,
+    PublishedDisclosure,
+    Refund,
+    StripeDispute,
+)
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """A sealed table: its model and the columns its hash covers, in this order."""
+
+    model: type[SQLModel]
+    columns: tuple[str, ...]
+
+    @property
+    def table(self) -> str:
+        return self.model.__tablename__
+
+
+def _all_columns(model: type[SQLModel], *, leave_out: tuple[str, ...] = ()) -> Sealed:
+    return Sealed(model, tuple(c.key for c in model.__table__.columns if c.key not in leave_out))
+
+
+#: Every sealed table, by table name. All columns, except where noted.
+SEALED: dict[str, Sealed] = {s.table: s for s in (
+    _all_columns(Gift),
+    _all_columns(Attribution),
+    _all_columns(Decision),
+    _all_columns(Refund),
+    # updated_at moves with every webhook delivery; the dispute's facts are the rest.
+    _all_columns(StripeDispute, leave_out=("updated_at",)),
+    _all_columns(Affiliation),
+    _all_columns(Organization),
+    _all_columns(PolicyVersion),
+    _all_columns(OverrideRequest),
+    _all_columns(PublishedDisclosure),
+    # Only what the policy reads: a donor's name and e-mail are personal data that may be
+    # erased on request, and a hash of them kept forever in the chain would outlive that.
+    Sealed(Donor, ("id", "type", "organization_id", "category")),
+)}
+
+_BY_MODEL: dict[type, Sealed] = {s.model: s for s in SEALED.values()}
+
+
+def _plain(value):
+    """JSON's default= hook: the few column types JSON does not know, one spelling each."""
+    if isinstance(value, datetime):
+        # Instants are aware UTC when written (models.utcnow) and read back (UTCDateTime);
+        # a naive one is taken as UTC, so the spelling never depends on the driver.
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return aware.astimezone(UTC).isoformat(timespec="microseconds")
+    if isinstance(value, date):
+        return value.isoformat()
+    raise TypeError(f"cannot hash a {type(value).__name__} column value")
+
+
+_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                           default=_plain).encode
+
+
+def canonical(sealed: Sealed, values: Mapping) -> str:
+    """A row's sealed columns as canonical JSON: [table, value, value, ...] in column order;
+    JSON columns with sorted keys, dates ISO 8601, instants UTC with microseconds."""
+    return _ENCODE([sealed.table, *[values[c] for c in sealed.columns]])
+
+
+def row_hash(sealed: Sealed, values: Mapping) -> str:
+    """SHA-256 (hex) of canonical(sealed, values): what an audit entry records for the row."""
+    return hashlib.sha256(canonical(sealed, values).encode()).hexdigest()
+
+
+def ordered_row_hash(sealed: Sealed, ordered: tuple) -> str:
+    """row_hash of values already in sealed.columns order (a row read for verification)."""
+    return hashlib.sha256(_ENCODE([sealed.table, *ordered]).encode()).hexdigest()
+
+
+def seal(row: SQLModel) -> list:
+    """[table, id, hash] of a persistent row of a sealed table, from its values in memory
+    (they are what was, or will at the next flush be, written)."""
+    sealed = _BY_MODEL[type(row)]
+    values = row.__dict__
+    return [sealed.table, values["id"], row_hash(sealed, values)]
+
+
+def seal_values(model: type[SQLModel], values: Mapping) -> list:
+    """[table, id, hash] of a row given as the column values a bulk insert wrote (id included)."""
+    sealed = _BY_MODEL[model]
+    return [sealed.table, values["id"], row_hash(sealed, values)]
+
+
+def seals(rows: Iterable[SQLModel | list]) -> list[list]:
+    """Seals of rows: ORM objects, or seals already made (seal_values)."""
+    return [row if isinstance(row, list) else seal(row) for row in rows]
