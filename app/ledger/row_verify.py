@@ -75,7 +75,7 @@ class RowsReport:
 _LATEST_SEALS = {
     "postgresql": text("""
         SELECT DISTINCT ON (t, row_id) t, row_id, entry_id, hash FROM (
-            SELECT r.value ->> 0 COLLATE "C" AS t, (r.value ->> 1)::bigint AS row_id,
+            SELECT (r.value ->> 0) COLLATE "C" AS t, (r.value ->> 1)::bigint AS row_id,
                    e.id AS entry_id, r.value ->> 2 AS hash
             FROM audit_entry e CROSS JOIN LATERAL json_array_elements(e.row_hashes) AS r(value)
             WHERE e.row_hashes IS NOT NULL) s

@@ -484,16 +484,31 @@ def _dispute_row(ctx: Context, obj: dict) -> StripeDispute:
             audit.append(session, STRIPE, "gift.disputed", "gift", gift.id, {
                 "stripe_dispute_id": row.stripe_dispute_id, "reason": row.reason,
                 "amount_minor": row.amount_minor,
-            })
+            }, sealed=[row])
+        else:
+            _dispute_entry(session, row, "stripe.dispute_recorded")
     return row
+
+
+def _dispute_entry(session, row: StripeDispute, action: str) -> None:
+    """An entry for a dispute row written or changed with no gift entry to carry it: the
+    chain seals every dispute as it stands (app.ledger.row_hashes)."""
+    audit.append(session, STRIPE, action, "stripe_dispute", row.id, {
+        "stripe_dispute_id": row.stripe_dispute_id, "gift_id": row.gift_id,
+        "payment_intent_id": row.payment_intent_id, "status": row.status,
+        "amount_minor": row.amount_minor,
+    }, sealed=[row])
 
 
 @handles("charge.dispute.created", "charge.dispute.updated")
 def _dispute_opened(ctx: Context, event: dict, obj: dict, _prepared) -> str:
     row = _dispute_row(ctx, obj)
     if row.closed_at is None:
+        changed = row.status != obj["status"]
         row.status = obj["status"]
         row.updated_at = utcnow()
+        if changed:
+            _dispute_entry(ctx.session, row, "stripe.dispute_updated")
     where = f"gift {row.gift_id}" if row.gift_id else f"payment {row.payment_intent_id} (not yet recorded)"
     return f"dispute {row.stripe_dispute_id} on {where}: {row.status}"
 
@@ -505,11 +520,12 @@ def _dispute_closed(ctx: Context, event: dict, obj: dict, _prepared) -> str:
     row.closed_at = row.closed_at or _instant(event.get("created"))
     row.updated_at = utcnow()
     if row.gift_id is None:
+        _dispute_entry(ctx.session, row, "stripe.dispute_closed")
         return f"dispute {row.stripe_dispute_id} closed ({row.status}) before its payment was recorded"
     gift = ctx.session.get(Gift, row.gift_id)
     audit.append(ctx.session, STRIPE, "gift.dispute_closed", "gift", gift.id, {
         "stripe_dispute_id": row.stripe_dispute_id, "status": row.status,
-    })
+    }, sealed=[row])
     if row.status == "lost":
         return record_lost_dispute(ctx, gift, row, row.closed_at)
     return f"dispute {row.stripe_dispute_id} closed: {row.status}"

@@ -371,7 +371,7 @@ def apply_waiting(ctx: Context, gift: Gift) -> None:
         audit.append(session, STRIPE, "gift.disputed", "gift", gift.id, {
             "stripe_dispute_id": dispute.stripe_dispute_id, "status": dispute.status,
             "amount_minor": dispute.amount_minor,
-        })
+        }, sealed=[dispute])
         if dispute.status == "lost":
             record_lost_dispute(ctx, gift, dispute, dispute.closed_at or utcnow())
 
@@ -393,6 +393,10 @@ def record_lost_dispute(ctx: Context, gift: Gift, dispute: StripeDispute, closed
         reason=f"Card dispute {dispute.stripe_dispute_id} lost ({dispute.reason or 'no reason'})",
     )
     dispute.refund_id = record.id
+    # The dispute row now names its refund: the chain records it as it stands (row_hashes).
+    audit.append(session, STRIPE, "gift.dispute_refunded", "gift", gift.id, {
+        "stripe_dispute_id": dispute.stripe_dispute_id, "refund_id": record.id,
+    }, sealed=[dispute])
     return f"dispute {dispute.stripe_dispute_id} lost: refund {record.id} of gift {gift.id}"
 
 

@@ -67,6 +67,7 @@ from app.ledger import parties, reviews
 from app.ledger.audit import Actor, verify_chain
 from app.ledger.gifts import record_gift, refund_gift
 from app.ledger.refund_reversals import latest_reversal_day, reverse_refund
+from app.ledger.row_verify import verify_rows
 from app.ledger.summary import compliance_summary
 from models import Decision, FundingDay, Gift, OverrideRequest, Refund
 from models.schemas import (
@@ -442,6 +443,9 @@ def make_machine(ledger: FreshLedger):
 
             report = verify_chain(s)
             assert report.ok, report
+            # Every row the history wrote or changed is sealed as it now stands.
+            rows = verify_rows(s)
+            assert rows.ok, [str(f) for f in rows.findings]
             s.rollback()
 
     LedgerMachine.TestCase.settings = RUNS
