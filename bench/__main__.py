@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pg-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_PG))
     parser.add_argument("--data-dir", type=Path,
                         default=Path(tempfile.gettempdir()) / "armslength-bench")
-    parser.add_argument("--only", default="intake,scaling,dashboard,csv,http",
+    parser.add_argument("--only", default="intake,scaling,dashboard,csv,http,verify",
                         help="comma-separated sections to run")
     parser.add_argument("--intake-gifts", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=None, help="scaling rounds")
@@ -117,12 +117,13 @@ def main(argv: list[str] | None = None) -> int:
                              f"{s['lab_employees']:,}", f"{s['audit_entries']:,}",
                              f"{meta['load_seconds']:.0f} s",
                              "ok" if meta["checks"]["audit_chain_ok"]
+                             and meta["checks"].get("rows_ok")
                              and not meta["checks"]["funding_day_mismatches"]
                              and not meta["checks"]["window_mismatches"] else "FAILED"])
     report += ["## Ledgers (bulk-generated, see docs/performance.md)", "",
                *_table(["backend", "gifts", "accepted/held/rejected", "refunds", "donors",
                         "lab employees", "audit entries", "load time",
-                        "chain + funding_day + windows check"], gen_rows), ""]
+                        "chain + rows + funding_day + windows check"], gen_rows), ""]
 
     if "intake" in only:
         log("intake:")
@@ -250,6 +251,26 @@ def main(argv: list[str] | None = None) -> int:
                        "gunicorn, PostgreSQL and wrk.", "",
                        *_table(["endpoint", "requests", "throughput", "p50 ms", "p95 ms",
                                 "p99 ms", "max ms", "non-2xx/socket errors"], rows), ""]
+
+    if "verify" in only:
+        from bench.verify import verify_timings
+
+        log("verify:")
+        rows = []
+        for backend in backends:
+            for n in sizes:
+                target = ledgers[(backend, n)][0]
+                r = verify_timings(target, 1 if n >= 1_000_000 else 3, log)
+                rows.append([target.label, f"{n:,}", f"{r.entries:,}", f"{r.rows:,}",
+                             f"{r.chain_s:.1f} s", f"{r.rows_s:.1f} s",
+                             f"{r.chain_s + r.rows_s:.1f} s", "ok" if r.ok else "FAILED"])
+        report += ["## (6) Ledger verification (`armslength verify-audit`, "
+                   "`GET /api/v1/audit/verify`)", "",
+                   "The whole chain (verify_chain) and every sealed row against its latest "
+                   "row hash (verify_rows), on the generated ledgers; median of 3 runs (1 at "
+                   "1M).", "",
+                   *_table(["backend", "gifts", "audit entries", "rows hashed", "chain",
+                            "rows", "total", "result"], rows), ""]
 
     report += [f"Finished in {time.perf_counter() - started:.0f} s; load average at end: "
                f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}.", ""]

@@ -18,10 +18,11 @@ import models
 from app import create_app
 from app.db.locking import ensure_lock_row
 from app.ledger.audit import Actor, verify_chain
+from app.ledger.row_verify import verify_rows
 from bench.generate import TABLES, Generator, LedgerSpec, json_text
 
 #: Bump when the generator changes, so cached ledgers are rebuilt.
-GENERATOR_VERSION = 8
+GENERATOR_VERSION = 10
 ACTOR = Actor("bench", role="admin")
 STAFF_EMAIL = "bench-admin@example.org"
 STAFF_PASSWORD = "bench password, long enough"  # noqa: S105 - a throwaway local database
@@ -208,8 +209,8 @@ class _PostgresWriter:
         with self.conn.cursor() as cur:
             with cur.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
                 for row in rows:
-                    copy.write_row([json_text(row[n]) if n in json_columns else row.get(n)
-                                    for n in names])
+                    copy.write_row([json_text(row[n]) if n in json_columns
+                                    and row.get(n) is not None else row.get(n) for n in names])
         self.conn.commit()
 
     def finish(self, refunded: list[dict]) -> None:
@@ -268,6 +269,7 @@ def verify_ledger(target: Target, samples: dict[str, tuple[int, int]], window_da
     try:
         with st.sessions() as session:
             report = verify_chain(session)
+            rows = verify_rows(session)
             mismatched = session.execute(text("""
                 SELECT count(*) FROM (
                   SELECT received_on AS day, sum(reporting_amount_minor) AS total,
@@ -288,6 +290,7 @@ def verify_ledger(target: Target, samples: dict[str, tuple[int, int]], window_da
     finally:
         st.engine.dispose()
     return {"audit_chain_ok": report.ok, "audit_entries": report.entries,
+            "rows_ok": rows.ok, "rows_checked": rows.rows, "row_problems": rows.counts,
             "funding_day_mismatches": mismatched, "gifts_without_decision": undecided,
             "windows_checked": len(ends), "window_mismatches": differ}
 

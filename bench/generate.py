@@ -22,7 +22,8 @@ bulk:
 - one decision per gift (two for a reviewed one), one attribution per share, one
   funding_day row per day with accepted cash gifts (gross totals, lab part, count), and
   an audit entry per organisation, donor, affiliation, gift, review and refund, chained
-  with app.ledger.audit.entry_hash, so verify_chain() accepts the result.
+  with app.ledger.audit.entry_hash and carrying the row hashes the app would record
+  (app.ledger.row_hashes), so verify_chain() and verify_rows() accept the result.
 
 The same seed always produces the same ledger.
 """
@@ -40,8 +41,18 @@ from types import SimpleNamespace
 
 from app.ledger.audit import _jsonable, entry_hash
 from app.ledger.identity import donor_keys
+from app.ledger.row_hashes import seal_values
 from bench.names import names
-from models import GENESIS_HASH
+from models import (
+    GENESIS_HASH,
+    Affiliation,
+    Attribution,
+    Decision,
+    Donor,
+    Gift,
+    Organization,
+    Refund,
+)
 from models.money import convert, format_amount
 from policies import (
     AffiliationFact,
@@ -106,14 +117,15 @@ class _Chain:
         self.next_id = 1
 
     def entry(self, at: datetime, action: str, entity_type: str, entity_id: int | None,
-              data: dict) -> dict:
+              data: dict, sealed: list[list]) -> dict:
         data = _jsonable(data)
         row = SimpleNamespace(at=at, actor=ACTOR, actor_id=None, action=action,
-                              entity_type=entity_type, entity_id=entity_id, data=data)
+                              entity_type=entity_type, entity_id=entity_id, data=data,
+                              row_hashes=sealed)
         digest = entry_hash(self.prev, row)
         out = {"id": self.next_id, "at": at, "actor_id": None, "actor": ACTOR, "action": action,
                "entity_type": entity_type, "entity_id": entity_id, "data": data,
-               "prev_hash": self.prev, "hash": digest}
+               "row_hashes": sealed, "prev_hash": self.prev, "hash": digest}
         self.prev = digest
         self.next_id += 1
         return out
@@ -218,8 +230,11 @@ class Generator:
                     self._buffers[table] = []
 
     def _audit(self, at: datetime, action: str, entity_type: str, entity_id: int | None,
-               data: dict) -> None:
-        self._emit("audit_entry", self.chain.entry(at, action, entity_type, entity_id, data))
+               data: dict, sealed: list[list]) -> None:
+        """An audit entry with the seals (app.ledger.row_hashes) of the rows it wrote, as the
+        app's own entry would carry them."""
+        self._emit("audit_entry", self.chain.entry(at, action, entity_type, entity_id, data,
+                                                   sealed))
         self.stats.audit_entries += 1
 
     # -- the cast ---------------------------------------------------------------------------
@@ -234,7 +249,8 @@ class Generator:
             self.covered.add(org_id)
         self._emit("organization", row)
         self._audit(at, "organization.created", "organization", org_id,
-                    {"name": name, "covered_lab": covered, "aliases": [], "parent_id": parent})
+                    {"name": name, "covered_lab": covered, "aliases": [], "parent_id": parent},
+                    [seal_values(Organization, row)])
         self.stats.organizations += 1
         return org_id
 
@@ -248,7 +264,8 @@ class Generator:
                **donor_keys(name, email, None)}
         self.donors[donor_id] = row
         self._emit("donor", row)
-        self._audit(at, "donor.created", "donor", donor_id, {"type": kind, "category": category})
+        self._audit(at, "donor.created", "donor", donor_id, {"type": kind, "category": category},
+                    [seal_values(Donor, row)])
         self.stats.donors += 1
         return donor_id
 
@@ -265,7 +282,7 @@ class Generator:
             "affiliation_id": aff_id, "organization_id": org_id, "kind": "employee",
             "title": title, "senior_decision_maker": senior, "start_date": start,
             "end_date": end,
-        })
+        }, [seal_values(Affiliation, row)])
         self.stats.affiliations += 1
 
     def _cast(self) -> None:
@@ -441,26 +458,30 @@ class Generator:
             "stripe_payment_intent_id": None, "stripe_checkout_session_id": None,
             "stripe_invoice_id": None, "created_at": at, "created_by_id": None,
         }
+        sealed = [seal_values(Gift, gift)]
         for d, ppm, basis in shape["shares"]:
             self.stats.attributions += 1
-            self._emit("attribution", {"id": self.stats.attributions, "gift_id": gift_id,
-                                       "donor_id": d, "fraction_ppm": ppm, "basis": basis})
-        decision_id = self._decision(gift_id, evaluation.outcome, evaluation, "screening", None, at)
+            attribution = {"id": self.stats.attributions, "gift_id": gift_id, "donor_id": d,
+                           "fraction_ppm": ppm, "basis": basis}
+            self._emit("attribution", attribution)
+            sealed.append(seal_values(Attribution, attribution))
+        decision = self._decision(gift_id, evaluation.outcome, evaluation, "screening", None, at)
+        decision_id = decision["id"]
         self._audit(at, "gift.recorded", "gift", gift_id, {
             "donor_id": donor_id, "amount": format_amount(amount_minor, currency),
             "currency": currency, "received_on": day, "status": status,
             "decision_id": decision_id, "policy_version": evaluation.policy_version,
-        })
+        }, [sealed[0], seal_values(Decision, decision), *sealed[1:]])
         if status == "held" and self.rng.random() < 0.5:
             # A reviewer accepts the lab's general gift the same day, with a reason.
             reason = "Reviewed: unrestricted general support, disclosed; no evaluation tie."
             review_at = at + timedelta(minutes=30)
-            review_id = self._decision(gift_id, "accept", evaluation, "review", reason, review_at)
+            review = self._decision(gift_id, "accept", evaluation, "review", reason, review_at)
             status = gift["status"] = "accepted"
             self._audit(review_at, "gift.reviewed", "gift", gift_id, {
-                "outcome": "accept", "reason": reason, "decision_id": review_id,
+                "outcome": "accept", "reason": reason, "decision_id": review["id"],
                 "policy_outcome": evaluation.outcome,
-            })
+            }, [seal_values(Gift, gift), seal_values(Decision, review)])
         if status == "accepted" and gift["kind"] == "cash":
             self.windows.count_gift(index, reporting, lab)
         setattr(self.stats, status, getattr(self.stats, status) + 1)
@@ -471,15 +492,16 @@ class Generator:
         return gift
 
     def _decision(self, gift_id: int, outcome: str, evaluation, kind: str, note: str | None,
-                  at: datetime) -> int:
+                  at: datetime) -> dict:
         self.stats.decisions += 1
-        self._emit("decision", {
+        row = {
             "id": self.stats.decisions, "gift_id": gift_id, "outcome": outcome, "kind": kind,
             "policy_version": evaluation.policy_version, "reasons": evaluation.reasons(),
-            "figures": evaluation.figures, "note": note, "decided_by_id": None,
-            "approved_by_id": None, "created_at": at,
-        })
-        return self.stats.decisions
+            "figures": evaluation.figures, "note": note, "public_note": None,
+            "decided_by_id": None, "approved_by_id": None, "created_at": at,
+        }
+        self._emit("decision", row)
+        return row
 
     def _refund(self, gift: dict, day: date, seq: int) -> None:
         """Refund a gift (in full, or half of it) on `day`, as refund_gift does."""
@@ -495,16 +517,17 @@ class Generator:
         self.stats.refunds += 1
         refund_id = self.stats.refunds
         at = _instant(day, seq)
-        self._emit("refund", {
+        refund = {
             "id": refund_id, "gift_id": gift["id"], "amount_minor": amount,
             "reporting_amount_minor": reporting, "refunded_on": day,
             "gift_received_on": gift["received_on"], "reason": "Donor asked for a refund",
             "stripe_refund_id": None, "created_at": at, "created_by_id": None,
-        })
+        }
+        self._emit("refund", refund)
         self._audit(at, "gift.refunded", "gift", gift["id"], {
             "refund_id": refund_id, "amount": format_amount(amount, gift["currency"]),
             "currency": gift["currency"], "refunded_on": day, "reason": "Donor asked for a refund",
-        })
+        }, [seal_values(Gift, {**gift, "refunded_minor": amount}), seal_values(Refund, refund)])
         total = gift["reporting_amount_minor"]
         lab = reporting * gift["lab_minor"] // total if total else 0
         index = (gift["received_on"] - self.spec.start).days

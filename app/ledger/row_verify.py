@@ -78,14 +78,14 @@ _LATEST_SEALS = {
             SELECT (r.value ->> 0) COLLATE "C" AS t, (r.value ->> 1)::bigint AS row_id,
                    e.id AS entry_id, r.value ->> 2 AS hash
             FROM audit_entry e CROSS JOIN LATERAL json_array_elements(e.row_hashes) AS r(value)
-            WHERE e.row_hashes IS NOT NULL) s
+            WHERE json_typeof(e.row_hashes) = 'array') s
         ORDER BY t, row_id, entry_id DESC"""),
     # SQLite: with max(), the other bare columns come from the row holding the maximum.
     "sqlite": text("""
         SELECT json_extract(r.value, '$[0]') AS t, json_extract(r.value, '$[1]') AS row_id,
                max(e.id) AS entry_id, json_extract(r.value, '$[2]') AS hash
         FROM audit_entry e, json_each(e.row_hashes) AS r
-        WHERE e.row_hashes IS NOT NULL
+        WHERE json_type(e.row_hashes) = 'array'
         GROUP BY t, row_id
         ORDER BY t, row_id"""),
 }

@@ -12,15 +12,19 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import DBAPIError
 
+from app.cli import MIGRATIONS
 from app.ledger import disclosure, parties
 from app.ledger.policy_store import register_file_policy
 from models import Attribution, AuditEntry, Decision, Refund
 from models.schemas import OrganizationCreate
 from tests.builders import World, affiliate, gift, ok, organization, person
 from tests.conftest import TEST_ACTOR
+from tests.empty_db import BACKENDS, empty_database
 from tests.tampering import tamper_apart
 
 DAY = "2026-03-01"
@@ -262,3 +266,28 @@ def test_append_only_tables_refuse_update_and_delete(app, api, api_as, db, polic
     finally:
         engine.dispose()
     assert _verify(api)["ok"] is True
+
+
+def test_migrations_install_the_triggers(tmp_path):
+    """A database built by the migrations (production's way) refuses the edits as well."""
+    for backend in BACKENDS:
+        with empty_database(backend, tmp_path, "row_hash_triggers") as url:
+            engine = create_engine(url)
+            try:
+                config = Config()
+                config.set_main_option("script_location", str(MIGRATIONS))
+                config.attributes["engine"] = engine
+                command.upgrade(config, "head")
+                with engine.begin() as conn:
+                    conn.execute(text(
+                        "INSERT INTO audit_entry (at, actor, action, entity_type, data, "
+                        "prev_hash, hash) VALUES (CURRENT_TIMESTAMP, 'x', 'x', 'x', '{}', 'p', "
+                        "'h')"))
+                for statement in ("UPDATE audit_entry SET actor = 'y'", "DELETE FROM audit_entry"):
+                    with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
+                        conn.execute(text(statement))
+                command.downgrade(config, "0008")
+                with engine.begin() as conn:
+                    conn.execute(text("DELETE FROM audit_entry"))  # the guards are gone with 0010
+            finally:
+                engine.dispose()
