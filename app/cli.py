@@ -302,6 +302,16 @@ def register_commands(app: Flask) -> None:
                        f"{cp['key_id']}); compare it with the key the organisation publishes, "
                        "or pass --public-key")
 
+    @app.cli.command("seal-rows")
+    def seal_rows_command():
+        """Record in the audit trail the ledger rows no entry has recorded yet (a ledger from
+        before row hashes, migration 0010). Rows that differ from their entry stay findings."""
+        from app.ledger.row_sealing import seal_unsealed_rows
+
+        with _session() as session:
+            sealed = seal_unsealed_rows(session, CLI_ACTOR)
+        click.echo(f"sealed {sealed} rows that had no audit entry")
+
 
     @app.cli.command("purge-idempotency-keys")
     def purge_idempotency_keys_command():

@@ -103,6 +103,14 @@ def verify_rows(session: Session, batch: int = 10_000) -> RowsReport:
 
 def _verify(conn: Connection, batch: int) -> RowsReport:
     report = RowsReport()
+    for finding, _digest in _walk(conn, batch, report):
+        report.add(finding)
+    return report
+
+
+def _walk(conn: Connection, batch: int, report: RowsReport) -> Iterator[tuple[RowFinding, str | None]]:
+    """Merge every sealed table's rows with their latest seals; yield each finding with the
+    row's hash as it is now (None for a row gone). Counts the rows in report.rows."""
     seals = _stream(conn, _LATEST_SEALS[conn.dialect.name], batch)
     seal = next(seals, _END)
     for table in sorted(SEALED):
@@ -117,24 +125,34 @@ def _verify(conn: Connection, batch: int) -> RowsReport:
         for row in rows:
             row_id = row[id_at]
             while seal[0] == table and seal[1] < row_id:
-                report.add(RowFinding(table, seal[1], ROW_GONE, seal[2]))
+                yield RowFinding(table, seal[1], ROW_GONE, seal[2]), None
                 seal = next(seals, _END)
             report.rows += 1
             if seal[0] == table and seal[1] == row_id:
-                if ordered_row_hash(sealed, tuple(row)) != seal[3]:
-                    report.add(RowFinding(table, row_id, CONTENT_DIFFERS, seal[2]))
+                digest = ordered_row_hash(sealed, row)
+                if digest != seal[3]:
+                    yield RowFinding(table, row_id, CONTENT_DIFFERS, seal[2]), digest
                 seal = next(seals, _END)
             else:
-                report.add(RowFinding(table, row_id, NO_ENTRY, None))
+                yield RowFinding(table, row_id, NO_ENTRY, None), ordered_row_hash(sealed, row)
         while seal[0] == table:
-            report.add(RowFinding(table, seal[1], ROW_GONE, seal[2]))
+            yield RowFinding(table, seal[1], ROW_GONE, seal[2]), None
             seal = next(seals, _END)
-    return report
+
+
+def unsealed_rows(session: Session, batch: int = 10_000) -> list[list]:
+    """Seals ([table, id, hash]) of the rows no audit entry has recorded, as they are now,
+    read in the session's own transaction (the caller holds the ledger lock)."""
+    return [[finding.table, finding.id, digest]
+            for finding, digest in _walk(session.connection(), batch, RowsReport())
+            if finding.problem == NO_ENTRY]
 
 
 def _stream(conn: Connection, statement, batch: int) -> Iterator[tuple]:
     """The statement's rows as tuples, fetched `batch` at a time (a server-side cursor on
     PostgreSQL), never all in memory."""
-    result = conn.execution_options(yield_per=batch).execute(statement)
+    # On the statement, not the connection: Connection.execution_options() would change
+    # the caller's connection for every statement after this one.
+    result = conn.execute(statement.execution_options(yield_per=batch))
     for rows in result.partitions():
         yield from (tuple(r) for r in rows)

@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from app.cli import MIGRATIONS
 from app.ledger import disclosure, parties
 from app.ledger.policy_store import register_file_policy
-from models import Attribution, AuditEntry, Decision, Refund
+from models import Attribution, AuditEntry, Decision, Organization, Refund
 from models.schemas import OrganizationCreate
 from tests.builders import World, affiliate, gift, ok, organization, person
 from tests.conftest import TEST_ACTOR
@@ -291,3 +291,26 @@ def test_migrations_install_the_triggers(tmp_path):
                     conn.execute(text("DELETE FROM audit_entry"))  # the guards are gone with 0010
             finally:
                 engine.dispose()
+
+
+def test_seal_rows_records_rows_with_no_entry_and_nothing_else(app, api, db, database_url):
+    """After the upgrade a ledger's older rows have no entry: `armslength seal-rows` records
+    them as they are. A row that differs from its entry is not re-sealed."""
+    w = World(api)
+    tamper_apart(database_url,
+                 "INSERT INTO organization (name, covered_lab, aliases, created_at) "
+                 "SELECT 'Older Org', covered_lab, aliases, created_at FROM organization "
+                 f"WHERE id = {w.other_org['id']}",
+                 f"UPDATE organization SET covered_lab = false WHERE id = {w.lab['id']}")
+    older = _ids(db, Organization)[-1]
+    assert _findings(_verify(api)) == {("organization", older, "no audit entry"),
+                                       ("organization", w.lab["id"], "content differs")}
+    result = app.test_cli_runner().invoke(args=["seal-rows"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == "sealed 1 rows that had no audit entry"
+    report = _verify(api)
+    assert report["chain_ok"] is True
+    assert _findings(report) == {("organization", w.lab["id"], "content differs")}
+    entry = db.execute(select(AuditEntry).order_by(AuditEntry.id.desc()).limit(1)).scalar_one()
+    assert (entry.action, entry.entity_type, entry.data["rows"]) == ("ledger.rows_sealed",
+                                                                    "ledger", 1)
