@@ -45,14 +45,16 @@ class Sealed:
 
     model: type[SQLModel]
     columns: tuple[str, ...]
+    #: The table's name, kept here: SQLModel's __tablename__ is a slow descriptor.
+    table: str
 
-    @property
-    def table(self) -> str:
-        return self.model.__tablename__
+
+def _sealed(model: type[SQLModel], columns: tuple[str, ...]) -> Sealed:
+    return Sealed(model, columns, model.__table__.name)
 
 
 def _all_columns(model: type[SQLModel], *, leave_out: tuple[str, ...] = ()) -> Sealed:
-    return Sealed(model, tuple(c.key for c in model.__table__.columns if c.key not in leave_out))
+    return _sealed(model, tuple(c.key for c in model.__table__.columns if c.key not in leave_out))
 
 
 #: Every sealed table, by table name. All columns, except where noted.
@@ -70,7 +72,7 @@ SEALED: dict[str, Sealed] = {s.table: s for s in (
     _all_columns(PublishedDisclosure),
     # Only what the policy reads: a donor's name and e-mail are personal data that may be
     # erased on request, and a hash of them kept forever in the chain would outlive that.
-    Sealed(Donor, ("id", "type", "organization_id", "category")),
+    _sealed(Donor, ("id", "type", "organization_id", "category")),
 )}
 
 _BY_MODEL: dict[type, Sealed] = {s.model: s for s in SEALED.values()}
