@@ -601,5 +601,7 @@ class Generator:
 
 
 def json_text(value) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    """JSON as the app writes it (SQLAlchemy's JSON type, app.db.rows' COPY: json.dumps), which
+    row hashes cover verbatim (app.ledger.row_hashes.stored_json)."""
+    return json.dumps(value)
 

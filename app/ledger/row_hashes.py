@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
+from sqlalchemy import JSON, Text, cast
 from sqlmodel import SQLModel
 
 from models import (
@@ -47,10 +48,14 @@ class Sealed:
     columns: tuple[str, ...]
     #: The table's name, kept here: SQLModel's __tablename__ is a slow descriptor.
     table: str
+    #: Positions (in columns) of JSON columns: hashed as the JSON text the database holds.
+    json_at: tuple[int, ...]
 
 
 def _sealed(model: type[SQLModel], columns: tuple[str, ...]) -> Sealed:
-    return Sealed(model, columns, model.__table__.name)
+    table = model.__table__
+    return Sealed(model, columns, table.name,
+                  tuple(i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)))
 
 
 def _all_columns(model: type[SQLModel], *, leave_out: tuple[str, ...] = ()) -> Sealed:
@@ -90,14 +95,24 @@ def _plain(value):
     raise TypeError(f"cannot hash a {type(value).__name__} column value")
 
 
-_ENCODE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                           default=_plain).encode
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=_plain).encode
+
+
+def stored_json(value) -> str | None:
+    """A JSON column's value as the database holds it: SQLAlchemy's JSON type, and the bulk
+    COPY (app.db.rows), both write json.dumps(value); PostgreSQL's json type and SQLite keep
+    that text verbatim. Verification reads the text back instead of parsing and re-encoding
+    every decision's reasons, which was most of its time."""
+    return None if value is None else json.dumps(value)
 
 
 def canonical(sealed: Sealed, values: Mapping) -> str:
     """A row's sealed columns as canonical JSON: [table, value, value, ...] in column order;
-    JSON columns with sorted keys, dates ISO 8601, instants UTC with microseconds."""
-    return _ENCODE([sealed.table, *[values[c] for c in sealed.columns]])
+    dates ISO 8601, instants UTC with microseconds, JSON columns as their stored text."""
+    ordered = [values[c] for c in sealed.columns]
+    for i in sealed.json_at:
+        ordered[i] = stored_json(ordered[i])
+    return _ENCODE([sealed.table, *ordered])
 
 
 def row_hash(sealed: Sealed, values: Mapping) -> str:
@@ -105,9 +120,18 @@ def row_hash(sealed: Sealed, values: Mapping) -> str:
     return hashlib.sha256(canonical(sealed, values).encode()).hexdigest()
 
 
-def ordered_row_hash(sealed: Sealed, ordered: tuple) -> str:
-    """row_hash of values already in sealed.columns order (a row read for verification)."""
+def stored_row_hash(sealed: Sealed, ordered: tuple) -> str:
+    """row_hash of a row read for verification: its values in sealed.columns order, JSON
+    columns already as their stored text (read_columns)."""
     return hashlib.sha256(_ENCODE([sealed.table, *ordered]).encode()).hexdigest()
+
+
+def read_columns(sealed: Sealed) -> list:
+    """The columns to SELECT for stored_row_hash: JSON columns cast to text, so neither the
+    driver nor SQLAlchemy parses them."""
+    columns = sealed.model.__table__.c
+    return [cast(columns[c], Text) if i in sealed.json_at else columns[c]
+            for i, c in enumerate(sealed.columns)]
 
 
 def seal(row: SQLModel) -> list:

@@ -23,7 +23,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
-from app.ledger.row_hashes import SEALED, ordered_row_hash
+from app.ledger.row_hashes import SEALED, read_columns, stored_row_hash
 
 CONTENT_DIFFERS = "content differs"
 NO_ENTRY = "no audit entry"
@@ -118,9 +118,8 @@ def _walk(conn: Connection, batch: int, report: RowsReport) -> Iterator[tuple[Ro
         while seal[0] is not None and seal[0] < table:
             seal = next(seals, _END)
         sealed = SEALED[table]
-        columns = sealed.model.__table__.c
-        rows = _stream(conn, select(*[columns[c] for c in sealed.columns])
-                       .order_by(columns.id), batch)
+        rows = _stream(conn, select(*read_columns(sealed))
+                       .order_by(sealed.model.__table__.c.id), batch)
         id_at = sealed.columns.index("id")
         for row in rows:
             row_id = row[id_at]
@@ -129,12 +128,12 @@ def _walk(conn: Connection, batch: int, report: RowsReport) -> Iterator[tuple[Ro
                 seal = next(seals, _END)
             report.rows += 1
             if seal[0] == table and seal[1] == row_id:
-                digest = ordered_row_hash(sealed, row)
+                digest = stored_row_hash(sealed, row)
                 if digest != seal[3]:
                     yield RowFinding(table, row_id, CONTENT_DIFFERS, seal[2]), digest
                 seal = next(seals, _END)
             else:
-                yield RowFinding(table, row_id, NO_ENTRY, None), ordered_row_hash(sealed, row)
+                yield RowFinding(table, row_id, NO_ENTRY, None), stored_row_hash(sealed, row)
         while seal[0] == table:
             yield RowFinding(table, seal[1], ROW_GONE, seal[2]), None
             seal = next(seals, _END)
@@ -153,6 +152,6 @@ def _stream(conn: Connection, statement, batch: int) -> Iterator[tuple]:
     PostgreSQL), never all in memory."""
     # On the statement, not the connection: Connection.execution_options() would change
     # the caller's connection for every statement after this one.
-    result = conn.execute(statement.execution_options(yield_per=batch))
-    for rows in result.partitions():
-        yield from (tuple(r) for r in rows)
+    result = conn.execute(statement.execution_options(stream_results=True))
+    for rows in result.partitions(batch):
+        yield from rows
