@@ -26,6 +26,7 @@ from app.ledger.csv_import import KINDS, CsvImport, ImportAborted
 from app.ledger.gifts import record_gift, refund_gift
 from app.ledger.intake import GiftIntake, GiftRefused
 from app.ledger.parties import add_affiliation, create_donor, create_organization
+from app.ledger.row_verify import verify_rows
 from models import Attribution, AuditEntry, Decision, FundingDay, FundingMixDay, Gift
 from models.schemas import AffiliationCreate, DonorCreate, GiftCreate, OrganizationCreate
 
@@ -150,6 +151,9 @@ def test_the_intake_decides_what_the_door_decides_one_by_one(db, policy):
         "some gifts must be back-dated before many recorded days"
     assert any("breaking_window_end" in row[6] for row in in_batch.values())
     assert verify_chain(db).ok
+    # Each gift's entry seals its gift, decision and attributions as the batch wrote them.
+    rows = verify_rows(db)
+    assert rows.ok and rows.rows >= 3 * len(screened), [str(f) for f in rows.findings]
     # One decision and one audit entry per gift, naming that decision; its attributions.
     gift_ids = [s.gift.id for s in screened]
     entries = db.execute(select(AuditEntry).where(AuditEntry.action == "gift.recorded",
