@@ -504,7 +504,8 @@ def remove_affiliation(session: Session, affiliation_id: int, actor: Actor,
         session.delete(aff)
         session.flush()
         audit.append(session, actor, "affiliation.removed", "donor", donor.id,
-                     {"affiliation_id": affiliation_id, **removed})
+                     {"affiliation_id": affiliation_id, **removed},
+                     sealed=[row_hashes.removed(Affiliation, affiliation_id)])
         rescreened = rescreen_person(
             session, donor.id, ranges, policy, actor,
             f"Affiliation removed: {donor.name}, {words}; removed {_today_by(actor)}.",

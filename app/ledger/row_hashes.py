@@ -148,6 +148,12 @@ def seal_values(model: type[SQLModel], values: Mapping) -> list:
     return [sealed.table, values["id"], row_hash(sealed, values)]
 
 
+def removed(model: type[SQLModel], row_id: int) -> list:
+    """The seal of a row the app deleted (an affiliation recorded in error): no hash, so
+    verification expects the row to be gone, and reports it if it comes back."""
+    return [_BY_MODEL[model].table, row_id, None]
+
+
 def seals(rows: Iterable[SQLModel | list]) -> list[list]:
     """Seals of rows: ORM objects, or seals already made (seal_values)."""
     return [row if isinstance(row, list) else seal(row) for row in rows]

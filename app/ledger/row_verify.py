@@ -124,7 +124,8 @@ def _walk(conn: Connection, batch: int, report: RowsReport) -> Iterator[tuple[Ro
         for row in rows:
             row_id = row[id_at]
             while seal[0] == table and seal[1] < row_id:
-                yield RowFinding(table, seal[1], ROW_GONE, seal[2]), None
+                if seal[3] is not None:  # None: the app removed the row (row_hashes.removed)
+                    yield RowFinding(table, seal[1], ROW_GONE, seal[2]), None
                 seal = next(seals, _END)
             report.rows += 1
             if seal[0] == table and seal[1] == row_id:
@@ -135,7 +136,8 @@ def _walk(conn: Connection, batch: int, report: RowsReport) -> Iterator[tuple[Ro
             else:
                 yield RowFinding(table, row_id, NO_ENTRY, None), stored_row_hash(sealed, row)
         while seal[0] == table:
-            yield RowFinding(table, seal[1], ROW_GONE, seal[2]), None
+            if seal[3] is not None:
+                yield RowFinding(table, seal[1], ROW_GONE, seal[2]), None
             seal = next(seals, _END)
 
 
