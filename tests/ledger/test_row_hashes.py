@@ -200,10 +200,13 @@ def test_a_changed_row_gets_a_new_entry_and_still_verifies(api, api_as, db, poli
     request = ok(reviewer.post(f"/gifts/{rejected['id']}/override",
                                {"outcome": "accept", "reason": "board says yes"}))
     ok(second.post(f"/overrides/{request['id']}/approve", {}))
-    ok(api.put(f"/affiliations/{aff['id']}", {
+    # Ending an open affiliation weakens the policy's facts: a second person approves it.
+    pending = ok(api.put(f"/affiliations/{aff['id']}", {
         "organization_id": w.lab["id"], "kind": "employee", "title": None,
         "senior_decision_maker": True, "start_date": "2020-01-01", "end_date": "2025-01-01"}),
-        200)
+        202)
+    ok(second.post(f"/changes/{pending['change_id']}/approve", {}), 200)
+    ok(api.delete(f"/affiliations/{affiliate(api, boss['id'], w.other_org['id'])['id']}"), 200)
     parties.update_organization(db, w.other_org["id"], OrganizationCreate(
         name="Plain Corp", covered_lab=True), TEST_ACTOR, policy)
     parties.update_organization(db, w.lab["id"], OrganizationCreate(
