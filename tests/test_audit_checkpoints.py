@@ -29,6 +29,7 @@ from app.ledger import audit, checkpoints
 from app.ledger.audit import entry_hash
 from app.ledger.signing import AuditKeys, generate_key_file, key_id, public_hex
 from models import AuditCheckpoint, AuditEntry, PublishedDisclosure
+from models.append_only import APPEND_ONLY_TABLES, drop_statements
 from tests.builders import World, gift
 from tests.conftest import TEST_ACTOR
 from tests.empty_db import BACKENDS, empty_database
@@ -50,6 +51,12 @@ def as_owner(conn) -> None:
     included) and foreign-key checks off for this transaction."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SET LOCAL session_replication_role = replica"))
+    else:
+        # SQLite has no such switch: whoever holds the file drops the append-only triggers
+        # (models.append_only); each test has a fresh file.
+        for table in APPEND_ONLY_TABLES:
+            for statement in drop_statements("sqlite", table):
+                conn.execute(text(statement))
 
 
 def raw_sql(app, *statements: tuple[str, dict]) -> None:
