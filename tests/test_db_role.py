@@ -23,8 +23,9 @@ from app import create_app
 from app.cli import MIGRATIONS
 from app.db.locking import ensure_lock_row
 from app.ledger import parties
+from app.ledger.audit import verify_chain
 from app.ledger.gifts import record_gift
-from app.ledger.verification import verify_ledger
+from app.ledger.row_verify import verify_rows
 from models.schemas import DonorCreate, GiftCreate
 from tests.conftest import TEST_ACTOR
 
@@ -103,7 +104,7 @@ def test_the_documented_app_role_writes_the_ledger_and_cannot_edit_it(roles):
                 donor_id=donor.id, amount="100.00", currency="USD",
                 received_on=date(2026, 3, 1)), TEST_ACTOR, st.policy, "USD")
             assert recorded.gift.status == "accepted"
-            assert verify_ledger(session).ok
+            assert verify_chain(session).ok and verify_rows(session).ok
     finally:
         st.engine.dispose()
 
@@ -126,8 +127,8 @@ def test_the_documented_app_role_writes_the_ledger_and_cannot_edit_it(roles):
                       "SECRET_KEY": "test-secret-key-not-for-production"})
     try:
         with app.app_context(), app.extensions["armslength"].sessions() as session:
-            report = verify_ledger(session)
-        assert [(f.table, f.id, f.problem) for f in report.rows.findings] == [
+            report = verify_rows(session)
+        assert [(f.table, f.id, f.problem) for f in report.findings] == [
             ("gift", recorded.gift.id, "content differs")]
     finally:
         app.extensions["armslength"].engine.dispose()
