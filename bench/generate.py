@@ -41,7 +41,8 @@ from types import SimpleNamespace
 
 from app.ledger.audit import _jsonable, entry_hash
 from app.ledger.identity import donor_keys
-from app.ledger.row_hashes import seal_values
+from app.ledger.row_hashes import SEALED
+from app.ledger.row_hashes import seal_values as _seal_values
 from bench.names import names
 from models import (
     GENESIS_HASH,
@@ -72,6 +73,13 @@ RATES = {"EUR": "1.08", "GBP": "1.27"}
 #: Tables in the order their rows may be inserted (foreign keys point backwards).
 TABLES = ("organization", "donor", "affiliation", "gift", "attribution", "decision", "refund",
           "audit_entry")
+
+
+def seal_values(model, row: dict) -> list:
+    """The row's seal as the app records it; columns the generator leaves out are NULL in
+    the database (both writers), so they are None here."""
+    columns = SEALED[model.__table__.name].columns
+    return _seal_values(model, {c: row.get(c) for c in columns})
 
 
 @dataclass(frozen=True)
@@ -521,7 +529,8 @@ class Generator:
             "id": refund_id, "gift_id": gift["id"], "amount_minor": amount,
             "reporting_amount_minor": reporting, "refunded_on": day,
             "gift_received_on": gift["received_on"], "reason": "Donor asked for a refund",
-            "stripe_refund_id": None, "created_at": at, "created_by_id": None,
+            "stripe_refund_id": None, "reverses_refund_id": None, "created_at": at,
+            "created_by_id": None,
         }
         self._emit("refund", refund)
         self._audit(at, "gift.refunded", "gift", gift["id"], {

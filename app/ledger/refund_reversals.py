@@ -142,6 +142,6 @@ def reverse_refund(session: Session, refund_id: int, actor: Actor, *, reversed_o
             "reversed_on": reversed_on,
             "reason": reason,
             "lab_employee_share": [move.as_dict() for move in shares],
-        })
+        }, sealed=[gift, row])
         pledges.track_payments(session, gift.pledge_id, actor)
     return Reversal(row, gift, shares)
