@@ -26,7 +26,7 @@ from sqlmodel import Session, SQLModel
 
 from app.db.locking import ledger_write
 from app.errors import NotAllowed, NotFound, ValidationFailed
-from app.ledger import audit, funding
+from app.ledger import audit, funding, row_hashes
 from app.ledger.audit import Actor
 from app.ledger.facts import CoveredOrganizations
 from app.ledger.parties import _affected_range, _gifts_to_rescreen, _today_by
@@ -105,7 +105,9 @@ def _covered_ranges(session: Session, donor_id: int, policy: Policy) -> list[tup
 
 
 def _move_attributions(session: Session, survivor: Donor, duplicate: Donor,
-                       result: MergeResult) -> None:
+                       result: MergeResult) -> list[int]:
+    """Move the duplicate's attributions; returns the ids of those deleted (combined)."""
+    removed: list[int] = []
     if duplicate.category != survivor.category:
         # The funding mix credits organisation donors by category: the duplicate's shares
         # now count under the survivor's.
@@ -126,12 +128,14 @@ def _move_attributions(session: Session, survivor: Donor, duplicate: Donor,
             result.combined_attribution_gift_ids.append(attribution.gift_id)
             session.flush()
             session.execute(delete(Attribution).where(Attribution.id == attribution.id))
+            removed.append(attribution.id)
         else:
             moved.append(attribution.id)
     if moved:
         session.execute(update(Attribution).where(Attribution.id.in_(moved))
                         .values(donor_id=survivor.id))
         result.moved["attribution.donor_id"] = moved
+    return removed
 
 
 def merge_donors(session: Session, survivor_id: int, duplicate_id: int, actor: Actor,
@@ -152,7 +156,7 @@ def merge_donors(session: Session, survivor_id: int, duplicate_id: int, actor: A
                                           _covered_ranges(session, duplicate.id, policy))):
             to_rescreen.setdefault(gift.id, gift)
 
-        _move_attributions(session, survivor, duplicate, result)
+        removed_attributions = _move_attributions(session, survivor, duplicate, result)
         for model, column in _donor_references():
             if (column.table.name, column.name) in _HANDLED_APART:
                 continue
@@ -191,6 +195,20 @@ def merge_donors(session: Session, survivor_id: int, duplicate_id: int, actor: A
         external_ids = list(session.execute(
             select(DonorExternalId.external_id).where(DonorExternalId.donor_id == duplicate.id)
         ).scalars())
+        # The rows the merge moved (bulk UPDATEs), as they now stand: the entry seals them.
+        sealed: list = [survivor, *[row_hashes.removed(Attribution, i)
+                                    for i in removed_attributions]]
+        for name, ids in result.moved.items():
+            table = name.split(".", 1)[0]
+            if table in row_hashes.SEALED and ids:
+                model = row_hashes.SEALED[table].model
+                sealed += session.execute(
+                    select(model).where(model.id.in_(ids))
+                    .execution_options(populate_existing=True)).scalars().all()
+        sealed += [a for a in session.execute(
+            select(Attribution).where(Attribution.gift_id.in_(
+                result.combined_attribution_gift_ids), Attribution.donor_id == survivor.id)
+            .execution_options(populate_existing=True)).scalars()]
         audit.append(session, actor, "donor.merged", "donor", survivor.id, {
             "survivor_id": survivor.id,
             "duplicate_id": duplicate.id,
@@ -200,5 +218,5 @@ def merge_donors(session: Session, survivor_id: int, duplicate_id: int, actor: A
             "duplicate_external_ids": external_ids,
             "survivor_made_anonymous": became_anonymous,
             "rescreened_gift_ids": result.rescreened_gift_ids,
-        })
+        }, sealed=sealed)
     return result

@@ -57,7 +57,7 @@ def review_title(session: Session, affiliation_id: int, senior: bool, reason: st
             audit.append(session, actor, "affiliation.title_cleared", "donor", aff.donor_id, {
                 "affiliation_id": aff.id, "title": aff.title, "organization": organization,
                 "reason": reason,
-            })
+            }, sealed=[aff])
             return aff, []
         was = _affiliation_words(session, aff)
         aff.senior_decision_maker = True
@@ -66,7 +66,7 @@ def review_title(session: Session, affiliation_id: int, senior: bool, reason: st
             "affiliation_id": aff.id, "before": {"senior_decision_maker": False},
             "after": {"senior_decision_maker": True}, "reason": reason,
             "why": "title reviewed as a senior decision-maker's",
-        })
+        }, sealed=[aff])
         rescreened = []
         if CoveredOrganizations(session).covered(aff.organization_id):
             rescreened = rescreen_person(
