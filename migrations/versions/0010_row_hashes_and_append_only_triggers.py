@@ -1,7 +1,7 @@
 """audit_entry.row_hashes, and database triggers that keep append-only tables append-only
 
 Revision ID: 0010
-Revises: 0012
+Revises: 0015
 Create Date: 2026-12-04 18:00:00
 
 An audit entry now carries the hashes of the ledger rows it wrote or changed
@@ -21,7 +21,7 @@ from alembic import op
 from models.append_only import DROP_FUNCTION, create_statements, drop_statements
 
 revision: str = "0010"
-down_revision: str | Sequence[str] | None = "0012"
+down_revision: str | Sequence[str] | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
