@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from app.api import serialize as out
 from app.api.access import ApiError, optional_note, parse_body, query_choice, require
+from app.api.idempotency import recording
 from app.api.routes import _get, _policy, bp
 from app.auth.roles import READ
 from app.db import get_session
@@ -40,6 +41,7 @@ def _answer(proposed: changes.Proposed, body: dict, status: int = 200):
 
 @bp.patch("/organizations/<int:org_id>")
 @require("organizations.write")
+@recording
 def patch_organization(org_id: int):
     org = _get(Organization, org_id, "organization")
     patch = parse_body(OrganizationPatch)
@@ -56,6 +58,7 @@ def patch_organization(org_id: int):
 
 @bp.put("/affiliations/<int:affiliation_id>")
 @require("affiliations.write")
+@recording
 def update_affiliation(affiliation_id: int):
     """The whole affiliation, as before; a weakening part waits for a second person."""
     data = parse_body(AffiliationCreate)
@@ -66,6 +69,7 @@ def update_affiliation(affiliation_id: int):
 
 @bp.delete("/affiliations/<int:affiliation_id>")
 @require("affiliations.write")
+@recording
 def delete_affiliation(affiliation_id: int):
     _get(Affiliation, affiliation_id, "affiliation")
     proposed = changes.propose_affiliation_removal(get_session(), affiliation_id, g.actor,
@@ -97,6 +101,7 @@ def get_change(change_id: int):
 
 @bp.post("/changes/<int:change_id>/approve")
 @require("review")
+@recording
 def approve_change(change_id: int):
     _get(PendingChange, change_id, "change")
     note = _note()
@@ -109,6 +114,7 @@ def approve_change(change_id: int):
 
 @bp.post("/changes/<int:change_id>/decline")
 @require("changes.decline")
+@recording
 def decline_change(change_id: int):
     _get(PendingChange, change_id, "change")
     change = changes.decline_change(get_session(), change_id, g.actor, note=_note())

@@ -7,6 +7,7 @@ from flask import g, jsonify, request
 from sqlalchemy import select
 
 from app.api.access import MAX_ID, ApiError, parse_body, query_int, require
+from app.api.idempotency import recording
 from app.api.routes import _created, _get, _policy, bp
 from app.auth.roles import READ
 from app.db import get_session
@@ -60,6 +61,7 @@ def donor_matches(donor_id: int):
 
 @bp.post("/donors/<int:donor_id>/matches/different")
 @require("review")
+@recording
 def match_different(donor_id: int):
     data = parse_body(MatchVerdictCreate)
     _get(Donor, donor_id, "donor")
@@ -71,6 +73,7 @@ def match_different(donor_id: int):
 
 @bp.post("/donors/<int:donor_id>/matches/same")
 @require("review")
+@recording
 def match_same(donor_id: int):
     data = parse_body(MatchVerdictCreate)
     _get(Donor, donor_id, "donor")
@@ -100,6 +103,7 @@ def _roster_text() -> tuple[str, str | None]:
 
 @bp.post("/rosters")
 @require("review")
+@recording
 def import_roster():
     session = get_session()
     text, name = _roster_text()

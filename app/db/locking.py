@@ -140,7 +140,9 @@ def ledger_batch(session: Session, *, advisory_key: str | None = None,
     On leaving the block normally the batch commits once; on an exception it rolls
     everything back. If a write inside failed but the caller caught the error, or the
     transaction was committed or rolled back from inside, the batch rolls back and
-    raises BatchAborted rather than commit a partial result. Batches do not nest.
+    raises BatchAborted rather than commit a partial result. A batch opened inside
+    another joins it, as a ledger_write does (an API request's batch around a service
+    that batches its own writes): the outer one commits, once.
 
     The lock is held for the whole batch, so other money writers wait: keep batches to
     work that must be atomic (an import), not to a user's think time.
@@ -153,8 +155,14 @@ def ledger_batch(session: Session, *, advisory_key: str | None = None,
     statements for the tables as they are (see _plan_for_growing_tables). A batch of a
     few writes (one API request) says False and keeps the cached plans.
     """
-    if _BATCH_KEY in session.info:
-        raise RuntimeError("ledger_batch does not nest")
+    outer = session.info.get(_BATCH_KEY)
+    if outer is not None:
+        if outer.exclusive is not None:
+            raise RuntimeError(f"{outer.exclusive} is open in this batch: close it before "
+                               "any other ledger write")
+        with outer.joined(session):
+            yield session
+        return
     if session.in_transaction():
         session.commit()
     try:

@@ -57,11 +57,12 @@ def test_scenario_1_a_second_record_for_a_senior_vp_is_refused_and_a_merge_catch
         assert "probably Morgan Chen" in body["error"]
     assert snapshot(db) == before
 
-    # A second record made anyway (another address) gives the same gift: accepted, as the
-    # records are screened apart ...
+    # A second record made anyway (another address) gives the same gift: not accepted, as
+    # the name matches a lab-affiliated record (rule possible_match) ...
     second = person(fundraiser, "Morgan Chen", "mchen@personal.example")
     again = gift(fundraiser, second["id"], "5000.00", D)
-    assert again["status"] == "accepted"
+    assert again["status"] == "held"
+    assert reason(again, "possible_match")["fired"]
     # ... until a reviewer merges the records: the gift is re-screened with the survivor's
     # affiliations and held, the policy saying reject.
     reviewer = api_as("reviewer")

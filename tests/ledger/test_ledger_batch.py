@@ -114,11 +114,24 @@ def test_a_commit_inside_the_batch_is_detected(db, outside):
     assert outside(Donor) == 1
 
 
-def test_batches_do_not_nest(db, outside):
-    with pytest.raises(RuntimeError, match="does not nest"):
+def test_a_batch_inside_a_batch_joins_it(db, outside):
+    with ledger_batch(db):
+        create_donor(db, _person("Ada"), ACTOR)
+        with ledger_batch(db):
+            create_donor(db, _person("Bo"), ACTOR)
+        assert outside(Donor) == 0  # the inner batch did not commit
+    assert outside(Donor) == 2
+
+
+def test_a_failure_in_an_inner_batch_undoes_the_outer_one(db, outside):
+    with pytest.raises(BatchAborted):
         with ledger_batch(db):
             create_donor(db, _person("Ada"), ACTOR)
-            with ledger_batch(db):
+            try:
+                with ledger_batch(db):
+                    create_donor(db, _person("Bo"), ACTOR)
+                    raise ValueError("a refusal the caller catches")
+            except ValueError:
                 pass
     assert outside(Donor) == 0
 
