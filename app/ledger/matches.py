@@ -23,6 +23,7 @@ from app.errors import NotAllowed, NotFound, ValidationFailed
 from app.ledger import audit
 from app.ledger.audit import Actor
 from app.ledger.identity import MatchFinder, pair_key
+from app.ledger.merge import merge_donors
 from app.ledger.parties import add_affiliation
 from models import Decision, Donor, IdentityVerdict, RosterEntry
 from models.schemas import AffiliationCreate
@@ -110,15 +111,6 @@ def different(session: Session, donor_id: int, record: str, record_id: int, reas
         return _verdict(session, donor_id, record, record_id, "different", text, actor)
 
 
-def _merge_donors():
-    """app.ledger.merge.merge_donors(session, survivor_id, duplicate_id, actor, policy), or
-    None while the merge is not part of this build."""
-    try:
-        from app.ledger.merge import merge_donors
-    except ImportError:
-        return None
-    return merge_donors
-
 
 def same(session: Session, donor_id: int, record: str, record_id: int, reason: str | None,
          actor: Actor, policy: Policy) -> tuple[IdentityVerdict | None, list[Decision]]:
@@ -127,15 +119,12 @@ def same(session: Session, donor_id: int, record: str, record_id: int, reason: s
     donor: the two records are merged, the older surviving."""
     text = _reason(reason)
     if record == "donor":
-        merge = _merge_donors()
         with ledger_write(session):
             _other(session, donor_id, record, record_id)
-            if merge is None:
-                raise NotAllowed("merge not available")
         # The merge is its own transaction (moving gifts, affiliations, pledges and
         # declarations, re-screening, auditing); the older record survives.
         survivor, duplicate = sorted((donor_id, record_id))
-        merge(session, survivor, duplicate, actor, policy)
+        merge_donors(session, survivor, duplicate, actor, policy)
         return None, []
     # One transaction for the verdict and the role it puts on the donor (whose own ledger
     # write, with its re-screens, joins it).
