@@ -39,8 +39,17 @@ def upgrade_schema(app: Flask) -> None:
     command.upgrade(config, "head")
     with _session() as session:
         ensure_lock_row(session)
-        if register_file_policy(session, state().policies, CLI_ACTOR):
+        policies = state().policies
+        if register_file_policy(session, policies, CLI_ACTOR):
             click.echo(f"policy version {state().policy.version} is now in force")
+        else:
+            in_force = policies.current(session).version
+            session.rollback()
+            if in_force != policies.fallback.version:
+                click.echo(f"note: the policy file's version {policies.fallback.version} is "
+                           f"not in force; version {in_force} is. A new version comes into "
+                           "force only when proposed on Staff > Admin > Policy and approved "
+                           "by a second person.")
 
 
 def _fail(error: Exception) -> None:

@@ -67,6 +67,8 @@ def block_keys(name: str | None) -> tuple[str | None, str | None]:
     is found through the e-mail or phone, not the name.
     """
     tokens = name_tokens(name)
+    # Numbers aside: "Morgan Chen 2" must meet "Morgan Chen" (see name_similarity).
+    tokens = [t for t in tokens if not t.isdigit()] or tokens
     if not tokens:
         return None, None
     first, last = tokens[0], tokens[-1]
@@ -106,20 +108,32 @@ def organization_key(name: str | None) -> str:
 
 def name_similarity(a: str | None, b: str | None) -> Decimal:
     """Jaro-Winkler similarity (0..1) of the two names' sorted folded words, truncated to
-    four places; 0 when either has none, or when they hold different numbers."""
+    four places; 0 when either has none, or when both hold numbers and they differ (a number
+    on one name only is left out of the comparison)."""
     ka, kb = name_key(a), name_key(b)
     if not ka or not kb:
         return Decimal(0)
-    if _numbers(ka) != _numbers(kb):
+    numbers_a, numbers_b = _numbers(ka), _numbers(kb)
+    if numbers_a and numbers_b and numbers_a != numbers_b:
         # Numbers in a name are labels ("Employee 364", "Donor 2"), not spelling: records
         # whose numbers differ are different records, however alike the rest.
         return Decimal(0)
+    if numbers_a != numbers_b:
+        # A number on one name only ("Morgan Chen 2") is no label against the other: it
+        # would let anyone slip past the match by typing a digit. Compare without it.
+        ka, kb = _without_numbers(ka), _without_numbers(kb)
+        if not ka or not kb:
+            return Decimal(0)
     value = Decimal(repr(JaroWinkler.normalized_similarity(ka, kb)))
     return value.quantize(SCORE_PLACES, rounding=ROUND_DOWN)
 
 
 def _numbers(key: str) -> list[str]:
     return [t for t in key.split() if t.isdigit()]
+
+
+def _without_numbers(key: str) -> str:
+    return " ".join(t for t in key.split() if not t.isdigit())
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,31 @@ def test_init_db_builds_the_schema_by_migrations_and_can_run_again(fresh_app):
     assert run(fresh_app, "verify-audit").exit_code == 0
 
 
+def test_init_db_never_puts_a_changed_policy_file_in_force_alone(fresh_app, tmp_path):
+    """Whoever runs the server cannot weaken the policy by editing the file and running
+    init-db: once a version is stored, another comes only through two people."""
+    assert run(fresh_app, "init-db").exit_code == 0
+    from policies import DEFAULT_POLICY_FILE
+
+    weaker = DEFAULT_POLICY_FILE.read_text(encoding="utf-8")
+    weaker = weaker.replace('version = "', 'version = "weaker-', 1).replace(
+        'cap = "0.50"', 'cap = "0.90"', 1)
+    assert 'cap = "0.90"' in weaker
+    path = tmp_path / "weaker.toml"
+    path.write_text(weaker, encoding="utf-8")
+    edited = create_app({**SETTINGS, "DATABASE_URL": fresh_app.config["DATABASE_URL"],
+                         "POLICY_FILE": str(path)})
+    try:
+        result = run(edited, "init-db")
+        assert result.exit_code == 0, result.output
+        assert "is not in force" in result.stdout and "second person" in result.stdout
+        with edited.extensions["armslength"].sessions() as session:
+            in_force = edited.extensions["armslength"].policies.current(session)
+        assert str(in_force.cap) == "0.50" and not in_force.version.startswith("weaker-")
+    finally:
+        edited.extensions["armslength"].engine.dispose()
+
+
 # --- create-user, create-token ---------------------------------------------------------------
 
 def test_create_user(app):
@@ -109,6 +134,8 @@ def test_reset_password_sets_a_new_one_and_ends_sessions(app):
     with app.extensions["armslength"].sessions() as session:
         user = session.execute(select(User).where(User.email == "rev@example.org")).scalar_one()
         assert user.session_nonce != nonce and user.totp_secret == "JBSWY3DPEHPK3PXP"
+        # Reset by the operator: the account waits again before it may approve.
+        assert user.role_since > user.created_at
     client = app.test_client()
     from tests.webtools import sign_in
 

@@ -136,6 +136,11 @@ def set_password(session: Session, user_id: int, password: str, actor: Actor,
         if clear_second_factor:
             user.totp_secret = None
             user.totp_last_step = None
+        if actor.user_id != user.id:
+            # Someone else set the password (whoever runs the server): until the waiting
+            # time has passed again, the account is not a second person
+            # (app.ledger.approvers), or the operator could approve as it at once.
+            user.role_since = utcnow()
         # Unused links stop working: the password they would set has been set.
         session.execute(update(AccountLink).where(AccountLink.user_id == user.id,
                                                   AccountLink.used_at.is_(None))

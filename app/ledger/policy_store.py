@@ -1,9 +1,10 @@
 """Which policy version is in force, and how a new one comes into force.
 
 The newest row of policy_version is the active policy. `init-db` registers the
-policy file (shipped, or POLICY_FILE) when its version is new; an admin's edit
-stores a new version. With no rows yet (a fresh test database) the file policy
-applies. Versions are never edited: old decisions keep theirs.
+policy file (shipped, or POLICY_FILE) on a new installation only; every later version
+is proposed and approved by two people (app.ledger.changes). With no rows yet (a fresh
+test database) the file policy applies. Versions are never edited: old decisions keep
+theirs.
 """
 
 from __future__ import annotations
@@ -51,12 +52,14 @@ class PolicyCache:
 
 
 def register_file_policy(session: Session, cache: PolicyCache, actor: Actor) -> bool:
-    """Store the file policy as the active version if its version is not stored yet."""
+    """Store the file policy as the active version when no version is stored yet (a new
+    installation). Once one is, the file never replaces it: a different policy comes into
+    force only as a proposed change a second person approves (app.ledger.changes), or
+    whoever runs the server could weaken the policy alone by editing the file or
+    POLICY_FILE and running init-db. Returns whether it stored the file policy."""
     with ledger_write(session):
-        known = session.execute(
-            select(PolicyVersion.id).where(PolicyVersion.version == cache.fallback.version)
-        ).scalar_one_or_none()
-        if known is not None:
+        stored = session.execute(select(PolicyVersion.id).limit(1)).scalar_one_or_none()
+        if stored is not None:
             return False
         row = PolicyVersion(version=cache.fallback.version, document=cache.fallback_text,
                             source="file")

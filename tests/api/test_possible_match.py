@@ -43,6 +43,14 @@ def test_a_second_record_of_a_senior_decision_maker_is_held_not_accepted(api):
     assert f"donor {vp['id']} Morgan Chen" in message and "score 1" in message
 
 
+def test_a_digit_typed_after_the_name_does_not_slip_past_the_match(api):
+    _lab, vp = _senior_vp(api)
+    second = person(api, "Morgan Chen 2", "fresh.address@example.net")
+    held = gift(api, second["id"], "5000.00", ON)
+    assert held["status"] == "held" and fired(held) == ["possible_match"]
+    assert [m["record_id"] for m in _matches(held)] == [vp["id"]]
+
+
 def test_a_typo_with_the_same_phone_is_matched(api):
     lab = organization(api, "Halcyon Labs", covered_lab=True)
     employee = ok(api.post("/donors", {"type": "person", "name": "Morgan Chen",

@@ -120,6 +120,10 @@ def test_different_organisations_keep_different_keys():
     ("Alice Wong", "Bob Wong", "0", "0.75"),
     ("Former employee 364", "Former employee 365", "0", "0"),
     ("Donor 7", "Donor 7", "1", "1"),
+    # A digit typed on one name only does not slip past the match.
+    ("Morgan Chen", "Morgan Chen 2", "1", "1"),
+    ("Morgan Chen 3", "Chen Morgan", "1", "1"),
+    ("Morgan Chen", "2", "0", "0"),
 ])
 def test_name_similarity(a, b, low, high):
     assert Decimal(low) <= name_similarity(a, b) <= Decimal(high)
