@@ -40,6 +40,7 @@ from models.schemas import (
     OrganizationCreate,
 )
 from policies import Policy
+from policies.identity import organization_key
 
 
 def create_organization(session: Session, data: OrganizationCreate, actor: Actor) -> Organization:
@@ -51,6 +52,7 @@ def create_organization(session: Session, data: OrganizationCreate, actor: Actor
         ).scalar_one_or_none()
         if clash is not None:
             raise ValidationFailed({"name": [f"an organisation with this name exists (id {clash})"]})
+        refuse_names_of_another(session, data, None)
         org = Organization(name=data.name, covered_lab=data.covered_lab, aliases=data.aliases,
                            parent_id=data.parent_id)
         session.add(org)
@@ -131,7 +133,36 @@ def check_organization_update(session: Session, org_id: int,
     ).scalar_one_or_none()
     if clash is not None:
         raise ValidationFailed({"name": [f"an organisation with this name exists (id {clash})"]})
+    refuse_names_of_another(session, data, org_id)
     return org, family
+
+
+def refuse_names_of_another(session: Session, data: OrganizationCreate,
+                            own_id: int | None) -> None:
+    """Refuse a name or alias that, compared as names are matched (case, punctuation and
+    legal forms aside: organization_key), is already another organisation's name or alias.
+    Imports, rosters and the donate form find organisations by such names: a decoy
+    "Halcyon Labs, Inc." beside the covered "Halcyon Labs" would catch their employees'
+    affiliations and let lab money pass as ordinary money."""
+    wanted = {organization_key(data.name): "name"}
+    for alias in data.aliases or []:
+        wanted.setdefault(organization_key(alias), "aliases")
+    wanted.pop("", None)
+    others = session.execute(
+        select(Organization.id, Organization.name, Organization.aliases)
+        .where(Organization.id != own_id) if own_id is not None else
+        select(Organization.id, Organization.name, Organization.aliases)
+    ).all()
+    errors: dict[str, list[str]] = {}
+    for other_id, name, aliases in others:
+        for known in [name, *(aliases or [])]:
+            field = wanted.get(organization_key(known))
+            if field is not None:
+                errors.setdefault(field, []).append(
+                    f"{name} (id {other_id}) already goes by “{known}”: one organisation per "
+                    "name, or imports could attach people to the wrong one")
+    if errors:
+        raise ValidationFailed(errors)
 
 
 def _by_whom(actor: Actor) -> str:
