@@ -219,7 +219,7 @@ def _minor(text: str) -> int:
 def test_json_and_api_series_equal_a_recomputation_from_the_ledger(app, api, api_as, web_as, db,
                                                                     world, today):
     foundation = b.org_donor(api, "Open Science Foundation", category="foundation")
-    company = b.org_donor(api, "Plain Corp Giving", b.organization(api, "Plain Corp Inc")["id"])
+    company = b.org_donor(api, "Sable Robotics Giving", b.organization(api, "Sable Robotics Inc")["id"])
     t = lambda n: today - timedelta(days=n)  # noqa: E731
     old = b.gift(api, world.donor["id"], "5000.00", t(400))  # ages out during the range
     b.gift(api, foundation["id"], "12000.00", t(300))
