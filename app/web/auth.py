@@ -3,6 +3,11 @@
 A browser that signs in gets a device cookie (signed, for the sign-in page only): later
 attempts from it are throttled on their own, so an attacker failing on the account from
 elsewhere cannot keep its owner out (app.auth.login, docs/deployment.md).
+
+After the password, an account with a second factor gives a code (/login/code), and a
+reviewer or admin without one, when REQUIRE_SECOND_FACTOR is on, sets one up first
+(/login/enrol): both act only for the account whose password this browser gave in the
+last PENDING_SECONDS (app.auth.second_factor).
 """
 
 from __future__ import annotations
