@@ -181,7 +181,7 @@ def test_identical_requests_racing_record_once(app, api, world, db):
     assert count(db, Gift) == 1
 
 
-def test_a_request_whose_key_is_in_flight_is_a_409_on_postgresql(app, api, world, db):
+def test_a_request_whose_key_is_in_flight_is_answered_409_at_once(app, api, world, db):
     """While another transaction holds the key's lock (as the first request does until it
     commits), a request with the key is refused at once, records nothing, and may be sent
     again once the first has finished."""
