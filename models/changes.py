@@ -11,7 +11,9 @@ from models.base import in_list, utcnow
 
 #: What a pending change does when approved.
 CHANGE_KINDS = ("policy_version", "organization", "affiliation", "affiliation_removal")
-CHANGE_STATES = ("pending", "approved", "declined")
+#: "expired": not approved within the policy's [approvals] pending_change_days of its
+#: proposal; nothing of it applied (app.ledger.changes).
+CHANGE_STATES = ("pending", "approved", "declined", "expired")
 
 
 class PendingChange(SQLModel, table=True):
@@ -43,6 +45,7 @@ class PendingChange(SQLModel, table=True):
     proposed_at: datetime = Field(default_factory=utcnow)
     state: str = Field(default="pending", max_length=10)
     decided_by_id: int | None = Field(default=None, foreign_key="staff_user.id")
+    #: When it was approved or declined, or found expired.
     decided_at: datetime | None = None
     #: The approver's or decliner's note.
     note: str | None = Field(default=None, sa_column=Column(Text))

@@ -34,6 +34,12 @@ class User(SQLModel, table=True):
     totp_secret: str | None = Field(default=None, max_length=64)
     #: The last TOTP time step accepted: a code is never accepted twice.
     totp_last_step: int | None = None
+    #: A second factor being set up: its new secret, kept here and never in the session
+    #: cookie (signed, not encrypted: readable by whoever sees it) until a code from it
+    #: confirms it. Shown once, on the page that made it (app.auth.second_factor).
+    totp_pending_secret: str | None = Field(default=None, max_length=64)
+    #: When that secret was made: it can be confirmed for second_factor.PENDING_VALID.
+    totp_pending_at: datetime | None = None
 
 
 #: What a one-time account link is for.

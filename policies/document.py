@@ -38,6 +38,9 @@ class Policy:
     #: An account approves overrides and enforcement changes only after holding a
     #: reviewing role (reviewer or admin) this many days ([approvals] min_role_age_days).
     approver_min_age_days: int = 7
+    #: A change waiting for a second person may be approved this many days after it was
+    #: proposed, no later ([approvals] pending_change_days): then it expires, unapplied.
+    pending_change_days: int = 14
 
     def words(self, template: str) -> str:
         """A rule's text with this policy's numbers in it."""
@@ -110,6 +113,8 @@ def policy_from_mapping(doc: dict) -> Policy:
         settings=_rule_settings(doc),
         approver_min_age_days=_whole_days(doc.get("approvals", {}).get("min_role_age_days", 7),
                                           "min_role_age_days"),
+        pending_change_days=_days(doc.get("approvals", {}).get("pending_change_days", 14),
+                                  "pending_change_days"),
     )
 
 

@@ -82,8 +82,10 @@ def delete_affiliation(affiliation_id: int):
 def list_changes():
     wanted = query_choice("status", CHANGE_STATES)
     session = get_session()
-    return jsonify({"items": [change_public(session, c)
-                              for c in changes.changes_in_state(session, wanted)]})
+    policy = _policy()
+    return jsonify({"items": [change_public(session, c, policy)
+                              for c in changes.changes_in_state(session, wanted,
+                                                                policy=policy)]})
 
 
 @bp.get("/changes/<int:change_id>")
@@ -91,8 +93,8 @@ def list_changes():
 def get_change(change_id: int):
     session = get_session()
     change = _get(PendingChange, change_id, "change")
-    body = change_public(session, change)
-    if change.kind == "policy_version" and change.state == "pending":
+    body = change_public(session, change, _policy())
+    if change.kind == "policy_version" and body["status"] == "pending":
         st = state()
         result = changes.policy_replay(session, change, _policy(), st.today())
         body["replay"] = replay_public(result, st.reporting_currency)
@@ -106,9 +108,12 @@ def approve_change(change_id: int):
     _get(PendingChange, change_id, "change")
     note = _note()
     st = state()
-    decided = changes.approve_change(get_session(), change_id, g.actor, st.policies, st.today(),
-                                     note=note)
-    return jsonify({**change_public(get_session(), decided.change),
+    try:
+        decided = changes.approve_change(get_session(), change_id, g.actor, st.policies,
+                                         st.today(), note=note)
+    except changes.ChangeExpired as expired:
+        return _expired(expired)
+    return jsonify({**change_public(get_session(), decided.change, _policy()),
                     "rescreened_gift_ids": _rescreened(decided.rescreened)})
 
 
@@ -117,8 +122,18 @@ def approve_change(change_id: int):
 @recording
 def decline_change(change_id: int):
     _get(PendingChange, change_id, "change")
-    change = changes.decline_change(get_session(), change_id, g.actor, note=_note())
-    return jsonify(change_public(get_session(), change))
+    try:
+        change = changes.decline_change(get_session(), change_id, g.actor, _policy(),
+                                        note=_note())
+    except changes.ChangeExpired as expired:
+        return _expired(expired)
+    return jsonify(change_public(get_session(), change, _policy()))
+
+
+def _expired(expired: changes.ChangeExpired):
+    """409, answered (not raised): the request's transaction commits the recorded expiry."""
+    return jsonify({"error": str(expired), "change_id": expired.change.id,
+                    "status": "expired"}), 409
 
 
 def _note() -> str | None:

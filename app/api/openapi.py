@@ -89,7 +89,7 @@ OPERATIONS = [
     ("delete", "/affiliations/{id}", "Delete an affiliation (at a covered organisation: waits)",
      "affiliations.write", None, 200, [ID], []),
     ("get", "/changes", "List changes waiting for (or decided by) a second person", "read", None,
-     200, [], [("status", {"type": "string", "enum": ["pending", "approved", "declined"]})]),
+     200, [], [("status", {"type": "string", "enum": ["pending", "approved", "declined", "expired"]})]),
     ("get", "/changes/{id}", "Get a change (a policy version's with its 365-day replay)", "read",
      None, 200, [ID], []),
     ("post", "/changes/{id}/approve", "Approve a change (a second reviewer or admin)", "review",

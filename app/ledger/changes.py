@@ -10,6 +10,12 @@ JSON API) comes here, never straight to app.ledger.parties or app.ledger.policy_
   (app.ledger.approvers.check_may_approve), approves it. Approval applies it through that
   same ledger code; a decline ends it. Each step is audited.
 
+A change not approved within the policy's [approvals] pending_change_days of its proposal
+expires: nobody may approve it any more (ChangeExpired, a 409), since by then nobody
+remembers what it was for. It shows as expired at once (status_of); the next approval,
+decline or proposal of any change records the expiry (state "expired", audit entry
+change.expired by "system"), in that request's own transaction.
+
 A new policy version always waits: what it would change is shown first by a replay of the
 last 365 days of the ledger under it (policy_replay). An approved version takes effect on
 the day of its approval, never earlier.
@@ -21,7 +27,7 @@ register the shipped policy file: they make no weakening change.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import tomli_w
 from sqlalchemy import select
@@ -57,6 +63,21 @@ class Proposed:
     change: PendingChange | None = None
 
 
+class ChangeExpired(NotAllowed):
+    """Approval or decline of a change whose time ran out. Raised after the expiry is
+    recorded, outside the ledger transaction: a caller inside a larger transaction (an API
+    request's) answers with it and commits, so the record stays."""
+
+    def __init__(self, change: PendingChange, policy: Policy):
+        self.change = change
+        deadline = expires_at(change, policy)
+        super().__init__(
+            f"change {change.id} expired on {deadline:%Y-%m-%d %H:%M} UTC: a change may be "
+            f"approved within {policy.pending_change_days} days of its proposal (the policy's "
+            "[approvals] pending_change_days) and nothing of it applies after; propose it "
+            "again if it is still wanted")
+
+
 @dataclass
 class Decided:
     change: PendingChange
@@ -67,11 +88,48 @@ def _jsonable(values: dict) -> dict:
     return {k: v.isoformat() if isinstance(v, date) else v for k, v in values.items()}
 
 
+def expires_at(change: PendingChange, policy: Policy) -> datetime:
+    """When a change proposed then stops being approvable (the policy in force decides)."""
+    return change.proposed_at + timedelta(days=policy.pending_change_days)
+
+
+def status_of(change: PendingChange, policy: Policy, now: datetime | None = None) -> str:
+    """The change's status for people and the API: its state, or "expired" for a pending
+    change past its time whose expiry is not recorded yet."""
+    if change.state == "pending" and (now or utcnow()) >= expires_at(change, policy):
+        return "expired"
+    return change.state
+
+
+def _expire_due(session: Session, policy: Policy, now: datetime,
+                noticed_by: Actor) -> list[PendingChange]:
+    """Record the expiry of every pending change past its time (inside a ledger batch)."""
+    due = session.execute(
+        select(PendingChange).where(
+            PendingChange.state == "pending",
+            PendingChange.proposed_at <= now - timedelta(days=policy.pending_change_days))
+        .order_by(PendingChange.id)
+    ).scalars().all()
+    for change in due:
+        change.state = "expired"
+        change.decided_at = now
+        audit.append(session, audit.SYSTEM, "change.expired", "pending_change", change.id, {
+            "kind": change.kind, "target_id": change.target_id,
+            "proposed_by_id": change.proposed_by_id,
+            "proposed_at": change.proposed_at.isoformat(),
+            "expired_at": expires_at(change, policy).isoformat(),
+            "pending_change_days": policy.pending_change_days,
+            "noticed_by": noticed_by.label,
+        })
+    return list(due)
+
+
 def _open(session: Session, kind: str, target_id: int | None, split: Split | None,
-          actor: Actor, *, proposed: dict | None = None, before: dict | None = None,
-          weakens: list[str] | None = None) -> PendingChange:
+          actor: Actor, policy: Policy, *, proposed: dict | None = None,
+          before: dict | None = None, weakens: list[str] | None = None) -> PendingChange:
     if actor.user_id is None:
         raise NotAllowed("a change that weakens enforcement must be proposed by a named user")
+    _expire_due(session, policy, utcnow(), actor)
     change = PendingChange(
         kind=kind, target_id=target_id,
         proposed=_jsonable(split.pending) if split else proposed,
@@ -107,7 +165,7 @@ def propose_organization_change(session: Session, org_id: int, data: Organizatio
                                    covered_parent=covered.covered)
         org, rescreened = parties.update_organization(
             session, org_id, OrganizationCreate(**split.now), actor, policy)
-        change = _open(session, "organization", org_id, split, actor) if split.pending else None
+        change = _open(session, "organization", org_id, split, actor, policy) if split.pending else None
     return Proposed(org, rescreened, change)
 
 
@@ -143,7 +201,7 @@ def propose_affiliation_change(session: Session, affiliation_id: int, data: Affi
             covered_before=CoveredOrganizations(session).covered(aff.organization_id))
         aff, rescreened = parties.update_affiliation(
             session, affiliation_id, AffiliationCreate(**split.now), actor, policy)
-        change = (_open(session, "affiliation", affiliation_id, split, actor)
+        change = (_open(session, "affiliation", affiliation_id, split, actor, policy)
                   if split.pending else None)
     return Proposed(aff, rescreened, change)
 
@@ -159,7 +217,7 @@ def propose_affiliation_removal(session: Session, affiliation_id: int, actor: Ac
             return Proposed(None, parties.remove_affiliation(session, affiliation_id, actor,
                                                              policy))
         values = _jsonable(_affiliation_values(aff))
-        change = _open(session, "affiliation_removal", affiliation_id, None, actor,
+        change = _open(session, "affiliation_removal", affiliation_id, None, actor, policy,
                        proposed={}, before=values,
                        weakens=["affiliation with a covered organisation deleted"])
     return Proposed(aff, [], change)
@@ -213,9 +271,12 @@ def propose_policy_version(session: Session, document: dict, actor: Actor,
     except PolicyError as error:
         raise ValidationFailed({"policy": [str(error)]}) from None
     with ledger_batch(session):
+        # An expired proposal no longer holds its version name.
+        _expire_due(session, in_force, utcnow(), actor)
         if _version_taken(session, policy.version) or policy.version == in_force.version:
             raise ValidationFailed({"version": ["this version exists; choose a new version name"]})
-        change = _open(session, "policy_version", None, None, actor, proposed=document,
+        change = _open(session, "policy_version", None, None, actor, in_force,
+                       proposed=document,
                        before={"version": in_force.version},
                        weakens=["a new policy version decides every gift from its approval on"])
     return change
@@ -269,62 +330,95 @@ def _pending(session: Session, change_id: int) -> PendingChange:
     return change
 
 
+def _decidable(session: Session, change_id: int, policy: Policy,
+               actor: Actor) -> PendingChange:
+    """The change, with the expiry of every change past its time recorded first."""
+    _expire_due(session, policy, utcnow(), actor)
+    change = session.get(PendingChange, change_id)
+    if change is None:
+        raise NotFound("change", change_id)
+    return change
+
+
 def approve_change(session: Session, change_id: int, actor: Actor,
                    policies: policy_store.PolicyCache, today: date,
                    note: str | None = None) -> Decided:
     """A second person approves: the change applies through the ledger's own code, in the
-    same transaction as the approval."""
+    same transaction as the approval. ChangeExpired once its time has run out."""
     with ledger_batch(session):
-        change = _pending(session, change_id)
         policy = policies.current(session)
-        check_may_approve(session, actor.user_id, change.proposed_by_id, policy,
-                          what=f"change {change_id}")
-        rescreened: list[Decision] = []
-        if change.kind == "organization":
-            rescreened = _apply_organization(session, change, actor, policy)
-        elif change.kind in ("affiliation", "affiliation_removal"):
-            rescreened = _apply_affiliation(session, change, actor, policy)
-        else:
-            _apply_policy(session, change, actor, policies, today)
-        change.state = "approved"
-        change.decided_by_id = actor.user_id
-        change.decided_at = utcnow()
-        change.note = note
-        audit.append(session, actor, "change.approved", "pending_change", change.id, {
-            "kind": change.kind, "target_id": change.target_id,
-            "proposed_by_id": change.proposed_by_id, "note": note,
-            "result_id": change.result_id,
-            "rescreened_gift_ids": [d.gift_id for d in rescreened],
-        })
-    return Decided(change, rescreened)
+        change = _decidable(session, change_id, policy, actor)
+        if change.state != "expired":
+            return Decided(change, _approve(session, change, actor, policy, policies, today,
+                                            note))
+    raise ChangeExpired(change, policy)
+
+
+def _approve(session: Session, change: PendingChange, actor: Actor, policy: Policy,
+             policies: policy_store.PolicyCache, today: date,
+             note: str | None) -> list[Decision]:
+    change_id = change.id
+    change = _pending(session, change_id)
+    check_may_approve(session, actor.user_id, change.proposed_by_id, policy,
+                      what=f"change {change_id}")
+    rescreened: list[Decision] = []
+    if change.kind == "organization":
+        rescreened = _apply_organization(session, change, actor, policy)
+    elif change.kind in ("affiliation", "affiliation_removal"):
+        rescreened = _apply_affiliation(session, change, actor, policy)
+    else:
+        _apply_policy(session, change, actor, policies, today)
+    change.state = "approved"
+    change.decided_by_id = actor.user_id
+    change.decided_at = utcnow()
+    change.note = note
+    audit.append(session, actor, "change.approved", "pending_change", change.id, {
+        "kind": change.kind, "target_id": change.target_id,
+        "proposed_by_id": change.proposed_by_id, "note": note,
+        "result_id": change.result_id,
+        "rescreened_gift_ids": [d.gift_id for d in rescreened],
+    })
+    return rescreened
 
 
 def decline_change(session: Session, change_id: int, actor: Actor,
-                   note: str | None = None) -> PendingChange:
-    """A reviewer or admin declines, or the proposer withdraws. Nothing of it applies."""
+                   policy: Policy, note: str | None = None) -> PendingChange:
+    """A reviewer or admin declines, or the proposer withdraws. Nothing of it applies.
+    ChangeExpired once its time has run out (it ended by itself)."""
     with ledger_batch(session):
-        change = _pending(session, change_id)
-        withdrawn = actor.user_id is not None and actor.user_id == change.proposed_by_id
-        if not withdrawn and actor.role not in ("reviewer", "admin"):
-            raise NotAllowed("only a reviewer or admin, or the proposer, may decline a change")
-        change.state = "declined"
-        # Kept apart from the proposer (the table's two-person check): a withdrawal has no
-        # second person; the audit entry names who withdrew.
-        change.decided_by_id = None if withdrawn else actor.user_id
-        change.decided_at = utcnow()
-        change.note = note
-        audit.append(session, actor, "change.declined", "pending_change", change.id, {
-            "kind": change.kind, "target_id": change.target_id, "note": note,
-            "withdrawn_by_proposer": withdrawn,
-        })
-    return change
+        change = _decidable(session, change_id, policy, actor)
+        if change.state != "expired":
+            change = _pending(session, change_id)
+            withdrawn = actor.user_id is not None and actor.user_id == change.proposed_by_id
+            if not withdrawn and actor.role not in ("reviewer", "admin"):
+                raise NotAllowed("only a reviewer or admin, or the proposer, may decline a "
+                                 "change")
+            change.state = "declined"
+            # Kept apart from the proposer (the table's two-person check): a withdrawal has
+            # no second person; the audit entry names who withdrew.
+            change.decided_by_id = None if withdrawn else actor.user_id
+            change.decided_at = utcnow()
+            change.note = note
+            audit.append(session, actor, "change.declined", "pending_change", change.id, {
+                "kind": change.kind, "target_id": change.target_id, "note": note,
+                "withdrawn_by_proposer": withdrawn,
+            })
+            return change
+    raise ChangeExpired(change, policy)
 
 
-def changes_in_state(session: Session, state: str | None = None) -> list[PendingChange]:
+def changes_in_state(session: Session, status: str | None = None, *, policy: Policy,
+                     now: datetime | None = None) -> list[PendingChange]:
+    """Changes, oldest first; with `status`, those whose status_of is it (a pending change
+    past its time is "expired", not "pending", before its expiry is recorded too)."""
     query = select(PendingChange).order_by(PendingChange.id)
-    if state:
-        query = query.where(PendingChange.state == state)
-    return list(session.execute(query).scalars())
+    if status in ("pending", "expired"):
+        query = query.where(PendingChange.state.in_(("pending", "expired")))
+    elif status:
+        query = query.where(PendingChange.state == status)
+    found = session.execute(query).scalars()
+    now = now or utcnow()
+    return [c for c in found if status is None or status_of(c, policy, now) == status]
 
 
 def describe(session: Session, change: PendingChange) -> str:

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from app.ledger.changes import describe
+from app.ledger.changes import describe, expires_at, status_of
 from app.ledger.whatif import ShareAtEnd, WhatIfResult
 from models import PendingChange
 from models.money import format_amount
-from policies import headroom, share_text
+from policies import Policy, headroom, share_text
 
 
 def _iso(value):
     return value.isoformat() if value is not None else None
 
 
-def change_public(session: Session, change: PendingChange) -> dict:
+def change_public(session: Session, change: PendingChange, policy: Policy) -> dict:
+    """`status` is the change's status now: a pending change past its time is "expired"
+    even before the expiry is recorded. `expires_at`: until when a pending change may be
+    approved, or when an expired one expired (null once approved or declined)."""
+    status = status_of(change, policy)
     return {
         "id": change.id,
         "kind": change.kind,
@@ -28,7 +32,9 @@ def change_public(session: Session, change: PendingChange) -> dict:
         "weakens": list(change.weakens),
         "proposed": change.proposed,
         "before": change.before,
-        "status": change.state,
+        "status": status,
+        "expires_at": (_iso(expires_at(change, policy)) if status in ("pending", "expired")
+                       else None),
         "proposed_by": change.proposed_by_id,
         "proposed_at": _iso(change.proposed_at),
         "decided_by": change.decided_by_id,

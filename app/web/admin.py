@@ -355,8 +355,9 @@ def _policy_page(form: PolicyForm, status: int = 200):
     versions = _versions()
     return render_template("admin/policy.html", form=form, policy=st.policy_for(session),
                            versions=versions, rule_labels=RULE_LABELS,
-                           proposed=[c for c in changes.changes_in_state(session, "pending")
-                                     if c.kind == "policy_version"],
+                           proposed=[c for c in changes.changes_in_state(
+                               session, "pending", policy=st.policy_for(session))
+                               if c.kind == "policy_version"],
                            outcome_fields=[form[f"outcome_{r}"] for r in RULE_IDS]), status
 
 

@@ -40,7 +40,7 @@ def pending_message(change: PendingChange) -> str:
 
 def pending_for_queue(session) -> list[tuple[PendingChange, str, str]]:
     """(change, description, proposer's e-mail) for every pending change, oldest first."""
-    waiting = changes.changes_in_state(session, "pending")
+    waiting = changes.changes_in_state(session, "pending", policy=state().policy_for(session))
     emails = user_emails(session, [c.proposed_by_id for c in waiting])
     return [(c, changes.describe(session, c), emails.get(c.proposed_by_id, f"user {c.proposed_by_id}"))
             for c in waiting]
@@ -50,23 +50,28 @@ def pending_for_queue(session) -> list[tuple[PendingChange, str, str]]:
 @role_required(READ)
 def index():
     session = get_session()
-    every = changes.changes_in_state(session)
+    policy = state().policy_for(session)
+    every = changes.changes_in_state(session, policy=policy)
     emails = user_emails(session, [c.proposed_by_id for c in every]
                          + [c.decided_by_id for c in every])
     return render_template("changes/index.html", items=[
-        (c, changes.describe(session, c)) for c in reversed(every)], emails=emails)
+        (c, changes.describe(session, c), changes.status_of(c, policy))
+        for c in reversed(every)], emails=emails)
 
 
 def _render(change: PendingChange, status: int = 200, form: ChangeDecisionForm | None = None):
     session = get_session()
     st = state()
     replay = None
-    if change.kind == "policy_version" and change.state == "pending":
-        result = changes.policy_replay(session, change, st.policy_for(session), st.today())
+    policy = st.policy_for(session)
+    change_status = changes.status_of(change, policy)
+    if change.kind == "policy_version" and change_status == "pending":
+        result = changes.policy_replay(session, change, policy, st.today())
         replay = replay_public(result, st.reporting_currency)
     emails = user_emails(session, [change.proposed_by_id, change.decided_by_id])
     return render_template(
         "changes/detail.html", change=change, description=changes.describe(session, change),
+        status=change_status, expires_at=changes.expires_at(change, policy),
         replay=replay, emails=emails, form=form or ChangeDecisionForm(formdata=None),
         document=(changes.proposed_document_text(change)
                   if change.kind == "policy_version" else None),
@@ -110,7 +115,7 @@ def decline(change_id: int):
     if not form.validate_on_submit():
         return _render(change, 422, form)
     try:
-        changes.decline_change(session, change_id, g.actor,
+        changes.decline_change(session, change_id, g.actor, state().policy_for(session),
                                note=(form.note.data or "").strip() or None)
     except REFUSED as error:
         flash(f"Not declined: {error}.", "error")

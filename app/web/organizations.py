@@ -28,7 +28,7 @@ from app.ledger.search import OrganizationNames
 from app.web.access import get_or_404, role_required
 from app.web.changes import pending_message
 from app.web.formtools import INVALID, attempt, page_of
-from models import Affiliation, Donor, InKindArrangement, Organization, PendingChange
+from models import Affiliation, Donor, InKindArrangement, Organization
 from models.schemas import OrganizationCreate
 
 bp = Blueprint("organizations", __name__, url_prefix="/staff/organizations")
@@ -145,9 +145,9 @@ def detail(org_id: int):
         parent=session.get(Organization, org.parent_id) if org.parent_id else None,
         affiliates=[(a, coverage_label(covered, a)) for a in affiliates],
         people=people, in_kind=in_kind, donors=donors,
-        pending_changes=session.execute(select(PendingChange).where(
-            PendingChange.kind == "organization", PendingChange.target_id == org_id,
-            PendingChange.state == "pending").order_by(PendingChange.id)).scalars().all(),
+        pending_changes=[c for c in changes.changes_in_state(
+            session, "pending", policy=state().policy_for(session))
+            if c.kind == "organization" and c.target_id == org_id],
     )
 
 

@@ -565,3 +565,123 @@ def test_a_fundraiser_finds_their_change_under_changes_and_withdraws_it(web_as, 
     change = db.get(PendingChange, change_id)
     assert (change.state, change.decided_by_id) == ("declined", None)
     assert _org(db, cast["lab"]["id"]).covered_lab is True
+
+
+# --- pending changes expire (review finding: a proposal months old could be approved) ----------
+
+def _age(db, change_id: int, days: float) -> None:
+    """Date a change's proposal `days` back, as if it had waited that long."""
+    from sqlalchemy import update
+
+    db.rollback()  # no read snapshot held: the write must see what requests committed
+    db.execute(update(PendingChange).where(PendingChange.id == change_id)
+               .values(proposed_at=datetime.now(UTC) - timedelta(days=days)))
+    db.commit()
+
+
+@pytest.mark.parametrize(("approvals", "days"), [
+    ({}, 14),
+    ({"min_role_age_days": 7}, 14),
+    ({"pending_change_days": 30}, 30),
+    ({"pending_change_days": 1}, 1),
+])
+def test_pending_change_days_comes_from_the_policy_document(approvals, days):
+    from policies import DEFAULT_POLICY_FILE
+    from policies.document import policy_from_mapping
+
+    document = tomllib.loads(DEFAULT_POLICY_FILE.read_text())
+    document["approvals"] = approvals
+    assert policy_from_mapping(document).pending_change_days == days
+
+
+@pytest.mark.parametrize("bad", [0, -3, "14", 1.5, True])
+def test_pending_change_days_must_be_a_whole_number_of_days(bad):
+    from policies import DEFAULT_POLICY_FILE, PolicyError
+    from policies.document import policy_from_mapping
+
+    document = tomllib.loads(DEFAULT_POLICY_FILE.read_text())
+    document["approvals"] = {"pending_change_days": bad}
+    with pytest.raises(PolicyError, match="pending_change_days"):
+        policy_from_mapping(document)
+
+
+def test_a_change_not_approved_within_the_policy_days_expires_and_cannot_be_approved(
+        api_as, db, cast):
+    fundraiser, reviewer = api_as("fundraiser"), api_as("reviewer")
+    lab_id = cast["lab"]["id"]
+    old = ok(fundraiser.patch(f"/organizations/{lab_id}", {"covered_lab": False}),
+             202)["change_id"]
+    recent = ok(fundraiser.put(f"/affiliations/{cast['vp']['id']}", _aff_body(
+        lab_id, senior=False, title="Vice President")), 202)["change_id"]
+    _age(db, old, days=15)  # the shipped policy names no pending_change_days: 14
+    _age(db, recent, days=13)
+
+    shown = ok(reviewer.get(f"/changes/{old}"), 200)
+    assert shown["status"] == "expired"
+    assert shown["expires_at"] < datetime.now(UTC).isoformat()
+    assert ok(reviewer.get(f"/changes/{recent}"), 200)["status"] == "pending"
+    assert [c["id"] for c in ok(reviewer.get("/changes?status=pending"), 200)["items"]] == [
+        recent]
+    assert [c["id"] for c in ok(reviewer.get("/changes?status=expired"), 200)["items"]] == [old]
+
+    refused = reviewer.post(f"/changes/{old}/approve", {"note": "looks fine"})
+    assert refused.status_code == 409
+    body = refused.get_json()
+    assert body["status"] == "expired" and body["change_id"] == old
+    assert "expired" in body["error"] and "pending_change_days" in body["error"]
+    assert _org(db, lab_id).covered_lab is True, "nothing of an expired change applies"
+    row = db.get(PendingChange, old)
+    assert (row.state, row.decided_by_id) == ("expired", None)
+    # Recorded once, by the system, naming who found it; the API says the same afterwards.
+    expiries = db.execute(select(AuditEntry).where(
+        AuditEntry.action == "change.expired")).scalars().all()
+    assert [(e.entity_id, e.actor) for e in expiries] == [(old, "system")]
+    assert expiries[0].data["noticed_by"] == reviewer_label(db, reviewer)
+    assert expiries[0].data["pending_change_days"] == 14
+    again = reviewer.post(f"/changes/{old}/approve")
+    assert again.status_code == 409 and again.get_json()["status"] == "expired"
+    declined = fundraiser.post(f"/changes/{old}/decline")
+    assert declined.status_code == 409 and declined.get_json()["status"] == "expired"
+    assert ok(reviewer.get(f"/changes/{old}"), 200)["status"] == "expired"
+    db.rollback()
+    assert len(db.execute(select(AuditEntry).where(
+        AuditEntry.action == "change.expired")).scalars().all()) == 1
+
+    # The one still within its time is approved as before.
+    ok(reviewer.post(f"/changes/{recent}/approve"), 200)
+    assert _aff(db, cast["vp"]["id"]).senior_decision_maker is False
+
+
+def reviewer_label(db, api) -> str:
+    from models import User
+
+    db.rollback()
+    return f"api:{db.get(User, api.user_id).email}"
+
+
+def test_staff_pages_show_an_expired_change_without_approve_and_refuse_it(web_as, db, cast):
+    fundraiser = web_as("fundraiser")
+    submit(fundraiser, f"/staff/organizations/{cast['lab']['id']}/edit",
+           {"covered_lab": "", "aliases": "Halcyon"})
+    db.rollback()
+    change_id = db.execute(select(PendingChange.id)).scalar_one()
+    reviewer = web_as("reviewer")
+    page = f"/staff/changes/{change_id}"
+    assert "Approve change" in reviewer.get(page).get_data(as_text=True)
+    token_page = reviewer.get(page).get_data(as_text=True)
+    _age(db, change_id, days=20)
+
+    detail = reviewer.get(page).get_data(as_text=True)
+    assert '<span class="tag" id="change-status">expired</span>' in detail
+    assert "Approve change" not in detail
+    listing = reviewer.get("/staff/changes/").get_data(as_text=True)
+    assert '<td class="change-status">expired</td>' in listing
+    assert f"change-{change_id}" not in reviewer.get("/staff/review/").get_data(as_text=True)
+    # A form loaded before the change expired is refused, with the reason.
+    refused = reviewer.post(f"{page}/approve",
+                            data={"csrf_token": csrf_token(token_page, page,
+                                                           f"{page}/approve")})
+    assert refused.status_code == 409
+    assert "expired on" in refused.get_data(as_text=True)
+    assert _org(db, cast["lab"]["id"]).covered_lab is True
+    assert db.get(PendingChange, change_id).state == "expired"
