@@ -181,6 +181,20 @@ def submit(client, page_path: str, data: dict, action: str | None = None, **kw):
                        data={**form.fields, **data}, **kw)
 
 
+def submit_shown(client, page_path: str, html: str, data: dict, action: str | None = None,
+                 **kw):
+    """Post the form of a page already fetched (`html`) as `submit` does, without fetching
+    it again: a page that shows something once (a second factor's new key) must be answered
+    with the form that came with it."""
+    form = page_form(html, page_path, action)
+    assert form.token, f"the form posting to {form.action} has no CSRF token"
+    unknown = set(data) - form.names
+    assert not unknown, f"the form posting to {form.action} has no control named {sorted(unknown)}"
+    target = _path(urljoin(page_path, action or page_path))
+    return client.post(target if form.posts_to(target) else form.action,
+                       data={**form.fields, **data}, **kw)
+
+
 def post_refused(client, page_path: str, action: str, data: dict, **kw):
     """POST to a form the page does not offer (the role may not), with the session's token, so
     a refusal shows the role check and not a missing token."""

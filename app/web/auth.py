@@ -137,7 +137,8 @@ def _password_accepted(user, device_id: str):
                         "at": time.time(), "next": next_path}
     if user.totp_secret:
         return redirect(url_for("auth.code"), 303)
-    session[PENDING]["secret"] = second_factor.new_secret()
+    # The secret itself waits on the server: this cookie is signed, not encrypted.
+    session[PENDING]["enrol"] = True
     return redirect(url_for("auth.enrol"), 303)
 
 
@@ -199,25 +200,30 @@ def code():
 @bp.route("/login/enrol", methods=["GET", "POST"])
 @public
 def enrol():
+    """Each visit shows a new key, once; the code typed is checked against the key kept on
+    the server for this account (app.auth.second_factor)."""
     user, pending = _pending_user()
-    if user is None or not pending.get("secret"):
+    if user is None or not pending.get("enrol") or user.totp_secret:
         flash("Sign in again: the sign-in expired.", "error")
         return redirect(url_for("auth.login"))
-    secret = pending["secret"]
-    uri = second_factor.enrolment_uri(user.email, secret)
-    context = {"secret": secret, "qr": second_factor.qr_svg(uri), "uri": uri}
     form = CodeForm()
     if form.validate_on_submit():
         try:
-            second_factor.enrol(get_session(), user.id, secret, form.code.data,
+            second_factor.enrol(get_session(), user.id, form.code.data,
                                 Actor(f"web:{user.email}", user.id, user.role), _now())
         except ValidationFailed:
-            return _code_refused(user, form, "auth/enrol.html", **context)
+            return _code_refused(user, form, "auth/enrol.html")
         flash("Second factor set up: from now on you sign in with a code from your app.",
               "success")
         return _complete_sign_in(user, pending["d"], pending.get("next"))
-    status = 400 if request.method == "POST" else 200
-    return make_response(render_template("auth/enrol.html", form=form, **context), status)
+    if request.method == "POST":
+        return make_response(render_template("auth/enrol.html", form=form), 400)
+    secret = second_factor.start_enrolment(get_session(), user.id, _now())
+    uri = second_factor.enrolment_uri(user.email, secret)
+    response = make_response(render_template(
+        "auth/enrol.html", form=form, secret=secret, qr=second_factor.qr_svg(uri), uri=uri))
+    response.headers["Cache-Control"] = "no-store"  # the key is shown once, not kept
+    return response
 
 
 @bp.post("/logout")

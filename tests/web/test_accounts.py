@@ -15,7 +15,7 @@ from app.config import ConfigError, load_settings
 from models import ApiToken, AuditEntry, Gift, OverrideRequest, User, utcnow
 from tests.builders import affiliate, gift, organization, person
 from tests.ledger.test_acknowledgements import inbox  # noqa: F401 - a fixture
-from tests.webtools import PASSWORD, establish, make_user, sign_in, submit
+from tests.webtools import PASSWORD, establish, make_user, sign_in, submit, submit_shown
 
 LINK = re.compile(r'<p class="secret" id="new-link">https?://[^/]+(/account/link/[^<]+)</p>')
 SECRET = re.compile(r'<code class="totp-secret">([A-Z2-7]+)</code>')
@@ -115,13 +115,18 @@ def test_an_admin_cannot_make_api_tokens_for_a_reviewer(app, web_as, db):
 
 # --- second factor ---------------------------------------------------------------------------
 
+def _post_shown(client, path: str, html: str, data: dict, action: str | None = None):
+    """An enrolment page shows its key once: answer the form that came with that key."""
+    return submit_shown(client, path, html, data, action)
+
+
 def _enrol(client, email: str) -> tuple[str, str]:
     response = sign_in(client, email)
     assert response.status_code == 303 and response.headers["Location"].endswith("/login/enrol")
     page = client.get("/login/enrol").get_data(as_text=True)
     secret = SECRET.search(page).group(1)
     code = pyotp.TOTP(secret).now()
-    done = submit(client, "/login/enrol", {"code": code})
+    done = _post_shown(client, "/login/enrol", page, {"code": code})
     assert done.status_code == 302, done.status_code
     return secret, code
 
@@ -184,10 +189,17 @@ def test_anyone_may_set_up_a_second_factor_from_their_account(app, web_as, db):
     fundraiser = web_as("fundraiser")
     page = fundraiser.get("/account/second-factor").get_data(as_text=True)
     secret = SECRET.search(page).group(1)
-    done = submit(fundraiser, "/account/second-factor", {"code": pyotp.TOTP(secret).now()})
+    code = pyotp.TOTP(secret).now()
+    # Not without the account's password: a borrowed session cannot add a factor either.
+    wrong = _post_shown(fundraiser, "/account/second-factor", page,
+                        {"current_password": "not the password", "code": code})
+    assert wrong.status_code == 400
+    done = _post_shown(fundraiser, "/account/second-factor", page,
+                       {"current_password": PASSWORD, "code": code})
     assert done.status_code == 303
+    db.rollback()
     user = db.execute(select(User).where(User.email == "web-fundraiser@example.org")).scalar_one()
-    assert user.totp_secret == secret
+    assert user.totp_secret == secret and user.totp_pending_secret is None
 
 
 # --- passwords ---------------------------------------------------------------------------------
@@ -237,3 +249,157 @@ def test_a_reset_link_goes_to_the_user_not_the_admin(app, web_as, db, inbox):  #
                                  "new_password_again": "reset by me only"}).status_code == 303
     assert sign_in(person, "rev@example.org", "reset by me only").status_code == 302
     assert app.test_client().get(link).status_code == 404
+
+
+# --- review findings: replacing the factor, where its secret waits, sessions -------------------
+
+def _session_cookie(app, client) -> dict:
+    """The Flask session cookie as anyone who sees it can read it (signed, not encrypted)."""
+    cookie = client.get_cookie(app.config.get("SESSION_COOKIE_NAME", "session"))
+    assert cookie is not None
+    return app.session_interface.get_signing_serializer(app).loads(cookie.value)
+
+
+def _user(db, email: str) -> User:
+    db.rollback()
+    return db.execute(select(User).where(User.email == email)).scalar_one()
+
+
+def test_the_key_being_set_up_never_travels_in_the_session_cookie(app, db):
+    app.config["REQUIRE_SECOND_FACTOR"] = True
+    make_user(app, "rev@example.org", "reviewer")
+    client = app.test_client()
+    assert sign_in(client, "rev@example.org").status_code == 303
+    page = client.get("/login/enrol")
+    secret = SECRET.search(page.get_data(as_text=True)).group(1)
+    assert page.headers["Cache-Control"] == "no-store"
+    assert secret not in repr(_session_cookie(app, client))
+    assert _user(db, "rev@example.org").totp_pending_secret == secret  # on the server
+    # Shown once: the next visit shows another key, and the first one's codes no longer do.
+    again = client.get("/login/enrol").get_data(as_text=True)
+    second = SECRET.search(again).group(1)
+    assert second != secret
+    stale = _post_shown(client, "/login/enrol", again, {"code": pyotp.TOTP(secret).now()})
+    assert stale.status_code == 401
+    assert secret not in stale.get_data(as_text=True) and second not in stale.get_data(
+        as_text=True)
+
+    fundraiser = app.test_client()
+    make_user(app, "fund@example.org", "fundraiser")
+    assert sign_in(fundraiser, "fund@example.org").status_code == 302
+    shown = fundraiser.get("/account/second-factor").get_data(as_text=True)
+    own = SECRET.search(shown).group(1)
+    assert own not in repr(_session_cookie(app, fundraiser))
+
+
+def test_a_taken_over_session_cannot_swap_the_second_factor(app, db):
+    """Whoever holds a signed-in browser (not the password, not the phone) tries to move the
+    account's second factor to their own app."""
+    app.config["REQUIRE_SECOND_FACTOR"] = True
+    make_user(app, "rev@example.org", "reviewer")
+    browser = app.test_client()
+    owners, _code = _enrol(browser, "rev@example.org")
+    taker = "/account/second-factor"
+    page = browser.get(taker).get_data(as_text=True)
+    theirs = SECRET.search(page).group(1)
+    new_code = pyotp.TOTP(theirs).now()
+
+    without_code = _post_shown(browser, taker, page, {"current_password": PASSWORD,
+                                                      "code": new_code})
+    assert without_code.status_code == 400
+    guessed = _post_shown(browser, taker, page, {"current_password": "a guess at it",
+                                                 "current_code": "123456", "code": new_code})
+    assert guessed.status_code == 400
+    wrong_code = "000000" if pyotp.TOTP(owners).now() != "000000" else "111111"
+    no_phone = _post_shown(browser, taker, page, {"current_password": PASSWORD,
+                                                  "current_code": wrong_code, "code": new_code})
+    assert no_phone.status_code == 400
+    assert _user(db, "rev@example.org").totp_secret == owners
+
+    # The owner, with the password and the phone, moves it; audited as a replacement.
+    later = utcnow() + timedelta(seconds=30)  # the enrolment spent the current step
+    moved = _post_shown(browser, taker, page, {
+        "current_password": PASSWORD, "current_code": pyotp.TOTP(owners).at(later),
+        "code": new_code})
+    assert moved.status_code == 303, moved.get_data(as_text=True)
+    assert _user(db, "rev@example.org").totp_secret == theirs
+    entry = db.execute(select(AuditEntry).where(
+        AuditEntry.action == "user.second_factor_enrolled").order_by(AuditEntry.id.desc())
+    ).scalars().first()
+    assert entry.data["replaced"] is True
+    assert entry.data["confirmed_with"] == ["password", "code from the replaced factor"]
+
+
+def test_removing_a_second_factor_takes_the_password_and_a_code(app, web_as, db):
+    fundraiser = web_as("fundraiser")
+    email = "web-fundraiser@example.org"
+    page = fundraiser.get("/account/second-factor").get_data(as_text=True)
+    secret = SECRET.search(page).group(1)
+    assert _post_shown(fundraiser, "/account/second-factor", page, {
+        "current_password": PASSWORD, "code": pyotp.TOTP(secret).now()}).status_code == 303
+
+    account = fundraiser.get("/account").get_data(as_text=True)
+    refused = _post_shown(fundraiser, "/account", account, {
+        "remove-current_password": PASSWORD, "remove-current_code": "123456"
+        if pyotp.TOTP(secret).now() != "123456" else "654321"},
+        action="/account/second-factor/remove")
+    assert refused.status_code == 400
+    assert _user(db, email).totp_secret == secret
+    later = pyotp.TOTP(secret).at(utcnow() + timedelta(seconds=30))
+    removed = _post_shown(fundraiser, "/account", account, {
+        "remove-current_password": PASSWORD, "remove-current_code": later},
+        action="/account/second-factor/remove")
+    assert removed.status_code == 303
+    assert _user(db, email).totp_secret is None
+    assert db.execute(select(AuditEntry).where(
+        AuditEntry.action == "user.second_factor_removed")).scalars().one()
+
+
+def test_a_reviewer_cannot_remove_the_second_factor_they_must_have(app, db):
+    app.config["REQUIRE_SECOND_FACTOR"] = True
+    make_user(app, "rev@example.org", "reviewer")
+    browser = app.test_client()
+    secret, _code = _enrol(browser, "rev@example.org")
+    account = browser.get("/account").get_data(as_text=True)
+    assert "Remove second factor" not in account
+    from tests.webtools import session_token
+
+    refused = browser.post("/account/second-factor/remove", data={
+        "remove-csrf_token": session_token(account), "csrf_token": session_token(account),
+        "remove-current_password": PASSWORD,
+        "remove-current_code": pyotp.TOTP(secret).at(utcnow() + timedelta(seconds=30))})
+    assert refused.status_code in (400, 409)
+    assert _user(db, "rev@example.org").totp_secret == secret
+
+
+def test_the_account_page_is_no_way_around_the_sign_in_limits(app, web_as):
+    """A borrowed session guessing the password on the account page is throttled like
+    sign-in: the account's free failures, then a wait."""
+    from app.auth import throttle
+
+    viewer = web_as("viewer")
+    answers = []
+    for attempt in range(throttle.ACCOUNT.free + 2):
+        answers.append(submit(viewer, "/account", {
+            "current_password": f"guess number {attempt}", "new_password": "a new long password",
+            "new_password_again": "a new long password"}, action="/account/password").status_code)
+    assert answers[:throttle.ACCOUNT.free + 1] == [400] * (throttle.ACCOUNT.free + 1)
+    assert answers[-1] == 429
+    # Sign-in from elsewhere is held back too: the account's count is one count.
+    assert sign_in(app.test_client(), "web-viewer@example.org").status_code == 429
+
+
+def test_a_reset_link_ends_every_other_session(app, web_as, db, inbox):  # noqa: F811
+    admin = web_as("admin")
+    user_id = make_user(app, "rev@example.org", "reviewer")
+    elsewhere = app.test_client()
+    assert sign_in(elsewhere, "rev@example.org").status_code == 302
+    assert elsewhere.get("/staff/").status_code == 200
+    page = f"/staff/admin/users/{user_id}"
+    assert submit(admin, page, {}, action=f"{page}/reset-link").status_code == 303
+    (_sender, _recipients, message), = inbox.messages
+    link = re.search(r"https?://[^/\s]+(/account/link/\S+)", message.get_content()).group(1)
+    assert submit(app.test_client(), link, {"new_password": "reset by me only",
+                                            "new_password_again": "reset by me only"}
+                  ).status_code == 303
+    assert elsewhere.get("/staff/").status_code == 302  # signed out
