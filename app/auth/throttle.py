@@ -10,13 +10,19 @@ forgotten. docs/deployment.md ("Sign-in") explains the design.
 These writes never take the ledger lock, and wait for the database briefly: sign-in must
 keep working while an import holds the ledger. On SQLite every write needs the one database
 write lock, which an import holds throughout; a failure that cannot be written within
-WRITE_WAIT_SECONDS is logged and not counted, and the attempt is still answered normally.
+WRITE_WAIT_SECONDS is logged and counted in this process's memory instead (_Unwritten):
+it delays further attempts on its keys as a written one would (on top of what the table
+holds), and is written with the next failure that can be. Each worker process counts its
+own: with W workers an attacker gets at most W times the free attempts while the import
+runs, instead of unlimited ones.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -81,12 +87,65 @@ def device_key(device_id: str) -> str:
     return key("device", device_id)
 
 
+class _Unwritten:
+    """Failures this process could not write (the database stayed locked), per key: how
+    many, the last one's time and the key's limit. Thread-safe."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._counts: dict[str, tuple[int, datetime, Limit]] = {}
+
+    def add(self, limits: dict[str, Limit], now: datetime) -> None:
+        with self._lock:
+            for key_, limit in limits.items():
+                count, _last, _limit = self._counts.get(key_, (0, now, limit))
+                self._counts[key_] = (count + 1, now, limit)
+
+    def of(self, keys: Iterable[str]) -> dict[str, tuple[int, datetime, Limit]]:
+        with self._lock:
+            return {k: self._counts[k] for k in keys if k in self._counts}
+
+    def taken(self) -> dict[str, tuple[int, datetime, Limit]]:
+        """Everything counted so far, forgotten here (the caller writes it)."""
+        with self._lock:
+            counts, self._counts = self._counts, {}
+            return counts
+
+    def put_back(self, counts: dict[str, tuple[int, datetime, Limit]]) -> None:
+        with self._lock:
+            for key_, (count, last, limit) in counts.items():
+                mine, latest, _limit = self._counts.get(key_, (0, last, limit))
+                self._counts[key_] = (mine + count, max(latest, last), limit)
+
+    def forget(self, keys: Iterable[str]) -> None:
+        with self._lock:
+            for key_ in keys:
+                self._counts.pop(key_, None)
+
+
+_unwritten_by_engine: weakref.WeakKeyDictionary[Engine, _Unwritten] = weakref.WeakKeyDictionary()
+_unwritten_made = threading.Lock()
+
+
+def _unwritten(engine: Engine) -> _Unwritten:
+    """The unwritten failures of one database (an app has one engine)."""
+    with _unwritten_made:
+        return _unwritten_by_engine.setdefault(engine, _Unwritten())
+
+
 def blocked_until(conn: Connection, keys: Iterable[str], now: datetime) -> datetime | None:
-    """The latest end of a block on any of the keys, if one is still running."""
-    ends = conn.execute(
+    """The latest end of a block on any of the keys, if one is still running: as the
+    table has it, or as failures this process could not write yet add to it."""
+    keys = list(keys)
+    ends = list(conn.execute(
         select(SignInThrottle.blocked_until)
-        .where(SignInThrottle.key.in_(list(keys)), SignInThrottle.blocked_until > now)
-    ).scalars().all()
+        .where(SignInThrottle.key.in_(keys), SignInThrottle.blocked_until > now)
+    ).scalars().all())
+    for key_, (count, last, limit) in _unwritten(conn.engine).of(keys).items():
+        stored, _until = failures_of(conn, key_)
+        delay = limit.delay_after(stored + count)
+        if delay is not None and last + delay > now:
+            ends.append(last + delay)
     return max(ends, default=None)
 
 
@@ -130,8 +189,11 @@ def short_write(engine: Engine) -> Iterator[Connection]:
 
 
 def record_failure(engine: Engine, limits: dict[str, Limit], now: datetime) -> bool:
-    """Count one failed attempt on each key (key -> its limit). False if it could not be
-    written (the database stayed locked): logged, and the attempt is not counted."""
+    """Count one failed attempt on each key (key -> its limit), with any this process could
+    not write before. False if it could not be written (the database stayed locked): then
+    it is counted in this process's memory (see the module's docstring) and logged."""
+    unwritten = _unwritten(engine)
+    earlier = unwritten.taken()
     try:
         with short_write(engine) as conn:
             # Forget keys quiet for a day, so the table stays as small as the attacks are.
@@ -139,11 +201,17 @@ def record_failure(engine: Engine, limits: dict[str, Limit], now: datetime) -> b
                 SignInThrottle.last_failure_at < now - FORGET_AFTER,
                 or_(SignInThrottle.blocked_until.is_(None), SignInThrottle.blocked_until < now),
             ))
+            for key_, (count, _last, limit) in earlier.items():
+                for _ in range(count):  # counted as of now: their blocks run from now
+                    _count(conn, key_, limit, now)
             for key_, limit in limits.items():
                 _count(conn, key_, limit, now)
         return True
     except OperationalError:
-        log.warning("sign-in: a failed attempt could not be counted (the database was busy)")
+        unwritten.put_back(earlier)
+        unwritten.add(limits, now)
+        log.warning("sign-in: a failed attempt could not be written (the database was busy); "
+                    "counted in this process until it can be")
         return False
 
 
@@ -167,6 +235,7 @@ def clear(engine: Engine, keys: Iterable[str]) -> bool:
     """Forget the keys' failures (a successful sign-in, an admin's unblock). Writes only if
     there is something to forget, so an ordinary sign-in writes nothing."""
     keys = list(keys)
+    _unwritten(engine).forget(keys)
     with engine.connect() as conn:
         present = conn.execute(
             select(SignInThrottle.key).where(SignInThrottle.key.in_(keys))

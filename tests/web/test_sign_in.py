@@ -281,3 +281,25 @@ def test_sign_in_and_out_work_while_the_ledger_is_locked(app):
         response, took = timed(lambda: client.post("/logout", data={"csrf_token": token}))
         assert response.status_code == 302 and took < PROMPT
         assert client.get("/staff/").status_code == 302
+
+
+def test_failures_count_while_an_import_holds_the_database(app, clock, db, monkeypatch):
+    """On SQLite an import holds the one write lock for minutes, and a failure could not be
+    written: it went uncounted, so guesses were unlimited while the import ran. Now it is
+    counted in the process until it can be written (PostgreSQL writes it at once)."""
+    monkeypatch.setattr(throttle, "WRITE_WAIT_SECONDS", 0.3)  # keep the test short
+    make_user(app, "ana@example.org", "viewer")
+    attacker = app.test_client()
+    free = throttle.ACCOUNT.free
+    with ledger_held(app):
+        answers = [answer(attempt(attacker, "ana@example.org", f"guess {n} at it"))[0]
+                   for n in range(free + 2)]
+        assert answers == [401] * (free + 1) + [429]
+        # The right password waits too: the block is the account's, as if written.
+        assert attempt(app.test_client(), "ana@example.org").status_code == 429
+    clock.advance(31)
+    assert answer(attempt(attacker, "ana@example.org", "one more guess"))[0] == 401
+    db.rollback()
+    stored = db.execute(select(SignInThrottle.failures).where(
+        SignInThrottle.key == throttle.account_key("ana@example.org"))).scalar_one()
+    assert stored == free + 2  # every counted failure is in the table once it can be written
