@@ -72,3 +72,46 @@ def test_a_policy_version_proposed_by_one_admin_is_approved_by_a_reviewer(api_as
     after = gift(api, payer["id"], "100.00", today, purpose="evaluation_services")
     assert (after["status"], after["decision"]["policy_version"]) == ("accepted", "2027.lenient")
     assert ok(api.get(f"/changes/{change_id}"), 200)["status"] == "approved"
+
+
+def test_a_change_left_too_long_expires_under_the_reviewers_eyes(api_as, staff, db, shot):
+    """A reviewer opens a change on its last day and approves after it ran out: refused,
+    with the reason, and the page shows it expired with nothing to approve."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from models import PendingChange
+
+    api = api_as("fundraiser", "api-fundraiser")
+    lab = organization(api, "Frontier Lab", covered_lab=True)
+    change_id = ok(api.patch(f"/organizations/{lab['id']}", {"covered_lab": False}),
+                   202)["change_id"]
+
+    def age(days: float) -> None:
+        db.rollback()
+        db.execute(update(PendingChange).where(PendingChange.id == change_id)
+                   .values(proposed_at=datetime.now(UTC) - timedelta(days=days)))
+        db.commit()
+
+    age(13.9)
+    reviewer = staff("reviewer")
+    reviewer.goto(f"/staff/changes/{change_id}")
+    expect(reviewer.locator("#change-status")).to_have_text("pending second approval")
+    expect(reviewer.locator("main")).to_contain_text("may be approved until")
+    age(14.1)  # the reviewer reads for a while: the fourteen days run out
+    reviewer.get_by_role("button", name=f"Approve change #{change_id}").click()
+    expect(reviewer.locator("main p.flash.error")).to_contain_text(
+        f"Not approved: change {change_id} expired on")
+    expect(reviewer.locator("#change-status")).to_have_text("expired")
+    expect(reviewer.get_by_role("button", name=f"Approve change #{change_id}")).to_have_count(0)
+    shot(reviewer, "change-04-expired")
+
+    reviewer.goto("/staff/changes/")
+    row = reviewer.locator("tbody tr", has_text=f"#{change_id}")
+    expect(row.locator("td.change-status")).to_have_text("expired")
+    reviewer.goto("/staff/review/")
+    expect(reviewer.locator(f"article#change-{change_id}")).to_have_count(0)
+    body = ok(api.get(f"/changes/{change_id}"), 200)
+    assert body["status"] == "expired"
+    assert ok(api.get(f"/organizations/{lab['id']}"), 200)["covered_lab"] is True
