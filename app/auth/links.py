@@ -136,6 +136,8 @@ def set_password(session: Session, user_id: int, password: str, actor: Actor,
         if clear_second_factor:
             user.totp_secret = None
             user.totp_last_step = None
+            user.totp_pending_secret = None
+            user.totp_pending_at = None
         if actor.user_id != user.id:
             # Someone else set the password (whoever runs the server): until the waiting
             # time has passed again, the account is not a second person
