@@ -45,7 +45,6 @@ class PendingChange(SQLModel, table=True):
     proposed_at: datetime = Field(default_factory=utcnow)
     state: str = Field(default="pending", max_length=10)
     decided_by_id: int | None = Field(default=None, foreign_key="staff_user.id")
-    #: When it was approved or declined, or found expired.
     decided_at: datetime | None = None
     #: The approver's or decliner's note.
     note: str | None = Field(default=None, sa_column=Column(Text))

@@ -111,8 +111,8 @@ def _expire_due(session: Session, policy: Policy, now: datetime,
         .order_by(PendingChange.id)
     ).scalars().all()
     for change in due:
+        # Nobody decided: decided_by and decided_at stay empty; the audit entry has the time.
         change.state = "expired"
-        change.decided_at = now
         audit.append(session, audit.SYSTEM, "change.expired", "pending_change", change.id, {
             "kind": change.kind, "target_id": change.target_id,
             "proposed_by_id": change.proposed_by_id,

@@ -631,7 +631,7 @@ def test_a_change_not_approved_within_the_policy_days_expires_and_cannot_be_appr
     assert "expired" in body["error"] and "pending_change_days" in body["error"]
     assert _org(db, lab_id).covered_lab is True, "nothing of an expired change applies"
     row = db.get(PendingChange, old)
-    assert (row.state, row.decided_by_id) == ("expired", None)
+    assert (row.state, row.decided_by_id, row.decided_at) == ("expired", None, None)
     # Recorded once, by the system, naming who found it; the API says the same afterwards.
     expiries = db.execute(select(AuditEntry).where(
         AuditEntry.action == "change.expired")).scalars().all()
