@@ -5,6 +5,7 @@ from models.audit import GENESIS_HASH, AuditEntry
 from models.base import metadata, utcnow
 from models.changes import PendingChange
 from models.checkpoints import AuditCheckpoint
+from models.contacts import Interaction, Task
 from models.disclosures import Acknowledgement, PublishedDisclosure
 from models.finance import CashSnapshot, FiscalBudget, FundraisingGoal, MonthlySpend
 from models.funding import FundingDay, FundingMixDay, LedgerLock
@@ -69,6 +70,7 @@ __all__ = [
     "IllegalPledgeTransition",
     "IllegalTransition",
     "InKindArrangement",
+    "Interaction",
     "LedgerLock",
     "MonthlySpend",
     "OnlineDonation",
@@ -87,6 +89,7 @@ __all__ = [
     "StripeInstall",
     "StripeSettlement",
     "StripeUnmatchedEvent",
+    "Task",
     "User",
     "metadata",
     "move_pledge",

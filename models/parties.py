@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, CheckConstraint, Column, Index
+from sqlalchemy import JSON, CheckConstraint, Column, Index, false, true
 from sqlmodel import Field, SQLModel
 
 from models.base import in_list, utcnow
@@ -67,6 +67,12 @@ class Donor(SQLModel, table=True):
     name_key_a: str | None = Field(default=None, max_length=200, index=True)
     name_key_b: str | None = Field(default=None, max_length=200, index=True)
     phone_key: str | None = Field(default=None, max_length=10, index=True)
+    #: Contact preferences: how the donor agreed to be contacted. do_not_contact overrides
+    #: the rest (no appeals, no calls; receipts the law requires still go out).
+    do_not_contact: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    email_ok: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
+    post_ok: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
+    phone_ok: bool = Field(default=True, sa_column_kwargs={"server_default": true()})
 
 
 class DonorMerge(SQLModel, table=True):

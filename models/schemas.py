@@ -352,3 +352,32 @@ def field_errors(error) -> dict[str, list[str]]:
             message = message[match.end():]
         result.setdefault(loc or "body", []).append(message)
     return result
+
+
+class InteractionCreate(Input):
+    """A call, meeting, e-mail, event, letter or note on a donor's timeline."""
+
+    kind: Literal["call", "meeting", "email", "event", "letter", "note"]
+    occurred_on: IsoDate
+    summary: Annotated[str, Field(min_length=1, max_length=200)]
+    note: Annotated[str, Field(max_length=10_000)] | None = None
+
+
+class TaskCreate(Input):
+    """Something for a staff member to do by a date, usually about a donor."""
+
+    title: Annotated[str, Field(min_length=1, max_length=200)]
+    due_on: IsoDate
+    #: The staff user to do it; the requester when left out.
+    assignee_id: int | None = None
+    donor_id: int | None = None
+    note: Annotated[str, Field(max_length=10_000)] | None = None
+
+
+class ContactPreferences(Input):
+    """How a donor agreed to be contacted; do_not_contact overrides the rest."""
+
+    do_not_contact: bool
+    email_ok: bool = True
+    post_ok: bool = True
+    phone_ok: bool = True

@@ -2,6 +2,7 @@
 
 from app.api import (  # noqa: F401 - these register their routes on bp
     change_routes,
+    contacts,
     identity,
 )
 from app.api.routes import bp

@@ -6,10 +6,12 @@ from functools import cache
 
 from models.schemas import (
     AffiliationCreate,
+    ContactPreferences,
     DonorCreate,
     DonorCreateConfirmed,
     GiftCreate,
     InKindCreate,
+    InteractionCreate,
     MatchVerdictCreate,
     MergeCreate,
     OrganizationCreate,
@@ -17,12 +19,14 @@ from models.schemas import (
     PledgeCreate,
     RefundCreate,
     ReviewCreate,
+    TaskCreate,
     TitleReview,
 )
 
 INPUTS = [AffiliationCreate, DonorCreate, GiftCreate, InKindCreate, OrganizationCreate,
           OrganizationPatch, PledgeCreate, RefundCreate, ReviewCreate, DonorCreateConfirmed,
-          MergeCreate, TitleReview, MatchVerdictCreate]
+          MergeCreate, TitleReview, MatchVerdictCreate, InteractionCreate, TaskCreate,
+          ContactPreferences]
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
@@ -109,6 +113,24 @@ OPERATIONS = [
     ("get", "/rosters", "List roster entries", "read", None, 200, [],
      [("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
       ("after_id", {"type": "integer", "minimum": 0})]),
+    # The relationship beyond money (app/api/contacts.py).
+    ("get", "/donors/{id}/interactions", "A donor's interactions, newest first", "read", None,
+     200, [ID], [("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+                 ("before_id", {"type": "integer", "minimum": 1})]),
+    ("post", "/donors/{id}/interactions", "Record a call, meeting, e-mail, event, letter or note",
+     "contacts.write", InteractionCreate, 201, [ID], []),
+    ("put", "/donors/{id}/contact-preferences", "Set how the donor agreed to be contacted",
+     "donors.write", ContactPreferences, 200, [ID], []),
+    ("get", "/donors/{id}/giving", "Giving summary: lifetime, this year, last year, first, "
+     "last and largest gift", "read", None, 200, [ID], []),
+    ("get", "/tasks", "Tasks (the requester's open tasks by default)", "read", None, 200, [],
+     [("status", {"type": "string", "enum": ["open", "done", "all"]}),
+      ("assignee_id", {"type": "integer", "minimum": 1}),
+      ("donor_id", {"type": "integer", "minimum": 1}),
+      ("limit", {"type": "integer", "minimum": 1, "maximum": 500})]),
+    ("post", "/tasks", "Create a task for a staff member", "contacts.write", TaskCreate, 201,
+     [], []),
+    ("post", "/tasks/{id}/complete", "Mark a task done", "contacts.write", None, 200, [ID], []),
 ]
 
 #: Operations that answer 202 when part of the request waits for a second person.

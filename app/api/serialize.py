@@ -99,6 +99,10 @@ def donor_public(donor: Donor, session: Session | None = None) -> dict:
         "created_at": _iso(donor.created_at),
         "phone": donor.phone,
         "postal_address": donor.postal_address,
+        "do_not_contact": donor.do_not_contact,
+        "email_ok": donor.email_ok,
+        "post_ok": donor.post_ok,
+        "phone_ok": donor.phone_ok,
     }
     if session is not None:
         # Set when this record was merged into another: that donor's id (docs/api.md).

@@ -12,6 +12,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "organizations.write": frozenset({"fundraiser", "reviewer", "admin"}),
     "affiliations.write": frozenset({"fundraiser", "reviewer", "admin"}),
     "in_kind.write": frozenset({"fundraiser", "reviewer", "admin"}),
+    #: Interactions on a donor's timeline and staff tasks: everyone who deals with donors.
+    "contacts.write": frozenset({"fundraiser", "reviewer", "finance", "admin"}),
     "review": frozenset({"reviewer", "admin"}),
     #: Declining a pending change: a reviewer or admin, or its proposer withdrawing it
     #: (app.ledger.changes.decline_change checks which).
