@@ -35,6 +35,7 @@ def register_web(app: Flask) -> None:
         auth,
         changes,
         compliance,
+        contacts,
         disclosures,
         donate,
         donor_identity,  # noqa: F401 - its routes join the donors blueprint
@@ -69,6 +70,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(review.bp)
     app.register_blueprint(changes.bp)
     app.register_blueprint(donors.bp)
+    app.register_blueprint(contacts.bp)
     app.register_blueprint(organizations.bp)
     app.register_blueprint(pledges.bp)
     app.register_blueprint(inkind.bp)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import and_, case, func, or_, select
 from sqlmodel import Session
@@ -21,16 +22,29 @@ from app.db import get_session
 from app.errors import NotFound, ProbablySamePerson
 from app.extensions import state
 from app.http_errors import answer_for
-from app.ledger import changes, parties
+from app.ledger import changes, contacts, parties
 from app.ledger.facts import CoveredOrganizations
 from app.ledger.pledges import pledge_schedules
+from app.ledger.profile import giving_summary
 from app.ledger.search import OrganizationNames, donors_matching
 from app.web.access import get_or_404, role_required
 from app.web.changes import pending_message
+from app.web.contacts import KIND_LABELS as INTERACTION_LABELS
+from app.web.contacts import interaction_form, task_form
 from app.web.formtools import INVALID, attempt, blank_to_none, page_of
 from app.web.organizations import coverage_label, organization_choices
 from app.web.pledges import schedule_totals
-from models import Affiliation, Attribution, Decision, Donor, Gift, Organization, Pledge, Refund
+from models import (
+    Affiliation,
+    Attribution,
+    Decision,
+    Donor,
+    Gift,
+    Organization,
+    Pledge,
+    Refund,
+    User,
+)
 from models.parties import AFFILIATION_KINDS
 from models.schemas import AffiliationCreate, DonorCreate, DonorUpdate
 from policies.rules import senior_words
@@ -221,9 +235,14 @@ def detail(donor_id: int):
             session, donor_id)) else None,
         affiliations=[(a, o, coverage_label(covered, o)) for a, o in affiliations],
         attributions=attributions, decisions=decisions, pledges=pledges, pledge_totals=pledge_totals,
-        totals=giving_totals(session, [donor_id], st.reporting_currency).get(donor_id,
-                                                                              GivingTotals()),
+        giving=giving_summary(session, donor_id, st.reporting_currency, today),
         currency=st.reporting_currency,
+        timeline=contacts.timeline(session, donor_id, limit=20),
+        tasks=contacts.tasks_of(session, donor_id=donor_id, status="open"),
+        staff_emails=dict(session.execute(select(User.id, User.email)).all()),
+        interaction_form=interaction_form() if current_user.can("contacts.write") else None,
+        task_form=task_form() if current_user.can("contacts.write") else None,
+        interaction_labels=INTERACTION_LABELS,
         organization=session.get(Organization, donor.organization_id)
         if donor.organization_id else None,
         category_labels=CATEGORY_LABELS, kind_labels=KIND_LABELS, basis_labels=BASIS_LABELS,

@@ -10,6 +10,7 @@ from flask_login import current_user
 #: (label, endpoint, permission), in display order.
 NAV: tuple[tuple[str, str, str], ...] = (
     ("Donors", "donors.index", "read"),
+    ("Tasks", "contacts.tasks", "read"),
     ("Organisations", "organizations.index", "read"),
     ("Gifts", "gifts.index", "read"),
     ("Pledges", "pledges.index", "read"),
