@@ -19,7 +19,7 @@ from sqlmodel import Session
 from app.auth.users import create_user
 from app.errors import NotAllowed
 from app.extensions import State
-from app.ledger import finance
+from app.ledger import contacts, finance
 from app.ledger.audit import Actor
 from app.ledger.gifts import record_gift, refund_gift
 from app.ledger.parties import add_affiliation, create_donor, create_in_kind, create_organization
@@ -37,12 +37,15 @@ from models.money import display_amount
 from models.schemas import (
     AffiliationCreate,
     AttributionIn,
+    ContactPreferences,
     DonorCreate,
     GiftCreate,
     InKindCreate,
     InstalmentIn,
+    InteractionCreate,
     OrganizationCreate,
     PledgeCreate,
+    TaskCreate,
     UserCreate,
 )
 
@@ -100,6 +103,7 @@ class DemoLedger:
         self.orgs: dict[str, int] = {}
         self.org_donors: dict[str, int] = {}
         self._names: set[str] = set()
+        self.major_donors: list[int] = []
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -237,6 +241,7 @@ class DemoLedger:
     def plan_major_donors(self, count: int) -> None:
         for _ in range(count):
             donor = self.person()
+            self.major_donors.append(donor)
             for year in (0, 365):
                 if self.rng.random() < 0.8:
                     self.gift(donor, self.rng.choice(MAJOR), self.day(year + self.rng.randrange(30, 330)),
@@ -379,6 +384,34 @@ class DemoLedger:
                 start_date=start, end_date=end, estimated_value=value,
                 currency="USD" if value else None), self.users["reviewer"])
 
+    def relationships(self) -> None:
+        """The development team's record of its major donors: calls, meetings and e-mails on
+        their timelines, open tasks (one overdue), and a donor who asked not to be contacted."""
+        fundraiser, reviewer = self.users["fundraiser"], self.users["reviewer"]
+        notes = (("meeting", "Lunch: update on the evaluations programme"),
+                 ("call", "Thanked for the last gift"),
+                 ("email", "Sent the annual report"),
+                 ("event", "Attended the spring briefing"),
+                 ("call", "Discussed a multi-year pledge"))
+        for i, donor in enumerate(self.major_donors):
+            for kind, summary in self.rng.sample(notes, self.rng.randrange(1, 4)):
+                contacts.record_interaction(self.session, donor, InteractionCreate(
+                    kind=kind, occurred_on=self.ago(self.rng.randrange(5, 330)),
+                    summary=summary), fundraiser)
+            if i % 3 == 0:
+                contacts.create_task(self.session, TaskCreate(
+                    title="Invite to the year-end briefing", donor_id=donor,
+                    due_on=self.today + timedelta(days=7 + i)), fundraiser)
+        if self.major_donors:
+            contacts.create_task(self.session, TaskCreate(
+                title="Call back about the stock transfer", donor_id=self.major_donors[-1],
+                due_on=self.ago(2)), fundraiser)
+            contacts.create_task(self.session, TaskCreate(
+                title="Check the senior-title questions in the review queue",
+                due_on=self.today + timedelta(days=1)), reviewer)
+            contacts.set_contact_preferences(self.session, self.major_donors[1], ContactPreferences(
+                do_not_contact=True), fundraiser)
+
     def late_affiliation(self) -> None:
         """A donor turns out to work at a lab: their gifts are re-screened and held for review."""
         donor = self.person()
@@ -497,6 +530,7 @@ def load_demo(session: Session, state: State, seed: int = 7) -> list[str]:
     demo.reviews()
     demo.refunds()
     demo.in_kind()
+    demo.relationships()
     demo.late_affiliation()
     demo.finances()
     return demo.report(seed)

@@ -10,7 +10,7 @@ from sqlalchemy import func, inspect, select
 
 from app import create_app
 from app.demo import DEMO_PASSWORD
-from models import AuditEntry, Gift, User
+from models import AuditEntry, Donor, Gift, Interaction, Task, User
 from tests.builders import World, gift
 from tests.empty_db import BACKENDS, empty_database
 from tests.tampering import tamper
@@ -258,6 +258,11 @@ def test_demo_data_fills_an_empty_database_once(fresh_app):
     assert statuses["accepted"] > 300
     assert {"USD", "EUR", "JPY"} <= currencies
     assert refunded == 2
+    with fresh_app.extensions["armslength"].sessions() as session:
+        interactions = session.execute(select(func.count()).select_from(Interaction)).scalar_one()
+        open_tasks = session.execute(select(func.count()).where(Task.status == "open")).scalar_one()
+        quiet = session.execute(select(func.count()).where(Donor.do_not_contact)).scalar_one()
+    assert interactions >= 12 and open_tasks >= 3 and quiet == 1
 
     summary = json.loads(run(fresh_app, "compliance-summary", "--json").stdout)
     share = float(summary["lab_employee_share"])
