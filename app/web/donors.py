@@ -35,11 +35,13 @@ from app.web.formtools import INVALID, attempt, blank_to_none, page_of
 from app.web.organizations import coverage_label, organization_choices
 from app.web.pledges import schedule_totals
 from models import (
+    Acknowledgement,
     Affiliation,
     Attribution,
     Decision,
     Donor,
     Gift,
+    OnlineDonation,
     Organization,
     Pledge,
     Refund,
@@ -243,6 +245,18 @@ def detail(donor_id: int):
         interaction_form=interaction_form() if current_user.can("contacts.write") else None,
         task_form=task_form() if current_user.can("contacts.write") else None,
         interaction_labels=INTERACTION_LABELS,
+        letters=session.execute(
+            select(Acknowledgement).where(Acknowledgement.donor_id == donor_id)
+            .order_by(Acknowledgement.sent_at.desc(), Acknowledgement.id.desc()).limit(50)
+        ).scalars().all(),
+        monthly=session.execute(
+            select(OnlineDonation).where(
+                OnlineDonation.frequency == "monthly",
+                or_(OnlineDonation.donor_id == donor_id,
+                    OnlineDonation.payer_donor_id == donor_id),
+                OnlineDonation.state.in_(("active", "failed", "cancelled", "paid")))
+            .order_by(OnlineDonation.created_at.desc())
+        ).scalars().all(),
         organization=session.get(Organization, donor.organization_id)
         if donor.organization_id else None,
         category_labels=CATEGORY_LABELS, kind_labels=KIND_LABELS, basis_labels=BASIS_LABELS,

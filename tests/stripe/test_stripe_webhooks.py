@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import date
 
@@ -321,7 +322,7 @@ def test_a_won_dispute_returns_nothing(client, httpserver, db, donation):
 
 # --- monthly gifts -----------------------------------------------------------------------------
 
-def test_each_monthly_invoice_is_a_new_gift(client, httpserver, db):
+def test_each_monthly_invoice_is_a_new_gift(client, httpserver, db, web_as):
     donation = start_donation(client, httpserver, db, amount="other", other_amount="20",
                               frequency="monthly")
     assert "subscription sub_1 started" in ok(post_event(client, subscription_started(donation)))
@@ -341,6 +342,10 @@ def test_each_monthly_invoice_is_a_new_gift(client, httpserver, db):
     db.rollback()
     stored = db.get(OnlineDonation, donation.id)
     assert (stored.state, stored.subscription_id, stored.customer_id) == ("active", "sub_1", "cus_1")
+    # The donor's page lists the monthly gift among the relationship's facts.
+    page = web_as("viewer").get(f"/staff/donors/{recorded[0].donor_id}").get_data(as_text=True)
+    monthly = re.search(r'<table id="monthly-giving">.*?</table>', page, re.S).group(0)
+    assert "20.00 USD" in monthly and "Active" in monthly
 
 
 def test_an_invoice_paid_before_checkout_completed_is_still_found(client, httpserver, db):

@@ -137,3 +137,17 @@ def test_a_viewer_sees_the_relationship_but_cannot_write_it(api, web_as, db):
     ):
         assert post_refused(viewer, "/staff/tasks", action, data).status_code == 403, action
     assert objects(db, select(Interaction)) == [] and objects(db, select(Task)) == []
+
+
+def test_letters_sent_show_on_the_donor_page(api, web_as):
+    donor = b.person(api, "Letter Reader", "letters@example.org")
+    made = b.gift(api, donor["id"], "500.00", "2026-03-02")
+    finance = web_as("finance")
+    letter = f"/staff/acknowledgements/gifts/{made['id']}"
+    response = submit(finance, letter, {"posted_to": "Letter Reader\n2 Main St"},
+                      action=letter + "/posted")
+    assert response.status_code == 302
+    page = text(finance.get(_donor_page(donor["id"])))
+    table = re.search(r'<table id="letters-sent">.*?</table>', page, re.S).group(0)
+    assert f"gift {made['id']}" in table and "post" in table and "2 Main St" in table
+    assert 'id="monthly-giving"' not in page and "No monthly gifts." in page
