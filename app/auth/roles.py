@@ -22,6 +22,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     #: Recording that a printed acknowledgement was posted: finance sends the post.
     "acknowledgements.post": frozenset({"fundraiser", "finance", "admin"}),
     "exports": frozenset({"finance", "admin"}),
+    #: A report's list of donors as CSV (LYBUNT, SYBUNT, first-time): the people fundraisers
+    #: call, so theirs too; the full ledger export stays with finance ("exports").
+    "reports.export": frozenset({"fundraiser", "finance", "admin"}),
     "budget": frozenset({"finance", "admin"}),
     "admin": frozenset({"admin"}),
 }

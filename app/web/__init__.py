@@ -48,6 +48,7 @@ def register_web(app: Flask) -> None:
         online,
         organizations,
         pledges,
+        reports,
         review,
         staff,
     )
@@ -79,3 +80,4 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(acknowledgements.bp)
     app.register_blueprint(compliance.bp)
     app.register_blueprint(finance.bp)
+    app.register_blueprint(reports.bp)

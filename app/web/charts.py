@@ -347,6 +347,45 @@ def _mix_chart(uuid: str, label: str, bars: tuple[MixBar, ...], currency: str
     return _render(chart, _Cleaner(uuid, label, fills=MIX_FILLS))
 
 
+#: Donors of a year by how they came: retained from the year before, recaptured, new.
+DONOR_FILLS = (
+    Fill(BLUE),                                  # retained
+    Fill(GREEN, "dots"),                         # recaptured
+    Fill(AMBER, "diagonal"),                     # new
+)
+MONTH_FILLS = (Fill(BLUE),)
+
+
+def donors_chart(uuid: str, label: str, years: list[tuple[str, int, int, int]]
+                 ) -> tuple[Markup, str]:
+    """Donors per year, stacked: (year label, retained, recaptured, new)."""
+    top = max((sum(y[1:]) for y in years), default=0)
+    step = max(1, -(-top // 5))  # whole donors on the axis, about five steps
+    chart = pygal.StackedBar(
+        **_common(tuple(f.color for f in DONOR_FILLS)), x_label_rotation=0, title=label,
+        print_values=False, value_formatter=lambda v: f"{v:.0f}",
+        y_labels=list(range(0, top + step + 1, step)),
+    )
+    chart.x_labels = [y[0] for y in years]
+    for i, name in enumerate(("Retained", "Recaptured", "New")):
+        chart.add(name, [y[i + 1] for y in years])
+    return _render(chart, _Cleaner(uuid, label, fills=DONOR_FILLS))
+
+
+def months_chart(uuid: str, label: str, months: list[tuple[str, int]], currency: str
+                 ) -> tuple[Markup, str]:
+    """Giving per month: (month label, total in minor units)."""
+    unit = 10 ** currency_exponent(currency)
+    chart = pygal.Bar(
+        **_common(tuple(f.color for f in MONTH_FILLS)), x_label_rotation=0, title=label,
+        print_values=False, min_scale=4, max_scale=8, show_legend=False,
+        value_formatter=_money_formatter(currency),
+    )
+    chart.x_labels = [m[0] for m in months]
+    chart.add("Giving", [max(m[1], 0) / unit for m in months])
+    return _render(chart, _Cleaner(uuid, label, fills=MONTH_FILLS))
+
+
 @dataclass(frozen=True)
 class ComparePoint:
     day: date
@@ -389,6 +428,8 @@ def charts_css() -> str:
         share_chart("share", "sample", sample, "0.5", "0.4", "In breach")[1],
         share_chart("forecast", "sample", sample, "0.5", "0.4", "Breach", dots=True)[1],
         mix_chart("mix", "sample", [MixBar("2026-01", 1, 2, 3, 4)], "USD")[1],
+        donors_chart("donors", "sample", [("2026", 1, 2, 3)])[1],
+        months_chart("months", "sample", [("Jan", 100)], "USD")[1],
         whatif_chart("whatif", "sample",
                      [ComparePoint(p.day, p.share, p.share / 2) for p in sample], "0.5", "0.3")[1],
     ]

@@ -20,6 +20,7 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("Changes", "changes.index", "read"),
     ("Compliance", "compliance.dashboard", "read"),
     ("Finance", "finance.index", "read"),
+    ("Reports", "reports.index", "read"),
     ("Acknowledgements", "acknowledgements.index", "read"),
     ("Disclosures", "staff_disclosures.staff_index", "read"),
     ("Import", "imports.index", "gifts.write"),

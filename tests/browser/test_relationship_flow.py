@@ -67,3 +67,19 @@ def test_log_a_call_add_a_task_tick_it_off_and_stop_contact(api, staff, shot):
     assert (call["kind"], call["summary"]) == ("call", "Thanked her for the gift")
     [task] = ok(api.get(f"/tasks?donor_id={donor['id']}&status=all"), 200)["tasks"]
     assert task["status"] == "done"
+
+
+def test_the_reports_page_draws_its_charts(api, staff, shot):
+    today = datetime.now(UTC).date()
+    donors = {name: person(api, name)["id"] for name in ("Ana Again", "Ben Lapsed", "Cy New")}
+    for name, amount, years_back in (("Ana Again", "300.00", 1), ("Ana Again", "350.00", 0),
+                                     ("Ben Lapsed", "120.00", 1), ("Cy New", "60.00", 0)):
+        gift(api, donors[name], amount, today.replace(year=today.year - years_back, month=1, day=1))
+    viewer = staff("viewer")
+    viewer.goto("/staff/reports/")
+    expect(viewer.locator("#year-figures")).to_contain_text("Retention")
+    expect(viewer.locator("#donors-chart svg")).to_be_visible()
+    expect(viewer.locator("#months-chart svg")).to_be_visible()
+    expect(viewer.locator("#list-lybunt")).to_contain_text("Ben Lapsed")
+    expect(viewer.locator("#list-first-time")).to_contain_text("Cy New")
+    shot(viewer, "62-reports")

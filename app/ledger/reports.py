@@ -1,0 +1,179 @@
+"""Fundraising reports: who gave when, who came back, who lapsed, and how gifts are spread.
+
+Everything starts from one aggregate: each donor's accepted cash gifts, net of their
+refunds, per calendar year, in the reporting currency (donor_years). The reports are plain
+arithmetic on that table, so they agree with each other and with the donor pages
+(app.ledger.profile counts the same gifts). A gift counts for the donor who gave it
+(gift.donor_id): soft credits (a donor-advised fund's advisor) are not added here.
+
+Terms, as fundraising teams use them, for a report year Y:
+- LYBUNT, "last year but unfortunately not this": gave in Y-1, nothing in Y;
+- SYBUNT, "some year but unfortunately not this": gave in some year before Y-1, nothing in
+  Y-1 or Y (LYBUNT donors are not repeated here);
+- retained: gave in Y-1 and in Y; retention rate = retained / donors of Y-1;
+- new (acquired): first gift ever in Y; recaptured: gave in Y, not in Y-1, but before;
+- upgraded / downgraded / same: retained donors whose total in Y is more / less / equal;
+- lapsed: the LYBUNT donors (they gave last year and have not come back this year).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from fractions import Fraction
+
+from sqlalchemy import extract, func, select
+from sqlmodel import Session
+
+from models import Donor, Gift, Refund
+
+#: Gift-size pyramid bands by a donor's total in the year, in major units of the reporting
+#: currency: (lower bound inclusive, label). The last band is open-ended.
+PYRAMID_BANDS = (
+    (0, "under 100"), (100, "100 – 499"), (500, "500 – 999"), (1_000, "1,000 – 4,999"),
+    (5_000, "5,000 – 24,999"), (25_000, "25,000 – 99,999"), (100_000, "100,000 and more"),
+)
+
+
+def donor_years(session: Session, currency: str) -> dict[int, dict[int, int]]:
+    """donor id -> {year: net accepted cash in minor units}, for years with a positive total.
+    One grouped query: the ledger's accepted cash gifts (ix_gift_donor_status_received_on)
+    with their refunds summed per gift."""
+    refunded = (select(Refund.gift_id, func.sum(Refund.reporting_amount_minor).label("minor"))
+                .group_by(Refund.gift_id).subquery())
+    year = extract("year", Gift.received_on)
+    rows = session.execute(
+        select(Gift.donor_id, year,
+               func.sum(Gift.reporting_amount_minor - func.coalesce(refunded.c.minor, 0)))
+        .outerjoin(refunded, refunded.c.gift_id == Gift.id)
+        .where(Gift.status == "accepted", Gift.kind == "cash",
+               Gift.reporting_currency == currency)
+        .group_by(Gift.donor_id, year)
+    ).all()
+    years: dict[int, dict[int, int]] = defaultdict(dict)
+    for donor_id, y, total in rows:
+        if total and int(total) > 0:  # a gift refunded in full is not giving
+            years[donor_id][int(y)] = int(total)
+    return dict(years)
+
+
+@dataclass(frozen=True)
+class YearFigures:
+    """One report year's donor counts and totals (minor units of the reporting currency)."""
+
+    year: int
+    donors: int
+    total_minor: int
+    new: int
+    retained: int
+    recaptured: int
+    #: Donors of the year before who gave nothing this year (the LYBUNT count).
+    lapsed: int
+    upgraded: int
+    downgraded: int
+    same: int
+    #: retained / donors of the year before; None when there were none.
+    retention: Fraction | None
+
+
+@dataclass
+class Reports:
+    """Every report for a year, from one donor_years table."""
+
+    year: int
+    currency: str
+    by_year: list[YearFigures]
+    lybunt: list[tuple[int, int, int]] = field(default_factory=list)
+    sybunt: list[tuple[int, int, int]] = field(default_factory=list)
+    first_time: list[tuple[int, int]] = field(default_factory=list)
+    #: (label, donors, total_minor) per band, lowest first.
+    pyramid: list[tuple[str, int, int]] = field(default_factory=list)
+    #: (month 1..12, gifts, total_minor) for the report year.
+    by_month: list[tuple[int, int, int]] = field(default_factory=list)
+
+
+def year_figures(years: dict[int, dict[int, int]], y: int) -> YearFigures:
+    donors = new = retained = recaptured = lapsed = up = down = same = before = 0
+    total = 0
+    for per_year in years.values():
+        this, last = per_year.get(y), per_year.get(y - 1)
+        if last is not None:
+            before += 1
+            if this is None:
+                lapsed += 1
+        if this is None:
+            continue
+        donors += 1
+        total += this
+        if last is not None:
+            retained += 1
+            up += this > last
+            down += this < last
+            same += this == last
+        elif min(per_year) < y:
+            recaptured += 1
+        else:
+            new += 1
+    return YearFigures(y, donors, total, new, retained, recaptured, lapsed, up, down, same,
+                       Fraction(retained, before) if before else None)
+
+
+def build(session: Session, year: int, currency: str, exponent: int,
+          history_years: int = 5) -> Reports:
+    """Every report for `year`, with `history_years` of retention and acquisition before it."""
+    years = donor_years(session, currency)
+    reports = Reports(year, currency, [year_figures(years, y)
+                                       for y in range(year - history_years + 1, year + 1)])
+    unit = 10 ** exponent
+    bands = [[label, 0, 0] for _low, label in PYRAMID_BANDS]
+    for donor_id, per_year in years.items():
+        this, last = per_year.get(year), per_year.get(year - 1)
+        lifetime = sum(v for y, v in per_year.items() if y <= year)
+        if this is None and last is not None:
+            reports.lybunt.append((donor_id, last, lifetime))
+        elif this is None and last is None and any(y < year - 1 for y in per_year):
+            latest = max(y for y in per_year if y < year - 1)
+            reports.sybunt.append((donor_id, latest, lifetime))
+        if this is not None:
+            if min(per_year) == year:
+                reports.first_time.append((donor_id, this))
+            band = max(i for i, (low, _l) in enumerate(PYRAMID_BANDS) if this >= low * unit)
+            bands[band][1] += 1
+            bands[band][2] += this
+    reports.lybunt.sort(key=lambda r: (-r[1], r[0]))
+    reports.sybunt.sort(key=lambda r: (-r[1], -r[2], r[0]))
+    reports.first_time.sort(key=lambda r: (-r[1], r[0]))
+    reports.pyramid = [tuple(b) for b in bands]
+    reports.by_month = giving_by_month(session, year, currency)
+    return reports
+
+
+def giving_by_month(session: Session, year: int, currency: str) -> list[tuple[int, int, int]]:
+    """(month, accepted cash gifts, net total) for each month of the year, in the reporting
+    currency; months without gifts are there with zeros."""
+    refunded = (select(Refund.gift_id, func.sum(Refund.reporting_amount_minor).label("minor"))
+                .join(Gift, Gift.id == Refund.gift_id)
+                .where(Gift.received_on >= date(year, 1, 1), Gift.received_on < date(year + 1, 1, 1))
+                .group_by(Refund.gift_id).subquery())
+    month = extract("month", Gift.received_on)
+    net = Gift.reporting_amount_minor - func.coalesce(refunded.c.minor, 0)
+    rows = dict((int(m), (int(n), int(t))) for m, n, t in session.execute(
+        select(month, func.count(), func.sum(net))
+        .outerjoin(refunded, refunded.c.gift_id == Gift.id)
+        .where(Gift.status == "accepted", Gift.kind == "cash", Gift.reporting_currency == currency,
+               Gift.received_on >= date(year, 1, 1), Gift.received_on < date(year + 1, 1, 1),
+               net > 0)  # a gift refunded in full is not a gift of the month
+        .group_by(month)).all())
+    return [(m, *rows.get(m, (0, 0))) for m in range(1, 13)]
+
+
+def donor_names(session: Session, ids) -> dict[int, tuple[str, str | None]]:
+    """id -> (name, e-mail) for the donors a report lists."""
+    ids = list(ids)
+    names: dict[int, tuple[str, str | None]] = {}
+    for start in range(0, len(ids), 1000):  # portable IN lists of bounded size
+        chunk = ids[start:start + 1000]
+        names.update({i: (n, e) for i, n, e in session.execute(
+            select(Donor.id, Donor.name, Donor.email).where(Donor.id.in_(chunk)))})
+    return names
