@@ -1,7 +1,7 @@
 """interaction, task, donor contact preferences: the relationship beyond money
 
 Revision ID: 0026
-Revises: 0010
+Revises: 0021
 Create Date: 2026-12-04 21:00:00
 
 A donor's timeline of calls, meetings, e-mails and events; staff tasks with an assignee
@@ -14,7 +14,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0026"
-down_revision: str | Sequence[str] | None = "0010"
+down_revision: str | Sequence[str] | None = "0021"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
