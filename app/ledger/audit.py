@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, select
 from sqlmodel import Session
 
 from app.db import rows
@@ -44,19 +45,27 @@ def _jsonable(value):
 
 
 def entry_hash(prev_hash: str, entry: AuditEntry) -> str:
+    return _hash(prev_hash, entry.at, entry.actor, entry.actor_id, entry.action,
+                 entry.entity_type, entry.entity_id, entry.data,
+                 getattr(entry, "row_hashes", None))
+
+
+def _hash(prev_hash: str, at: datetime, actor: str, actor_id: int | None, action: str,
+          entity_type: str, entity_id: int | None, data, sealed) -> str:
+    """The chain hash of one entry's fields (entry_hash; verify_chain calls it with the
+    columns it read, without an ORM object)."""
     body = {
         "prev": prev_hash,
-        "at": entry.at.isoformat(timespec="microseconds"),
-        "actor": entry.actor,
-        "actor_id": entry.actor_id,
-        "action": entry.action,
-        "entity_type": entry.entity_type,
-        "entity_id": entry.entity_id,
-        "data": entry.data,
+        "at": at.isoformat(timespec="microseconds"),
+        "actor": actor,
+        "actor_id": actor_id,
+        "action": action,
+        "entity_type": entity_type,
+        "entity_id": entity_id,
+        "data": data,
     }
     # Row hashes (app.ledger.row_hashes) are covered when present; entries written before
     # they existed hash as they always did.
-    sealed = getattr(entry, "row_hashes", None)
     if sealed is not None:
         body["rows"] = sealed
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -157,25 +166,60 @@ class ChainReport:
     #: The first entry whose stored hashes do not match, if any.
     broken_at: int | None = None
     problem: str | None = None
+    #: {position (1-based, id order): (entry id, hash)} for the positions verify_chain was
+    #: asked to note (the signed checkpoints' lengths), as the walk read them.
+    noted: dict[int, tuple[int, str]] = field(default_factory=dict, compare=False, repr=False)
+    #: Entries in the trail (all of them, even past a break; for the checkpoints).
+    length: int = 0
 
 
-def verify_chain(session: Session, batch: int = 5000) -> ChainReport:
-    """Walk the whole chain in id order, in batches, and say where it breaks."""
+#: What verify_chain reads: the hashed fields, JSON columns as their stored text (parsed
+#: once here, by json.loads, rather than by the driver or SQLAlchemy and then again).
+_CHAIN_COLUMNS = (AuditEntry.id, AuditEntry.at, AuditEntry.actor, AuditEntry.actor_id,
+                  AuditEntry.action, AuditEntry.entity_type, AuditEntry.entity_id,
+                  cast(AuditEntry.data, Text), cast(AuditEntry.row_hashes, Text),
+                  AuditEntry.prev_hash, AuditEntry.hash)
+
+
+def verify_chain(session: Session, batch: int = 10_000, note: Iterable[int] = ()) -> ChainReport:
+    """Walk the whole chain in id order and say where it first breaks.
+
+    Each entry stores its predecessor's hash, so entry i holds if its prev_hash equals
+    entry i-1's stored hash and its own hash is H(prev_hash, its content): the same test,
+    entry by entry, as recomputing the chain from the genesis hash, which is what the walk
+    amounts to (it stops being exact only after the first failure, where it reports).
+    `note`: positions whose (id, hash) to record in the report for the signed checkpoints
+    (app.ledger.checkpoints), so they need no second pass over the trail; the walk then
+    also reads to the end past a break, to count the entries."""
+    wanted = set(note)
+    noted: dict[int, tuple[int, str]] = {}
+    loads = json.loads
     prev = GENESIS_HASH
     count = 0
-    last_id = 0
-    while True:
-        rows = session.execute(
-            select(AuditEntry).where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(batch)
-        ).scalars().all()
-        if not rows:
-            return ChainReport(True, count)
-        for entry in rows:
-            if entry.prev_hash != prev:
-                return ChainReport(False, count, entry.id, "previous-hash link does not match")
-            if entry_hash(prev, entry) != entry.hash:
-                return ChainReport(False, count, entry.id, "content does not match its hash")
-            prev = entry.hash
+    failure: tuple[int, str] | None = None
+    result = session.connection().execute(
+        select(*_CHAIN_COLUMNS).order_by(AuditEntry.id).execution_options(stream_results=True))
+    for chunk in result.partitions(batch):
+        for (entry_id, at, actor, actor_id, action, entity_type, entity_id, data, sealed,
+             prev_hash, digest) in chunk:
+            if failure is None:
+                if prev_hash != prev:
+                    failure = (entry_id, "previous-hash link does not match")
+                else:
+                    # JSON null and SQL NULL both mean no row hashes (as the ORM read them).
+                    rows_sealed = None if sealed is None else loads(sealed)
+                    if _hash(prev, at, actor, actor_id, action, entity_type, entity_id,
+                             loads(data), rows_sealed) != digest:
+                        failure = (entry_id, "content does not match its hash")
+                if failure is not None:
+                    verified = count
+                    if not wanted:
+                        result.close()
+                        return ChainReport(False, verified, *failure)
+            prev = digest
             count += 1
-            last_id = entry.id
-            session.expunge(entry)
+            if count in wanted:
+                noted[count] = (entry_id, digest)
+    if failure is not None:
+        return ChainReport(False, verified, *failure, noted=noted, length=count)
+    return ChainReport(True, count, noted=noted, length=count)

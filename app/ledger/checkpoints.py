@@ -30,6 +30,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from app.errors import SigningUnavailable
+from app.ledger.audit import ChainReport
 from app.ledger.signing import AuditKeys, key_id, verify_signature
 from models import AuditCheckpoint, AuditEntry, PublishedDisclosure, utcnow
 
@@ -176,19 +177,33 @@ def describe(failure: CheckpointFailure) -> str:
             f"{failure.signed_at.isoformat(timespec='seconds')}{where}): {failure.problem}")
 
 
+def checkpoint_lengths(session: Session, external: list[AuditCheckpoint] | tuple = ()) -> set[int]:
+    """The chain positions verify_checkpoints will look up: hand them to verify_chain(note=)
+    and its report to verify_checkpoints(chain=), and the trail is read once."""
+    stored = session.execute(select(AuditCheckpoint.length)).scalars().all()
+    return {*stored, *(cp.length for cp in external)}
+
+
 def verify_checkpoints(session: Session, keys: AuditKeys,
-                       external: list[AuditCheckpoint] | tuple = ()) -> CheckpointReport:
+                       external: list[AuditCheckpoint] | tuple = (),
+                       chain: ChainReport | None = None) -> CheckpointReport:
     """Check every checkpoint's signature under the trusted keys and its head against the
     chain as it is now. `external`: copies kept outside the database (the scheduled job's
     log, signed disclosures), checked the same way and against the database's own rows, so
-    checkpoints deleted together with a rewritten chain are still caught."""
+    checkpoints deleted together with a rewritten chain are still caught. `chain`: a
+    verify_chain report that noted checkpoint_lengths(); without it, or if a checkpoint
+    taken since is not in it, the positions are read here."""
     cps = session.execute(
         select(AuditCheckpoint).order_by(AuditCheckpoint.length, AuditCheckpoint.id)
     ).scalars().all()
     stored = {cp.id: cp for cp in cps}
     everything = sorted([(cp, False) for cp in cps] + [(cp, True) for cp in external],
                         key=lambda item: (item[0].length, item[0].id or 0))
-    at, entries = _hashes_at(session, {cp.length for cp, _ in everything})
+    wanted = {cp.length for cp, _ in everything}
+    if chain is not None and wanted <= chain.noted.keys():
+        at, entries = chain.noted, chain.length
+    else:
+        at, entries = _hashes_at(session, wanted)
     failures = []
     for cp, is_copy in everything:
         problem = signature_problem(cp, keys)

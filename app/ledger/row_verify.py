@@ -20,10 +20,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from sqlalchemy import select, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
-from app.ledger.row_hashes import SEALED, read_columns, stored_row_hash
+from app.ledger import row_sql
+from app.ledger.row_hashes import SEALED, Sealed, read_columns, stored_row_hash
 
 CONTENT_DIFFERS = "content differs"
 NO_ENTRY = "no audit entry"
@@ -95,7 +96,11 @@ _END = (None, None, None, None)
 
 def verify_rows(session: Session, batch: int = 10_000) -> RowsReport:
     """Compare every live row of every sealed table with its latest seal (see the module)."""
-    engine = session.get_bind()
+    return verify_rows_of(session.get_bind(), batch)
+
+
+def verify_rows_of(engine: Engine, batch: int = 10_000) -> RowsReport:
+    """verify_rows on a connection of its own from the engine (any thread may call it)."""
     options = {"isolation_level": "REPEATABLE READ"} if engine.dialect.name == "postgresql" else {}
     with engine.connect().execution_options(**options) as conn, conn.begin():
         return _verify(conn, batch)
@@ -111,34 +116,46 @@ def _verify(conn: Connection, batch: int) -> RowsReport:
 def _walk(conn: Connection, batch: int, report: RowsReport) -> Iterator[tuple[RowFinding, str | None]]:
     """Merge every sealed table's rows with their latest seals; yield each finding with the
     row's hash as it is now (None for a row gone). Counts the rows in report.rows."""
+    row_sql.prepare(conn)
     seals = _stream(conn, _LATEST_SEALS[conn.dialect.name], batch)
     seal = next(seals, _END)
     for table in sorted(SEALED):
         # Seals of tables this version does not seal (sorting before this one): ignored.
         while seal[0] is not None and seal[0] < table:
             seal = next(seals, _END)
-        sealed = SEALED[table]
-        rows = _stream(conn, select(*read_columns(sealed))
-                       .order_by(sealed.model.__table__.c.id), batch)
-        id_at = sealed.columns.index("id")
-        for row in rows:
-            row_id = row[id_at]
+        for row_id, digest in _digests(conn, SEALED[table], batch):
             while seal[0] == table and seal[1] < row_id:
                 if seal[3] is not None:  # None: the app removed the row (row_hashes.removed)
                     yield RowFinding(table, seal[1], ROW_GONE, seal[2]), None
                 seal = next(seals, _END)
             report.rows += 1
             if seal[0] == table and seal[1] == row_id:
-                digest = stored_row_hash(sealed, row)
                 if digest != seal[3]:
                     yield RowFinding(table, row_id, CONTENT_DIFFERS, seal[2]), digest
                 seal = next(seals, _END)
             else:
-                yield RowFinding(table, row_id, NO_ENTRY, None), stored_row_hash(sealed, row)
+                yield RowFinding(table, row_id, NO_ENTRY, None), digest
         while seal[0] == table:
             if seal[3] is not None:
                 yield RowFinding(table, seal[1], ROW_GONE, seal[2]), None
             seal = next(seals, _END)
+
+
+def _digests(conn: Connection, sealed: Sealed, batch: int) -> Iterator[tuple[int, str]]:
+    """(id, the row's hash now) of every row of the table, in id order: computed by the
+    database where app.ledger.row_sql can spell the table, else read and hashed here."""
+    columns = sealed.model.__table__.c
+    by_sql = row_sql.digest_query(sealed, conn.dialect.name)
+    if by_sql is None:
+        id_at = sealed.columns.index("id")
+        for row in _stream(conn, select(*read_columns(sealed)).order_by(columns.id), batch):
+            yield row[id_at], stored_row_hash(sealed, row)
+        return
+    for row_id, digest in _stream(conn, by_sql, batch):
+        if digest is None:  # stored in a form SQL might read otherwise: Python hashes it
+            row = conn.execute(select(*read_columns(sealed)).where(columns.id == row_id)).one()
+            digest = stored_row_hash(sealed, row)
+        yield row_id, digest
 
 
 def unsealed_rows(session: Session, batch: int = 10_000) -> list[list]:

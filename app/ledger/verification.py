@@ -5,6 +5,7 @@ the row hash its latest audit entry recorded (app.ledger.row_verify)."""
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from sqlmodel import Session
@@ -14,9 +15,10 @@ from app.ledger.checkpoints import (
     CheckpointReport,
     DisclosureCheck,
     check_disclosures,
+    checkpoint_lengths,
     verify_checkpoints,
 )
-from app.ledger.row_verify import MAX_FINDINGS, RowsReport, verify_rows
+from app.ledger.row_verify import MAX_FINDINGS, RowsReport, verify_rows_of
 from app.ledger.signing import AuditKeys
 
 
@@ -101,5 +103,17 @@ class AuditVerification:
 
 def verify_audit(session: Session, keys: AuditKeys, external=()) -> AuditVerification:
     """`external`: checkpoints kept outside the database (checkpoints.checkpoints_in_file)."""
-    return AuditVerification(verify_chain(session), verify_checkpoints(session, keys, external),
-                             check_disclosures(session, keys), verify_rows(session))
+    engine = session.get_bind()
+    # The row check reads on its own connection; while this thread hashes the chain (Python),
+    # the database does most of the row check's work (app.ledger.row_sql), so the two overlap.
+    # Not for an in-memory SQLite database, which another connection would not see.
+    alongside = engine.url.database not in (None, "", ":memory:")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="verify-rows") as pool:
+        rows = pool.submit(verify_rows_of, engine) if alongside else None
+        # One walk of the trail serves the chain and the checkpoints (the entries at their
+        # lengths).
+        chain = verify_chain(session, note=checkpoint_lengths(session, external))
+        checkpoints = verify_checkpoints(session, keys, external, chain)
+        disclosures = check_disclosures(session, keys)
+        return AuditVerification(chain, checkpoints, disclosures,
+                                 rows.result() if rows is not None else verify_rows_of(engine))
