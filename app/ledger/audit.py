@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from sqlalchemy import Text, cast, select
+from sqlalchemy import Text, cast, literal_column, select
 from sqlmodel import Session
 
 from app.db import rows
@@ -45,18 +45,18 @@ def _jsonable(value):
 
 
 def entry_hash(prev_hash: str, entry: AuditEntry) -> str:
-    return _hash(prev_hash, entry.at, entry.actor, entry.actor_id, entry.action,
-                 entry.entity_type, entry.entity_id, entry.data,
+    return _hash(prev_hash, entry.at.isoformat(timespec="microseconds"), entry.actor,
+                 entry.actor_id, entry.action, entry.entity_type, entry.entity_id, entry.data,
                  getattr(entry, "row_hashes", None))
 
 
-def _hash(prev_hash: str, at: datetime, actor: str, actor_id: int | None, action: str,
+def _hash(prev_hash: str, at: str, actor: str, actor_id: int | None, action: str,
           entity_type: str, entity_id: int | None, data, sealed) -> str:
     """The chain hash of one entry's fields (entry_hash; verify_chain calls it with the
     columns it read, without an ORM object)."""
     body = {
         "prev": prev_hash,
-        "at": at.isoformat(timespec="microseconds"),
+        "at": at,
         "actor": actor,
         "actor_id": actor_id,
         "action": action,
@@ -173,9 +173,25 @@ class ChainReport:
     length: int = 0
 
 
+#: `at` as entry_hash spells it (isoformat, UTC, microseconds), spelled by the database
+#: rather than parsed into a datetime and printed again for every entry. SQLite: only for
+#: the form SQLAlchemy writes ("YYYY-MM-DD HH:MM:SS.ffffff", UTC); anything else is NULL
+#: and read through the column's type instead (verify_chain), as entry_hash would read it.
+_AT_TEXT = {
+    "postgresql": literal_column(
+        """to_char(audit_entry."at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')"""),
+    "sqlite": literal_column(
+        "CASE WHEN audit_entry.\"at\" GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] "
+        "[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9][0-9][0-9][0-9]' "
+        "AND datetime(julianday(substr(audit_entry.\"at\", 1, 19))) "
+        "= substr(audit_entry.\"at\", 1, 19) "
+        "THEN substr(audit_entry.\"at\", 1, 10) || 'T' || substr(audit_entry.\"at\", 12) "
+        "|| '+00:00' END"),
+}
+
 #: What verify_chain reads: the hashed fields, JSON columns as their stored text (parsed
 #: once here, by json.loads, rather than by the driver or SQLAlchemy and then again).
-_CHAIN_COLUMNS = (AuditEntry.id, AuditEntry.at, AuditEntry.actor, AuditEntry.actor_id,
+_CHAIN_COLUMNS = (AuditEntry.id, AuditEntry.actor, AuditEntry.actor_id,
                   AuditEntry.action, AuditEntry.entity_type, AuditEntry.entity_id,
                   cast(AuditEntry.data, Text), cast(AuditEntry.row_hashes, Text),
                   AuditEntry.prev_hash, AuditEntry.hash)
@@ -197,10 +213,12 @@ def verify_chain(session: Session, batch: int = 10_000, note: Iterable[int] = ()
     prev = GENESIS_HASH
     count = 0
     failure: tuple[int, str] | None = None
-    result = session.connection().execute(
-        select(*_CHAIN_COLUMNS).order_by(AuditEntry.id).execution_options(stream_results=True))
+    conn = session.connection()
+    at_text = _AT_TEXT.get(conn.dialect.name, AuditEntry.at)
+    result = conn.execute(select(at_text, *_CHAIN_COLUMNS).order_by(AuditEntry.id)
+                          .execution_options(stream_results=True))
     for chunk in result.partitions(batch):
-        for (entry_id, at, actor, actor_id, action, entity_type, entity_id, data, sealed,
+        for (at, entry_id, actor, actor_id, action, entity_type, entity_id, data, sealed,
              prev_hash, digest) in chunk:
             if failure is None:
                 if prev_hash != prev:
@@ -208,6 +226,10 @@ def verify_chain(session: Session, batch: int = 10_000, note: Iterable[int] = ()
                 else:
                     # JSON null and SQL NULL both mean no row hashes (as the ORM read them).
                     rows_sealed = None if sealed is None else loads(sealed)
+                    if not isinstance(at, str):  # another dialect, or SQLite's NULL above
+                        at = (at if at is not None else conn.execute(
+                            select(AuditEntry.at).where(AuditEntry.id == entry_id)
+                        ).scalar_one()).isoformat(timespec="microseconds")
                     if _hash(prev, at, actor, actor_id, action, entity_type, entity_id,
                              loads(data), rows_sealed) != digest:
                         failure = (entry_id, "content does not match its hash")

@@ -101,11 +101,12 @@ def _sqlite(kind: str, c: str) -> tuple[str, str]:
     if kind in ("text", "json"):
         return c, f"typeof({c}) IN ('text', 'null')"
     if kind == "date":
-        return c, f"({c} IS NULL OR {c} GLOB '{_DATE_GLOB}' AND date({c}) = {c})"
+        return c, f"({c} IS NULL OR {c} GLOB '{_DATE_GLOB}' AND date(julianday({c})) = {c})"
     # An instant: stored as "YYYY-MM-DD HH:MM:SS.ffffff" in UTC (SQLAlchemy's SQLite format).
+    # julianday() and back: SQLite's date functions otherwise accept a 30 February.
     return (f"substr({c}, 1, 10) || 'T' || substr({c}, 12) || '+00:00'",
             f"({c} IS NULL OR {c} GLOB '{_INSTANT_GLOB}' "
-            f"AND datetime(substr({c}, 1, 19)) = substr({c}, 1, 19))")
+            f"AND datetime(julianday(substr({c}, 1, 19))) = substr({c}, 1, 19))")
 
 
 def _canonical(sealed: Sealed, dialect: str) -> tuple[str, str] | None:

@@ -113,10 +113,12 @@ def test_awkward_text_and_instants_hash_alike(ledger, database_url):
     "UPDATE gift SET amount_minor = amount_minor + 0.5",  # a real in an integer column
     "UPDATE gift SET created_at = '2026-03-01 10:00:00'",  # an instant without microseconds
     "UPDATE gift SET created_at = '2026-03-01T10:00:00.000000+00:00'",
+    "UPDATE gift SET received_on = '2026-02-29'",  # not a date (SQLite's date() takes it)
 ])
 def test_sqlite_values_stored_otherwise_are_hashed_by_python(ledger, database_url, statement):
     """SQLite keeps whatever it is given; where a value is not in the form the app writes,
-    the SQL leaves the row's hash to Python, which reads it as the app does."""
+    the SQL leaves the row's hash to Python, which reads it as the app does (or fails as
+    the app would: a 29 February 2026 is no date)."""
     if not database_url.startswith("sqlite"):
         pytest.skip("SQLite's dynamic typing")
     tamper_apart(database_url, statement)
@@ -127,6 +129,12 @@ def test_sqlite_values_stored_otherwise_are_hashed_by_python(ledger, database_ur
             sealed = SEALED["gift"]
             spelled = dict(conn.execute(row_sql.digest_query(sealed, "sqlite")).all())
             assert None in spelled.values()  # the SQL declined these rows
+            if "02-29" in statement:
+                with pytest.raises(ValueError):
+                    _python_digests(conn, sealed)
+                with pytest.raises(ValueError):
+                    list(_digests(conn, sealed, batch=7))
+                return
     finally:
         engine.dispose()
     _compare(database_url)
