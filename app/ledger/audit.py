@@ -197,7 +197,8 @@ _CHAIN_COLUMNS = (AuditEntry.id, AuditEntry.actor, AuditEntry.actor_id,
                   AuditEntry.prev_hash, AuditEntry.hash)
 
 
-def verify_chain(session: Session, batch: int = 10_000, note: Iterable[int] = ()) -> ChainReport:
+def verify_chain(session: Session, batch: int = 10_000,
+                 note: Iterable[int] | None = None) -> ChainReport:
     """Walk the whole chain in id order and say where it first breaks.
 
     Each entry stores its predecessor's hash, so entry i holds if its prev_hash equals
@@ -205,9 +206,9 @@ def verify_chain(session: Session, batch: int = 10_000, note: Iterable[int] = ()
     entry by entry, as recomputing the chain from the genesis hash, which is what the walk
     amounts to (it stops being exact only after the first failure, where it reports).
     `note`: positions whose (id, hash) to record in the report for the signed checkpoints
-    (app.ledger.checkpoints), so they need no second pass over the trail; the walk then
-    also reads to the end past a break, to count the entries."""
-    wanted = set(note)
+    (app.ledger.checkpoints), so they need no second pass over the trail; given (even
+    empty), the walk also reads to the end past a break, to count the entries (length)."""
+    wanted = set(note or ())
     noted: dict[int, tuple[int, str]] = {}
     loads = json.loads
     prev = GENESIS_HASH
@@ -235,7 +236,7 @@ def verify_chain(session: Session, batch: int = 10_000, note: Iterable[int] = ()
                         failure = (entry_id, "content does not match its hash")
                 if failure is not None:
                     verified = count
-                    if not wanted:
+                    if note is None:
                         result.close()
                         return ChainReport(False, verified, *failure)
             prev = digest

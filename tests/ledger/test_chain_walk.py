@@ -6,7 +6,7 @@ On SQLite and PostgreSQL alike."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.ledger.audit import ChainReport, entry_hash, verify_chain
 from models import GENESIS_HASH, AuditEntry
@@ -39,6 +39,11 @@ def _both(db) -> tuple[ChainReport, ChainReport]:
     # Asked to note positions, the walk reads past a break, but reports the same.
     assert (noted.ok, noted.entries, noted.broken_at, noted.problem) == (
         walked.ok, walked.entries, walked.broken_at, walked.problem)
+    # ... and counts every entry, for the checkpoints (verify_audit passes no positions
+    # when there is no checkpoint; the count still matters: entries_after_latest).
+    counted = verify_chain(db, note=set())
+    db.rollback()
+    assert counted.length == db.execute(select(func.count(AuditEntry.id))).scalar_one()
     return expected, walked
 
 
