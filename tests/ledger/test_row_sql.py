@@ -49,7 +49,6 @@ def _compare(database_url: str) -> dict[str, int]:
         with engine.connect() as conn:
             row_sql.prepare(conn)
             for table, sealed in sorted(SEALED.items()):
-                assert row_sql.digest_query(sealed, conn.dialect.name) is not None, table
                 python = _python_digests(conn, sealed)
                 by_database = dict(_digests(conn, sealed, batch=7))
                 assert by_database == python, table
@@ -145,12 +144,19 @@ def test_the_canonical_text_is_python_s(ledger, database_url):
     engine = create_engine(database_url)
     try:
         with engine.connect() as conn:
+            spelled_tables = set()
             for sealed in SEALED.values():
+                query = row_sql.canonical_query(sealed, conn.dialect.name)
+                if query is None:  # a type SQL does not spell: _compare covers its Python path
+                    continue
+                spelled_tables.add(sealed.table)
                 columns = sealed.model.__table__.c
                 rows = conn.execute(select(*[columns[c] for c in sealed.columns])).mappings()
                 python = {row["id"]: canonical(sealed, row) for row in rows}
-                spelled = dict(conn.execute(row_sql.canonical_query(sealed, conn.dialect.name)).all())
+                spelled = dict(conn.execute(query).all())
                 assert spelled == python, sealed.table
+            # The large tables, at least, are hashed by the database.
+            assert {"gift", "decision", "attribution", "donor", "refund"} <= spelled_tables
     finally:
         engine.dispose()
 
