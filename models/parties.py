@@ -14,14 +14,6 @@ DONOR_CATEGORIES = ("individual", "foundation", "company", "daf_sponsor", "other
 AFFILIATION_KINDS = ("employee", "contractor", "board_member", "advisor", "founder")
 
 
-def normalized_email(email: str | None) -> str | None:
-    """The e-mail address as records are matched on it: surrounding space stripped and
-    case-folded ("  Morgan.Chen@Example.org " and "morgan.chen@example.org" are one)."""
-    if email is None:
-        return None
-    return email.strip().casefold() or None
-
-
 class Organization(SQLModel, table=True):
     __table_args__ = (CheckConstraint("parent_id IS NULL OR parent_id <> id", name="not_own_parent"),)
 
@@ -48,9 +40,6 @@ class Donor(SQLModel, table=True):
     type: str = Field(max_length=20)
     name: str = Field(max_length=200, index=True)
     email: str | None = Field(default=None, max_length=320, index=True)
-    #: normalized_email(email), kept by app.ledger.parties: a new person donor whose
-    #: address is already on file is refused with one indexed lookup.
-    email_normalized: str | None = Field(default=None, max_length=320, index=True)
     #: For an organisation donor: the organisation it is, so a lab's own money is recognised.
     organization_id: int | None = Field(default=None, foreign_key="organization.id", index=True)
     category: str = Field(default="individual", max_length=20)
@@ -63,6 +52,8 @@ class Donor(SQLModel, table=True):
     #: Blocking keys (policies.identity), kept in step with name, email and phone by the
     #: ledger (app.ledger.identity.donor_keys): a gift's possible matches are the few
     #: records sharing one of them, found by index, never by reading every donor.
+    #: email_key is also how a new person donor whose address is already on file is
+    #: refused (app.ledger.parties.same_email_donors): one indexed lookup.
     email_key: str | None = Field(default=None, max_length=320, index=True)
     name_key_a: str | None = Field(default=None, max_length=200, index=True)
     name_key_b: str | None = Field(default=None, max_length=200, index=True)

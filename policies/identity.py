@@ -79,7 +79,9 @@ def block_keys(name: str | None) -> tuple[str | None, str | None]:
 
 @lru_cache(maxsize=65536)  # pure; a batch compares the same names often
 def email_key(email: str | None) -> str | None:
-    """E-mail as compared: surrounding space and case aside."""
+    """E-mail as compared: surrounding space and case aside. The one normaliser of e-mail:
+    the matching key, and the column (donor.email_key) a second person record with an
+    address already on file is refused by."""
     key = (email or "").strip().casefold()
     return key or None
 

@@ -154,3 +154,34 @@ def test_0004_fills_the_funding_mix_as_the_ledger_keeps_it(app, api):
     with engine.connect() as conn:
         again = conn.execute(rows.order_by(FundingMixDay.day, FundingMixDay.category)).all()
     assert [row for row in again if row[2]] == [row for row in kept if row[2]]
+
+
+def test_0020_keeps_one_normalised_email_and_the_duplicate_refusal(app, api):
+    """0020 drops donor.email_normalized for email_key, the same value: every donor's key is
+    recomputed from its e-mail (a row written around the ledger without it gets it), the
+    downgrade gives the old column back filled, and afterwards a second person with an
+    address on file is still refused."""
+    from sqlalchemy import select, text, update
+
+    from models import Donor
+    from tests.builders import person
+
+    ana = person(api, "Ana Ruiz", "  Ana.Ruiz@Example.org ")
+    nobody = person(api, "No Mail", None)
+    engine = app.extensions["armslength"].engine
+    config = _config(engine)
+    command.stamp(config, "head")
+    command.downgrade(config, "0010")
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT id, email_normalized FROM donor ORDER BY id")).all() \
+            == [(ana["id"], "ana.ruiz@example.org"), (nobody["id"], None)]
+        # As a bulk load that filled only the old column left it.
+        conn.execute(update(Donor).values(email_key=None))
+    command.upgrade(config, "head")
+    with engine.connect() as conn:
+        assert conn.execute(select(Donor.id, Donor.email_key).order_by(Donor.id)).all() == [
+            (ana["id"], "ana.ruiz@example.org"), (nobody["id"], None)]
+        assert "email_normalized" not in {c["name"] for c in inspect(conn).get_columns("donor")}
+    refused = api.post("/donors", {"type": "person", "name": "Ana R.",
+                                   "email": "ANA.RUIZ@example.org"})
+    assert (refused.status_code, refused.get_json()["existing_donor_id"]) == (409, ana["id"])

@@ -54,10 +54,9 @@ from app.ledger.parties import add_affiliation, create_donors, new_donor_values
 from app.ledger.search import OrganizationNames
 from models import Affiliation, Donor, DonorExternalId, DonorMerge, IllegalTransition
 from models.money import GIFT_CEILING_MINOR
-from models.parties import normalized_email
 from models.schemas import AffiliationCreate, DonorCreate, GiftCreate, field_errors
 from policies import Policy
-from policies.identity import Signals, match_score, score_text
+from policies.identity import Signals, email_key, match_score, score_text
 
 #: The files an import takes, in the order they are checked and imported.
 KINDS = ("donors", "affiliations", "gifts")
@@ -402,7 +401,7 @@ class CsvImport:
     def _db_emails(self, rows: list[tuple[int, dict[str, str]]]) -> dict[str, tuple[int, str]]:
         """Normalised e-mail -> (id, name) of the recorded person donor with it (a merged
         record's survivor), for the person rows of a chunk: one indexed IN query."""
-        keys = {normalized_email(values.get("email")) for _, values in rows
+        keys = {email_key(values.get("email")) for _, values in rows
                 if values.get("type", "").lower() == "person"} - {None}
         if not keys:
             return {}
@@ -410,11 +409,11 @@ class CsvImport:
         merge = DonorMerge.__table__
         found: dict[str, tuple[int, str]] = {}
         for key, donor_id, name in self.session.execute(
-            select(Donor.email_normalized, func.coalesce(survivor.c.id, Donor.id),
+            select(Donor.email_key, func.coalesce(survivor.c.id, Donor.id),
                    func.coalesce(survivor.c.name, Donor.name))
             .outerjoin(merge, merge.c.duplicate_id == Donor.id)
             .outerjoin(survivor, survivor.c.id == merge.c.survivor_id)
-            .where(one_of(self.session, Donor.email_normalized, keys), Donor.type == "person")
+            .where(one_of(self.session, Donor.email_key, keys), Donor.type == "person")
             .order_by(Donor.id)
         ):
             found.setdefault(key, (donor_id, name))
@@ -453,7 +452,7 @@ class CsvImport:
             except ValidationError as error:
                 reasons += _reasons(error, {"organization_id": "organization"})
             if data is not None and data.type == "person":
-                reasons += self._same_email(line, normalized_email(data.email), emails)
+                reasons += self._same_email(line, email_key(data.email), emails)
             if reasons or data is None:
                 self._fail("donors", line, reasons)
                 continue

@@ -31,7 +31,6 @@ from models import (
     Organization,
     utcnow,
 )
-from models.parties import normalized_email
 from models.schemas import (
     AffiliationCreate,
     DonorCreate,
@@ -40,7 +39,7 @@ from models.schemas import (
     OrganizationCreate,
 )
 from policies import Policy
-from policies.identity import organization_key
+from policies.identity import email_key, organization_key
 
 
 def create_organization(session: Session, data: OrganizationCreate, actor: Actor) -> Organization:
@@ -233,14 +232,14 @@ CONFIRMING_ROLES = ("reviewer", "admin")
 def same_email_donors(session: Session, email: str | None, *,
                       exclude: int | None = None) -> list[tuple[int, str]]:
     """(id, name) of the person donors whose normalised e-mail is this one's, lowest id first:
-    one lookup on ix_donor_email_normalized. A merged record stands for its survivor."""
-    key = normalized_email(email)
+    one lookup on ix_donor_email_key. A merged record stands for its survivor."""
+    key = email_key(email)
     if key is None:
         return []
     found = session.execute(
         select(Donor.id, DonorMerge.survivor_id)
         .outerjoin(DonorMerge, DonorMerge.duplicate_id == Donor.id)
-        .where(Donor.email_normalized == key, Donor.type == "person")
+        .where(Donor.email_key == key, Donor.type == "person")
         .order_by(Donor.id)
     ).all()
     ids = list(dict.fromkeys(merged_into or donor_id for donor_id, merged_into in found))
@@ -318,7 +317,7 @@ def create_donors(session: Session, items: list[DonorCreate], actor: Actor, *,
                 _check_new_donor(data, known.__contains__)
                 if data.type == "person":
                     _refuse_same_email(session, data)
-                    key = normalized_email(data.email)
+                    key = email_key(data.email)
                     if key is not None and key in seen:
                         first = f"line {tags[seen[key]]}" if tags else f"item {seen[key]}"
                         raise ValidationFailed({"email": [
@@ -351,7 +350,6 @@ def _check_new_donor(data: DonorCreate, organization_exists) -> None:
 
 def new_donor_values(data: DonorCreate) -> dict:
     return {"type": data.type, "name": data.name, "email": data.email,
-            "email_normalized": normalized_email(data.email),
             "organization_id": data.organization_id, "category": data.category,
             "anonymous": data.anonymous, "phone": data.phone,
             "postal_address": data.postal_address,
@@ -396,7 +394,7 @@ def update_donor(session: Session, donor_id: int, data: DonorUpdate, actor: Acto
             raise NotAllowed(f"donor {donor.id} was merged into donor {merged.survivor_id}; "
                              "change that record")
         if ("email" in changed and donor.type == "person"
-                and normalized_email(data.email) != donor.email_normalized):
+                and email_key(data.email) != donor.email_key):
             # Changing the address to another person's would make the same second record
             # that creating one with it is refused for.
             _refuse_same_email(session, data, exclude=donor.id)
@@ -405,7 +403,6 @@ def update_donor(session: Session, donor_id: int, data: DonorUpdate, actor: Acto
             funding.move_credits(session, donor.id, donor.category, new["category"])
         for key in changed:
             setattr(donor, key, new[key])
-        donor.email_normalized = normalized_email(donor.email)
         # The blocking keys follow the name, e-mail and phone (app.ledger.identity).
         for key, value in donor_keys(donor.name, donor.email, donor.phone).items():
             setattr(donor, key, value)
