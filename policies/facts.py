@@ -40,7 +40,8 @@ class MatchFact:
     same_email: bool = False
     same_phone: bool = False
     same_address: bool = False
-    #: The other record's affiliations (a roster entry's one), as for a party.
+    #: The other record's affiliations to covered organisations (a roster entry's one), as
+    #: for a party: the only ones a rule looks at.
     affiliations: tuple[AffiliationFact, ...] = ()
     #: A reviewer recorded that this pair are different people: never asked again.
     different: bool = False

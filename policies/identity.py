@@ -108,6 +108,7 @@ def organization_key(name: str | None) -> str:
     return " ".join(words)
 
 
+@lru_cache(maxsize=65536)  # pure; a common name meets the same names many times
 def name_similarity(a: str | None, b: str | None) -> Decimal:
     """Jaro-Winkler similarity (0..1) of the two names' sorted folded words, truncated to
     four places; 0 when either has none, or when both hold numbers and they differ (a number

@@ -36,8 +36,12 @@ class CoveredOrganizations:
         self._orgs: dict[int, Organization | None] = {}
 
     def remember(self, org: Organization) -> None:
-        """An organisation loaded by the caller's own query (with the affiliations)."""
+        """An organisation loaded by the caller's own query (with the affiliations): an
+        Organization, or anything with its id, name, covered_lab and parent_id."""
         self._orgs[org.id] = org
+
+    def knows(self, organization_id: int) -> bool:
+        return organization_id in self._orgs
 
     def _get(self, organization_id: int) -> Organization | None:
         if organization_id not in self._orgs:
