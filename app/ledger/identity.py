@@ -296,6 +296,7 @@ class MatchFinder:
         # skipped without looking at its affiliations.
         alike: dict[int, tuple[str, Signals, list[AffiliationFact]]] = {}
         unlike: set[int] = set()
+        counts: dict[int, bool] = {}
         for (donor_id, name, email, phone, address, org_id, kind, title, senior, start, end,
              org_name, covered_lab, parent_id) in conn.execute(_DONORS_SHARING_A_KEY, params).all():
             if donor_id in unlike:
@@ -306,9 +307,11 @@ class MatchFinder:
                     unlike.add(donor_id)
                     continue
                 alike[donor_id] = (name, sig, [])
-            if not covered.knows(org_id):
-                covered.remember(_Organization(org_id, org_name, covered_lab, parent_id))
-            if covered.covered(org_id):
+            if org_id not in counts:  # once per organisation, not per row
+                if not covered.knows(org_id):
+                    covered.remember(_Organization(org_id, org_name, covered_lab, parent_id))
+                counts[org_id] = covered.covered(org_id)
+            if counts[org_id]:
                 alike[donor_id][2].append(AffiliationFact(
                     organization=org_name, covered=True, kind=kind, title=title,
                     senior_decision_maker=senior, start_date=start, end_date=end))
@@ -327,7 +330,7 @@ class MatchFinder:
         verdicts = dict(conn.execute(_VERDICTS_OF, {"me": donor.id}).all())
         facts = []
         for record, record_id, name, sig, labs in found:  # as _fact, signals already known
-            verdict = verdicts.get(pair_key(donor.id, record, record_id))
+            verdict = verdicts.get(pair_key(donor.id, record, record_id)) if verdicts else None
             if verdict != "same":  # the entry's role is on the donor's own record now
                 facts.append(MatchFact(
                     record=record, record_id=record_id, name=name,
