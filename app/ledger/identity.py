@@ -327,7 +327,9 @@ class MatchFinder:
                         found.append(("roster", e.id, e.name, sig, (fact,)))
         if not found:
             return ()
-        verdicts = dict(conn.execute(_VERDICTS_OF, {"me": donor.id}).all())
+        # A donor not stored yet has no verdicts (and no pair key).
+        verdicts = (dict(conn.execute(_VERDICTS_OF, {"me": donor.id}).all())
+                    if donor.id is not None else {})
         facts = []
         for record, record_id, name, sig, labs in found:  # as _fact, signals already known
             verdict = verdicts.get(pair_key(donor.id, record, record_id)) if verdicts else None
