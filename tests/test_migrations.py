@@ -171,7 +171,8 @@ def test_0020_keeps_one_normalised_email_and_the_duplicate_refusal(app, api):
     engine = app.extensions["armslength"].engine
     config = _config(engine)
     command.stamp(config, "head")
-    command.downgrade(config, "0010")
+    before = ScriptDirectory.from_config(config).get_revision("0020").down_revision
+    command.downgrade(config, before)
     with engine.begin() as conn:
         assert conn.execute(text("SELECT id, email_normalized FROM donor ORDER BY id")).all() \
             == [(ana["id"], "ana.ruiz@example.org"), (nobody["id"], None)]

@@ -1,7 +1,7 @@
 """one normalised e-mail column: donor.email_key; donor.email_normalized dropped
 
 Revision ID: 0020
-Revises: 0010
+Revises: 0026
 Create Date: 2026-12-04 20:45:00
 
 donor.email_normalized (0014: refusing a second person record with an address on file) and
@@ -24,7 +24,7 @@ from alembic import op
 from policies.identity import email_key
 
 revision: str = "0020"
-down_revision: str | Sequence[str] | None = "0010"
+down_revision: str | Sequence[str] | None = "0026"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
