@@ -9,7 +9,7 @@ from flask import g, request
 from pydantic import BaseModel, ValidationError
 
 from app.auth.roles import allowed
-from app.auth.users import token_and_user
+from app.auth.users import token_holder
 from app.db import get_session
 from app.ledger.audit import Actor
 from models.schemas import field_errors, iso_date
@@ -41,13 +41,12 @@ def _authenticate():
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    found = token_and_user(get_session(), token.strip())
-    if found is None:
+    holder = token_holder(get_session(), token.strip())
+    if holder is None:
         raise ApiError(401, "invalid or revoked token",
                        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-    api_token, user = found
-    g.api_token_id = api_token.id  # the scope of idempotency keys (app.api.idempotency)
-    return user
+    g.api_token_id = holder.token_id  # the scope of idempotency keys (app.api.idempotency)
+    return holder
 
 
 def require(permission: str):

@@ -60,15 +60,29 @@ class _KeyTaken(Exception):
     """The key INSERT found a live key: this request is a retry of a committed one."""
 
 
-def recording(view):
+def recording(view=None, *, prepare=None):
     """Mark an API view that records money or ledger facts (inside @require, which sets the
     token): its writes and its response form one transaction, and it honours
-    Idempotency-Key."""
+    Idempotency-Key.
+
+    prepare (optional): called with the view's arguments before the ledger lock is taken,
+    to read what does not depend on other writes of money (the view must check, under the
+    lock, that what it read is still current: app.ledger.gifts.PreparedGift). It may only
+    read; its transaction ends when the lock's begins. Whatever it raises is ignored here:
+    the view, under the lock, meets the same problem and answers it as it always has."""
+    if view is None:
+        return lambda view: recording(view, prepare=prepare)
 
     @wraps(view)
     def wrapper(*args, **kwargs):
         key = idempotency_key()
         session = get_session()
+        if prepare is not None:
+            try:
+                prepare(*args, **kwargs)
+            except Exception:  # noqa: BLE001 - the view meets it again, under the lock
+                log.debug("preparing a recording request failed", exc_info=True)
+                session.rollback()
         if key is None:
             with ledger_batch(session, growing=False):
                 return make_response(view(*args, **kwargs))

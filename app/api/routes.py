@@ -24,7 +24,7 @@ from app.db import get_session
 from app.errors import NotFound
 from app.extensions import audit_keys, state
 from app.ledger import disclosure, parties, pledges, reviews, series, titles
-from app.ledger.gifts import record_gift, refund_gift
+from app.ledger.gifts import prepare_gift, record_gift, refund_gift
 from app.ledger.merge import merge_donors
 from app.ledger.search import donors_matching
 from app.ledger.summary import compliance_summary
@@ -204,16 +204,27 @@ def review_affiliation_title(affiliation_id: int):
 # --- gifts ------------------------------------------------------------------------------------
 
 def _record(dry_run: bool):
-    data = parse_body(GiftCreate)
+    prepared = None if dry_run else g.pop("prepared_gift", None)
+    data = prepared.data if prepared is not None else parse_body(GiftCreate)
     st = state()
     recorded = record_gift(get_session(), data, g.actor, _policy(), st.reporting_currency,
-                           dry_run=dry_run, max_gift_minor=st.max_gift_minor)
+                           dry_run=dry_run, max_gift_minor=st.max_gift_minor,
+                           prepared=prepared)
     return recorded
+
+
+def _prepare_gift():
+    """Before the ledger lock: parse the body and read the gift's facts about people
+    (gifts.prepare_gift); record_gift checks under the lock that they still hold."""
+    data = parse_body(GiftCreate)
+    st = state()
+    g.prepared_gift = prepare_gift(get_session(), data, g.actor, st.reporting_currency,
+                                   max_gift_minor=st.max_gift_minor)
 
 
 @bp.post("/gifts")
 @require("gifts.write")
-@recording
+@recording(prepare=_prepare_gift)
 def create_gift():
     recorded = _record(dry_run=False)
     return _created(out.new_gift_public(recorded))

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlmodel import Session
 
 from app.auth import throttle
@@ -62,6 +63,36 @@ def create_token(session: Session, email: str, actor: Actor, name: str = "api") 
         audit.append(session, actor, "token.created", "user", user.id,
                      {"token_id": record.id, "name": name})
     return token
+
+
+@dataclass(frozen=True)
+class TokenHolder:
+    """Who a live bearer token speaks for: what an API request needs of its user."""
+
+    token_id: int
+    id: int
+    email: str
+    role: str
+
+
+#: The bearer check of every API request: one indexed read of four columns. It is not
+#: cached: a revoked token or a deactivated user is refused on the very next request, in
+#: every process. (Loading the token and the user as ORM objects, all 17 columns with
+#: their identity-map bookkeeping, was most of the cheapest request's time.)
+_TOKEN_HOLDER = (
+    select(ApiToken.id, User.id, User.email, User.role)
+    .join(User, User.id == ApiToken.user_id)
+    .where(ApiToken.token_hash == bindparam("token_hash"), ApiToken.revoked_at.is_(None),
+           User.active.is_(True))
+)
+
+
+def token_holder(session: Session, token: str) -> TokenHolder | None:
+    """The live token's holder, if the token is live and its user active; else None."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    row = session.execute(_TOKEN_HOLDER, {"token_hash": token_hash(token)}).first()
+    return TokenHolder(*row) if row is not None else None
 
 
 def user_for_token(session: Session, token: str) -> User | None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, exists, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
@@ -37,6 +37,7 @@ from app.ledger.refund_reversals import latest_reversal_day
 from models import (
     OUTCOME_STATUS,
     Attribution,
+    AuditEntry,
     Decision,
     Donor,
     DonorMerge,
@@ -201,7 +202,10 @@ def _refuse_merged_donors(session: Session, data: GiftCreate, donor: Donor,
                 f"donor {a.donor_id} was merged into donor {merged[a.donor_id]}")
 
 
-def validate_links(session: Session, data: GiftCreate, donor: Donor) -> None:
+def validate_links(session: Session, data: GiftCreate, donor: Donor, *,
+                   merges_checked: bool = False) -> None:
+    """merges_checked: the payer and attributed donors were found unmerged by a read whose
+    facts are known to be current (prepare_gift, checked under the lock)."""
     errors: dict[str, list[str]] = {}
     # Every channel passes here: a gift is recorded once received, never ahead of time
     # (a promise of money to come is a pledge). Today is the organisation's date.
@@ -215,7 +219,8 @@ def validate_links(session: Session, data: GiftCreate, donor: Donor) -> None:
             errors["matching_gift_for"] = ["no such gift"]
         elif donor.type != "organization":
             errors["matching_gift_for"] = ["a matching gift comes from an organisation donor"]
-    _refuse_merged_donors(session, data, donor, errors)
+    if not merges_checked:
+        _refuse_merged_donors(session, data, donor, errors)
     if data.pledge_id is not None:
         pledge = session.get(Pledge, data.pledge_id)
         if pledge is None:
@@ -410,6 +415,76 @@ def new_gift(data: GiftCreate, donor: Donor, reporting_currency: str, refs: Paym
     )
 
 
+@dataclass
+class PreparedGift:
+    """What a gift's screening reads about people, read before the ledger lock.
+
+    The donor with its affiliations, the shares, and the policy's facts (affiliations,
+    covered labs, identity matches, roster entries, merges) depend on no other gift: only
+    on records that ledger writes of other kinds change, each under the lock and each with
+    an audit entry of its own (donor.*, affiliation.*, organization.*, donor.merged,
+    roster.imported, policy.*, ...). So record_gift can use them if, under the lock, no
+    audit entry other than "gift.recorded" was appended since they were read: one EXISTS
+    over the entries after `audit_mark`, in the statement that reads the chain's head
+    anyway. Otherwise (some other write came in between) it reads everything again under
+    the lock, as it always did. Deny by default: any new kind of audited write, from any
+    path, sends the gift down the full path; only gifts themselves do not.
+
+    Everything that depends on other gifts stays under the lock: the funding windows, the
+    payment ids' uniqueness, the matched gift and the pledge, the audit chain.
+    """
+
+    data: GiftCreate
+    refs: PaymentRefs
+    declared: dict[int, AffiliationFact] | None
+    donor: Donor
+    shares: list[Share]
+    gift: Gift
+    facts: GiftFacts
+    #: The id of the newest audit entry when the facts were read (0: none yet).
+    audit_mark: int
+
+
+_AUDIT_MARK = select(func.coalesce(func.max(AuditEntry.id), 0))
+
+#: Under the lock: the chain's head, and whether anything but a gift was audited since the
+#: prepared facts were read.
+_HEAD_AND_CHANGES = select(
+    audit.HEAD_SUBQUERY.label("audit_head"),
+    exists().where(AuditEntry.id > bindparam("audit_mark"),
+                   AuditEntry.action != "gift.recorded").label("changed"),
+)
+
+
+def prepare_gift(session: Session, data: GiftCreate, actor: Actor, reporting_currency: str,
+                 *, refs: PaymentRefs = PaymentRefs(),  # noqa: B008 - frozen dataclass
+                 max_gift_minor: int = GIFT_CEILING_MINOR,
+                 declared: dict[int, AffiliationFact] | None = None) -> PreparedGift | None:
+    """Read a gift's facts about people before taking the ledger lock (see PreparedGift),
+    in the session's current (read) transaction. None when the gift has a problem of its
+    own (no such donor, a merged donor, bad shares, too large): record_gift then screens it
+    entirely under the lock and reports the problem exactly as it always has. The donor is
+    detached from the session, so that taking the lock (which expires what the session
+    holds) does not make it read the donor again."""
+    mark = session.execute(_AUDIT_MARK).scalar_one()
+    found = session.execute(DONOR_WITH_AFFILIATIONS, {"donor_id": data.donor_id}).all()
+    donor, affiliations = donor_with_affiliations(found)
+    if donor is None:
+        return None
+    errors: dict[str, list[str]] = {}
+    _refuse_merged_donors(session, data, donor, errors)
+    if errors:
+        return None
+    try:
+        shares = shares_of(session, data, donor)
+        gift = new_gift(data, donor, reporting_currency, refs, actor, max_gift_minor)
+    except ValidationFailed:
+        return None
+    facts = with_declared(facts_of_gift(session, gift, donor, shares, affiliations), declared)
+    session.expunge(donor)
+    return PreparedGift(data, refs, declared, donor, shares, gift, facts, mark)
+
+
 #: The door's first read under the lock, one statement where it would be three: the donor,
 #: its affiliations with their organisations (for the policy's facts) and the head of the
 #: audit chain, which this gift's audit entry extends.
@@ -427,29 +502,53 @@ def record_gift(
     dry_run: bool = False,
     max_gift_minor: int = GIFT_CEILING_MINOR,
     declared: dict[int, AffiliationFact] | None = None,
+    prepared: PreparedGift | None = None,
 ) -> Recorded:
     """Screen and record one gift. With dry_run, evaluate and write nothing.
+    prepared: its facts about people, read before the lock by prepare_gift() for this very
+    data; used if still current (see PreparedGift), else read again here.
     max_gift_minor: the largest gift accepted from this channel (the MAX_GIFT_MINOR setting
     for typed input; a payment already made is bounded by its processor instead).
     declared: roles typed on the donate form by donor id, screened as if true; they are
     not written anywhere (the decision's reasons name them)."""
+    usable = (prepared is not None and not dry_run and prepared.data is data
+              and prepared.refs == refs and prepared.declared is declared)
     with ledger_write(session):
-        first = session.execute(_FIRST_READ, {"donor_id": data.donor_id}).all()
-        donor, affiliations = donor_with_affiliations(first)
-        if donor is None:
-            raise ValidationFailed({"donor_id": ["no such donor"]})
-        gift, shares, evaluation = screen_new_gift(
-            session, data, donor, affiliations, policy, reporting_currency, refs, actor,
-            check_unique=lambda data, refs: _check_unique(session, data, refs),
-            funding_facts=lambda day: windows.funding_facts(session, day, policy.window_days),
-            max_gift_minor=max_gift_minor, declared=declared)
+        current = None
+        if usable:
+            current = session.execute(_HEAD_AND_CHANGES,
+                                      {"audit_mark": prepared.audit_mark}).one()
+            if current.changed:
+                current = None
+        if current is not None:
+            # The facts read before the lock still hold: only what depends on other gifts
+            # is read here.
+            audit_head = current.audit_head
+            donor, shares, gift = prepared.donor, prepared.shares, prepared.gift
+            validate_links(session, data, donor, merges_checked=True)
+            _check_unique(session, data, refs)
+            evaluation = evaluate_and_set_lab_part(
+                policy, gift, prepared.facts,
+                windows.funding_facts(session, gift.received_on, policy.window_days))
+        else:
+            first = session.execute(_FIRST_READ, {"donor_id": data.donor_id}).all()
+            donor, affiliations = donor_with_affiliations(first)
+            if donor is None:
+                raise ValidationFailed({"donor_id": ["no such donor"]})
+            audit_head = first[0].audit_head
+            gift, shares, evaluation = screen_new_gift(
+                session, data, donor, affiliations, policy, reporting_currency, refs, actor,
+                check_unique=lambda data, refs: _check_unique(session, data, refs),
+                funding_facts=lambda day: windows.funding_facts(session, day,
+                                                                policy.window_days),
+                max_gift_minor=max_gift_minor, declared=declared)
         if dry_run:
             session.rollback()
             return Recorded(gift, Decision(gift_id=0, outcome=evaluation.outcome,
                                            policy_version=evaluation.policy_version,
                                            reasons=evaluation.reasons(),
                                            figures=evaluation.figures), evaluation)
-        audit.known_head(session, first[0].audit_head)
+        audit.known_head(session, audit_head)
         # It is added to the daily totals once it has an id, as apply_outcome would do.
         set_screened_status(gift, evaluation)
         # Each row below is one Core INSERT, and the gift and decision come back as

@@ -1,0 +1,126 @@
+"""One recorded gift's SQL statements, pinned; and the facts it reads before the lock.
+
+A gift's request is the hottest path the system has (a giving day), and what runs while
+it holds the ledger lock sets how many gifts a second the whole system takes. A change
+that adds a query to it, and above all one under the lock, should be seen and argued for,
+not slip in. The counter listens on the app's engine (SQLAlchemy's before_cursor_execute
+event) for exactly one POST /gifts, made after a first one (caches warm, as on every
+request but a process's first).
+
+Before the lock (app.ledger.gifts.prepare_gift) the request reads its token and the facts
+about people; under the lock, only what depends on other gifts. If anything but a gift was
+audited in between, the facts are read again under the lock: the second test makes that
+happen and checks that the gift is screened on the new facts.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from sqlalchemy import event
+
+from app.ledger.audit import Actor
+from app.ledger.gifts import prepare_gift, record_gift
+from models.schemas import GiftCreate
+from tests.api.helpers import gift_body
+from tests.builders import World, affiliate, ok, organization, person
+
+
+@contextmanager
+def statements_of(app):
+    engine = app.extensions["armslength"].engine
+    seen: list[str] = []
+
+    def before(conn, cursor, statement, parameters, context, executemany):
+        seen.append(" ".join(statement.split()))
+
+    event.listen(engine, "before_cursor_execute", before)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+
+
+def _what(statement: str) -> str:
+    """A statement's kind and table, to name it in a failure."""
+    words = statement.split()
+    if words[0] == "INSERT":
+        return f"INSERT {words[2]}"
+    if "FOR UPDATE" in statement or statement == "BEGIN IMMEDIATE":
+        return "LOCK"
+    if words[0] == "BEGIN":
+        return "BEGIN"
+    if statement.startswith("SELECT (SELECT"):
+        return "SELECT (SELECT"
+    table = words[words.index("FROM") + 1] if "FROM" in words else "?"
+    return f"SELECT {table}"
+
+
+#: Under the ledger lock, in order: the lock, the policy in force, the audit chain's head
+#: with the check that the facts read before the lock still hold, the funding windows, the
+#: four rows of the gift and the day's totals.
+UNDER_THE_LOCK = [
+    "LOCK", "SELECT policy_version", "SELECT (SELECT", "SELECT funding_day",
+    "INSERT gift", "INSERT funding_day", "INSERT attribution", "INSERT decision",
+    "INSERT audit_entry",
+]
+#: Before it: the token, the newest audit entry's id, the donor with its affiliations,
+#: merges, identity matches among donors and on the rosters.
+BEFORE_THE_LOCK = [
+    "SELECT api_token", "SELECT audit_entry", "SELECT donor", "SELECT donor_merge",
+    "SELECT donor", "SELECT roster_entry",
+]
+
+
+def test_a_plain_gift_costs_a_pinned_number_of_statements(app, api):
+    w = World(api)
+    ok(api.post("/gifts", gift_body(w.donor["id"], "10.00", "2026-03-01")))
+    with statements_of(app) as seen:
+        made = ok(api.post("/gifts", gift_body(w.donor["id"], "25.00", "2026-03-02")))
+    assert made["status"] == "accepted"
+    kinds = [_what(s) for s in seen if _what(s) != "BEGIN"]  # SQLite's deferred BEGIN
+    lock = kinds.index("LOCK")
+    assert kinds[lock:] == UNDER_THE_LOCK, kinds
+    assert kinds[:lock] == BEFORE_THE_LOCK, kinds
+
+
+def test_a_refused_lab_gift_costs_the_same_less_the_funding_totals(app, api):
+    w = World(api)
+    ok(api.post("/gifts", gift_body(w.employee["id"], "10.00", "2026-03-01")))
+    with statements_of(app) as seen:
+        made = ok(api.post("/gifts", gift_body(w.employee["id"], "25.00", "2026-03-02")))
+    assert (made["status"], made["lab_employee_amount"]) == ("rejected", "25.00")
+    kinds = [_what(s) for s in seen if _what(s) != "BEGIN"]
+    refused = [k for k in UNDER_THE_LOCK if k != "INSERT funding_day"]  # counts for nothing
+    assert kinds[kinds.index("LOCK"):] == refused, kinds
+    assert kinds[:kinds.index("LOCK")] == BEFORE_THE_LOCK, kinds
+
+
+def test_facts_changed_after_the_prepared_read_are_read_again_under_the_lock(app, api, db,
+                                                                             policy):
+    lab = organization(api, "Frontier Lab", covered_lab=True)
+    donor = person(api, "Ada Example")
+    data = GiftCreate.model_validate(gift_body(donor["id"], "100.00", "2026-03-01"))
+    actor = Actor("test", user_id=api.user_id, role="admin")
+    prepared = prepare_gift(db, data, actor, "USD")
+    assert prepared is not None and prepared.gift.lab_minor == 0
+    db.rollback()
+    # Between the read and the lock, another request makes the donor a lab employee.
+    affiliate(api, donor["id"], lab["id"])
+    recorded = record_gift(db, data, actor, policy, "USD", prepared=prepared)
+    assert recorded.gift.lab_minor == 10000  # screened on the affiliation, not the old read
+    assert "lab_employee_cap" in {r["rule"] for r in recorded.decision.reasons}
+
+
+def test_facts_still_current_are_used_and_gifts_in_between_do_not_invalidate_them(
+        app, api, db, policy):
+    w = World(api)
+    data = GiftCreate.model_validate(gift_body(w.employee["id"], "100.00", "2026-03-01"))
+    actor = Actor("test", user_id=api.user_id, role="admin")
+    prepared = prepare_gift(db, data, actor, "USD")
+    db.rollback()
+    ok(api.post("/gifts", gift_body(w.donor["id"], "40.00", "2026-03-01")))  # only a gift
+    with statements_of(app) as seen:
+        recorded = record_gift(db, data, actor, policy, "USD", prepared=prepared)
+    assert recorded.gift.lab_minor == 10000
+    assert not any(s.startswith("SELECT donor.") for s in seen), seen  # not read again
