@@ -41,9 +41,9 @@ def converts(app, api, cast):  # noqa: F811 - the fixture imported above
     return [person(api, f"Soon Lab Employee {i}")["id"] for i in range(DONORS)]
 
 
-def _post(server: Server, path: str, body: dict, rng: random.Random) -> tuple[int, dict]:
+def _post(served: Server, path: str, body: dict, rng: random.Random) -> tuple[int, dict]:
     for _ in range(MAX_TRIES):
-        status, answer, _headers = server.request("POST", path, body)
+        status, answer, _headers = served.request("POST", path, body)
         if status != 503:
             return status, answer
         time.sleep(rng.uniform(0.005, 0.03))
