@@ -152,7 +152,8 @@ def _children(pid: int) -> list[int]:
 class Server:
     """gunicorn as the Procfile runs it, on a free port, against one database."""
 
-    def __init__(self, database_url: str, workers: str | None, threads: str | None):
+    def __init__(self, database_url: str, workers: str | None, threads: str | None,
+                 app_dir: Path = ROOT):
         args = procfile_web()
         args = _option(args, "--workers", workers)
         args = _option(args, "--threads", threads)
@@ -167,8 +168,8 @@ class Server:
         self.command = " ".join(args).replace(str(self.access_log), "FILE")
         gunicorn = Path(sys.executable).with_name("gunicorn")
         env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "bench-" + "y" * 40,
-               "ORG_TIMEZONE": "UTC"}
-        self.proc = subprocess.Popen([str(gunicorn), *args[1:]], cwd=ROOT, env=env,
+               "ORG_TIMEZONE": "UTC", "PYTHONPATH": str(app_dir)}
+        self.proc = subprocess.Popen([str(gunicorn), *args[1:]], cwd=app_dir, env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.base = f"http://127.0.0.1:{self.port}"
         deadline = time.monotonic() + 90
@@ -296,9 +297,10 @@ def bench_backend(dbs, backend: str, args, log) -> tuple[list[Run], dict]:
     runs: list[Run] = []
     before = gift_rows(target.url)
     received = 0
-    server = Server(target.url, args.workers, args.threads)
+    server = Server(target.url, args.workers, args.threads, args.app_dir)
     db_cpu = DatabaseCpu(target.url)
-    info = {"command": server.command, "donors": len(cast.people[:1000])}
+    info = {"command": server.command, "donors": len(cast.people[:1000]),
+            "app": _describe(args.app_dir)}
     try:
         gifts_url = f"{server.base}/api/v1/gifts"
         ceiling_url = f"{server.base}/api/v1/organizations?limit=1"
@@ -324,6 +326,15 @@ def bench_backend(dbs, backend: str, args, log) -> tuple[list[Run], dict]:
     return runs, info
 
 
+def _describe(app_dir: Path) -> str:
+    try:
+        head = subprocess.run(["git", "-C", str(app_dir), "log", "-1", "--format=%h %s"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        head = "?"
+    return f"{app_dir} at {head[:60]}"
+
+
 def report(results: dict, args) -> list[str]:
     lines = [
         "# Gift intake over HTTP", "",
@@ -334,7 +345,7 @@ def report(results: dict, args) -> list[str]:
         "the same machine runs wrk, gunicorn and the database", "",
     ]
     for backend, (runs, info) in results.items():
-        lines += [f"## {backend}", "", f"`{info['command']}`", "",
+        lines += [f"## {backend}", "", f"`{info['command']}` (app code: {info['app']})", "",
                   "| clients | endpoint | req/s | p50 ms | p95 ms | p99 ms | non-2xx / socket "
                   "errors | CPU ms/req app + db | intake / ceiling |",
                   "|---|---|---|---|---|---|---|---|---|"]
@@ -370,6 +381,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=None)
     parser.add_argument("--workers", default=None, help="override the Procfile's workers")
     parser.add_argument("--threads", default=None, help="override the Procfile's threads")
+    parser.add_argument("--app-dir", type=Path, default=ROOT,
+                        help="serve the app from another checkout of the same schema (a "
+                             "worktree of an earlier commit), to compare it side by side")
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
     args.argv = argv

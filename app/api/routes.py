@@ -207,7 +207,10 @@ def _record(dry_run: bool):
     prepared = None if dry_run else g.pop("prepared_gift", None)
     data = prepared.data if prepared is not None else parse_body(GiftCreate)
     st = state()
-    recorded = record_gift(get_session(), data, g.actor, _policy(), st.reporting_currency,
+    # With the facts prepared before the lock, the policy read with them is used, or read
+    # again under the lock if anything but gifts was audited since (gifts.PreparedGift).
+    policy = prepared.policy if prepared is not None else _policy()
+    recorded = record_gift(get_session(), data, g.actor, policy, st.reporting_currency,
                            dry_run=dry_run, max_gift_minor=st.max_gift_minor,
                            prepared=prepared)
     return recorded
@@ -219,7 +222,7 @@ def _prepare_gift():
     data = parse_body(GiftCreate)
     st = state()
     g.prepared_gift = prepare_gift(get_session(), data, g.actor, st.reporting_currency,
-                                   max_gift_minor=st.max_gift_minor)
+                                   st.policies.current, max_gift_minor=st.max_gift_minor)
 
 
 @bp.post("/gifts")

@@ -426,8 +426,12 @@ class PreparedGift:
     roster.imported, policy.*, ...). So record_gift can use them if, under the lock, no
     audit entry other than "gift.recorded" was appended since they were read: one EXISTS
     over the entries after `audit_mark`, in the statement that reads the chain's head
-    anyway. Otherwise (some other write came in between) it reads everything again under
-    the lock, as it always did. Deny by default: any new kind of audited write, from any
+    anyway. That is sound because entries are appended only under the lock (the chain
+    needs it: each names the previous one's hash), so their ids follow commit order: a
+    write not yet committed when the mark was read gets an id above it. The mark is read
+    first, the facts after it (PostgreSQL: later statements, fresher snapshots; SQLite:
+    one snapshot). Otherwise (some other write came in between) it reads everything again
+    under the lock, as it always did. Deny by default: any new kind of audited write, from any
     path, sends the gift down the full path; only gifts themselves do not.
 
     Everything that depends on other gifts stays under the lock: the funding windows, the
@@ -437,6 +441,10 @@ class PreparedGift:
     data: GiftCreate
     refs: PaymentRefs
     declared: dict[int, AffiliationFact] | None
+    #: The policy in force when the facts were read (a new version is audited too), and
+    #: how to read the one in force under the lock if the facts turn out stale.
+    policy: Policy
+    policy_now: Callable[[Session], Policy]
     donor: Donor
     shares: list[Share]
     gift: Gift
@@ -457,7 +465,7 @@ _HEAD_AND_CHANGES = select(
 
 
 def prepare_gift(session: Session, data: GiftCreate, actor: Actor, reporting_currency: str,
-                 *, refs: PaymentRefs = PaymentRefs(),  # noqa: B008 - frozen dataclass
+                 policy_now: Callable[[Session], Policy], *, refs: PaymentRefs = PaymentRefs(),  # noqa: B008 - frozen dataclass
                  max_gift_minor: int = GIFT_CEILING_MINOR,
                  declared: dict[int, AffiliationFact] | None = None) -> PreparedGift | None:
     """Read a gift's facts about people before taking the ledger lock (see PreparedGift),
@@ -467,6 +475,7 @@ def prepare_gift(session: Session, data: GiftCreate, actor: Actor, reporting_cur
     detached from the session, so that taking the lock (which expires what the session
     holds) does not make it read the donor again."""
     mark = session.execute(_AUDIT_MARK).scalar_one()
+    policy = policy_now(session)
     found = session.execute(DONOR_WITH_AFFILIATIONS, {"donor_id": data.donor_id}).all()
     donor, affiliations = donor_with_affiliations(found)
     if donor is None:
@@ -482,7 +491,8 @@ def prepare_gift(session: Session, data: GiftCreate, actor: Actor, reporting_cur
         return None
     facts = with_declared(facts_of_gift(session, gift, donor, shares, affiliations), declared)
     session.expunge(donor)
-    return PreparedGift(data, refs, declared, donor, shares, gift, facts, mark)
+    return PreparedGift(data, refs, declared, policy, policy_now, donor, shares, gift, facts,
+                        mark)
 
 
 #: The door's first read under the lock, one statement where it would be three: the donor,
@@ -505,8 +515,9 @@ def record_gift(
     prepared: PreparedGift | None = None,
 ) -> Recorded:
     """Screen and record one gift. With dry_run, evaluate and write nothing.
-    prepared: its facts about people, read before the lock by prepare_gift() for this very
-    data; used if still current (see PreparedGift), else read again here.
+    prepared: its facts about people and the policy, read before the lock by prepare_gift()
+    for this very data; used if still current (see PreparedGift), else read again here (the
+    policy too: `policy` is then ignored).
     max_gift_minor: the largest gift accepted from this channel (the MAX_GIFT_MINOR setting
     for typed input; a payment already made is bounded by its processor instead).
     declared: roles typed on the donate form by donor id, screened as if true; they are
@@ -520,6 +531,9 @@ def record_gift(
                                       {"audit_mark": prepared.audit_mark}).one()
             if current.changed:
                 current = None
+                policy = prepared.policy_now(session)
+            else:
+                policy = prepared.policy
         if current is not None:
             # The facts read before the lock still hold: only what depends on other gifts
             # is read here.

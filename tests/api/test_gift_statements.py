@@ -56,18 +56,19 @@ def _what(statement: str) -> str:
     return f"SELECT {table}"
 
 
-#: Under the ledger lock, in order: the lock, the policy in force, the audit chain's head
+#: Under the ledger lock, in order: the lock, the audit chain's head
 #: with the check that the facts read before the lock still hold, the funding windows, the
 #: four rows of the gift and the day's totals.
 UNDER_THE_LOCK = [
-    "LOCK", "SELECT policy_version", "SELECT (SELECT", "SELECT funding_day",
+    "LOCK", "SELECT (SELECT", "SELECT funding_day",
     "INSERT gift", "INSERT funding_day", "INSERT attribution", "INSERT decision",
     "INSERT audit_entry",
 ]
-#: Before it: the token, the newest audit entry's id, the donor with its affiliations,
+#: Before it: the token, the newest audit entry's id, the policy in force, the donor with
+#: its affiliations,
 #: merges, identity matches among donors and on the rosters.
 BEFORE_THE_LOCK = [
-    "SELECT api_token", "SELECT audit_entry", "SELECT donor", "SELECT donor_merge",
+    "SELECT api_token", "SELECT audit_entry", "SELECT policy_version", "SELECT donor", "SELECT donor_merge",
     "SELECT donor", "SELECT roster_entry",
 ]
 
@@ -102,7 +103,7 @@ def test_facts_changed_after_the_prepared_read_are_read_again_under_the_lock(app
     donor = person(api, "Ada Example")
     data = GiftCreate.model_validate(gift_body(donor["id"], "100.00", "2026-03-01"))
     actor = Actor("test", user_id=api.user_id, role="admin")
-    prepared = prepare_gift(db, data, actor, "USD")
+    prepared = prepare_gift(db, data, actor, "USD", app.extensions["armslength"].policies.current)
     assert prepared is not None and prepared.gift.lab_minor == 0
     db.rollback()
     # Between the read and the lock, another request makes the donor a lab employee.
@@ -117,7 +118,7 @@ def test_facts_still_current_are_used_and_gifts_in_between_do_not_invalidate_the
     w = World(api)
     data = GiftCreate.model_validate(gift_body(w.employee["id"], "100.00", "2026-03-01"))
     actor = Actor("test", user_id=api.user_id, role="admin")
-    prepared = prepare_gift(db, data, actor, "USD")
+    prepared = prepare_gift(db, data, actor, "USD", app.extensions["armslength"].policies.current)
     db.rollback()
     ok(api.post("/gifts", gift_body(w.donor["id"], "40.00", "2026-03-01")))  # only a gift
     with statements_of(app) as seen:
