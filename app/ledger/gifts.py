@@ -453,7 +453,10 @@ class PreparedGift:
     audit_mark: int
 
 
-_AUDIT_MARK = select(func.coalesce(func.max(AuditEntry.id), 0))
+#: The donor with its affiliations, and the id of the newest audit entry, in one statement
+#: (one snapshot): every fact prepare_gift reads after it is at least as new as the mark.
+_PREPARE_READ = DONOR_WITH_AFFILIATIONS.add_columns(
+    select(func.coalesce(func.max(AuditEntry.id), 0)).scalar_subquery().label("audit_mark"))
 
 #: Under the lock: the chain's head, and whether anything but a gift was audited since the
 #: prepared facts were read.
@@ -474,12 +477,12 @@ def prepare_gift(session: Session, data: GiftCreate, actor: Actor, reporting_cur
     entirely under the lock and reports the problem exactly as it always has. The donor is
     detached from the session, so that taking the lock (which expires what the session
     holds) does not make it read the donor again."""
-    mark = session.execute(_AUDIT_MARK).scalar_one()
-    policy = policy_now(session)
-    found = session.execute(DONOR_WITH_AFFILIATIONS, {"donor_id": data.donor_id}).all()
+    found = session.execute(_PREPARE_READ, {"donor_id": data.donor_id}).all()
     donor, affiliations = donor_with_affiliations(found)
     if donor is None:
         return None
+    mark = found[0].audit_mark
+    policy = policy_now(session)
     errors: dict[str, list[str]] = {}
     _refuse_merged_donors(session, data, donor, errors)
     if errors:
