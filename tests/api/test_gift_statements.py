@@ -68,10 +68,11 @@ UNDER_THE_LOCK = [
 ]
 #: Before it: the token, the donor with its affiliations and the newest audit entry's id,
 #: the policy in force,
-#: merges, identity matches among donors and on the rosters.
+#: merges, identity matches among donors (read from the affiliations of namesakes:
+#: app.ledger.identity) and on the rosters.
 BEFORE_THE_LOCK = [
     "SELECT api_token", "SELECT donor", "SELECT policy_version", "SELECT donor_merge",
-    "SELECT donor", "SELECT roster_entry",
+    "SELECT affiliation", "SELECT roster_entry",
 ]
 
 
