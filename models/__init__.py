@@ -36,6 +36,7 @@ from models.online import (
 from models.parties import Affiliation, Donor, DonorMerge, Organization
 from models.pledges import IllegalPledgeTransition, Pledge, PledgeInstalment, move_pledge
 from models.policy_versions import PolicyVersion
+from models.public_support import SupportClass, SupportLink, UnusualGrant
 from models.users import LINK_PURPOSES, ROLES, AccountLink, ApiToken, SignInThrottle, User
 
 # Append-only in the ORM (models.gifts) and in the database (models.append_only).
@@ -89,6 +90,9 @@ __all__ = [
     "StripeInstall",
     "StripeSettlement",
     "StripeUnmatchedEvent",
+    "SupportClass",
+    "SupportLink",
+    "UnusualGrant",
     "Task",
     "User",
     "metadata",

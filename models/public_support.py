@@ -1,0 +1,65 @@
+"""What the public-support test (policies.public_support) needs beyond gifts and donors:
+donors treated as one contributor, donors whose gifts are not limited, and gifts a reviewer
+marked as unusual grants. Every row is written and removed through
+app.ledger.public_support, with an audit entry."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, Text, UniqueConstraint
+from sqlmodel import Column, Field, SQLModel
+
+from models.base import in_list, utcnow
+
+SUPPORT_RELATIONS = ("spouse", "family", "controlled_entity")
+SUPPORT_CLASSES = ("governmental_unit", "public_charity")
+
+
+class SupportLink(SQLModel, table=True):
+    """Two donors treated as one contributor for the 2% limit (a person and their spouse;
+    a company and an entity it controls that has no organisation link to say so)."""
+
+    __tablename__ = "support_link"
+    __table_args__ = (
+        # One row per pair, written one way: the smaller id first.
+        CheckConstraint("donor_id < other_donor_id", name="ordered_pair"),
+        CheckConstraint(in_list("relation", SUPPORT_RELATIONS), name="relation"),
+        UniqueConstraint("donor_id", "other_donor_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    donor_id: int = Field(foreign_key="donor.id", index=True)
+    other_donor_id: int = Field(foreign_key="donor.id", index=True)
+    relation: str = Field(max_length=20)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    created_by_id: int | None = Field(default=None, foreign_key="staff_user.id")
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class SupportClass(SQLModel, table=True):
+    """A donor that is a governmental unit or a publicly supported charity: its gifts are
+    not limited to 2% of total support (which classes are unlimited: the rules file)."""
+
+    __tablename__ = "support_class"
+    __table_args__ = (CheckConstraint(in_list("support_class", SUPPORT_CLASSES), name="class"),)
+
+    donor_id: int = Field(foreign_key="donor.id", primary_key=True,
+                          sa_column_kwargs={"autoincrement": False})
+    support_class: str = Field(max_length=20)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    set_by_id: int | None = Field(default=None, foreign_key="staff_user.id")
+    set_at: datetime = Field(default_factory=utcnow)
+
+
+class UnusualGrant(SQLModel, table=True):
+    """A gift a reviewer marked as an unusual grant: left out of the public-support
+    computation (numerator and denominator alike) and listed apart."""
+
+    __tablename__ = "unusual_grant"
+
+    gift_id: int = Field(foreign_key="gift.id", primary_key=True,
+                         sa_column_kwargs={"autoincrement": False})
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    marked_by_id: int | None = Field(default=None, foreign_key="staff_user.id")
+    marked_at: datetime = Field(default_factory=utcnow)
