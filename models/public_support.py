@@ -63,3 +63,38 @@ class UnusualGrant(SQLModel, table=True):
     reason: str = Field(sa_column=Column(Text, nullable=False))
     marked_by_id: int | None = Field(default=None, foreign_key="staff_user.id")
     marked_at: datetime = Field(default_factory=utcnow)
+
+
+# --- inputs (the JSON API's bodies; shape only, the ledger checks the rest) ---------------
+
+from typing import Annotated, Literal  # noqa: E402 - the inputs follow the tables
+
+from pydantic import Field as InputField  # noqa: E402
+
+from models.schemas import Input  # noqa: E402
+
+Reason = Annotated[str, InputField(min_length=1, max_length=2000)]
+
+
+class SupportLinkCreate(Input):
+    donor_id: int
+    other_donor_id: int
+    relation: Literal[SUPPORT_RELATIONS]  # type: ignore[valid-type]
+    reason: Reason
+
+
+class SupportClassCreate(Input):
+    donor_id: int
+    support_class: Literal[SUPPORT_CLASSES]  # type: ignore[valid-type]
+    reason: Reason
+
+
+class UnusualGrantCreate(Input):
+    gift_id: int
+    reason: Reason
+
+
+class SupportReason(Input):
+    """The body of a removal: why."""
+
+    reason: Reason

@@ -4,6 +4,7 @@ from app.api import (  # noqa: F401 - these register their routes on bp
     change_routes,
     contacts,
     identity,
+    public_support,
 )
 from app.api.routes import bp
 

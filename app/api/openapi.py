@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from functools import cache
 
+from models.public_support import (
+    SupportClassCreate,
+    SupportLinkCreate,
+    SupportReason,
+    UnusualGrantCreate,
+)
 from models.schemas import (
     AffiliationCreate,
     ContactPreferences,
@@ -26,7 +32,8 @@ from models.schemas import (
 INPUTS = [AffiliationCreate, DonorCreate, GiftCreate, InKindCreate, OrganizationCreate,
           OrganizationPatch, PledgeCreate, RefundCreate, ReviewCreate, DonorCreateConfirmed,
           MergeCreate, TitleReview, MatchVerdictCreate, InteractionCreate, TaskCreate,
-          ContactPreferences]
+          ContactPreferences, SupportLinkCreate, SupportClassCreate, UnusualGrantCreate,
+          SupportReason]
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
@@ -131,6 +138,21 @@ OPERATIONS = [
     ("post", "/tasks", "Create a task for a staff member", "contacts.write", TaskCreate, 201,
      [], []),
     ("post", "/tasks/{id}/complete", "Mark a task done", "contacts.write", None, 200, [ID], []),
+    # The public-support test (Form 990 Schedule A, Part II): docs/public-support.md.
+    ("get", "/public-support", "The public-support test for a tax year, every figure with "
+     "its gifts", "read", None, 200, [], [("year", {"type": "integer"})]),
+    ("post", "/public-support/links", "Treat two donors as one contributor (spouse, family, "
+     "controlled entity)", "review", SupportLinkCreate, 201, [], []),
+    ("delete", "/public-support/links/{id}", "Remove a link between donors", "review",
+     SupportReason, 200, [ID], []),
+    ("post", "/public-support/classes", "Record a donor as a governmental unit or publicly "
+     "supported charity (not limited to 2%)", "review", SupportClassCreate, 201, [], []),
+    ("delete", "/public-support/classes/{id}", "Clear a donor's public-support class",
+     "review", SupportReason, 200, [ID], []),
+    ("post", "/public-support/unusual-grants", "Mark a gift an unusual grant (left out of the "
+     "test)", "review", UnusualGrantCreate, 201, [], []),
+    ("delete", "/public-support/unusual-grants/{id}", "Unmark an unusual grant", "review",
+     SupportReason, 200, [ID], []),
 ]
 
 #: Operations that answer 202 when part of the request waits for a second person.

@@ -1,0 +1,301 @@
+"""The public-support test from the ledger: the reader that turns gifts, refunds,
+attributions, organisations and the public-support facts into the plain contributions
+policies.public_support computes on, and the audited writes of those facts.
+
+Which gifts count: accepted gifts (cash; in-kind only if the rules say so) received in the
+five calendar years, each at its reporting-currency amount as recorded, less the refunds
+(and reversals) dated on or before the last day of the tax year: a refund made after the
+year closed does not rewrite the year as filed. A gift's contributor is named by its
+attributions when all of them are on a basis the rules follow, else it is the donor.
+
+Treated as one contributor: donors linked by a support_link (a spouse), and organisation
+donors whose organisations share a top parent (a company and its subsidiaries).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import delete, func, select
+from sqlmodel import Session
+
+from app.db.locking import ledger_write
+from app.errors import NotAllowed, NotFound, ValidationFailed
+from app.ledger import audit
+from app.ledger.audit import Actor
+from models import Attribution, Donor, Gift, Organization, Refund
+from models.public_support import (
+    SUPPORT_CLASSES,
+    SUPPORT_RELATIONS,
+    SupportClass,
+    SupportLink,
+    UnusualGrant,
+)
+from policies.public_support import (
+    Contribution,
+    PublicSupport,
+    PublicSupportRules,
+    compute,
+    donor_groups,
+)
+
+#: Who may record or remove the facts: each changes who counts as public support.
+REVIEWING_ROLES = ("reviewer", "admin")
+PPM = 1_000_000
+
+
+@dataclass
+class LedgerPublicSupport:
+    """The computation and the ledger facts it used, for the API, pages and CLI."""
+
+    result: PublicSupport
+    currency: str
+    #: donor id -> (name, type), for every donor the figures name.
+    donors: dict[int, tuple[str, str]]
+    #: group id -> why its donors are one ("spouse", "controlled_entity", "parent organisation")
+    links: list[dict]
+    unlimited: dict[int, str]
+    unusual: dict[int, str]
+
+
+def _split(amount: int, shares: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """amount split by (donor_id, fraction_ppm), exactly: the remainder of the floors goes
+    to the largest shares first, so the parts sum to the amount."""
+    parts = [(donor, amount * ppm // PPM, amount * ppm % PPM) for donor, ppm in shares]
+    left = amount - sum(p[1] for p in parts)
+    order = sorted(range(len(parts)), key=lambda i: (-parts[i][2], parts[i][0]))
+    result = [[donor, whole] for donor, whole, _ in parts]
+    for i in order[:left]:
+        result[i][1] += 1
+    return [(donor, whole) for donor, whole in result]
+
+
+def _organization_roots(session: Session) -> dict[int, int]:
+    parents = dict(session.execute(select(Organization.id, Organization.parent_id)).all())
+
+    def root(org_id: int) -> int:
+        seen = set()
+        while parents.get(org_id) is not None and org_id not in seen:
+            seen.add(org_id)
+            org_id = parents[org_id]
+        return org_id
+
+    return {org_id: root(org_id) for org_id in parents}
+
+
+def contributions(session: Session, tax_year: int, rules: PublicSupportRules
+                  ) -> tuple[list[Contribution], dict[int, int], list[dict], dict, dict]:
+    """The five years' contributions, the donor groups, the links used, the unlimited
+    donors (id -> class) and the unusual grants (gift id -> reason)."""
+    first, last = date(tax_year - rules.years + 1, 1, 1), date(tax_year, 12, 31)
+    kinds = ("cash", "in_kind") if rules.count_in_kind else ("cash",)
+    in_range = (Gift.status == "accepted", Gift.kind.in_(kinds),
+                Gift.received_on >= first, Gift.received_on <= last)
+    gifts = session.execute(
+        select(Gift.id, Gift.donor_id, Gift.received_on, Gift.reporting_amount_minor)
+        .where(*in_range)).all()
+    refunded = dict(session.execute(
+        select(Refund.gift_id, func.sum(Refund.reporting_amount_minor))
+        .join(Gift, Gift.id == Refund.gift_id)
+        .where(*in_range, Refund.refunded_on <= last)
+        .group_by(Refund.gift_id)).all())
+    # Only gifts credited to someone other than their donor need their attributions.
+    shares: dict[int, list[tuple[int, int, str]]] = {}
+    for gift_id, donor_id, ppm, basis in session.execute(
+            select(Attribution.gift_id, Attribution.donor_id, Attribution.fraction_ppm,
+                   Attribution.basis)
+            .join(Gift, Gift.id == Attribution.gift_id)
+            .where(*in_range, Attribution.donor_id != Gift.donor_id)).all():
+        shares.setdefault(gift_id, []).append((donor_id, ppm, basis))
+    if shares:
+        for gift_id, donor_id, ppm, basis in session.execute(
+                select(Attribution.gift_id, Attribution.donor_id, Attribution.fraction_ppm,
+                       Attribution.basis)
+                .join(Gift, Gift.id == Attribution.gift_id)
+                .where(*in_range, Attribution.donor_id == Gift.donor_id)).all():
+            if gift_id in shares:
+                shares[gift_id].append((donor_id, ppm, basis))
+    unlimited = {donor_id: cls for donor_id, cls in session.execute(
+        select(SupportClass.donor_id, SupportClass.support_class)).all()
+        if cls in rules.unlimited_classes}
+    unusual = dict(session.execute(select(UnusualGrant.gift_id, UnusualGrant.reason)).all())
+
+    result: list[Contribution] = []
+    for gift_id, donor_id, received_on, amount in gifts:
+        net = amount - int(refunded.get(gift_id) or 0)
+        parts = [(donor_id, net)]
+        credited = shares.get(gift_id)
+        if credited and all(basis in rules.follow_attribution_bases for *_, basis in credited):
+            parts = _split(net, [(d, ppm) for d, ppm, _ in credited])
+        for contributor, part in parts:
+            result.append(Contribution(gift_id=gift_id, contributor_id=contributor,
+                                       year=received_on.year, amount_minor=part,
+                                       unlimited=contributor in unlimited,
+                                       unusual=gift_id in unusual))
+    groups, links = _groups(session, {c.contributor_id for c in result})
+    return result, groups, links, unlimited, unusual
+
+
+def _groups(session: Session, donor_ids: set[int]) -> tuple[dict[int, int], list[dict]]:
+    pairs: list[tuple[int, int]] = []
+    links: list[dict] = []
+    for link in session.execute(select(SupportLink)).scalars():
+        pairs.append((link.donor_id, link.other_donor_id))
+        links.append({"id": link.id, "donor_ids": [link.donor_id, link.other_donor_id],
+                      "relation": link.relation, "reason": link.reason})
+    roots = _organization_roots(session)
+    by_root: dict[int, list[int]] = {}
+    for donor_id, org_id in session.execute(
+            select(Donor.id, Donor.organization_id).where(Donor.organization_id.is_not(None))):
+        if donor_id in donor_ids:
+            by_root.setdefault(roots.get(org_id, org_id), []).append(donor_id)
+    for root, members in sorted(by_root.items()):
+        members.sort()
+        for other in members[1:]:
+            pairs.append((members[0], other))
+            links.append({"id": None, "donor_ids": [members[0], other],
+                          "relation": "controlled_entity",
+                          "reason": f"organisations under one parent (organisation {root})"})
+    return donor_groups(donor_ids, pairs), links
+
+
+def public_support(session: Session, tax_year: int, rules: PublicSupportRules,
+                   currency: str) -> LedgerPublicSupport:
+    found, groups, links, unlimited, unusual = contributions(session, tax_year, rules)
+    result = compute(tax_year, found, groups, rules)
+    named = {d for c in result.contributors for d in c.donor_ids}
+    named |= {d for link in links for d in link["donor_ids"]}
+    donors = {}
+    if named:
+        for donor_id, name, kind in session.execute(
+                select(Donor.id, Donor.name, Donor.type).where(Donor.id.in_(sorted(named)))):
+            donors[donor_id] = (name, kind)
+    return LedgerPublicSupport(result=result, currency=currency, donors=donors, links=links,
+                               unlimited=unlimited, unusual=unusual)
+
+
+# --- the facts, recorded and removed with an audit entry ---------------------------------
+
+def _reviewer(actor: Actor, what: str) -> None:
+    if actor.role not in REVIEWING_ROLES:
+        raise NotAllowed(f"only a reviewer or an admin may {what}")
+
+
+def _reason(reason: str | None) -> str:
+    if not (reason or "").strip():
+        raise ValidationFailed({"reason": ["say why"]})
+    return reason.strip()
+
+
+def _donor(session: Session, donor_id: int, field: str = "donor_id") -> Donor:
+    donor = session.get(Donor, donor_id)
+    if donor is None:
+        raise ValidationFailed({field: [f"no donor {donor_id}"]})
+    return donor
+
+
+def link_donors(session: Session, donor_id: int, other_donor_id: int, relation: str,
+                reason: str, actor: Actor) -> SupportLink:
+    """Treat two donors as one contributor (a spouse, family, a controlled entity)."""
+    _reviewer(actor, "say two donors are one contributor")
+    reason = _reason(reason)
+    if relation not in SUPPORT_RELATIONS:
+        raise ValidationFailed({"relation": [f"one of {', '.join(SUPPORT_RELATIONS)}"]})
+    if donor_id == other_donor_id:
+        raise ValidationFailed({"other_donor_id": ["a donor is already one with itself"]})
+    low, high = sorted((donor_id, other_donor_id))
+    with ledger_write(session):
+        _donor(session, donor_id)
+        _donor(session, other_donor_id, "other_donor_id")
+        existing = session.execute(select(SupportLink).where(
+            SupportLink.donor_id == low, SupportLink.other_donor_id == high)).scalar_one_or_none()
+        if existing is not None:
+            raise NotAllowed(f"donors {low} and {high} are already linked (link {existing.id})")
+        link = SupportLink(donor_id=low, other_donor_id=high, relation=relation, reason=reason,
+                           created_by_id=actor.user_id)
+        session.add(link)
+        session.flush()
+        audit.append(session, actor, "public_support.linked", "donor", low, {
+            "link_id": link.id, "donor_ids": [low, high], "relation": relation,
+            "reason": reason})
+    return link
+
+
+def unlink_donors(session: Session, link_id: int, reason: str, actor: Actor) -> None:
+    _reviewer(actor, "remove a link between donors")
+    reason = _reason(reason)
+    with ledger_write(session):
+        link = session.get(SupportLink, link_id)
+        if link is None:
+            raise NotFound("support link", link_id)
+        data = {"link_id": link.id, "donor_ids": [link.donor_id, link.other_donor_id],
+                "relation": link.relation, "reason": reason, "was_because": link.reason}
+        session.execute(delete(SupportLink).where(SupportLink.id == link_id))
+        audit.append(session, actor, "public_support.unlinked", "donor", data["donor_ids"][0],
+                     data)
+
+
+def set_support_class(session: Session, donor_id: int, support_class: str, reason: str,
+                      actor: Actor) -> SupportClass:
+    """Record that a donor is a governmental unit or a publicly supported charity."""
+    _reviewer(actor, "set a donor's public-support class")
+    reason = _reason(reason)
+    if support_class not in SUPPORT_CLASSES:
+        raise ValidationFailed({"support_class": [f"one of {', '.join(SUPPORT_CLASSES)}"]})
+    with ledger_write(session):
+        _donor(session, donor_id)
+        row = session.get(SupportClass, donor_id)
+        before = row.support_class if row else None
+        if row is None:
+            row = SupportClass(donor_id=donor_id, support_class=support_class, reason=reason,
+                               set_by_id=actor.user_id)
+            session.add(row)
+        else:
+            row.support_class, row.reason, row.set_by_id = support_class, reason, actor.user_id
+        session.flush()
+        audit.append(session, actor, "public_support.class_set", "donor", donor_id, {
+            "before": before, "after": support_class, "reason": reason})
+    return row
+
+
+def clear_support_class(session: Session, donor_id: int, reason: str, actor: Actor) -> None:
+    _reviewer(actor, "clear a donor's public-support class")
+    reason = _reason(reason)
+    with ledger_write(session):
+        row = session.get(SupportClass, donor_id)
+        if row is None:
+            raise NotFound("public-support class of donor", donor_id)
+        before = row.support_class
+        session.execute(delete(SupportClass).where(SupportClass.donor_id == donor_id))
+        audit.append(session, actor, "public_support.class_cleared", "donor", donor_id, {
+            "before": before, "reason": reason})
+
+
+def mark_unusual_grant(session: Session, gift_id: int, reason: str,
+                       actor: Actor) -> UnusualGrant:
+    """A reviewer's judgement that a gift is an unusual grant (left out of the test)."""
+    _reviewer(actor, "mark an unusual grant")
+    reason = _reason(reason)
+    with ledger_write(session):
+        if session.get(Gift, gift_id) is None:
+            raise NotFound("gift", gift_id)
+        if session.get(UnusualGrant, gift_id) is not None:
+            raise NotAllowed(f"gift {gift_id} is already marked an unusual grant")
+        row = UnusualGrant(gift_id=gift_id, reason=reason, marked_by_id=actor.user_id)
+        session.add(row)
+        session.flush()
+        audit.append(session, actor, "public_support.unusual_grant", "gift", gift_id,
+                     {"reason": reason})
+    return row
+
+
+def unmark_unusual_grant(session: Session, gift_id: int, reason: str, actor: Actor) -> None:
+    _reviewer(actor, "unmark an unusual grant")
+    reason = _reason(reason)
+    with ledger_write(session):
+        if session.get(UnusualGrant, gift_id) is None:
+            raise NotFound("unusual grant", gift_id)
+        session.execute(delete(UnusualGrant).where(UnusualGrant.gift_id == gift_id))
+        audit.append(session, actor, "public_support.unusual_grant_removed", "gift", gift_id,
+                     {"reason": reason})

@@ -1,0 +1,73 @@
+"""The public-support computation as plain data: one shape for the API, the staff page and
+the CLI. Every figure carries the ids of the gifts behind it."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from app.ledger.public_support import LedgerPublicSupport, public_support
+from models.money import format_amount
+from policies.public_support import PublicSupportRules, load_rules
+
+
+@cache
+def rules() -> PublicSupportRules:
+    return load_rules()
+
+
+def _money(minor: int, currency: str) -> dict:
+    return {"minor": minor, "amount": format_amount(minor, currency)}
+
+
+def public_support_data(session, tax_year: int, currency: str) -> dict:
+    return shape(public_support(session, tax_year, rules(), currency))
+
+
+def shape(found: LedgerPublicSupport) -> dict:
+    r, cur = found.result, found.currency
+    current = rules()
+
+    def donor(donor_id: int) -> dict:
+        name, kind = found.donors.get(donor_id, (None, None))
+        return {"id": donor_id, "name": name, "type": kind,
+                "support_class": found.unlimited.get(donor_id)}
+
+    return {
+        "tax_year": r.tax_year,
+        "years": [y.year for y in r.years],
+        "rules_version": r.rules_version,
+        "currency": cur,
+        "lines": [{
+            "year": y.year,
+            "contributions": _money(y.contributions_minor, cur),
+            "gift_ids": y.gift_ids,
+            "unusual_grants": _money(y.unusual_minor, cur),
+            "unusual_gift_ids": y.unusual_gift_ids,
+        } for y in r.years],
+        "total_support": _money(r.total_support_minor, cur),
+        "donor_limit_fraction": f"{current.donor_limit.numerator}/{current.donor_limit.denominator}",
+        "donor_limit": _money(r.donor_limit_minor, cur),
+        "excess": _money(r.excess_minor, cur),
+        "public_support": _money(r.public_support_minor, cur),
+        "percentage": r.percentage_text,
+        "percentage_exact": (None if r.percentage is None
+                             else f"{r.percentage.numerator}/{r.percentage.denominator}"),
+        "meets_support_test": r.meets_support_test,
+        "support_test": f"{current.support_test.numerator}/{current.support_test.denominator}",
+        "meets_facts_and_circumstances_floor": r.meets_facts_and_circumstances_floor,
+        "facts_and_circumstances_floor": (f"{current.facts_and_circumstances_floor.numerator}/"
+                                          f"{current.facts_and_circumstances_floor.denominator}"),
+        "contributors": [{
+            "group_id": c.group_id,
+            "donors": [donor(d) for d in c.donor_ids],
+            "total": _money(c.total_minor, cur),
+            "excess": _money(c.excess_minor, cur),
+            "unlimited": c.unlimited,
+            "gift_ids": c.gift_ids,
+        } for c in r.contributors if c.excess_minor > 0 or c.unlimited or len(c.donor_ids) > 1],
+        "contributor_count": len(r.contributors),
+        "links": found.links,
+        "unusual_grants": [{"gift_id": g, "reason": why} for g, why in sorted(found.unusual.items())
+                           if any(g in y.unusual_gift_ids for y in r.years)],
+        "gift_url": "/api/v1/gifts/{id}",
+    }
