@@ -48,6 +48,7 @@ def register_web(app: Flask) -> None:
         online,
         organizations,
         pledges,
+        public_support,
         reports,
         review,
         staff,
@@ -81,3 +82,4 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(compliance.bp)
     app.register_blueprint(finance.bp)
     app.register_blueprint(reports.bp)
+    app.register_blueprint(public_support.bp)

@@ -21,6 +21,7 @@ NAV: tuple[tuple[str, str, str], ...] = (
     ("Compliance", "compliance.dashboard", "read"),
     ("Finance", "finance.index", "read"),
     ("Reports", "reports.index", "read"),
+    ("Public support", "public_support.index", "read"),
     ("Acknowledgements", "acknowledgements.index", "read"),
     ("Disclosures", "staff_disclosures.staff_index", "read"),
     ("Import", "imports.index", "gifts.write"),

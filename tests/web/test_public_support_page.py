@@ -1,0 +1,46 @@
+"""The staff page of the public-support test: sign-in and a role first, then the worked
+example's figures (docs/public-support.md) with links to the gifts behind them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.public_support_example import Example
+
+
+@pytest.fixture
+def example(api):
+    return Example(api)
+
+
+def test_the_page_needs_sign_in(client):
+    response = client.get("/staff/public-support/?year=2025")
+    assert response.status_code == 302
+    assert "/login" in response.headers["Location"]
+
+
+def test_the_page_shows_the_worked_example_with_gift_links(web_as, example):
+    page = web_as("viewer").get("/staff/public-support/?year=2025")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert re.search(r"Public support: <strong>81\.00%</strong>\s*— meets the 33 1/3% support test",
+                     html)
+    for figure in ("5,000,000.00 USD", "950,000.00 USD", "4,050,000.00 USD", "100,000.00 USD"):
+        assert figure in html, figure
+    contributors = html[html.index('id="contributors"'):]
+    for gift in ("dana_2021", "dana_2023", "alice_2022", "bob_2024", "holdings_2023",
+                 "labs_2025", "council_2024"):
+        gift_id = example.gifts[gift]["id"]
+        assert f'href="/staff/gifts/{gift_id}"' in contributors, gift
+    assert "Alice Aster</a> + <a" in contributors
+    assert "(governmental unit, not limited)" in contributors
+    unusual = example.gifts["foundation_2025"]["id"]
+    assert f'href="/staff/gifts/{unusual}">gift {unusual}</a>' in html
+    assert "Public support</a>" in html  # in the staff navigation
+
+
+def test_a_year_that_is_not_one_is_refused(web_as):
+    assert web_as("viewer").get("/staff/public-support/?year=20x5").status_code == 400
+    assert web_as("viewer").get("/staff/public-support/?year=3000").status_code == 400
