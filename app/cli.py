@@ -170,6 +170,24 @@ def register_commands(app: Flask) -> None:
         for line in summary_lines(result):
             click.echo(line)
 
+    @app.cli.command("public-support")
+    @click.option("--year", type=int, default=None,
+                  help="tax year (default: last calendar year)")
+    @click.option("--json", "as_json", is_flag=True, help="print the API's JSON")
+    def public_support_command(year: int | None, as_json: bool):
+        """The public-support test (Form 990 Schedule A, Part II) for a tax year."""
+        from app.presenters.public_support import public_support_data, summary_lines
+
+        st = state()
+        with _session() as session:
+            data = public_support_data(session, year or st.today().year - 1,
+                                       st.reporting_currency)
+        if as_json:
+            click.echo(json.dumps(data, indent=2))
+            return
+        for line in summary_lines(data):
+            click.echo(line)
+
     @app.cli.command("verify-audit")
     @click.option("--checkpoints", "checkpoint_files", type=click.File("r"), multiple=True,
                   help="checkpoints kept outside the database: the lines `audit-checkpoint "

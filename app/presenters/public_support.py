@@ -71,3 +71,34 @@ def shape(found: LedgerPublicSupport) -> dict:
                            if any(g in y.unusual_gift_ids for y in r.years)],
         "gift_url": "/api/v1/gifts/{id}",
     }
+
+
+def summary_lines(data: dict) -> list[str]:
+    """The computation as lines of text (the CLI)."""
+    cur = data["currency"]
+    lines = [f"Public support, tax year {data['tax_year']} "
+             f"(years {data['years'][0]}-{data['years'][-1]}, rules {data['rules_version']})"]
+    for line in data["lines"]:
+        text = f"  {line['year']}: {line['contributions']['amount']} {cur}"
+        if line["unusual_gift_ids"]:
+            text += (f" (unusual grants left out: {line['unusual_grants']['amount']} {cur},"
+                     f" gifts {', '.join(map(str, line['unusual_gift_ids']))})")
+        lines.append(text)
+    lines += [
+        f"Total support: {data['total_support']['amount']} {cur}",
+        f"Limit per contributor ({data['donor_limit_fraction']}): "
+        f"{data['donor_limit']['amount']} {cur}",
+        f"Excess (line 5): {data['excess']['amount']} {cur}",
+        f"Public support (line 6): {data['public_support']['amount']} {cur}",
+    ]
+    for c in data["contributors"]:
+        names = " + ".join(d["name"] or f"donor {d['id']}" for d in c["donors"])
+        note = " (not limited)" if c["unlimited"] else f", excess {c['excess']['amount']} {cur}"
+        lines.append(f"  {names}: {c['total']['amount']} {cur}{note}; "
+                     f"gifts {', '.join(map(str, c['gift_ids']))}")
+    verdict = ("meets the 33 1/3% support test" if data["meets_support_test"]
+               else "at least 10%: the facts-and-circumstances test may apply"
+               if data["meets_facts_and_circumstances_floor"] else "below 10%")
+    lines.append(f"Percentage (line 14): {data['percentage'] or 'no support'}"
+                 + (f": {verdict}" if data["percentage"] else ""))
+    return lines
