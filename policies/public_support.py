@@ -42,6 +42,11 @@ class PublicSupportRules:
     support_test: Fraction
     facts_and_circumstances_floor: Fraction
     shown_places: int
+    #: Schedule B: the general rule's threshold and its currency, and the special rule's
+    #: fraction of the year's total contributions.
+    schedule_b_threshold_minor: int = 500000
+    schedule_b_currency: str = "USD"
+    schedule_b_special_fraction: Fraction = Fraction(2, 100)
 
 
 def _fraction(value: object, name: str) -> Fraction:
@@ -77,6 +82,10 @@ def parse_rules(text: str) -> PublicSupportRules:
             facts_and_circumstances_floor=_fraction(tests["facts_and_circumstances_floor"],
                                                     "facts_and_circumstances_floor"),
             shown_places=int(tests["shown_places"]),
+            schedule_b_threshold_minor=int(data["schedule_b"]["threshold_minor"]),
+            schedule_b_currency=str(data["schedule_b"]["threshold_currency"]),
+            schedule_b_special_fraction=_fraction(data["schedule_b"]["special_rule_fraction"],
+                                                  "special_rule_fraction"),
         )
     except KeyError as missing:
         raise PublicSupportRulesError(f"missing key {missing}") from None

@@ -32,7 +32,10 @@ class Example:
         ok(post("/public-support/classes", {"donor_id": council["id"],
                                             "support_class": "governmental_unit",
                                             "reason": "a state agency"}))
-        foundation = org_donor(api, "Beacon Foundation", category="foundation")
+        # An address a spreadsheet would run as a formula: CSV exports must neutralise it.
+        foundation = ok(post("/donors", {"type": "organization", "name": "Beacon Foundation",
+                                         "category": "foundation",
+                                         "postal_address": "=HYPERLINK(\"http://x\") 1 Main St"}))
         dana = person(api, "Dana Large")
         eve = person(api, "Eve Early")
         self.small = [person(api, f"Friend {n:02d}") for n in range(30)]
@@ -67,6 +70,8 @@ class Example:
         g["outside"] = accepted_gift(api, dana["id"], "90000.00", date(2020, 12, 31))
         g["in_kind"] = accepted_gift(api, eve["id"], "5000.00", date(2024, 1, 1),
                                      kind="in_kind", description="compute credits")
+        g["labs_servers"] = accepted_gift(api, labs["id"], "70000.00", date(2025, 3, 1),
+                                          kind="in_kind", description="Donated GPU servers")
         g["held"] = gift(api, dana["id"], "1500000.00", date(2022, 1, 1))
         assert g["held"]["status"] == "held"
         self.gifts = g

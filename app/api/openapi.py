@@ -141,6 +141,9 @@ OPERATIONS = [
     # The public-support test (Form 990 Schedule A, Part II): docs/public-support.md.
     ("get", "/public-support", "The public-support test for a tax year, every figure with "
      "its gifts", "read", None, 200, [], [("year", {"type": "integer"})]),
+    ("get", "/public-support/schedule-b", "The Schedule B worksheet for a year (copy=staff "
+     "with names and addresses, copy=public without)", "read", None, 200, [],
+     [("year", {"type": "integer"}), ("copy", {"type": "string", "enum": ["staff", "public"]})]),
     ("post", "/public-support/links", "Treat two donors as one contributor (spouse, family, "
      "controlled entity)", "review", SupportLinkCreate, 201, [], []),
     ("delete", "/public-support/links/{id}", "Remove a link between donors", "review",

@@ -6,14 +6,18 @@ from __future__ import annotations
 
 from flask import g, jsonify
 
-from app.api.access import parse_body, query_int, require
+from app.api.access import parse_body, query_choice, query_int, require
 from app.api.idempotency import recording
 from app.api.routes import _created, bp
 from app.auth.roles import READ
 from app.db import get_session
 from app.extensions import state
 from app.ledger import public_support as ledger
-from app.presenters.public_support import public_support_data
+from app.presenters.public_support import (
+    SCHEDULE_B_COPIES,
+    public_support_data,
+    schedule_b_data,
+)
 from models.public_support import (
     SupportClassCreate,
     SupportLinkCreate,
@@ -29,6 +33,16 @@ def public_support():
     # Default: the last tax year that has ended (calendar years).
     year = query_int("year", today.year - 1, 1900, today.year)
     return jsonify(public_support_data(get_session(), year, state().reporting_currency))
+
+
+@bp.get("/public-support/schedule-b")
+@require(READ)
+def schedule_b():
+    """The Schedule B worksheet: copy=staff (names and addresses) or public (without)."""
+    today = state().today()
+    year = query_int("year", today.year - 1, 1900, today.year)
+    copy = query_choice("copy", SCHEDULE_B_COPIES) or "staff"
+    return jsonify(schedule_b_data(get_session(), year, state().reporting_currency, copy))
 
 
 @bp.post("/public-support/links")

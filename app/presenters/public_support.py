@@ -6,6 +6,7 @@ from __future__ import annotations
 from functools import cache
 
 from app.ledger.public_support import LedgerPublicSupport, public_support
+from app.ledger.schedule_b import schedule_b_of
 from models.money import format_amount
 from policies.public_support import PublicSupportRules, load_rules
 
@@ -102,3 +103,64 @@ def summary_lines(data: dict) -> list[str]:
     lines.append(f"Percentage (line 14): {data['percentage'] or 'no support'}"
                  + (f": {verdict}" if data["percentage"] else ""))
     return lines
+
+
+# --- Schedule B ----------------------------------------------------------------------------
+
+SCHEDULE_B_COPIES = ("staff", "public")
+
+
+def schedule_b_data(session, year: int, currency: str, copy: str) -> dict:
+    """The worksheet. The public copy leaves out names and addresses (the public-inspection
+    copy of a public charity's Schedule B need not show them) and donor ids, which lead to
+    them."""
+    found = schedule_b_of(session, year, rules(), currency)
+    s, cur, public = found.schedule, found.currency, copy == "public"
+    contributors = []
+    for c in s.contributors:
+        row = {
+            "number": c.number,
+            "total": _money(c.total_minor, cur),
+            "cash": _money(c.cash_minor, cur),
+            "noncash": _money(c.noncash_minor, cur),
+            "type": ("Noncash" if c.cash_minor == 0 else
+                     "Person, Noncash" if c.noncash_minor else "Person"),
+            "noncash_property": [{"description": g.description, "value": _money(g.amount_minor, cur),
+                                  "received_on": g.received_on,
+                                  **({} if public else {"gift_id": g.gift_id})}
+                                 for g in c.noncash],
+        }
+        if not public:
+            name, address, _kind = found.donors.get(c.donor_id, (None, None, None))
+            row.update({"donor_id": c.donor_id, "name": name, "address": address,
+                        "cash_gift_ids": c.cash_gift_ids})
+        contributors.append(row)
+    return {
+        "year": s.year, "copy": copy, "currency": cur, "rules_version": rules().version,
+        "total_contributions": _money(s.total_contributions_minor, cur),
+        "special_rule": s.special_rule,
+        "public_support_percentage": found.public_support_percentage,
+        "threshold": _money(s.threshold_minor, cur),
+        "contributors": contributors,
+    }
+
+
+SCHEDULE_B_HEADER = {
+    "staff": ("number", "name", "address", "donor_id", "type", "total", "cash", "noncash",
+              "noncash_description", "currency"),
+    "public": ("number", "type", "total", "cash", "noncash", "noncash_description", "currency"),
+}
+
+
+def schedule_b_rows(data: dict) -> list[tuple]:
+    """One CSV row per contributor (cells are neutralised by csv_chunks)."""
+    rows = []
+    for c in data["contributors"]:
+        described = "; ".join(p["description"] or "" for p in c["noncash_property"])
+        values = {"number": c["number"], "name": c.get("name"), "address": c.get("address"),
+                  "donor_id": c.get("donor_id"), "type": c["type"],
+                  "total": c["total"]["amount"], "cash": c["cash"]["amount"],
+                  "noncash": c["noncash"]["amount"], "noncash_description": described,
+                  "currency": data["currency"]}
+        rows.append(tuple(values[h] for h in SCHEDULE_B_HEADER[data["copy"]]))
+    return rows

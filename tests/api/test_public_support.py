@@ -114,3 +114,38 @@ def test_the_facts_are_audited_and_need_a_reviewer(app, api, api_as, example):
             if a.startswith("public_support.")]
     assert actions == ["public_support.linked", "public_support.class_set",
                        "public_support.unusual_grant"]
+
+
+def test_schedule_b_staff_and_public_copies(api, example):
+    """2025: contributions 3,220,000 (cash 3,150,000 with the unusual grant and Eve's gift,
+    refunded only in 2026; Cobalt Labs' servers 70,000 in kind). The organisation meets the
+    33 1/3% test, so the special rule applies: threshold max(5,000, 2% x 3,220,000) = 64,400."""
+    staff = ok(api.get("/public-support/schedule-b?year=2025"), 200)
+    assert staff["copy"] == "staff"
+    assert staff["total_contributions"] == usd(322_000_000)
+    assert staff["special_rule"] is True
+    assert staff["threshold"] == usd(6_440_000)
+    d, g = example.donors, example.gifts
+    first, second = staff["contributors"]
+    assert (first["number"], first["name"], first["type"]) == (1, "Beacon Foundation", "Person")
+    assert first["address"].startswith("=HYPERLINK")
+    assert first["total"] == first["cash"] == usd(200_000_000)
+    assert first["cash_gift_ids"] == [g["foundation_2025"]["id"]]
+    assert (second["number"], second["donor_id"], second["type"]) == (
+        2, d["labs"]["id"], "Person, Noncash")
+    assert (second["cash"], second["noncash"], second["total"]) == (
+        usd(20_000_000), usd(7_000_000), usd(27_000_000))
+    assert second["noncash_property"] == [{"description": "Donated GPU servers",
+                                           "value": usd(7_000_000), "received_on": "2025-03-01",
+                                           "gift_id": g["labs_servers"]["id"]}]
+
+    public = ok(api.get("/public-support/schedule-b?year=2025&copy=public"), 200)
+    text = str(public)
+    for private in ("Beacon", "Cobalt", "HYPERLINK", "donor_id", "gift_id", "name", "address"):
+        assert private not in text, private
+    assert [(c["number"], c["total"]["minor"], c["type"]) for c in public["contributors"]] == [
+        (1, 200_000_000, "Person"), (2, 27_000_000, "Person, Noncash")]
+    assert public["contributors"][1]["noncash_property"] == [
+        {"description": "Donated GPU servers", "value": usd(7_000_000),
+         "received_on": "2025-03-01"}]
+    assert api.get("/public-support/schedule-b?year=2025&copy=all").status_code == 422

@@ -15,6 +15,7 @@ from policies.public_support import (
     parse_rules,
     percent_text,
 )
+from policies.schedule_b import YearGift, schedule_b
 
 RULES = load_rules()
 
@@ -114,3 +115,32 @@ def test_every_figure_names_its_gifts():
     assert years[2024].gift_ids == [2] and years[2023].gift_ids == [3]
     (group,) = r.contributors
     assert group.donor_ids == [1, 2] and group.gift_ids == [1, 2, 3]
+
+
+# --- Schedule B ----------------------------------------------------------------------------
+
+def yg(gift_id, donor, amount, kind="cash") -> YearGift:
+    return YearGift(gift_id=gift_id, donor_id=donor, kind=kind, amount_minor=amount)
+
+
+@pytest.mark.parametrize("special, listed, threshold", [
+    # total 1,000,000.00: the special rule's 2% is 20,000.00, above $5,000. Donor 3 gives
+    # exactly $5,000 (listed under the general rule), donor 4 a cent less (never listed).
+    (False, [(1, 600_000_00), (2, 380_000_00), (5, 10_000_01), (3, 5_000_00)], 5_000_00),
+    (True, [(1, 600_000_00), (2, 380_000_00)], 20_000_00),
+])
+def test_schedule_b_general_and_special_rule(special, listed, threshold):
+    gifts = [yg(1, 1, 600_000_00), yg(2, 2, 300_000_00), yg(3, 2, 80_000_00, "in_kind"),
+             yg(4, 3, 2_500_00), yg(5, 3, 2_500_00), yg(6, 4, 4_999_99), yg(7, 5, 10_000_01)]
+    result = schedule_b(2025, gifts, RULES, special_rule=special)
+    assert result.threshold_minor == threshold
+    assert [(c.donor_id, c.total_minor) for c in result.contributors] == listed
+    two = next(c for c in result.contributors if c.donor_id == 2)
+    assert (two.cash_minor, two.noncash_minor, two.cash_gift_ids) == (300_000_00, 80_000_00, [2])
+    assert [g.gift_id for g in two.noncash] == [3]
+    assert [c.number for c in result.contributors] == list(range(1, len(listed) + 1))
+
+
+def test_schedule_b_special_threshold_never_below_the_general_one():
+    result = schedule_b(2025, [yg(1, 1, 10_000_00)], RULES, special_rule=True)
+    assert result.threshold_minor == 5_000_00  # 2% of 10,000 is 200

@@ -44,3 +44,31 @@ def test_the_page_shows_the_worked_example_with_gift_links(web_as, example):
 def test_a_year_that_is_not_one_is_refused(web_as):
     assert web_as("viewer").get("/staff/public-support/?year=20x5").status_code == 400
     assert web_as("viewer").get("/staff/public-support/?year=3000").status_code == 400
+
+
+def test_schedule_b_pages_and_csv(web_as, example):
+    viewer, finance = web_as("viewer"), web_as("finance")
+    staff = viewer.get("/staff/public-support/schedule-b?year=2025").get_data(as_text=True)
+    assert "Beacon Foundation" in staff and "Donated GPU servers" in staff
+    assert "64,400.00 USD" in staff
+    public = viewer.get("/staff/public-support/schedule-b?year=2025&copy=public")
+    html = public.get_data(as_text=True)
+    assert public.status_code == 200
+    assert "Beacon" not in html and "Cobalt" not in html and "HYPERLINK" not in html
+    assert "2,000,000.00 USD" in html
+
+    # The staff copy's CSV is an export (finance, admin); the public copy anyone's.
+    assert viewer.get("/staff/public-support/schedule-b.csv?year=2025").status_code == 403
+    response = finance.get("/staff/public-support/schedule-b.csv?year=2025")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    lines = response.get_data(as_text=True).lstrip("\ufeff").splitlines()
+    assert lines[0] == ("number,name,address,donor_id,type,total,cash,noncash,"
+                        "noncash_description,currency")
+    assert lines[1].startswith("1,Beacon Foundation,\"'=HYPERLINK(\"\"http://x\"\") 1 Main St\"")
+    assert lines[2].endswith(",\"Person, Noncash\",270000.00,200000.00,70000.00,"
+                             "Donated GPU servers,USD")
+    public_csv = viewer.get("/staff/public-support/schedule-b.csv?year=2025&copy=public")
+    assert public_csv.status_code == 200
+    text = public_csv.get_data(as_text=True)
+    assert "Beacon" not in text and "HYPERLINK" not in text
+    assert text.lstrip("\ufeff").splitlines()[1] == "1,Person,2000000.00,2000000.00,0.00,,USD"
