@@ -201,6 +201,9 @@ def compute(tax_year: int, contributions: Iterable[Contribution],
     ignored). groups: donor id -> group id (donor_groups); a donor missing is its own."""
     first = tax_year - rules.years + 1
     years = {year: YearFigures(year) for year in range(first, tax_year + 1)}
+    # A gift split between contributors is one gift in its year: sets, sorted at the end.
+    gift_ids: dict[int, set[int]] = {year: set() for year in years}
+    unusual_ids: dict[int, set[int]] = {year: set() for year in years}
     totals: dict[tuple[int, bool], int] = {}
     members: dict[tuple[int, bool], set[int]] = {}
     gifts_of: dict[tuple[int, bool], set[int]] = {}
@@ -210,12 +213,10 @@ def compute(tax_year: int, contributions: Iterable[Contribution],
             continue
         if c.unusual:
             figures.unusual_minor += c.amount_minor
-            if c.gift_id not in figures.unusual_gift_ids:
-                figures.unusual_gift_ids.append(c.gift_id)
+            unusual_ids[c.year].add(c.gift_id)
             continue
         figures.contributions_minor += c.amount_minor
-        if c.gift_id not in figures.gift_ids:
-            figures.gift_ids.append(c.gift_id)
+        gift_ids[c.year].add(c.gift_id)
         # An unlimited contributor is kept apart from any group it belongs to: its gifts are
         # not a person's for line 5, and must not use up a related person's 2%.
         key = (groups.get(c.contributor_id, c.contributor_id), c.unlimited)
@@ -235,9 +236,9 @@ def compute(tax_year: int, contributions: Iterable[Contribution],
     excess_total = sum(c.excess_minor for c in contributors)
     public = total - excess_total
     ratio = Fraction(public, total) if total > 0 else None
-    for figures in years.values():
-        figures.gift_ids.sort()
-        figures.unusual_gift_ids.sort()
+    for year, figures in years.items():
+        figures.gift_ids = sorted(gift_ids[year])
+        figures.unusual_gift_ids = sorted(unusual_ids[year])
     return PublicSupport(
         tax_year=tax_year, rules_version=rules.version,
         years=[years[y] for y in sorted(years)], total_support_minor=total,

@@ -21,6 +21,7 @@ from sqlalchemy import delete, func, select
 from sqlmodel import Session
 
 from app.db.locking import ledger_write
+from app.db.lookups import one_of
 from app.errors import NotAllowed, NotFound, ValidationFailed
 from app.ledger import audit
 from app.ledger.audit import Actor
@@ -53,7 +54,8 @@ class LedgerPublicSupport:
     currency: str
     #: donor id -> (name, type), for every donor the figures name.
     donors: dict[int, tuple[str, str]]
-    #: group id -> why its donors are one ("spouse", "controlled_entity", "parent organisation")
+    #: Every pair treated as one: {id (None for organisations under one parent), donor_ids,
+    #: relation, reason}.
     links: list[dict]
     unlimited: dict[int, str]
     unusual: dict[int, str]
@@ -95,27 +97,25 @@ def contributions(session: Session, tax_year: int, rules: PublicSupportRules
     gifts = session.execute(
         select(Gift.id, Gift.donor_id, Gift.received_on, Gift.reporting_amount_minor)
         .where(*in_range)).all()
+    # Refunds carry their gift's date (indexed): no join with gift; refunds of gifts not
+    # counted are simply never looked up.
     refunded = dict(session.execute(
         select(Refund.gift_id, func.sum(Refund.reporting_amount_minor))
-        .join(Gift, Gift.id == Refund.gift_id)
-        .where(*in_range, Refund.refunded_on <= last)
+        .where(Refund.gift_received_on >= first, Refund.gift_received_on <= last,
+               Refund.refunded_on <= last)
         .group_by(Refund.gift_id)).all())
-    # Only gifts credited to someone other than their donor need their attributions.
+    # Only gifts credited to someone other than their donor need their attributions: those
+    # with a share on another basis than "donor" (joint, DAF advisor, employer match; few).
     shares: dict[int, list[tuple[int, int, str]]] = {}
-    for gift_id, donor_id, ppm, basis in session.execute(
-            select(Attribution.gift_id, Attribution.donor_id, Attribution.fraction_ppm,
-                   Attribution.basis)
-            .join(Gift, Gift.id == Attribution.gift_id)
-            .where(*in_range, Attribution.donor_id != Gift.donor_id)).all():
-        shares.setdefault(gift_id, []).append((donor_id, ppm, basis))
-    if shares:
+    credited = sorted(set(session.execute(
+        select(Attribution.gift_id).where(Attribution.basis != "donor")).scalars()))
+    for start in range(0, len(credited), 500):
         for gift_id, donor_id, ppm, basis in session.execute(
                 select(Attribution.gift_id, Attribution.donor_id, Attribution.fraction_ppm,
                        Attribution.basis)
-                .join(Gift, Gift.id == Attribution.gift_id)
-                .where(*in_range, Attribution.donor_id == Gift.donor_id)).all():
-            if gift_id in shares:
-                shares[gift_id].append((donor_id, ppm, basis))
+                .where(one_of(session, Attribution.gift_id, credited[start:start + 500]))
+                .order_by(Attribution.id)).all():
+            shares.setdefault(gift_id, []).append((donor_id, ppm, basis))
     unlimited = {donor_id: cls for donor_id, cls in session.execute(
         select(SupportClass.donor_id, SupportClass.support_class)).all()
         if cls in rules.unlimited_classes}
@@ -125,9 +125,9 @@ def contributions(session: Session, tax_year: int, rules: PublicSupportRules
     for gift_id, donor_id, received_on, amount in gifts:
         net = amount - int(refunded.get(gift_id) or 0)
         parts = [(donor_id, net)]
-        credited = shares.get(gift_id)
-        if credited and all(basis in rules.follow_attribution_bases for *_, basis in credited):
-            parts = _split(net, [(d, ppm) for d, ppm, _ in credited])
+        split_by = shares.get(gift_id)
+        if split_by and all(basis in rules.follow_attribution_bases for *_, basis in split_by):
+            parts = _split(net, [(d, ppm) for d, ppm, _ in split_by])
         for contributor, part in parts:
             result.append(Contribution(gift_id=gift_id, contributor_id=contributor,
                                        year=received_on.year, amount_minor=part,
@@ -164,12 +164,17 @@ def public_support(session: Session, tax_year: int, rules: PublicSupportRules,
                    currency: str) -> LedgerPublicSupport:
     found, groups, links, unlimited, unusual = contributions(session, tax_year, rules)
     result = compute(tax_year, found, groups, rules)
-    named = {d for c in result.contributors for d in c.donor_ids}
+    # Names for the contributors the figures list (over the limit, unlimited or grouped)
+    # and the links: a few, never every donor of a large ledger.
+    named = {d for c in result.contributors
+             if c.excess_minor > 0 or c.unlimited or len(c.donor_ids) > 1 for d in c.donor_ids}
     named |= {d for link in links for d in link["donor_ids"]}
     donors = {}
-    if named:
+    ordered = sorted(named)
+    for start in range(0, len(ordered), 500):
         for donor_id, name, kind in session.execute(
-                select(Donor.id, Donor.name, Donor.type).where(Donor.id.in_(sorted(named)))):
+                select(Donor.id, Donor.name, Donor.type)
+                .where(one_of(session, Donor.id, ordered[start:start + 500]))):
             donors[donor_id] = (name, kind)
     return LedgerPublicSupport(result=result, currency=currency, donors=donors, links=links,
                                unlimited=unlimited, unusual=unusual)
