@@ -47,6 +47,8 @@ class PublicSupportRules:
     schedule_b_threshold_minor: int = 500000
     schedule_b_currency: str = "USD"
     schedule_b_special_fraction: Fraction = Fraction(2, 100)
+    #: The dashboard warns when a forecast percentage falls below this.
+    forecast_warning_below: Fraction = Fraction(2, 5)
 
 
 def _fraction(value: object, name: str) -> Fraction:
@@ -86,6 +88,8 @@ def parse_rules(text: str) -> PublicSupportRules:
             schedule_b_currency=str(data["schedule_b"]["threshold_currency"]),
             schedule_b_special_fraction=_fraction(data["schedule_b"]["special_rule_fraction"],
                                                   "special_rule_fraction"),
+            forecast_warning_below=_fraction(data["forecast"]["warning_below"],
+                                             "warning_below"),
         )
     except KeyError as missing:
         raise PublicSupportRulesError(f"missing key {missing}") from None

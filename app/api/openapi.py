@@ -144,6 +144,10 @@ OPERATIONS = [
     ("get", "/public-support/schedule-b", "The Schedule B worksheet for a year (copy=staff "
      "with names and addresses, copy=public without)", "read", None, 200, [],
      [("year", {"type": "integer"}), ("copy", {"type": "string", "enum": ["staff", "public"]})]),
+    ("get", "/public-support/forecast", "The public-support percentage forecast for this year "
+     "and the next two; with proposed_amount, what a proposed gift would change", "read", None,
+     200, [], [("proposed_amount", {"type": "string"}), ("proposed_donor_id", {"type": "integer"}),
+               ("proposed_on", {"type": "string", "format": "date"})]),
     ("post", "/public-support/links", "Treat two donors as one contributor (spouse, family, "
      "controlled entity)", "review", SupportLinkCreate, 201, [], []),
     ("delete", "/public-support/links/{id}", "Remove a link between donors", "review",

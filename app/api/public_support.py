@@ -4,20 +4,31 @@ classes, unusual grants). See docs/public-support.md."""
 
 from __future__ import annotations
 
-from flask import g, jsonify
+from datetime import date
 
-from app.api.access import parse_body, query_choice, query_int, require
+from flask import g, jsonify, request
+
+from app.api.access import MAX_ID, ApiError, parse_body, query_choice, query_date, query_int, require
 from app.api.idempotency import recording
 from app.api.routes import _created, bp
 from app.auth.roles import READ
 from app.db import get_session
 from app.extensions import state
 from app.ledger import public_support as ledger
+from app.ledger.public_support_forecast import (
+    YEARS_AHEAD,
+    Expected,
+    forecast_data,
+    support_forecast,
+)
 from app.presenters.public_support import (
     SCHEDULE_B_COPIES,
     public_support_data,
+    rules,
     schedule_b_data,
 )
+from models import Donor
+from models.money import MoneyError, parse_amount
 from models.public_support import (
     SupportClassCreate,
     SupportLinkCreate,
@@ -43,6 +54,34 @@ def schedule_b():
     year = query_int("year", today.year - 1, 1900, today.year)
     copy = query_choice("copy", SCHEDULE_B_COPIES) or "staff"
     return jsonify(schedule_b_data(get_session(), year, state().reporting_currency, copy))
+
+
+@bp.get("/public-support/forecast")
+@require(READ)
+def forecast():
+    """This year and the next two from recorded and expected money; with proposed_amount
+    (and optionally proposed_donor_id, proposed_on), each year also without that gift."""
+    st = state()
+    today = st.today()
+    proposed = None
+    amount = request.args.get("proposed_amount")
+    if amount is not None:
+        try:
+            minor = parse_amount(amount, st.reporting_currency)
+        except MoneyError as error:
+            raise ApiError(422, "invalid input", {"proposed_amount": [str(error)]}) from None
+        on = query_date("proposed_on", today)
+        if not today <= on <= date(today.year + YEARS_AHEAD, 12, 31):
+            raise ApiError(422, "invalid input", {"proposed_on": [
+                f"must be from today to the end of {today.year + YEARS_AHEAD}"]})
+        donor_id = query_int("proposed_donor_id", None, 1, MAX_ID)
+        if donor_id is not None and get_session().get(Donor, donor_id) is None:
+            raise ApiError(422, "invalid input", {"proposed_donor_id": ["no such donor"]})
+        # A new donor: an id no donor has, so the gift is its own contributor's.
+        proposed = Expected(donor_id if donor_id is not None else 0, on, minor, "proposed",
+                            None)
+    found = support_forecast(get_session(), today, rules(), st.reporting_currency, proposed)
+    return jsonify(forecast_data(found, st.reporting_currency))
 
 
 @bp.post("/public-support/links")

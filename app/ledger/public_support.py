@@ -133,11 +133,11 @@ def contributions(session: Session, tax_year: int, rules: PublicSupportRules
                                        year=received_on.year, amount_minor=part,
                                        unlimited=contributor in unlimited,
                                        unusual=gift_id in unusual))
-    groups, links = _groups(session, {c.contributor_id for c in result})
+    groups, links = donor_groups_of(session, {c.contributor_id for c in result})
     return result, groups, links, unlimited, unusual
 
 
-def _groups(session: Session, donor_ids: set[int]) -> tuple[dict[int, int], list[dict]]:
+def donor_groups_of(session: Session, donor_ids: set[int]) -> tuple[dict[int, int], list[dict]]:
     pairs: list[tuple[int, int]] = []
     links: list[dict] = []
     for link in session.execute(select(SupportLink)).scalars():
