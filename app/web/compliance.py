@@ -46,6 +46,7 @@ from app.presenters.compliance import (
 from app.web import charts
 from app.web.access import role_required
 from app.web.formtools import INVALID
+from app.web.public_support import dashboard_warning
 from policies import Policy, PolicyError, percent_text
 
 bp = Blueprint("compliance", __name__, url_prefix="/staff")
@@ -172,7 +173,8 @@ def dashboard():
         errors = error.errors
         board = build_dashboard()
     return render_template("compliance/dashboard.html", board=board, charts=_charts(board),
-                           range_errors=errors, links=_links()), INVALID if errors else 200
+                           range_errors=errors, links=_links(),
+                           public_support_warning=dashboard_warning()), INVALID if errors else 200
 
 
 @bp.get("/compliance.json")

@@ -4,21 +4,34 @@ the facts it uses through the API (docs/public-support.md)."""
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import Blueprint, Response, abort, render_template, request
 from flask_login import current_user
+from sqlalchemy import select
 
 from app.auth.roles import READ
 from app.db import get_session
 from app.extensions import state
 from app.ledger.csv_export import csv_chunks
+from app.ledger.public_support_forecast import (
+    YEARS_AHEAD,
+    Expected,
+    forecast_data,
+    support_forecast,
+)
 from app.presenters.public_support import (
     SCHEDULE_B_COPIES,
     SCHEDULE_B_HEADER,
     public_support_data,
+    rules,
     schedule_b_data,
     schedule_b_rows,
 )
 from app.web.access import role_required
+from models import AuditEntry
+from models.money import MoneyError, parse_typed_amount
+from policies.public_support import percent_text
 
 bp = Blueprint("public_support", __name__, url_prefix="/staff/public-support")
 
@@ -32,14 +45,42 @@ def _year(default: int, latest: int) -> int:
     return int(value)
 
 
+def _proposed(today) -> tuple[Expected | None, dict]:
+    """The what-if form's gift (GET: it changes nothing), and its errors."""
+    amount = (request.args.get("proposed_amount") or "").strip()
+    if not amount:
+        return None, {}
+    errors: dict[str, str] = {}
+    try:
+        minor = parse_typed_amount(amount, state().reporting_currency)
+    except MoneyError as error:
+        errors["proposed_amount"] = str(error)
+    on = today
+    if request.args.get("proposed_on"):
+        try:
+            on = date.fromisoformat(request.args["proposed_on"])
+        except ValueError:
+            errors["proposed_on"] = "a date, YYYY-MM-DD"
+    if "proposed_on" not in errors and not today <= on <= date(today.year + YEARS_AHEAD, 12, 31):
+        errors["proposed_on"] = f"from today to the end of {today.year + YEARS_AHEAD}"
+    if errors:
+        return None, errors
+    return Expected(0, on, minor, "proposed", None), {}
+
+
 @bp.get("/")
 @role_required(READ)
 def index():
     today = state().today()
     year = _year(today.year - 1, today.year)
     data = public_support_data(get_session(), year, state().reporting_currency)
+    proposed, errors = _proposed(today)
+    forecast = support_forecast(get_session(), today, rules(), state().reporting_currency,
+                                proposed)
     return render_template("public_support/index.html", data=data, year=year,
-                           choices=list(range(today.year, today.year - 8, -1)))
+                           choices=list(range(today.year, today.year - 8, -1)),
+                           forecast=forecast_data(forecast, state().reporting_currency),
+                           proposed=proposed, errors=errors), 422 if errors else 200
 
 
 def _copy() -> str:
@@ -75,3 +116,27 @@ def schedule_b_csv():
     return Response(body, mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="schedule-b-{year}-{copy}.csv"',
         "Cache-Control": "no-store"})
+
+
+#: (today, audit chain head) -> the dashboard's warning: the forecast is recomputed only
+#: after the ledger changed (every change appends an audit entry) or the day turned.
+_warning_cache: dict[tuple, dict | None] = {}
+
+
+def dashboard_warning() -> dict | None:
+    """For the compliance dashboard: the forecast years below the rules' warning level, or
+    None when none is (or there is no support at all)."""
+    session = get_session()
+    today = state().today()
+    head = session.execute(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
+                           ).scalar_one_or_none()
+    key = (id(state()), today, head)
+    if key not in _warning_cache:
+        found = support_forecast(session, today, rules(), state().reporting_currency)
+        below = [y for y in found.years if y.below(found.warning_below)]
+        _warning_cache.clear()
+        _warning_cache[key] = None if not below else {
+            "threshold": percent_text(found.warning_below),
+            "years": [(y.year, y.result.percentage_text) for y in below],
+        }
+    return _warning_cache[key]

@@ -4,6 +4,7 @@ example's figures (docs/public-support.md) with links to the gifts behind them."
 from __future__ import annotations
 
 import re
+from datetime import date
 
 import pytest
 
@@ -72,3 +73,33 @@ def test_schedule_b_pages_and_csv(web_as, example):
     text = public_csv.get_data(as_text=True)
     assert "Beacon" not in text and "HYPERLINK" not in text
     assert text.lstrip("\ufeff").splitlines()[1] == "1,Person,2000000.00,2000000.00,0.00,,USD"
+
+
+def test_the_forecast_and_what_if_on_the_page(web_as, example):
+    viewer = web_as("viewer")
+    html = viewer.get("/staff/public-support/?year=2025").get_data(as_text=True)
+    assert 'id="forecast-table"' in html and "What would a proposed gift do?" in html
+    assert "Without the proposed gift" not in html
+    page = viewer.get("/staff/public-support/?year=2025&proposed_amount=50,000,000.00")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "Without the proposed gift" in html
+    assert "below 40.00%" in html  # one new donor giving 50M leaves little public support
+    bad = viewer.get("/staff/public-support/?proposed_amount=lots&proposed_on=1999-01-01")
+    assert bad.status_code == 422
+    text = bad.get_data(as_text=True)
+    assert 'aria-invalid="true"' in text and "plain decimal" in text and "from today to" in text
+
+
+def test_the_dashboard_warns_when_the_forecast_is_low(api, web_as):
+    from tests.builders import accepted_gift, person
+
+    viewer = web_as("viewer")
+    assert 'id="public-support-warning"' not in viewer.get("/staff/compliance").get_data(
+        as_text=True)  # no support at all: nothing to warn about
+    donor = person(api, "Only Donor")
+    accepted_gift(api, donor["id"], "1000.00", date.today().isoformat())
+    html = viewer.get("/staff/compliance").get_data(as_text=True)
+    assert 'id="public-support-warning"' in html
+    assert "Public support is forecast below 40.00%" in html
+    assert f"{date.today().year}: 2.00%" in html
