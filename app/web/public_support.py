@@ -83,8 +83,8 @@ def index():
                            proposed=proposed, errors=errors), 422 if errors else 200
 
 
-def _copy() -> str:
-    copy = request.args.get("copy") or "staff"
+def _copy(default: str = "staff") -> str:
+    copy = request.args.get("copy") or default
     if copy not in SCHEDULE_B_COPIES:
         abort(400)
     return copy
@@ -105,10 +105,11 @@ def schedule_b():
 @role_required(READ)
 def schedule_b_csv():
     """The worksheet as CSV, every cell neutralised against spreadsheet formulas. The staff
-    copy (names and addresses) is an export: finance and admins only, as other exports."""
+    copy (names and addresses) is an export: finance and admins only, as other exports; the
+    public copy is the default."""
     today = state().today()
     year = _year(today.year - 1, today.year)
-    copy = _copy()
+    copy = _copy("public")
     if copy == "staff" and not current_user.can("exports"):
         abort(403)
     data = schedule_b_data(get_session(), year, state().reporting_currency, copy)

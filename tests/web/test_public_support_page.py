@@ -59,8 +59,8 @@ def test_schedule_b_pages_and_csv(web_as, example):
     assert "2,000,000.00 USD" in html
 
     # The staff copy's CSV is an export (finance, admin); the public copy anyone's.
-    assert viewer.get("/staff/public-support/schedule-b.csv?year=2025").status_code == 403
-    response = finance.get("/staff/public-support/schedule-b.csv?year=2025")
+    assert viewer.get("/staff/public-support/schedule-b.csv?year=2025&copy=staff").status_code == 403
+    response = finance.get("/staff/public-support/schedule-b.csv?year=2025&copy=staff")
     assert response.status_code == 200 and response.mimetype == "text/csv"
     lines = response.get_data(as_text=True).lstrip("\ufeff").splitlines()
     assert lines[0] == ("number,name,address,donor_id,type,total,cash,noncash,"
