@@ -149,3 +149,30 @@ def test_schedule_b_staff_and_public_copies(api, example):
         {"description": "Donated GPU servers", "value": usd(7_000_000),
          "received_on": "2025-03-01"}]
     assert api.get("/public-support/schedule-b?year=2025&copy=all").status_code == 422
+
+
+def test_a_joint_gift_is_split_exactly_between_its_contributors(api):
+    """One gift of 100.01 credited to three people (attributions 0.333334 / 0.333333 /
+    0.333333): parts of 33.34, 33.34 and 33.33 in minor units, summing to the gift exactly,
+    each limited on its own (they are not linked)."""
+    from datetime import date
+
+    from tests.builders import accepted_gift, person
+
+    a, b, c = (person(api, f"Joint {n}") for n in "ABC")
+    made = accepted_gift(api, a["id"], "100.01", date(2025, 5, 1), attributions=[
+        {"donor_id": a["id"], "fraction": "0.333334"},
+        {"donor_id": b["id"], "fraction": "0.333333"},
+        {"donor_id": c["id"], "fraction": "0.333333"}])
+    big = person(api, "Big Giver")
+    accepted_gift(api, big["id"], "1000.00", date(2025, 6, 1))
+    body = ok(api.get("/public-support?year=2025"), 200)
+    assert body["total_support"]["minor"] == 110_001
+    assert body["contributor_count"] == 4
+    assert body["lines"][-1]["gift_ids"] == sorted([made["id"], body["lines"][-1]["gift_ids"][-1]])
+    # limit floor(110,001 x 2%) = 2,200; Big Giver 100,000 -> 97,800; each joint part
+    # (3,334 / 3,334 / 3,333) -> 1,134 / 1,134 / 1,133.
+    assert body["donor_limit"]["minor"] == 2_200
+    assert body["excess"]["minor"] == 97_800 + 1_134 + 1_134 + 1_133
+    parts = sorted(c["total"]["minor"] for c in body["contributors"] if c["gift_ids"] == [made["id"]])
+    assert parts == [3_333, 3_334, 3_334]
