@@ -30,6 +30,7 @@ from app.ledger import audit, funding, row_hashes
 from app.ledger.audit import Actor
 from app.ledger.facts import CoveredOrganizations
 from app.ledger.parties import _affected_range, _gifts_to_rescreen, _today_by
+from app.ledger.public_support import merge_facts
 from app.ledger.reviews import hold_for_rescreen
 from models import Affiliation, Attribution, Donor, DonorExternalId, DonorMerge, Gift
 from policies import Policy
@@ -40,8 +41,12 @@ from policies import Policy
 #: - donor_external_id.donor_id: one external id per donor (unique); the duplicate keeps
 #:   its own, and the import follows donor_merge from it;
 #: - attribution.donor_id: a gift attributed to both records gets one combined share.
+#: - support_link, support_class: the public-support facts (app.ledger.public_support
+#:   .merge_facts: a link between the two records goes; no second class or duplicate link).
 _HANDLED_APART = {("donor_merge", "duplicate_id"), ("donor_merge", "survivor_id"),
-                  ("donor_external_id", "donor_id"), ("attribution", "donor_id")}
+                  ("donor_external_id", "donor_id"), ("attribution", "donor_id"),
+                  ("support_link", "donor_id"), ("support_link", "other_donor_id"),
+                  ("support_class", "donor_id")}
 
 
 @dataclass
@@ -157,6 +162,7 @@ def merge_donors(session: Session, survivor_id: int, duplicate_id: int, actor: A
             to_rescreen.setdefault(gift.id, gift)
 
         removed_attributions = _move_attributions(session, survivor, duplicate, result)
+        result.moved.update(merge_facts(session, survivor.id, duplicate.id))
         for model, column in _donor_references():
             if (column.table.name, column.name) in _HANDLED_APART:
                 continue

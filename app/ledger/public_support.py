@@ -304,3 +304,39 @@ def unmark_unusual_grant(session: Session, gift_id: int, reason: str, actor: Act
         session.execute(delete(UnusualGrant).where(UnusualGrant.gift_id == gift_id))
         audit.append(session, actor, "public_support.unusual_grant_removed", "gift", gift_id,
                      {"reason": reason})
+
+
+def merge_facts(session: Session, survivor_id: int, duplicate_id: int) -> dict[str, list[int]]:
+    """Carry the duplicate's public-support facts to the survivor when two donor records
+    are merged (app.ledger.merge): a link between the two records disappears (they are one
+    donor now); the duplicate's other links move, written smaller id first, unless the
+    survivor already has that link; its class moves unless the survivor has one. Inside the
+    merge's transaction; returns "table.column" -> the ids moved or removed, for its audit."""
+    done: dict[str, list[int]] = {}
+    for link in session.execute(select(SupportLink).where(
+            (SupportLink.donor_id == duplicate_id)
+            | (SupportLink.other_donor_id == duplicate_id))).scalars().all():
+        other = link.other_donor_id if link.donor_id == duplicate_id else link.donor_id
+        low, high = sorted((survivor_id, other))
+        exists = other == survivor_id or session.execute(select(SupportLink.id).where(
+            SupportLink.donor_id == low, SupportLink.other_donor_id == high)).first()
+        if exists:
+            done.setdefault("support_link.removed", []).append(link.id)
+            session.delete(link)
+        else:
+            done.setdefault("support_link.moved", []).append(link.id)
+            link.donor_id, link.other_donor_id = low, high
+        session.flush()
+    row = session.get(SupportClass, duplicate_id)
+    if row is not None:
+        keep = session.get(SupportClass, survivor_id) is None
+        cls, reason, set_by, set_at = row.support_class, row.reason, row.set_by_id, row.set_at
+        session.delete(row)
+        session.flush()
+        if keep:
+            session.add(SupportClass(donor_id=survivor_id, support_class=cls, reason=reason,
+                                     set_by_id=set_by, set_at=set_at))
+            session.flush()
+        done.setdefault("support_class.moved" if keep else "support_class.removed",
+                        []).append(duplicate_id)
+    return done

@@ -176,3 +176,32 @@ def test_a_joint_gift_is_split_exactly_between_its_contributors(api):
     assert body["excess"]["minor"] == 97_800 + 1_134 + 1_134 + 1_133
     parts = sorted(c["total"]["minor"] for c in body["contributors"] if c["gift_ids"] == [made["id"]])
     assert parts == [3_333, 3_334, 3_334]
+
+
+def test_merging_donor_records_carries_their_public_support_facts(api):
+    """Alice's second record is linked to Bob and to Alice herself, and is a public charity
+    (for the test's sake): after merging it into Alice, the self-link is gone, the link to
+    Bob is Alice's, and the class is Alice's."""
+    from datetime import date
+
+    from tests.builders import accepted_gift, person
+
+    alice, alice2, bob = person(api, "Alice Aster"), person(api, "Alice M Aster"), \
+        person(api, "Bob Aster")
+    own = ok(api.post("/public-support/links", {"donor_id": alice["id"],
+                                                "other_donor_id": alice2["id"],
+                                                "relation": "family", "reason": "same?"}))
+    ok(api.post("/public-support/links", {"donor_id": bob["id"], "other_donor_id": alice2["id"],
+                                          "relation": "spouse", "reason": "married"}))
+    ok(api.post("/public-support/classes", {"donor_id": alice2["id"],
+                                            "support_class": "public_charity", "reason": "x"}))
+    ok(api.post(f"/donors/{alice['id']}/merge", {"duplicate_id": alice2["id"]}), 200)
+    accepted_gift(api, alice["id"], "500.00", date(2025, 1, 2))
+    body = ok(api.get("/public-support?year=2025"), 200)
+    assert [(link["donor_ids"], link["relation"]) for link in body["links"]] == [
+        ([alice["id"], bob["id"]], "spouse")]
+    assert own["id"] not in [link["id"] for link in body["links"]]
+    (group,) = body["contributors"]
+    assert group["unlimited"] is True
+    assert group["donors"][0]["id"] == alice["id"]
+    assert group["donors"][0]["support_class"] == "public_charity"
