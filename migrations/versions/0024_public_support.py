@@ -1,7 +1,7 @@
 """public support: donors treated as one, unlimited donor classes, unusual grants
 
 Revision ID: 0024
-Revises: 0010
+Revises: 0020
 Create Date: 2026-12-04 21:00:00
 
 The public-support test (Form 990 Schedule A, Part II; policies/public_support.py) needs
@@ -17,7 +17,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0024"
-down_revision: str | Sequence[str] | None = "0010"
+down_revision: str | Sequence[str] | None = "0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
