@@ -4,6 +4,8 @@ the facts it uses through the API (docs/public-support.md)."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from datetime import date
 
 from flask import Blueprint, Response, abort, render_template, request
@@ -119,25 +121,49 @@ def schedule_b_csv():
         "Cache-Control": "no-store"})
 
 
-#: (today, audit chain head) -> the dashboard's warning: the forecast is recomputed only
-#: after the ledger changed (every change appends an audit entry) or the day turned.
-_warning_cache: dict[tuple, dict | None] = {}
+#: A forecast that takes longer than this to compute is recomputed for the dashboard at most
+#: every WARNING_REFRESH_SECONDS, not after every ledger change: on a giving day every gift
+#: changes the ledger, and the dashboard must not pay for the five-year computation on each
+#: view (seconds at 100,000 gifts, see docs/performance.md). A fast one follows the ledger.
+WARNING_SLOW_SECONDS = 0.5
+WARNING_REFRESH_SECONDS = 15 * 60
+
+
+@dataclass
+class _Warning:
+    key: tuple
+    head: str | None
+    computed_at: float
+    cost: float
+    value: dict | None
+
+
+#: This process's last computed dashboard warning.
+_warning: _Warning | None = None
 
 
 def dashboard_warning() -> dict | None:
     """For the compliance dashboard: the forecast years below the rules' warning level, or
-    None when none is (or there is no support at all)."""
+    None when none is (or there is no support at all). Recomputed when the day turns, and
+    after the ledger changed (every change appends an audit entry): at once while the
+    computation is cheap, otherwise at most every WARNING_REFRESH_SECONDS."""
+    global _warning
     session = get_session()
     today = state().today()
     head = session.execute(select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
                            ).scalar_one_or_none()
-    key = (id(state()), today, head)
-    if key not in _warning_cache:
-        found = support_forecast(session, today, rules(), state().reporting_currency)
-        below = [y for y in found.years if y.below(found.warning_below)]
-        _warning_cache.clear()
-        _warning_cache[key] = None if not below else {
-            "threshold": percent_text(found.warning_below),
-            "years": [(y.year, y.result.percentage_text) for y in below],
-        }
-    return _warning_cache[key]
+    key = (id(state()), today)
+    now = time.monotonic()
+    last = _warning
+    if last is not None and last.key == key and (
+            last.head == head or (last.cost >= WARNING_SLOW_SECONDS
+                                  and now - last.computed_at < WARNING_REFRESH_SECONDS)):
+        return last.value
+    found = support_forecast(session, today, rules(), state().reporting_currency)
+    below = [y for y in found.years if y.below(found.warning_below)]
+    value = None if not below else {
+        "threshold": percent_text(found.warning_below),
+        "years": [(y.year, y.result.percentage_text) for y in below],
+    }
+    _warning = _Warning(key, head, now, time.monotonic() - now, value)
+    return value

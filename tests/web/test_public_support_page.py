@@ -103,3 +103,24 @@ def test_the_dashboard_warns_when_the_forecast_is_low(api, web_as):
     assert 'id="public-support-warning"' in html
     assert "Public support is forecast below 40.00%" in html
     assert f"{date.today().year}: 2.00%" in html
+
+
+def test_a_slow_forecast_is_refreshed_for_the_dashboard_at_most_every_few_minutes(
+        api, web_as, monkeypatch):
+    """On a large ledger the forecast takes seconds: the dashboard must not pay for it after
+    every gift. Every computation counts as slow here (the threshold is zero)."""
+    from app.web import public_support
+    from tests.builders import accepted_gift, person
+
+    monkeypatch.setattr(public_support, "WARNING_SLOW_SECONDS", 0.0)
+    viewer = web_as("viewer")
+    assert 'id="public-support-warning"' not in viewer.get("/staff/compliance").get_data(
+        as_text=True)
+    accepted_gift(api, person(api, "Only Donor")["id"], "1000.00", date.today().isoformat())
+    # Within the refresh period the last warning (none) still stands...
+    assert 'id="public-support-warning"' not in viewer.get("/staff/compliance").get_data(
+        as_text=True)
+    # ... and once it has passed, the ledger's change shows.
+    monkeypatch.setattr(public_support, "WARNING_REFRESH_SECONDS", 0)
+    assert 'id="public-support-warning"' in viewer.get("/staff/compliance").get_data(
+        as_text=True)
