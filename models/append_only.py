@@ -6,7 +6,8 @@ role that may drop or disable triggers (the schema's owner, a superuser): that i
 app runs as a role that owns nothing (docs/deployment.md), and why the audit chain, its row
 hashes and its signed checkpoints detect what the triggers cannot prevent.
 
-The same statements serve create_all (tests, a new SQLite database) and migration 0010.
+The same statements serve create_all (tests, a new SQLite database) and migrations 0010 and
+0019.
 TRUNCATE fires no row trigger; the app's role is not granted TRUNCATE.
 """
 
@@ -15,8 +16,10 @@ from __future__ import annotations
 from sqlalchemy import DDL, event
 
 #: Tables whose rows, once written, are never changed or deleted.
+#: audit_checkpoint: on PostgreSQL migration 0011 installed a trigger of its own (same name,
+#: same effect); on SQLite migration 0019 installs these.
 APPEND_ONLY_TABLES = ("decision", "audit_entry", "refund", "published_disclosure",
-                      "policy_version")
+                      "policy_version", "audit_checkpoint")
 
 _PG_FUNCTION = """
 CREATE OR REPLACE FUNCTION armslength_refuse_change() RETURNS trigger

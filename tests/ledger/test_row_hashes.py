@@ -250,14 +250,18 @@ def test_the_staff_check_names_the_row(web_as, database_url, rejected):
     "DELETE FROM published_disclosure",
     "UPDATE policy_version SET document = ''",
     "DELETE FROM policy_version",
+    "UPDATE audit_checkpoint SET length = 2",
+    "DELETE FROM audit_checkpoint",
 ])
 def test_append_only_tables_refuse_update_and_delete(app, api, api_as, db, policy, database_url,
-                                                     statement):
+                                                     audit_key, statement):
     w = World(api)
     made = gift(api, w.donor["id"], "100.00", DAY)
     ok(api_as("finance").post(f"/gifts/{made['id']}/refund",
                               {"amount": "1.00", "refunded_on": DAY}))
-    disclosure.publish(db, date(2026, 1, 1), date(2026, 3, 31), policy, "USD", "Org", TEST_ACTOR)
+    # Signed: its checkpoint is an audit_checkpoint row.
+    disclosure.publish(db, date(2026, 1, 1), date(2026, 3, 31), policy, "USD", "Org", TEST_ACTOR,
+                       keys=app.extensions["audit_keys"])
     register_file_policy(db, app.extensions["armslength"].policies, TEST_ACTOR)
     table = statement.split()[2 if statement.startswith("DELETE") else 1]
     assert db.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() >= 1
@@ -286,9 +290,20 @@ def test_migrations_install_the_triggers(tmp_path):
                         "INSERT INTO audit_entry (at, actor, action, entity_type, data, "
                         "prev_hash, hash) VALUES (CURRENT_TIMESTAMP, 'x', 'x', 'x', '{}', 'p', "
                         "'h')"))
-                for statement in ("UPDATE audit_entry SET actor = 'y'", "DELETE FROM audit_entry"):
+                    conn.execute(text(
+                        "INSERT INTO audit_checkpoint (length, entry_id, head, signed_at, key_id, "
+                        "public_key, signature) VALUES (1, 1, 'h', CURRENT_TIMESTAMP, 'k', 'p', "
+                        "'s')"))
+                for statement in ("UPDATE audit_entry SET actor = 'y'", "DELETE FROM audit_entry",
+                                  # 0011 on PostgreSQL, 0019 on SQLite
+                                  "UPDATE audit_checkpoint SET length = 2",
+                                  "DELETE FROM audit_checkpoint"):
                     with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
                         conn.execute(text(statement))
+                command.downgrade(config, "0019-1")
+                if backend == "sqlite":
+                    with engine.begin() as conn:  # 0019's guards are gone
+                        conn.execute(text("DELETE FROM audit_checkpoint"))
                 command.downgrade(config, "0015")  # the revision before 0010
                 with engine.begin() as conn:
                     conn.execute(text("DELETE FROM audit_entry"))  # the guards are gone with 0010
