@@ -16,8 +16,8 @@ from __future__ import annotations
 from sqlalchemy import DDL, event
 
 #: Tables whose rows, once written, are never changed or deleted.
-#: audit_checkpoint: on PostgreSQL migration 0011 installed a trigger of its own (same name,
-#: same effect); on SQLite migration 0019 installs these.
+#: audit_checkpoint: on PostgreSQL with the function and trigger migration 0011 made (below),
+#: on SQLite with the same triggers as the others (migration 0019).
 APPEND_ONLY_TABLES = ("decision", "audit_entry", "refund", "published_disclosure",
                       "policy_version", "audit_checkpoint")
 
@@ -36,8 +36,21 @@ def _name(table: str, what: str) -> str:
     return f"{table}_append_only{what}"
 
 
+#: audit_checkpoint's PostgreSQL guard as migration 0011 made it: its own function and message.
+_PG_CHECKPOINT = ["""
+CREATE OR REPLACE FUNCTION audit_checkpoint_append_only() RETURNS trigger AS $$
+BEGIN
+    RAISE EXCEPTION 'audit_checkpoint is append-only';
+END;
+$$ LANGUAGE plpgsql""", """
+CREATE TRIGGER audit_checkpoint_append_only BEFORE UPDATE OR DELETE ON audit_checkpoint
+FOR EACH ROW EXECUTE FUNCTION audit_checkpoint_append_only()"""]
+
+
 def create_statements(dialect: str, table: str) -> list[str]:
     """The statements that make `table` refuse UPDATE and DELETE on this dialect."""
+    if dialect == "postgresql" and table == "audit_checkpoint":
+        return list(_PG_CHECKPOINT)
     if dialect == "postgresql":
         return [_PG_FUNCTION,
                 f"CREATE TRIGGER {_name(table, '')} BEFORE UPDATE OR DELETE ON {table} "
