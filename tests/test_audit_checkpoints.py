@@ -157,6 +157,58 @@ def test_without_a_key_development_publishes_unsigned_and_never_says_verified(
     assert failed.exit_code == 1 and "no audit signing key is configured" in failed.stderr
 
 
+def test_once_signing_has_begun_a_disclosure_without_a_checkpoint_fails(
+        app, api, ledger, client, db, policy, audit_key):
+    """An unsigned disclosure from before signing began stays "unsigned"; one published after
+    the first checkpoint without a checkpoint of its own (a process started without the key,
+    the key taken out of the configuration) fails, on the public page and in verify-audit."""
+    from datetime import date
+
+    from app.ledger import disclosure
+
+    early = disclosure.publish(db, date(2025, 1, 1), date(2025, 3, 31), policy, "USD", "Org",
+                               TEST_ACTOR)  # no keys: unsigned
+    db.commit()
+    checkpoint(app)  # signing begins
+    [signed] = objects(db, select(AuditCheckpoint))
+    assert verify(api)["ok"] is True
+    later = disclosure.publish(db, date(2025, 4, 1), date(2025, 6, 30), policy, "USD", "Org",
+                               TEST_ACTOR)  # no keys again
+    db.commit()
+    problem = (f"disclosure {later.id}: published without a signed checkpoint after signing "
+               f"began (checkpoint #{signed.id}, at audit entry #{signed.entry_id})")
+    report = verify(api)
+    assert report["ok"] is False and report["problem"] == problem
+    assert report["checkpoints"]["ok"] is True
+    assert report["disclosures"]["unsigned"] == [early.id]
+    assert report["disclosures"]["failures"] == [{"disclosure_id": later.id, "problem": problem}]
+    result = run(app, "verify-audit")
+    assert result.exit_code == 1 and problem in result.stderr
+    page = page_text(client.get(f"/disclosures/{later.id}"))
+    assert "(verified)" not in page and "published without a signed checkpoint after" in page
+    assert "(matches its audit entry; published without a signed checkpoint)" in page_text(
+        client.get(f"/disclosures/{early.id}"))
+
+
+def test_a_deleted_disclosure_checkpoint_is_not_taken_for_unsigned(app, api, ledger, web_as,
+                                                                   db, audit_key):
+    """Its own checkpoint was the first: deleted, the earliest left is after it, so only
+    its audit entry (which says it was signed) shows the gap."""
+    assert publish(web_as).status_code == 302
+    [record] = objects(db, select(PublishedDisclosure))
+    [entry_id] = objects(db, select(AuditEntry.id).where(
+        AuditEntry.action == "disclosure.published"))
+    checkpoint(app)  # a scheduled one after it: it becomes the earliest checkpoint
+    assert verify(api)["ok"] is True
+    raw_sql(app, ("DELETE FROM audit_checkpoint WHERE disclosure_id = :id", {"id": record.id}))
+    report = verify(api)
+    assert report["ok"] is False and report["disclosures"]["unsigned"] == []
+    [failure] = report["disclosures"]["failures"]
+    assert failure == {"disclosure_id": record.id, "problem": (
+        f"disclosure {record.id}: its audit entry (#{entry_id}) says it was signed, but it has "
+        "no checkpoint (deleted?)")}
+
+
 def test_production_without_a_key_refuses_to_publish(database_url, db):
     """An unsigned disclosure would be a public claim nobody outside can check, and a key
     removed by an insider must not quietly switch signing off: production refuses."""

@@ -279,7 +279,9 @@ def content_hash(text: str) -> str:
 
 
 def _check_one(record: PublishedDisclosure, entry: AuditEntry | None,
-               cp: AuditCheckpoint | None, keys: AuditKeys) -> DisclosureCheck:
+               cp: AuditCheckpoint | None, keys: AuditKeys,
+               first: AuditCheckpoint | None = None) -> DisclosureCheck:
+    """first: the earliest checkpoint there is (signing_began)."""
     def fail(problem: str) -> DisclosureCheck:
         return DisclosureCheck(record.id, f"disclosure {record.id}: {problem}", cp)
 
@@ -292,6 +294,15 @@ def _check_one(record: PublishedDisclosure, entry: AuditEntry | None,
         return fail("its content hash differs from the one in its disclosure.published "
                     f"audit entry (#{entry.id})")
     if cp is None:
+        # Once checkpoints are signed, every disclosure published later is signed with its
+        # own (docs/verify.md): one without is a checkpoint deleted, or signing switched off
+        # (the key removed from the configuration), never merely "unsigned".
+        if (entry.data or {}).get("signed"):
+            return fail(f"its audit entry (#{entry.id}) says it was signed, but it has no "
+                        "checkpoint (deleted?)")
+        if first is not None and entry.id > first.entry_id:
+            return fail(f"published without a signed checkpoint after signing began "
+                        f"(checkpoint #{first.id}, at audit entry #{first.entry_id})")
         return DisclosureCheck(record.id, None, None)
     if cp.content_hash != actual:
         return fail(f"its content hash differs from the one signed in checkpoint #{cp.id}")
@@ -325,11 +336,20 @@ def _disclosure_checkpoints(session: Session, ids: list[int]) -> dict[int, Audit
     return found
 
 
+def signing_began(session: Session) -> AuditCheckpoint | None:
+    """The earliest checkpoint, if any: disclosures published after its entry must have one.
+    Any checkpoint row counts, trusted or not: a forged one only makes the check stricter,
+    and is reported as a failed checkpoint anyway."""
+    return session.execute(
+        select(AuditCheckpoint).order_by(AuditCheckpoint.id).limit(1)).scalar_one_or_none()
+
+
 def check_disclosure(session: Session, record: PublishedDisclosure,
                      keys: AuditKeys) -> DisclosureCheck:
     """What the public page's "(verified)" means, for one disclosure."""
     return _check_one(record, _published_entries(session, [record.id]).get(record.id),
-                      _disclosure_checkpoints(session, [record.id]).get(record.id), keys)
+                      _disclosure_checkpoints(session, [record.id]).get(record.id), keys,
+                      signing_began(session))
 
 
 def check_disclosures(session: Session, keys: AuditKeys) -> list[DisclosureCheck]:
@@ -339,7 +359,8 @@ def check_disclosures(session: Session, keys: AuditKeys) -> list[DisclosureCheck
     ids = [r.id for r in records]
     entries = _published_entries(session, ids) if ids else {}
     cps = _disclosure_checkpoints(session, ids) if ids else {}
-    return [_check_one(r, entries.get(r.id), cps.get(r.id), keys) for r in records]
+    first = signing_began(session) if ids else None
+    return [_check_one(r, entries.get(r.id), cps.get(r.id), keys, first) for r in records]
 
 
 # --- the offline form ---------------------------------------------------------------------------

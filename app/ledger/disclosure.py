@@ -507,6 +507,9 @@ def publish(session: Session, start: date, end: date, policy: Policy, currency: 
         audit.append(session, actor, "disclosure.published", "published_disclosure", record.id, {
             "period_start": start, "period_end": end, "content_hash": record.content_hash,
             "audit_head": record.audit_head, "policy_version": policy.version,
+            # Said before the checkpoint is taken: a signed disclosure whose checkpoint row
+            # is later deleted fails verification instead of passing as unsigned.
+            "signed": signing,
         }, sealed=[record])
         if signing:
             checkpoints.take(session, keys, record)
