@@ -19,7 +19,8 @@ from sqlmodel import Session
 from app.auth.users import create_user
 from app.errors import NotAllowed
 from app.extensions import State
-from app.ledger import contacts, finance
+from app.db.locking import ledger_write
+from app.ledger import audit, contacts, finance
 from app.ledger.audit import Actor
 from app.ledger.gifts import record_gift, refund_gift
 from app.ledger.parties import add_affiliation, create_donor, create_in_kind, create_organization
@@ -165,8 +166,12 @@ class DemoLedger:
             # The demo's staff have held their roles since before its ledger starts, so the
             # demo reviewer and admin can be each other's second person at once
             # (app.ledger.approvers: a role given today may approve only after a week).
-            user.role_since = utcnow() - timedelta(days=3 * 365)
-            self.session.commit()
+            with ledger_write(self.session):
+                user = self.session.get(User, user.id)
+                user.role_since = utcnow() - timedelta(days=3 * 365)
+                # Sealed like any change of a staff account (app.ledger.row_hashes).
+                audit.append(self.session, SETUP, "demo.role_dated", "user", user.id,
+                             {"email": email, "role_since": user.role_since}, sealed=[user])
             self.users[role] = Actor(f"demo:{email}", user_id=user.id, role=role)
 
     def organizations(self) -> None:

@@ -151,16 +151,21 @@ def make_user(app, email: str, role: str, *, established: bool = True) -> int:
 
 
 def establish(session, user_id: int, days: int = 30) -> None:
-    """Date a user's role `days` back, as for staff who have held it that long."""
+    """Date a user's role `days` back, as for staff who have held it that long: with an
+    audit entry sealing the account (app.ledger.row_hashes), or verification would rightly
+    report the backdated role as an edit behind the app's back."""
     from datetime import timedelta
 
-    from sqlalchemy import update
-
+    from app.db.locking import ledger_write
+    from app.ledger import audit
+    from app.ledger.audit import Actor
     from models import User, utcnow
 
-    session.execute(update(User).where(User.id == user_id)
-                    .values(role_since=utcnow() - timedelta(days=days)))
-    session.commit()
+    with ledger_write(session):
+        user = session.get(User, user_id)
+        user.role_since = utcnow() - timedelta(days=days)
+        audit.append(session, Actor("test", role="admin"), "test.role_dated", "user", user_id,
+                     {"days": days}, sealed=[user])
 
 
 def sign_in(client, email: str, password: str = PASSWORD):

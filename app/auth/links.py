@@ -71,7 +71,7 @@ def invite_user(session: Session, email: str, role: str, actor: Actor) -> tuple[
         session.add(user)
         session.flush()
         audit.append(session, actor, "user.invited", "user", user.id,
-                     {"email": email, "role": role})
+                     {"email": email, "role": role}, sealed=[user])
         secret = _new_link(session, user, "invite", INVITE_VALID, actor)
     return user, secret
 
@@ -148,5 +148,6 @@ def set_password(session: Session, user_id: int, password: str, actor: Actor,
                                                   AccountLink.used_at.is_(None))
                         .values(expires_at=utcnow()))
         audit.append(session, actor, "user.password_changed", "user", user.id,
-                     {"email": user.email, "second_factor_cleared": clear_second_factor})
+                     {"email": user.email, "second_factor_cleared": clear_second_factor},
+                     sealed=[user])
     return user

@@ -145,7 +145,7 @@ def enrol(session: Session, user_id: int, code: str, actor, now: datetime | None
         audit.append(session, actor, "user.second_factor_enrolled", "user", user.id,
                      {"email": user.email, "replaced": replacing,
                       "confirmed_with": (["password", "code from the replaced factor"]
-                                         if replacing else [])})
+                                         if replacing else [])}, sealed=[user])
 
 
 def remove(session: Session, user_id: int, actor, required: bool) -> None:
@@ -164,4 +164,5 @@ def remove(session: Session, user_id: int, actor, required: bool) -> None:
         user.totp_pending_at = None
         audit.append(session, actor, "user.second_factor_removed", "user", user.id,
                      {"email": user.email,
-                      "confirmed_with": ["password", "code from the removed factor"]})
+                      "confirmed_with": ["password", "code from the removed factor"]},
+                     sealed=[user])

@@ -46,7 +46,7 @@ def create_user(session: Session, data: UserCreate, actor: Actor) -> User:
         session.add(user)
         session.flush()
         audit.append(session, actor, "user.created", "user", user.id,
-                     {"email": email, "role": data.role})
+                     {"email": email, "role": data.role}, sealed=[user])
     return user
 
 
@@ -164,7 +164,7 @@ def change_role(session: Session, user_id: int, role: str, actor: Actor) -> User
             revoked = _revoke_all(session, user)
         audit.append(session, actor, "user.role_changed", "user", user.id,
                      {"email": user.email, "from": before, "to": role,
-                      "revoked_token_ids": revoked})
+                      "revoked_token_ids": revoked}, sealed=[user])
     return user
 
 
@@ -182,7 +182,7 @@ def deactivate_user(session: Session, user_id: int, actor: Actor) -> User:
         user.session_nonce = secrets.token_hex(16)  # every signed-in browser is signed out
         revoked = _revoke_all(session, user)
         audit.append(session, actor, "user.deactivated", "user", user.id,
-                     {"email": user.email, "revoked_token_ids": revoked})
+                     {"email": user.email, "revoked_token_ids": revoked}, sealed=[user])
     return user
 
 
@@ -204,7 +204,8 @@ def reactivate_user(session: Session, user_id: int, actor: Actor) -> User:
             raise NotAllowed("the user is already active")
         user.active = True
         _forget_failed_sign_ins(session, user)
-        audit.append(session, actor, "user.reactivated", "user", user.id, {"email": user.email})
+        audit.append(session, actor, "user.reactivated", "user", user.id, {"email": user.email},
+                     sealed=[user])
     return user
 
 

@@ -307,7 +307,7 @@ def record_sent(session: Session, letter: Letter, sent_to: str, actor: Actor,
             "kind": letter.kind, "donor_id": letter.donor_id, "gift_id": letter.gift_id,
             "year": letter.year, "channel": channel, "sent_to": sent_to,
             "content_hash": record.content_hash,
-        })
+        }, sealed=[record])
     return record
 
 

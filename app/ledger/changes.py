@@ -120,7 +120,7 @@ def _expire_due(session: Session, policy: Policy, now: datetime,
             "expired_at": expires_at(change, policy).isoformat(),
             "pending_change_days": policy.pending_change_days,
             "noticed_by": noticed_by.label,
-        })
+        }, sealed=[change])
     return list(due)
 
 
@@ -143,7 +143,7 @@ def _open(session: Session, kind: str, target_id: int | None, split: Split | Non
         "proposed": change.proposed if kind != "policy_version" else
         {"version": change.proposed.get("version")},
         "before": change.before,
-    })
+    }, sealed=[change])
     return change
 
 
@@ -377,7 +377,7 @@ def _approve(session: Session, change: PendingChange, actor: Actor, policy: Poli
         "proposed_by_id": change.proposed_by_id, "note": note,
         "result_id": change.result_id,
         "rescreened_gift_ids": [d.gift_id for d in rescreened],
-    })
+    }, sealed=[change])
     return rescreened
 
 
@@ -402,7 +402,7 @@ def decline_change(session: Session, change_id: int, actor: Actor,
             audit.append(session, actor, "change.declined", "pending_change", change.id, {
                 "kind": change.kind, "target_id": change.target_id, "note": note,
                 "withdrawn_by_proposer": withdrawn,
-            })
+            }, sealed=[change])
             return change
     raise ChangeExpired(change, policy)
 

@@ -47,7 +47,7 @@ def _answered(session: Session, donation: OnlineDonation, state: str, actor: Act
     audit.append(session, actor, f"donation.declaration_{state}", "online_donation", donation.id,
                  {"donor_id": donation.donor_id, "lab_id": donation.declared_lab_id,
                   "senior": donation.declared_senior, "gift_id": donation.declaration_gift_id,
-                  "reason": reason})
+                  "reason": reason}, sealed=[donation])
 
 
 def apply_declaration(session: Session, donation_id: int, actor: Actor, policy: Policy,

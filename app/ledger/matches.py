@@ -91,7 +91,7 @@ def _verdict(session: Session, donor_id: int, record: str, record_id: int, verdi
         roster_entry_id=record_id if record == "roster" else None,
         verdict=verdict, reason=reason, decided_by_id=actor.user_id))
     audit.append(session, actor, f"identity.{verdict}", "donor", donor_id, {
-        "verdict_id": row.id, "pair": pair, "reason": reason})
+        "verdict_id": row.id, "pair": pair, "reason": reason}, sealed=[row])
     return row
 
 

@@ -183,7 +183,8 @@ def merge_donors(session: Session, survivor_id: int, duplicate_id: int, actor: A
             session.execute(update(DonorMerge)
                             .where(DonorMerge.survivor_id == duplicate.id)
                             .values(survivor_id=survivor.id))
-        session.add(DonorMerge(duplicate_id=duplicate.id, survivor_id=survivor.id))
+        merge_row = DonorMerge(duplicate_id=duplicate.id, survivor_id=survivor.id)
+        session.add(merge_row)
         # Asked once to stay out of public listings: still so after the merge.
         became_anonymous = duplicate.anonymous and not survivor.anonymous
         if became_anonymous:
@@ -202,8 +203,13 @@ def merge_donors(session: Session, survivor_id: int, duplicate_id: int, actor: A
             select(DonorExternalId.external_id).where(DonorExternalId.donor_id == duplicate.id)
         ).scalars())
         # The rows the merge moved (bulk UPDATEs), as they now stand: the entry seals them.
-        sealed: list = [survivor, *[row_hashes.removed(Attribution, i)
-                                    for i in removed_attributions]]
+        sealed: list = [survivor, merge_row, *[row_hashes.removed(Attribution, i)
+                                               for i in removed_attributions]]
+        if result.repointed_merged_ids:
+            sealed += session.execute(
+                select(DonorMerge).where(DonorMerge.duplicate_id.in_(
+                    result.repointed_merged_ids))
+                .execution_options(populate_existing=True)).scalars().all()
         for name, ids in result.moved.items():
             table = name.split(".", 1)[0]
             if table in row_hashes.SEALED and ids:

@@ -553,5 +553,5 @@ def create_in_kind(session: Session, data: InKindCreate, actor: Actor) -> InKind
         session.add(item)
         session.flush()
         audit.append(session, actor, "in_kind.recorded", "in_kind_arrangement", item.id,
-                     data.model_dump())
+                     data.model_dump(), sealed=[item])
     return item

@@ -34,12 +34,14 @@ def create_pledge(session: Session, data: PledgeCreate, actor: Actor) -> Pledge:
         instalments = list(zip(data.instalments, data.instalment_minor, strict=True)) or [
             (None, data.amount_minor)
         ]
-        for item, minor in instalments:
-            session.add(PledgeInstalment(pledge_id=pledge.id,
-                                         due_on=item.due_on if item else data.pledged_on,
-                                         amount_minor=minor))
+        schedule = [PledgeInstalment(pledge_id=pledge.id,
+                                     due_on=item.due_on if item else data.pledged_on,
+                                     amount_minor=minor) for item, minor in instalments]
+        session.add_all(schedule)
+        session.flush()
         audit.append(session, actor, "pledge.created", "pledge", pledge.id,
-                     {"donor_id": data.donor_id, "amount": data.amount, "currency": data.currency})
+                     {"donor_id": data.donor_id, "amount": data.amount, "currency": data.currency},
+                     sealed=[pledge, *schedule])
     return pledge
 
 
@@ -81,7 +83,7 @@ def track_payments(session: Session, pledge_id: int | None, actor: Actor) -> Non
         "amount": format_amount(pledge.amount_minor, pledge.currency),
         "overpaid": format_amount(max(0, paid - pledge.amount_minor), pledge.currency),
         "currency": pledge.currency,
-    })
+    }, sealed=[pledge])
 
 
 def overpaid_pledges(session: Session) -> list[tuple[Pledge, int]]:

@@ -133,7 +133,7 @@ def import_roster(session: Session, entries: list[RosterEntryCreate], actor: Act
         audit.append(session, actor, "roster.imported", "roster_entry", None, {
             "file": file_name, "entries": len(stored),
             "entry_ids": [e.id for e in stored],
-            "rescreened_gift_ids": [d.gift_id for d in rescreened]})
+            "rescreened_gift_ids": [d.gift_id for d in rescreened]}, sealed=stored)
     return stored, rescreened
 
 

@@ -26,17 +26,27 @@ from sqlalchemy import JSON, Text, cast
 from sqlmodel import SQLModel
 
 from models import (
+    Acknowledgement,
     Affiliation,
     Attribution,
     Decision,
     Donor,
+    DonorMerge,
     Gift,
+    IdentityVerdict,
+    InKindArrangement,
+    OnlineDonation,
     Organization,
     OverrideRequest,
+    PendingChange,
+    Pledge,
+    PledgeInstalment,
     PolicyVersion,
     PublishedDisclosure,
     Refund,
+    RosterEntry,
     StripeDispute,
+    User,
 )
 
 
@@ -50,16 +60,21 @@ class Sealed:
     table: str
     #: Positions (in columns) of JSON columns: hashed as the JSON text the database holds.
     json_at: tuple[int, ...]
+    #: The column that identifies a row (its integer primary key): "id" but for donor_merge.
+    key: str = "id"
 
 
-def _sealed(model: type[SQLModel], columns: tuple[str, ...]) -> Sealed:
+def _sealed(model: type[SQLModel], columns: tuple[str, ...], key: str = "id") -> Sealed:
     table = model.__table__
     return Sealed(model, columns, table.name,
-                  tuple(i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)))
+                  tuple(i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)),
+                  key)
 
 
-def _all_columns(model: type[SQLModel], *, leave_out: tuple[str, ...] = ()) -> Sealed:
-    return _sealed(model, tuple(c.key for c in model.__table__.columns if c.key not in leave_out))
+def _all_columns(model: type[SQLModel], *, leave_out: tuple[str, ...] = (),
+                 key: str = "id") -> Sealed:
+    return _sealed(model, tuple(c.key for c in model.__table__.columns if c.key not in leave_out),
+                   key)
 
 
 #: Every sealed table, by table name. All columns, except where noted.
@@ -78,6 +93,31 @@ SEALED: dict[str, Sealed] = {s.table: s for s in (
     # Only what the policy reads: a donor's name and e-mail are personal data that may be
     # erased on request, and a hash of them kept forever in the chain would outlive that.
     _sealed(Donor, ("id", "type", "organization_id", "category")),
+    # Who is (not) the same person: a "different" verdict silences a possible_match hold.
+    _all_columns(IdentityVerdict),
+    _all_columns(RosterEntry),
+    # Where a merged record went; keyed by the merged record's id (no id column of its own).
+    _all_columns(DonorMerge, key="duplicate_id"),
+    # Two-person control: what was proposed, by whom, who decided.
+    _all_columns(PendingChange),
+    # Who may approve: role, when it was given (approver_min_age_days), whether the account
+    # is active, and its second factor. Not what changes at every sign-in, outside the
+    # ledger lock (totp_last_step, session_nonce, a password hash upgraded at sign-in):
+    # docs/verify.md says what that leaves open.
+    _all_columns(User, leave_out=("password_hash", "session_nonce", "totp_last_step")),
+    _all_columns(Pledge),
+    _all_columns(PledgeInstalment),
+    _all_columns(InKindArrangement),
+    # The letter's text and address are personal data; its content_hash stands for them.
+    _all_columns(Acknowledgement, leave_out=("content", "sent_to")),
+    # The donate form's declaration, who the donation is for and its policy preview: what
+    # the policy reads at the payment. Not the Stripe ids, state and notes that webhook
+    # deliveries keep moving (those are Stripe's facts, checked against Stripe).
+    _sealed(OnlineDonation, (
+        "id", "donor_id", "payer_donor_id", "amount_minor", "currency", "frequency",
+        "declared_employer", "declared_lab_id", "declared_senior", "via_daf", "daf_sponsor",
+        "daf_advisor", "donor_created", "declaration_state", "declaration_gift_id",
+        "anonymous", "preview_outcome", "policy_version", "reference", "created_at")),
 )}
 
 _BY_MODEL: dict[type, Sealed] = {s.model: s for s in SEALED.values()}
@@ -139,13 +179,13 @@ def seal(row: SQLModel) -> list:
     (they are what was, or will at the next flush be, written)."""
     sealed = _BY_MODEL[type(row)]
     values = row.__dict__
-    return [sealed.table, values["id"], row_hash(sealed, values)]
+    return [sealed.table, values[sealed.key], row_hash(sealed, values)]
 
 
 def seal_values(model: type[SQLModel], values: Mapping) -> list:
     """[table, id, hash] of a row given as the column values a bulk insert wrote (id included)."""
     sealed = _BY_MODEL[model]
-    return [sealed.table, values["id"], row_hash(sealed, values)]
+    return [sealed.table, values[sealed.key], row_hash(sealed, values)]
 
 
 def removed(model: type[SQLModel], row_id: int) -> list:

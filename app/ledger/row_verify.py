@@ -147,8 +147,9 @@ def _digests(conn: Connection, sealed: Sealed, batch: int) -> Iterator[tuple[int
     columns = sealed.model.__table__.c
     by_sql = row_sql.digest_query(sealed, conn.dialect.name)
     if by_sql is None:
-        id_at = sealed.columns.index("id")
-        for row in _stream(conn, select(*read_columns(sealed)).order_by(columns.id), batch):
+        id_at = sealed.columns.index(sealed.key)  # "id", or donor_merge's duplicate_id
+        for row in _stream(conn, select(*read_columns(sealed)).order_by(columns[sealed.key]),
+                           batch):
             yield row[id_at], stored_row_hash(sealed, row)
         return
     for row_id, digest in _stream(conn, by_sql, batch):

@@ -205,9 +205,18 @@ def _declaration_at_payment(ctx: Context, donation: OnlineDonation) -> dict[int,
             ), DONATE_FORM, ctx.policy)
         donation.declaration_state = "recorded"
         donation.updated_at = utcnow()
+        _declaration_recorded(session, donation)
         return {}
     role = declared_role(session, lab_id, donation.declared_senior, declared_on)
     return {donation.donor_id: role} if role else {}
+
+
+def _declaration_recorded(session: Session, donation: OnlineDonation) -> None:
+    """The declaration's state moved: the chain seals the donation as it now stands
+    (app.ledger.row_hashes). Rare: only donations that declared a lab role get here."""
+    audit.append(session, STRIPE, "donation.declaration_recorded", "online_donation",
+                 donation.id, {"donor_id": donation.donor_id, "lab_id": donation.declared_lab_id,
+                               "senior": donation.declared_senior}, sealed=[donation])
 
 
 def _on_file(session: Session, donor_id: int, lab_id: int, senior: bool, on: date) -> bool:
@@ -231,6 +240,7 @@ def _declaration_screened(ctx: Context, donation: OnlineDonation, gift: Gift,
         if donation.declaration_state == "declared":
             donation.declaration_state = "recorded"  # the record already says as much
             donation.updated_at = utcnow()
+            _declaration_recorded(ctx.session, donation)
         return
     if donation.declaration_state != "to_review":
         donation.declaration_state = "to_review"
@@ -239,7 +249,7 @@ def _declaration_screened(ctx: Context, donation: OnlineDonation, gift: Gift,
         audit.append(ctx.session, STRIPE, "donation.declaration_to_review", "online_donation",
                      donation.id, {"gift_id": gift.id, "donor_id": donation.donor_id,
                                    "lab_id": donation.declared_lab_id,
-                                   "senior": donation.declared_senior})
+                                   "senior": donation.declared_senior}, sealed=[donation])
 
 
 def _rejected_after_payment(ctx: Context, donation: OnlineDonation, gift: Gift,

@@ -175,15 +175,24 @@ def screen_donation(session: Session, decl: Declaration, policy: Policy, reporti
             })
         return Screening("reject", None, _refusals(evaluation, policy))
 
-    donation = OnlineDonation(
-        donor_id=donor_id, payer_donor_id=payer_id, amount_minor=decl.amount_minor,
-        currency=decl.currency, frequency=decl.frequency, declared_employer=decl.employer,
-        declared_lab_id=lab_id, declared_senior=decl.senior, donor_created=created,
-        declaration_state="declared" if lab_id is not None else None, via_daf=decl.via_daf,
-        daf_sponsor=decl.daf_sponsor if decl.via_daf else None,
-        daf_advisor=decl.daf_advisor if decl.via_daf else None, anonymous=decl.anonymous,
-        preview_outcome=evaluation.outcome, policy_version=evaluation.policy_version,
-    )
-    session.add(donation)
-    session.commit()
+    with ledger_write(session):
+        donation = OnlineDonation(
+            donor_id=donor_id, payer_donor_id=payer_id, amount_minor=decl.amount_minor,
+            currency=decl.currency, frequency=decl.frequency, declared_employer=decl.employer,
+            declared_lab_id=lab_id, declared_senior=decl.senior, donor_created=created,
+            declaration_state="declared" if lab_id is not None else None, via_daf=decl.via_daf,
+            daf_sponsor=decl.daf_sponsor if decl.via_daf else None,
+            daf_advisor=decl.daf_advisor if decl.via_daf else None, anonymous=decl.anonymous,
+            preview_outcome=evaluation.outcome, policy_version=evaluation.policy_version,
+        )
+        session.add(donation)
+        session.flush()
+        # The declaration is what the policy reads when the money arrives: the chain seals
+        # it as stored (app.ledger.row_hashes). Ids and figures only, no names.
+        audit.append(session, DONATE_FORM, "donation.started", "online_donation", donation.id, {
+            "amount": display_amount(decl.amount_minor, decl.currency),
+            "frequency": decl.frequency, "lab_id": lab_id, "senior": decl.senior,
+            "preview_outcome": evaluation.outcome,
+            "policy_version": evaluation.policy_version,
+        }, sealed=[donation])
     return Screening(evaluation.outcome, donation)
