@@ -17,9 +17,9 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from app.auth.users import create_user
+from app.db.locking import ledger_write
 from app.errors import NotAllowed
 from app.extensions import State
-from app.db.locking import ledger_write
 from app.ledger import audit, contacts, finance
 from app.ledger.audit import Actor
 from app.ledger.gifts import record_gift, refund_gift
