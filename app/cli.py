@@ -219,7 +219,7 @@ def register_commands(app: Flask) -> None:
                 unsigned = sum(1 for d in result.disclosures if d.unsigned)
                 click.echo(f"published disclosures: {len(result.disclosures)} match their audit "
                            f"entries ({unsigned} without a signed checkpoint)")
-            for line in result.row_lines():
+            for line in result.row_lines() + result.derived_lines():
                 click.echo(line)
             return
         if not report.ok:
@@ -237,6 +237,8 @@ def register_commands(app: Flask) -> None:
             click.echo(f"  {d.problem}", err=True)
         for line in result.row_lines():
             click.echo(line, err=not result.rows.ok)
+        for line in result.derived_lines():
+            click.echo(line, err=not result.derived.ok)
         sys.exit(1)
 
     @app.cli.command("audit-checkpoint")

@@ -18,6 +18,7 @@ from app.ledger.checkpoints import (
     checkpoint_lengths,
     verify_checkpoints,
 )
+from app.ledger.derived_verify import DerivedReport, verify_derived_of
 from app.ledger.row_verify import MAX_FINDINGS, RowsReport, verify_rows_of
 from app.ledger.signing import AuditKeys
 
@@ -28,6 +29,8 @@ class AuditVerification:
     checkpoints: CheckpointReport
     disclosures: list[DisclosureCheck]
     rows: RowsReport
+    #: funding_day and funding_mix_day against their recomputation (app.ledger.derived_verify).
+    derived: DerivedReport
 
     @property
     def disclosure_failures(self) -> list[DisclosureCheck]:
@@ -36,7 +39,7 @@ class AuditVerification:
     @property
     def ok(self) -> bool:
         return (self.chain.ok and self.checkpoints.ok and not self.disclosure_failures
-                and self.rows.ok)
+                and self.rows.ok and self.derived.ok)
 
     @property
     def problem(self) -> str | None:
@@ -48,7 +51,10 @@ class AuditVerification:
         failures = self.disclosure_failures
         if failures:
             return failures[0].problem
-        return None if self.rows.ok else "ledger rows do not match the audit trail"
+        if not self.rows.ok:
+            return "ledger rows do not match the audit trail"
+        return None if self.derived.ok else ("daily funding totals do not match the gifts and "
+                                             "refunds they are kept from")
 
     def public(self) -> dict:
         """The JSON of GET /api/v1/audit/verify (docs/api.md)."""
@@ -85,6 +91,10 @@ class AuditVerification:
             "row_problems": dict(self.rows.counts),
             "row_findings": [finding.public() for finding in self.rows.findings],
             "row_findings_limit": MAX_FINDINGS,
+            "derived_ok": self.derived.ok,
+            "derived_checked": self.derived.rows,
+            "derived_differing": self.derived.differing,
+            "derived_findings": [finding.public() for finding in self.derived.findings],
         }
 
     def row_lines(self) -> list[str]:
@@ -98,6 +108,18 @@ class AuditVerification:
         unlisted = sum(rows.counts.values()) - len(rows.findings)
         if unlisted:
             lines.append(f"  ... and {unlisted} more")
+        return lines
+
+    def derived_lines(self) -> list[str]:
+        """The recomputation of the daily totals for `armslength verify-audit`."""
+        derived = self.derived
+        if derived.ok:
+            return [f"daily funding totals match their recomputation: {derived.rows} rows"]
+        lines = [f"daily funding totals DO NOT match their recomputation from gifts and refunds "
+                 f"({derived.differing} of {derived.rows} rows)"]
+        lines += [f"  {finding}" for finding in derived.findings]
+        if derived.differing > len(derived.findings):
+            lines.append(f"  ... and {derived.differing - len(derived.findings)} more")
         return lines
 
 
@@ -115,5 +137,7 @@ def verify_audit(session: Session, keys: AuditKeys, external=()) -> AuditVerific
         chain = verify_chain(session, note=checkpoint_lengths(session, external))
         checkpoints = verify_checkpoints(session, keys, external, chain)
         disclosures = check_disclosures(session, keys)
+        derived = verify_derived_of(engine)
         return AuditVerification(chain, checkpoints, disclosures,
-                                 rows.result() if rows is not None else verify_rows_of(engine))
+                                 rows.result() if rows is not None else verify_rows_of(engine),
+                                 derived)
