@@ -191,9 +191,12 @@ def test_a_staff_account_made_behind_the_apps_back_is_named(api, db, database_ur
 
 
 def test_account_changes_through_the_app_still_verify(app, api, web_as, scene):
-    """Role changes, deactivation, reactivation, a password set by the operator with the
-    second factor cleared: each re-seals the account."""
+    """Role changes, deactivation, reactivation, a second factor enrolled, a password set by
+    the operator with the second factor cleared: each re-seals the account."""
+    import pyotp
+
     from app.auth.links import set_password
+    from app.auth.second_factor import enrol
     from app.auth.users import change_role, deactivate_user, reactivate_user
     from app.ledger.audit import Actor
 
@@ -202,6 +205,9 @@ def test_account_changes_through_the_app_still_verify(app, api, web_as, scene):
         change_role(session, scene.reviewer_id, "finance", admin)
         deactivate_user(session, scene.reviewer_id, admin)
         reactivate_user(session, scene.reviewer_id, admin)
+        secret = pyotp.random_base32()
+        enrol(session, scene.reviewer_id, secret, pyotp.TOTP(secret).now(), admin)
+        assert _verify(api)["ok"] is True
         set_password(session, scene.reviewer_id, "another long password", admin,
                      clear_second_factor=True)
     web_as("viewer")  # invited and established through the helpers
