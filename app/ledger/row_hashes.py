@@ -101,10 +101,11 @@ SEALED: dict[str, Sealed] = {s.table: s for s in (
     # Two-person control: what was proposed, by whom, who decided.
     _all_columns(PendingChange),
     # Who may approve: role, when it was given (approver_min_age_days), whether the account
-    # is active, and its second factor. Not what changes at every sign-in, outside the
-    # ledger lock (totp_last_step, session_nonce, a password hash upgraded at sign-in):
-    # docs/verify.md says what that leaves open.
-    _all_columns(User, leave_out=("password_hash", "session_nonce", "totp_last_step")),
+    # is active, and its second factor. Not what changes at sign-in or while enrolling,
+    # outside the ledger lock (totp_last_step, session_nonce, a password hash upgraded at
+    # sign-in, a pending enrolment's secret): docs/verify.md says what that leaves open.
+    _all_columns(User, leave_out=("password_hash", "session_nonce", "totp_last_step",
+                                  "totp_pending_secret", "totp_pending_at")),
     _all_columns(Pledge),
     _all_columns(PledgeInstalment),
     _all_columns(InKindArrangement),
