@@ -36,7 +36,7 @@ AWKWARD = ('q"uo\\te\x01\x08\t\n\x0b\x0c\r\x1f\x7f é € \u2028 \U0001f600 '
 
 
 def _python_digests(conn, sealed) -> dict[int, str]:
-    id_at = sealed.columns.index("id")
+    id_at = sealed.columns.index(sealed.key)
     return {row[id_at]: stored_row_hash(sealed, row)
             for row in conn.execute(select(*read_columns(sealed)))}
 
