@@ -1,7 +1,7 @@
 """audit_checkpoint refuses UPDATE and DELETE on SQLite too
 
 Revision ID: 0019
-Revises: 0020
+Revises: 0024
 Create Date: 2026-12-04 21:00:00
 
 Migration 0011 made audit_checkpoint append-only on PostgreSQL with a trigger of its own;
@@ -17,7 +17,7 @@ from alembic import op
 from models.append_only import create_statements, drop_statements
 
 revision: str = "0019"
-down_revision: str | Sequence[str] | None = "0020"
+down_revision: str | Sequence[str] | None = "0024"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
