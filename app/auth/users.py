@@ -61,7 +61,7 @@ def create_token(session: Session, email: str, actor: Actor, name: str = "api") 
         session.add(record)
         session.flush()
         audit.append(session, actor, "token.created", "user", user.id,
-                     {"token_id": record.id, "name": name})
+                     {"token_id": record.id, "name": name}, sealed=[record])
     return token
 
 
@@ -124,7 +124,7 @@ def revoke_token(session: Session, token_id: int, actor: Actor) -> None:
             raise NotAllowed("the token is already revoked")
         record.revoked_at = utcnow()
         audit.append(session, actor, "token.revoked", "user", record.user_id,
-                     {"token_id": token_id})
+                     {"token_id": token_id}, sealed=[record])
 
 
 def _user(session: Session, user_id: int) -> User:
@@ -164,7 +164,7 @@ def change_role(session: Session, user_id: int, role: str, actor: Actor) -> User
             revoked = _revoke_all(session, user)
         audit.append(session, actor, "user.role_changed", "user", user.id,
                      {"email": user.email, "from": before, "to": role,
-                      "revoked_token_ids": revoked}, sealed=[user])
+                      "revoked_token_ids": [t.id for t in revoked]}, sealed=[user, *revoked])
     return user
 
 
@@ -182,18 +182,20 @@ def deactivate_user(session: Session, user_id: int, actor: Actor) -> User:
         user.session_nonce = secrets.token_hex(16)  # every signed-in browser is signed out
         revoked = _revoke_all(session, user)
         audit.append(session, actor, "user.deactivated", "user", user.id,
-                     {"email": user.email, "revoked_token_ids": revoked}, sealed=[user])
+                     {"email": user.email, "revoked_token_ids": [t.id for t in revoked]},
+                     sealed=[user, *revoked])
     return user
 
 
-def _revoke_all(session: Session, user: User) -> list[int]:
+def _revoke_all(session: Session, user: User) -> list[ApiToken]:
+    """Revoke the user's live tokens; the revoked rows, for the audit entry to seal."""
     tokens = session.execute(
         select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
     ).scalars().all()
     now = utcnow()
     for token in tokens:
         token.revoked_at = now
-    return [t.id for t in tokens]
+    return list(tokens)
 
 
 def reactivate_user(session: Session, user_id: int, actor: Actor) -> User:

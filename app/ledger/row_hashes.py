@@ -28,6 +28,7 @@ from sqlmodel import SQLModel
 from models import (
     Acknowledgement,
     Affiliation,
+    ApiToken,
     Attribution,
     Decision,
     Donor,
@@ -106,6 +107,10 @@ SEALED: dict[str, Sealed] = {s.table: s for s in (
     # sign-in, a pending enrolment's secret): docs/verify.md says what that leaves open.
     _all_columns(User, leave_out=("password_hash", "session_nonce", "totp_last_step",
                                   "totp_pending_secret", "totp_pending_at")),
+    # Who may act through the API: a token row inserted behind the app's back for a
+    # reviewer would let one insider approve their own change as that reviewer.
+    # (last_used_at is never written.)
+    _all_columns(ApiToken),
     _all_columns(Pledge),
     _all_columns(PledgeInstalment),
     _all_columns(InKindArrangement),

@@ -240,3 +240,29 @@ def test_seal_rows_seals_older_rows_of_the_new_tables(app, api, db, database_url
     report = _verify(api)
     assert report["chain_ok"] is True
     assert _findings(report) == {("roster_entry", scene.roster_id, "content differs")}
+
+
+def test_an_api_token_slipped_in_for_a_reviewer_is_named(api, db, database_url, scene):
+    """Review finding: with a token row of their own making for a reviewer, one insider could
+    approve their own change through the API as that reviewer. The row has no entry."""
+    from models import ApiToken
+
+    tamper_apart(database_url,
+                 "INSERT INTO api_token (user_id, name, token_hash, created_at) VALUES "
+                 f"({scene.reviewer_id}, 'api', '{'ab' * 32}', CURRENT_TIMESTAMP)")
+    forged = _one(db, select(ApiToken.id).where(ApiToken.token_hash == "ab" * 32))
+    assert _findings(_verify(api)) == {("api_token", forged, "no audit entry")}
+
+
+def test_a_revoked_token_revived_in_place_is_named(api, api_as, db, database_url, scene):
+    from models import ApiToken
+
+    viewer = api_as("viewer")
+    token_id = _one(db, select(ApiToken.id).where(ApiToken.user_id == viewer.user_id))
+    from app.auth.users import revoke_token  # as the admin page does
+
+    with api.client.application.extensions["armslength"].sessions() as session:
+        revoke_token(session, token_id, TEST_ACTOR)
+    assert _verify(api)["ok"] is True
+    tamper_apart(database_url, f"UPDATE api_token SET revoked_at = NULL WHERE id = {token_id}")
+    assert _findings(_verify(api)) == {("api_token", token_id, "content differs")}
