@@ -112,8 +112,9 @@ def tasks():
     if status not in ("open", "done", "all"):
         status = "open"
     who = request.args.get("assignee", "me")
+    # ASCII digits only ("²".isdigit() is true), and an id a database can hold.
     assignee = (current_user.user_id if who == "me"
-                else int(who) if who.isdigit() else None)
+                else int(who) if who.isascii() and who.isdigit() and len(who) <= 18 else None)
     listed = contacts.tasks_of(session, assignee_id=assignee,
                                status=None if status == "all" else status, limit=500)
     names = dict(session.execute(select(Donor.id, Donor.name).where(

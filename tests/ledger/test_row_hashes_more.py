@@ -266,3 +266,15 @@ def test_a_revoked_token_revived_in_place_is_named(api, api_as, db, database_url
     assert _verify(api)["ok"] is True
     tamper_apart(database_url, f"UPDATE api_token SET revoked_at = NULL WHERE id = {token_id}")
     assert _findings(_verify(api)) == {("api_token", token_id, "content differs")}
+
+
+def test_an_open_affiliation_ended_at_infinity_is_named(api, db, database_url, scene):
+    """Review finding: PostgreSQL's to_char('infinity') is NULL; the database-side hash must
+    not read 'infinity' as the sealed NULL of an open affiliation's end date."""
+    from models import Affiliation
+
+    open_one = _one(db, select(Affiliation.id).where(Affiliation.end_date.is_(None))
+                    .order_by(Affiliation.id).limit(1))
+    tamper_apart(database_url,
+                 f"UPDATE affiliation SET end_date = 'infinity' WHERE id = {open_one}")
+    assert ("affiliation", open_one, "content differs") in _findings(_verify(api))

@@ -151,3 +151,9 @@ def test_letters_sent_show_on_the_donor_page(api, web_as):
     table = re.search(r'<table id="letters-sent">.*?</table>', page, re.S).group(0)
     assert f"gift {made['id']}" in table and "post" in table and "2 Main St" in table
     assert 'id="monthly-giving"' not in page and "No monthly gifts." in page
+
+
+def test_an_odd_assignee_in_the_task_list_query_is_not_a_500(web_as):
+    viewer = web_as("viewer")
+    for odd in ("²", "99999999999999999999", "-1", "x"):
+        assert viewer.get(f"/staff/tasks?assignee={odd}").status_code == 200, odd
