@@ -168,12 +168,14 @@ def giving_by_month(session: Session, year: int, currency: str) -> list[tuple[in
     return [(m, *rows.get(m, (0, 0))) for m in range(1, 13)]
 
 
-def donor_names(session: Session, ids) -> dict[int, tuple[str, str | None]]:
-    """id -> (name, e-mail) for the donors a report lists."""
+def donor_names(session: Session, ids) -> dict[int, tuple[str, str | None, bool]]:
+    """id -> (name, e-mail, do not contact) for the donors a report lists: a call list must
+    say who asked not to be contacted."""
     ids = list(ids)
-    names: dict[int, tuple[str, str | None]] = {}
+    names: dict[int, tuple[str, str | None, bool]] = {}
     for start in range(0, len(ids), 1000):  # portable IN lists of bounded size
         chunk = ids[start:start + 1000]
-        names.update({i: (n, e) for i, n, e in session.execute(
-            select(Donor.id, Donor.name, Donor.email).where(Donor.id.in_(chunk)))})
+        names.update({i: (n, e, bool(q)) for i, n, e, q in session.execute(
+            select(Donor.id, Donor.name, Donor.email, Donor.do_not_contact)
+            .where(Donor.id.in_(chunk)))})
     return names

@@ -22,10 +22,11 @@ MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", 
 #: Lists that can be downloaded: (title, header).
 LISTS = {
     "lybunt": ("LYBUNT: gave last year, not this year",
-               ("donor_id", "name", "email", "last_year", "lifetime")),
+               ("donor_id", "name", "email", "do_not_contact", "last_year", "lifetime")),
     "sybunt": ("SYBUNT: gave before last year, not since",
-               ("donor_id", "name", "email", "last_gift_year", "lifetime")),
-    "first-time": ("First-time donors", ("donor_id", "name", "email", "this_year")),
+               ("donor_id", "name", "email", "do_not_contact", "last_gift_year", "lifetime")),
+    "first-time": ("First-time donors",
+                   ("donor_id", "name", "email", "do_not_contact", "this_year")),
 }
 
 
@@ -82,10 +83,10 @@ def download(kind: str):
 
     def rows():
         for donor_id, *figures in chosen:
-            name, email = names.get(donor_id, ("", None))
+            name, email, quiet = names.get(donor_id, ("", None, False))
             money = [f if kind == "sybunt" and i == 0 else format_amount(f, currency)
                      for i, f in enumerate(figures)]
-            yield (donor_id, name, email, *money)
+            yield (donor_id, name, email, quiet, *money)
 
     return Response(csv_chunks(LISTS[kind][1], rows()), mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="{kind}-{year}.csv"',
