@@ -66,8 +66,8 @@ def test_an_untouched_ledger_verifies(api, rejected):
     assert (report["ok"], report["chain_ok"], report["rows_ok"]) == (True, True, True)
     assert report["row_findings"] == []
     # 2 organisations, 3 donors, 1 affiliation, 3 gifts with a decision and an attribution
-    # each, and the admin's staff account.
-    assert report["rows_checked"] == 2 + 3 + 1 + 3 * 3 + 1
+    # each, and the admin's staff account with its API token.
+    assert report["rows_checked"] == 2 + 3 + 1 + 3 * 3 + 1 + 1
 
 
 def test_a_rejected_decision_turned_into_accept_is_named(api, db, database_url, rejected):

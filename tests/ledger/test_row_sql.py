@@ -24,7 +24,7 @@ from sqlalchemy import (
 
 from app.ledger import row_sql
 from app.ledger.row_hashes import SEALED, canonical, read_columns, stored_row_hash
-from app.ledger.row_verify import _digests
+from app.ledger.row_verify import UNREADABLE, _digests
 from tests.builders import World, affiliate, gift, ok, person
 from tests.tampering import tamper_apart
 
@@ -131,8 +131,8 @@ def test_sqlite_values_stored_otherwise_are_hashed_by_python(ledger, database_ur
             if "02-29" in statement:
                 with pytest.raises(ValueError):
                     _python_digests(conn, sealed)
-                with pytest.raises(ValueError):
-                    list(_digests(conn, sealed, batch=7))
+                # Verification names the row instead of failing with it (row_verify).
+                assert UNREADABLE in dict(_digests(conn, sealed, batch=7)).values()
                 return
     finally:
         engine.dispose()
