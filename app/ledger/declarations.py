@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from sqlalchemy import or_, select
 from sqlmodel import Session
 
 from app.db.locking import ledger_batch, ledger_write
@@ -19,7 +20,7 @@ from app.errors import NotAllowed, NotFound
 from app.ledger import audit
 from app.ledger.audit import Actor
 from app.ledger.parties import add_affiliation
-from models import OnlineDonation, utcnow
+from models import Attribution, Gift, OnlineDonation, utcnow
 from models.schemas import AffiliationCreate
 from policies import Policy
 
@@ -28,6 +29,16 @@ def declared_title(senior: bool) -> str:
     """The title of an affiliation that came from the donate form."""
     return ("Senior decision-maker (declared on the donation form)" if senior
             else "Declared on the donation form")
+
+
+def held_gifts_waiting(session: Session, donation: OnlineDonation) -> list[Gift]:
+    """The held gifts of the declaring donor (given or attributed) that wait on its answer."""
+    attributed = select(Attribution.gift_id).where(Attribution.donor_id == donation.donor_id)
+    return list(session.execute(
+        select(Gift).where(Gift.status == "held",
+                           or_(Gift.donor_id == donation.donor_id, Gift.id.in_(attributed)))
+        .order_by(Gift.id)
+    ).scalars())
 
 
 def _to_review(session: Session, donation_id: int) -> OnlineDonation:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlmodel import Session
 
 from app.db.locking import ledger_write, once_committed
@@ -12,7 +12,7 @@ from app.ledger.approvers import check_may_approve
 from app.ledger.audit import Actor
 from app.ledger.gifts import add_decision, apply_outcome, screen_gift, stored_shares
 from app.ledger.signals import gift_rejected_by_review
-from models import Decision, Gift, OnlineDonation, OverrideRequest, transition, utcnow
+from models import Attribution, Decision, Gift, OnlineDonation, OverrideRequest, transition, utcnow
 from policies import Policy
 
 
@@ -23,17 +23,34 @@ def _gift(session: Session, gift_id: int) -> Gift:
     return gift
 
 
+def waiting_for(session: Session, gift: Gift) -> OnlineDonation | None:
+    """The declaration, waiting for a reviewer's answer, that this gift waits on: the one it
+    was held for (declaration_gift_id), else one of its giver's (the donor, or the person a
+    donor-advised fund's gift is attributed to). Every later monthly payment of a donation
+    whose declaration waits is held by the same rule, so each of those gifts' pages offers
+    the one answer, and the answer counts for all of them."""
+    own = session.execute(
+        select(OnlineDonation).where(OnlineDonation.declaration_gift_id == gift.id,
+                                     OnlineDonation.declaration_state == "to_review")
+    ).scalars().first()
+    if own is not None:
+        return own
+    attributed = select(Attribution.donor_id).where(Attribution.gift_id == gift.id)
+    return session.execute(
+        select(OnlineDonation).where(
+            OnlineDonation.declaration_state == "to_review",
+            or_(OnlineDonation.donor_id == gift.donor_id,
+                OnlineDonation.donor_id.in_(attributed)),
+        ).order_by(OnlineDonation.id).limit(1)
+    ).scalars().first()
+
+
 def _refuse_while_declaration_waits(session: Session, gift: Gift) -> None:
     """A donate-form declaration of this donor that differs from the record and waits for a
     reviewer's answer: accepting now would judge the gift on the record alone (screen_gift
     reads what is on file), so the declared role would count for nothing. Answer it first
     (apply: the role goes on the record and the gift is re-screened with it; dismiss)."""
-    waiting = session.execute(
-        select(OnlineDonation.id, OnlineDonation.declaration_gift_id).where(
-            OnlineDonation.donor_id == gift.donor_id,
-            OnlineDonation.declaration_state == "to_review",
-        ).limit(1)
-    ).first()
+    waiting = waiting_for(session, gift)
     if waiting is not None:
         raise NotAllowed(
             f"the donor's declaration on online donation {waiting.id} (gift "

@@ -179,11 +179,10 @@ def decide(gift_id: int):
 
 
 def _declaration(session, gift_id: int) -> OnlineDonation | None:
-    """The donate-form declaration this gift was held for, while it waits for an answer."""
-    return session.execute(
-        select(OnlineDonation).where(OnlineDonation.declaration_gift_id == gift_id,
-                                     OnlineDonation.declaration_state == "to_review")
-    ).scalars().first()
+    """The donate-form declaration this gift waits on (the first gift held for it, or any
+    later held gift of the same donor), while it waits for an answer."""
+    gift = session.get(Gift, gift_id)
+    return reviews.waiting_for(session, gift) if gift is not None else None
 
 
 @bp.post("/gifts/<int:gift_id>/declaration")
@@ -200,21 +199,27 @@ def answer_declaration(gift_id: int):
         return _render_decide(gift, DecideForm(formdata=None), 422, declaration_form=form)
     reason = form.reason.data.strip()
     st = state()
+    waiting = [g.id for g in declarations.held_gifts_waiting(session, donation)] or [gift_id]
     try:
         if form.answer.data == "apply":
             declarations.apply_declaration(
                 session, donation.id, g.actor, st.policy_for(session), reason,
                 donation.created_at.astimezone(st.timezone).date())
             flash(f"Declaration applied: the role is on the donor's record and their gifts were "
-                  f"screened again. Gift #{gift_id} is still yours to decide.", "success")
+                  f"screened again. {_still_held(waiting)} still yours to decide.", "success")
         else:
             declarations.dismiss_declaration(session, donation.id, g.actor, reason)
-            flash(f"Declaration dismissed: the donor's record is unchanged. Gift #{gift_id} is "
-                  "still yours to decide.", "info")
+            flash(f"Declaration dismissed: the donor's record is unchanged. "
+                  f"{_still_held(waiting)} still yours to decide.", "info")
     except REFUSED as error:
         flash(f"Not answered: {error}.", "error")
         return _render_decide(session.get(Gift, gift_id), DecideForm(formdata=None), 409)
     return redirect(url_for("review.decide", gift_id=gift_id))
+
+
+def _still_held(gift_ids: list[int]) -> str:
+    numbers = ", ".join(f"#{n}" for n in gift_ids)
+    return f"Gift {numbers} is" if len(gift_ids) == 1 else f"Gifts {numbers} are"
 
 
 def _render_decide(gift: Gift, form: DecideForm, status: int = 200,
@@ -233,6 +238,7 @@ def _render_decide(gift: Gift, form: DecideForm, status: int = 200,
     return render_template(
         "review/decide.html", gift=gift, donor=donor, form=form, pending=pending, emails=emails,
         declaration=declaration,
+        waiting_gifts=declarations.held_gifts_waiting(session, declaration) if declaration else [],
         declared_lab=session.get(Organization, declaration.declared_lab_id) if declaration else None,
         declaration_form=declaration_form or DeclarationForm(formdata=None),
         latest=decision_view(latest, gift.kind, emails) if latest else None,
