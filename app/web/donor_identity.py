@@ -26,7 +26,7 @@ from app.http_errors import answer_for
 from app.ledger import parties, titles
 from app.ledger.merge import merge_donors
 from app.web.access import get_or_404, role_required
-from app.web.donors import DonorForm, bp
+from app.web.donors import DonorForm, bp, contact_input
 from app.web.formtools import INVALID, attempt, blank_to_none
 from app.web.organizations import organization_choices
 from models import Affiliation, Donor, DonorMerge, Gift
@@ -69,6 +69,7 @@ def _donor_input(form: DonorForm) -> DonorCreate:
         organization_id=int(form.organization_id.data) if form.organization_id.data else None,
         category=form.category.data or None,
         anonymous=form.anonymous.data,
+        **contact_input(form),
     )
 
 

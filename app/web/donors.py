@@ -14,7 +14,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import and_, case, func, or_, select
 from sqlmodel import Session
-from wtforms import BooleanField, DateField, EmailField, SelectField, StringField
+from wtforms import BooleanField, DateField, EmailField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional
 
 from app.auth.roles import READ
@@ -79,6 +79,11 @@ class DonorForm(FlaskForm):
     anonymous = BooleanField(
         "Mark anonymous for public listings",
         description="Hidden from anything published; still fully known here.")
+    # Compared when matching identities (app.ledger.identity), as the API and CSV take them.
+    phone = StringField("Phone", validators=[Optional(), Length(max=40)],
+                        description="Where known: compared when matching a new record, a roster "
+                                    "or an import to this donor.")
+    postal_address = TextAreaField("Postal address", validators=[Optional(), Length(max=500)])
 
 
 class DonorEditForm(FlaskForm):
@@ -89,6 +94,11 @@ class DonorEditForm(FlaskForm):
     anonymous = BooleanField(
         "Mark anonymous for public listings",
         description="Hidden from anything published; still fully known here.")
+    # Compared when matching identities (app.ledger.identity), as the API and CSV take them.
+    phone = StringField("Phone", validators=[Optional(), Length(max=40)],
+                        description="Where known: compared when matching a new record, a roster "
+                                    "or an import to this donor.")
+    postal_address = TextAreaField("Postal address", validators=[Optional(), Length(max=500)])
 
 
 class AffiliationForm(FlaskForm):
@@ -263,6 +273,12 @@ def detail(donor_id: int):
     )
 
 
+def contact_input(form) -> dict[str, str | None]:
+    """The phone and postal address typed, blank as None (the API's and the CSV's fields)."""
+    return {"phone": blank_to_none(form.phone.data),
+            "postal_address": blank_to_none(form.postal_address.data)}
+
+
 # --- writing ----------------------------------------------------------------------------------
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -285,6 +301,7 @@ def create():
                 else None,
                 category=form.category.data or None,
                 anonymous=form.anonymous.data,
+                **contact_input(form),
             ), g.actor), names={"body": "category"})
         except ProbablySamePerson as error:
             # "This is probably X": the record to look at, and (for a reviewer) the way to
@@ -312,6 +329,7 @@ def edit(donor_id: int):
                 email=blank_to_none(form.email.data),
                 category=form.category.data,
                 anonymous=form.anonymous.data,
+                **contact_input(form),
             ), g.actor))
         except ProbablySamePerson as error:
             ok, same = False, {"id": error.existing_id, "name": error.existing_name}
