@@ -27,6 +27,7 @@ from models.inkind import InKindArrangement
 from models.online import (
     DeferredRefund,
     OnlineDonation,
+    RefusedDeclaration,
     StripeDispute,
     StripeEvent,
     StripeInstall,
@@ -75,6 +76,7 @@ __all__ = [
     "LedgerLock",
     "MonthlySpend",
     "OnlineDonation",
+    "RefusedDeclaration",
     "Organization",
     "OverrideRequest",
     "PendingChange",

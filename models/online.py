@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, Column, Text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Text
 from sqlmodel import Field, SQLModel
 
 from models.base import in_list, utcnow
@@ -75,10 +75,17 @@ class OnlineDonation(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    #: The person who filled in the form (found by email, or created without affiliations).
-    donor_id: int = Field(foreign_key="donor.id", index=True)
-    #: The gift's donor: the person, or the donor-advised fund's sponsor.
-    payer_donor_id: int = Field(foreign_key="donor.id")
+    #: The person who filled in the form: the donor with the e-mail typed, found at the
+    #: screening; None while no donor has it: the record is created when the payment
+    #: arrives (app.payments.recording.resolve_donors), never by an unpaid form.
+    donor_id: int | None = Field(default=None, foreign_key="donor.id", index=True)
+    #: The gift's donor: the person, or the donor-advised fund's sponsor (found by name at
+    #: the screening, else created when the payment arrives, like donor_id).
+    payer_donor_id: int | None = Field(default=None, foreign_key="donor.id")
+    #: The name and e-mail typed, for the record made at the payment when no donor had the
+    #: e-mail (None on donations stored before revision 0022).
+    donor_name: str | None = Field(default=None, max_length=200)
+    donor_email: str | None = Field(default=None, max_length=320)
     #: Per payment, in the currency's minor units (yen for JPY).
     amount_minor: int = Field(sa_column=Column(BigInteger, nullable=False))
     currency: str = Field(max_length=3)
@@ -92,8 +99,9 @@ class OnlineDonation(SQLModel, table=True):
     #: The donor-advised fund's sponsor and the advisor's name on the fund account.
     daf_sponsor: str | None = Field(default=None, max_length=200)
     daf_advisor: str | None = Field(default=None, max_length=200)
-    #: This donation's form created the donor record (no donor had its e-mail): at the
-    #: payment its declaration becomes that record's affiliation.
+    #: This donation created the donor record (no donor had its e-mail; at the payment
+    #: since revision 0022, at the screening before): at the payment its declaration
+    #: becomes that record's affiliation.
     donor_created: bool = Field(default=False)
     declaration_state: str | None = Field(default=None, max_length=10)
     #: The gift held because the declaration differs from the record: what a reviewer decides.
@@ -249,3 +257,36 @@ class StripeDispute(SQLModel, table=True):
     refund_id: int | None = Field(default=None, foreign_key="refund.id")
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+#: What became of a refused declaration: waiting (later attempts from its e-mail are
+#: screened with it), dismissed (a reviewer did not believe it: no longer used).
+REFUSED_DECLARATION_STATES = ("waiting", "dismissed")
+
+
+class RefusedDeclaration(SQLModel, table=True):
+    """A lab role declared on the donate form whose gift the policy refused before any
+    payment, kept by the e-mail typed: a second attempt from that e-mail that leaves the
+    role out is screened with it too (app.payments.screening). Anyone can type anyone's
+    e-mail, so it never changes a donor's record: for an e-mail a donor already has it
+    only holds that attempt's gift for a reviewer, who sees it on the donor's page."""
+
+    __tablename__ = "refused_declaration"
+    __table_args__ = (
+        CheckConstraint(in_list("state", REFUSED_DECLARATION_STATES), name="state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: The e-mail typed, stripped and case-folded as Donor.email_normalized.
+    email_normalized: str = Field(max_length=320, index=True)
+    declared_lab_id: int = Field(foreign_key="organization.id")
+    declared_senior: bool = Field(default=False)
+    declared_employer: str | None = Field(default=None, max_length=200)
+    #: The rules that refused the gift, and the policy version that did.
+    rules: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    policy_version: str = Field(max_length=50)
+    state: str = Field(default="waiting", max_length=10)
+    #: Who dismissed it and why (the audit trail has the same).
+    dismissed_by: str | None = Field(default=None, max_length=320)
+    dismissed_reason: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)

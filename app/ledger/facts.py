@@ -198,15 +198,19 @@ def gift_facts(
     )
 
 
-def with_declared(facts: GiftFacts, declared: dict[int, AffiliationFact] | None) -> GiftFacts:
+def with_declared(facts: GiftFacts,
+                  declared: dict[int, AffiliationFact | tuple[AffiliationFact, ...]] | None
+                  ) -> GiftFacts:
     """The facts with roles declared on the donate form added to those donors' affiliations:
-    screened as if true, and (AffiliationFact.declared) seen by rule declaration_differs."""
+    screened as if true, and (AffiliationFact.declared) seen by rule declaration_differs.
+    A donor may have several (this form's and ones refused before, app.payments.screening)."""
     if not declared:
         return facts
 
     def add(p: Party) -> Party:
         role = declared.get(p.donor_id)
-        return dataclasses.replace(p, affiliations=(*p.affiliations, role)) if role else p
+        roles = role if isinstance(role, tuple) else (role,) if role else ()
+        return dataclasses.replace(p, affiliations=(*p.affiliations, *roles)) if roles else p
 
     return dataclasses.replace(facts, payer=add(facts.payer) if facts.payer else None,
                                attributions=tuple(add(p) for p in facts.attributions))

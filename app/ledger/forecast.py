@@ -148,9 +148,12 @@ def share_forecast(session: Session, today: date, policy: Policy, currency: str,
         select(Pledge).where(Pledge.state == "active").order_by(Pledge.id)
     ).scalars().all()
     schedules = pledge_schedules(session, [p.id for p in pledges], today)
+    # A donation's donors are records once its payment arrived (app.payments.recording).
     donations = session.execute(
         select(OnlineDonation).where(OnlineDonation.frequency == "monthly",
-                                     OnlineDonation.state == "active")
+                                     OnlineDonation.state == "active",
+                                     OnlineDonation.donor_id.is_not(None),
+                                     OnlineDonation.payer_donor_id.is_not(None))
         .order_by(OnlineDonation.id)
     ).scalars().all()
     facts_source = BulkFacts(session, [p.donor_id for p in pledges]

@@ -506,7 +506,7 @@ _FIRST_READ = DONOR_WITH_AFFILIATIONS.add_columns(audit.HEAD_SUBQUERY.label("aud
 
 def record_gift(
     session: Session,
-    data: GiftCreate,
+    data: GiftCreate | None,
     actor: Actor,
     policy: Policy,
     reporting_currency: str,
@@ -516,18 +516,28 @@ def record_gift(
     max_gift_minor: int = GIFT_CEILING_MINOR,
     declared: dict[int, AffiliationFact] | None = None,
     prepared: PreparedGift | None = None,
+    provisional: Callable[[Session], tuple[GiftCreate, dict | None]] | None = None,
 ) -> Recorded:
     """Screen and record one gift. With dry_run, evaluate and write nothing.
     prepared: its facts about people and the policy, read before the lock by prepare_gift()
     for this very data; used if still current (see PreparedGift), else read again here (the
     policy too: `policy` is then ignored).
+    provisional (dry_run only): called first inside the transaction, it may insert rows the
+    preview needs but nobody may keep (the donate form's person before any payment) and
+    returns the gift and its declared roles; the dry run's rollback removes those rows.
     max_gift_minor: the largest gift accepted from this channel (the MAX_GIFT_MINOR setting
     for typed input; a payment already made is bounded by its processor instead).
     declared: roles typed on the donate form by donor id, screened as if true; they are
     not written anywhere (the decision's reasons name them)."""
+    if provisional is not None and not dry_run:
+        raise ValueError("provisional rows are for a dry run only: they are rolled back")
+    if (data is None) == (provisional is None):
+        raise ValueError("give the gift, or a provisional that makes it")
     usable = (prepared is not None and not dry_run and prepared.data is data
               and prepared.refs == refs and prepared.declared is declared)
     with ledger_write(session):
+        if provisional is not None:
+            data, declared = provisional(session)
         current = None
         if usable:
             current = session.execute(_HEAD_AND_CHANGES,

@@ -39,6 +39,7 @@ from app.payments.recording import (
     record_lost_dispute,
     record_payment,
     refund_or_defer,
+    resolve_donors,
 )
 from models import (
     DeferredRefund,
@@ -172,6 +173,8 @@ def _session_paid(ctx: Context, event: dict, obj: dict, settlement) -> str | Unm
                              f"{donation.subscription_id}, not {subscription}")
         donation.subscription_id = subscription
         donation.customer_id = donation.customer_id or _id(obj.get("customer"))
+        if obj.get("payment_status") == "paid":
+            resolve_donors(ctx.session, donation)  # its first invoice is paid: a donor now
         move(donation, "active")
         return f"online donation {donation.id}: subscription {donation.subscription_id} started"
     pi = _id(obj.get("payment_intent"))

@@ -57,8 +57,11 @@ def ensure_install_id(session: Session) -> str:
 
 
 def donation_metadata(donation: OnlineDonation, install: str) -> dict[str, str]:
-    return {INSTALL_KEY: install, REFERENCE_KEY: donation.reference,
-            "pending_gift_id": str(donation.id), "donor_id": str(donation.donor_id)}
+    meta = {INSTALL_KEY: install, REFERENCE_KEY: donation.reference,
+            "pending_gift_id": str(donation.id)}
+    if donation.donor_id is not None:  # a new person's record is made at the payment
+        meta["donor_id"] = str(donation.donor_id)
+    return meta
 
 
 def claims(metadata: dict | None) -> tuple[str | None, str | None]:

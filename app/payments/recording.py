@@ -29,16 +29,22 @@ from app.ledger import audit
 from app.ledger.audit import Actor
 from app.ledger.declarations import declared_title
 from app.ledger.gifts import PaymentRefs, Recorded, record_gift, refund_gift
-from app.ledger.parties import add_affiliation
+from app.ledger.parties import add_affiliation, create_donor, same_email_donors
 from app.ledger.refund_reversals import latest_reversal_day
 from app.ledger.reviews import hold_for_rescreen
 from app.payments.gateway import Settlement, StripeGateway, StripeRefund
-from app.payments.screening import DONATE_FORM, declared_role
+from app.payments.screening import (
+    DONATE_FORM,
+    daf_sponsor_id,
+    declared_role,
+    waiting_refusals,
+)
 from models import (
     Affiliation,
     DeferredRefund,
     Gift,
     OnlineDonation,
+    Organization,
     Refund,
     StripeDispute,
     StripeSettlement,
@@ -46,7 +52,7 @@ from models import (
 )
 from models.money import convert, currency_exponent, format_amount
 from models.online import IllegalDonationMove, move_donation
-from models.schemas import AffiliationCreate, GiftCreate
+from models.schemas import AffiliationCreate, DonorCreate, GiftCreate
 from policies import AffiliationFact, Policy
 
 log = logging.getLogger(__name__)
@@ -153,6 +159,7 @@ def record_payment(ctx: Context, donation: OnlineDonation, *, amount_minor: int,
         return existing, f"gift {existing.id} already recorded for this payment"
     charged = settlement.charged_at if settlement and settlement.charged_at else paid_at
     fx_rate, fx_source = _conversion(ctx, amount_minor, currency, settlement)
+    resolve_donors(session, donation)
     data = GiftCreate(
         donor_id=donation.payer_donor_id,
         amount=format_amount(amount_minor, currency),
@@ -181,9 +188,63 @@ def record_payment(ctx: Context, donation: OnlineDonation, *, amount_minor: int,
         ))
     if recorded.decision.outcome == "reject":
         _rejected_after_payment(ctx, donation, gift, recorded)
+    else:
+        _hold_for_refusals(ctx, donation, gift)
     apply_waiting(ctx, gift)
     session.flush()
     return gift, f"gift {gift.id} recorded: {recorded.decision.outcome}, now {gift.status}"
+
+
+def resolve_donors(session: Session, donation: OnlineDonation) -> None:
+    """The donation's person and payer as donor records, now that money arrived: the donor
+    with the e-mail typed (found again: one may have been recorded since the form), else a
+    new record with the name and e-mail typed (donor_created: its declaration becomes its
+    record); the donor-advised fund's sponsor by name, else a new one. The form itself
+    never creates a record (app.payments.screening)."""
+    if donation.donor_id is None:
+        same = same_email_donors(session, donation.donor_email)
+        if same:
+            donation.donor_id = same[0][0]
+        else:
+            donation.donor_id = create_donor(session, DonorCreate(
+                type="person", name=donation.donor_name, email=donation.donor_email,
+                anonymous=donation.anonymous), DONATE_FORM).id
+            donation.donor_created = True
+        donation.updated_at = utcnow()
+    if donation.payer_donor_id is None:
+        if donation.via_daf:
+            name = (donation.daf_sponsor or "").strip()
+            donation.payer_donor_id = daf_sponsor_id(session, name) or create_donor(
+                session, DonorCreate(type="organization", name=name, category="daf_sponsor"),
+                DONATE_FORM).id
+        else:
+            donation.payer_donor_id = donation.donor_id
+        donation.updated_at = utcnow()
+    session.flush()
+
+
+def _hold_for_refusals(ctx: Context, donation: OnlineDonation, gift: Gift) -> None:
+    """Declarations refused before for this donation's e-mail and not dismissed: the gift
+    waits for a reviewer, never refused by them (anyone can type anyone's address, and a
+    stranger must not stop a real donor's gifts), and the record is not changed."""
+    refused = waiting_refusals(ctx.session, donation.donor_email)
+    if not refused or gift.status not in ("accepted", "held"):
+        return
+    claims = "; ".join(
+        f"{'senior decision-maker' if r.declared_senior else 'employee'} at "
+        f"{_organization_name(ctx.session, r.declared_lab_id)} "
+        f"(refused declaration #{r.id}, {r.created_at.date().isoformat()})" for r in refused)
+    hold_for_rescreen(
+        ctx.session, gift, ctx.policy, STRIPE,
+        "Before this payment, someone using this donor's e-mail address on the donation form "
+        f"declared: {claims}; that gift was refused. Anyone can type any address, so the "
+        "donor's record is unchanged. Check with the donor: record the role on the donor's "
+        "page if it is true, or dismiss the refused declaration there.")
+
+
+def _organization_name(session: Session, org_id: int) -> str:
+    org = session.get(Organization, org_id)
+    return org.name if org is not None else f"organisation {org_id}"
 
 
 def _declaration_at_payment(ctx: Context, donation: OnlineDonation) -> dict[int, AffiliationFact]:

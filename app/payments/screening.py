@@ -3,12 +3,12 @@
 What someone types on the public form about themselves (a lab employer, a senior role)
 is a claim, not a fact: anyone can type anyone's e-mail address. It is stored with the
 pending donation and screened as if true (conservatively), but it changes no donor
-record here. The donor is found by e-mail, or created with only what Stripe's receipt
-needs (name, e-mail, anonymity), never an affiliation; a donation that is never paid
-leaves at most that bare record, marked as created by the "donate-form" in the audit
-trail and by its OnlineDonation (donor_created). When the payment arrives
-(app.payments.recording) the declaration becomes the affiliation of a record this
+record here. The donor is found by e-mail; for an e-mail no donor has, no record is made
+here (anonymous visitors must not fill the donor table): the name and e-mail typed stay on
+the pending donation and the record is made when the payment arrives
+(app.payments.recording), where the declaration becomes the affiliation of a record this
 donation created, or holds the gift for a reviewer if it differs from an existing one.
+A declaration whose gift is refused here is kept by its e-mail (refused_declaration).
 
 The gift is previewed with record_gift(dry_run=True). A reject stops here, before Stripe
 is asked for anything; otherwise the pending donation is stored and its id goes to
@@ -23,17 +23,19 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from app.db.locking import ledger_batch, ledger_write
+from app.db import rows
+from app.db.locking import ledger_write
 from app.ledger import audit
 from app.ledger.audit import Actor
 from app.ledger.declarations import declared_title
 from app.ledger.facts import CoveredOrganizations
 from app.ledger.gifts import record_gift
 from app.ledger.identity import covered_lab_named
-from app.ledger.parties import create_donor, same_email_donors
+from app.ledger.parties import new_donor_values, same_email_donors
 from app.ledger.search import OrganizationNames
-from models import Donor, OnlineDonation, Organization
+from models import Donor, OnlineDonation, Organization, RefusedDeclaration
 from models.money import display_amount, format_amount
+from models.parties import normalized_email
 from models.schemas import DonorCreate, GiftCreate
 from policies import AffiliationFact, Evaluation, Policy
 from policies.rules import RULE_BY_ID
@@ -87,28 +89,32 @@ def lab_by_name(session: Session, employer: str | None) -> int | None:
                  if covered.covered(org_id)), None) or covered_lab_named(session, employer)
 
 
-def _person(session: Session, decl: Declaration) -> tuple[Donor, bool]:
-    """The donor with the e-mail typed, or a new bare record; and whether it is new."""
-    # The same lookup that refuses a second record for a recorded address (stripped and
-    # case-folded, indexed; a merged record stands for its survivor).
-    same = same_email_donors(session, decl.email)
-    if same:
-        return session.get(Donor, same[0][0]), False
-    return create_donor(session, DonorCreate(type="person", name=decl.name, email=decl.email,
-                                             anonymous=decl.anonymous), DONATE_FORM), True
-
-
-def _daf_sponsor(session: Session, name: str) -> Donor:
-    sponsor = session.execute(
-        select(Donor)
+def daf_sponsor_id(session: Session, name: str) -> int | None:
+    """The donor-advised fund sponsor recorded under this name, if any."""
+    return session.execute(
+        select(Donor.id)
         .where(Donor.type == "organization", Donor.category == "daf_sponsor",
                func.lower(Donor.name) == name.strip().lower())
         .order_by(Donor.id).limit(1)
     ).scalar_one_or_none()
-    if sponsor is not None:
-        return sponsor
-    return create_donor(session, DonorCreate(type="organization", name=name.strip(),
-                                             category="daf_sponsor"), DONATE_FORM)
+
+
+def provisional_donor(session: Session, data: DonorCreate) -> int:
+    """A donor row for a preview only, inside its transaction: the dry run's rollback removes
+    it (record_gift's provisional). No audit entry: nothing is recorded."""
+    return rows.insert(session, rows.new(Donor, **new_donor_values(data))).id
+
+
+def waiting_refusals(session: Session, email: str | None) -> list[RefusedDeclaration]:
+    """The refused declarations kept for this e-mail that no reviewer dismissed."""
+    key = normalized_email(email)
+    if key is None:
+        return []
+    return list(session.execute(
+        select(RefusedDeclaration).where(RefusedDeclaration.email_normalized == key,
+                                         RefusedDeclaration.state == "waiting")
+        .order_by(RefusedDeclaration.id)
+    ).scalars())
 
 
 def declared_role(session: Session, lab_id: int | None, senior: bool, on: date, *,
@@ -139,51 +145,98 @@ def _refusals(evaluation: Evaluation, policy: Policy) -> tuple[str, ...]:
 def screen_donation(session: Session, decl: Declaration, policy: Policy, reporting_currency: str,
                     today: date, preview_rate: str | None) -> Screening:
     """Preview the gift with the declaration screened as if true, and store the pending
-    donation (with its declaration) unless refused. No donor record gains anything here."""
+    donation (with its declaration) unless refused. Nothing else is written: no donor record
+    gains anything, and none is created (a new person's record is made when the payment
+    arrives; the preview screens a provisional one that its rollback removes).
+
+    Declarations refused before for the same e-mail (kept in refused_declaration): for an
+    e-mail no donor has, they are screened as if true too, like this form's (the person
+    who ticked "senior" and was refused cannot untick it and pass); for an existing
+    donor's e-mail they never refuse (anyone can type anyone's address, and a stranger must
+    not be able to stop a real donor's gifts): the gift is previewed as held, and held for
+    a reviewer when the payment arrives (app.payments.recording)."""
     lab_id = decl.lab_id or lab_by_name(session, decl.employer)
-    with ledger_batch(session):
-        donor, created = _person(session, decl)
-        payer = _daf_sponsor(session, decl.daf_sponsor or "") if decl.via_daf else donor
-        donor_id, payer_id = donor.id, payer.id
-    # A record this form just created has nothing on file to differ from: its declaration
-    # is what the record will say once paid, so it is screened as on file, not as a claim.
-    role = declared_role(session, lab_id, decl.senior, today, declared=not created)
+    same = same_email_donors(session, decl.email)
+    donor_id = same[0][0] if same else None
+    sponsor_id = daf_sponsor_id(session, decl.daf_sponsor or "") if decl.via_daf else None
+    refused = waiting_refusals(session, decl.email)
+    refused_roles = [(r.declared_lab_id, r.declared_senior) for r in refused]
 
     foreign = decl.currency != reporting_currency
     if foreign and preview_rate is None:
         raise ValueError(f"no preview rate for {decl.currency}")
-    preview = record_gift(session, GiftCreate(
-        donor_id=payer_id,
-        amount=format_amount(decl.amount_minor, decl.currency),
-        currency=decl.currency,
-        received_on=today,
-        method="stripe",
-        fx_rate=preview_rate if foreign else None,
-        fx_source="indicative rate, preview before payment" if foreign else None,
-        attributions=[{"donor_id": donor_id, "fraction": "1"}] if decl.via_daf else None,
-    ), DONATE_FORM, policy, reporting_currency, dry_run=True,
-        declared={donor_id: role} if role else None)
+
+    def preview_gift(session: Session) -> tuple[GiftCreate, dict | None]:
+        person_id = donor_id
+        if person_id is None:
+            person_id = provisional_donor(session, DonorCreate(
+                type="person", name=decl.name, email=decl.email, anonymous=decl.anonymous))
+        payer_id = person_id
+        if decl.via_daf:
+            payer_id = sponsor_id or provisional_donor(session, DonorCreate(
+                type="organization", name=(decl.daf_sponsor or "").strip(),
+                category="daf_sponsor"))
+        # A record this donation would create has nothing on file to differ from: its
+        # declaration is what the record will say once paid, so it screens as on file.
+        new = donor_id is None
+        roles = [declared_role(session, lab_id, decl.senior, today, declared=not new)]
+        if new:
+            roles += [declared_role(session, lab, senior, today, declared=False)
+                      for lab, senior in refused_roles]
+        roles = tuple(r for r in roles if r is not None)
+        return GiftCreate(
+            donor_id=payer_id,
+            amount=format_amount(decl.amount_minor, decl.currency),
+            currency=decl.currency,
+            received_on=today,
+            method="stripe",
+            fx_rate=preview_rate if foreign else None,
+            fx_source="indicative rate, preview before payment" if foreign else None,
+            attributions=[{"donor_id": person_id, "fraction": "1"}] if decl.via_daf else None,
+        ), {person_id: roles} if roles else None
+
+    preview = record_gift(session, None, DONATE_FORM, policy, reporting_currency,
+                          dry_run=True, provisional=preview_gift)
     evaluation = preview.evaluation
 
     if evaluation.outcome == "reject":
+        rules = [f.rule for f in evaluation.fired if f.outcome == "reject"]
         with ledger_write(session):
-            audit.append(session, DONATE_FORM, "donation.refused_before_payment", "donor", donor_id, {
+            kept = None
+            if lab_id is not None and normalized_email(decl.email) is not None:
+                kept = RefusedDeclaration(
+                    email_normalized=normalized_email(decl.email), declared_lab_id=lab_id,
+                    declared_senior=decl.senior, declared_employer=decl.employer,
+                    rules=rules, policy_version=evaluation.policy_version)
+                session.add(kept)
+                session.flush()
+            # The entry names no person (the chain stays free of personal data): the kept
+            # declaration, else the donor the e-mail is, else nothing.
+            target = (("refused_declaration", kept.id) if kept is not None
+                      else ("donor", donor_id) if donor_id is not None else ("donate_form", None))
+            audit.append(session, DONATE_FORM, "donation.refused_before_payment", *target, {
                 "amount": display_amount(decl.amount_minor, decl.currency),
                 "frequency": decl.frequency,
                 "policy_version": evaluation.policy_version,
-                "rules": [f.rule for f in evaluation.fired if f.outcome == "reject"],
+                "rules": rules,
+                **({"lab_id": lab_id, "senior": decl.senior} if kept is not None else {}),
             })
         return Screening("reject", None, _refusals(evaluation, policy))
 
+    outcome = evaluation.outcome
+    if refused and donor_id is not None:
+        outcome = "hold"  # held for a reviewer at the payment (recording.hold_for_refusals)
     with ledger_write(session):
         donation = OnlineDonation(
-            donor_id=donor_id, payer_donor_id=payer_id, amount_minor=decl.amount_minor,
+            donor_id=donor_id, payer_donor_id=sponsor_id if decl.via_daf else donor_id,
+            donor_name=decl.name, donor_email=decl.email,
+            amount_minor=decl.amount_minor,
             currency=decl.currency, frequency=decl.frequency, declared_employer=decl.employer,
-            declared_lab_id=lab_id, declared_senior=decl.senior, donor_created=created,
+            declared_lab_id=lab_id, declared_senior=decl.senior, donor_created=False,
             declaration_state="declared" if lab_id is not None else None, via_daf=decl.via_daf,
             daf_sponsor=decl.daf_sponsor if decl.via_daf else None,
             daf_advisor=decl.daf_advisor if decl.via_daf else None, anonymous=decl.anonymous,
-            preview_outcome=evaluation.outcome, policy_version=evaluation.policy_version,
+            preview_outcome=outcome, policy_version=evaluation.policy_version,
         )
         session.add(donation)
         session.flush()
@@ -192,7 +245,7 @@ def screen_donation(session: Session, decl: Declaration, policy: Policy, reporti
         audit.append(session, DONATE_FORM, "donation.started", "online_donation", donation.id, {
             "amount": display_amount(decl.amount_minor, decl.currency),
             "frequency": decl.frequency, "lab_id": lab_id, "senior": decl.senior,
-            "preview_outcome": evaluation.outcome,
+            "preview_outcome": outcome,
             "policy_version": evaluation.policy_version,
         }, sealed=[donation])
-    return Screening(evaluation.outcome, donation)
+    return Screening(outcome, donation)

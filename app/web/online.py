@@ -87,7 +87,7 @@ def index():
     recent = session.execute(
         select(OnlineDonation).order_by(OnlineDonation.id.desc()).limit(RECENT)
     ).scalars().all()
-    donor_ids = {d.donor_id for d in (*attention, *recent)}
+    donor_ids = {d.donor_id for d in (*attention, *recent) if d.donor_id is not None}
     donors = {donor.id: donor for donor in session.execute(
         select(Donor).where(Donor.id.in_(donor_ids))).scalars()} if donor_ids else {}
     return render_template("online/index.html", attention=attention, disputes=disputes,

@@ -58,7 +58,7 @@ def foreign_metadata(donation: OnlineDonation, kind: str) -> dict:
     if kind == "restored backup":  # this install, same form number, the lost donation's reference
         return {**same, "armslength_donation": "d" * 32}
     if kind == "before 0013":  # a form number only, as every donation sent before revision 0013
-        return {"pending_gift_id": same["pending_gift_id"], "donor_id": same["donor_id"]}
+        return {"pending_gift_id": same["pending_gift_id"], "donor_id": same.get("donor_id", "1")}
     raise ValueError(kind)
 
 

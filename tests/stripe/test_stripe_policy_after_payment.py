@@ -149,8 +149,11 @@ def test_a_monthly_donor_who_becomes_senior_is_stopped_at_the_next_payment(
     expect_invoice_payment(httpserver, "in_1", "pi_inv_1")
     expect_settlement(httpserver, "pi_inv_1", 10000, charge="ch_inv_1")
     ok(post_event(client, invoice("invoice.paid", donation, "in_1")))
+    db.rollback()
+    donor_id = db.get(OnlineDonation, donation.id).donor_id  # made by the first payment
+    db.rollback()
     # Staff learn the donor became a senior decision-maker at the lab.
-    affiliate(api, donation.donor_id, lab["id"], start=date.today().isoformat(), senior=True,
+    affiliate(api, donor_id, lab["id"], start=date.today().isoformat(), senior=True,
               title="Chief Scientist")
     httpserver.expect_oneshot_request("/v1/subscriptions/sub_1", method="DELETE").respond_with_json(
         {"id": "sub_1", "object": "subscription", "status": "canceled"})
