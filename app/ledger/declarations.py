@@ -16,11 +16,12 @@ from sqlalchemy import or_, select
 from sqlmodel import Session
 
 from app.db.locking import ledger_batch, ledger_write
-from app.errors import NotAllowed, NotFound
+from app.errors import NotAllowed, NotFound, ValidationFailed
 from app.ledger import audit
 from app.ledger.audit import Actor
 from app.ledger.parties import add_affiliation
-from models import Attribution, Gift, OnlineDonation, utcnow
+from models import Attribution, Donor, Gift, OnlineDonation, RefusedDeclaration, utcnow
+from models.parties import normalized_email
 from models.schemas import AffiliationCreate
 from policies import Policy
 
@@ -85,3 +86,54 @@ def dismiss_declaration(session: Session, donation_id: int, actor: Actor,
         donation = _to_review(session, donation_id)
         _answered(session, donation, "dismissed", actor, reason)
     return donation
+
+
+# --- declarations refused before payment -----------------------------------------------------
+
+def waiting_refusals(session: Session, email: str | None) -> list[RefusedDeclaration]:
+    """The declarations refused before payment for this e-mail (normalised as a donor's)
+    that no reviewer dismissed: later attempts from the e-mail are screened with them."""
+    key = normalized_email(email)
+    if key is None:
+        return []
+    return list(session.execute(
+        select(RefusedDeclaration).where(RefusedDeclaration.email_normalized == key,
+                                         RefusedDeclaration.state == "waiting")
+        .order_by(RefusedDeclaration.id)
+    ).scalars())
+
+
+def refusals_of_donor(session: Session, donor: Donor) -> list[RefusedDeclaration]:
+    """Every refused declaration typed with this donor's e-mail, dismissed ones too, for
+    the reviewer's view of the donor."""
+    if donor.email_normalized is None:
+        return []
+    return list(session.execute(
+        select(RefusedDeclaration)
+        .where(RefusedDeclaration.email_normalized == donor.email_normalized)
+        .order_by(RefusedDeclaration.id)
+    ).scalars())
+
+
+def dismiss_refusal(session: Session, refused_id: int, donor_id: int, actor: Actor,
+                    reason: str) -> RefusedDeclaration:
+    """A reviewer, from the donor's page, does not believe a declaration refused before
+    payment under the donor's e-mail: later attempts are no longer held for it. The
+    donor's record is not touched either way (a true role is recorded as an affiliation)."""
+    if len((reason or "").strip()) < 3:
+        raise ValidationFailed({"reason": ["say why, in 3 to 2000 characters"]})
+    with ledger_write(session):
+        refused = session.get(RefusedDeclaration, refused_id)
+        donor = session.get(Donor, donor_id)
+        if refused is None or donor is None or refused.email_normalized != donor.email_normalized:
+            raise NotFound("refused declaration", refused_id)
+        if refused.state != "waiting":
+            raise NotAllowed(f"refused declaration {refused_id} is {refused.state} already")
+        refused.state = "dismissed"
+        refused.dismissed_by = actor.label
+        refused.dismissed_reason = reason.strip()
+        audit.append(session, actor, "donation.refused_declaration_dismissed",
+                     "refused_declaration", refused.id,
+                     {"donor_id": donor_id, "lab_id": refused.declared_lab_id,
+                      "senior": refused.declared_senior, "reason": reason.strip()})
+    return refused

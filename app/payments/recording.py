@@ -27,18 +27,13 @@ from app.db.locking import ledger_write
 from app.errors import Duplicate, LedgerError
 from app.ledger import audit
 from app.ledger.audit import Actor
-from app.ledger.declarations import declared_title
+from app.ledger.declarations import declared_title, waiting_refusals
 from app.ledger.gifts import PaymentRefs, Recorded, record_gift, refund_gift
 from app.ledger.parties import add_affiliation, create_donor, same_email_donors
 from app.ledger.refund_reversals import latest_reversal_day
 from app.ledger.reviews import hold_for_rescreen
 from app.payments.gateway import Settlement, StripeGateway, StripeRefund
-from app.payments.screening import (
-    DONATE_FORM,
-    daf_sponsor_id,
-    declared_role,
-    waiting_refusals,
-)
+from app.payments.screening import DONATE_FORM, daf_sponsor_id, declared_role
 from models import (
     Affiliation,
     DeferredRefund,

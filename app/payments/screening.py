@@ -27,7 +27,7 @@ from app.db import rows
 from app.db.locking import ledger_write
 from app.ledger import audit
 from app.ledger.audit import Actor
-from app.ledger.declarations import declared_title
+from app.ledger.declarations import declared_title, waiting_refusals
 from app.ledger.facts import CoveredOrganizations
 from app.ledger.gifts import record_gift
 from app.ledger.identity import covered_lab_named
@@ -103,18 +103,6 @@ def provisional_donor(session: Session, data: DonorCreate) -> int:
     """A donor row for a preview only, inside its transaction: the dry run's rollback removes
     it (record_gift's provisional). No audit entry: nothing is recorded."""
     return rows.insert(session, rows.new(Donor, **new_donor_values(data))).id
-
-
-def waiting_refusals(session: Session, email: str | None) -> list[RefusedDeclaration]:
-    """The refused declarations kept for this e-mail that no reviewer dismissed."""
-    key = normalized_email(email)
-    if key is None:
-        return []
-    return list(session.execute(
-        select(RefusedDeclaration).where(RefusedDeclaration.email_normalized == key,
-                                         RefusedDeclaration.state == "waiting")
-        .order_by(RefusedDeclaration.id)
-    ).scalars())
 
 
 def declared_role(session: Session, lab_id: int | None, senior: bool, on: date, *,

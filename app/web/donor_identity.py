@@ -20,10 +20,10 @@ from wtforms import BooleanField, HiddenField, IntegerField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange
 
 from app.db import get_session
-from app.errors import NotAllowed, NotFound, ProbablySamePerson
+from app.errors import NotAllowed, NotFound, ProbablySamePerson, ValidationFailed
 from app.extensions import state
 from app.http_errors import answer_for
-from app.ledger import parties, titles
+from app.ledger import declarations, parties, titles
 from app.ledger.merge import merge_donors
 from app.web.access import get_or_404, role_required
 from app.web.donors import DonorForm, bp, contact_input
@@ -198,4 +198,27 @@ def review_title(donor_id: int, affiliation_id: int):
         flash(f"Title \u201c{affiliation.title}\u201d recorded as not senior; it will not be "
               "asked about again unless it changes. Decide the gifts it held in the review "
               "queue.", "success")
+    return redirect(url_for("donors.detail", donor_id=donor_id))
+
+
+@bp.post("/<int:donor_id>/refused-declarations/<int:refused_id>/dismiss")
+@role_required("review")
+def dismiss_refused_declaration(donor_id: int, refused_id: int):
+    """A reviewer does not believe a declaration refused before payment under this donor's
+    e-mail: later donate-form gifts from the e-mail are no longer held for it."""
+    session = get_session()
+    get_or_404(Donor, donor_id)
+    form = TitleReviewForm()  # one "why" field, with the CSRF token
+    if not form.validate_on_submit():
+        flash("Say why, in a few words, before dismissing a refused declaration.", "error")
+        return redirect(url_for("donors.detail", donor_id=donor_id))
+    try:
+        declarations.dismiss_refusal(session, refused_id, donor_id, g.actor, form.reason.data)
+    except NotFound:
+        abort(404)
+    except (NotAllowed, ValidationFailed) as error:
+        flash(f"Not dismissed: {error}.", "error")
+        return redirect(url_for("donors.detail", donor_id=donor_id))
+    flash(f"Refused declaration #{refused_id} dismissed: later gifts from this e-mail are not "
+          "held for it. Decide the gifts it held in the review queue.", "success")
     return redirect(url_for("donors.detail", donor_id=donor_id))

@@ -22,7 +22,7 @@ from app.db import get_session
 from app.errors import NotFound, ProbablySamePerson
 from app.extensions import state
 from app.http_errors import answer_for
-from app.ledger import changes, contacts, parties
+from app.ledger import changes, contacts, declarations, parties
 from app.ledger.facts import CoveredOrganizations
 from app.ledger.pledges import pledge_schedules
 from app.ledger.profile import giving_summary
@@ -240,9 +240,13 @@ def detail(donor_id: int):
         and covered.covered(a.organization_id)
         and (words := senior_words(policy, a.title))
     }
+    refusals = declarations.refusals_of_donor(session, donor) if donor.type == "person" else []
     return render_template(
         "donors/detail.html", donor=donor, gifts=gifts, today=today,
-        title_questions=title_questions,
+        title_questions=title_questions, refusals=refusals,
+        refusal_labs={o.id: o.name for o in session.execute(select(Organization).where(
+            Organization.id.in_({r.declared_lab_id for r in refusals}))).scalars()}
+        if refusals else {},
         merged_into=session.get(Donor, survivor) if (survivor := parties.merged_into(
             session, donor_id)) else None,
         affiliations=[(a, o, coverage_label(covered, o)) for a, o in affiliations],

@@ -7,24 +7,31 @@ answer, and the answer counts for all of them.
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from datetime import date
 
-from models import Decision, Gift, OnlineDonation
+from sqlalchemy import func, select
+
+from models import Attribution, Decision, Donor, Gift, OnlineDonation, RefusedDeclaration
+from tests.builders import gift, organization, person
 from tests.stripe.stripe_stubs import (
     expect_invoice_payment,
     expect_settlement,
     invoice,
+    post_donation,
     post_event,
+    session_completed,
     start_donation,
     subscription_started,
 )
 from tests.stripe.test_stripe_declarations import (
     VICTIM,
     affiliations,
+    audit_targets,
     fresh,
+    pay,
     victim_with_a_gift_today,
 )
-from tests.webtools import submit
+from tests.webtools import post_refused, submit
 
 ANSWER_FORM = "A declaration that differs from the record"
 
@@ -106,3 +113,140 @@ def test_applying_from_a_later_gift_puts_the_role_on_record_and_rescreens_every_
         assert fresh(db).get(Gift, held.id).status == "held"
         html = reviewer.get(f"/staff/review/gifts/{held.id}/decide").get_data(as_text=True)
         assert ANSWER_FORM not in html
+
+
+# --- declarations refused before payment are kept by e-mail (a) -----------------------------
+
+def refusals(db) -> list[RefusedDeclaration]:
+    return list(fresh(db).execute(select(RefusedDeclaration).order_by(RefusedDeclaration.id))
+                .scalars())
+
+
+def donor_count(db) -> int:
+    return fresh(db).execute(select(func.count()).select_from(Donor)).scalar_one()
+
+
+def test_a_refused_senior_declaration_screens_the_next_attempt_from_that_email(
+        client, httpserver, db, api):
+    lab = organization(api, "Frontier Lab", covered_lab=True)
+    gift(api, person(api, "Plain Donor")["id"], "10000.00", date.today())
+    donors = donor_count(db)
+    first = post_donation(client, email="exec@example.org", lab=str(lab["id"]), senior="y")
+    assert "senior decision-makers at frontier AI labs" in first.get_data(as_text=True)
+    [kept] = refusals(db)
+    assert (kept.email_normalized, kept.declared_lab_id, kept.declared_senior, kept.state,
+            kept.rules) == ("exec@example.org", lab["id"], True, "waiting",
+                            ["senior_decision_maker"])
+    assert "donation.refused_before_payment" in audit_targets(db, "refused_declaration", kept.id)
+    # The same address, typed differently, with nothing ticked: screened with the refused
+    # declaration too, so refused again before any payment.
+    second = post_donation(client, email="Exec@Example.ORG", lab="", employer="")
+    assert "senior decision-makers at frontier AI labs" in second.get_data(as_text=True)
+    assert httpserver.log == []
+    assert fresh(db).execute(select(func.count()).select_from(OnlineDonation)).scalar_one() == 0
+    assert donor_count(db) == donors  # and no record was made for either attempt
+    # Another address is not touched by it.
+    assert start_donation(client, httpserver, db, email="other@example.org").preview_outcome \
+        == "accept"
+
+
+def test_a_stranger_typing_a_donors_email_cannot_change_or_block_that_donor(
+        client, httpserver, db, api, web_as):
+    lab, victim, earlier = victim_with_a_gift_today(api)
+    refused = post_donation(client, email=VICTIM, name="Anyone", lab=str(lab["id"]), senior="y")
+    assert "senior decision-makers at frontier AI labs" in refused.get_data(as_text=True)
+    [kept] = refusals(db)
+    # The record is untouched and the donor's gifts by other channels are not held.
+    assert affiliations(db, victim["id"]) == []
+    assert fresh(db).get(Gift, earlier["id"]).status == "accepted"
+    assert gift(api, victim["id"], "50.00", date.today())["status"] == "accepted"
+    # The real donor gives online without ticking anything: not refused (the refused
+    # declaration is a stranger's claim as much as theirs), but held for a reviewer.
+    donation = start_donation(client, httpserver, db, email=VICTIM, name="Grace Hopper")
+    assert (donation.donor_id, donation.preview_outcome) == (victim["id"], "hold")
+    expect_settlement(httpserver, "pi_v", donation.amount_minor)
+    ok(post_event(client, session_completed(donation, "pi_v")))
+    held = fresh(db).execute(select(Gift).where(Gift.stripe_payment_intent_id == "pi_v")) \
+        .scalar_one()
+    assert held.status == "held"
+    note = fresh(db).execute(select(Decision.note).where(Decision.gift_id == held.id)
+                             .order_by(Decision.id.desc()).limit(1)).scalar_one()
+    assert f"senior decision-maker at Frontier Lab (refused declaration #{kept.id}" in note
+    assert "the donor's record is unchanged" in note
+    assert affiliations(db, victim["id"]) == []
+
+    # The reviewer sees it on the donor's page and dismisses it there.
+    reviewer = web_as("reviewer")
+    page = f"/staff/donors/{victim['id']}"
+    html = reviewer.get(page).get_data(as_text=True)
+    assert 'id="refused-declarations"' in html and "senior decision-maker at Frontier Lab" in html
+    action = f"/staff/donors/{victim['id']}/refused-declarations/{kept.id}/dismiss"
+    assert submit(reviewer, page, {"reason": "Grace confirmed by phone"},
+                  action=action).status_code == 302
+    [kept] = refusals(db)
+    assert (kept.state, kept.dismissed_reason) == ("dismissed", "Grace confirmed by phone")
+    assert "donation.refused_declaration_dismissed" in audit_targets(
+        db, "refused_declaration", kept.id)
+    assert "dismissed by" in reviewer.get(page).get_data(as_text=True)
+    # Dismissed: the next online gift from the address is screened on the record alone.
+    assert start_donation(client, httpserver, db, email=VICTIM).preview_outcome == "accept"
+    # A viewer cannot dismiss (the page offers no form; a replayed POST is refused).
+    viewer = web_as("viewer")
+    assert "Dismiss" not in viewer.get(page).get_data(as_text=True)
+
+
+def test_a_refused_declaration_of_another_donor_cannot_be_dismissed_from_this_page(
+        client, httpserver, db, api, web_as):
+    lab, victim, _ = victim_with_a_gift_today(api)
+    other = person(api, "Other Person", email="other@example.org")
+    post_donation(client, email=VICTIM, lab=str(lab["id"]), senior="y")
+    [kept] = refusals(db)
+    reviewer = web_as("reviewer")
+    response = post_refused(reviewer, f"/staff/donors/{other['id']}",
+                            f"/staff/donors/{other['id']}/refused-declarations/{kept.id}/dismiss",
+                            {"reason": "not them"})
+    assert response.status_code == 404
+    assert refusals(db)[0].state == "waiting"
+
+
+# --- no donor record before the payment (c) ----------------------------------------------------
+
+def test_a_donor_advised_fund_gift_makes_the_advisor_and_the_sponsor_at_the_payment(
+        client, httpserver, db):
+    donation = start_donation(client, httpserver, db, daf="y", daf_sponsor="Good Fund",
+                              daf_advisor="Ada Lovelace", email="ada@example.org")
+    assert donor_count(db) == 0
+    paid = pay(client, httpserver, db, donation)
+    donation = fresh(db).get(OnlineDonation, donation.id)
+    sponsor = fresh(db).get(Donor, donation.payer_donor_id)
+    advisor = fresh(db).get(Donor, donation.donor_id)
+    assert (sponsor.type, sponsor.category, sponsor.name) == ("organization", "daf_sponsor",
+                                                              "Good Fund")
+    assert (advisor.type, advisor.name, advisor.email) == ("person", "Ada Lovelace",
+                                                           "ada@example.org")
+    assert paid.donor_id == sponsor.id and paid.status == "accepted"
+    attributed = fresh(db).execute(select(Attribution.donor_id).where(
+        Attribution.gift_id == paid.id)).scalars().all()
+    assert attributed == [advisor.id]
+    # A second gift through the same fund finds both records again.
+    again = start_donation(client, httpserver, db, daf="y", daf_sponsor="good fund",
+                           daf_advisor="Ada Lovelace", email="ADA@example.org")
+    assert (again.donor_id, again.payer_donor_id) == (advisor.id, sponsor.id)
+    assert donor_count(db) == 2
+
+
+def test_an_email_recorded_between_the_form_and_the_payment_is_that_donors_and_the_declaration_a_claim(
+        client, httpserver, db, api):
+    """The form found no donor; by the payment one has the address: the payment goes to that
+    record and the declaration is screened as a claim against it (held), not written."""
+    lab = organization(api, "Frontier Lab", covered_lab=True)
+    gift(api, person(api, "Plain Donor")["id"], "10000.00", date.today())
+    donation = start_donation(client, httpserver, db, email="late@example.org",
+                              lab=str(lab["id"]))
+    assert donation.donor_id is None
+    recorded = person(api, "Late Comer", email="late@example.org")
+    held = pay(client, httpserver, db, donation)
+    donation = fresh(db).get(OnlineDonation, donation.id)
+    assert (donation.donor_id, donation.donor_created, donation.declaration_state) == (
+        recorded["id"], False, "to_review")
+    assert held.status == "held" and affiliations(db, recorded["id"]) == []
