@@ -1,4 +1,5 @@
-"""JSON API for changes that weaken enforcement: editing organisations and affiliations under
+"""JSON API for changes that weaken enforcement: editing organisations, affiliations and roster
+entries under
 the two-person rule, and the pending changes a second person approves or declines.
 
 A request whose every part tightens (or changes nothing the rules read) answers as before;
@@ -10,19 +11,27 @@ from __future__ import annotations
 
 from flask import g, jsonify
 from pydantic import ValidationError
+from sqlalchemy import select
 
 from app.api import serialize as out
 from app.api.access import ApiError, optional_note, parse_body, query_choice, require
 from app.api.idempotency import recording
+from app.api.identity import roster_public
 from app.api.routes import _get, _policy, bp
 from app.auth.roles import READ
 from app.db import get_session
 from app.extensions import state
 from app.ledger import changes
 from app.presenters.changes import change_public, replay_public
-from models import Affiliation, Organization, PendingChange
+from models import Affiliation, Organization, PendingChange, RosterEntry
 from models.changes import CHANGE_STATES
-from models.schemas import AffiliationCreate, OrganizationCreate, OrganizationPatch, field_errors
+from models.schemas import (
+    AffiliationCreate,
+    OrganizationCreate,
+    OrganizationPatch,
+    RosterEntryCreate,
+    field_errors,
+)
 
 
 def _rescreened(decisions) -> list[int]:
@@ -75,6 +84,29 @@ def delete_affiliation(affiliation_id: int):
     proposed = changes.propose_affiliation_removal(get_session(), affiliation_id, g.actor,
                                                    _policy())
     return _answer(proposed, {"id": affiliation_id, "removed": proposed.change is None})
+
+
+@bp.put("/rosters/<int:entry_id>")
+@require("review")
+@recording
+def update_roster_entry(entry_id: int):
+    """The whole roster entry, as a roster row has it; ending it early (or anything else
+    that weakens, at a covered lab) waits for a second person."""
+    session = get_session()
+    _get(RosterEntry, entry_id, "roster entry")
+    data = parse_body(RosterEntryCreate)
+    proposed = changes.propose_roster_change(session, entry_id, data, g.actor, _policy())
+    org_names = dict(session.execute(select(Organization.id, Organization.name)).all())
+    return _answer(proposed, roster_public(proposed.record, org_names))
+
+
+@bp.delete("/rosters/<int:entry_id>")
+@require("review")
+@recording
+def delete_roster_entry(entry_id: int):
+    _get(RosterEntry, entry_id, "roster entry")
+    proposed = changes.propose_roster_removal(get_session(), entry_id, g.actor)
+    return _answer(proposed, {"id": entry_id, "removed": proposed.change is None})
 
 
 @bp.get("/changes")

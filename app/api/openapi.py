@@ -25,6 +25,7 @@ from models.schemas import (
     PledgeCreate,
     RefundCreate,
     ReviewCreate,
+    RosterEntryCreate,
     TaskCreate,
     TitleReview,
 )
@@ -160,11 +161,17 @@ OPERATIONS = [
      "test)", "review", UnusualGrantCreate, 201, [], []),
     ("delete", "/public-support/unusual-grants/{id}", "Unmark an unusual grant", "review",
      SupportReason, 200, [ID], []),
+    ("put", "/rosters/{id}", "Change a roster entry (ending it early or another weakening "
+     "part at a covered organisation waits for approval)", "review", RosterEntryCreate, 200,
+     [ID], []),
+    ("delete", "/rosters/{id}", "Delete a roster entry (at a covered organisation: waits)",
+     "review", None, 200, [ID], []),
 ]
 
 #: Operations that answer 202 when part of the request waits for a second person.
 PENDING_APPROVAL = [("put", "/affiliations/{id}"), ("patch", "/organizations/{id}"),
-                    ("delete", "/affiliations/{id}")]
+                    ("delete", "/affiliations/{id}"), ("put", "/rosters/{id}"),
+                    ("delete", "/rosters/{id}")]
 
 
 #: Writes that take no Idempotency-Key: the preview records nothing; the two-person-rule

@@ -1,6 +1,6 @@
 """Two people for anything that weakens enforcement.
 
-Every edit of an organisation, an affiliation or the policy made by a person (staff pages,
+Every edit of an organisation, an affiliation, a roster entry or the policy made by a person (staff pages,
 JSON API) comes here, never straight to app.ledger.parties or app.ledger.policy_store:
 
 - the part that only tightens (or changes nothing the rules read) applies at once, through
@@ -35,13 +35,27 @@ from sqlmodel import Session
 
 from app.db.locking import ledger_batch
 from app.errors import NotAllowed, NotFound, ValidationFailed
-from app.ledger import audit, parties, policy_store, whatif
+from app.ledger import audit, parties, policy_store, rosters, whatif
 from app.ledger.approvers import check_may_approve
 from app.ledger.audit import Actor
 from app.ledger.facts import CoveredOrganizations
-from app.ledger.weakening import Split, split_affiliation, split_organization
-from models import Affiliation, Decision, Donor, Organization, PendingChange, PolicyVersion, utcnow
-from models.schemas import AffiliationCreate, OrganizationCreate
+from app.ledger.weakening import (
+    Split,
+    split_affiliation,
+    split_organization,
+    split_roster_entry,
+)
+from models import (
+    Affiliation,
+    Decision,
+    Donor,
+    Organization,
+    PendingChange,
+    PolicyVersion,
+    RosterEntry,
+    utcnow,
+)
+from models.schemas import AffiliationCreate, OrganizationCreate, RosterEntryCreate
 from policies import Policy, PolicyError
 from policies.document import policy_from_mapping
 
@@ -249,6 +263,64 @@ def _refuse_if_moved(change: PendingChange, values: dict) -> None:
             f"({', '.join(moved)}): decline it and propose again")
 
 
+# --- roster entries -------------------------------------------------------------------------
+
+def propose_roster_change(session: Session, entry_id: int, data: RosterEntryCreate,
+                          actor: Actor, policy: Policy) -> Proposed:
+    """Edit a roster entry: what tightens (an extension, a senior flag, a correction at an
+    organisation that is not covered) applies now; ending it early and the rest of what
+    weakens (app.ledger.weakening.split_roster_entry) waits for a second person."""
+    with ledger_batch(session):
+        entry = rosters.roster_entry(session, entry_id)
+        if session.get(Organization, data.organization_id) is None:
+            raise ValidationFailed({"organization_id": ["no such organisation"]})
+        split = split_roster_entry(
+            rosters.roster_values(entry), data.model_dump(),
+            covered_before=CoveredOrganizations(session).covered(entry.organization_id))
+        try:
+            now = RosterEntryCreate.model_validate(split.now)
+        except ValueError as error:
+            # The part that would apply now alone breaks a rule (a start moved past an
+            # unchanged end): nothing applies; the whole edit waits.
+            raise ValidationFailed({"body": [f"{error}"]}) from None
+        entry, rescreened = rosters.update_roster_entry(session, entry_id, now, actor, policy)
+        change = (_open(session, "roster_entry", entry_id, split, actor)
+                  if split.pending else None)
+    return Proposed(entry, rescreened, change)
+
+
+def propose_roster_removal(session: Session, entry_id: int, actor: Actor) -> Proposed:
+    """Delete a roster entry: at once at an organisation that is not covered, else it waits."""
+    with ledger_batch(session):
+        entry = rosters.roster_entry(session, entry_id)
+        if not CoveredOrganizations(session).covered(entry.organization_id):
+            rosters.remove_roster_entry(session, entry_id, actor)
+            return Proposed(None)
+        change = _open(session, "roster_entry_removal", entry_id, None, actor, proposed={},
+                       before=_jsonable(rosters.roster_values(entry)),
+                       weakens=["roster entry at a covered organisation deleted"])
+    return Proposed(entry, [], change)
+
+
+def _apply_roster(session: Session, change: PendingChange, actor: Actor,
+                  policy: Policy) -> list[Decision]:
+    entry = session.get(RosterEntry, change.target_id)
+    if entry is None:
+        raise NotAllowed(f"roster entry {change.target_id} no longer exists")
+    values = _jsonable(rosters.roster_values(entry))
+    _refuse_if_moved(change, values)
+    if change.kind == "roster_entry_removal":
+        rosters.remove_roster_entry(session, entry.id, actor)
+        return []
+    values.update(change.proposed)
+    try:
+        data = RosterEntryCreate.model_validate(values)
+    except ValueError as error:
+        raise NotAllowed(f"the change no longer fits the roster entry: {error}") from None
+    _entry, rescreened = rosters.update_roster_entry(session, entry.id, data, actor, policy)
+    return rescreened
+
+
 # --- policy versions ------------------------------------------------------------------------
 
 def _version_taken(session: Session, version: str, *, except_change: int | None = None) -> bool:
@@ -366,6 +438,8 @@ def _approve(session: Session, change: PendingChange, actor: Actor, policy: Poli
         rescreened = _apply_organization(session, change, actor, policy)
     elif change.kind in ("affiliation", "affiliation_removal"):
         rescreened = _apply_affiliation(session, change, actor, policy)
+    elif change.kind in ("roster_entry", "roster_entry_removal"):
+        rescreened = _apply_roster(session, change, actor, policy)
     else:
         _apply_policy(session, change, actor, policies, today)
     change.state = "approved"
@@ -429,6 +503,13 @@ def describe(session: Session, change: PendingChange) -> str:
         org = session.get(Organization, change.target_id)
         name = org.name if org else f"organisation {change.target_id}"
         return f"{name}: " + "; ".join(change.weakens)
+    if change.kind in ("roster_entry", "roster_entry_removal"):
+        entry = session.get(RosterEntry, change.target_id)
+        org = session.get(Organization, entry.organization_id) if entry else None
+        who = (f"Roster entry {change.target_id} ({entry.name} at "
+               f"{org.name if org else 'organisation'})" if entry
+               else f"Roster entry {change.target_id}")
+        return f"{who}: " + "; ".join(change.weakens)
     aff = session.get(Affiliation, change.target_id)
     if aff is None:
         return f"Affiliation {change.target_id}: " + "; ".join(change.weakens)

@@ -20,13 +20,13 @@ from sqlmodel import Session
 
 from app.db import rows
 from app.db.locking import ledger_write
-from app.errors import ValidationFailed
+from app.errors import NotAllowed, NotFound, ValidationFailed
 from app.ledger import audit
 from app.ledger.audit import Actor
 from app.ledger.identity import covered_organization_ids, roster_keys
 from app.ledger.parties import rescreen_person
 from app.ledger.search import OrganizationNames
-from models import Decision, Donor, RosterEntry
+from models import Decision, Donor, IdentityVerdict, Organization, RosterEntry
 from models.schemas import RosterEntryCreate, field_errors
 from policies import Policy
 from policies.identity import Identity, Signals, match_score, score_text, signals
@@ -135,6 +135,73 @@ def import_roster(session: Session, entries: list[RosterEntryCreate], actor: Act
             "entry_ids": [e.id for e in stored],
             "rescreened_gift_ids": [d.gift_id for d in rescreened]}, sealed=stored)
     return stored, rescreened
+
+
+#: A roster entry's fields as RosterEntryCreate has them (what an edit may change).
+ROSTER_FIELDS = ("name", "title", "organization_id", "start_date", "end_date",
+                 "senior_decision_maker", "source")
+
+
+def roster_values(entry: RosterEntry) -> dict:
+    return {k: getattr(entry, k) for k in ROSTER_FIELDS}
+
+
+def roster_entry(session: Session, entry_id: int) -> RosterEntry:
+    entry = session.get(RosterEntry, entry_id)
+    if entry is None:
+        raise NotFound("roster entry", entry_id)
+    return entry
+
+
+def update_roster_entry(session: Session, entry_id: int, data: RosterEntryCreate, actor: Actor,
+                        policy: Policy) -> tuple[RosterEntry, list[Decision]]:
+    """Change a roster entry (a correction, an end date once the person left) and re-screen
+    past gifts of donors who are probably the person as it now reads, as an import does.
+    Edits by people come through app.ledger.changes, which holds back what weakens."""
+    with ledger_write(session):
+        entry = roster_entry(session, entry_id)
+        if session.get(Organization, data.organization_id) is None:
+            raise ValidationFailed({"organization_id": ["no such organisation"]})
+        new = data.model_dump()
+        changed = [k for k in ROSTER_FIELDS if getattr(entry, k) != new[k]]
+        if not changed:
+            return entry, []
+        before = {k: getattr(entry, k) for k in changed if k != "name"}
+        for key in changed:
+            setattr(entry, key, new[key])
+        for key, value in roster_keys(entry.name).items():
+            setattr(entry, key, value)
+        session.flush()
+        rescreened = _rescreen_matching_donors(session, [entry], policy, actor)
+        # The name is personal data: the append-only audit trail says it changed, not to what.
+        audit.append(session, actor, "roster.changed", "roster_entry", entry.id, {
+            "changed": changed,
+            "before": {k: v.isoformat() if hasattr(v, "isoformat") else v
+                       for k, v in before.items()},
+            "after": {k: new[k].isoformat() if hasattr(new[k], "isoformat") else new[k]
+                      for k in changed if k != "name"},
+            "rescreened_gift_ids": [d.gift_id for d in rescreened]})
+    return entry, rescreened
+
+
+def remove_roster_entry(session: Session, entry_id: int, actor: Actor) -> None:
+    """Delete a roster entry (one recorded by mistake). A reviewer's recorded answer about it
+    (same or different person) refers to it: such an entry is ended instead."""
+    with ledger_write(session):
+        entry = roster_entry(session, entry_id)
+        answered = session.execute(select(IdentityVerdict.id).where(
+            IdentityVerdict.roster_entry_id == entry_id).limit(1)).first()
+        if answered is not None:
+            raise NotAllowed(f"roster entry {entry_id} has a reviewer's answer about who it "
+                             "is: set its end date instead of deleting it")
+        values = roster_values(entry)
+        session.delete(entry)
+        session.flush()
+        audit.append(session, actor, "roster.removed", "roster_entry", entry_id, {
+            "organization_id": values["organization_id"],
+            "start_date": values["start_date"].isoformat(),
+            "end_date": values["end_date"].isoformat() if values["end_date"] else None,
+            "senior_decision_maker": values["senior_decision_maker"]})
 
 
 def _rescreen_matching_donors(session: Session, entries: list[RosterEntry], policy: Policy,

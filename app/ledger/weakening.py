@@ -142,3 +142,32 @@ def split_affiliation(current: dict, wanted: dict, *, covered_before: bool) -> S
         now["title"] = wanted["title"]
     before = {key: now[key] for key in pending}
     return Split(now=now, pending=pending, before=before, weakens=weakens)
+
+
+_ROLE_FIELDS = ("organization_id", "title", "senior_decision_maker", "start_date", "end_date")
+
+
+def split_roster_entry(current: dict, wanted: dict, *, covered_before: bool) -> Split:
+    """current, wanted: {name, title, organization_id, start_date, end_date,
+    senior_decision_maker, source}. covered_before: the entry's organisation is covered.
+
+    A roster entry stops money as a lab role does (donors who are probably the person are
+    held), so its role weakens as an affiliation's does (split_affiliation: moved away, senior
+    flag cleared, an earlier end or an end set, a later start, a title changed while not
+    senior); and so does a new name (donors with the old one are no longer matched). The
+    source applies at once. At an organisation that is not covered, everything does.
+    """
+    if not covered_before:
+        return Split(now=dict(wanted))
+    role = split_affiliation({**{k: current[k] for k in _ROLE_FIELDS}, "kind": "employee"},
+                             {**{k: wanted[k] for k in _ROLE_FIELDS}, "kind": "employee"},
+                             covered_before=True)
+    now = {**current, **{k: v for k, v in role.now.items() if k != "kind"},
+           "source": wanted["source"]}
+    pending = {k: v for k, v in role.pending.items() if k != "kind"}
+    weakens = list(role.weakens)
+    if wanted["name"] != current["name"]:
+        pending["name"] = wanted["name"]
+        weakens.append("name changed: donors with the old name are no longer matched")
+    before = {key: now[key] for key in pending}
+    return Split(now=now, pending=pending, before=before, weakens=weakens)

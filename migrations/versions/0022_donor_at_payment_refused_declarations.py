@@ -11,6 +11,10 @@ made by the payment's webhook, so donor_id and payer_donor_id are empty until th
 
 refused_declaration keeps, by normalised e-mail, a lab role declared on the form whose gift
 the policy refused before payment: a later attempt from that e-mail is screened with it.
+
+pending_change may hold a roster entry's edit or removal (kinds roster_entry,
+roster_entry_removal): ending or deleting a roster entry at a covered lab waits for a
+second person, like an affiliation's.
 """
 from collections.abc import Sequence
 
@@ -24,7 +28,19 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+_OLD_KINDS = "('policy_version', 'organization', 'affiliation', 'affiliation_removal')"
+_NEW_KINDS = ("('policy_version', 'organization', 'affiliation', 'affiliation_removal', "
+              "'roster_entry', 'roster_entry_removal')")
+
+
+def _change_kinds(kinds: str) -> None:
+    with op.batch_alter_table("pending_change", schema=None) as batch_op:
+        batch_op.drop_constraint(op.f("ck_pending_change_kind"), type_="check")
+        batch_op.create_check_constraint(op.f("ck_pending_change_kind"), f"kind IN {kinds}")
+
+
 def upgrade() -> None:
+    _change_kinds(_NEW_KINDS)
     with op.batch_alter_table("online_donation", schema=None) as batch_op:
         batch_op.alter_column("donor_id", existing_type=sa.Integer(), nullable=True)
         batch_op.alter_column("payer_donor_id", existing_type=sa.Integer(), nullable=True)
@@ -58,6 +74,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM pending_change WHERE kind IN ('roster_entry', 'roster_entry_removal')")
+    _change_kinds(_OLD_KINDS)
     op.drop_index(op.f("ix_refused_declaration_email_normalized"),
                   table_name="refused_declaration")
     op.drop_table("refused_declaration")
