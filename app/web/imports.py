@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, g, render_template, request
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField
 from sqlalchemy import func, select
 from sqlalchemy.exc import DataError
+from wtforms import BooleanField, DateField, SelectField, StringField
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from app.db import get_session
-from app.errors import LedgerBusy, ValidationFailed
+from app.errors import LedgerBusy, NotAllowed, ValidationFailed
 from app.extensions import state
 from app.http_errors import answer_for
-from app.ledger import rosters
+from app.ledger import changes, rosters
 from app.ledger.csv_import import COLUMNS, KINDS, CsvImport, ImportAborted
 from app.web.access import role_required
+from app.web.changes import pending_message
+from app.web.formtools import INVALID, attempt, blank_to_none
+from app.web.organizations import organization_choices
 from models import Organization, RosterEntry
+from models.schemas import RosterEntryCreate
 
 bp = Blueprint("imports", __name__, url_prefix="/staff/import")
 
@@ -136,3 +142,78 @@ def upload_roster():
         return _roster_page(form, answer.status, problem=answer.message)
     return _roster_page(RosterForm(formdata=None), 200, imported=len(stored),
                         rescreened=len(rescreened))
+
+
+# --- one roster entry: corrected, ended or deleted under the two-person rule ------------------
+
+class RosterEntryForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=200)])
+    title = StringField("Title", validators=[Optional(), Length(max=200)])
+    organization_id = SelectField("Organisation", choices={}, validators=[DataRequired()])
+    senior_decision_maker = BooleanField("Senior decision-maker")
+    start_date = DateField("From", validators=[InputRequired()])
+    end_date = DateField("Until (last day)", validators=[Optional()],
+                         description="Set it once the person left; leave empty while the role lasts.")
+    source = StringField("Source", validators=[DataRequired(), Length(max=500)])
+
+
+class RosterRemoveForm(FlaskForm):
+    """The delete button: carries only the CSRF token."""
+
+
+def _roster_entry_or_404(entry_id: int) -> RosterEntry:
+    entry = get_session().get(RosterEntry, entry_id)
+    if entry is None:
+        abort(404)
+    return entry
+
+
+@bp.route("/roster/<int:entry_id>/edit", methods=["GET", "POST"])
+@role_required("review")
+def edit_roster_entry(entry_id: int):
+    """What widens the entry applies at once; ending it early or another narrowing edit at a
+    covered lab waits for a second person (app.ledger.changes.propose_roster_change)."""
+    session = get_session()
+    entry = _roster_entry_or_404(entry_id)
+    form = RosterEntryForm(obj=entry)
+    form.organization_id.choices = organization_choices(session)
+    if request.method == "GET":
+        form.organization_id.data = str(entry.organization_id)
+    if form.validate_on_submit():
+        ok, result = attempt(form, lambda: changes.propose_roster_change(
+            session, entry_id, RosterEntryCreate(
+                name=form.name.data, title=blank_to_none(form.title.data),
+                organization_id=int(form.organization_id.data),
+                start_date=form.start_date.data, end_date=form.end_date.data,
+                senior_decision_maker=form.senior_decision_maker.data,
+                source=form.source.data), g.actor, state().policy_for(session)),
+            names={"body": "end_date"})
+        if ok:
+            flash(f"Roster entry saved. {len(result.rescreened)} gift(s) re-screened.",
+                  "warning" if result.rescreened else "success")
+            if result.change is not None:
+                flash(pending_message(result.change), "warning")
+            return redirect(url_for("imports.roster"))
+    status = INVALID if request.method == "POST" else 200
+    return render_template("imports/roster_entry.html", form=form, entry=entry,
+                           remove_form=RosterRemoveForm()), status
+
+
+@bp.post("/roster/<int:entry_id>/remove")
+@role_required("review")
+def remove_roster_entry(entry_id: int):
+    session = get_session()
+    _roster_entry_or_404(entry_id)
+    if not RosterRemoveForm().validate_on_submit():
+        flash("The form expired; try again.", "error")
+        return redirect(url_for("imports.edit_roster_entry", entry_id=entry_id))
+    try:
+        result = changes.propose_roster_removal(session, entry_id, g.actor)
+    except NotAllowed as error:
+        flash(f"Not deleted: {error}.", "error")
+        return redirect(url_for("imports.edit_roster_entry", entry_id=entry_id))
+    if result.change is not None:
+        flash(pending_message(result.change), "warning")
+    else:
+        flash(f"Roster entry #{entry_id} deleted.", "success")
+    return redirect(url_for("imports.roster"))
