@@ -191,7 +191,13 @@ def screen_donation(session: Session, decl: Declaration, policy: Policy, reporti
         rules = [f.rule for f in evaluation.fired if f.outcome == "reject"]
         with ledger_write(session):
             kept = None
-            if lab_id is not None and normalized_email(decl.email) is not None:
+            key = normalized_email(decl.email)
+            if lab_id is not None and key is not None:
+                # The same claim again (a retry, or a visitor repeating it) is one row.
+                kept = next((r for r in waiting_refusals(session, decl.email)
+                             if (r.declared_lab_id, r.declared_senior) == (lab_id, decl.senior)),
+                            None)
+            if lab_id is not None and key is not None and kept is None:
                 kept = RefusedDeclaration(
                     email_normalized=normalized_email(decl.email), declared_lab_id=lab_id,
                     declared_senior=decl.senior, declared_employer=decl.employer,

@@ -145,6 +145,9 @@ def test_a_refused_senior_declaration_screens_the_next_attempt_from_that_email(
     assert httpserver.log == []
     assert fresh(db).execute(select(func.count()).select_from(OnlineDonation)).scalar_one() == 0
     assert donor_count(db) == donors  # and no record was made for either attempt
+    # The same claim repeated is kept once (a visitor cannot grow the table by retrying it).
+    post_donation(client, email="exec@example.org", lab=str(lab["id"]), senior="y")
+    assert [r.id for r in refusals(db)] == [kept.id]
     # Another address is not touched by it.
     assert start_donation(client, httpserver, db, email="other@example.org").preview_outcome \
         == "accept"
