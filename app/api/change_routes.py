@@ -105,7 +105,7 @@ def update_roster_entry(entry_id: int):
 @recording
 def delete_roster_entry(entry_id: int):
     _get(RosterEntry, entry_id, "roster entry")
-    proposed = changes.propose_roster_removal(get_session(), entry_id, g.actor)
+    proposed = changes.propose_roster_removal(get_session(), entry_id, g.actor, _policy())
     return _answer(proposed, {"id": entry_id, "removed": proposed.change is None})
 
 

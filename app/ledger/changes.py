@@ -284,19 +284,21 @@ def propose_roster_change(session: Session, entry_id: int, data: RosterEntryCrea
             # unchanged end): nothing applies; the whole edit waits.
             raise ValidationFailed({"body": [f"{error}"]}) from None
         entry, rescreened = rosters.update_roster_entry(session, entry_id, now, actor, policy)
-        change = (_open(session, "roster_entry", entry_id, split, actor)
+        change = (_open(session, "roster_entry", entry_id, split, actor, policy)
                   if split.pending else None)
     return Proposed(entry, rescreened, change)
 
 
-def propose_roster_removal(session: Session, entry_id: int, actor: Actor) -> Proposed:
+def propose_roster_removal(session: Session, entry_id: int, actor: Actor,
+                           policy: Policy) -> Proposed:
     """Delete a roster entry: at once at an organisation that is not covered, else it waits."""
     with ledger_batch(session):
         entry = rosters.roster_entry(session, entry_id)
         if not CoveredOrganizations(session).covered(entry.organization_id):
             rosters.remove_roster_entry(session, entry_id, actor)
             return Proposed(None)
-        change = _open(session, "roster_entry_removal", entry_id, None, actor, proposed={},
+        change = _open(session, "roster_entry_removal", entry_id, None, actor, policy,
+                       proposed={},
                        before=_jsonable(rosters.roster_values(entry)),
                        weakens=["roster entry at a covered organisation deleted"])
     return Proposed(entry, [], change)

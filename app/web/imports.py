@@ -208,7 +208,8 @@ def remove_roster_entry(entry_id: int):
         flash("The form expired; try again.", "error")
         return redirect(url_for("imports.edit_roster_entry", entry_id=entry_id))
     try:
-        result = changes.propose_roster_removal(session, entry_id, g.actor)
+        result = changes.propose_roster_removal(session, entry_id, g.actor,
+                                                 state().policy_for(session))
     except NotAllowed as error:
         flash(f"Not deleted: {error}.", "error")
         return redirect(url_for("imports.edit_roster_entry", entry_id=entry_id))
