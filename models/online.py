@@ -277,8 +277,8 @@ class RefusedDeclaration(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    #: The e-mail typed, stripped and case-folded as Donor.email_normalized.
-    email_normalized: str = Field(max_length=320, index=True)
+    #: The e-mail typed, stripped and case-folded (policies.identity.email_key), as Donor.email_key.
+    email_key: str = Field(max_length=320, index=True)
     declared_lab_id: int = Field(foreign_key="organization.id")
     declared_senior: bool = Field(default=False)
     declared_employer: str | None = Field(default=None, max_length=200)

@@ -21,9 +21,9 @@ from app.ledger import audit
 from app.ledger.audit import Actor
 from app.ledger.parties import add_affiliation
 from models import Attribution, Donor, Gift, OnlineDonation, RefusedDeclaration, utcnow
-from models.parties import normalized_email
 from models.schemas import AffiliationCreate
 from policies import Policy
+from policies.identity import email_key
 
 
 def declared_title(senior: bool) -> str:
@@ -93,11 +93,11 @@ def dismiss_declaration(session: Session, donation_id: int, actor: Actor,
 def waiting_refusals(session: Session, email: str | None) -> list[RefusedDeclaration]:
     """The declarations refused before payment for this e-mail (normalised as a donor's)
     that no reviewer dismissed: later attempts from the e-mail are screened with them."""
-    key = normalized_email(email)
+    key = email_key(email)
     if key is None:
         return []
     return list(session.execute(
-        select(RefusedDeclaration).where(RefusedDeclaration.email_normalized == key,
+        select(RefusedDeclaration).where(RefusedDeclaration.email_key == key,
                                          RefusedDeclaration.state == "waiting")
         .order_by(RefusedDeclaration.id)
     ).scalars())
@@ -106,11 +106,11 @@ def waiting_refusals(session: Session, email: str | None) -> list[RefusedDeclara
 def refusals_of_donor(session: Session, donor: Donor) -> list[RefusedDeclaration]:
     """Every refused declaration typed with this donor's e-mail, dismissed ones too, for
     the reviewer's view of the donor."""
-    if donor.email_normalized is None:
+    if donor.email_key is None:
         return []
     return list(session.execute(
         select(RefusedDeclaration)
-        .where(RefusedDeclaration.email_normalized == donor.email_normalized)
+        .where(RefusedDeclaration.email_key == donor.email_key)
         .order_by(RefusedDeclaration.id)
     ).scalars())
 
@@ -125,7 +125,7 @@ def dismiss_refusal(session: Session, refused_id: int, donor_id: int, actor: Act
     with ledger_write(session):
         refused = session.get(RefusedDeclaration, refused_id)
         donor = session.get(Donor, donor_id)
-        if refused is None or donor is None or refused.email_normalized != donor.email_normalized:
+        if refused is None or donor is None or refused.email_key != donor.email_key:
             raise NotFound("refused declaration", refused_id)
         if refused.state != "waiting":
             raise NotAllowed(f"refused declaration {refused_id} is {refused.state} already")

@@ -35,9 +35,9 @@ from app.ledger.parties import new_donor_values, same_email_donors
 from app.ledger.search import OrganizationNames
 from models import Donor, OnlineDonation, Organization, RefusedDeclaration
 from models.money import display_amount, format_amount
-from models.parties import normalized_email
 from models.schemas import DonorCreate, GiftCreate
 from policies import AffiliationFact, Evaluation, Policy
+from policies.identity import email_key
 from policies.rules import RULE_BY_ID
 
 #: Who stores the declarations: the public form, not a staff member.
@@ -191,7 +191,7 @@ def screen_donation(session: Session, decl: Declaration, policy: Policy, reporti
         rules = [f.rule for f in evaluation.fired if f.outcome == "reject"]
         with ledger_write(session):
             kept = None
-            key = normalized_email(decl.email)
+            key = email_key(decl.email)
             if lab_id is not None and key is not None:
                 # The same claim again (a retry, or a visitor repeating it) is one row.
                 kept = next((r for r in waiting_refusals(session, decl.email)
@@ -199,7 +199,7 @@ def screen_donation(session: Session, decl: Declaration, policy: Policy, reporti
                             None)
             if lab_id is not None and key is not None and kept is None:
                 kept = RefusedDeclaration(
-                    email_normalized=normalized_email(decl.email), declared_lab_id=lab_id,
+                    email_key=email_key(decl.email), declared_lab_id=lab_id,
                     declared_senior=decl.senior, declared_employer=decl.employer,
                     rules=rules, policy_version=evaluation.policy_version)
                 session.add(kept)

@@ -1,7 +1,7 @@
 """online_donation: the donor record is made when the payment arrives; refused declarations
 
 Revision ID: 0022
-Revises: 0021
+Revises: 0020
 Create Date: 2026-12-04 21:00:00
 
 The donate form created a bare donor record (name, e-mail) at the screening for an e-mail
@@ -23,7 +23,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0022"
-down_revision: str | Sequence[str] | None = "0021"
+down_revision: str | Sequence[str] | None = "0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -51,7 +51,7 @@ def upgrade() -> None:
     op.create_table(
         "refused_declaration",
         sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("email_normalized", sqlmodel.sql.sqltypes.AutoString(length=320),
+        sa.Column("email_key", sqlmodel.sql.sqltypes.AutoString(length=320),
                   nullable=False),
         sa.Column("declared_lab_id", sa.Integer(), nullable=False),
         sa.Column("declared_senior", sa.Boolean(), nullable=False),
@@ -69,14 +69,14 @@ def upgrade() -> None:
                                 name=op.f("fk_refused_declaration_declared_lab_id_organization")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_refused_declaration")),
     )
-    op.create_index(op.f("ix_refused_declaration_email_normalized"), "refused_declaration",
-                    ["email_normalized"])
+    op.create_index(op.f("ix_refused_declaration_email_key"), "refused_declaration",
+                    ["email_key"])
 
 
 def downgrade() -> None:
     op.execute("DELETE FROM pending_change WHERE kind IN ('roster_entry', 'roster_entry_removal')")
     _change_kinds(_OLD_KINDS)
-    op.drop_index(op.f("ix_refused_declaration_email_normalized"),
+    op.drop_index(op.f("ix_refused_declaration_email_key"),
                   table_name="refused_declaration")
     op.drop_table("refused_declaration")
     with op.batch_alter_table("online_donation", schema=None) as batch_op:

@@ -134,7 +134,7 @@ def test_a_refused_senior_declaration_screens_the_next_attempt_from_that_email(
     first = post_donation(client, email="exec@example.org", lab=str(lab["id"]), senior="y")
     assert "senior decision-makers at frontier AI labs" in first.get_data(as_text=True)
     [kept] = refusals(db)
-    assert (kept.email_normalized, kept.declared_lab_id, kept.declared_senior, kept.state,
+    assert (kept.email_key, kept.declared_lab_id, kept.declared_senior, kept.state,
             kept.rules) == ("exec@example.org", lab["id"], True, "waiting",
                             ["senior_decision_maker"])
     assert "donation.refused_before_payment" in audit_targets(db, "refused_declaration", kept.id)
