@@ -21,7 +21,7 @@ from sqlmodel import Session
 from app.db import rows
 from app.db.locking import ledger_write
 from app.errors import NotAllowed, NotFound, ValidationFailed
-from app.ledger import audit
+from app.ledger import audit, row_hashes
 from app.ledger.audit import Actor
 from app.ledger.identity import covered_organization_ids, roster_keys
 from app.ledger.parties import rescreen_person
@@ -180,7 +180,7 @@ def update_roster_entry(session: Session, entry_id: int, data: RosterEntryCreate
                        for k, v in before.items()},
             "after": {k: new[k].isoformat() if hasattr(new[k], "isoformat") else new[k]
                       for k in changed if k != "name"},
-            "rescreened_gift_ids": [d.gift_id for d in rescreened]})
+            "rescreened_gift_ids": [d.gift_id for d in rescreened]}, sealed=[entry])
     return entry, rescreened
 
 
@@ -201,7 +201,8 @@ def remove_roster_entry(session: Session, entry_id: int, actor: Actor) -> None:
             "organization_id": values["organization_id"],
             "start_date": values["start_date"].isoformat(),
             "end_date": values["end_date"].isoformat() if values["end_date"] else None,
-            "senior_decision_maker": values["senior_decision_maker"]})
+            "senior_decision_maker": values["senior_decision_maker"]},
+            sealed=[row_hashes.removed(RosterEntry, entry_id)])
 
 
 def _rescreen_matching_donors(session: Session, entries: list[RosterEntry], policy: Policy,

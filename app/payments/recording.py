@@ -196,6 +196,7 @@ def resolve_donors(session: Session, donation: OnlineDonation) -> None:
     new record with the name and e-mail typed (donor_created: its declaration becomes its
     record); the donor-advised fund's sponsor by name, else a new one. The form itself
     never creates a record (app.payments.screening)."""
+    made = donation.donor_id is None or donation.payer_donor_id is None
     if donation.donor_id is None:
         same = same_email_donors(session, donation.donor_email)
         if same:
@@ -215,7 +216,15 @@ def resolve_donors(session: Session, donation: OnlineDonation) -> None:
         else:
             donation.payer_donor_id = donation.donor_id
         donation.updated_at = utcnow()
-    session.flush()
+    if made:
+        session.flush()
+        # Who the donation is for is sealed (app.ledger.row_hashes): the chain records it
+        # as the payment made it. Ids only, no names.
+        audit.append(session, DONATE_FORM, "donation.donors_resolved", "online_donation",
+                     donation.id, {"donor_id": donation.donor_id,
+                                   "payer_donor_id": donation.payer_donor_id,
+                                   "donor_created": donation.donor_created},
+                     sealed=[donation])
 
 
 def _hold_for_refusals(ctx: Context, donation: OnlineDonation, gift: Gift) -> None:

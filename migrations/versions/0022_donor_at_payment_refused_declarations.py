@@ -1,7 +1,7 @@
 """online_donation: the donor record is made when the payment arrives; refused declarations
 
 Revision ID: 0022
-Revises: 0024
+Revises: 0019
 Create Date: 2026-12-04 21:00:00
 
 The donate form created a bare donor record (name, e-mail) at the screening for an e-mail
@@ -23,7 +23,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0022"
-down_revision: str | Sequence[str] | None = "0024"
+down_revision: str | Sequence[str] | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

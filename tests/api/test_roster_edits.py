@@ -85,6 +85,7 @@ def test_ending_an_entry_early_waits_for_a_second_person(api_as, db):
     db.rollback()
     # Ended mid-2024 with a 365-day cooling-off: a gift in March 2026 is no longer held.
     assert gift(admin, donor["id"], "50.00", ON)["status"] == "accepted"
+    assert ok(admin.get("/audit/verify"), 200)["ok"] is True
 
 
 def test_deleting_an_entry_at_a_covered_lab_waits_and_elsewhere_applies(api_as, db):
@@ -105,6 +106,8 @@ def test_deleting_an_entry_at_a_covered_lab_waits_and_elsewhere_applies(api_as, 
     removed = ok(reviewer.delete(f"/rosters/{other['id']}"), 200)
     assert removed == {"id": other["id"], "removed": True, "rescreened_gift_ids": []}
     assert _stored(db, other["id"]) is None
+    # Every change and removal is sealed in the chain as made.
+    assert ok(admin.get("/audit/verify"), 200)["ok"] is True
 
 
 def _import_at(api, org_name: str) -> dict:

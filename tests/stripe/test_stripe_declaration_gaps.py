@@ -215,7 +215,7 @@ def test_a_refused_declaration_of_another_donor_cannot_be_dismissed_from_this_pa
 # --- no donor record before the payment (c) ----------------------------------------------------
 
 def test_a_donor_advised_fund_gift_makes_the_advisor_and_the_sponsor_at_the_payment(
-        client, httpserver, db):
+        client, httpserver, db, api):
     donation = start_donation(client, httpserver, db, daf="y", daf_sponsor="Good Fund",
                               daf_advisor="Ada Lovelace", email="ada@example.org")
     assert donor_count(db) == 0
@@ -236,6 +236,9 @@ def test_a_donor_advised_fund_gift_makes_the_advisor_and_the_sponsor_at_the_paym
                            daf_advisor="Ada Lovelace", email="ADA@example.org")
     assert (again.donor_id, again.payer_donor_id) == (advisor.id, sponsor.id)
     assert donor_count(db) == 2
+    # Who the donation is for changed at the payment, sealed by the chain as it now stands.
+    verified = api.get("/audit/verify")
+    assert verified.status_code == 200 and verified.get_json()["ok"] is True, verified.get_json()
 
 
 def test_an_email_recorded_between_the_form_and_the_payment_is_that_donors_and_the_declaration_a_claim(
