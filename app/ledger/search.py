@@ -1,7 +1,8 @@
-"""Finding donors and organisations by what a person types: one way for every screen.
+"""Finding donors, gifts and organisations by what a person types: one way for every screen.
 
 The donor list's search box, the gift form's donor picker, the API's ?q=, the CSV
-import's organisation column and the donate form's employer all look things up here.
+import's organisation column, the donate form's employer and the staff pages' search box
+all look things up here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from collections.abc import Collection
 from sqlalchemy import ColumnElement, or_, select
 from sqlmodel import Session
 
-from models import Affiliation, Donor, Organization
+from models import Affiliation, Donor, Gift, Organization
 from policies.identity import organization_key
 
 #: Ids are INTEGER columns (PostgreSQL int4); a larger "#id" names no record.
@@ -38,6 +39,19 @@ def donors_matching(term: str, *, by_id: bool = False,
         affiliated = select(Affiliation.donor_id).where(
             Affiliation.organization_id.in_(organization_ids))
         conditions += [Donor.organization_id.in_(organization_ids), Donor.id.in_(affiliated)]
+    return or_(*conditions)
+
+
+def gifts_matching(term: str) -> ColumnElement[bool]:
+    """The gift a person names by its number ("#12" or "12"), or by a payment's own id as
+    Stripe or an import gave it (payment intent, checkout session, invoice, external
+    reference): those are unique, so matched exactly, case and blanks as typed."""
+    term = term.strip()
+    conditions = [Gift.stripe_payment_intent_id == term, Gift.stripe_checkout_session_id == term,
+                  Gift.stripe_invoice_id == term, Gift.external_ref == term]
+    digits = term.removeprefix("#")
+    if digits.isdigit() and int(digits) <= MAX_ID:
+        conditions.append(Gift.id == int(digits))
     return or_(*conditions)
 
 

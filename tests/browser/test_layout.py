@@ -90,30 +90,108 @@ def test_the_menu_is_folded_on_a_phone_and_opens_without_javascript(signed_in, s
     page.goto("/staff/donors/")
     header = box(page.locator("header.top"))
     assert header["height"] <= 0.15 * PHONE["height"], f"the header takes {header['height']}px"
-    menu = page.locator("header.top nav summary")
+    menu = page.locator("header.top details.menu > summary")
     expect(menu).to_be_visible()
     expect(menu).to_have_text("Menu")
-    expect(page.locator("header.top nav a", has_text="Organisations")).to_be_hidden()
+    expect(page.locator("header.top details.group > summary", has_text="People")).to_be_hidden()
     shot(page, f"phone-menu-closed{'' if javascript else '-nojs'}")
 
     menu.click()
+    # The open menu lists the groups; each opens in place (an accordion), without JavaScript too.
+    groups = page.locator("header.top details.group > summary")
+    expect(groups).to_have_text(["People", "Money", "Compliance", "Finance"])
+    expect(page.locator("header.top nav a", has_text="Admin")).to_be_visible()
     link = page.locator("header.top nav a", has_text="Organisations")
+    expect(link).to_be_hidden()
+    page.locator("header.top details.group > summary", has_text="People").click()
     expect(link).to_be_visible()
+    # The current page's entry says so to assistive technology.
+    expect(page.locator("header.top nav a", has_text="Donors")).to_have_attribute("aria-current", "page")
     assert overflow(page) == 0
     shot(page, f"phone-menu-open{'' if javascript else '-nojs'}")
     link.click()
     page.wait_for_url("**/staff/organizations/")
 
 
-def test_the_menu_links_show_on_a_desktop(signed_in, shot):
+def test_the_menu_groups_drop_down_on_a_desktop(signed_in, shot):
     page = signed_in(DESKTOP)
     page.goto("/staff/donors/")
-    expect(page.locator("header.top nav summary")).to_be_hidden()
-    for label in ("Donors", "Gifts", "Compliance", "Finance", "Admin"):
+    expect(page.locator("header.top details.menu > summary")).to_be_hidden()
+    summaries = page.locator("header.top details.group > summary")
+    expect(summaries).to_have_text(["People", "Money", "Compliance", "Finance"])
+    for label in ("Home", "Admin"):
         expect(page.locator("header.top nav a", has_text=label).first).to_be_visible()
-    header = box(page.locator("header.top"))
-    assert header["height"] <= 120, f"the desktop header is {header['height']}px tall"
     shot(page, "desktop-menu")
+    header = box(page.locator("header.top"))
+    assert header["height"] <= 60, f"the desktop header is {header['height']}px tall (one line expected)"
+    # The section of the page shown is marked: People holds Donors.
+    expect(page.locator("header.top details.group.current > summary")).to_have_text("People")
+
+    money = page.locator("header.top details.group", has=page.locator("summary", has_text="Money"))
+    gifts = money.locator("a", has_text="Gifts")
+    expect(gifts).to_be_hidden()
+    money.locator("summary").click()
+    expect(gifts).to_be_visible()
+    # The drop-down lies over the page; it does not push the header taller.
+    assert box(page.locator("header.top"))["height"] == header["height"]
+    shot(page, "desktop-menu-open")
+    # Opening another group closes this one; Escape closes that one and focus returns to it.
+    people = page.locator("header.top details.group", has=page.locator("summary", has_text="People"))
+    people.locator("summary").click()
+    expect(gifts).to_be_hidden()
+    page.keyboard.press("Escape")
+    expect(people.locator("a", has_text="Donors")).to_be_hidden()
+    expect(people.locator("summary")).to_be_focused()
+    money.locator("summary").click()
+    gifts.click()
+    page.wait_for_url("**/staff/gifts/")
+    expect(page.locator("header.top details.group.current > summary")).to_have_text("Money")
+    expect(page.locator("header.top nav a", has_text="Gifts")).to_have_attribute("aria-current", "page")
+
+
+def test_a_page_inside_a_section_marks_the_section(signed_in):
+    page = signed_in(DESKTOP)
+    page.goto("/staff/gifts/new")
+    expect(page.locator("header.top details.group.current > summary")).to_have_text("Money")
+    expect(page.locator("header.top nav a", has_text="Gifts")).to_have_attribute("aria-current", "true")
+    expect(page.locator("header.top nav [aria-current=page]")).to_have_count(0)
+
+
+@pytest.mark.parametrize(("role", "shown", "hidden"), [
+    ("viewer", ["Donors", "Gifts", "Dashboard", "Finance"], ["Review", "Import", "Export", "Admin"]),
+    ("fundraiser", ["Donors", "Import"], ["Review", "Export", "Admin"]),
+    ("finance", ["Export", "Finance"], ["Review", "Import", "Admin"]),
+])
+def test_the_menu_shows_only_what_the_role_may_open(app, browser, live_server, role, shown, hidden):
+    make_user(app, f"menu-{role}@example.org", role)
+    context = browser.new_context(base_url=live_server, viewport=DESKTOP)
+    try:
+        page = context.new_page()
+        sign_in(page, f"menu-{role}@example.org")
+        links = page.locator("header.top nav a")
+        labels = links.evaluate_all("els => els.map(e => e.textContent.trim())")
+        for label in shown:
+            assert label in labels, (role, label, labels)
+        for label in hidden:
+            assert label not in labels, (role, label, labels)
+        for href in links.evaluate_all("els => els.map(e => e.getAttribute('href'))"):
+            assert page.request.get(href).status == 200, (role, href)
+    finally:
+        context.close()
+
+
+def test_the_skip_link_is_the_first_stop_and_moves_focus_to_the_content(signed_in):
+    page = signed_in(DESKTOP)
+    page.goto("/staff/donors/")
+    skip = page.locator("a.skip-link")
+    expect(skip).not_to_be_in_viewport()
+    page.keyboard.press("Tab")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_in_viewport()
+    page.keyboard.press("Enter")
+    expect(page.locator("main")).to_be_focused()
+    page.keyboard.press("Tab")  # the next stop is inside the page's content, past the menu
+    assert page.evaluate("document.querySelector('main').contains(document.activeElement)")
 
 
 @pytest.mark.parametrize("viewport", [PHONE, DESKTOP, {"width": 1024, "height": 768}],
