@@ -3,6 +3,7 @@
 * axe-core (vendored by the axe-playwright-python package, injected into the page; nothing
   fetched) checks each page against WCAG 2.0, 2.1 and 2.2 A and AA; a serious or critical
   violation fails the test, listing every one found on every page;
+* every table header says what it heads (scope="col" or "row");
 * no page scrolls sideways on a 390 px phone (document scrollWidth <= the window's width);
 * a full-page screenshot of each page at each width goes to test-artifacts/screenshots/pages/.
 
@@ -178,6 +179,9 @@ def _walk(page, urls: list[str], width_name: str, backend: str, problems: list[s
         walked += 1
         page.screenshot(path=str(folder / f"{backend}-{width_name}-{_shot_name(page.url)}.png"),
                         full_page=True)
+        unscoped = page.locator("th:not([scope])").count()
+        if unscoped:
+            problems.append(f"{url}: {unscoped} table header(s) without scope")
         for impact, text in _violations(page):
             report.append(f"{url} at {width_name}: {text}")
             if impact in FAILING_IMPACTS:
