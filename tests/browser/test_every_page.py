@@ -4,13 +4,16 @@
   fetched) checks each page against WCAG 2.0, 2.1 and 2.2 A and AA; a serious or critical
   violation fails the test, listing every one found on every page;
 * every table header says what it heads (scope="col" or "row");
-* no page scrolls sideways on a 390 px phone (document scrollWidth <= the window's width);
+* no page scrolls sideways, on a 390 px phone or at 1366 px (document scrollWidth <= the
+  window's width);
 * a full-page screenshot of each page at each width goes to test-artifacts/screenshots/pages/.
 
 Staff pages are walked signed in as an admin (who may open all of them), the public pages
-anonymously. The ledger is seeded through the JSON API so that each page with an id in its
-address shows a real record: a held, a rejected and an accepted gift, a refund, a pledge,
-an in-kind arrangement, a pending change, a published disclosure. Addresses of files
+anonymously; then each role, at both widths, opens its home page and every page its menu
+offers (200, no sideways scrolling on a phone, a screenshot each). The ledger is seeded
+through the JSON API so that each page with an id in its address shows a real record: a
+held, a rejected and an accepted gift, a refund, a pledge, an in-kind arrangement, a
+pending change, a published disclosure. Addresses of files
 (.json, .md, .pdf, .css) and redirects-only views are left out.
 """
 
@@ -25,7 +28,7 @@ from sqlalchemy import select
 
 from app.ledger.audit import Actor
 from app.ledger.policy_store import register_file_policy
-from models import PolicyVersion, User
+from models import ROLES, PolicyVersion, User
 from tests.browser.conftest import SCREENSHOTS, STEP_TIMEOUT_MS, browser_required, sign_in
 from tests.builders import World, affiliate, gift, ok
 from tests.webtools import make_user, submit
@@ -186,11 +189,10 @@ def _walk(page, urls: list[str], width_name: str, backend: str, problems: list[s
             report.append(f"{url} at {width_name}: {text}")
             if impact in FAILING_IMPACTS:
                 problems.append(f"{url} at {width_name}: {text}")
-        if width_name == "phone":
-            wider = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
-            if wider > 0:
-                problems.append(f"{url} scrolls sideways on a phone: {wider}px too wide, "
-                                f"past the edge: {page.evaluate(PAST_THE_EDGE)}")
+        wider = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        if wider > 0:
+            problems.append(f"{url} scrolls sideways at {width_name}: {wider}px too wide, "
+                            f"past the edge: {page.evaluate(PAST_THE_EDGE)}")
     return walked
 
 
@@ -232,3 +234,32 @@ def test_the_check_finds_what_it_is_for(browser):
         assert {"label", "image-alt", "color-contrast"} <= rules, rules
     finally:
         context.close()
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_each_role_sees_its_pages_at_both_widths(app, browser, live_server, site, backend, role):
+    make_user(app, f"walk-{role}-role@example.org", role)
+    folder = SCREENSHOTS / "roles"
+    folder.mkdir(parents=True, exist_ok=True)
+    problems = []
+    for width_name, viewport in VIEWPORTS.items():
+        context = browser.new_context(base_url=live_server, viewport=viewport)
+        context.set_default_timeout(STEP_TIMEOUT_MS)
+        try:
+            page = context.new_page()
+            sign_in(page, f"walk-{role}-role@example.org")
+            menu = page.locator("header.top nav a").evaluate_all(
+                "els => els.map(e => e.getAttribute('href'))")
+            assert "/staff/" in menu and len(menu) >= 10, (role, menu)
+            for url in menu:
+                response = page.goto(url)
+                if response.status != 200:
+                    problems.append(f"{role} {url}: status {response.status}")
+                name = f"{backend}-{role}-{width_name}-{_shot_name(page.url)}.png"
+                page.screenshot(path=str(folder / name), full_page=True)
+                wider = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+                if wider > 0:
+                    problems.append(f"{role} {url} at {width_name}: {wider}px too wide")
+        finally:
+            context.close()
+    assert not problems, "\n".join(problems)
