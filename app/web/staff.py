@@ -45,7 +45,8 @@ class Approvals:
 def _approvals(session) -> Approvals:
     me = current_user.user_id
     may_review = current_user.can("review")
-    pending = changes.changes_in_state(session, "pending")
+    # Pending and not yet past its time: an expired change can no longer be approved.
+    pending = changes.changes_in_state(session, "pending", policy=state().policy_for(session))
     overrides = session.execute(
         select(OverrideRequest, Gift, Donor)
         .join(Gift, Gift.id == OverrideRequest.gift_id)
