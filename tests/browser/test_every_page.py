@@ -14,7 +14,7 @@ offers (200, no sideways scrolling on a phone, a screenshot each). The ledger is
 through the JSON API so that each page with an id in its address shows a real record: a
 held, a rejected and an accepted gift, a refund, a pledge, an in-kind arrangement, a
 pending change, a published disclosure. Addresses of files
-(.json, .md, .pdf, .css) and redirects-only views are left out.
+(.json, .md, .pdf, .css, .csv) and redirects-only views are left out.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ AXE_OPTIONS = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag2
                "resultTypes": ["violations"]}
 FAILING_IMPACTS = ("serious", "critical")
 #: Files and feeds, not pages: their own tests check them.
-FILE_SUFFIXES = (".json", ".md", ".pdf", ".css", ".ico")
+FILE_SUFFIXES = (".json", ".md", ".pdf", ".css", ".csv", ".ico")
 #: Views that only redirect (or answer a one-time link): nothing of their own to check.
 NOT_PAGES = {"web.favicon", "auth.logout"}
 #: Pages that answer with another status on purpose: a one-time link that is not (any more)
