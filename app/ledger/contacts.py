@@ -141,6 +141,11 @@ def tasks_of(session: Session, *, assignee_id: int | None = None, donor_id: int 
     return list(session.execute(query.order_by(*order).limit(limit)).scalars())
 
 
+def open_count(session: Session, assignee_id: int) -> int:
+    return session.execute(select(func.count()).where(
+        Task.assignee_id == assignee_id, Task.status == "open")).scalar_one()
+
+
 def overdue_count(session: Session, assignee_id: int, today: date) -> int:
     return session.execute(select(func.count()).where(
         Task.assignee_id == assignee_id, Task.status == "open", Task.due_on < today)).scalar_one()

@@ -12,7 +12,7 @@ from app.auth.roles import READ
 from app.db import get_session
 from app.extensions import state
 from app.ledger import acknowledgements as ack
-from app.ledger import changes
+from app.ledger import changes, contacts
 from app.ledger.search import OrganizationNames, donors_matching, gifts_matching
 from app.ledger.summary import compliance_summary
 from app.web.access import role_required
@@ -81,6 +81,10 @@ def home():
         "staff/home.html", summary=summary, held=held, oldest_held=oldest_held,
         approvals=_approvals(session), letters_due=letters_due,
         letters=ack.pending_acknowledgements(session, st.reporting_currency, limit=SHOWN),
+        my_tasks=contacts.tasks_of(session, assignee_id=current_user.user_id, status="open",
+                                   limit=SHOWN),
+        my_open_tasks=contacts.open_count(session, current_user.user_id),
+        today=st.today(),
     )
 
 

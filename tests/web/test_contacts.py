@@ -157,3 +157,16 @@ def test_an_odd_assignee_in_the_task_list_query_is_not_a_500(web_as):
     viewer = web_as("viewer")
     for odd in ("²", "99999999999999999999", "-1", "x"):
         assert viewer.get(f"/staff/tasks?assignee={odd}").status_code == 200, odd
+
+
+def test_my_open_tasks_are_on_the_staff_home(api, web_as):
+    donor = b.person(api, "Home Task Donor")
+    fundraiser = web_as("fundraiser")
+    due = (date.today() - timedelta(days=1)).isoformat()
+    submit(fundraiser, _donor_page(donor["id"]), {"task-title": "Return the call",
+                                                  "task-due_on": due},
+           action=f"/staff/tasks/new?donor_id={donor['id']}")
+    home = text(fundraiser.get("/staff/"))
+    tasks = re.search(r'<ul class="plain" id="my-tasks">.*?</ul>', home, re.S).group(0)
+    assert "Return the call" in tasks and "overdue" in tasks
+    assert "No open task for you." in text(web_as("viewer").get("/staff/"))
