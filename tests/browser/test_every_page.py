@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from app.ledger.audit import Actor
 from app.ledger.policy_store import register_file_policy
-from models import ROLES, PolicyVersion, User
+from models import ROLES, PolicyVersion, RosterEntry, User
 from tests.browser.conftest import SCREENSHOTS, STEP_TIMEOUT_MS, browser_required, sign_in
 from tests.builders import World, affiliate, gift, ok
 from tests.webtools import make_user, submit
@@ -98,7 +98,12 @@ def _seed(app, api, reviewer) -> dict[str, object]:
                        {"start": "2026-01-01", "end": "2026-06-30"}, action="/staff/disclosures/publish")
     assert published.status_code == 302, published.status_code
     disclosure_id = int(re.search(r"/disclosures/(\d+)", published.headers["Location"]).group(1))
+    roster = api.client.post("/api/v1/rosters", headers={**api.headers, "Content-Type": "text/csv"},
+                             data=b"name,title,organisation,start,end,source\n"
+                                  b"Avery Stone,Chief Scientist,Frontier Lab,2024-01-01,,lab page\n")
+    assert roster.status_code == 201, roster.get_json()
     with app.extensions["armslength"].sessions() as session:
+        entry_id = session.execute(select(RosterEntry.id)).scalars().first()
         # As `armslength init-db` does on a new installation: the file policy, stored.
         register_file_policy(session, app.extensions["armslength"].policies, Actor("test", role="admin"))
         session.commit()
@@ -107,7 +112,7 @@ def _seed(app, api, reviewer) -> dict[str, object]:
         "donor_id": world.donor["id"], "org_id": world.lab["id"], "affiliation_id": affiliation["id"],
         "pledge_id": pledge["id"], "change_id": change["change_id"], "disclosure_id": disclosure_id,
         "user_id": reviewer.user_id, "version_id": version_id, "year": 2026,
-        "secret": "not-a-real-link",
+        "secret": "not-a-real-link", "entry_id": entry_id,
         # The gift each page is about: held for the decision, rejected for an override request.
         "gift_id": {"review.decide": held["id"], "review.request_override": rejected["id"]},
         "default_gift_id": accepted["id"],

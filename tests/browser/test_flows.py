@@ -126,7 +126,7 @@ def test_create_a_donor(staff, shot):
     page.wait_for_url(re.compile(r"/staff/donors/\d+$"))
     expect(_flash(page, "success")).to_have_text("Donor Grace Hopper created.")
     expect(page.locator("h1")).to_contain_text("Grace Hopper")
-    expect(page.locator("dl.facts")).to_contain_text("grace@example.org")
+    expect(page.locator("#donor-facts")).to_contain_text("grace@example.org")
     shot(page, "04-donor-created")
 
     page.goto("/staff/donors/?q=hopper")
