@@ -88,6 +88,9 @@ def test_an_edited_entry_is_found_where_the_plain_walk_finds_it(db, entries, dat
     _same(expected, walked)
 
 
+# SQLite only (its dynamic typing): not parametrised over PostgreSQL at all, so no
+# PostgreSQL case is skipped (CI counts those).
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("at", [
     "2026-03-01 10:00:00",  # no microseconds: SQLAlchemy reads it, the SQL spelling does not
     "2026-03-01T10:00:00.000000",
@@ -95,8 +98,6 @@ def test_an_edited_entry_is_found_where_the_plain_walk_finds_it(db, entries, dat
 ])
 def test_sqlite_instants_stored_otherwise_are_read_as_the_orm_reads_them(db, entries,
                                                                          database_url, at):
-    if not database_url.startswith("sqlite"):
-        pytest.skip("SQLite keeps instants as text")
     tamper_apart(database_url, (f"UPDATE audit_entry SET at = :at WHERE id = {entries[1]}",
                                 {"at": at}))
     try:
