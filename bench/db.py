@@ -206,11 +206,16 @@ class _PostgresWriter:
         columns = models.metadata.tables[table].columns
         names = [c.name for c in columns]
         json_columns = {c.name for c in columns if isinstance(c.type, JSON)}
+        # What an INSERT would fill in for a column the generator does not name (a flag
+        # added to the model later, say): COPY takes no defaults, as insert() does.
+        defaults = {c.name: c.default.arg for c in columns
+                    if c.default is not None and c.default.is_scalar}
         with self.conn.cursor() as cur:
             with cur.copy(f"COPY {table} ({', '.join(names)}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row([json_text(row[n]) if n in json_columns
-                                    and row.get(n) is not None else row.get(n) for n in names])
+                                    and row.get(n) is not None
+                                    else row.get(n, defaults.get(n)) for n in names])
         self.conn.commit()
 
     def finish(self, refunded: list[dict]) -> None:
