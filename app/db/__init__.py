@@ -39,6 +39,10 @@ def make_engine(url: str) -> Engine:
                          connect_args=connect_args)
 
 
+def _unicode_lower(value):
+    return value.lower() if isinstance(value, str) else value
+
+
 def _sqlite_begin_immediate(engine: Engine, busy_timeout_ms: int) -> None:
     """SQLAlchemy's documented recipe: let SQLAlchemy, not pysqlite, emit BEGIN."""
 
@@ -52,6 +56,8 @@ def _sqlite_begin_immediate(engine: Engine, busy_timeout_ms: int) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        # SQLite's lower() folds ASCII only; searches use this (app.ledger.search).
+        dbapi_connection.create_function("unicode_lower", 1, _unicode_lower, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _begin(connection):

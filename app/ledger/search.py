@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, String, or_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session
 
 from models import Affiliation, Donor, Gift, Organization
@@ -25,13 +27,37 @@ def like_pattern(term: str) -> str:
     return f"%{escaped}%"
 
 
+class unicode_lower(FunctionElement):  # noqa: N801 (an SQL function's name)
+    """lower() that folds every script's case. PostgreSQL's lower() does; SQLite's built-in
+    one folds ASCII letters only ("Ж" stays "Ж"), so on SQLite this calls a Python
+    function each connection registers (app.db: unicode_lower)."""
+
+    type = String()
+    inherit_cache = True
+    name = "unicode_lower"
+
+
+@compiles(unicode_lower)
+def _lower_default(element, compiler, **kw):
+    return f"lower({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(unicode_lower, "sqlite")
+def _lower_sqlite(element, compiler, **kw):
+    return f"unicode_lower({compiler.process(element.clauses, **kw)})"
+
+
+def contains_text(column, term: str) -> ColumnElement[bool]:
+    """`column` contains `term`, ignoring case in any script (Cyrillic, Greek, accents)."""
+    return unicode_lower(column).like(like_pattern(term.lower()), escape="\\")
+
+
 def donors_matching(term: str, *, by_id: bool = False,
                     organization_ids: Collection[int] = ()) -> ColumnElement[bool]:
     """Donors whose name or email contains `term` (case-insensitively); with by_id, also the
     donor "#12" or "12" names; also the donors of these organisations (their own, or one
     they are affiliated with), typically OrganizationNames.containing(term)."""
-    like = like_pattern(term)
-    conditions = [Donor.name.ilike(like, escape="\\"), Donor.email.ilike(like, escape="\\")]
+    conditions = [contains_text(Donor.name, term), contains_text(Donor.email, term)]
     digits = term.removeprefix("#")
     if by_id and digits.isdigit() and int(digits) <= MAX_ID:
         conditions.append(Donor.id == int(digits))

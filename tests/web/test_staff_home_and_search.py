@@ -57,6 +57,27 @@ def test_search_finds_donors_by_name_email_and_number(api, web_as, world):
     assert 'No donor has “nobody-like-this”' in page
 
 
+def test_search_ignores_case_in_every_script(api, web_as, world):
+    """SQLite's own lower() folds ASCII only; a Cyrillic, Greek or accented name is found
+    whatever the case typed, on both databases (and the API's ?q= with it)."""
+    people = {
+        "Жанна Иванова": ("жанна", "ИВАНОВА"),
+        "Σοφία Παπαδοπούλου": ("σοφία", "ΠΑΠΑΔΟΠΟΎΛΟΥ"),
+        "Émilie Étienne": ("émilie", "ÉTIENNE"),
+    }
+    ids = {name: person(api, name)["id"] for name in people}
+    viewer = web_as("viewer")
+    for name, terms in people.items():
+        for term in terms:
+            page = text(viewer.get("/staff/search", query_string={"q": term}))
+            found = section(page, "found-donors")
+            assert f'/staff/donors/{ids[name]}"' in found, term
+            assert all(f'/staff/donors/{other}"' not in found
+                       for who, other in ids.items() if who != name), term
+            listed = ok(api.get("/donors", query_string={"q": term}), 200)
+            assert [d["id"] for d in listed["items"]] == [ids[name]], term
+
+
 def test_search_finds_a_gift_by_number_and_by_payment_id(api, web_as, world):
     first = gift(api, world.donor["id"], "120.00", DAY, external_ref="bank-2026-03-02-7")
     other = gift(api, world.donor["id"], "80.00", DAY)
