@@ -44,6 +44,10 @@ class Pledge(SQLModel, table=True):
     #: changed only by move_pledge.
     state: str = Field(default="active", max_length=10)
     created_at: datetime = Field(default_factory=utcnow)
+    #: When and why the pledge was cancelled (app.ledger.pledges.cancel_pledge). The reason is
+    #: a person's words: kept here, not in the audit trail.
+    cancelled_on: date | None = None
+    cancel_reason: str | None = Field(default=None, max_length=500)
 
 
 class PledgeInstalment(SQLModel, table=True):

@@ -303,6 +303,17 @@ class PledgeCreate(Input):
         return self
 
 
+class PledgeCancel(Input):
+    #: Why (the donor withdrew, a duplicate, ...): kept on the pledge, never in the audit trail.
+    reason: Annotated[str, Field(min_length=3, max_length=500)]
+
+
+class PledgeSchedule(Input):
+    """A pledge's whole new schedule: its instalments must add up to the pledged amount."""
+
+    instalments: Annotated[list[InstalmentIn], Field(min_length=1, max_length=360)]
+
+
 class ReviewCreate(Input):
     outcome: Literal["accept", "reject"]
     #: Internal: the decision history and the audit trail. Never published.

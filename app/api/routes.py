@@ -49,7 +49,9 @@ from models.schemas import (
     InKindCreate,
     MergeCreate,
     OrganizationCreate,
+    PledgeCancel,
     PledgeCreate,
+    PledgeSchedule,
     RefundCreate,
     ReviewCreate,
     TitleReview,
@@ -351,26 +353,43 @@ def decline_override(request_id: int):
 
 # --- pledges and in-kind ------------------------------------------------------------------
 
+def _pledge_body(session, pledge: Pledge) -> dict:
+    return out.pledge_public(pledge, pledges.pledge_schedule(session, pledge, state().today()),
+                             pledges.paid_minor(session, pledge.id))
+
+
 @bp.post("/pledges")
 @require("pledges.write")
 @recording
 def create_pledge():
     data = parse_body(PledgeCreate)
     session = get_session()
-    pledge = pledges.create_pledge(session, data, g.actor)
-    return _created(out.pledge_public(pledge, pledges.pledge_schedule(session, pledge,
-                                                                      state().today()),
-                                      pledges.paid_minor(session, pledge.id)))
+    return _created(_pledge_body(session, pledges.create_pledge(session, data, g.actor)))
 
 
 @bp.get("/pledges/<int:pledge_id>")
 @require(READ)
 def get_pledge(pledge_id: int):
+    return jsonify(_pledge_body(get_session(), _get(Pledge, pledge_id, "pledge")))
+
+
+@bp.post("/pledges/<int:pledge_id>/cancel")
+@require("pledges.write")
+@recording
+def cancel_pledge(pledge_id: int):
+    data = parse_body(PledgeCancel)
     session = get_session()
-    pledge = _get(Pledge, pledge_id, "pledge")
-    return jsonify(out.pledge_public(pledge, pledges.pledge_schedule(session, pledge,
-                                                                     state().today()),
-                                     pledges.paid_minor(session, pledge.id)))
+    return jsonify(_pledge_body(session, pledges.cancel_pledge(session, pledge_id, data, g.actor)))
+
+
+@bp.put("/pledges/<int:pledge_id>/schedule")
+@require("pledges.write")
+@recording
+def reschedule_pledge(pledge_id: int):
+    data = parse_body(PledgeSchedule)
+    session = get_session()
+    return jsonify(_pledge_body(session,
+                                pledges.reschedule_pledge(session, pledge_id, data, g.actor)))
 
 
 @bp.post("/in-kind")

@@ -249,6 +249,8 @@ def pledge_public(pledge: Pledge, schedule, paid_minor: int) -> dict:
         "pledged_on": _iso(pledge.pledged_on),
         "description": pledge.description,
         "state": pledge.state,
+        "cancelled_on": _iso(pledge.cancelled_on),
+        "cancel_reason": pledge.cancel_reason,
         "paid": format_amount(paid_minor, pledge.currency),
         "overpaid": format_amount(max(0, paid_minor - pledge.amount_minor), pledge.currency),
         "instalments": [

@@ -9,13 +9,14 @@ from datetime import date
 from sqlalchemy import bindparam, func, select
 from sqlmodel import Session
 
+from app.db import org_today
 from app.db.locking import ledger_write
-from app.errors import ValidationFailed
-from app.ledger import audit
+from app.errors import NotAllowed, NotFound, ValidationFailed
+from app.ledger import audit, row_hashes
 from app.ledger.audit import Actor
 from models import Donor, DonorMerge, Gift, Pledge, PledgeInstalment, move_pledge
-from models.money import format_amount
-from models.schemas import PledgeCreate
+from models.money import MoneyError, format_amount, parse_amount
+from models.schemas import PledgeCancel, PledgeCreate, PledgeSchedule
 
 
 def create_pledge(session: Session, data: PledgeCreate, actor: Actor) -> Pledge:
@@ -42,6 +43,82 @@ def create_pledge(session: Session, data: PledgeCreate, actor: Actor) -> Pledge:
         audit.append(session, actor, "pledge.created", "pledge", pledge.id,
                      {"donor_id": data.donor_id, "amount": data.amount, "currency": data.currency},
                      sealed=[pledge, *schedule])
+    return pledge
+
+
+def _open_pledge(session: Session, pledge_id: int, doing: str) -> Pledge:
+    pledge = session.get(Pledge, pledge_id)
+    if pledge is None:
+        raise NotFound("pledge", pledge_id)
+    if pledge.state != "active":
+        raise NotAllowed(f"pledge {pledge_id} is {pledge.state}: only an active pledge can be "
+                         f"{doing}")
+    return pledge
+
+
+def cancel_pledge(session: Session, pledge_id: int, data: PledgeCancel, actor: Actor) -> Pledge:
+    """The donor will not pay the rest: the pledge stops counting as due or overdue (lists and
+    totals leave cancelled pledges out). Payments already made stay what they are, gifts."""
+    with ledger_write(session):
+        pledge = _open_pledge(session, pledge_id, "cancelled")
+        outstanding = max(0, pledge.amount_minor - paid_minor(session, pledge_id))
+        move_pledge(pledge, "cancelled")
+        pledge.cancelled_on = org_today(session)
+        pledge.cancel_reason = data.reason
+        session.flush()
+        audit.append(session, actor, "pledge.cancelled", "pledge", pledge.id, {
+            "donor_id": pledge.donor_id, "cancelled_on": pledge.cancelled_on.isoformat(),
+            "outstanding": format_amount(outstanding, pledge.currency),
+            "currency": pledge.currency,
+        }, sealed=[pledge])
+    return pledge
+
+
+def reschedule_pledge(session: Session, pledge_id: int, data: PledgeSchedule,
+                      actor: Actor) -> Pledge:
+    """Replace an active pledge's schedule. Payments are applied to instalments oldest first
+    whatever the schedule (pledge_schedule), so what is paid stays paid; the new instalments
+    must add up to the pledged amount, as at creation."""
+    with ledger_write(session):
+        pledge = _open_pledge(session, pledge_id, "rescheduled")
+        amounts = []
+        for i, item in enumerate(data.instalments):
+            try:
+                amounts.append(parse_amount(item.amount, pledge.currency))
+            except MoneyError as error:
+                raise ValidationFailed({f"instalments.{i}.amount": [str(error)]}) from None
+        if sum(amounts) != pledge.amount_minor:
+            raise ValidationFailed({"instalments": [
+                f"instalments add up to {format_amount(sum(amounts), pledge.currency)}, the "
+                f"pledge is {format_amount(pledge.amount_minor, pledge.currency)}"]})
+        old = session.execute(
+            select(PledgeInstalment).where(PledgeInstalment.pledge_id == pledge_id)
+            .order_by(PledgeInstalment.due_on, PledgeInstalment.id)
+        ).scalars().all()
+        # The rows are reused in place, extra ones deleted or added: deleting them all and
+        # inserting anew would let SQLite give a new row the id of one deleted in the same
+        # entry, and the entry would seal that id both as gone and as written.
+        wanted = list(zip(data.instalments, amounts, strict=True))
+        kept = old[:len(wanted)]
+        for inst, (item, minor) in zip(kept, wanted, strict=False):
+            inst.due_on, inst.amount_minor = item.due_on, minor
+        gone = old[len(wanted):]
+        for inst in gone:
+            session.delete(inst)
+        session.flush()
+        added = [PledgeInstalment(pledge_id=pledge_id, due_on=item.due_on, amount_minor=minor)
+                 for item, minor in wanted[len(kept):]]
+        session.add_all(added)
+        session.flush()
+        new = [*kept, *added]
+        audit.append(session, actor, "pledge.rescheduled", "pledge", pledge.id, {
+            "donor_id": pledge.donor_id,
+            "instalments": [[inst.due_on.isoformat(), format_amount(inst.amount_minor,
+                                                                     pledge.currency)]
+                            for inst in new],
+            "removed_instalment_ids": [inst.id for inst in gone],
+            "currency": pledge.currency,
+        }, sealed=[*new, *(row_hashes.removed(PledgeInstalment, inst.id) for inst in gone)])
     return pledge
 
 

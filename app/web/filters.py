@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import Flask
+from markupsafe import Markup, escape
 
 from models.money import display_amount, format_amount
 from policies import percent_text
 
 
+def day(value) -> Markup | str:
+    """A date in a page: a <time> that never wraps at its hyphens (narrow table cells on
+    phones broke "2026-12-04" over two lines). None and "" show as nothing."""
+    if value is None or value == "":
+        return ""
+    text = value.isoformat() if isinstance(value, date) else str(value)
+    return Markup('<time class="day" datetime="{0}">{0}</time>').format(escape(text))
+
+
 def register_filters(app: Flask) -> None:
+    app.jinja_env.filters["day"] = day
     app.jinja_env.filters["money"] = lambda minor, currency: display_amount(minor, currency)
     app.jinja_env.filters["amount"] = lambda minor, currency: format_amount(minor, currency)
     app.jinja_env.filters["percent"] = lambda value, places=1: percent_text(value, places)

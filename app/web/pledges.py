@@ -19,7 +19,7 @@ from wtforms.validators import DataRequired, InputRequired, Length, NumberRange,
 
 from app.auth.roles import READ
 from app.db import get_session
-from app.errors import ValidationFailed
+from app.errors import NotAllowed, ValidationFailed
 from app.extensions import state
 from app.ledger import pledges as ledger_pledges
 from app.ledger.pledges import FREQUENCY_MONTHS, InstalmentState, equal_instalments
@@ -27,7 +27,7 @@ from app.web.access import get_or_404, role_required
 from app.web.formtools import INVALID, AmountField, attempt, blank_to_none, page_of
 from models import Donor, Gift, Pledge
 from models.money import MoneyError, format_amount, normalise_currency, parse_amount
-from models.schemas import InstalmentIn, PledgeCreate
+from models.schemas import InstalmentIn, PledgeCancel, PledgeCreate, PledgeSchedule
 
 bp = Blueprint("pledges", __name__, url_prefix="/staff/pledges")
 
@@ -80,6 +80,34 @@ class PledgeForm(FlaskForm):
                             choices={"monthly": "month", "quarterly": "quarter", "yearly": "year"})
     first_due_on = DateField("First instalment due", validators=[Optional()],
                              description="Leave empty for the pledge date.")
+
+
+class CancelForm(FlaskForm):
+    reason = TextAreaField("Why is it cancelled?", validators=[DataRequired(), Length(min=3, max=500)],
+                           description="e.g. the donor withdrew the pledge. Kept on the pledge.")
+
+
+class RescheduleForm(FlaskForm):
+    instalment_count = IntegerField("Number of instalments", default=1,
+                                    validators=[InputRequired(), NumberRange(min=1, max=360)])
+    frequency = SelectField("One every",
+                            choices={"monthly": "month", "quarterly": "quarter", "yearly": "year"})
+    first_due_on = DateField("First new instalment due", validators=[InputRequired()])
+
+
+def rest_of_schedule(pledge: Pledge, schedule: list[InstalmentState],
+                     form: RescheduleForm) -> PledgeSchedule:
+    """The instalments paid in full stay as they are; what is left to pay is spread over the
+    form's equal instalments (exact minor units, the last absorbing the remainder)."""
+    paid = [s for s in schedule if s.state == "paid"]
+    rest = pledge.amount_minor - sum(s.amount_minor for s in paid)
+    if rest <= 0:
+        raise ValidationFailed({"instalment_count": ["nothing is left to pay on this pledge"]})
+    spread = equal_instalments(rest, form.instalment_count.data, form.first_due_on.data,
+                               FREQUENCY_MONTHS[form.frequency.data])
+    return PledgeSchedule(instalments=[
+        InstalmentIn(due_on=due, amount=format_amount(minor, pledge.currency))
+        for due, minor in [*((s.due_on, s.amount_minor) for s in paid), *spread]])
 
 
 @dataclass(frozen=True)
@@ -135,22 +163,72 @@ def index():
     )
 
 
-@bp.get("/<int:pledge_id>")
-@role_required(READ)
-def detail(pledge_id: int):
+def _detail(pledge: Pledge, *, cancel_form: CancelForm | None = None,
+            reschedule_form: RescheduleForm | None = None, status: int = 200):
     session = get_session()
-    pledge = get_or_404(Pledge, pledge_id)
     as_of = _as_of()
     schedule = ledger_pledges.pledge_schedule(session, pledge, as_of)
     payments = session.execute(
-        select(Gift).where(Gift.pledge_id == pledge_id).order_by(Gift.received_on, Gift.id)
+        select(Gift).where(Gift.pledge_id == pledge.id).order_by(Gift.received_on, Gift.id)
     ).scalars().all()
+    if reschedule_form is None:
+        reschedule_form = RescheduleForm(formdata=None)
+        reschedule_form.first_due_on.data = state().today()
     return render_template(
         "pledges/detail.html", pledge=pledge, donor=session.get(Donor, pledge.donor_id),
         schedule=schedule, totals=schedule_totals(schedule), payments=payments, as_of=as_of,
         today=state().today(), state_labels=STATE_LABELS,
         overpaid_minor=max(0, ledger_pledges.paid_minor(session, pledge.id) - pledge.amount_minor),
-    )
+        cancel_form=cancel_form or CancelForm(formdata=None), reschedule_form=reschedule_form,
+    ), status
+
+
+@bp.get("/<int:pledge_id>")
+@role_required(READ)
+def detail(pledge_id: int):
+    return _detail(get_or_404(Pledge, pledge_id))
+
+
+def _refused(form: FlaskForm, error: NotAllowed) -> None:
+    form.form_errors = [*form.form_errors, str(error)]
+
+
+@bp.post("/<int:pledge_id>/cancel")
+@role_required("pledges.write")
+def cancel(pledge_id: int):
+    pledge = get_or_404(Pledge, pledge_id)
+    form = CancelForm()
+    if form.validate_on_submit():
+        try:
+            ok, _ = attempt(form, lambda: ledger_pledges.cancel_pledge(
+                get_session(), pledge_id, PledgeCancel(reason=form.reason.data), g.actor))
+        except NotAllowed as error:
+            ok = False
+            _refused(form, error)
+        if ok:
+            flash("Pledge cancelled: what is left of it is no longer due.", "success")
+            return redirect(url_for("pledges.detail", pledge_id=pledge_id))
+    return _detail(pledge, cancel_form=form, status=INVALID)
+
+
+@bp.post("/<int:pledge_id>/reschedule")
+@role_required("pledges.write")
+def reschedule(pledge_id: int):
+    pledge = get_or_404(Pledge, pledge_id)
+    form = RescheduleForm()
+    if form.validate_on_submit():
+        session = get_session()
+        schedule = ledger_pledges.pledge_schedule(session, pledge, state().today())
+        try:
+            ok, _ = attempt(form, lambda: ledger_pledges.reschedule_pledge(
+                session, pledge_id, rest_of_schedule(pledge, schedule, form), g.actor))
+        except NotAllowed as error:
+            ok = False
+            _refused(form, error)
+        if ok:
+            flash("Pledge rescheduled.", "success")
+            return redirect(url_for("pledges.detail", pledge_id=pledge_id))
+    return _detail(pledge, reschedule_form=form, status=INVALID)
 
 
 @bp.route("/new", methods=["GET", "POST"])

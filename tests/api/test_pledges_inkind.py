@@ -212,3 +212,88 @@ def test_an_overpayment_is_recorded_and_flagged_on_the_pledge(api, w):
     assert extra["status"] == "accepted"  # the money arrived: recorded, never refused
     assert _pledge_state(api, pledge["id"]) == ("fulfilled", "130.00", "30.00")
     assert summary(api, "2026-03-02")["total_funding"] == "130.00"
+
+
+# --- cancelling and rescheduling (issue 17) -------------------------------------------------
+
+def _audit_actions(db, pledge_id) -> list[str]:
+    return list(db.execute(select(AuditEntry.action).where(
+        AuditEntry.entity_type == "pledge", AuditEntry.entity_id == pledge_id)
+        .order_by(AuditEntry.id)).scalars())
+
+
+def test_cancel_keeps_payments_and_stops_the_rest_being_due(api, db, w):
+    pledge = _pledge(api, w.donor["id"], "300.00",
+                     [(PAST[0], "100.00"), (PAST[1], "100.00"), (FUTURE[0], "100.00")])
+    gift(api, w.donor["id"], "100.00", "2020-01-02", pledge_id=pledge["id"])
+    cancelled = ok(api.post(f"/pledges/{pledge['id']}/cancel",
+                            {"reason": "The donor's foundation closed."}), 200)
+    assert cancelled["state"] == "cancelled"
+    assert cancelled["cancel_reason"] == "The donor's foundation closed."
+    assert cancelled["cancelled_on"] is not None and cancelled["paid"] == "100.00"
+    assert api.get(f"/pledges/{pledge['id']}").get_json() == cancelled
+    assert _audit_actions(db, pledge["id"])[-1] == "pledge.cancelled"
+    # The person's words stay on the pledge, out of the append-only trail.
+    entry = db.execute(select(AuditEntry).where(AuditEntry.action == "pledge.cancelled")).scalar_one()
+    assert "foundation" not in str(entry.data) and entry.data["outstanding"] == "200.00"
+    # Once cancelled it is settled: no second cancel, no new schedule.
+    again = api.post(f"/pledges/{pledge['id']}/cancel", {"reason": "again"})
+    assert again.status_code == 409 and "cancelled" in again.get_json()["error"]
+    moved = api.put(f"/pledges/{pledge['id']}/schedule",
+                    {"instalments": [{"due_on": FUTURE[0], "amount": "300.00"}]})
+    assert moved.status_code == 409
+    assert api.get("/audit/verify").get_json()["ok"] is True
+
+
+def test_cancel_needs_a_reason_and_the_pledges_role(api, api_as, db, w):
+    pledge = _pledge(api, w.donor["id"], "300.00")
+    viewer = api_as("viewer")
+    before = snapshot(db)
+    assert set(errors_of(api.post(f"/pledges/{pledge['id']}/cancel", {"reason": ""}))) == {"reason"}
+    assert viewer.post(f"/pledges/{pledge['id']}/cancel",
+                                 {"reason": "no longer"}).status_code == 403
+    assert api.post("/pledges/999999/cancel", {"reason": "no such"}).status_code == 404
+    assert snapshot(db) == before
+    assert api.get(f"/pledges/{pledge['id']}").get_json()["state"] == "active"
+
+
+def test_reschedule_replaces_the_schedule_and_keeps_what_is_paid(api, db, w):
+    pledge = _pledge(api, w.donor["id"], "300.00",
+                     [(PAST[0], "100.00"), (PAST[1], "100.00"), (FUTURE[0], "100.00")])
+    gift(api, w.donor["id"], "100.00", "2020-01-02", pledge_id=pledge["id"])
+    assert [s for _d, _p, s in _states(api, pledge["id"])] == ["paid", "overdue", "due"]
+    new = [{"due_on": PAST[0], "amount": "100.00"}, {"due_on": FUTURE[0], "amount": "50.00"},
+           {"due_on": FUTURE[1], "amount": "150.00"}]
+    moved = ok(api.put(f"/pledges/{pledge['id']}/schedule", {"instalments": new}), 200)
+    assert [(i["due_on"], i["amount"], i["paid"], i["state"]) for i in moved["instalments"]] == [
+        (PAST[0], "100.00", "100.00", "paid"), (FUTURE[0], "50.00", "0.00", "due"),
+        (FUTURE[1], "150.00", "0.00", "due")]
+    assert moved["state"] == "active" and moved["paid"] == "100.00"
+    assert _audit_actions(db, pledge["id"])[-1] == "pledge.rescheduled"
+    # Fewer instalments, then more: the rows left over are sealed as removed, the others as
+    # written, and verification stays clean each time.
+    fewer = ok(api.put(f"/pledges/{pledge['id']}/schedule", {"instalments": [
+        {"due_on": PAST[0], "amount": "100.00"}, {"due_on": FUTURE[1], "amount": "200.00"}]}), 200)
+    assert [(i["amount"], i["state"]) for i in fewer["instalments"]] == [
+        ("100.00", "paid"), ("200.00", "due")]
+    assert api.get("/audit/verify").get_json()["ok"] is True
+    more = ok(api.put(f"/pledges/{pledge['id']}/schedule", {"instalments": [
+        {"due_on": d, "amount": "75.00"} for d in (PAST[0], PAST[1], FUTURE[0], FUTURE[1])]}),
+        200)
+    assert [(i["paid"], i["state"]) for i in more["instalments"]] == [
+        ("75.00", "paid"), ("25.00", "overdue"), ("0.00", "due"), ("0.00", "due")]
+    assert api.get("/audit/verify").get_json()["ok"] is True
+
+
+def test_a_schedule_that_does_not_add_up_is_refused_and_changes_nothing(api, db, w):
+    pledge = _pledge(api, w.donor["id"], "300.00", [(FUTURE[0], "300.00")])
+    before = snapshot(db)
+    short = api.put(f"/pledges/{pledge['id']}/schedule",
+                    {"instalments": [{"due_on": FUTURE[0], "amount": "299.99"}]})
+    assert errors_of(short) == {"instalments": [
+        "instalments add up to 299.99, the pledge is 300.00"]}
+    assert set(errors_of(api.put(f"/pledges/{pledge['id']}/schedule",
+                                 {"instalments": [{"due_on": FUTURE[0], "amount": "abc"}]})))
+    assert errors_of(api.put(f"/pledges/{pledge['id']}/schedule", {"instalments": []}))
+    assert snapshot(db) == before
+    assert api.get(f"/pledges/{pledge['id']}").get_json() == pledge

@@ -6,6 +6,7 @@
 * every table header says what it heads (scope="col" or "row");
 * no page scrolls sideways, on a 390 px phone or at 1366 px (document scrollWidth <= the
   window's width);
+* no date (the `day` filter's <time class="day">) breaks over two lines;
 * a full-page screenshot of each page at each width goes to test-artifacts/screenshots/pages/.
 
 Staff pages are walked signed in as an admin (who may open all of them), the public pages
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -198,7 +200,22 @@ def _walk(page, urls: list[str], width_name: str, backend: str, problems: list[s
         if wider > 0:
             problems.append(f"{url} scrolls sideways at {width_name}: {wider}px too wide, "
                             f"past the edge: {page.evaluate(PAST_THE_EDGE)}")
+        dates = page.evaluate(WRAPPED_DATES)
+        DATES_SEEN[width_name] = DATES_SEEN.get(width_name, 0) + dates["seen"]
+        if dates["wrapped"]:
+            problems.append(f"{url} at {width_name}: dates broken over two lines: "
+                            f"{dates['wrapped']}")
     return walked
+
+
+#: Dates on the page, and those whose box breaks over more than one line.
+WRAPPED_DATES = """() => {
+  const days = [...document.querySelectorAll('time.day')];
+  return {seen: days.length,
+          wrapped: days.filter(e => e.getClientRects().length > 1).map(e => e.textContent)};
+}"""
+#: How many dates the walk saw per width: the date check must have had something to check.
+DATES_SEEN: dict[str, int] = {}
 
 
 @pytest.mark.parametrize("width_name", list(VIEWPORTS))
@@ -206,6 +223,7 @@ def test_every_page_is_accessible_and_fits(browser, live_server, site, backend, 
     problems: list[str] = []
     report: list[str] = []  # every violation, the moderate and minor ones too, to read
     contexts = []
+    DATES_SEEN[width_name] = 0
     try:
         for who in ("admin", None):
             context = browser.new_context(base_url=live_server, viewport=VIEWPORTS[width_name])
@@ -217,6 +235,7 @@ def test_every_page_is_accessible_and_fits(browser, live_server, site, backend, 
             urls = site.staff if who else site.public
             walked = _walk(page, urls, width_name, backend, problems, report)
             assert walked >= (50 if who else 8), (who, walked, urls)
+        assert DATES_SEEN.get(width_name, 0) >= 20, DATES_SEEN
     finally:
         for context in contexts:
             context.close()
@@ -237,6 +256,23 @@ def test_the_check_finds_what_it_is_for(browser):
         rules = {text.split(" ")[1].rstrip(":") for impact, text in _violations(page)
                  if impact in FAILING_IMPACTS}
         assert {"label", "image-alt", "color-contrast"} <= rules, rules
+    finally:
+        context.close()
+
+
+def test_the_date_check_sees_a_wrapped_date(browser):
+    """Without the stylesheet's rule a date in a narrow cell breaks at its hyphens, and the
+    walk's check says so; with the page's own rule it stays on one line."""
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        cell = ('<table><tr><td style="width:1px"><time class="day">2026-12-04</time></td>'
+                '</tr></table>')
+        page.set_content(f'<html lang="en"><title>t</title><main>{cell}</main></html>')
+        assert page.evaluate(WRAPPED_DATES)["wrapped"] == ["2026-12-04"]
+        css = (Path(__file__).parents[2] / "app" / "static" / "style.css").read_text()
+        page.add_style_tag(content=css)
+        assert page.evaluate(WRAPPED_DATES) == {"seen": 1, "wrapped": []}
     finally:
         context.close()
 

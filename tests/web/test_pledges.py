@@ -221,3 +221,50 @@ def test_an_overpaid_pledge_is_flagged_on_its_page_and_in_the_review_queue(api, 
     assert "Overpaid pledges" in queue
     assert (f"Pledge {pledge['id']}</a>: 100.00 USD pledged, overpaid by 25.00 USD" in " ".join(
         queue.replace("<strong>", "").replace("</strong>", "").split()))
+
+
+# --- cancelling and rescheduling from the pledge's page -------------------------------------
+
+def test_reschedule_the_rest_through_the_page(api, web_as, db):
+    donor = b.person(api, "Rae Rescheduled")
+    pledge = _pledge(api, donor["id"])
+    b.gift(api, donor["id"], "100.00", "2025-01-02", pledge_id=pledge["id"])
+    path = f"/staff/pledges/{pledge['id']}"
+    fundraiser = web_as("fundraiser")
+    response = submit(fundraiser, path, {"instalment_count": "4", "frequency": "quarterly",
+                                         "first_due_on": "2099-01-31"},
+                      action=f"{path}/reschedule")
+    assert response.status_code == 302
+    page = text(fundraiser.get(path))
+    assert _states(page) == ["paid", "due", "due", "due", "due"]
+    rows = [(i.due_on, i.amount_minor) for i in objects(db, select(PledgeInstalment).order_by(
+        PledgeInstalment.due_on))]
+    # The paid instalment stays; 200.00 over four quarters from 31 January (clamped to 30 April).
+    assert rows == [(date(2025, 1, 1), 10000), (date(2099, 1, 31), 5000),
+                    (date(2099, 4, 30), 5000), (date(2099, 7, 31), 5000),
+                    (date(2099, 10, 31), 5000)]
+    assert len(audit(db, "pledge.rescheduled")) == 1
+
+
+def test_cancel_through_the_page_needs_a_reason_and_the_role(api, web_as, db):
+    donor = b.person(api, "Cal Cancelled")
+    pledge = _pledge(api, donor["id"])
+    path = f"/staff/pledges/{pledge['id']}"
+    viewer_page = text(web_as("viewer").get(path))
+    assert "Cancel pledge" not in viewer_page and "Reschedule" not in viewer_page
+    refused = post_refused(web_as("viewer"), path, f"{path}/cancel", {"reason": "not theirs"})
+    assert refused.status_code == 403
+    fundraiser = web_as("fundraiser")
+    empty = submit(fundraiser, path, {"reason": ""}, action=f"{path}/cancel")
+    assert empty.status_code == 422
+    block = re.search(r'<div class="field has-error">\s*<label for="reason".*?</div>', text(empty),
+                      re.S)
+    assert block, text(empty)
+    assert objects(db, select(Pledge))[0].state == "active"
+    done = submit(fundraiser, path, {"reason": "The donor withdrew the pledge."},
+                  action=f"{path}/cancel")
+    assert done.status_code == 302
+    page = text(fundraiser.get(path))
+    assert "Cancelled" in page and "The donor withdrew the pledge." in page
+    assert "Cancel pledge" not in page
+    assert len(audit(db, "pledge.cancelled")) == 1
