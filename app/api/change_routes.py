@@ -23,10 +23,11 @@ from app.db import get_session
 from app.extensions import state
 from app.ledger import changes
 from app.presenters.changes import change_public, replay_public
-from models import Affiliation, Organization, PendingChange, RosterEntry
+from models import Affiliation, InKindArrangement, Organization, PendingChange, RosterEntry
 from models.changes import CHANGE_STATES
 from models.schemas import (
     AffiliationCreate,
+    InKindCreate,
     OrganizationCreate,
     OrganizationPatch,
     RosterEntryCreate,
@@ -74,6 +75,20 @@ def update_affiliation(affiliation_id: int):
     proposed = changes.propose_affiliation_change(get_session(), affiliation_id, data, g.actor,
                                                   _policy())
     return _answer(proposed, out.affiliation_public(proposed.record))
+
+
+@bp.put("/in-kind/<int:item_id>")
+@require("in_kind.write")
+@recording
+def update_in_kind(item_id: int):
+    """The whole arrangement, as POST /in-kind takes it; ending it is an end_date. At a
+    covered lab, what would take disclosed support out of the disclosure waits for a second
+    person (202); the rest applies at once."""
+    _get(InKindArrangement, item_id, "in-kind arrangement")
+    data = parse_body(InKindCreate)
+    proposed = changes.propose_in_kind_change(get_session(), item_id, data, g.actor, _policy(),
+                                              state().today())
+    return _answer(proposed, out.in_kind_public(proposed.record))
 
 
 @bp.delete("/affiliations/<int:affiliation_id>")

@@ -90,6 +90,10 @@ OPERATIONS = [
     ("post", "/in-kind", "Record an in-kind arrangement", "in_kind.write", InKindCreate, 201,
      [], []),
     ("get", "/in-kind", "List in-kind arrangements", "read", None, 200, [], []),
+    ("get", "/in-kind/{id}", "Get an in-kind arrangement", "read", None, 200, [ID], []),
+    ("put", "/in-kind/{id}", "Edit or end an in-kind arrangement (what would hide disclosed "
+     "support from a lab waits for a second person: 202)", "in_kind.write", InKindCreate, 200,
+     [ID], []),
     ("get", "/compliance/summary", "Lab-employee share, headroom and breach as of a date",
      "read", None, 200, [], [("as_of", {"type": "string", "format": "date"})]),
     ("get", "/compliance/series",

@@ -410,6 +410,12 @@ def list_in_kind():
     return jsonify({"items": [out.in_kind_public(i) for i in items]})
 
 
+@bp.get("/in-kind/<int:item_id>")
+@require(READ)
+def get_in_kind(item_id: int):
+    return jsonify(out.in_kind_public(_get(InKindArrangement, item_id, "in-kind arrangement")))
+
+
 # --- compliance -----------------------------------------------------------------------------
 
 @bp.get("/compliance/summary")

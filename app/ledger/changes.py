@@ -40,8 +40,10 @@ from app.ledger.approvers import check_may_approve
 from app.ledger.audit import Actor
 from app.ledger.facts import CoveredOrganizations
 from app.ledger.weakening import (
+    IN_KIND_FIELDS,
     Split,
     split_affiliation,
+    split_in_kind,
     split_organization,
     split_roster_entry,
 )
@@ -49,13 +51,19 @@ from models import (
     Affiliation,
     Decision,
     Donor,
+    InKindArrangement,
     Organization,
     PendingChange,
     PolicyVersion,
     RosterEntry,
     utcnow,
 )
-from models.schemas import AffiliationCreate, OrganizationCreate, RosterEntryCreate
+from models.schemas import (
+    AffiliationCreate,
+    InKindCreate,
+    OrganizationCreate,
+    RosterEntryCreate,
+)
 from policies import Policy, PolicyError
 from policies.document import policy_from_mapping
 
@@ -96,6 +104,10 @@ class ChangeExpired(NotAllowed):
 class Decided:
     change: PendingChange
     rescreened: list[Decision] = field(default_factory=list)
+
+
+def _day(value) -> date | None:
+    return date.fromisoformat(value) if isinstance(value, str) else value
 
 
 def _jsonable(values: dict) -> dict:
@@ -323,6 +335,35 @@ def _apply_roster(session: Session, change: PendingChange, actor: Actor,
     return rescreened
 
 
+# --- in-kind arrangements -------------------------------------------------------------------
+
+def propose_in_kind_change(session: Session, item_id: int, data: InKindCreate, actor: Actor,
+                           policy: Policy, today: date) -> Proposed:
+    """Edit or end an in-kind arrangement: at a covered lab what would take disclosed support
+    out of the disclosure waits (app.ledger.weakening.split_in_kind), the rest applies now."""
+    with ledger_batch(session):
+        item = session.get(InKindArrangement, item_id)
+        if item is None:
+            raise NotFound("in-kind arrangement", item_id)
+        split = split_in_kind(
+            parties.in_kind_values(item), {k: getattr(data, k) for k in IN_KIND_FIELDS},
+            covered=CoveredOrganizations(session).covered(item.organization_id), today=today)
+        item = parties.update_in_kind(session, item_id, split.now, actor)
+        change = _open(session, "in_kind", item_id, split, actor, policy) if split.pending else None
+    return Proposed(item, [], change)
+
+
+def _apply_in_kind(session: Session, change: PendingChange, actor: Actor) -> None:
+    item = session.get(InKindArrangement, change.target_id)
+    if item is None:
+        raise NotAllowed(f"in-kind arrangement {change.target_id} no longer exists")
+    values = parties.in_kind_values(item)
+    _refuse_if_moved(change, values)
+    values.update({k: _day(v) if k in ("start_date", "end_date") else v
+                   for k, v in change.proposed.items()})
+    parties.update_in_kind(session, item.id, values, actor)
+
+
 # --- policy versions ------------------------------------------------------------------------
 
 def _version_taken(session: Session, version: str, *, except_change: int | None = None) -> bool:
@@ -442,6 +483,8 @@ def _approve(session: Session, change: PendingChange, actor: Actor, policy: Poli
         rescreened = _apply_affiliation(session, change, actor, policy)
     elif change.kind in ("roster_entry", "roster_entry_removal"):
         rescreened = _apply_roster(session, change, actor, policy)
+    elif change.kind == "in_kind":
+        _apply_in_kind(session, change, actor)
     else:
         _apply_policy(session, change, actor, policies, today)
     change.state = "approved"
@@ -505,6 +548,11 @@ def describe(session: Session, change: PendingChange) -> str:
         org = session.get(Organization, change.target_id)
         name = org.name if org else f"organisation {change.target_id}"
         return f"{name}: " + "; ".join(change.weakens)
+    if change.kind == "in_kind":
+        item = session.get(InKindArrangement, change.target_id)
+        org = session.get(Organization, item.organization_id) if item else None
+        return (f"In-kind arrangement {change.target_id}"
+                f"{f' with {org.name}' if org else ''}: " + "; ".join(change.weakens))
     if change.kind in ("roster_entry", "roster_entry_removal"):
         entry = session.get(RosterEntry, change.target_id)
         org = session.get(Organization, entry.organization_id) if entry else None

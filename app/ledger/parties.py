@@ -541,6 +541,38 @@ def remove_affiliation(session: Session, affiliation_id: int, actor: Actor,
     return rescreened
 
 
+def in_kind_values(item: InKindArrangement) -> dict:
+    """What an edit of the arrangement may change (app.ledger.weakening.IN_KIND_FIELDS)."""
+    return {"organization_id": item.organization_id, "description": item.description,
+            "purpose": item.purpose, "start_date": item.start_date, "end_date": item.end_date,
+            "estimated_value_minor": item.estimated_value_minor, "currency": item.currency}
+
+
+def update_in_kind(session: Session, item_id: int, values: dict,
+                   actor: Actor) -> InKindArrangement:
+    """Set the arrangement's fields to `values` (in_kind_values' keys). Callers decide what
+    may apply at once (app.ledger.changes.propose_in_kind_change)."""
+    with ledger_write(session):
+        item = session.get(InKindArrangement, item_id)
+        if item is None:
+            raise NotFound("in-kind arrangement", item_id)
+        if session.get(Organization, values["organization_id"]) is None:
+            raise ValidationFailed({"organization_id": ["no such organisation"]})
+        if values["end_date"] is not None and values["end_date"] < values["start_date"]:
+            raise ValidationFailed({"end_date": ["must not be before the start date"]})
+        before = in_kind_values(item)
+        for key, value in values.items():
+            setattr(item, key, value)
+        session.flush()
+        changed = sorted(k for k in values if values[k] != before[k])
+        audit.append(session, actor, "in_kind.updated", "in_kind_arrangement", item.id, {
+            "organization_id": item.organization_id, "changed": changed,
+            "start_date": item.start_date.isoformat(),
+            "end_date": item.end_date.isoformat() if item.end_date else None,
+        }, sealed=[item])
+    return item
+
+
 def create_in_kind(session: Session, data: InKindCreate, actor: Actor) -> InKindArrangement:
     with ledger_write(session):
         if session.get(Organization, data.organization_id) is None:

@@ -171,3 +171,62 @@ def split_roster_entry(current: dict, wanted: dict, *, covered_before: bool) -> 
         weakens.append("name changed: donors with the old name are no longer matched")
     before = {key: now[key] for key in pending}
     return Split(now=now, pending=pending, before=before, weakens=weakens)
+
+
+IN_KIND_FIELDS = ("organization_id", "description", "purpose", "start_date", "end_date",
+                  "estimated_value_minor", "currency")
+
+
+def split_in_kind(current: dict, wanted: dict, *, covered: bool, today: date) -> Split:
+    """current, wanted: {organization_id, description, purpose, start_date, end_date,
+    estimated_value_minor, currency}. covered: the arrangement's organisation is covered.
+
+    In-kind support from a lab stops no money, but the conflict-of-interest disclosure
+    publishes it: an edit that would take disclosed support out of it weakens what the
+    organisation tells the public. At a covered organisation these wait: moving it to another
+    organisation; a later start; an end before today where it was ongoing or ended later
+    (ending it today or later applies at once: nothing since is hidden); rewording what is
+    provided or its purpose; a lower or removed value, or another currency. Everything that
+    shows more (an earlier start, a later or no end, a value raised or added) applies at
+    once, and so does every edit at an organisation that is not covered.
+    """
+    if not covered:
+        return Split(now=dict(wanted))
+    if wanted["organization_id"] != current["organization_id"]:
+        return Split(now=dict(current), pending=dict(wanted), before=dict(current),
+                     weakens=["moved away from a covered organisation"])
+    now = dict(current)
+    pending: dict = {}
+    weakens: list[str] = []
+
+    def wait(keys: tuple[str, ...], why: str) -> None:
+        for key in keys:
+            pending[key] = wanted[key]
+        weakens.append(why)
+
+    if _day(wanted["start_date"]) > _day(current["start_date"]):
+        wait(("start_date",), "start date moved later")
+    else:
+        now["start_date"] = wanted["start_date"]
+
+    old_end, new_end = _day(current["end_date"]), _day(wanted["end_date"])
+    if new_end is not None and new_end < today and (old_end is None or new_end < old_end):
+        wait(("end_date",), "ended before today" if old_end is None else "end date moved earlier")
+    else:
+        now["end_date"] = wanted["end_date"]
+
+    for key, why in (("description", "what is provided reworded"),
+                     ("purpose", "purpose changed")):
+        if wanted[key] != current[key]:
+            wait((key,), why)
+
+    old_value, new_value = current["estimated_value_minor"], wanted["estimated_value_minor"]
+    if new_value != old_value or wanted["currency"] != current["currency"]:
+        raised = (new_value is not None and wanted["currency"] == current["currency"]
+                  and (old_value is None or new_value > old_value))
+        if raised or (old_value is None and new_value is not None):
+            now["estimated_value_minor"], now["currency"] = new_value, wanted["currency"]
+        else:
+            wait(("estimated_value_minor", "currency"), "estimated value lowered or removed")
+    before = {key: now[key] for key in pending}
+    return Split(now=now, pending=pending, before=before, weakens=weakens)

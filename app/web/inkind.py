@@ -15,12 +15,14 @@ from wtforms.validators import DataRequired, InputRequired, Length, Optional
 from app.auth.roles import READ
 from app.db import get_session
 from app.extensions import state
-from app.ledger import parties
+from app.ledger import changes, parties
 from app.ledger.facts import CoveredOrganizations
-from app.web.access import role_required
+from app.web.access import get_or_404, role_required
+from app.web.changes import pending_message
 from app.web.formtools import INVALID, AmountField, attempt, blank_to_none, page_of
 from app.web.organizations import coverage_label, organization_choices
 from models import InKindArrangement, Organization
+from models.money import format_amount
 from models.schemas import InKindCreate
 
 bp = Blueprint("inkind", __name__, url_prefix="/staff/in-kind")
@@ -85,3 +87,31 @@ def create():
             return redirect(url_for("inkind.index"))
     status = INVALID if request.method == "POST" else 200
     return render_template("inkind/form.html", form=form), status
+
+
+@bp.route("/<int:item_id>/edit", methods=["GET", "POST"])
+@role_required("in_kind.write")
+def edit(item_id: int):
+    """Edit or end an arrangement. At a covered lab, what would take disclosed support out
+    of the disclosure (an end before today, a later start, other words, a lower value)
+    waits for a second person; the rest applies at once (app.ledger.changes)."""
+    session = get_session()
+    item = get_or_404(InKindArrangement, item_id)
+    form = InKindForm(obj=item if request.method == "GET" else None)
+    form.organization_id.choices = organization_choices(session)
+    if request.method == "GET":
+        form.organization_id.data = str(item.organization_id)
+        if item.estimated_value_minor is not None and item.currency:
+            form.estimated_value.data = format_amount(item.estimated_value_minor, item.currency)
+    if form.validate_on_submit():
+        ok, result = attempt(form, lambda: changes.propose_in_kind_change(
+            session, item_id, form.to_input(), g.actor, state().policy_for(session),
+            state().today()))
+        if ok:
+            if result.change is not None:
+                flash(pending_message(result.change), "warning")
+            else:
+                flash("In-kind arrangement saved.", "success")
+            return redirect(url_for("inkind.index"))
+    status = INVALID if request.method == "POST" else 200
+    return render_template("inkind/form.html", form=form, item=item), status

@@ -101,3 +101,51 @@ def test_invalid_arrangement_is_not_saved_and_the_form_says_why(api, web_as, db,
     assert block and message in block.group(0), text(response)
     assert objects(db, select(InKindArrangement)) == []
     assert audit(db, "in_kind.recorded") == []
+
+
+# --- editing and ending ---------------------------------------------------------------------
+
+def test_edit_form_shows_the_arrangement_and_ends_it_today(api, web_as, db):
+    lab = b.organization(api, "Frontier Lab", covered_lab=True)
+    item = _arrangement(api, lab["id"], estimated_value="25000.00", currency="USD")
+    fundraiser = web_as("fundraiser")
+    listing = text(fundraiser.get("/staff/in-kind/"))
+    path = f"/staff/in-kind/{item['id']}/edit"
+    assert f'href="{path}"' in listing
+    form = text(fundraiser.get(path))
+    assert 'value="25,000.00"' in form or 'value="25000.00"' in form
+    assert "Pre-release API access" in form
+    today = api.get("/compliance/summary").get_json()["as_of"]
+    response = submit(fundraiser, path, {"end_date": today})
+    assert response.status_code == 302
+    (stored,) = objects(db, select(InKindArrangement))
+    assert stored.end_date.isoformat() == today and stored.estimated_value_minor == 2_500_000
+    assert len(audit(db, "in_kind.updated")) == 1
+    assert "In-kind arrangement saved." in text(fundraiser.get("/staff/in-kind/"))
+
+
+def test_ending_a_labs_arrangement_in_the_past_waits_for_a_second_person(api, web_as, db):
+    lab = b.organization(api, "Frontier Lab", covered_lab=True)
+    item = _arrangement(api, lab["id"])
+    fundraiser = web_as("fundraiser")
+    response = submit(fundraiser, f"/staff/in-kind/{item['id']}/edit", {"end_date": "2024-06-30"})
+    assert response.status_code == 302
+    page = text(fundraiser.get("/staff/in-kind/"))
+    assert "waits for a second person: ended before today" in page
+    (stored,) = objects(db, select(InKindArrangement))
+    assert stored.end_date is None
+    queue = text(web_as("reviewer").get("/staff/review/"))
+    assert f"In-kind arrangement {item['id']} with Frontier Lab: ended before today" in queue
+
+
+def test_editing_needs_the_role_and_valid_input(api, web_as, db):
+    lab = b.organization(api, "Frontier Lab", covered_lab=True)
+    item = _arrangement(api, lab["id"])
+    path = f"/staff/in-kind/{item['id']}/edit"
+    viewer = web_as("viewer")
+    assert viewer.get(path).status_code == 403
+    assert 'Edit or end' not in text(viewer.get("/staff/in-kind/"))
+    bad = submit(web_as("fundraiser"), path, {"end_date": "2023-01-01"})
+    assert bad.status_code == 422
+    assert "end_date must not be before start_date" in text(bad)
+    assert audit(db, "in_kind.updated") == []
