@@ -12,7 +12,7 @@ setup(
     packages=find_packages(include=["app*", "models*", "policies*"]) + list(BUNDLED),
     package_dir=BUNDLED,
     package_data={
-        "app": ["static/*"],
+        "app": ["static/*", "static/fonts/*"],
         "app.templates": ["**/*.html"],
         "app.migrations": ["script.py.mako", "versions/*.py"],
         "policies": ["*.toml"],

@@ -71,6 +71,8 @@ DEFAULTS: dict[str, object] = {
     #: employer identification number (EIN).
     "ORG_ADDRESS": None,
     "ORG_EIN": None,
+    #: A PNG or JPEG file printed at the top of letters' PDFs (the letterhead), if set.
+    "ORG_LOGO_FILE": None,
     # Signed audit checkpoints (app.ledger.signing, docs/verify.md). The Ed25519 private key:
     # a PEM file, or the PEM text (or raw key in hex) in the environment; never the database.
     "AUDIT_SIGNING_KEY_FILE": None,

@@ -47,6 +47,9 @@ class Organisation:
     name: str
     ein: str | None = None
     address: str | None = None
+    #: The letterhead's logo (a PNG or JPEG file; ORG_LOGO_FILE): drawn on the PDF only, not
+    #: part of the letter's text or its content hash.
+    logo_file: str | None = None
 
 
 @dataclass(frozen=True)

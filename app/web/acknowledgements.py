@@ -67,7 +67,8 @@ class SendForm(FlaskForm):
 def _organisation() -> ack.Organisation:
     config = current_app.config
     return ack.Organisation(name=config["ORG_NAME"], ein=config.get("ORG_EIN") or None,
-                            address=config.get("ORG_ADDRESS") or None)
+                            address=config.get("ORG_ADDRESS") or None,
+                            logo_file=config.get("ORG_LOGO_FILE") or None)
 
 
 def _goods(description: str | None, value: str | None) -> ack.Goods | None | dict:

@@ -1,8 +1,9 @@
 """Documents for download: the disclosure as Markdown and PDF, and a small PDF writer.
 
-PDFs use fpdf2's built-in Helvetica, so nothing is read from the machine's fonts and the
-output is the same everywhere. Those fonts cover Latin-1 only: other characters are
-written as their closest Latin-1 form (dashes, quotes, accents stripped) or "?".
+PDFs embed DejaVu Sans (shipped in app/static/fonts, Bitstream Vera licence), so a
+donor named Жанна, Σοφία or Nguyễn prints as written, and nothing is read from the
+machine's fonts: the output is the same everywhere. fpdf2 embeds only the glyphs used.
+Scripts DejaVu Sans does not cover (Chinese, Japanese, Korean, ...) print as "?".
 """
 
 from __future__ import annotations
@@ -10,31 +11,41 @@ from __future__ import annotations
 import re
 import unicodedata
 from decimal import Decimal
+from functools import cache
+from pathlib import Path
 
 from fpdf import FPDF
 
 from app.ledger.acknowledgements import Letter, letter_text
 from policies.share import percent_text
 
-_REPLACEMENTS = {
-    "\u2013": "-", "\u2014": "-", "\u2212": "-", "\u2018": "'", "\u2019": "'", "\u201c": '"',
-    "\u201d": '"', "\u2026": "...", "\u2022": "*", "\u20ac": "EUR", "\u00a0": " ", "\u2192": "->",
-    "\u2264": "<=", "\u2265": ">=",
-}
+FONTS = Path(__file__).resolve().parents[1] / "static" / "fonts"
+FONT = "DejaVuSans"
 
 
-def latin1(text: object) -> str:
-    """Text the PDF core fonts can draw."""
-    result = []
-    for char in str(text):
-        char = _REPLACEMENTS.get(char, char)
-        try:
-            char.encode("latin-1")
-        except UnicodeEncodeError:
-            decomposed = unicodedata.normalize("NFKD", char).encode("latin-1", "ignore").decode()
-            char = decomposed or "?"
-        result.append(char)
-    return "".join(result)
+@cache
+def _covered() -> frozenset[int]:
+    """The code points DejaVu Sans draws (Latin, Greek, Cyrillic and more; not CJK)."""
+    from fontTools.ttLib import TTFont  # fpdf2's own dependency
+
+    return frozenset(TTFont(str(FONTS / "DejaVuSans.ttf")).getBestCmap())
+
+
+def pdf_text(text: object) -> str:
+    """Text for the PDF: the embedded font draws every script it covers. A character it does
+    not (CJK, say) is written as its decomposed form if that is drawable, else "?", so a
+    missing glyph shows instead of vanishing; control characters other than line breaks go."""
+    covered = _covered()
+    out = []
+    for ch in str(text):
+        if ch in "\n\t" or ord(ch) in covered:
+            out.append(ch)
+        elif unicodedata.category(ch) in ("Cc", "Cs"):
+            continue
+        else:
+            plain = unicodedata.normalize("NFKD", ch)
+            out.append(plain if plain and all(ord(c) in covered for c in plain) else "?")
+    return "".join(out)
 
 
 class PdfDocument:
@@ -42,17 +53,19 @@ class PdfDocument:
 
     def __init__(self, title: str, author: str = ""):
         self.pdf = FPDF(format="A4")
-        self.pdf.set_title(latin1(title))
+        self.pdf.add_font(FONT, "", str(FONTS / "DejaVuSans.ttf"))
+        self.pdf.add_font(FONT, "B", str(FONTS / "DejaVuSans-Bold.ttf"))
+        self.pdf.set_title(pdf_text(title))
         if author:
-            self.pdf.set_author(latin1(author))
+            self.pdf.set_author(pdf_text(author))
         self.pdf.set_margins(20, 20, 20)
         self.pdf.set_auto_page_break(True, margin=20)
         self.pdf.add_page()
 
     def _write(self, text: str, size: float, style: str = "", height: float | None = None,
                after: float = 0) -> None:
-        self.pdf.set_font("Helvetica", style, size)
-        self.pdf.multi_cell(0, height or size * 0.5, latin1(text), align="L", new_x="LMARGIN",
+        self.pdf.set_font(FONT, style, size)
+        self.pdf.multi_cell(0, height or size * 0.5, pdf_text(text), align="L", new_x="LMARGIN",
                             new_y="NEXT")
         if after:
             self.pdf.ln(after)
@@ -72,25 +85,25 @@ class PdfDocument:
 
     def rows(self, rows: list[tuple[str, str]], widths: tuple[int, int] = (35, 65)) -> None:
         """A two-column table: label, value."""
-        self.pdf.set_font("Helvetica", "", 10)
+        self.pdf.set_font(FONT, "", 10)
         with self.pdf.table(col_widths=widths, first_row_as_headings=False,
                             line_height=5.5, text_align="LEFT") as table:
             for label, value in rows:
                 row = table.row()
-                row.cell(latin1(label))
-                row.cell(latin1(value))
+                row.cell(pdf_text(label))
+                row.cell(pdf_text(value))
         self.pdf.ln(2)
 
     def table(self, header: list[str], rows: list[list[str]], widths: tuple[int, ...]) -> None:
-        self.pdf.set_font("Helvetica", "", 9)
+        self.pdf.set_font(FONT, "", 9)
         with self.pdf.table(col_widths=widths, line_height=5, text_align="LEFT") as table:
             head = table.row()
             for text in header:
-                head.cell(latin1(text))
+                head.cell(pdf_text(text))
             for values in rows:
                 row = table.row()
                 for text in values:
-                    row.cell(latin1(text))
+                    row.cell(pdf_text(text))
         self.pdf.ln(2)
 
     def output(self) -> bytes:
@@ -333,14 +346,29 @@ def disclosure_pdf(content: dict, published: dict | None = None) -> bytes:
 # --- acknowledgements -------------------------------------------------------------------------
 
 def letter_pdf(letter: Letter) -> bytes:
-    """An acknowledgement letter or annual statement (app.ledger.acknowledgements.Letter)."""
+    """An acknowledgement letter or annual statement (app.ledger.acknowledgements.Letter), on
+    the organisation's letterhead: its logo (ORG_LOGO_FILE) at the top right when set. The
+    letter's content hash identifies it in the PDF's metadata, not in what the donor reads."""
     title = ("Acknowledgement of your gift" if letter.kind == "gift"
              else f"Giving statement {letter.year}")
     doc = PdfDocument(f"{letter.organisation.name}: {title}", letter.organisation.name)
+    doc.pdf.set_subject(f"{letter.kind} acknowledgement"
+                        + (f" for gift {letter.gift_id}" if letter.gift_id
+                           else f" for {letter.year}")
+                        + f", donor {letter.donor_id}")
+    doc.pdf.set_keywords(f"content-sha256:{letter.content_hash()}")
+    logo = letter.organisation.logo_file
+    if logo and Path(logo).is_file():
+        doc.pdf.image(logo, x=doc.pdf.w - doc.pdf.r_margin - 40, y=doc.pdf.t_margin, w=40,
+                      h=16, keep_aspect_ratio=True)
+    blocks = letter_text(letter).split("\n\n")
+    # The first block is the letterhead (name, address, EIN): the organisation's name bold.
+    head = blocks[0].splitlines()
+    doc.paragraph(head[0], size=13, style="B")
+    if head[1:]:
+        doc.paragraph("\n".join(head[1:]), size=9.5)
+    doc.pdf.ln(4)
     doc.title(title)
-    for block in letter_text(letter).split("\n\n"):
+    for block in blocks[1:]:
         doc.paragraph(block)
-    doc.small(f"Reference: {letter.kind} acknowledgement"
-              + (f" for gift {letter.gift_id}" if letter.gift_id else f" for {letter.year}")
-              + f", donor {letter.donor_id}. Content SHA-256 {letter.content_hash()}.")
     return doc.output()

@@ -197,7 +197,10 @@ def test_sending_emails_the_letter_with_the_pdf_and_records_it(api, donor, web_a
                                                                            donor["id"], None)
     assert record.sent_to == "dana@example.org"
     assert record.content_hash == hashlib.sha256(record.content.encode()).hexdigest()
-    assert record.content_hash in pdf
+    # The hash identifies the PDF in its metadata, not in what the donor reads.
+    assert record.content_hash not in pdf
+    assert PdfReader(io.BytesIO(attachment.get_content())).metadata["/Keywords"] == (
+        f"content-sha256:{record.content_hash}")
     [entry] = audit(db, "acknowledgement.sent")
     assert entry.entity_id == record.id and entry.data["content_hash"] == record.content_hash
     assert entry.actor == "web:web-fundraiser@example.org"

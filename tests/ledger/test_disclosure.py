@@ -263,10 +263,12 @@ def test_markdown_and_pdf_carry_every_figure(api, ledger):
 
 
 def test_the_pdf_writes_characters_outside_latin_1_without_failing(api, ledger):
+    """The embedded font draws dashes, quotes, € and Cyrillic as written; what it has no
+    glyph for (CJK) shows as "?" rather than vanishing."""
     content = disclosure_of(api)
-    content["in_kind"][0]["description"] = "Zugang zu Modellen – “früh” € 日本"
+    content["in_kind"][0]["description"] = "Zugang zu Modellen – “früh” € Доступ 日本"
     text = pdf_text(disclosure_pdf(content))
-    assert 'Zugang zu Modellen - "früh" EUR ??' in text
+    assert "Zugang zu Modellen – “früh” € Доступ ??" in text
 
 
 @pytest.mark.parametrize(("query", "field"), [
