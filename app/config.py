@@ -71,6 +71,11 @@ DEFAULTS: dict[str, object] = {
     #: employer identification number (EIN).
     "ORG_ADDRESS": None,
     "ORG_EIN": None,
+    #: What the organisation is, one or two sentences for the public home page.
+    "ORG_DESCRIPTION": ("We test frontier AI systems for dangerous capabilities, and we stay "
+                        "independent of the labs whose models we evaluate."),
+    #: Where the public writes to (donate pages' "contact us", the home page), if set.
+    "ORG_CONTACT_EMAIL": None,
     #: A PNG or JPEG file printed at the top of letters' PDFs (the letterhead), if set.
     "ORG_LOGO_FILE": None,
     # Signed audit checkpoints (app.ledger.signing, docs/verify.md). The Ed25519 private key:

@@ -26,3 +26,5 @@ def register_filters(app: Flask) -> None:
     app.jinja_env.filters["amount"] = lambda minor, currency: format_amount(minor, currency)
     app.jinja_env.filters["percent"] = lambda value, places=1: percent_text(value, places)
     app.jinja_env.globals["ORG_NAME"] = app.config["ORG_NAME"]
+    app.jinja_env.globals["ORG_DESCRIPTION"] = app.config.get("ORG_DESCRIPTION") or ""
+    app.jinja_env.globals["ORG_CONTACT_EMAIL"] = app.config.get("ORG_CONTACT_EMAIL") or None
