@@ -31,7 +31,7 @@ from app.web.access import get_or_404, role_required
 from app.web.changes import pending_message
 from app.web.contacts import KIND_LABELS as INTERACTION_LABELS
 from app.web.contacts import interaction_form, task_form
-from app.web.formtools import INVALID, attempt, blank_to_none, page_of
+from app.web.formtools import INVALID, attempt, blank_to_none, ordered, page_of, sort_from_args
 from app.web.organizations import coverage_label, organization_choices
 from app.web.pledges import schedule_totals
 from models import (
@@ -147,8 +147,12 @@ def giving_totals(session: Session, donor_ids: list[int], currency: str) -> dict
     return {donor_id: GivingTotals(int(total or 0), last) for donor_id, total, last in rows}
 
 
+#: The donor list's sortable columns (?sort=KEY&dir=asc|desc).
+DONOR_SORT = {"name": func.lower(Donor.name), "id": Donor.id, "type": Donor.type}
+
+
 def _search(term: str):
-    query = select(Donor).order_by(func.lower(Donor.name), Donor.id)
+    query = select(Donor)
     if not term:
         return query
     org_ids = OrganizationNames(get_session()).containing(term)
@@ -178,7 +182,8 @@ def index():
     session = get_session()
     st = state()
     term = request.args.get("q", "").strip()[:200]
-    page, donors = page_of(session, _search(term))
+    sort = sort_from_args(DONOR_SORT, "name", descending=False, desc_first=("id",))
+    page, donors = page_of(session, _search(term).order_by(*ordered(sort, DONOR_SORT, Donor.id)))
     ids = [d.id for d in donors]
     org_names = dict(session.execute(
         select(Organization.id, Organization.name)
@@ -188,7 +193,7 @@ def index():
         "donors/index.html", donors=donors, page=page, q=term,
         totals=giving_totals(session, ids, st.reporting_currency),
         affiliations=_current_affiliations(session, ids, st.today()), org_names=org_names,
-        currency=st.reporting_currency, category_labels=CATEGORY_LABELS,
+        currency=st.reporting_currency, category_labels=CATEGORY_LABELS, sort=sort,
     )
 
 

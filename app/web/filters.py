@@ -22,6 +22,10 @@ def day(value) -> Markup | str:
 
 def register_filters(app: Flask) -> None:
     app.jinja_env.filters["day"] = day
+    from app.web.formtools import list_url, page_links  # noqa: PLC0415 (app.web imports this)
+
+    app.jinja_env.globals["list_url"] = list_url
+    app.jinja_env.globals["page_links"] = page_links
     app.jinja_env.filters["money"] = lambda minor, currency: display_amount(minor, currency)
     app.jinja_env.filters["amount"] = lambda minor, currency: format_amount(minor, currency)
     app.jinja_env.filters["percent"] = lambda value, places=1: percent_text(value, places)

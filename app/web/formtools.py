@@ -7,12 +7,12 @@ shown on the field the user must correct; nothing is written.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from math import ceil
 from typing import TypeVar
 
-from flask import request
+from flask import request, url_for
 from flask_wtf import FlaskForm
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -136,3 +136,73 @@ def page_of(session: Session, query, per_page: int = 25) -> tuple[Page, list]:
     page = page_number(total, per_page)
     rows = session.execute(query.offset(page.offset).limit(per_page)).scalars().all()
     return page, list(rows)
+
+
+# --- sorting and page links ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Sort:
+    """How a list is sorted: ?sort=KEY&dir=asc|desc, KEY one of the list's sortable columns.
+    An unknown key or direction falls back to the list's default (never an error: these are
+    links people share)."""
+
+    key: str
+    descending: bool
+    #: Keys whose first click sorts descending (dates, amounts: the newest or largest first).
+    desc_first: frozenset[str]
+
+    def next_dir(self, key: str) -> str:
+        """The direction the column's header link asks for: the other one if the list is
+        sorted by it, else the column's natural first direction."""
+        if key == self.key:
+            return "asc" if self.descending else "desc"
+        return "desc" if key in self.desc_first else "asc"
+
+    def aria(self, key: str) -> str:
+        if key != self.key:
+            return "none"
+        return "descending" if self.descending else "ascending"
+
+
+def sort_from_args(keys: Collection[str], default: str, *, descending: bool,
+                   desc_first: Collection[str] = ()) -> Sort:
+    key = request.args.get("sort", "")
+    if key not in keys:
+        return Sort(default, descending, frozenset(desc_first))
+    direction = request.args.get("dir", "")
+    if direction not in ("asc", "desc"):
+        direction = "desc" if key in desc_first else "asc"
+    return Sort(key, direction == "desc", frozenset(desc_first))
+
+
+def ordered(sort: Sort, columns: Mapping[str, object], tiebreak) -> list:
+    """ORDER BY for `sort`: its column, then `tiebreak` (a unique column) the same way, so
+    pages never overlap or skip a row."""
+    column = columns[sort.key]
+    if sort.descending:
+        return [column.desc(), tiebreak.desc()]
+    return [column.asc(), tiebreak.asc()]
+
+
+def list_url(**changes) -> str:
+    """This list's address with some query arguments changed (None removes one): the sort
+    links and page numbers keep the filters in force."""
+    args = request.args.to_dict()
+    for key, value in changes.items():
+        if value is None:
+            args.pop(key, None)
+        else:
+            args[key] = value
+    return url_for(request.endpoint, **(request.view_args or {}), **args)
+
+
+def page_links(number: int, pages: int, around: int = 2) -> list[int | None]:
+    """Page numbers to link: the first, the last, and `around` either side of the current
+    one; None marks a gap. 1 … 4 5 [6] 7 8 … 20."""
+    shown = sorted({1, pages, *range(max(1, number - around), min(pages, number + around) + 1)})
+    links: list[int | None] = []
+    for n in shown:
+        if links and n - (links[-1] or 0) > 1:
+            links.append(None)
+        links.append(n)
+    return links

@@ -27,6 +27,7 @@ from app.http_errors import answer_for
 from app.ledger.gifts import record_gift, refund_gift
 from app.web.access import get_or_404, role_required
 from app.web.decisions import OUTCOME_WORDS, decision_views, user_emails
+from app.web.formtools import ordered, sort_from_args
 from app.web.gift_forms import (
     KINDS,
     PURPOSES,
@@ -106,6 +107,12 @@ def _filters() -> Filters:
                    _date_arg("from", "From", errors), _date_arg("to", "To", errors), tuple(errors))
 
 
+#: The gift list's sortable columns (?sort=KEY&dir=asc|desc). Amounts sort by their value in
+#: the reporting currency: gifts in different currencies compare only there.
+SORT_COLUMNS = {"id": Gift.id, "received": Gift.received_on, "donor": func.lower(Donor.name),
+                "reporting": Gift.reporting_amount_minor, "status": Gift.status}
+
+
 @bp.get("/")
 @role_required(READ)
 def index():
@@ -124,14 +131,16 @@ def index():
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     pages = max(1, math.ceil(total / PER_PAGE))
     page = min(max(request.args.get("page", 1, type=int) or 1, 1), pages)
+    sort = sort_from_args(SORT_COLUMNS, "received", descending=True,
+                          desc_first=("received", "reporting", "id"))
     rows = session.execute(
-        query.order_by(Gift.received_on.desc(), Gift.id.desc())
+        query.order_by(*ordered(sort, SORT_COLUMNS, Gift.id))
         .offset((page - 1) * PER_PAGE).limit(PER_PAGE)
     ).all()
     latest = _latest_decision_kinds(session, [gift.id for gift, _ in rows])
     return render_template(
         "gifts/index.html", rows=rows, latest=latest, filters=filters, total=total, page=page,
-        pages=pages, statuses=GIFT_STATUSES, kinds=KINDS,
+        pages=pages, statuses=GIFT_STATUSES, kinds=KINDS, sort=sort,
     )
 
 

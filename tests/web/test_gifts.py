@@ -154,7 +154,7 @@ def test_list_is_paginated(api, world, web_as):
     assert "27.00 USD" in first and ">1.00 USD" not in first  # newest first
     second = text(viewer.get("/staff/gifts/?page=2"))
     assert ">1.00 USD" in second and ">2.00 USD" in second and "27.00 USD" not in second
-    assert "← Newer" in second
+    assert "← Previous" in second and "Page 2 of 2 (27 in all)" in second
     assert viewer.get("/staff/gifts/?page=99").status_code == 200
 
 
