@@ -37,7 +37,7 @@ from models.online import (
 from models.parties import Affiliation, Donor, DonorMerge, Organization
 from models.pledges import IllegalPledgeTransition, Pledge, PledgeInstalment, move_pledge
 from models.policy_versions import PolicyVersion
-from models.public_support import SupportClass, SupportLink, UnusualGrant
+from models.public_support import SupportClass, SupportFactRemoval, SupportLink, UnusualGrant
 from models.users import LINK_PURPOSES, ROLES, AccountLink, ApiToken, SignInThrottle, User
 
 # Append-only in the ORM (models.gifts) and in the database (models.append_only).
@@ -93,6 +93,7 @@ __all__ = [
     "StripeSettlement",
     "StripeUnmatchedEvent",
     "SupportClass",
+    "SupportFactRemoval",
     "SupportLink",
     "UnusualGrant",
     "Task",

@@ -1,7 +1,10 @@
 """What the public-support test (policies.public_support) needs beyond gifts and donors:
 donors treated as one contributor, donors whose gifts are not limited, and gifts a reviewer
 marked as unusual grants. Every row is written and removed through
-app.ledger.public_support, with an audit entry."""
+app.ledger.public_support, with an audit entry that seals it (app.ledger.row_hashes). The
+reasons people type stay on these rows, never in the audit entries (personal data in a
+chain that is kept forever): a removed or replaced fact leaves a support_fact_removal row
+with what it said and why it went."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from models.base import in_list, utcnow
 
 SUPPORT_RELATIONS = ("spouse", "family", "controlled_entity")
 SUPPORT_CLASSES = ("governmental_unit", "public_charity")
+SUPPORT_FACTS = ("support_link", "support_class", "unusual_grant")
 
 
 class SupportLink(SQLModel, table=True):
@@ -63,6 +67,32 @@ class UnusualGrant(SQLModel, table=True):
     reason: str = Field(sa_column=Column(Text, nullable=False))
     marked_by_id: int | None = Field(default=None, foreign_key="staff_user.id")
     marked_at: datetime = Field(default_factory=utcnow)
+
+
+class SupportFactRemoval(SQLModel, table=True):
+    """A public-support fact removed, or replaced by another (a donor's class changed), or
+    dropped by a merge of donor records: what it said, the reason it was recorded with,
+    and why it went. Written once, never changed; the audit entry names it by id."""
+
+    __tablename__ = "support_fact_removal"
+    __table_args__ = (CheckConstraint(in_list("fact", SUPPORT_FACTS), name="fact"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    #: Which table the fact was a row of.
+    fact: str = Field(max_length=20)
+    #: That row's key: the link's id, the donor's id (a class), the gift's id (a grant).
+    row_key: int = Field(index=True)
+    #: The donors of a link (smaller id first), or the class's donor; None for a grant.
+    donor_id: int | None = Field(default=None, foreign_key="donor.id")
+    other_donor_id: int | None = Field(default=None, foreign_key="donor.id")
+    #: The link's relation or the donor's class; None for a grant.
+    was: str | None = Field(default=None, max_length=20)
+    #: The reason the fact was recorded with.
+    was_because: str = Field(sa_column=Column(Text, nullable=False))
+    #: Why it was removed or replaced.
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    removed_by_id: int | None = Field(default=None, foreign_key="staff_user.id")
+    removed_at: datetime = Field(default_factory=utcnow)
 
 
 # --- inputs (the JSON API's bodies; shape only, the ledger checks the rest) ---------------

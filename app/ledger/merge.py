@@ -42,11 +42,13 @@ from policies import Policy
 #:   its own, and the import follows donor_merge from it;
 #: - attribution.donor_id: a gift attributed to both records gets one combined share.
 #: - support_link, support_class: the public-support facts (app.ledger.public_support
-#:   .merge_facts: a link between the two records goes; no second class or duplicate link).
+#:   .merge_facts: a link between the two records goes; no second class or duplicate link;
+#:   it seals what it writes); support_fact_removal: history, it keeps the ids it named.
 _HANDLED_APART = {("donor_merge", "duplicate_id"), ("donor_merge", "survivor_id"),
                   ("donor_external_id", "donor_id"), ("attribution", "donor_id"),
                   ("support_link", "donor_id"), ("support_link", "other_donor_id"),
-                  ("support_class", "donor_id")}
+                  ("support_class", "donor_id"), ("support_fact_removal", "donor_id"),
+                  ("support_fact_removal", "other_donor_id")}
 
 
 @dataclass
@@ -162,7 +164,8 @@ def merge_donors(session: Session, survivor_id: int, duplicate_id: int, actor: A
             to_rescreen.setdefault(gift.id, gift)
 
         removed_attributions = _move_attributions(session, survivor, duplicate, result)
-        result.moved.update(merge_facts(session, survivor.id, duplicate.id))
+        facts_moved, facts_sealed = merge_facts(session, survivor.id, duplicate.id)
+        result.moved.update(facts_moved)
         for model, column in _donor_references():
             if (column.table.name, column.name) in _HANDLED_APART:
                 continue
@@ -210,9 +213,10 @@ def merge_donors(session: Session, survivor_id: int, duplicate_id: int, actor: A
                 select(DonorMerge).where(DonorMerge.duplicate_id.in_(
                     result.repointed_merged_ids))
                 .execution_options(populate_existing=True)).scalars().all()
+        sealed += facts_sealed
         for name, ids in result.moved.items():
             table = name.split(".", 1)[0]
-            if table in row_hashes.SEALED and ids:
+            if table in row_hashes.SEALED and ids and name not in facts_moved:
                 model = row_hashes.SEALED[table].model
                 sealed += session.execute(
                     select(model).where(model.id.in_(ids))

@@ -23,13 +23,14 @@ from sqlmodel import Session
 from app.db.locking import ledger_write
 from app.db.lookups import one_of
 from app.errors import NotAllowed, NotFound, ValidationFailed
-from app.ledger import audit
+from app.ledger import audit, row_hashes
 from app.ledger.audit import Actor
-from models import Attribution, Donor, Gift, Organization, Refund
+from models import Attribution, Donor, Gift, Organization, Refund, utcnow
 from models.public_support import (
     SUPPORT_CLASSES,
     SUPPORT_RELATIONS,
     SupportClass,
+    SupportFactRemoval,
     SupportLink,
     UnusualGrant,
 )
@@ -208,9 +209,23 @@ def _donor(session: Session, donor_id: int, field: str = "donor_id") -> Donor:
     return donor
 
 
+def _removal(session: Session, fact: str, row_key: int, *, was: str | None, was_because: str,
+             reason: str, by: int | None, donors: tuple[int | None, int | None] = (None, None)
+             ) -> SupportFactRemoval:
+    """What a removed or replaced fact said and why it went, kept on a row of its own: the
+    reasons are people's words and stay out of the audit entries (which name the row)."""
+    row = SupportFactRemoval(fact=fact, row_key=row_key, donor_id=donors[0],
+                             other_donor_id=donors[1], was=was, was_because=was_because,
+                             reason=reason, removed_by_id=by)
+    session.add(row)
+    session.flush()
+    return row
+
+
 def link_donors(session: Session, donor_id: int, other_donor_id: int, relation: str,
                 reason: str, actor: Actor) -> SupportLink:
-    """Treat two donors as one contributor (a spouse, family, a controlled entity)."""
+    """Treat two donors as one contributor (a spouse, family, a controlled entity). The
+    reason stays on the row; the audit entry seals the row and names no words of it."""
     _reviewer(actor, "say two donors are one contributor")
     reason = _reason(reason)
     if relation not in SUPPORT_RELATIONS:
@@ -230,8 +245,8 @@ def link_donors(session: Session, donor_id: int, other_donor_id: int, relation: 
         session.add(link)
         session.flush()
         audit.append(session, actor, "public_support.linked", "donor", low, {
-            "link_id": link.id, "donor_ids": [low, high], "relation": relation,
-            "reason": reason})
+            "link_id": link.id, "donor_ids": [low, high], "relation": relation},
+            sealed=[link])
     return link
 
 
@@ -242,16 +257,20 @@ def unlink_donors(session: Session, link_id: int, reason: str, actor: Actor) -> 
         link = session.get(SupportLink, link_id)
         if link is None:
             raise NotFound("support link", link_id)
+        removal = _removal(session, "support_link", link.id, was=link.relation,
+                           was_because=link.reason, reason=reason, by=actor.user_id,
+                           donors=(link.donor_id, link.other_donor_id))
         data = {"link_id": link.id, "donor_ids": [link.donor_id, link.other_donor_id],
-                "relation": link.relation, "reason": reason, "was_because": link.reason}
+                "relation": link.relation, "removal_id": removal.id}
         session.execute(delete(SupportLink).where(SupportLink.id == link_id))
         audit.append(session, actor, "public_support.unlinked", "donor", data["donor_ids"][0],
-                     data)
+                     data, sealed=[removal, row_hashes.removed(SupportLink, link_id)])
 
 
 def set_support_class(session: Session, donor_id: int, support_class: str, reason: str,
                       actor: Actor) -> SupportClass:
-    """Record that a donor is a governmental unit or a publicly supported charity."""
+    """Record that a donor is a governmental unit or a publicly supported charity. A class
+    already recorded is replaced: what it said goes to a support_fact_removal row."""
     _reviewer(actor, "set a donor's public-support class")
     reason = _reason(reason)
     if support_class not in SUPPORT_CLASSES:
@@ -260,15 +279,23 @@ def set_support_class(session: Session, donor_id: int, support_class: str, reaso
         _donor(session, donor_id)
         row = session.get(SupportClass, donor_id)
         before = row.support_class if row else None
+        sealed: list = []
+        data: dict = {"before": before, "after": support_class}
         if row is None:
             row = SupportClass(donor_id=donor_id, support_class=support_class, reason=reason,
                                set_by_id=actor.user_id)
             session.add(row)
         else:
+            removal = _removal(session, "support_class", donor_id, was=row.support_class,
+                               was_because=row.reason, reason=reason, by=actor.user_id,
+                               donors=(donor_id, None))
+            sealed.append(removal)
+            data["removal_id"] = removal.id
             row.support_class, row.reason, row.set_by_id = support_class, reason, actor.user_id
+            row.set_at = utcnow()
         session.flush()
-        audit.append(session, actor, "public_support.class_set", "donor", donor_id, {
-            "before": before, "after": support_class, "reason": reason})
+        audit.append(session, actor, "public_support.class_set", "donor", donor_id, data,
+                     sealed=[row, *sealed])
     return row
 
 
@@ -280,9 +307,13 @@ def clear_support_class(session: Session, donor_id: int, reason: str, actor: Act
         if row is None:
             raise NotFound("public-support class of donor", donor_id)
         before = row.support_class
+        removal = _removal(session, "support_class", donor_id, was=before,
+                           was_because=row.reason, reason=reason, by=actor.user_id,
+                           donors=(donor_id, None))
         session.execute(delete(SupportClass).where(SupportClass.donor_id == donor_id))
         audit.append(session, actor, "public_support.class_cleared", "donor", donor_id, {
-            "before": before, "reason": reason})
+            "before": before, "removal_id": removal.id},
+            sealed=[removal, row_hashes.removed(SupportClass, donor_id)])
 
 
 def mark_unusual_grant(session: Session, gift_id: int, reason: str,
@@ -299,7 +330,7 @@ def mark_unusual_grant(session: Session, gift_id: int, reason: str,
         session.add(row)
         session.flush()
         audit.append(session, actor, "public_support.unusual_grant", "gift", gift_id,
-                     {"reason": reason})
+                     {"gift_id": gift_id}, sealed=[row])
     return row
 
 
@@ -307,20 +338,29 @@ def unmark_unusual_grant(session: Session, gift_id: int, reason: str, actor: Act
     _reviewer(actor, "unmark an unusual grant")
     reason = _reason(reason)
     with ledger_write(session):
-        if session.get(UnusualGrant, gift_id) is None:
+        row = session.get(UnusualGrant, gift_id)
+        if row is None:
             raise NotFound("unusual grant", gift_id)
+        removal = _removal(session, "unusual_grant", gift_id, was=None,
+                           was_because=row.reason, reason=reason, by=actor.user_id)
         session.execute(delete(UnusualGrant).where(UnusualGrant.gift_id == gift_id))
         audit.append(session, actor, "public_support.unusual_grant_removed", "gift", gift_id,
-                     {"reason": reason})
+                     {"gift_id": gift_id, "removal_id": removal.id},
+                     sealed=[removal, row_hashes.removed(UnusualGrant, gift_id)])
 
 
-def merge_facts(session: Session, survivor_id: int, duplicate_id: int) -> dict[str, list[int]]:
+def merge_facts(session: Session, survivor_id: int, duplicate_id: int
+                ) -> tuple[dict[str, list[int]], list]:
     """Carry the duplicate's public-support facts to the survivor when two donor records
     are merged (app.ledger.merge): a link between the two records disappears (they are one
     donor now); the duplicate's other links move, written smaller id first, unless the
-    survivor already has that link; its class moves unless the survivor has one. Inside the
-    merge's transaction; returns "table.column" -> the ids moved or removed, for its audit."""
+    survivor already has that link; its class moves unless the survivor has one. A fact
+    dropped leaves a support_fact_removal row. Inside the merge's transaction; returns
+    ("table.column" -> the ids moved or removed, for its audit; the seals of every row
+    written or removed, for the same entry)."""
     done: dict[str, list[int]] = {}
+    sealed: list = []
+    why = f"donor {duplicate_id} merged into donor {survivor_id}"
     for link in session.execute(select(SupportLink).where(
             (SupportLink.donor_id == duplicate_id)
             | (SupportLink.other_donor_id == duplicate_id))).scalars().all():
@@ -330,21 +370,33 @@ def merge_facts(session: Session, survivor_id: int, duplicate_id: int) -> dict[s
             SupportLink.donor_id == low, SupportLink.other_donor_id == high)).first()
         if exists:
             done.setdefault("support_link.removed", []).append(link.id)
+            sealed += [_removal(session, "support_link", link.id, was=link.relation,
+                                was_because=link.reason, reason=why, by=None,
+                                donors=(link.donor_id, link.other_donor_id)),
+                       row_hashes.removed(SupportLink, link.id)]
             session.delete(link)
         else:
             done.setdefault("support_link.moved", []).append(link.id)
             link.donor_id, link.other_donor_id = low, high
+            sealed.append(link)
         session.flush()
     row = session.get(SupportClass, duplicate_id)
     if row is not None:
         keep = session.get(SupportClass, survivor_id) is None
         cls, reason, set_by, set_at = row.support_class, row.reason, row.set_by_id, row.set_at
+        if not keep:
+            sealed.append(_removal(session, "support_class", duplicate_id, was=cls,
+                                   was_because=reason, reason=why, by=None,
+                                   donors=(duplicate_id, None)))
         session.delete(row)
         session.flush()
+        sealed.append(row_hashes.removed(SupportClass, duplicate_id))
         if keep:
-            session.add(SupportClass(donor_id=survivor_id, support_class=cls, reason=reason,
-                                     set_by_id=set_by, set_at=set_at))
+            moved = SupportClass(donor_id=survivor_id, support_class=cls, reason=reason,
+                                 set_by_id=set_by, set_at=set_at)
+            session.add(moved)
             session.flush()
+            sealed.append(moved)
         done.setdefault("support_class.moved" if keep else "support_class.removed",
                         []).append(duplicate_id)
-    return done
+    return done, sealed

@@ -47,6 +47,10 @@ from models import (
     Refund,
     RosterEntry,
     StripeDispute,
+    SupportClass,
+    SupportFactRemoval,
+    SupportLink,
+    UnusualGrant,
     User,
 )
 
@@ -126,6 +130,14 @@ SEALED: dict[str, Sealed] = {s.table: s for s in (
         "declared_employer", "declared_lab_id", "declared_senior", "via_daf", "daf_sponsor",
         "daf_advisor", "donor_created", "declaration_state", "declaration_gift_id",
         "anonymous", "preview_outcome", "policy_version", "reference", "created_at")),
+    # The public-support facts: who counts as one contributor, who is not limited to 2%,
+    # which gifts are left out as unusual grants; and what a removed one said. They change
+    # the percentage the organisation files (docs/public-support.md). Reasons included: a
+    # hash only, the words stay on the row (the audit entries carry none of them).
+    _all_columns(SupportLink),
+    _all_columns(SupportClass, key="donor_id"),
+    _all_columns(UnusualGrant, key="gift_id"),
+    _all_columns(SupportFactRemoval),
 )}
 
 _BY_MODEL: dict[type, Sealed] = {s.model: s for s in SEALED.values()}

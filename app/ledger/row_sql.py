@@ -119,7 +119,7 @@ def _canonical(sealed: Sealed, dialect: str) -> tuple[str, str] | None:
     """(SQL for the row's canonical text, SQL for "SQL spells this row as Python does"), or
     None where the table cannot be spelled in SQL."""
     table = sealed.model.__table__
-    if "id" not in sealed.columns or dialect not in ("postgresql", "sqlite"):
+    if sealed.key not in sealed.columns or dialect not in ("postgresql", "sqlite"):
         return None
     kinds = [_kind(table.c[name]) for name in sealed.columns]
     if None in kinds:
@@ -136,13 +136,15 @@ def _canonical(sealed: Sealed, dialect: str) -> tuple[str, str] | None:
 
 
 def _select(sealed: Sealed, value: str):
-    # Only names from the models' metadata and this module's own SQL; no input.
-    sql = f"SELECT {_quote('id')}, {value} FROM {_quote(sealed.table)} ORDER BY {_quote('id')}"  # noqa: S608  # nosec B608
+    # Only names from the models' metadata and this module's own SQL; no input. The key is
+    # the row's integer id ("id", or donor_id / gift_id / duplicate_id: row_hashes.Sealed).
+    key = _quote(sealed.key)
+    sql = f"SELECT {key}, {value} FROM {_quote(sealed.table)} ORDER BY {key}"  # noqa: S608  # nosec B608
     return text(sql)
 
 
 def digest_query(sealed: Sealed, dialect: str):
-    """SELECT id, row hash FROM the table ORDER BY id, the hash computed by the database;
+    """SELECT key, row hash FROM the table ORDER BY key, the hash computed by the database;
     None where the table cannot be spelled in SQL (hash it in Python). On SQLite a row's
     hash is NULL where SQL might not read it as Python does."""
     spelled = _canonical(sealed, dialect)

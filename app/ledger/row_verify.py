@@ -158,8 +158,8 @@ def _digests(conn: Connection, sealed: Sealed, batch: int) -> Iterator[tuple[int
     for row_id, digest in _stream(conn, by_sql, batch):
         if digest is None:  # stored in a form SQL might read otherwise: Python hashes it
             try:
-                row = conn.execute(select(*read_columns(sealed)).where(columns.id == row_id)
-                                   ).one()
+                row = conn.execute(select(*read_columns(sealed))
+                                   .where(columns[sealed.key] == row_id)).one()
                 digest = stored_row_hash(sealed, row)
             except (ValueError, OverflowError):
                 # A value no column of its type can hold ('infinity' typed into a date on

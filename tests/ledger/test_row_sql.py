@@ -61,7 +61,8 @@ def _compare(database_url: str) -> dict[str, int]:
 @pytest.fixture
 def ledger(api, api_as):
     """Rows in most sealed tables: organisations, donors, an affiliation, gifts with their
-    decisions and attributions, a refund, a review."""
+    decisions and attributions, a refund, a review, and the public-support facts (a link,
+    a class, an unusual grant, and a removed link's record)."""
     w = World(api)
     made = gift(api, w.donor["id"], "100.00", DAY)
     ok(api_as("finance").post(f"/gifts/{made['id']}/refund",
@@ -71,13 +72,28 @@ def ledger(api, api_as):
                                {"outcome": "accept", "reason": "fine by me"}))
     boss = person(api, "Bo Boss")
     affiliate(api, boss["id"], w.lab["id"], senior=True, title="VP")
+    spouse = person(api, "Sam Spouse")
+    reviewer = api_as("reviewer")
+    ok(reviewer.post("/public-support/links", {
+        "donor_id": w.donor["id"], "other_donor_id": spouse["id"], "relation": "spouse",
+        "reason": AWKWARD}))
+    gone = ok(reviewer.post("/public-support/links", {
+        "donor_id": boss["id"], "other_donor_id": spouse["id"], "relation": "family",
+        "reason": "cousins"}))
+    ok(reviewer.delete(f"/public-support/links/{gone['id']}", json={"reason": "not cousins"}),
+       200)
+    ok(reviewer.post("/public-support/classes", {
+        "donor_id": boss["id"], "support_class": "public_charity", "reason": "IRS letter é"}))
+    ok(reviewer.post("/public-support/unusual-grants", {
+        "gift_id": made["id"], "reason": "a bequest\nfrom a stranger"}))
     return {"gift": made["id"], "held": held["id"]}
 
 
 def test_the_database_hashes_every_sealed_row_as_python_does(ledger, database_url):
     compared = _compare(database_url)
     for table in ("organization", "donor", "affiliation", "gift", "decision", "attribution",
-                  "refund"):
+                  "refund", "support_link", "support_class", "unusual_grant",
+                  "support_fact_removal"):
         assert compared[table] > 0, table
 
 
@@ -153,11 +169,12 @@ def test_the_canonical_text_is_python_s(ledger, database_url):
                 spelled_tables.add(sealed.table)
                 columns = sealed.model.__table__.c
                 rows = conn.execute(select(*[columns[c] for c in sealed.columns])).mappings()
-                python = {row["id"]: canonical(sealed, row) for row in rows}
+                python = {row[sealed.key]: canonical(sealed, row) for row in rows}
                 spelled = dict(conn.execute(query).all())
                 assert spelled == python, sealed.table
             # The large tables, at least, are hashed by the database.
-            assert {"gift", "decision", "attribution", "donor", "refund"} <= spelled_tables
+            assert {"gift", "decision", "attribution", "donor", "refund", "support_link",
+                    "support_class", "unusual_grant", "support_fact_removal"} <= spelled_tables
     finally:
         engine.dispose()
 
