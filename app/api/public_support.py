@@ -11,7 +11,7 @@ from flask import g, jsonify, request
 from app.api.access import MAX_ID, ApiError, parse_body, query_choice, query_date, query_int, require
 from app.api.idempotency import recording
 from app.api.routes import _created, bp
-from app.auth.roles import READ
+from app.auth.roles import READ, allowed
 from app.db import get_session
 from app.extensions import state
 from app.ledger import public_support as ledger
@@ -21,6 +21,7 @@ from app.ledger.public_support_forecast import (
     forecast_data,
     support_forecast,
 )
+from app.ledger.schedule_b import STAFF_COPY_PERMISSION, staff_copy_seen
 from app.presenters.public_support import (
     SCHEDULE_B_COPIES,
     public_support_data,
@@ -49,11 +50,20 @@ def public_support():
 @bp.get("/public-support/schedule-b")
 @require(READ)
 def schedule_b():
-    """The Schedule B worksheet: copy=staff (names and addresses) or public (without)."""
+    """The Schedule B worksheet: copy=staff (names and addresses; the default, as before) or
+    public (without). The staff copy needs the export permission (403 otherwise) and each
+    view of it is audited as an export."""
     today = state().today()
     year = query_int("year", today.year - 1, 1900, today.year)
     copy = query_choice("copy", SCHEDULE_B_COPIES) or "staff"
-    return jsonify(schedule_b_data(get_session(), year, state().reporting_currency, copy))
+    if copy == "staff" and not allowed(g.actor.role, STAFF_COPY_PERMISSION):
+        raise ApiError(403, f"role {g.actor.role!r} may not see the staff copy "
+                            f"({STAFF_COPY_PERMISSION}); ask for copy=public")
+    session = get_session()
+    data = schedule_b_data(session, year, state().reporting_currency, copy)
+    if copy == "staff":
+        staff_copy_seen(session, g.actor, year, "json", len(data["contributors"]))
+    return jsonify(data)
 
 
 @bp.get("/public-support/forecast")

@@ -11,11 +11,27 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from app.db.locking import ledger_write
 from app.errors import NotAllowed
+from app.ledger import audit
+from app.ledger.audit import Actor
 from app.ledger.public_support import public_support
 from models import Donor, Gift, Refund
 from policies.public_support import PublicSupportRules
 from policies.schedule_b import ScheduleB, YearGift, schedule_b
+
+#: Who may see the staff copy (contributors' names and postal addresses), on the page, in
+#: the API and as CSV: those who may export the ledger. The public copy is everyone's.
+STAFF_COPY_PERMISSION = "exports"
+
+
+def staff_copy_seen(session: Session, actor: Actor, year: int, how: str,
+                    contributors: int) -> None:
+    """Audit one view of the staff copy, as an export: who, when, which year, how (html,
+    json, csv) and how many contributors it named. Ids and counts only, no names."""
+    with ledger_write(session):
+        audit.append(session, actor, "export.schedule_b_staff", "export", None, {
+            "year": year, "copy": "staff", "format": how, "contributors": contributors})
 
 
 @dataclass

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from datetime import date
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, Response, abort, g, render_template, request
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -22,6 +22,7 @@ from app.ledger.public_support_forecast import (
     forecast_data,
     support_forecast,
 )
+from app.ledger.schedule_b import STAFF_COPY_PERMISSION, staff_copy_seen
 from app.presenters.public_support import (
     SCHEDULE_B_COPIES,
     SCHEDULE_B_HEADER,
@@ -92,13 +93,26 @@ def _copy(default: str = "staff") -> str:
     return copy
 
 
+def _staff_copy_allowed(copy: str) -> None:
+    """The staff copy names contributors and their postal addresses: an export (403 for a
+    role that may not export)."""
+    if copy == "staff" and not current_user.can(STAFF_COPY_PERMISSION):
+        abort(403)
+
+
 @bp.get("/schedule-b")
 @role_required(READ)
 def schedule_b():
+    """The worksheet: the staff copy for those who may see it (audited at each view), else
+    the public copy; asking for the staff copy without the permission is a 403."""
     today = state().today()
     year = _year(today.year - 1, today.year)
-    copy = _copy()
-    data = schedule_b_data(get_session(), year, state().reporting_currency, copy)
+    copy = _copy("staff" if current_user.can(STAFF_COPY_PERMISSION) else "public")
+    _staff_copy_allowed(copy)
+    session = get_session()
+    data = schedule_b_data(session, year, state().reporting_currency, copy)
+    if copy == "staff":
+        staff_copy_seen(session, g.actor, year, "html", len(data["contributors"]))
     return render_template("public_support/schedule_b.html", data=data, year=year, copy=copy,
                            choices=list(range(today.year, today.year - 8, -1)))
 
@@ -107,14 +121,16 @@ def schedule_b():
 @role_required(READ)
 def schedule_b_csv():
     """The worksheet as CSV, every cell neutralised against spreadsheet formulas. The staff
-    copy (names and addresses) is an export: finance and admins only, as other exports; the
-    public copy is the default."""
+    copy (names and addresses) is an export: finance and admins only, as other exports, and
+    audited; the public copy is the default."""
     today = state().today()
     year = _year(today.year - 1, today.year)
     copy = _copy("public")
-    if copy == "staff" and not current_user.can("exports"):
-        abort(403)
-    data = schedule_b_data(get_session(), year, state().reporting_currency, copy)
+    _staff_copy_allowed(copy)
+    session = get_session()
+    data = schedule_b_data(session, year, state().reporting_currency, copy)
+    if copy == "staff":
+        staff_copy_seen(session, g.actor, year, "csv", len(data["contributors"]))
     body = "".join(csv_chunks(SCHEDULE_B_HEADER[copy], schedule_b_rows(data)))
     return Response(body, mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="schedule-b-{year}-{copy}.csv"',

@@ -205,3 +205,28 @@ def test_merging_donor_records_carries_their_public_support_facts(api):
     assert group["unlimited"] is True
     assert group["donors"][0]["id"] == alice["id"]
     assert group["donors"][0]["support_class"] == "public_charity"
+
+
+def test_the_staff_copy_needs_the_export_permission_and_each_view_is_audited(app, api, api_as,
+                                                                              example):
+    """Names and postal addresses are an export's (finance, admin): a role that may only
+    read gets 403 for the staff copy, which stays the default (its meaning unchanged), and
+    the public copy as before. Each view of the staff copy is an audited export."""
+    for role in ("viewer", "fundraiser", "reviewer"):
+        reader = api_as(role)
+        for query in ("", "&copy=staff"):
+            refused = reader.get(f"/public-support/schedule-b?year=2025{query}")
+            assert refused.status_code == 403, (role, query)
+            assert "Beacon" not in refused.get_data(as_text=True)
+        public = ok(reader.get("/public-support/schedule-b?year=2025&copy=public"), 200)
+        assert public["copy"] == "public" and "name" not in public["contributors"][0]
+    finance = api_as("finance")
+    staff = ok(finance.get("/public-support/schedule-b?year=2025"), 200)
+    assert staff["copy"] == "staff" and staff["contributors"][0]["name"] == "Beacon Foundation"
+    ok(api.get("/public-support/schedule-b?year=2025&copy=staff"), 200)
+    with app.app_context():
+        entries = get_session().execute(
+            select(AuditEntry.actor_id, AuditEntry.data)
+            .where(AuditEntry.action == "export.schedule_b_staff").order_by(AuditEntry.id)).all()
+    assert [(who, data["format"], data["copy"]) for who, data in entries] == [
+        (finance.user_id, "json", "staff"), (api.user_id, "json", "staff")]

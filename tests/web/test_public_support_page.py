@@ -7,7 +7,10 @@ import re
 from datetime import date
 
 import pytest
+from sqlalchemy import select
 
+from app.db import get_session
+from models import AuditEntry
 from tests.public_support_example import Example
 
 
@@ -49,9 +52,16 @@ def test_a_year_that_is_not_one_is_refused(web_as):
 
 def test_schedule_b_pages_and_csv(web_as, example):
     viewer, finance = web_as("viewer"), web_as("finance")
-    staff = viewer.get("/staff/public-support/schedule-b?year=2025").get_data(as_text=True)
+    staff = finance.get("/staff/public-support/schedule-b?year=2025").get_data(as_text=True)
     assert "Beacon Foundation" in staff and "Donated GPU servers" in staff
     assert "64,400.00 USD" in staff
+    # Names and addresses are an export's: a viewer is shown the public copy by default,
+    # and refused the staff copy.
+    default = viewer.get("/staff/public-support/schedule-b?year=2025")
+    assert default.status_code == 200
+    assert "Beacon" not in default.get_data(as_text=True)
+    assert "(public copy)" in default.get_data(as_text=True)
+    assert viewer.get("/staff/public-support/schedule-b?year=2025&copy=staff").status_code == 403
     public = viewer.get("/staff/public-support/schedule-b?year=2025&copy=public")
     html = public.get_data(as_text=True)
     assert public.status_code == 200
@@ -124,3 +134,23 @@ def test_a_slow_forecast_is_refreshed_for_the_dashboard_at_most_every_few_minute
     monkeypatch.setattr(public_support, "WARNING_REFRESH_SECONDS", 0)
     assert 'id="public-support-warning"' in viewer.get("/staff/compliance").get_data(
         as_text=True)
+
+
+def test_each_view_of_the_staff_copy_is_audited_as_an_export(app, web_as, example):
+    finance, viewer = web_as("finance"), web_as("viewer")
+    assert finance.get("/staff/public-support/schedule-b?year=2025").status_code == 200
+    assert finance.get("/staff/public-support/schedule-b?year=2025").status_code == 200
+    assert finance.get("/staff/public-support/schedule-b.csv?year=2025&copy=staff"
+                       ).status_code == 200
+    # Not audited: the public copy, and a refused staff copy.
+    assert finance.get("/staff/public-support/schedule-b?year=2025&copy=public"
+                       ).status_code == 200
+    assert viewer.get("/staff/public-support/schedule-b?year=2025&copy=staff").status_code == 403
+    with app.app_context():
+        entries = get_session().execute(
+            select(AuditEntry.actor, AuditEntry.data)
+            .where(AuditEntry.action == "export.schedule_b_staff").order_by(AuditEntry.id)).all()
+    assert [(actor, data["format"], data["year"], data["contributors"])
+            for actor, data in entries] == [("web:web-finance@example.org", "html", 2025, 2)] * 2 + [
+        ("web:web-finance@example.org", "csv", 2025, 2)]
+    assert "Beacon" not in str([data for _, data in entries])
