@@ -152,8 +152,9 @@ OPERATIONS = [
     # The public-support test (Form 990 Schedule A, Part II): docs/public-support.md.
     ("get", "/public-support", "The public-support test for a tax year, every figure with "
      "its gifts", "read", None, 200, [], [("year", {"type": "integer"})]),
-    ("get", "/public-support/schedule-b", "The Schedule B worksheet for a year (copy=staff "
-     "with names and addresses, copy=public without)", "read", None, 200, [],
+    ("get", "/public-support/schedule-b", "The Schedule B worksheet for a year (copy=staff, "
+     "the default, with names and addresses: also needs the exports permission, else 403, and "
+     "each view is audited; copy=public without)", "read", None, 200, [],
      [("year", {"type": "integer"}), ("copy", {"type": "string", "enum": ["staff", "public"]})]),
     ("get", "/public-support/forecast", "The public-support percentage forecast for this year "
      "and the next two; with proposed_amount, what a proposed gift would change", "read", None,
