@@ -123,7 +123,8 @@ def _metadata_of(event_type: str, obj: dict) -> dict | None:
 
 
 def _log_unmatched(ctx: Context, event: dict, obj: dict, result: Unmatched) -> None:
-    install, donation = matching.claims(_metadata_of(event["type"], obj))
+    install, donation = matching.claims(
+        result.metadata if result.metadata is not None else _metadata_of(event["type"], obj))
     ctx.session.add(StripeUnmatchedEvent(
         event_id=event["id"], event_type=event["type"], object_id=_id(obj.get("id")),
         claimed_install=install, claimed_donation=donation, reason=result.why[:500]))
@@ -386,7 +387,24 @@ def _subscription_deleted(ctx: Context, event: dict, obj: dict, found: _Found) -
 
 # --- refunds and disputes --------------------------------------------------------------------
 
+def _foreign(ctx: Context, payment_intent_id: str | None, metadata: dict | None) -> str | None:
+    """Why a refund or dispute of this payment is another installation's (never waits for a
+    payment that will not come here), or None. Leaves no transaction open."""
+    session = ctx.session
+    recorded = gift_for_payment(session, payment_intent_id=payment_intent_id) is not None \
+        if payment_intent_id else False
+    why = matching.foreign_payment(session, payment_intent_id, metadata, ctx.install_id,
+                                   recorded)
+    session.rollback()
+    return why
+
+
 def _prepare_refunds(ctx: Context, obj: dict):
+    # The charge carries its payment intent's metadata (Stripe copies it when the payment
+    # is confirmed): another installation's charge costs no call to Stripe.
+    foreign = _foreign(ctx, _id(obj.get("payment_intent")), obj.get("metadata"))
+    if foreign is not None:
+        return Unmatched(foreign)
     embedded = (obj.get("refunds") or {}).get("data")
     if embedded is not None:
         return [refund_from(item) for item in embedded]
@@ -395,8 +413,12 @@ def _prepare_refunds(ctx: Context, obj: dict):
 
 
 @handles("charge.refunded", prepare=_prepare_refunds)
-def _charge_refunded(ctx: Context, event: dict, obj: dict, refunds) -> str:
+def _charge_refunded(ctx: Context, event: dict, obj: dict, refunds) -> str | Unmatched:
     pi = _id(obj.get("payment_intent"))
+    if isinstance(refunds, Unmatched):
+        # Another installation's payment: never recorded here (its metadata is refused by
+        # every match, app.payments.matching), so nothing can have changed under the lock.
+        return refunds
     notes = [refund_or_defer(ctx, pi, refund) for refund in refunds]
     return "; ".join(notes) or "no refunds listed"
 
@@ -503,8 +525,29 @@ def _dispute_entry(session, row: StripeDispute, action: str) -> None:
     }, sealed=[row])
 
 
-@handles("charge.dispute.created", "charge.dispute.updated")
-def _dispute_opened(ctx: Context, event: dict, obj: dict, _prepared) -> str:
+def _prepare_dispute(ctx: Context, obj: dict) -> Unmatched | None:
+    """A dispute of a payment that is on no gift here and no donation here knows: its
+    payment's metadata (a dispute carries none of its own) is asked of Stripe, and if it
+    names another installation the dispute is not ours to keep. One known here already
+    (a row for it, or its payment) costs no call."""
+    session, pi = ctx.session, _id(obj.get("payment_intent"))
+    known = session.execute(select(StripeDispute.id).where(
+        StripeDispute.stripe_dispute_id == obj["id"])).first() is not None
+    known = known or not pi or gift_for_payment(session, payment_intent_id=pi) is not None \
+        or matching.stored(session, OnlineDonation.payment_intent_id, pi) is not None
+    session.rollback()  # never hold a transaction open across a call to Stripe
+    if known:
+        return None
+    metadata = ctx.gateway.payment_metadata(pi)
+    foreign = _foreign(ctx, pi, metadata)
+    return Unmatched(foreign, metadata) if foreign is not None else None
+
+
+
+@handles("charge.dispute.created", "charge.dispute.updated", prepare=_prepare_dispute)
+def _dispute_opened(ctx: Context, event: dict, obj: dict, prepared) -> str | Unmatched:
+    if prepared is not None:  # another installation's: no row, nothing waits
+        return prepared
     row = _dispute_row(ctx, obj)
     if row.closed_at is None:
         changed = row.status != obj["status"]
@@ -516,8 +559,10 @@ def _dispute_opened(ctx: Context, event: dict, obj: dict, _prepared) -> str:
     return f"dispute {row.stripe_dispute_id} on {where}: {row.status}"
 
 
-@handles("charge.dispute.closed")
-def _dispute_closed(ctx: Context, event: dict, obj: dict, _prepared) -> str:
+@handles("charge.dispute.closed", prepare=_prepare_dispute)
+def _dispute_closed(ctx: Context, event: dict, obj: dict, prepared) -> str | Unmatched:
+    if prepared is not None:  # another installation's: no row, nothing waits
+        return prepared
     row = _dispute_row(ctx, obj)
     row.status = obj["status"]
     row.closed_at = row.closed_at or _instant(event.get("created"))

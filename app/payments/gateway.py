@@ -119,6 +119,11 @@ class StripeGateway:
             exchange_rate=None if rate is None else str(rate),
         )
 
+    def payment_metadata(self, payment_intent_id: str) -> dict:
+        """The payment intent's metadata (what the Checkout Session that made it wrote)."""
+        intent = self.client.v1.payment_intents.retrieve(payment_intent_id).to_dict()
+        return dict(intent.get("metadata") or {})
+
     def invoice_payment_intent(self, invoice_id: str) -> str | None:
         """The payment intent that paid an invoice (API 2025-03-31 and later keep it in
         the invoice's payments, not on the invoice)."""

@@ -35,6 +35,9 @@ class Unmatched:
     """An event that is about no online donation here, and why."""
 
     why: str
+    #: The metadata that says whose it is, when the event's object does not carry it (a
+    #: dispute: its payment's metadata, asked of Stripe), for the unmatched-event log.
+    metadata: dict | None = None
 
 
 def install_id(session: Session) -> str | None:
@@ -81,6 +84,28 @@ def worth_asking_stripe(metadata: dict | None, install: str | None) -> bool:
     if INSTALL_KEY in meta:
         return install is not None and meta[INSTALL_KEY] == install
     return str(meta.get("pending_gift_id") or "").isdigit()
+
+
+def names_another_installation(metadata: dict | None, install: str | None) -> bool:
+    """Whether metadata says its payment was made by another installation's donate form
+    (another Arm's Length on this Stripe account): it names an installation, not this one."""
+    meta = metadata or {}
+    return INSTALL_KEY in meta and (install is None or str(meta[INSTALL_KEY]) != install)
+
+
+def foreign_payment(session: Session, payment_intent_id: str | None, metadata: dict | None,
+                    install: str | None, recorded: bool) -> str | None:
+    """Why a refund or dispute of this payment is another installation's, or None if it may
+    be ours. Only on positive evidence: the payment is on no gift here (recorded False), no
+    donation here stores its payment intent, and its metadata names another installation.
+    A payment that may be ours (its metadata names this installation, or none; a monthly
+    renewal's payment carries no metadata) keeps its refund waiting for its payment."""
+    if recorded or not payment_intent_id or not names_another_installation(metadata, install):
+        return None
+    if stored(session, OnlineDonation.payment_intent_id, payment_intent_id) is not None:
+        return None
+    return (f"payment intent {payment_intent_id} is on no gift here and its metadata names "
+            "another installation: not kept waiting")
 
 
 def metadata_differs(donation: OnlineDonation, metadata: dict | None,

@@ -86,6 +86,16 @@ def expect_session_lookup(httpserver, session_id: str | None, *, payment_intent:
     })
 
 
+def expect_payment_metadata(httpserver, payment_intent: str, metadata: dict) -> None:
+    """GET /v1/payment_intents/<id> (no expansion): the payment intent and its metadata,
+    answered once."""
+    httpserver.expect_oneshot_request(f"/v1/payment_intents/{payment_intent}", method="GET",
+                                      query_string="").respond_with_json({
+        "id": payment_intent, "object": "payment_intent", "amount": 5000, "currency": "usd",
+        "status": "succeeded", "metadata": metadata,
+    })
+
+
 def expect_invoice_payment(httpserver, invoice: str, payment_intent: str) -> None:
     httpserver.expect_request("/v1/invoice_payments", method="GET",
                               query_string={"invoice": invoice, "status": "paid", "limit": "10"}
@@ -196,11 +206,13 @@ def invoice(event_type: str, donation: OnlineDonation, invoice_id: str, *,
 
 
 def charge_refunded(payment_intent: str = "pi_1", charge: str = "ch_1", *, amount: int,
-                    amount_refunded: int, currency: str = "usd") -> dict:
+                    amount_refunded: int, currency: str = "usd",
+                    metadata: dict | None = None) -> dict:
+    """metadata: the charge's, which Stripe copies from its payment intent when confirmed."""
     return event("charge.refunded", {
         "id": charge, "object": "charge", "amount": amount, "amount_refunded": amount_refunded,
         "currency": currency, "payment_intent": payment_intent, "refunded": amount == amount_refunded,
-        "status": "succeeded",
+        "status": "succeeded", "metadata": metadata or {},
     })
 
 

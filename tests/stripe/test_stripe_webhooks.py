@@ -25,6 +25,7 @@ from tests.stripe.stripe_stubs import (
     dispute,
     event,
     expect_invoice_payment,
+    expect_payment_metadata,
     expect_refund_list,
     expect_session_lookup,
     expect_settlement,
@@ -378,6 +379,9 @@ def test_a_failed_monthly_payment_and_the_end_of_the_subscription_are_shown_to_s
 
 def test_a_dispute_lost_before_its_payment_was_recorded_is_applied_when_it_is(
         client, httpserver, db, donation):
+    # Its payment is on no gift yet: its metadata (this installation's) is asked of Stripe,
+    # once; the dispute's row then answers for the later events.
+    expect_payment_metadata(httpserver, "pi_1", metadata(donation))
     ok(post_event(client, dispute("charge.dispute.created", "du_3", amount=5000,
                                   status="needs_response")))
     assert "before its payment was recorded" in ok(post_event(
