@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 from datetime import date, datetime
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from models.base import in_list, utcnow
@@ -274,6 +274,11 @@ class RefusedDeclaration(SQLModel, table=True):
     __tablename__ = "refused_declaration"
     __table_args__ = (
         CheckConstraint(in_list("state", REFUSED_DECLARATION_STATES), name="state"),
+        # One waiting row per e-mail and claim: anyone can submit the form, and a repeated
+        # claim must not grow the table (app.ledger.declarations.keep_refusal).
+        Index("uq_refused_declaration_waiting_claim", "email_key", "declared_lab_id",
+              "declared_senior", unique=True, sqlite_where=text("state = 'waiting'"),
+              postgresql_where=text("state = 'waiting'")),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -5,7 +5,9 @@ affiliations, pledges, online donations (with their declarations), acknowledgeme
 any other row whose foreign key points at donor.id (found from the tables' metadata, so a
 table added later moves too). The duplicate's row stays, and a donor_merge row names the
 survivor: its id is still found (the API answers it with merged_into_id, the survivor's id)
-and its import external id still leads to the survivor. Then the gifts whose facts changed
+and its import external id still leads to the survivor; declarations refused before payment
+under the duplicate's e-mail (kept by address) show on the survivor's page and hold its
+online gifts from then on. Then the gifts whose facts changed
 are re-screened exactly as when an affiliation is added (hold_for_rescreen, as
 parties.rescreen_person does): the duplicate's gifts against the survivor's lab
 affiliations, and the survivor's against the duplicate's. All in one ledger_write, audited
@@ -32,7 +34,15 @@ from app.ledger.facts import CoveredOrganizations
 from app.ledger.parties import _affected_range, _gifts_to_rescreen, _today_by
 from app.ledger.public_support import merge_facts
 from app.ledger.reviews import hold_for_rescreen
-from models import Affiliation, Attribution, Donor, DonorExternalId, DonorMerge, Gift
+from models import (
+    Affiliation,
+    Attribution,
+    Donor,
+    DonorExternalId,
+    DonorMerge,
+    Gift,
+    RefusedDeclaration,
+)
 from policies import Policy
 
 #: Foreign keys to donor.id that are not simply re-pointed at the survivor:
@@ -225,6 +235,13 @@ def merge_donors(session: Session, survivor_id: int, duplicate_id: int, actor: A
             select(Attribution).where(Attribution.gift_id.in_(
                 result.combined_attribution_gift_ids), Attribution.donor_id == survivor.id)
             .execution_options(populate_existing=True)).scalars()]
+        # Declarations refused before payment under the duplicate's address: kept by that
+        # address (anyone may type it again), and from now on shown on the survivor's page
+        # and holding the survivor's online gifts (declarations.person_email_keys).
+        refused_ids = [] if duplicate.email_key in (None, survivor.email_key) else list(
+            session.execute(select(RefusedDeclaration.id).where(
+                RefusedDeclaration.email_key == duplicate.email_key)
+                .order_by(RefusedDeclaration.id)).scalars())
         audit.append(session, actor, "donor.merged", "donor", survivor.id, {
             "survivor_id": survivor.id,
             "duplicate_id": duplicate.id,
@@ -234,5 +251,6 @@ def merge_donors(session: Session, survivor_id: int, duplicate_id: int, actor: A
             "duplicate_external_ids": external_ids,
             "survivor_made_anonymous": became_anonymous,
             "rescreened_gift_ids": result.rescreened_gift_ids,
+            "refused_declaration_ids": refused_ids,
         }, sealed=sealed)
     return result

@@ -228,10 +228,11 @@ def resolve_donors(session: Session, donation: OnlineDonation) -> None:
 
 
 def _hold_for_refusals(ctx: Context, donation: OnlineDonation, gift: Gift) -> None:
-    """Declarations refused before for this donation's e-mail and not dismissed: the gift
+    """Declarations refused before for this donation's e-mail, or any address of its donor
+    (records merged into it), and not dismissed: the gift
     waits for a reviewer, never refused by them (anyone can type anyone's address, and a
     stranger must not stop a real donor's gifts), and the record is not changed."""
-    refused = waiting_refusals(ctx.session, donation.donor_email)
+    refused = waiting_refusals(ctx.session, donation.donor_email, donation.donor_id)
     if not refused or gift.status not in ("accepted", "held"):
         return
     claims = "; ".join(

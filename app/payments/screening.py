@@ -27,17 +27,16 @@ from app.db import rows
 from app.db.locking import ledger_write
 from app.ledger import audit
 from app.ledger.audit import Actor
-from app.ledger.declarations import declared_title, waiting_refusals
+from app.ledger.declarations import declared_title, keep_refusal, waiting_refusals
 from app.ledger.facts import CoveredOrganizations
 from app.ledger.gifts import record_gift
 from app.ledger.identity import covered_lab_named
 from app.ledger.parties import new_donor_values, same_email_donors
 from app.ledger.search import OrganizationNames
-from models import Donor, OnlineDonation, Organization, RefusedDeclaration
+from models import Donor, OnlineDonation, Organization
 from models.money import display_amount, format_amount
 from models.schemas import DonorCreate, GiftCreate
 from policies import AffiliationFact, Evaluation, Policy
-from policies.identity import email_key
 from policies.rules import RULE_BY_ID
 
 #: Who stores the declarations: the public form, not a staff member.
@@ -147,7 +146,7 @@ def screen_donation(session: Session, decl: Declaration, policy: Policy, reporti
     same = same_email_donors(session, decl.email)
     donor_id = same[0][0] if same else None
     sponsor_id = daf_sponsor_id(session, decl.daf_sponsor or "") if decl.via_daf else None
-    refused = waiting_refusals(session, decl.email)
+    refused = waiting_refusals(session, decl.email, donor_id)
     refused_roles = [(r.declared_lab_id, r.declared_senior) for r in refused]
 
     foreign = decl.currency != reporting_currency
@@ -190,20 +189,13 @@ def screen_donation(session: Session, decl: Declaration, policy: Policy, reporti
     if evaluation.outcome == "reject":
         rules = [f.rule for f in evaluation.fired if f.outcome == "reject"]
         with ledger_write(session):
-            kept = None
-            key = email_key(decl.email)
-            if lab_id is not None and key is not None:
-                # The same claim again (a retry, or a visitor repeating it) is one row.
-                kept = next((r for r in waiting_refusals(session, decl.email)
-                             if (r.declared_lab_id, r.declared_senior) == (lab_id, decl.senior)),
-                            None)
-            if lab_id is not None and key is not None and kept is None:
-                kept = RefusedDeclaration(
-                    email_key=email_key(decl.email), declared_lab_id=lab_id,
-                    declared_senior=decl.senior, declared_employer=decl.employer,
-                    rules=rules, policy_version=evaluation.policy_version)
-                session.add(kept)
-                session.flush()
+            kept, not_kept = None, None
+            if lab_id is not None:
+                # One row per e-mail and claim; aged out after a year; at most so many
+                # (app.ledger.declarations.keep_refusal).
+                kept, not_kept = keep_refusal(session, DONATE_FORM, decl.email, lab_id,
+                                              decl.senior, decl.employer, rules,
+                                              evaluation.policy_version)
             # The entry names no person (the chain stays free of personal data): the kept
             # declaration, else the donor the e-mail is, else nothing.
             target = (("refused_declaration", kept.id) if kept is not None
@@ -214,6 +206,7 @@ def screen_donation(session: Session, decl: Declaration, policy: Policy, reporti
                 "policy_version": evaluation.policy_version,
                 "rules": rules,
                 **({"lab_id": lab_id, "senior": decl.senior} if kept is not None else {}),
+                **({"declaration_not_kept": not_kept} if not_kept else {}),
             })
         return Screening("reject", None, _refusals(evaluation, policy))
 

@@ -1,4 +1,4 @@
-"""public support facts sealed: removals keep what the fact said and why it went
+"""public support facts sealed; one waiting refused declaration per e-mail and claim
 
 Revision ID: 0029
 Revises: 0022
@@ -9,6 +9,11 @@ the audit chain, and the reasons people type stay on the rows instead of in the 
 entries. A fact removed, replaced or dropped by a merge leaves a support_fact_removal row
 (what it said, the reason it was recorded with, why it went). New table only; rows written
 before this revision have no seal: `armslength seal-rows` seals them once (docs/verify.md).
+
+refused_declaration: anyone can submit the donate form, so the database now keeps one
+waiting row per e-mail and claim (lab, senior): a partial unique index. The app already
+kept one under the ledger lock; any duplicate left by an older version is removed first
+(the lowest id of each claim stays).
 """
 from collections.abc import Sequence
 
@@ -47,8 +52,16 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_support_fact_removal_row_key"), "support_fact_removal",
                     ["row_key"])
+    op.execute("DELETE FROM refused_declaration WHERE state = 'waiting' AND id NOT IN ("
+               "SELECT min(id) FROM refused_declaration WHERE state = 'waiting' "
+               "GROUP BY email_key, declared_lab_id, declared_senior)")
+    op.create_index("uq_refused_declaration_waiting_claim", "refused_declaration",
+                    ["email_key", "declared_lab_id", "declared_senior"], unique=True,
+                    sqlite_where=sa.text("state = 'waiting'"),
+                    postgresql_where=sa.text("state = 'waiting'"))
 
 
 def downgrade() -> None:
+    op.drop_index("uq_refused_declaration_waiting_claim", table_name="refused_declaration")
     op.drop_index(op.f("ix_support_fact_removal_row_key"), table_name="support_fact_removal")
     op.drop_table("support_fact_removal")
