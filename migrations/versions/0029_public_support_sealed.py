@@ -1,7 +1,7 @@
 """public support facts sealed; one waiting refused declaration per e-mail and claim
 
 Revision ID: 0029
-Revises: 0022
+Revises: 0033
 Create Date: 2026-12-05 00:00:00
 
 The public-support facts (support_link, support_class, unusual_grant) are now sealed in
@@ -22,7 +22,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0029"
-down_revision: str | Sequence[str] | None = "0022"
+down_revision: str | Sequence[str] | None = "0033"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
