@@ -46,6 +46,18 @@ def audit_keys_from(app: Flask):
     return keys
 
 
+def _install_seal_key(app: Flask) -> None:
+    """The key of the keyed row seals (app.ledger.seal_key), for this process. An unreadable
+    or short key stops the app (production without one was refused by load_settings)."""
+    from app.config import ConfigError
+    from app.ledger import seal_key
+
+    try:
+        seal_key.configure(seal_key.load(app.config))
+    except seal_key.SealKeyError as error:
+        raise ConfigError(str(error)) from error
+
+
 def create_app(config: dict | None = None) -> Flask:
     app = Flask(
         __name__,
@@ -75,6 +87,7 @@ def create_app(config: dict | None = None) -> Flask:
         max_gift_minor=app.config["MAX_GIFT_MINOR"],
     )
     app.extensions["audit_keys"] = audit_keys_from(app)
+    _install_seal_key(app)
     app.teardown_request(close_session)  # each request ends its own session
     app.teardown_appcontext(close_session)
 

@@ -293,6 +293,25 @@ def register_commands(app: Flask) -> None:
         click.echo("Set AUDIT_SIGNING_KEY_FILE to its path; publish the public key. After a "
                    "rotation, list the old public key in AUDIT_TRUSTED_KEYS.")
 
+    @app.cli.command("audit-seal-keygen")
+    @click.argument("path", type=click.Path(dir_okay=False))
+    def audit_seal_keygen_command(path: str):
+        """Write a new key for the audit chain's keyed row seals to PATH (mode 0600, never
+        overwritten): set AUDIT_SEAL_KEY_FILE to it (docs/deployment.md)."""
+        from pathlib import Path
+
+        from app.ledger.seal_key import generate_key_file
+
+        try:
+            generate_key_file(Path(path))
+        except FileExistsError:
+            _fail(ValueError(f"{path} exists; a key file is never overwritten"))
+        except OSError as error:
+            _fail(ValueError(f"{path}: {error.strerror}"))
+        click.echo(f"seal key written to {path} (readable by its owner only). Set "
+                   "AUDIT_SEAL_KEY_FILE to its path for every worker and command; keep a copy "
+                   "offline: without it the keyed seals cannot be checked.")
+
     @app.cli.command("verify-disclosure")
     @click.argument("file", type=click.File("rb"))
     @click.option("--public-key", "public_key_file", type=click.File("r"), default=None,
@@ -333,13 +352,20 @@ def register_commands(app: Flask) -> None:
 
     @app.cli.command("seal-rows")
     def seal_rows_command():
-        """Record in the audit trail the ledger rows no entry has recorded yet (a ledger from
-        before row hashes, migration 0010). Rows that differ from their entry stay findings."""
+        """Record in the audit trail the rows that an upgrade which sealed their table found
+        already there (up to the largest id it recorded). Any other row with no audit entry
+        is listed, not sealed (exit status 1); rows that differ from their entry stay findings."""
         from app.ledger.row_sealing import seal_unsealed_rows
 
         with _session() as session:
-            sealed = seal_unsealed_rows(session, CLI_ACTOR)
-        click.echo(f"sealed {sealed} rows that had no audit entry")
+            result = seal_unsealed_rows(session, CLI_ACTOR)
+        click.echo(f"sealed {result.sealed} rows that had no audit entry")
+        if result.refused:
+            click.echo(f"not sealed: {len(result.refused)} rows with no audit entry that no "
+                       "upgrade found (they stay findings of verify-audit):", err=True)
+            for table, row_id, why in result.refused[:1000]:
+                click.echo(f"  {table} {row_id}: {why}", err=True)
+            raise SystemExit(1)
 
 
     @app.cli.command("purge-idempotency-keys")

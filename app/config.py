@@ -85,6 +85,11 @@ DEFAULTS: dict[str, object] = {
     #: Public keys (hex, comma or space separated) whose checkpoints verify, besides the
     #: signing key's own: the old keys after a rotation.
     "AUDIT_TRUSTED_KEYS": None,
+    # The key of the keyed row seals (app.ledger.seal_key): HMAC over donors' names, e-mails
+    # and matching keys and staff password hashes. A file, or the text; never the database.
+    # Required in production; development and tests fall back to a public development key.
+    "AUDIT_SEAL_KEY_FILE": None,
+    "AUDIT_SEAL_KEY": None,  # nosec B105  # no default: None means "not set"
 }
 
 BOOLEAN = {"TESTING", "REQUIRE_SECOND_FACTOR", "STRIPE_AUTO_REFUND", "SMTP_USE_TLS"}
@@ -129,6 +134,11 @@ def load_settings(overrides: dict | None, instance_path: str) -> dict:
     if production and settings["STRIPE_SECRET_KEY"] and not settings["STRIPE_WEBHOOK_SECRET"]:
         # Without it no payment event can be verified, so no online gift would be recorded.
         raise ConfigError("STRIPE_WEBHOOK_SECRET must be set when STRIPE_SECRET_KEY is")
+    if production and not (settings["AUDIT_SEAL_KEY_FILE"] or settings["AUDIT_SEAL_KEY"]):
+        # With the public development key, anyone holding a copy of the audit chain could
+        # test guesses of donors' names and e-mails against their seals.
+        raise ConfigError("AUDIT_SEAL_KEY_FILE (or AUDIT_SEAL_KEY) must be set in production: "
+                          "the key of the audit chain's keyed row seals (docs/deployment.md)")
     if settings["REQUIRE_SECOND_FACTOR"] is None:
         settings["REQUIRE_SECOND_FACTOR"] = production
     elif production and not settings["REQUIRE_SECOND_FACTOR"]:

@@ -41,8 +41,7 @@ from types import SimpleNamespace
 
 from app.ledger.audit import _jsonable, entry_hash
 from app.ledger.identity import donor_keys
-from app.ledger.row_hashes import SEALED
-from app.ledger.row_hashes import seal_values as _seal_values
+from app.ledger.row_hashes import SEALED, seals_of_values
 from bench.names import names
 from models import (
     GENESIS_HASH,
@@ -75,11 +74,18 @@ TABLES = ("organization", "donor", "affiliation", "gift", "attribution", "decisi
           "audit_entry")
 
 
+def seals(model, row: dict) -> list[list]:
+    """The row's seals as the app records them (a donor has a keyed one besides, made with
+    the development key, as a bench process has no other); columns the generator leaves
+    out are NULL in the database (both writers), so they are None here."""
+    columns = {c for s in SEALED.values() if s.model is model for c in s.columns}
+    return seals_of_values(model, {c: row.get(c) for c in columns})
+
+
 def seal_values(model, row: dict) -> list:
-    """The row's seal as the app records it; columns the generator leaves out are NULL in
-    the database (both writers), so they are None here."""
-    columns = SEALED[model.__table__.name].columns
-    return _seal_values(model, {c: row.get(c) for c in columns})
+    """The seal of a row of a model with one seal."""
+    [one] = seals(model, row)
+    return one
 
 
 @dataclass(frozen=True)
@@ -273,7 +279,7 @@ class Generator:
         self.donors[donor_id] = row
         self._emit("donor", row)
         self._audit(at, "donor.created", "donor", donor_id, {"type": kind, "category": category},
-                    [seal_values(Donor, row)])
+                    seals(Donor, row))
         self.stats.donors += 1
         return donor_id
 

@@ -14,7 +14,7 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlmodel import Session
 
 from app.auth.passwords import hash_password
@@ -44,9 +44,7 @@ def _new_link(session: Session, user: User, purpose: str, valid: timedelta,
               actor: Actor) -> str:
     now = utcnow()
     # An account has at most one working link: a new one cancels the unused older ones.
-    session.execute(update(AccountLink).where(AccountLink.user_id == user.id,
-                                              AccountLink.used_at.is_(None))
-                    .values(expires_at=now))
+    cancelled = _cancel_unused_links(session, user.id, now)
     secret = secrets.token_urlsafe(32)
     link = AccountLink(user_id=user.id, purpose=purpose, token_hash=_hash(secret),
                        created_by_id=actor.user_id, created_at=now, expires_at=now + valid)
@@ -54,8 +52,20 @@ def _new_link(session: Session, user: User, purpose: str, valid: timedelta,
     session.flush()
     audit.append(session, actor, f"user.{purpose}_link_created", "user", user.id,
                  {"email": user.email, "link_id": link.id,
-                  "expires_at": link.expires_at.isoformat()})
+                  "expires_at": link.expires_at.isoformat()}, sealed=[link, *cancelled])
     return secret
+
+
+def _cancel_unused_links(session: Session, user_id: int, now: datetime) -> list[AccountLink]:
+    """Expire the account's unused links that still work; the rows, for the entry to seal
+    (links are sealed: one inserted or revived behind the app's back would let an insider
+    set the account's password)."""
+    links = session.execute(select(AccountLink).where(
+        AccountLink.user_id == user_id, AccountLink.used_at.is_(None),
+        AccountLink.expires_at > now)).scalars().all()
+    for link in links:
+        link.expires_at = now
+    return list(links)
 
 
 def invite_user(session: Session, email: str, role: str, actor: Actor) -> tuple[User, str]:
@@ -117,7 +127,7 @@ def use_link(session: Session, secret: str, password: str) -> User:
         user.session_nonce = secrets.token_hex(16)
         audit.append(session, Actor(f"link:{user.email}", user_id=user.id, role=user.role),
                      f"user.password_set_by_{link.purpose}", "user", user.id,
-                     {"email": user.email, "link_id": link.id})
+                     {"email": user.email, "link_id": link.id}, sealed=[user, link])
     return user
 
 
@@ -144,10 +154,8 @@ def set_password(session: Session, user_id: int, password: str, actor: Actor,
             # (app.ledger.approvers), or the operator could approve as it at once.
             user.role_since = utcnow()
         # Unused links stop working: the password they would set has been set.
-        session.execute(update(AccountLink).where(AccountLink.user_id == user.id,
-                                                  AccountLink.used_at.is_(None))
-                        .values(expires_at=utcnow()))
+        cancelled = _cancel_unused_links(session, user.id, utcnow())
         audit.append(session, actor, "user.password_changed", "user", user.id,
                      {"email": user.email, "second_factor_cleared": clear_second_factor},
-                     sealed=[user])
+                     sealed=[user, *cancelled])
     return user

@@ -29,6 +29,8 @@ from sqlmodel import Session
 
 from app.auth import throttle
 from app.auth.passwords import hash_password, needs_rehash, verify_password
+from app.db.locking import ledger_write
+from app.errors import LedgerBusy
 from models import User, utcnow
 
 log = logging.getLogger("armslength.auth")
@@ -99,16 +101,30 @@ def authenticate(session: Session, email: str, password: str, *, address: str,
     # or an attacker with any account of their own could reset their address's count.
     throttle.clear(engine, [device_key] if trusted else [throttle.account_key(email)])
     if needs_rehash(user.password_hash):
-        _store_rehash(engine, user.id, hash_password(password))
+        _store_rehash(session, user, hash_password(password))
     log.info("signed in: %s from %s", email, address)
     return SignIn(user, device_id=device.device_id if trusted else secrets.token_urlsafe(18))
 
 
-def _store_rehash(engine, user_id: int, new_hash: str) -> None:
+def _store_rehash(session: Session, user: User, new_hash: str) -> None:
+    """Store the password's hash under today's Argon2 parameters. The hash is sealed in the
+    audit chain (app.ledger.row_hashes), so this is a ledger write with its entry; it
+    happens once per account when the parameters change, so sign-in stays off the lock
+    otherwise. A busy ledger skips it: the next sign-in tries again."""
+    from app.ledger import audit
+
+    old_hash = user.password_hash
     try:
-        with throttle.short_write(engine) as conn:
-            conn.execute(update(User).where(User.id == user_id).values(password_hash=new_hash))
-    except OperationalError:
+        with ledger_write(session):
+            account = session.get(User, user.id)
+            if account is None or account.password_hash != old_hash:
+                return  # changed meanwhile (a reset): not ours to overwrite
+            account.password_hash = new_hash
+            audit.append(session, audit.Actor(f"sign-in:{account.email}", user_id=account.id,
+                                              role=account.role),
+                         "user.password_rehashed", "user", account.id,
+                         {"email": account.email}, sealed=[account])
+    except (LedgerBusy, OperationalError):
         log.warning("sign-in: a password hash was not upgraded (the database was busy); "
                     "the next sign-in tries again")
 

@@ -72,6 +72,10 @@ def _hash(prev_hash: str, at: str, actor: str, actor_id: int | None, action: str
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+#: The chain hash of an entry given as its fields, for a writer with no ORM object (a
+#: migration's entry: app.ledger.row_sealing.append_watermark).
+chain_hash = _hash
+
 _HEAD = select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
 
 #: The chain's head as a scalar subquery, for a caller that reads it along with its own

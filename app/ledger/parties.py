@@ -331,7 +331,7 @@ def create_donors(session: Session, items: list[DonorCreate], actor: Actor, *,
         ids = rows.bulk_insert(session, Donor, values, return_ids=True)
         audit.append_many(session, actor, [
             ("donor.created", "donor", donor_id, {"type": v["type"], "category": v["category"]},
-             [row_hashes.seal_values(Donor, {**v, "id": donor_id})])
+             row_hashes.seals_of_values(Donor, {**v, "id": donor_id}))
             for donor_id, v in zip(ids, values, strict=True)
         ])
     return ids

@@ -17,6 +17,7 @@ and pass the rows every write of it touches to audit.append(..., rows=[...]).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -25,7 +26,9 @@ from datetime import UTC, date, datetime
 from sqlalchemy import JSON, Text, cast
 from sqlmodel import SQLModel
 
+from app.ledger import seal_key
 from models import (
+    AccountLink,
     Acknowledgement,
     Affiliation,
     ApiToken,
@@ -67,6 +70,11 @@ class Sealed:
     json_at: tuple[int, ...]
     #: The column that identifies a row (its integer primary key): "id" but for donor_merge.
     key: str = "id"
+    #: Sealed by HMAC-SHA256 under the seal key (app.ledger.seal_key), not by SHA-256: the
+    #: columns are personal data or secrets, and the chain must hold nothing a guess of
+    #: them can be tested against. Such a seal is named "<table>.<what>" and sits beside the
+    #: row's plain seal (two seals of one row); it is always hashed in Python.
+    keyed: bool = False
 
 
 def _sealed(model: type[SQLModel], columns: tuple[str, ...], key: str = "id") -> Sealed:
@@ -74,6 +82,11 @@ def _sealed(model: type[SQLModel], columns: tuple[str, ...], key: str = "id") ->
     return Sealed(model, columns, table.name,
                   tuple(i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)),
                   key)
+
+
+def _keyed(model: type[SQLModel], what: str, columns: tuple[str, ...]) -> Sealed:
+    """A keyed seal of some of the model's columns (plain text ones), beside its plain seal."""
+    return Sealed(model, ("id", *columns), f"{model.__table__.name}.{what}", (), "id", True)
 
 
 def _all_columns(model: type[SQLModel], *, leave_out: tuple[str, ...] = (),
@@ -98,6 +111,12 @@ SEALED: dict[str, Sealed] = {s.table: s for s in (
     # Only what the policy reads: a donor's name and e-mail are personal data that may be
     # erased on request, and a hash of them kept forever in the chain would outlive that.
     _sealed(Donor, ("id", "type", "organization_id", "category")),
+    # ...but who the donor is must not change unseen either: renamed, or given another
+    # e-mail or matching keys, a lab executive's record would no longer be found as the
+    # namesake of a new one (app.ledger.identity, matches). Keyed (see Sealed.keyed), so
+    # the chain holds nothing readable, and erasure stays possible.
+    _keyed(Donor, "identity", ("name", "email", "phone", "postal_address", "email_key",
+                               "name_key_a", "name_key_b", "phone_key")),
     # Who is (not) the same person: a "different" verdict silences a possible_match hold.
     _all_columns(IdentityVerdict),
     _all_columns(RosterEntry),
@@ -111,6 +130,13 @@ SEALED: dict[str, Sealed] = {s.table: s for s in (
     # sign-in, a pending enrolment's secret): docs/verify.md says what that leaves open.
     _all_columns(User, leave_out=("password_hash", "session_nonce", "totp_last_step",
                                   "totp_pending_secret", "totp_pending_at")),
+    # The password hash, keyed: replaced behind the app's back, it would let an insider sign
+    # in as a reviewer without a second factor. Every way the app sets it seals it (created,
+    # invited, a link used, changed, reset, upgraded at sign-in under the ledger lock).
+    _keyed(User, "password", ("password_hash",)),
+    # One-time invitation and reset links (their hashes): a link inserted or revived behind
+    # the app's back would let an insider set a reviewer's password.
+    _all_columns(AccountLink),
     # Who may act through the API: a token row inserted behind the app's back for a
     # reviewer would let one insider approve their own change as that reviewer.
     # (last_used_at is never written.)
@@ -140,7 +166,10 @@ SEALED: dict[str, Sealed] = {s.table: s for s in (
     _all_columns(SupportFactRemoval),
 )}
 
-_BY_MODEL: dict[type, Sealed] = {s.model: s for s in SEALED.values()}
+#: A model's seals: its plain one first, then its keyed ones.
+_BY_MODEL: dict[type, tuple[Sealed, ...]] = {}
+for _s in SEALED.values():
+    _BY_MODEL[_s.model] = (*_BY_MODEL.get(_s.model, ()), _s)
 
 
 def _plain(value):
@@ -175,15 +204,22 @@ def canonical(sealed: Sealed, values: Mapping) -> str:
     return _ENCODE([sealed.table, *ordered])
 
 
+def _digest(sealed: Sealed, text: str) -> str:
+    if sealed.keyed:
+        return hmac.new(seal_key.current(), text.encode(), hashlib.sha256).hexdigest()
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def row_hash(sealed: Sealed, values: Mapping) -> str:
-    """SHA-256 (hex) of canonical(sealed, values): what an audit entry records for the row."""
-    return hashlib.sha256(canonical(sealed, values).encode()).hexdigest()
+    """SHA-256 (hex) of canonical(sealed, values), or its HMAC for a keyed seal: what an
+    audit entry records for the row."""
+    return _digest(sealed, canonical(sealed, values))
 
 
 def stored_row_hash(sealed: Sealed, ordered: tuple) -> str:
     """row_hash of a row read for verification: its values in sealed.columns order, JSON
     columns already as their stored text (read_columns)."""
-    return hashlib.sha256(_ENCODE([sealed.table, *ordered]).encode()).hexdigest()
+    return _digest(sealed, _ENCODE([sealed.table, *ordered]))
 
 
 def read_columns(sealed: Sealed) -> list:
@@ -194,26 +230,41 @@ def read_columns(sealed: Sealed) -> list:
             for i, c in enumerate(sealed.columns)]
 
 
-def seal(row: SQLModel) -> list:
+def seals_of(row: SQLModel) -> list[list]:
     """[table, id, hash] of a persistent row of a sealed table, from its values in memory
-    (they are what was, or will at the next flush be, written)."""
-    sealed = _BY_MODEL[type(row)]
+    (they are what was, or will at the next flush be, written): one per seal of its model
+    (a donor and a staff account have a keyed one besides)."""
     values = row.__dict__
-    return [sealed.table, values[sealed.key], row_hash(sealed, values)]
+    return [[sealed.table, values[sealed.key], row_hash(sealed, values)]
+            for sealed in _BY_MODEL[type(row)]]
 
 
 def seal_values(model: type[SQLModel], values: Mapping) -> list:
-    """[table, id, hash] of a row given as the column values a bulk insert wrote (id included)."""
-    sealed = _BY_MODEL[model]
+    """[table, id, hash] of a row given as the column values a bulk insert wrote (id
+    included), for a model with one seal (see seals_of_values)."""
+    [sealed] = _BY_MODEL[model]
     return [sealed.table, values[sealed.key], row_hash(sealed, values)]
+
+
+def seals_of_values(model: type[SQLModel], values: Mapping) -> list[list]:
+    """Every seal of a row given as the column values a bulk insert wrote (id included)."""
+    return [[sealed.table, values[sealed.key], row_hash(sealed, values)]
+            for sealed in _BY_MODEL[model]]
 
 
 def removed(model: type[SQLModel], row_id: int) -> list:
     """The seal of a row the app deleted (an affiliation recorded in error): no hash, so
     verification expects the row to be gone, and reports it if it comes back."""
-    return [_BY_MODEL[model].table, row_id, None]
+    [sealed] = _BY_MODEL[model]
+    return [sealed.table, row_id, None]
 
 
 def seals(rows: Iterable[SQLModel | list]) -> list[list]:
     """Seals of rows: ORM objects, or seals already made (seal_values)."""
-    return [row if isinstance(row, list) else seal(row) for row in rows]
+    out: list[list] = []
+    for row in rows:
+        if isinstance(row, list):
+            out.append(row)
+        else:
+            out += seals_of(row)
+    return out
