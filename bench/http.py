@@ -14,6 +14,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.ledger.seal_key import DEVELOPMENT_KEY
+
 ROOT = Path(__file__).resolve().parent.parent
 
 _LUA_COMMON = """
@@ -76,7 +78,10 @@ class Gunicorn:
     def __init__(self, database_url: str, workers: int):
         self.port = _free_port()
         env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "bench-" + "y" * 40,
-               "ORG_TIMEZONE": "UTC"}
+               "ORG_TIMEZONE": "UTC",
+               # Production (app.wsgi) requires a row-seal key; the generated ledger's
+               # donors were sealed with the development key (bench/generate.py).
+               "AUDIT_SEAL_KEY": DEVELOPMENT_KEY.decode()}
         gunicorn = Path(sys.executable).with_name("gunicorn")
         self.proc = subprocess.Popen(
             [str(gunicorn), "--workers", str(workers), "--bind", f"127.0.0.1:{self.port}",

@@ -37,6 +37,8 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
+from app.ledger.seal_key import DEVELOPMENT_KEY
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -168,7 +170,10 @@ class Server:
         self.command = " ".join(args).replace(str(self.access_log), "FILE")
         gunicorn = Path(sys.executable).with_name("gunicorn")
         env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "bench-" + "y" * 40,
-               "ORG_TIMEZONE": "UTC", "PYTHONPATH": str(app_dir)}
+               "ORG_TIMEZONE": "UTC", "PYTHONPATH": str(app_dir),
+               # Production (app.wsgi) requires a row-seal key; the generated ledger's
+               # donors were sealed with the development key (bench/generate.py).
+               "AUDIT_SEAL_KEY": DEVELOPMENT_KEY.decode()}
         self.proc = subprocess.Popen([str(gunicorn), *args[1:]], cwd=app_dir, env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.base = f"http://127.0.0.1:{self.port}"

@@ -39,3 +39,24 @@ def tamper_apart(database_url: str, *statements: str | tuple[str, dict]) -> None
                 tamper(conn, sql, params)
     finally:
         engine.dispose()
+
+
+def upgrade_watermark(database_url: str) -> None:
+    """What migration 0028 does at the upgrade, through a connection of its own: append the
+    chain's "ledger.seal_watermark" entry (app.ledger.row_sealing), with the migration's own
+    list of sealed tables. Rows present now may then be sealed by `armslength seal-rows`."""
+    import importlib.util
+    from pathlib import Path
+
+    from app.ledger.row_sealing import append_watermark
+
+    path = Path(__file__).parents[1] / "migrations/versions/0028_seal_identity_passwords_links.py"
+    spec = importlib.util.spec_from_file_location("migration_0028", path)
+    migration = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(migration)
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            append_watermark(conn, "0028", migration.SEALED_TABLES)
+    finally:
+        engine.dispose()

@@ -213,7 +213,8 @@ def test_production_without_a_key_refuses_to_publish(database_url, db):
     """An unsigned disclosure would be a public claim nobody outside can check, and a key
     removed by an insider must not quietly switch signing off: production refuses."""
     app = create_app({"DATABASE_URL": database_url, "ORG_TIMEZONE": "UTC",
-                      "ARMSLENGTH_ENV": "production", "SECRET_KEY": "p" * 40})
+                      "ARMSLENGTH_ENV": "production", "SECRET_KEY": "p" * 40,
+                      "AUDIT_SEAL_KEY": "s" * 40})
     from tests.webtools import make_user, sign_in
 
     make_user(app, "rev@example.org", "reviewer")

@@ -303,7 +303,8 @@ def test_demo_data_is_deterministic_for_a_seed(tmp_path):
 
 def test_demo_data_refuses_to_run_in_production(tmp_path):
     application = create_app({**SETTINGS, "DATABASE_URL": f"sqlite:///{tmp_path / 'p.sqlite3'}",
-                              "ARMSLENGTH_ENV": "production", "SECRET_KEY": "k" * 40})
+                              "ARMSLENGTH_ENV": "production", "SECRET_KEY": "k" * 40,
+                              "AUDIT_SEAL_KEY": "s" * 40})
     try:
         result = run(application, "demo-data")
         assert result.exit_code == 1

@@ -76,6 +76,8 @@ def procfile_web(tmp_path: Path, **settings: str):
         "DATABASE_URL": f"sqlite:///{tmp_path / 'web.sqlite3'}",
         "ORG_TIMEZONE": "UTC",
         "GUNICORN_CMD_ARGS": "--graceful-timeout 2",
+        # Production requires the row-seal key (app.ledger.seal_key).
+        "AUDIT_SEAL_KEY": "procfile-test-seal-key-" + "s" * 20,
         **settings,
     })
     log = tmp_path / "gunicorn.log"

@@ -24,7 +24,8 @@ print("served")
 
 def test_the_served_app_comes_from_the_environment_with_startup_objects_frozen(tmp_path):
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'wsgi.sqlite3'}",
-           "SECRET_KEY": "wsgi-test-" + "z" * 40, "ORG_TIMEZONE": "UTC"}
+           "SECRET_KEY": "wsgi-test-" + "z" * 40, "ORG_TIMEZONE": "UTC",
+           "AUDIT_SEAL_KEY": "wsgi-seal-" + "s" * 40}
     out = subprocess.run([sys.executable, "-c", CHILD], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -47,7 +48,8 @@ print(answer.get_data(as_text=True))
 def _served_client(tmp_path, **settings) -> str:
     env = {k: v for k, v in os.environ.items() if k not in {"ARMSLENGTH_ENV", "TRUSTED_PROXIES"}}
     env.update({"DATABASE_URL": f"sqlite:///{tmp_path / 'wsgi.sqlite3'}",
-                "SECRET_KEY": "wsgi-test-" + "z" * 40, "ORG_TIMEZONE": "UTC", **settings})
+                "SECRET_KEY": "wsgi-test-" + "z" * 40, "ORG_TIMEZONE": "UTC",
+                "AUDIT_SEAL_KEY": "wsgi-seal-" + "s" * 40, **settings})
     out = subprocess.run([sys.executable, "-c", PROXIED_CHILD], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0, out.stderr[-3000:]

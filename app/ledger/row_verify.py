@@ -55,7 +55,7 @@ class RowFinding:
 
 @dataclass
 class RowsReport:
-    #: Live rows of sealed tables checked.
+    #: Live rows of sealed tables checked (a row with a keyed seal besides counts once).
     rows: int = 0
     #: Findings, in table then id order, at most MAX_FINDINGS of them.
     findings: list[RowFinding] = field(default_factory=list)
@@ -126,12 +126,14 @@ def _walk(conn: Connection, batch: int, report: RowsReport) -> Iterator[tuple[Ro
         # Seals of tables this version does not seal (sorting before this one): ignored.
         while seal[0] is not None and seal[0] < table:
             seal = next(seals, _END)
+        # A keyed seal is a second seal of rows counted under their table's plain one.
+        counted = not SEALED[table].keyed
         for row_id, digest in _digests(conn, SEALED[table], batch):
             while seal[0] == table and seal[1] < row_id:
                 if seal[3] is not None:  # None: the app removed the row (row_hashes.removed)
                     yield RowFinding(table, seal[1], ROW_GONE, seal[2]), None
                 seal = next(seals, _END)
-            report.rows += 1
+            report.rows += counted
             if seal[0] == table and seal[1] == row_id:
                 if digest != seal[3]:
                     yield RowFinding(table, row_id, CONTENT_DIFFERS, seal[2]), digest

@@ -26,7 +26,7 @@ from models import (
 )
 from tests.builders import affiliate, gift, ok, organization, person
 from tests.conftest import TEST_ACTOR
-from tests.tampering import tamper_apart
+from tests.tampering import tamper_apart, upgrade_watermark
 
 DAY = "2026-03-02"
 
@@ -187,7 +187,9 @@ def test_a_staff_account_made_behind_the_apps_back_is_named(api, db, database_ur
     from models import User
 
     ghost = _one(db, select(User.id).where(User.email == "ghost@example.org"))
-    assert _findings(_verify(api)) == {("staff_user", ghost, "no audit entry")}
+    # Its password hash has a (keyed) seal of its own, missing as well.
+    assert _findings(_verify(api)) == {("staff_user", ghost, "no audit entry"),
+                                       ("staff_user.password", ghost, "no audit entry")}
 
 
 def test_account_changes_through_the_app_still_verify(app, api, web_as, scene):
@@ -215,31 +217,88 @@ def test_account_changes_through_the_app_still_verify(app, api, web_as, scene):
     assert report["ok"] is True, report["row_findings"]
 
 
-def test_seal_rows_seals_older_rows_of_the_new_tables(app, api, db, database_url, scene):
-    """Rows written before these tables were sealed have no entry (here: rows inserted with
-    none) until `armslength seal-rows` seals them; a row that differs from its entry is
-    never re-sealed."""
+def _insert_pledge_like(scene, amount: int, row_id: int | None = None) -> str:
+    columns = "donor_id, amount_minor, currency, pledged_on, state, created_at"
+    if row_id is None:
+        return (f"INSERT INTO pledge ({columns}) SELECT donor_id, {amount}, currency, "
+                f"pledged_on, state, created_at FROM pledge WHERE id = {scene.pledge_id}")
+    return (f"INSERT INTO pledge (id, {columns}) SELECT {row_id}, donor_id, {amount}, "
+            f"currency, pledged_on, state, created_at FROM pledge WHERE id = {scene.pledge_id}")
+
+
+def test_seal_rows_seals_only_rows_the_upgrade_found(app, api, db, database_url, scene):
+    """Rows written before their table was sealed have no entry (here: rows inserted with
+    none before the upgrade) until `armslength seal-rows` seals them. A row inserted
+    behind the app's back after the upgrade stays a finding: seal-rows lists it and does
+    not seal it, so it cannot launder an insider's row. A row that differs from its entry
+    is never re-sealed."""
     from models import Pledge, User
 
-    tamper_apart(database_url,
-                 "INSERT INTO pledge (donor_id, amount_minor, currency, pledged_on, state, "
-                 f"created_at) SELECT donor_id, 100, currency, pledged_on, state, created_at "
-                 f"FROM pledge WHERE id = {scene.pledge_id}",
+    tamper_apart(database_url, _insert_pledge_like(scene, 100),
                  "INSERT INTO staff_user (email, password_hash, role, active, session_nonce, "
                  "created_at, role_since) SELECT 'older@example.org', password_hash, 'viewer', "
                  f"active, 'n', created_at, role_since FROM staff_user WHERE id = {scene.admin_id}",
                  f"UPDATE roster_entry SET title = 'edited' WHERE id = {scene.roster_id}")
     older_pledge = _one(db, select(Pledge.id).order_by(Pledge.id.desc()).limit(1))
     older_user = _one(db, select(User.id).where(User.email == "older@example.org"))
-    assert _findings(_verify(api)) == {("pledge", older_pledge, "no audit entry"),
-                                       ("staff_user", older_user, "no audit entry"),
-                                       ("roster_entry", scene.roster_id, "content differs")}
+    upgrade_watermark(database_url)
+    tamper_apart(database_url, _insert_pledge_like(scene, 999_999))  # after the upgrade
+    newer_pledge = _one(db, select(Pledge.id).where(Pledge.amount_minor == 999_999))
+    before = _verify(api)
+    assert before["chain_ok"] is True  # the upgrade's entry is a proper link of the chain
+    assert _findings(before) == {("pledge", older_pledge, "no audit entry"),
+                                 ("pledge", newer_pledge, "no audit entry"),
+                                 ("staff_user", older_user, "no audit entry"),
+                                 ("staff_user.password", older_user, "no audit entry"),
+                                 ("roster_entry", scene.roster_id, "content differs")}
     result = app.test_cli_runner().invoke(args=["seal-rows"])
-    assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "sealed 2 rows that had no audit entry"
+    assert result.exit_code == 1, result.output
+    assert result.stdout.strip() == "sealed 3 rows that had no audit entry"
+    assert f"pledge {newer_pledge}: written after the upgrade" in result.stderr
     report = _verify(api)
     assert report["chain_ok"] is True
-    assert _findings(report) == {("roster_entry", scene.roster_id, "content differs")}
+    assert _findings(report) == {("pledge", newer_pledge, "no audit entry"),
+                                 ("roster_entry", scene.roster_id, "content differs")}
+    # Run again: nothing more is sealed, the inserted row is still refused.
+    again = app.test_cli_runner().invoke(args=["seal-rows"])
+    assert again.exit_code == 1 and again.stdout.strip() == "sealed 0 rows that had no audit entry"
+    assert _findings(_verify(api)) == _findings(report)
+
+
+def test_seal_rows_without_an_upgrades_watermark_seals_nothing(app, api, db, database_url,
+                                                               scene):
+    from models import Pledge
+
+    tamper_apart(database_url, _insert_pledge_like(scene, 100))
+    inserted = _one(db, select(Pledge.id).order_by(Pledge.id.desc()).limit(1))
+    result = app.test_cli_runner().invoke(args=["seal-rows"])
+    assert result.exit_code == 1
+    assert result.stdout.strip() == "sealed 0 rows that had no audit entry"
+    assert _findings(_verify(api)) == {("pledge", inserted, "no audit entry")}
+
+
+def test_a_row_slipped_below_the_watermark_or_a_raised_watermark_is_refused(
+        app, api, db, database_url, scene):
+    """Two ways around the watermark: a row inserted into a gap of the ids below it (the
+    table then holds more rows up to it than the upgrade counted), and a watermark entry of
+    the insider's own appended later with a higher id (the lowest one counts)."""
+    from models import Pledge
+
+    gap_top = scene.pledge_id + 10
+    tamper_apart(database_url, _insert_pledge_like(scene, 100, gap_top))  # before the upgrade
+    upgrade_watermark(database_url)
+    tamper_apart(database_url, _insert_pledge_like(scene, 555, scene.pledge_id + 3),
+                 _insert_pledge_like(scene, 777, gap_top + 1))
+    upgrade_watermark(database_url)  # the insider's: it counts gap_top + 1
+    in_gap = _one(db, select(Pledge.id).where(Pledge.amount_minor == 555))
+    result = app.test_cli_runner().invoke(args=["seal-rows"])
+    assert result.exit_code == 1
+    assert result.stdout.strip() == "sealed 0 rows that had no audit entry"
+    assert f"pledge {in_gap}: its table has more rows" in result.stderr
+    assert f"pledge {gap_top + 1}: written after the upgrade" in result.stderr
+    assert _findings(_verify(api)) == {("pledge", gap_top, "no audit entry"),
+                                       ("pledge", in_gap, "no audit entry"),
+                                       ("pledge", gap_top + 1, "no audit entry")}
 
 
 def test_an_api_token_slipped_in_for_a_reviewer_is_named(api, db, database_url, scene):

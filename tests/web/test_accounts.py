@@ -178,7 +178,8 @@ def test_a_user_given_a_reviewing_role_signs_in_again_with_a_second_factor(app, 
 
 
 def test_production_cannot_turn_the_second_factor_off(tmp_path):
-    settings = {"ARMSLENGTH_ENV": "production", "SECRET_KEY": "x" * 40}
+    settings = {"ARMSLENGTH_ENV": "production", "SECRET_KEY": "x" * 40,
+                "AUDIT_SEAL_KEY": "s" * 40}
     assert load_settings(settings, str(tmp_path))["REQUIRE_SECOND_FACTOR"] is True
     with pytest.raises(ConfigError, match="REQUIRE_SECOND_FACTOR"):
         load_settings({**settings, "REQUIRE_SECOND_FACTOR": "false"}, str(tmp_path))
