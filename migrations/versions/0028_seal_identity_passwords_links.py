@@ -2,7 +2,7 @@
 seal watermark
 
 Revision ID: 0028
-Revises: 0022
+Revises: 0033
 Create Date: 2026-12-05 00:00:00
 
 No schema change. From this revision the audit chain also seals, under a key kept outside
@@ -23,7 +23,7 @@ from alembic import op
 from app.ledger.row_sealing import append_watermark
 
 revision: str = "0028"
-down_revision: str | Sequence[str] | None = "0022"
+down_revision: str | Sequence[str] | None = "0033"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
