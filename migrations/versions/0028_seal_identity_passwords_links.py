@@ -2,7 +2,7 @@
 seal watermark
 
 Revision ID: 0028
-Revises: 0033
+Revises: 0029
 Create Date: 2026-12-05 00:00:00
 
 No schema change. From this revision the audit chain also seals, under a key kept outside
@@ -23,7 +23,7 @@ from alembic import op
 from app.ledger.row_sealing import append_watermark
 
 revision: str = "0028"
-down_revision: str | Sequence[str] | None = "0033"
+down_revision: str | Sequence[str] | None = "0029"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -36,6 +36,11 @@ SEALED_TABLES = {name: (name.split(".", 1)[0], "id") for name in (
     "staff_user.password", "account_link", "api_token", "pledge", "pledge_instalment",
     "in_kind_arrangement", "acknowledgement", "online_donation")}
 SEALED_TABLES["donor_merge"] = ("donor_merge", "duplicate_id")
+# The public-support facts, sealed from revision 0029 (just before this one).
+SEALED_TABLES.update({"support_link": ("support_link", "id"),
+                      "support_class": ("support_class", "donor_id"),
+                      "unusual_grant": ("unusual_grant", "gift_id"),
+                      "support_fact_removal": ("support_fact_removal", "id")})
 
 
 def upgrade() -> None:
