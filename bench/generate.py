@@ -94,6 +94,9 @@ class LedgerSpec:
     end: date
     years: int = 5
     seed: int = 20261126
+    #: People donors, if not the default gifts // 5 (bench.identity: 200,000 people with
+    #: 100,000 gifts, the gifts then repeated tenfold).
+    people_count: int | None = None
 
     @property
     def start(self) -> date:
@@ -102,7 +105,7 @@ class LedgerSpec:
     @property
     def people(self) -> int:
         """People donors: 200,000 at 1,000,000 gifts (issue 11's identity-matching figure)."""
-        return max(300, self.gifts // 5)
+        return self.people_count or max(300, self.gifts // 5)
 
 
 @dataclass

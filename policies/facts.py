@@ -40,6 +40,8 @@ class MatchFact:
     same_email: bool = False
     same_phone: bool = False
     same_address: bool = False
+    #: One name gives the given name as an initial only and it agrees (policies.identity).
+    same_initial: bool = False
     #: The other record's affiliations to covered organisations (a roster entry's one), as
     #: for a party: the only ones a rule looks at.
     affiliations: tuple[AffiliationFact, ...] = ()

@@ -64,7 +64,7 @@ def block_keys(name: str | None) -> tuple[str | None, str | None]:
     the surname, and a reversed order, still meet ("Morgen Chen", "Morgan Chan", "Chen,
     Morgan" all meet "Morgan Chen"). Two letters rather than one keep the candidates of a
     common name few (issue 11's bench); a given name written as an initial only ("M. Chen")
-    is found through the e-mail or phone, not the name.
+    is found through initial_keys and initial_prefixes.
     """
     tokens = name_tokens(name)
     # Numbers aside: "Morgan Chen 2" must meet "Morgan Chen" (see name_similarity).
@@ -75,6 +75,41 @@ def block_keys(name: str | None) -> tuple[str | None, str | None]:
     if len(tokens) == 1:
         return f"{first}|", None
     return f"{first}|{last[:2]}", f"{last}|{first[:2]}"
+
+
+def initial_keys(name: str | None) -> tuple[str, ...]:
+    """The name's blocking keys cut to one letter after the bar: "Morgan Chen" gives
+    "morgan|c" and "chen|m". A name written with an initial ("M. Chen") has such a key of
+    its own ("chen|m"), so a full name finds it by these keys; and it finds the full names
+    by initial_prefixes."""
+    return tuple(dict.fromkeys(k[:k.index("|") + 2] for k in block_keys(name)
+                               if k and not k.endswith("|")))
+
+
+def initial_prefixes(name: str | None) -> tuple[str, ...]:
+    """Keys of a name written with an initial ("M. Chen": "chen|m"), which every key of the
+    same surname and that initial begins with ("chen|mo" of "Morgan Chen"): searched as
+    prefixes. Empty for a name without a single-letter word."""
+    return tuple(k for k in block_keys(name) if k and len(k) - k.index("|") == 2)
+
+
+@lru_cache(maxsize=65536)  # pure; a common name meets the same names many times
+def same_initial(a: str | None, b: str | None) -> bool:
+    """One name gives a word as an initial only and the other agrees: every other word of
+    the first is in the second, and the second has a further word starting with that
+    letter ("M. Chen" and "Morgan Chen", "Chen, M." and "Morgan Chen"; not "M. Chen" and
+    "Alex Chen"). Numbers aside, as in name_similarity."""
+    x = [t for t in name_tokens(a) if not t.isdigit()]
+    y = [t for t in name_tokens(b) if not t.isdigit()]
+    return _initial_agrees(x, y) or _initial_agrees(y, x)
+
+
+def _initial_agrees(short: list[str], full: list[str]) -> bool:
+    initials = [t for t in short if len(t) == 1]
+    words = [t for t in short if len(t) > 1]
+    if len(initials) != 1 or not words or any(w not in full for w in words):
+        return False
+    return any(len(t) > 1 and t not in words and t[0] == initials[0] for t in full)
 
 
 @lru_cache(maxsize=65536)  # pure; a batch compares the same names often
@@ -155,11 +190,13 @@ class Signals:
     same_email: bool = False
     same_phone: bool = False
     same_address: bool = False
+    #: One name gives the given name as an initial only, and it agrees (same_initial).
+    same_initial: bool = False
 
     @property
     def worth_passing(self) -> bool:
         """Close enough for the policy to look at (see CANDIDATE_FLOOR)."""
-        return (self.same_email or self.same_phone or self.same_address
+        return (self.same_email or self.same_phone or self.same_address or self.same_initial
                 or self.name_similarity >= CANDIDATE_FLOOR)
 
 
@@ -173,6 +210,7 @@ def signals(a: Identity, b: Identity) -> Signals:
         same_email=same(email_key, a.email, b.email),
         same_phone=same(phone_key, a.phone, b.phone),
         same_address=same(address_key, a.address, b.address),
+        same_initial=same_initial(a.name, b.name),
     )
 
 
@@ -181,12 +219,16 @@ def score_text(score: Decimal) -> str:
     return format(score.normalize(), "f")
 
 
-def match_score(sig: Signals, *, phone_bonus: Decimal, address_bonus: Decimal) -> Decimal:
+def match_score(sig: Signals, *, phone_bonus: Decimal, address_bonus: Decimal,
+                initial_score: Decimal | None = None) -> Decimal:
     """One number for "probably the same person": the same e-mail is 1; else the names'
-    similarity, raised by the same phone or postal address, at most 1."""
+    similarity (at least initial_score when one name gives an initial that agrees with the
+    other, same_initial), raised by the same phone or postal address, at most 1."""
     if sig.same_email:
         return Decimal(1)
     score = sig.name_similarity
+    if sig.same_initial and initial_score is not None:
+        score = max(score, initial_score)
     if sig.same_phone:
         score += phone_bonus
     if sig.same_address:

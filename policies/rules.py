@@ -309,8 +309,9 @@ def possible_match(policy: Policy, gift: GiftFacts, funding: FundingFacts) -> Fi
             seen.add(key)
             score = match_score(
                 Signals(match.name_similarity, match.same_email, match.same_phone,
-                        match.same_address),
-                phone_bonus=settings["phone_bonus"], address_bonus=settings["address_bonus"])
+                        match.same_address, match.same_initial),
+                phone_bonus=settings["phone_bonus"], address_bonus=settings["address_bonus"],
+                initial_score=settings.get("initial_score"))
             labs = sorted({a.organization for a in match.affiliations if a.covered
                            and affiliation_counts(a, gift.received_on, policy.cooling_off_days)})
             if score >= settings["threshold"] and labs:
@@ -319,17 +320,20 @@ def possible_match(policy: Policy, gift: GiftFacts, funding: FundingFacts) -> Fi
         return Finding(rule, "accept", False,
                        "No other record with a lab affiliation probably names the same person.")
     found.sort(key=lambda item: (-item[2], item[1].record, item[1].record_id))
+    threshold = score_text(settings["threshold"])
     figures = {"possible_matches": [
         {"donor_id": party.donor_id, "record": match.record, "record_id": match.record_id,
-         "name": match.name, "score": score_text(score),
-         "threshold": score_text(settings["threshold"]),
+         "name": match.name, "score": score_text(score), "threshold": threshold,
          "same_email": match.same_email, "same_phone": match.same_phone,
-         "same_address": match.same_address, "labs": labs}
+         "same_address": match.same_address, "labs": labs,
+         # Only where it counted, so figures of other matches stay as they were.
+         **({"same_initial": True} if _initial_counted(match, settings) else {})}
         for party, match, score, labs in found
     ]}
     named = "; ".join(
         f"{party.name} (donor {party.donor_id}) is probably {match.record} {match.record_id} "
-        f"{match.name} (score {score_text(score)}, at {', '.join(labs)})"
+        f"{match.name} (score {score_text(score)}{_evidence(match, settings)}, "
+        f"at {', '.join(labs)})"
         for party, match, score, labs in found)
     return Finding(
         rule, policy.outcomes[rule], True,
@@ -337,6 +341,23 @@ def possible_match(policy: Policy, gift: GiftFacts, funding: FundingFacts) -> Fi
         "merges the records or records that they are different people.",
         figures,
     )
+
+
+def _initial_counted(match, settings: Mapping) -> bool:
+    """An initial agreeing counts towards the score (policy [possible_match] initial_score;
+    the same e-mail scores 1 whatever the names)."""
+    return (match.same_initial and not match.same_email
+            and settings.get("initial_score") is not None)
+
+
+def _evidence(match, settings: Mapping) -> str:
+    """Why an initial-only name scored: the initial and surname agree, and what else does."""
+    if not _initial_counted(match, settings):
+        return ""
+    also = [what for what, same in (("phone", match.same_phone),
+                                    ("postal address", match.same_address)) if same]
+    return (": the surname and the initial of the given name agree"
+            + (", and the same " + " and ".join(also) if also else ""))
 
 
 def _score(table: Mapping, name: str, default: str) -> Decimal:
@@ -362,6 +383,13 @@ def _possible_match_settings(table: Mapping) -> dict:
     if lowest < CANDIDATE_FLOOR:
         raise ValueError(f"threshold minus the bonuses must be at least {CANDIDATE_FLOOR} "
                          f"(candidates less alike are not gathered), got {lowest}")
+    # A document without it (versions before it) gives an initial no weight of its own.
+    if "initial_score" in table:
+        settings["initial_score"] = _score(table, "initial_score", "0")
+        if settings["initial_score"] >= settings["threshold"]:
+            raise ValueError("initial_score must be below the threshold: an initial that "
+                             "agrees is never enough alone, only with a same phone or "
+                             f"address, got {settings['initial_score']}")
     return settings
 
 

@@ -498,8 +498,9 @@ class CsvImport:
         for fact in self._matches(row):
             score = match_score(
                 Signals(fact.name_similarity, fact.same_email, fact.same_phone,
-                        fact.same_address),
-                phone_bonus=settings["phone_bonus"], address_bonus=settings["address_bonus"])
+                        fact.same_address, fact.same_initial),
+                phone_bonus=settings["phone_bonus"], address_bonus=settings["address_bonus"],
+                initial_score=settings.get("initial_score"))
             if score >= settings["threshold"] and not fact.different:
                 labs = sorted({a.organization for a in fact.affiliations if a.covered})
                 self.warnings.append(RowWarning("donors", line, (

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, exists, or_, select, union
+from sqlalchemy import bindparam, exists, or_, select, union_all
 from sqlmodel import Session
 
 from app.db.lookups import one_of
@@ -32,6 +32,8 @@ from policies.identity import (
     Signals,
     block_keys,
     email_key,
+    initial_keys,
+    initial_prefixes,
     organization_key,
     phone_key,
     signals,
@@ -48,6 +50,21 @@ def donor_keys(name: str | None, email: str | None, phone: str | None) -> dict:
 def roster_keys(name: str) -> dict:
     a, b = block_keys(name)
     return {"name_key_a": a, "name_key_b": b}
+
+
+def key_range(name: str | None) -> tuple[str | None, str | None]:
+    """The blocking keys a name written with an initial finds as prefixes ("M. Chen":
+    "chen|m" up to "chen|mzz", every key of a Chen whose given name starts with M: keys
+    hold at most two letters after the bar, digits and a to z); (None, None) for others.
+    The first such key only: a name of two initials ("M C") has two, and is no name."""
+    prefixes = initial_prefixes(name)
+    return (prefixes[0], prefixes[0] + "zz") if prefixes else (None, None)
+
+
+def _initial_forms(key: str | None) -> set[str]:
+    """What MatchIndex files a candidate's key under, besides the key itself: its one-letter
+    form, which key_range's prefix equals."""
+    return {f"i:{key[:key.index('|') + 2]}"} if key and not key.endswith("|") else set()
 
 
 def pair_key(donor_id: int, record: str, record_id: int) -> str:
@@ -131,7 +148,7 @@ def _fact(candidate: _Candidate, donor: Donor, verdicts: dict[str, str]) -> Matc
         record=candidate.record, record_id=candidate.record_id, name=candidate.identity.name,
         name_similarity=sig.name_similarity, same_email=sig.same_email,
         same_phone=sig.same_phone, same_address=sig.same_address,
-        affiliations=candidate.affiliations,
+        same_initial=sig.same_initial, affiliations=candidate.affiliations,
         different=verdict == "different",
     )
 
@@ -203,11 +220,18 @@ def _verdicts(session: Session, where) -> dict[str, str]:
 
 
 #: Person donors sharing a blocking key with the donor screened. Each key is its own arm of
-#: a UNION, answered from its own index: as one OR, SQLite's planner read every donor once
-#: the statistics said a key column is mostly NULL (phone).
-_SHARING_A_KEY = union(
+#: a UNION ALL, answered from its own index: as one OR, SQLite's planner read every donor
+#: once the statistics said a key column is mostly NULL (phone). ALL: the IN below drops
+#: repeats anyway, and SQLite then builds one temporary b-tree of ids, not one per arm.
+#: "names" holds the donor's keys and their one-letter forms (policies.identity.
+#: initial_keys: "Morgan Chen" finds "M. Chen"); lo..hi a range of keys beginning with a key
+#: of a name written with an initial ("M. Chen" finds "Morgan Chen", initial_prefixes), both
+#: None (no row) for other names.
+_SHARING_A_KEY = union_all(
     select(Donor.id).where(Donor.name_key_a.in_(bindparam("names", expanding=True))),
     select(Donor.id).where(Donor.name_key_b.in_(bindparam("names_b", expanding=True))),
+    select(Donor.id).where(Donor.name_key_a.between(bindparam("lo"), bindparam("hi"))),
+    select(Donor.id).where(Donor.name_key_b.between(bindparam("lo"), bindparam("hi"))),
     select(Donor.id).where(Donor.email_key == bindparam("email")),
     select(Donor.id).where(Donor.phone_key == bindparam("phone")),
 ).subquery()
@@ -244,7 +268,9 @@ _ROSTER_SHARING_A_KEY = (
     select(RosterEntry.id, RosterEntry.name, RosterEntry.organization_id, RosterEntry.title,
            RosterEntry.senior_decision_maker, RosterEntry.start_date, RosterEntry.end_date)
     .where(or_(RosterEntry.name_key_a.in_(bindparam("names", expanding=True)),
-               RosterEntry.name_key_b.in_(bindparam("names_b", expanding=True))))
+               RosterEntry.name_key_b.in_(bindparam("names_b", expanding=True)),
+               RosterEntry.name_key_a.between(bindparam("lo"), bindparam("hi")),
+               RosterEntry.name_key_b.between(bindparam("lo"), bindparam("hi"))))
     .order_by(RosterEntry.id)
 )
 _VERDICTS_OF = (
@@ -286,7 +312,9 @@ class MatchFinder:
         if not names and not donor.email_key and not donor.phone_key:
             return ()
         me = _identity_of(donor)
-        params = {"me": donor.id, "names": names, "names_b": names,
+        lo, hi = key_range(donor.name)
+        names = list(dict.fromkeys([*names, *initial_keys(donor.name)]))
+        params = {"me": donor.id, "names": names, "names_b": names, "lo": lo, "hi": hi,
                   "email": donor.email_key, "phone": donor.phone_key}
         covered = self._covered()
         # Plain rows through the connection: no ORM objects, and the least per-row work,
@@ -338,7 +366,8 @@ class MatchFinder:
                     record=record, record_id=record_id, name=name,
                     name_similarity=sig.name_similarity, same_email=sig.same_email,
                     same_phone=sig.same_phone, same_address=sig.same_address,
-                    affiliations=labs, different=verdict == "different"))
+                    same_initial=sig.same_initial, affiliations=labs,
+                    different=verdict == "different"))
         return _order(facts)
 
 
@@ -354,8 +383,9 @@ class MatchIndex:
         for candidate in (_donor_candidates(session, orgs, [])
                           + _roster_candidates(session, orgs, [])):
             email, phone, a, b = candidate.keys
-            for key in {f"e:{email}" if email else None, f"p:{phone}" if phone else None,
-                        f"n:{a}" if a else None, f"n:{b}" if b else None} - {None}:
+            for key in ({f"e:{email}" if email else None, f"p:{phone}" if phone else None,
+                         f"n:{a}" if a else None, f"n:{b}" if b else None} - {None}
+                        | _initial_forms(a) | _initial_forms(b)):
                 self._by_key[key].append(candidate)
         self._verdicts = _verdicts(session, IdentityVerdict.id.is_not(None)) if self._by_key \
             else {}
@@ -364,6 +394,10 @@ class MatchIndex:
         if donor.type != "person" or not self._by_key:
             return ()
         keys = {f"n:{k}" for k in (donor.name_key_a, donor.name_key_b) if k}
+        keys |= {f"n:{k}" for k in initial_keys(donor.name)}  # as MatchFinder's "names"
+        lo, _hi = key_range(donor.name)
+        if lo:
+            keys.add(f"i:{lo}")
         if donor.email_key:
             keys.add(f"e:{donor.email_key}")
         if donor.phone_key:

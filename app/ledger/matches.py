@@ -53,9 +53,10 @@ def possible_matches(session: Session, donor_id: int, policy: Policy) -> list[Po
     found = []
     for fact in MatchFinder(session)(donor):
         score = match_score(Signals(fact.name_similarity, fact.same_email, fact.same_phone,
-                                    fact.same_address),
+                                    fact.same_address, fact.same_initial),
                             phone_bonus=settings["phone_bonus"],
-                            address_bonus=settings["address_bonus"])
+                            address_bonus=settings["address_bonus"],
+                            initial_score=settings.get("initial_score"))
         found.append(PossibleMatch(fact, score_text(score), score >= settings["threshold"],
                                    sorted({a.organization for a in fact.affiliations
                                            if a.covered})))

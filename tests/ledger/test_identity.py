@@ -7,11 +7,13 @@ from __future__ import annotations
 import random
 from datetime import date
 
+import pytest
 from sqlalchemy import event, select
 
 from app.db.locking import ledger_batch
 from app.ledger.audit import Actor
 from app.ledger.csv_import import KINDS, CsvImport
+from app.ledger.gifts import record_gift
 from app.ledger.identity import MatchFinder, MatchIndex, covered_lab_named
 from app.ledger.intake import GiftIntake
 from app.ledger.parties import (
@@ -132,6 +134,58 @@ def test_a_batch_holds_a_gift_of_a_probable_match_as_the_door_does(db, policy):
                                             received_on=date(2026, 3, 1)))
     assert screened.evaluation.outcome == "hold"
     assert [f.rule for f in screened.evaluation.fired] == ["possible_match"]
+
+
+def _gift_outcome(db, policy, donor_id):
+    made = record_gift(db, GiftCreate(donor_id=donor_id, amount="50.00", currency="USD",
+                                      received_on=date(2026, 3, 1)), ACTOR, policy, "USD",
+                       dry_run=True)
+    db.rollback()
+    return made.evaluation
+
+
+@pytest.mark.parametrize(("lab_name", "other_name"), [("Morgan Chen", "M. Chen"),
+                                                      ("M. Chen", "Morgan Chen"),
+                                                      ("Chen, M.", "Morgan Chen")])
+@pytest.mark.parametrize("evidence", ["phone", "address", None])
+def test_an_initial_and_a_surname_that_agree_with_evidence_are_a_possible_match(
+        db, policy, lab_name, other_name, evidence):
+    """Issue 11: "M. Chen" and "Morgan Chen" share no plain blocking key, and their names
+    alone are not alike enough (0.909 < 0.92); with the same phone or postal address they
+    are a possible match, found from either side by the finder and the batch's index alike,
+    and the door holds the gift, saying why."""
+    lab = _lab(db)
+    phone = "+1 415 555 0100" if evidence == "phone" else None
+    address = "1 Main St, Springfield" if evidence == "address" else None
+    employee = create_donor(db, DonorCreate(type="person", name=lab_name, email="m@lab.example",
+                                            phone=phone, postal_address=address), ACTOR)
+    _employ(db, policy, employee.id, lab)
+    other = create_donor(db, DonorCreate(type="person", name=other_name,
+                                         email="morgan@home.example",
+                                         phone="415.555.0100" if phone else None,
+                                         postal_address="1 main st springfield"
+                                         if address else None), ACTOR)
+    db.commit()
+    me = db.get(Donor, other.id)
+    [fact] = MatchFinder(db)(me)
+    assert (fact.record_id, fact.same_initial) == (employee.id, True)
+    assert MatchIndex(db)(me) == (fact,)
+    evaluation = _gift_outcome(db, policy, other.id)
+    if evidence is None:
+        assert evaluation.outcome == "accept"
+        return
+    assert evaluation.outcome == "hold"
+    [finding] = [f for f in evaluation.fired if f.rule == "possible_match"]
+    assert "the surname and the initial of the given name agree, and the same" in finding.message
+    assert evaluation.figures["possible_matches"][0]["score"] == "0.959"
+
+
+def test_another_initial_is_not_found_by_the_name(db, policy):
+    lab = _lab(db)
+    employee = _person(db, "Morgan Chen", phone="4155550100")
+    _employ(db, policy, employee.id, lab)
+    other = _person(db, "A. Chen", email="a@home.example")
+    assert MatchFinder(db)(db.get(Donor, other.id)) == ()
 
 
 def _files(tmp_path, donors: str, affiliations: str, gifts: str) -> None:

@@ -17,11 +17,14 @@ from policies.identity import (
     address_key,
     block_keys,
     email_key,
+    initial_keys,
+    initial_prefixes,
     match_score,
     name_key,
     name_similarity,
     organization_key,
     phone_key,
+    same_initial,
     signals,
 )
 from tests.policies.policy_builders import (
@@ -70,8 +73,38 @@ def test_variants_share_a_blocking_key(variant):
 
 
 def test_an_initial_alone_is_not_a_name_key():
-    """Known limit: "M. Chen" meets "Morgan Chen" only through the same e-mail or phone."""
+    """The plain keys keep an initial apart (a common name's candidates stay few)..."""
     assert not set(block_keys("Morgan Chen")) & set(block_keys("M. Chen")) - {None}
+
+
+@pytest.mark.parametrize("initialled", ["M. Chen", "Chen, M.", "Dr M Chen"])
+@pytest.mark.parametrize("full", ["Morgan Chen", "Chen, Morgan", "Morgan Q. Chen"])
+def test_an_initial_meets_the_full_name_by_its_initial_keys(initialled, full):
+    """...the one-letter keys bring them together, both ways: the full name's one-letter
+    keys include a key of the initialled name, and a key of the full name begins with the
+    initialled name's prefix."""
+    assert set(initial_keys(full)) & set(block_keys(initialled))
+    assert any(k.startswith(p) for p in initial_prefixes(initialled)
+               for k in block_keys(full) if k)
+
+
+def test_a_full_name_searches_no_prefix():
+    assert initial_prefixes("Morgan Chen") == ()
+
+
+@pytest.mark.parametrize(("a", "b", "agree"), [
+    ("M. Chen", "Morgan Chen", True),
+    ("Chen, M.", "Morgan Chen", True),
+    ("Morgan Chen", "M Chen", True),
+    ("M. Chen", "Morgan Lee Chen", True),
+    ("M. Chen", "Alex Chen", False),  # another initial
+    ("M. Chen", "Morgan Stone", False),  # another surname
+    ("Morgan Chen", "Morgan Chen", False),  # no initial: name_similarity says it
+    ("M. Chen", "M. Chen", False),
+    ("M. J. Chen", "Morgan Chen", False),  # two initials: too little to agree on
+])
+def test_same_initial(a, b, agree):
+    assert same_initial(a, b) is agree
 
 
 def test_common_names_split_by_the_second_letter():
@@ -132,7 +165,8 @@ def test_name_similarity(a, b, low, high):
 def test_signals_compare_each_key():
     sig = signals(Identity("Morgan Chen", "M@x.org", "+1 415 555 0100", "1 Main St"),
                   Identity("M. Chen", "m@X.org ", "4155550100", "1 main st"))
-    assert (sig.same_email, sig.same_phone, sig.same_address) == (True, True, True)
+    assert (sig.same_email, sig.same_phone, sig.same_address, sig.same_initial) == (
+        True, True, True, True)
 
 
 # --- score -----------------------------------------------------------------------------------
@@ -149,6 +183,18 @@ BONUS = {"phone_bonus": Decimal("0.05"), "address_bonus": Decimal("0.05")}
 ])
 def test_match_score(sig, score):
     assert match_score(sig, **BONUS) == Decimal(score)
+
+
+@pytest.mark.parametrize(("sig", "initial_score", "score"), [
+    (Signals(Decimal("0.85"), same_initial=True), "0.87", "0.87"),
+    (Signals(Decimal("0.85"), same_initial=True, same_phone=True), "0.87", "0.92"),
+    (Signals(Decimal("0.91"), same_initial=True), "0.87", "0.91"),  # never lowers it
+    (Signals(Decimal("0.85"), same_phone=True), "0.87", "0.90"),  # no initial agreeing
+    (Signals(Decimal("0.85"), same_initial=True, same_phone=True), None, "0.90"),  # no weight
+])
+def test_match_score_of_an_initial(sig, initial_score, score):
+    weight = Decimal(initial_score) if initial_score else None
+    assert match_score(sig, **BONUS, initial_score=weight) == Decimal(score)
 
 
 # --- the rule: a decision table --------------------------------------------------------------
@@ -187,6 +233,21 @@ def payer(*matches: MatchFact):
                  id="role ended before the cooling-off"),
     pytest.param((match("1", jobs=()),), "accept", id="no affiliation"),
     pytest.param((match("1", record_id=1),), "accept", id="the donor itself"),
+    # "M. Chen" and "Morgan Chen" (name similarity 0.909; "J Smith" and "James Smith" 0.848):
+    # the surname and the initial agreeing score initial_score (0.87), the threshold only
+    # with supporting evidence.
+    pytest.param((match("0.848", same_initial=True, same_phone=True),), "hold",
+                 id="initial agrees, same phone"),
+    pytest.param((match("0.848", same_initial=True, same_address=True),), "hold",
+                 id="initial agrees, same address"),
+    pytest.param((match("0.848", same_initial=True),), "accept",
+                 id="initial agrees, nothing else"),
+    pytest.param((match("0.909", same_initial=True),), "accept",
+                 id="initial agrees, alike names, nothing else"),
+    pytest.param((match("0.848", same_phone=True),), "accept",
+                 id="initial differs, same phone"),
+    pytest.param((match("0.848", same_initial=True, same_phone=True, different=True),),
+                 "accept", id="initial agrees, resolved as different"),
 ])
 def test_possible_match_decision_table(matches, outcome):
     evaluation = evaluate(policy(), gift(payer(*matches)), PLENTY)
@@ -211,6 +272,26 @@ def test_the_decision_names_the_record_and_the_score():
                       "same_phone": False, "same_address": False, "labs": ["Frontier Lab"]}
 
 
+def test_an_initial_match_says_why():
+    facts = gift(payer(match("0.848", record_id=42, same_initial=True, same_address=True)))
+    evaluation = evaluate(policy(), facts, PLENTY)
+    finding = next(f for f in evaluation.fired if f.rule == RULE)
+    assert ("score 0.92: the surname and the initial of the given name agree, and the same "
+            "postal address") in finding.message
+    [figure] = evaluation.figures["possible_matches"]
+    assert figure["same_initial"] is True and figure["score"] == "0.92"
+
+
+def test_the_initial_score_comes_from_the_policy():
+    facts = gift(payer(match("0.848", same_initial=True, same_phone=True)))
+    doc = default_doc()
+    del doc["possible_match"]["initial_score"]
+    assert evaluate(policy_from_mapping(doc), facts, PLENTY).outcome == "accept"
+    assert evaluate(policy(), facts, PLENTY).outcome == "hold"
+    lower = policy(**{"possible_match.initial_score": "0.86"})
+    assert evaluate(lower, facts, PLENTY).outcome == "accept"
+
+
 def test_the_threshold_comes_from_the_policy():
     strict = policy(**{"possible_match.threshold": "0.97"})
     assert evaluate(strict, gift(payer(match("0.96"))), PLENTY).outcome == "accept"
@@ -226,13 +307,17 @@ def test_a_document_without_the_table_screens_with_the_shipped_values():
     doc_policy = policy()
     doc = default_doc()
     del doc["possible_match"]
-    assert policy_from_mapping(doc).settings[RULE] == doc_policy.settings[RULE]
+    shipped = dict(doc_policy.settings[RULE])
+    # Came after the rule: a document without it gives an initial no weight of its own.
+    del shipped["initial_score"]
+    assert policy_from_mapping(doc).settings[RULE] == shipped
 
 
 @pytest.mark.parametrize(("changes", "problem"), [
     ({"possible_match.threshold": "0.85"}, "at least"),
     ({"possible_match.threshold": "1.5"}, "between 0 and 1"),
     ({"possible_match.phone_bonus": "x"}, "decimal"),
+    ({"possible_match.initial_score": "0.92"}, "below the threshold"),
 ])
 def test_thresholds_that_would_drop_candidates_are_refused(changes, problem):
     with pytest.raises(PolicyError, match=problem):
