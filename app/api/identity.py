@@ -29,6 +29,8 @@ def match_public(match: matches.PossibleMatch) -> dict:
         "same_email": fact.same_email,
         "same_phone": fact.same_phone,
         "same_address": fact.same_address,
+        # One name gives the given name as an initial that agrees with the other's.
+        "same_initial": fact.same_initial,
         "labs": match.labs,
         "resolved_different": fact.different,
     }

@@ -30,6 +30,7 @@ from policies import AffiliationFact, MatchFact
 from policies.identity import (
     Identity,
     Signals,
+    SignalsAgainst,
     block_keys,
     email_key,
     initial_keys,
@@ -311,7 +312,7 @@ class MatchFinder:
         names = [k for k in (donor.name_key_a, donor.name_key_b) if k]
         if not names and not donor.email_key and not donor.phone_key:
             return ()
-        me = _identity_of(donor)
+        me = SignalsAgainst(_identity_of(donor))
         lo, hi = key_range(donor.name)
         names = list(dict.fromkeys([*names, *initial_keys(donor.name)]))
         params = {"me": donor.id, "names": names, "names_b": names, "lo": lo, "hi": hi,
@@ -330,7 +331,7 @@ class MatchFinder:
             if donor_id in unlike:
                 continue
             if donor_id not in alike:
-                sig = signals(me, Identity(name, email, phone, address))
+                sig = me(name, email, phone, address)
                 if not sig.worth_passing:
                     unlike.add(donor_id)
                     continue
@@ -350,7 +351,7 @@ class MatchFinder:
                 fact = self._affiliation(e.organization_id, "employee", e.title,
                                          e.senior_decision_maker, e.start_date, e.end_date)
                 if fact.covered:
-                    sig = signals(me, Identity(e.name))
+                    sig = me(e.name)
                     if sig.worth_passing:
                         found.append(("roster", e.id, e.name, sig, (fact,)))
         if not found:

@@ -14,6 +14,7 @@ from policies.identity import (
     CANDIDATE_FLOOR,
     Identity,
     Signals,
+    SignalsAgainst,
     address_key,
     block_keys,
     email_key,
@@ -167,6 +168,21 @@ def test_signals_compare_each_key():
                   Identity("M. Chen", "m@X.org ", "4155550100", "1 main st"))
     assert (sig.same_email, sig.same_phone, sig.same_address, sig.same_initial) == (
         True, True, True, True)
+
+
+@pytest.mark.parametrize("other", [
+    Identity("M. Chen", "m@X.org ", "4155550100", "1 main st"),
+    Identity("Morgan Chen"),
+    Identity("Alex Stone", "a@y.org", "4155550199", "2 Oak Ave"),
+    Identity("Morgan Chen", None, "415 555 0100", None),
+])
+@pytest.mark.parametrize("me", [
+    Identity("Morgan Chen", "M@x.org", "+1 415 555 0100", "1 Main St"),
+    Identity("M Chen"),
+])
+def test_signals_against_one_record_are_its_signals(me, other):
+    assert SignalsAgainst(me)(other.name, other.email, other.phone, other.address) == \
+        signals(me, other)
 
 
 # --- score -----------------------------------------------------------------------------------
