@@ -93,8 +93,9 @@ def _seed(app, api, reviewer) -> dict[str, object]:
     pledge = ok(api.post("/pledges", {"donor_id": world.donor["id"], "amount": "300.00", "currency": "USD",
                                       "pledged_on": "2026-01-01", "instalments": [
                                           {"due_on": "2026-06-01", "amount": "300.00"}]}))
-    ok(api.post("/in-kind", {"organization_id": world.lab["id"], "description": "Model access",
-                             "purpose": "evaluation", "start_date": "2026-01-01"}))
+    in_kind = ok(api.post("/in-kind", {"organization_id": world.lab["id"],
+                                       "description": "Model access", "purpose": "evaluation",
+                                       "start_date": "2026-01-01"}))
     change = ok(api.patch(f"/organizations/{world.lab['id']}", {"covered_lab": False}), 202)
     published = submit(reviewer, "/staff/disclosures/preview?from=2026-01-01&to=2026-06-30",
                        {"start": "2026-01-01", "end": "2026-06-30"}, action="/staff/disclosures/publish")
@@ -114,7 +115,7 @@ def _seed(app, api, reviewer) -> dict[str, object]:
         "donor_id": world.donor["id"], "org_id": world.lab["id"], "affiliation_id": affiliation["id"],
         "pledge_id": pledge["id"], "change_id": change["change_id"], "disclosure_id": disclosure_id,
         "user_id": reviewer.user_id, "version_id": version_id, "year": 2026,
-        "secret": "not-a-real-link", "entry_id": entry_id,
+        "secret": "not-a-real-link", "entry_id": entry_id, "item_id": in_kind["id"],
         # The gift each page is about: held for the decision, rejected for an override request.
         "gift_id": {"review.decide": held["id"], "review.request_override": rejected["id"]},
         "default_gift_id": accepted["id"],
