@@ -10,14 +10,19 @@ hour per backend at 1M on the shared machine). Five years of gifts (2021-2025), 
 per 1,000 gifts, 2% refunded in part, 1% split between two donors, organisation donors
 under parents, spouse links, governmental donors and unusual grants.
 
-Each measurement is printed beside the bare floor measured the same way in the same run:
-one `SELECT sum(reporting_amount_minor)` over the same gifts (what any computation from
-the ledger must at least read). Medians of --rounds runs.
+Each round measures, one after the other on the same ledger: the bare floor (one
+`SELECT sum(reporting_amount_minor)` over the same gifts, what any computation must at least
+read), the computation before issue 16's change (the per-gift reader, kept in
+bench/legacy_public_support.py, with the same pure computation), after it (sums per donor
+and year in SQL: app.ledger.public_support with gift_ids=False), after it with every gift id
+read too (what GET /api/v1/public-support answers), and Schedule B. Medians of --rounds.
+Generate once and measure later: --generate-only, then --reuse.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -31,8 +36,9 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 import models
-from app.ledger.public_support import public_support
+from app.ledger.public_support import contributions, public_support
 from app.ledger.schedule_b import schedule_b_of
+from bench.legacy_public_support import contributions as legacy_contributions
 from models import Attribution, Donor, Gift, Organization, Refund
 from models.public_support import SupportClass, SupportLink, UnusualGrant
 from policies.public_support import compute, load_rules
@@ -46,18 +52,24 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _database(backend: str, gifts: int, data_dir: Path, pg_url: str) -> str:
+def _database(backend: str, gifts: int, data_dir: Path, pg_url: str,
+              reuse: bool = False) -> str:
     if backend == "sqlite":
         path = data_dir / f"public_support_{gifts}.sqlite3"
-        path.unlink(missing_ok=True)
+        if not reuse:
+            path.unlink(missing_ok=True)
         return f"sqlite:///{path}"
-    name = f"armslength_bench_public_support_{gifts}"
+    # BENCH_DB_PREFIX: several checkouts benching on one server keep apart.
+    name = f"{os.environ.get('BENCH_DB_PREFIX', 'armslength_bench')}_public_support_{gifts}"
+    url = make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    if reuse:
+        return url
     admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
-    return make_url(pg_url).set(database=name).render_as_string(hide_password=False)
+    return url
 
 
 def generate(url: str, gifts: int, seed: int = 16) -> dict:
@@ -158,6 +170,9 @@ def _median(fn, rounds: int) -> float:
 
 
 def measure(url: str, rounds: int) -> dict:
+    """Before (the per-gift reader, bench/legacy_public_support.py) and after (sums in the
+    database, app.ledger.public_support), alternating in each round, so both meet the same
+    load; both must give the same figures."""
     rules = load_rules()
     engine = create_engine(url)
     floor_sql = text("SELECT sum(reporting_amount_minor) FROM gift WHERE status = 'accepted' "
@@ -169,28 +184,42 @@ def measure(url: str, rounds: int) -> dict:
 
     found = {}
 
-    def full():
+    def before():
         with Session(engine) as session:
-            found["r"] = public_support(session, YEARS[1], rules, "USD")
+            facts = legacy_contributions(session, YEARS[1], rules)
+            found["before"] = compute(YEARS[1], facts[0], facts[1], rules)
+            found["before_read"] = len(facts[0])
+
+    def after():
+        with Session(engine) as session:
+            found["after"] = public_support(session, YEARS[1], rules, "USD",
+                                            gift_ids=False).result
+
+    def with_ids():
+        with Session(engine) as session:
+            public_support(session, YEARS[1], rules, "USD")
 
     def schedule():
         with Session(engine) as session:
             schedule_b_of(session, YEARS[1], rules, "USD")
 
-    from app.ledger.public_support import contributions
+    times = {"floor": [], "before": [], "after": [], "with_ids": [], "schedule_b": []}
+    for _ in range(rounds):
+        for name, fn in (("floor", floor), ("before", before), ("after", after),
+                         ("with_ids", with_ids), ("schedule_b", schedule)):
+            started = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - started)
+    b, a = found["before"], found["after"]
+    same = (b.total_support_minor, b.excess_minor, b.percentage) == (
+        a.total_support_minor, a.excess_minor, a.percentage)
     with Session(engine) as session:
         facts = contributions(session, YEARS[1], rules)
-
-    out = {
-        "floor": _median(floor, rounds),
-        "public_support": _median(full, rounds),
-        "compute_only": _median(lambda: compute(YEARS[1], facts[0], facts[1], rules), rounds),
-        "schedule_b": _median(schedule, rounds),
-        "percentage": found["r"].result.percentage_text,
-        "contributions": len(facts[0]),
-    }
+        after_read = len(facts.contributions) + len(facts.donor_sums) + len(facts.year_sums)
     engine.dispose()
-    return out
+    return {**{name: statistics.median(t) for name, t in times.items()},
+            "percentage": a.percentage_text, "same": same,
+            "before_read": found["before_read"], "after_read": after_read}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,22 +231,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--data-dir", type=Path,
                         default=Path(tempfile.gettempdir()) / "armslength-bench")
+    parser.add_argument("--reuse", action="store_true",
+                        help="measure ledgers an earlier run generated (same sizes, data dir "
+                             "and BENCH_DB_PREFIX) instead of writing them again")
+    parser.add_argument("--generate-only", action="store_true",
+                        help="write the ledgers and stop (measure them later with --reuse)")
     args = parser.parse_args(argv)
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    lines = ["| backend | gifts | contributions read | floor: bare sum | public support "
-             "(read + compute) | ratio | compute alone | Schedule B | percentage |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| backend | gifts | floor: bare sum | before: per gift (objects) | after: sums in "
+             "SQL (objects) | after / before | after, with every gift id | Schedule B | "
+             "percentage | same figures |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for backend in args.backends.split(","):
         for size in (int(s) for s in args.sizes.split(",")):
-            url = _database(backend, size, args.data_dir, args.pg_url)
-            started = time.perf_counter()
-            made = generate(url, size)
-            log(f"{backend} {size:,}: generated in {time.perf_counter() - started:.0f} s {made}")
+            url = _database(backend, size, args.data_dir, args.pg_url, args.reuse)
+            if not args.reuse:
+                started = time.perf_counter()
+                made = generate(url, size)
+                log(f"{backend} {size:,}: generated in {time.perf_counter() - started:.0f} s "
+                    f"{made}")
+            if args.generate_only:
+                continue
             m = measure(url, args.rounds)
-            lines.append(f"| {backend} | {size:,} | {m['contributions']:,} | "
-                         f"{m['floor']:.3f} s | {m['public_support']:.2f} s | "
-                         f"{m['public_support'] / m['floor']:.0f}x | {m['compute_only']:.2f} s | "
-                         f"{m['schedule_b']:.2f} s | {m['percentage']} |")
+            lines.append(f"| {backend} | {size:,} | {m['floor']:.3f} s | "
+                         f"{m['before']:.2f} s ({m['before_read']:,}) | "
+                         f"{m['after']:.2f} s ({m['after_read']:,}) | "
+                         f"{m['after'] / m['before']:.3f} | {m['with_ids']:.2f} s | "
+                         f"{m['schedule_b']:.2f} s | {m['percentage']} | "
+                         f"{'yes' if m['same'] else 'NO'} |")
             log(lines[-1])
     print("\n".join(lines))
     return 0

@@ -114,6 +114,29 @@ class Contribution:
     unusual: bool = False
 
 
+@dataclass(frozen=True)
+class DonorSum:
+    """A donor's gifts over the five years that are simply the donor's (not split between
+    contributors, not unusual grants), net of refunds, summed: the ledger sums them in the
+    database, so a million gifts need not be a million objects. Which gifts they are is
+    asked of the ledger when a figure is shown (app.ledger.public_support)."""
+
+    contributor_id: int
+    amount_minor: int
+    #: How many gifts the sum is made of.
+    gifts: int
+    unlimited: bool = False
+
+
+@dataclass(frozen=True)
+class YearSum:
+    """The same gifts summed by year (line 1's part from them)."""
+
+    year: int
+    amount_minor: int
+    gifts: int
+
+
 def donor_groups(donor_ids: Iterable[int], links: Iterable[tuple[int, int]]) -> dict[int, int]:
     """Persons treated as one contributor: each donor id -> its group's smallest donor id.
 
@@ -142,7 +165,10 @@ class YearFigures:
     year: int
     #: Line 1: gifts, grants and contributions (unusual grants left out).
     contributions_minor: int = 0
+    #: The ids of the gifts line 1 sums, where they were given one by one (the ledger fills
+    #: them in on demand: app.ledger.public_support), and how many gifts it sums in all.
     gift_ids: list[int] = field(default_factory=list)
+    gift_count: int = 0
     #: Unusual grants received this year, left out of every line.
     unusual_minor: int = 0
     unusual_gift_ids: list[int] = field(default_factory=list)
@@ -159,6 +185,7 @@ class ContributorFigures:
     excess_minor: int
     unlimited: bool
     gift_ids: list[int]
+    gift_count: int = 0
 
 
 @dataclass
@@ -200,17 +227,24 @@ def percent_text(ratio: Fraction | None, places: int = 2) -> str | None:
 
 
 def compute(tax_year: int, contributions: Iterable[Contribution],
-            groups: Mapping[int, int], rules: PublicSupportRules) -> PublicSupport:
+            groups: Mapping[int, int], rules: PublicSupportRules,
+            donor_sums: Iterable[DonorSum] = (), year_sums: Iterable[YearSum] = ()
+            ) -> PublicSupport:
     """Part II for tax_year from its contributions (those outside the five years are
-    ignored). groups: donor id -> group id (donor_groups); a donor missing is its own."""
+    ignored). groups: donor id -> group id (donor_groups); a donor missing is its own.
+    donor_sums and year_sums: the same gifts' parts summed per donor over the five years and
+    per year, instead of one by one (both or neither; never the same gift twice)."""
     first = tax_year - rules.years + 1
     years = {year: YearFigures(year) for year in range(first, tax_year + 1)}
     # A gift split between contributors is one gift in its year: sets, sorted at the end.
     gift_ids: dict[int, set[int]] = {year: set() for year in years}
     unusual_ids: dict[int, set[int]] = {year: set() for year in years}
+    # Gifts given in sums are counted; those given one by one are collected, then counted.
+    summed: dict[int, int] = {year: 0 for year in years}
     totals: dict[tuple[int, bool], int] = {}
     members: dict[tuple[int, bool], set[int]] = {}
     gifts_of: dict[tuple[int, bool], set[int]] = {}
+    summed_of: dict[tuple[int, bool], int] = {}
     for c in contributions:
         figures = years.get(c.year)
         if figures is None:
@@ -227,6 +261,17 @@ def compute(tax_year: int, contributions: Iterable[Contribution],
         totals[key] = totals.get(key, 0) + c.amount_minor
         members.setdefault(key, set()).add(c.contributor_id)
         gifts_of.setdefault(key, set()).add(c.gift_id)
+    for y in year_sums:
+        figures = years.get(y.year)
+        if figures is not None:
+            figures.contributions_minor += y.amount_minor
+            summed[y.year] += y.gifts
+    for d in donor_sums:
+        key = (groups.get(d.contributor_id, d.contributor_id), d.unlimited)
+        totals[key] = totals.get(key, 0) + d.amount_minor
+        members.setdefault(key, set()).add(d.contributor_id)
+        gifts_of.setdefault(key, set())
+        summed_of[key] = summed_of.get(key, 0) + d.gifts
 
     total = sum(y.contributions_minor for y in years.values())
     limit = total * rules.donor_limit.numerator // rules.donor_limit.denominator
@@ -236,12 +281,14 @@ def compute(tax_year: int, contributions: Iterable[Contribution],
         excess = 0 if unlimited else max(0, totals[key] - limit)
         contributors.append(ContributorFigures(
             group_id=group_id, donor_ids=sorted(members[key]), total_minor=totals[key],
-            excess_minor=excess, unlimited=unlimited, gift_ids=sorted(gifts_of[key])))
+            excess_minor=excess, unlimited=unlimited, gift_ids=sorted(gifts_of[key]),
+            gift_count=summed_of.get(key, 0) + len(gifts_of[key])))
     excess_total = sum(c.excess_minor for c in contributors)
     public = total - excess_total
     ratio = Fraction(public, total) if total > 0 else None
     for year, figures in years.items():
         figures.gift_ids = sorted(gift_ids[year])
+        figures.gift_count = summed[year] + len(gift_ids[year])
         figures.unusual_gift_ids = sorted(unusual_ids[year])
     return PublicSupport(
         tax_year=tax_year, rules_version=rules.version,

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import case, delete, func, select
 from sqlmodel import Session
 
 from app.db.locking import ledger_write
@@ -36,8 +36,10 @@ from models.public_support import (
 )
 from policies.public_support import (
     Contribution,
+    DonorSum,
     PublicSupport,
     PublicSupportRules,
+    YearSum,
     compute,
     donor_groups,
 )
@@ -87,63 +89,187 @@ def _organization_roots(session: Session) -> dict[int, int]:
     return {org_id: root(org_id) for org_id in parents}
 
 
-def contributions(session: Session, tax_year: int, rules: PublicSupportRules
-                  ) -> tuple[list[Contribution], dict[int, int], list[dict], dict, dict]:
-    """The five years' contributions, the donor groups, the links used, the unlimited
-    donors (id -> class) and the unusual grants (gift id -> reason)."""
+@dataclass
+class SupportFacts:
+    """What the computation reads from the ledger for a tax year."""
+
+    #: One by one: the parts of split gifts, and unusual grants.
+    contributions: list[Contribution]
+    #: Every other gift, summed in the database: per donor over the five years, per year.
+    donor_sums: list[DonorSum]
+    year_sums: list[YearSum]
+    groups: dict[int, int]
+    #: Every pair treated as one (donor_groups_of).
+    links: list[dict]
+    #: Unlimited donors: id -> class.
+    unlimited: dict[int, str]
+    #: Unusual grants: gift id -> reason.
+    unusual: dict[int, str]
+    #: The gifts given one by one: the sums leave them out.
+    one_by_one: set[int]
+
+    def compute(self, tax_year: int, rules: PublicSupportRules,
+                extra: list[Contribution] = ()) -> PublicSupport:
+        return compute(tax_year, [*self.contributions, *extra], self.groups, rules,
+                       self.donor_sums, self.year_sums)
+
+
+def _counted(tax_year: int, rules: PublicSupportRules) -> tuple:
     first, last = date(tax_year - rules.years + 1, 1, 1), date(tax_year, 12, 31)
     kinds = ("cash", "in_kind") if rules.count_in_kind else ("cash",)
-    in_range = (Gift.status == "accepted", Gift.kind.in_(kinds),
-                Gift.received_on >= first, Gift.received_on <= last)
-    currencies = session.execute(select(Gift.reporting_currency).where(*in_range).distinct()
-                                 ).scalars().all()
+    return (Gift.status == "accepted", Gift.kind.in_(kinds),
+            Gift.received_on >= first, Gift.received_on <= last)
+
+
+def _chunks(ids, size: int = 500):
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), size):
+        yield ordered[start:start + size]
+
+
+def contributions(session: Session, tax_year: int, rules: PublicSupportRules,
+                  extra_donor_ids: set[int] = frozenset()) -> SupportFacts:
+    """The five years' contributions. Summed in the database: per donor over the five years
+    (one GROUP BY donor, with a column per year for line 1), so that a ledger of a million
+    gifts reaches Python as one row per donor, not per gift. Given one by one and taken out
+    of the sums: a gift split by its attributions between contributors (a joint gift, an
+    employer's match) and an unusual grant (listed apart with its id). extra_donor_ids:
+    donors with no gift yet who must join their groups (the forecast's pledges)."""
+    first, last = date(tax_year - rules.years + 1, 1, 1), date(tax_year, 12, 31)
+    counted = _counted(tax_year, rules)
+    kinds = ("cash", "in_kind") if rules.count_in_kind else ("cash",)
+    years = range(first.year, last.year + 1)
+
+    def in_year(y: int):
+        return Gift.received_on.between(date(y, 1, 1), date(y, 12, 31))
+
+    per_year = [column for y in years for column in (
+        func.sum(case((in_year(y), Gift.reporting_amount_minor), else_=0)),
+        func.sum(case((in_year(y), 1), else_=0)))]
+    # donor id -> [five-year amount, gifts, then amount and gifts per year]. Grouped by the
+    # reporting currency too, which costs no second pass over the gifts: minor units of two
+    # currencies must never be added (review finding), so a ledger whose reporting currency
+    # changed within the five years is refused until converted.
+    sums: dict[int, list[int]] = {}
+    currencies = set()
+    for donor_id, currency, *figures in session.execute(
+            select(Gift.donor_id, Gift.reporting_currency, func.sum(Gift.reporting_amount_minor),
+                   func.count(), *per_year)
+            .where(*counted).group_by(Gift.donor_id, Gift.reporting_currency)):
+        currencies.add(currency)
+        sums[donor_id] = [int(v or 0) for v in figures]
     if len(currencies) > 1:
-        # Minor units of two currencies must never be added (review finding): a ledger whose
-        # reporting currency changed within the five years needs a conversion first.
         raise NotAllowed(f"the gifts of {first.year}-{last.year} are recorded in more than one "
                          f"reporting currency ({', '.join(sorted(currencies))}): the public "
                          "support test cannot add them")
-    gifts = session.execute(
-        select(Gift.id, Gift.donor_id, Gift.received_on, Gift.reporting_amount_minor)
-        .where(*in_range)).all()
-    # Refunds carry their gift's date (indexed): no join with gift; refunds of gifts not
-    # counted are simply never looked up.
-    refunded = dict(session.execute(
-        select(Refund.gift_id, func.sum(Refund.reporting_amount_minor))
-        .where(Refund.gift_received_on >= first, Refund.gift_received_on <= last,
-               Refund.refunded_on <= last)
-        .group_by(Refund.gift_id)).all())
-    # Only gifts credited to someone other than their donor need their attributions: those
-    # with a share on another basis than "donor" (joint, DAF advisor, employer match; few).
-    shares: dict[int, list[tuple[int, int, str]]] = {}
-    credited = sorted(set(session.execute(
-        select(Attribution.gift_id).where(Attribution.basis != "donor")).scalars()))
-    for start in range(0, len(credited), 500):
-        for gift_id, donor_id, ppm, basis in session.execute(
-                select(Attribution.gift_id, Attribution.donor_id, Attribution.fraction_ppm,
-                       Attribution.basis)
-                .where(one_of(session, Attribution.gift_id, credited[start:start + 500]))
-                .order_by(Attribution.id)).all():
-            shares.setdefault(gift_id, []).append((donor_id, ppm, basis))
+
+    def take(donor_id: int, year: int, amount: int, gifts: int) -> None:
+        row = sums[donor_id]
+        at = 2 + 2 * (year - first.year)
+        row[0] -= amount
+        row[1] -= gifts
+        row[at] -= amount
+        row[at + 1] -= gifts
+
+    # Refunds (and reversals, negative) dated on or before the year's end, by the donor and
+    # year of their gift. Refunds carry their gift's date (indexed): the join reads the
+    # gifts refunded, not every gift.
+    # (The IN list makes SQLite start from the few refunds, not from every gift.)
+    year = func.extract("year", Gift.received_on)
+    refund_dates = (Refund.gift_received_on >= first, Refund.gift_received_on <= last,
+                    Refund.refunded_on <= last)
+    for donor_id, y, amount in session.execute(
+            select(Gift.donor_id, year, func.sum(Refund.reporting_amount_minor))
+            .select_from(Refund).join(Gift, Gift.id == Refund.gift_id)
+            .where(*refund_dates, *counted,
+                   Gift.id.in_(select(Refund.gift_id).where(*refund_dates)))
+            .group_by(Gift.donor_id, year)):
+        take(donor_id, int(y), int(amount or 0), 0)
+
     unlimited = {donor_id: cls for donor_id, cls in session.execute(
         select(SupportClass.donor_id, SupportClass.support_class)).all()
         if cls in rules.unlimited_classes}
     unusual = dict(session.execute(select(UnusualGrant.gift_id, UnusualGrant.reason)).all())
+    # Gifts credited to someone other than their donor: a share on another basis than
+    # "donor" (joint, DAF advisor, employer match; few). Split only when every basis is one
+    # the rules follow; then, like unusual grants, given one by one.
+    shares: dict[int, list[tuple[int, int, str]]] = {}
+    # (Not joined with gift: SQLite would visit every gift of the years for them. Those not
+    # counted are dropped when the gifts are read below.)
+    credited = set(session.execute(
+        select(Attribution.gift_id).where(Attribution.basis != "donor")).scalars())
+    for chunk in _chunks(credited):
+        for gift_id, donor_id, ppm, basis in session.execute(
+                select(Attribution.gift_id, Attribution.donor_id, Attribution.fraction_ppm,
+                       Attribution.basis)
+                .where(one_of(session, Attribution.gift_id, chunk)).order_by(Attribution.id)):
+            shares.setdefault(gift_id, []).append((donor_id, ppm, basis))
+    split = {gift_id for gift_id, by in shares.items()
+             if all(basis in rules.follow_attribution_bases for *_, basis in by)}
 
     result: list[Contribution] = []
-    for gift_id, donor_id, received_on, amount in gifts:
-        net = amount - int(refunded.get(gift_id) or 0)
-        parts = [(donor_id, net)]
-        split_by = shares.get(gift_id)
-        if split_by and all(basis in rules.follow_attribution_bases for *_, basis in split_by):
-            parts = _split(net, [(d, ppm) for d, ppm, _ in split_by])
-        for contributor, part in parts:
-            result.append(Contribution(gift_id=gift_id, contributor_id=contributor,
-                                       year=received_on.year, amount_minor=part,
-                                       unlimited=contributor in unlimited,
-                                       unusual=gift_id in unusual))
-    groups, links = donor_groups_of(session, {c.contributor_id for c in result})
-    return result, groups, links, unlimited, unusual
+    one_by_one: set[int] = set()
+    for chunk in _chunks(split | unusual.keys()):
+        refunded = dict(session.execute(
+            select(Refund.gift_id, func.sum(Refund.reporting_amount_minor))
+            .where(one_of(session, Refund.gift_id, chunk), Refund.refunded_on <= last)
+            .group_by(Refund.gift_id)).all())
+        # By id alone, then checked here: with the years' conditions in the query SQLite
+        # walks every gift of the years instead of looking up these few.
+        for gift_id, donor_id, received_on, amount, status, kind in session.execute(
+                select(Gift.id, Gift.donor_id, Gift.received_on, Gift.reporting_amount_minor,
+                       Gift.status, Gift.kind).where(one_of(session, Gift.id, chunk))):
+            if status != "accepted" or kind not in kinds or not first <= received_on <= last:
+                continue
+            net = amount - int(refunded.get(gift_id) or 0)
+            take(donor_id, received_on.year, net, 1)
+            one_by_one.add(gift_id)
+            parts = (_split(net, [(d, ppm) for d, ppm, _ in shares[gift_id]])
+                     if gift_id in split else [(donor_id, net)])
+            for contributor, part in parts:
+                result.append(Contribution(gift_id=gift_id, contributor_id=contributor,
+                                           year=received_on.year, amount_minor=part,
+                                           unlimited=contributor in unlimited,
+                                           unusual=gift_id in unusual))
+    donor_sums = [DonorSum(donor_id, row[0], row[1], donor_id in unlimited)
+                  for donor_id, row in sums.items() if row[1]]
+    columns = [sum(column) for column in zip(*sums.values(), strict=True)] or [0] * (
+        2 + 2 * len(years))
+    year_sums = [YearSum(y, columns[2 + 2 * i], columns[3 + 2 * i])
+                 for i, y in enumerate(years)]
+    groups, links = donor_groups_of(
+        session, {c.contributor_id for c in result} | {d.contributor_id for d in donor_sums}
+        | set(extra_donor_ids))
+    return SupportFacts(result, donor_sums, year_sums, groups, links, unlimited, unusual,
+                        one_by_one)
+
+
+def year_gift_ids(session: Session, tax_year: int, rules: PublicSupportRules,
+                  facts: SupportFacts) -> dict[int, list[int]]:
+    """year -> the ids of the gifts line 1 sums (unusual grants left out), read on demand."""
+    year = func.extract("year", Gift.received_on)
+    found: dict[int, list[int]] = {}
+    for gift_id, y in session.execute(select(Gift.id, year).where(*_counted(tax_year, rules))
+                                      .order_by(Gift.id)):
+        if gift_id not in facts.unusual:
+            found.setdefault(int(y), []).append(gift_id)
+    return found
+
+
+def contributor_gift_ids(session: Session, tax_year: int, rules: PublicSupportRules,
+                         facts: SupportFacts, donor_ids: list[int]) -> list[int]:
+    """The ids of the gifts whose contributions count for these donors (one contributor),
+    read on demand: their own gifts that are simply theirs, and the split gifts they have a
+    part of; unusual grants left out."""
+    wanted = set(donor_ids)
+    ids = {c.gift_id for c in facts.contributions
+           if not c.unusual and c.contributor_id in wanted}
+    for chunk in _chunks(wanted):
+        ids.update(gift_id for gift_id in session.execute(
+            select(Gift.id).where(*_counted(tax_year, rules),
+                                  one_of(session, Gift.donor_id, chunk))).scalars()
+            if gift_id not in facts.one_by_one)
+    return sorted(ids)
 
 
 def donor_groups_of(session: Session, donor_ids: set[int]) -> tuple[dict[int, int], list[dict]]:
@@ -170,9 +296,20 @@ def donor_groups_of(session: Session, donor_ids: set[int]) -> tuple[dict[int, in
 
 
 def public_support(session: Session, tax_year: int, rules: PublicSupportRules,
-                   currency: str) -> LedgerPublicSupport:
-    found, groups, links, unlimited, unusual = contributions(session, tax_year, rules)
-    result = compute(tax_year, found, groups, rules)
+                   currency: str, gift_ids: bool = True) -> LedgerPublicSupport:
+    """The computation for tax_year. gift_ids: fill in the ids of the gifts behind each
+    year's line 1 and behind each contributor the figures list (read after the computation,
+    which works on sums); without them (Schedule B, the bench) only their counts."""
+    facts = contributions(session, tax_year, rules)
+    links, unlimited, unusual = facts.links, facts.unlimited, facts.unusual
+    result = facts.compute(tax_year, rules)
+    if gift_ids:
+        by_year = year_gift_ids(session, tax_year, rules, facts)
+        for figures in result.years:
+            figures.gift_ids = by_year.get(figures.year, [])
+        for c in result.contributors:
+            if c.excess_minor > 0 or c.unlimited or len(c.donor_ids) > 1:
+                c.gift_ids = contributor_gift_ids(session, tax_year, rules, facts, c.donor_ids)
     # Names for the contributors the figures list (over the limit, unlimited or grouped)
     # and the links: a few, never every donor of a large ledger.
     named = {d for c in result.contributors

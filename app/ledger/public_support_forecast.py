@@ -12,20 +12,19 @@ Expected contributions carry gift ids of 0 or below (none is recorded yet)."""
 from __future__ import annotations
 
 import calendar
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import select
 from sqlmodel import Session
 
 from app.ledger.pledges import pledge_schedules
-from app.ledger.public_support import contributions, donor_groups_of
+from app.ledger.public_support import contributions
 from models import OnlineDonation, Pledge
 from policies.public_support import (
     Contribution,
     PublicSupport,
     PublicSupportRules,
-    compute,
     percent_text,
 )
 
@@ -104,14 +103,11 @@ def expected_money(session: Session, today: date, until: date, currency: str
     return expected, left_out
 
 
-def _with(found: tuple, expected: list[Expected], unlimited: dict, rules) -> list[Contribution]:
-    facts = list(found[0])
-    for n, e in enumerate(expected, start=1):
-        facts.append(Contribution(gift_id=-n if e.source != "proposed" else 0,
-                                  contributor_id=e.donor_id, year=e.day.year,
-                                  amount_minor=e.amount_minor,
-                                  unlimited=e.donor_id in unlimited))
-    return facts
+def _expected(expected: list[Expected], unlimited: dict) -> list[Contribution]:
+    return [Contribution(gift_id=-n if e.source != "proposed" else 0,
+                         contributor_id=e.donor_id, year=e.day.year,
+                         amount_minor=e.amount_minor, unlimited=e.donor_id in unlimited)
+            for n, e in enumerate(expected, start=1)]
 
 
 def support_forecast(session: Session, today: date, rules: PublicSupportRules, currency: str,
@@ -119,27 +115,22 @@ def support_forecast(session: Session, today: date, rules: PublicSupportRules, c
     """The current year and the next two; with `proposed`, each also without it."""
     until = date(today.year + YEARS_AHEAD, 12, 31)
     expected, left_out = expected_money(session, today, until, currency)
-    last_year = today.year + YEARS_AHEAD
-    # One read of the ledger covers all three computations (the latest year's five years
-    # reach back furthest only to last_year - 4; the earliest needs today.year - 4).
-    wide = replace(rules, years=rules.years + YEARS_AHEAD)
-    found = contributions(session, last_year, wide)
-    unlimited = found[3]
     # Donors who have only promised money yet join their groups too (a subsidiary's pledge).
-    donor_ids = {c.contributor_id for c in found[0]} | {e.donor_id for e in expected}
+    promising = {e.donor_id for e in expected}
     if proposed is not None:
-        donor_ids.add(proposed.donor_id)
-    groups = donor_groups_of(session, donor_ids)[0]
-    with_expected = _with(found, expected, unlimited, rules)
+        promising.add(proposed.donor_id)
     years = []
-    for year in range(today.year, last_year + 1):
+    for year in range(today.year, today.year + YEARS_AHEAD + 1):
+        # Each year's five years read on their own: the ledger sums each donor's gifts
+        # over exactly those years.
+        found = contributions(session, year, rules, promising)
         coming = [e for e in expected if e.day.year == year]
-        base = compute(year, with_expected, groups, rules)
+        base = found.compute(year, rules, _expected(expected, found.unlimited))
         item = ForecastYear(year, base, sum(e.amount_minor for e in coming))
         if proposed is not None:
             item.without_proposed = base
-            item.result = compute(year, _with(found, expected + [proposed], unlimited, rules),
-                                  groups, rules)
+            item.result = found.compute(year, rules,
+                                        _expected(expected + [proposed], found.unlimited))
         years.append(item)
     return SupportForecast(today, years, expected, left_out, rules.forecast_warning_below)
 

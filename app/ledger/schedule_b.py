@@ -63,7 +63,7 @@ def schedule_b_of(session: Session, year: int, rules: PublicSupportRules,
     if currency != rules.schedule_b_currency:
         raise NotAllowed(f"Schedule B's threshold is in {rules.schedule_b_currency}; the "
                          f"reporting currency is {currency}")
-    support = public_support(session, year, rules, currency)
+    support = public_support(session, year, rules, currency, gift_ids=False)
     result = schedule_b(year, year_gifts(session, year), rules,
                         special_rule=support.result.meets_support_test)
     ids = [c.donor_id for c in result.contributors]
