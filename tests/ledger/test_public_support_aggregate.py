@@ -6,9 +6,11 @@ donors, unusual grants (bench.public_support writes such a ledger)."""
 
 from __future__ import annotations
 
-from sqlalchemy import create_engine, insert, select
+import pytest
+from sqlalchemy import create_engine, insert, select, update
 from sqlmodel import Session
 
+from app.errors import NotAllowed
 from app.ledger.public_support import contributions, public_support
 from bench.legacy_public_support import contributions as per_gift_contributions
 from bench.public_support import generate
@@ -64,5 +66,18 @@ def test_sums_in_the_database_compute_what_the_gifts_one_by_one_compute(database
                     if c.excess_minor > 0 or c.unlimited or len(c.donor_ids) > 1:
                         assert c.gift_ids == listed[c.group_id].gift_ids
                     assert c.gift_count == len(listed[c.group_id].gift_ids)
+    finally:
+        engine.dispose()
+
+
+def test_two_reporting_currencies_in_the_five_years_are_refused(database_url):
+    generate(database_url, 300, seed=3)
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(update(Gift).where(Gift.id == 5).values(reporting_currency="EUR"))
+        with Session(engine) as session:
+            with pytest.raises(NotAllowed, match="more than one reporting currency"):
+                contributions(session, 2025, load_rules())
     finally:
         engine.dispose()
