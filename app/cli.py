@@ -350,6 +350,44 @@ def register_commands(app: Flask) -> None:
                        f"{cp['key_id']}); compare it with the key the organisation publishes, "
                        "or pass --public-key")
 
+    @app.cli.command("verify-funding-report")
+    @click.argument("file", type=click.File("rb"))
+    @click.option("--public-key", "public_key_file", type=click.File("r"), default=None,
+                  help="the organisation's public key (64 hex digits or PEM) to trust")
+    def verify_funding_report_command(file, public_key_file):
+        """Check a signed funding page (/funding/{id}.signed.json) offline, as
+        verify-disclosure checks a disclosure. Needs no database."""
+        from app.ledger.checkpoints import FUNDING_BUNDLE_FORMAT, verify_bundle
+        from app.ledger.signing import SigningKeyError, parse_public_key
+
+        try:
+            bundle = json.loads(file.read())
+            if not isinstance(bundle, dict) or bundle.get("format") != FUNDING_BUNDLE_FORMAT:
+                raise ValueError(f"not a JSON object of format {FUNDING_BUNDLE_FORMAT!r}")
+        except ValueError as error:
+            _fail(ValueError(f"{file.name}: not a signed funding page file ({error})"))
+        trusted = None
+        if public_key_file is not None:
+            try:
+                trusted = parse_public_key(public_key_file.read())
+            except SigningKeyError as error:
+                _fail(ValueError(f"{public_key_file.name}: {error}"))
+        problems = verify_bundle(bundle, trusted)
+        if problems:
+            click.echo(f"funding page NOT verified ({file.name}):", err=True)
+            for problem in problems:
+                click.echo(f"  {problem}", err=True)
+            sys.exit(1)
+        cp = bundle["checkpoint"]
+        click.echo(f"funding page {bundle.get('funding_report_id')} verified: content SHA-256 "
+                   f"{bundle['content_hash']}, signed in checkpoint #{cp.get('id')} "
+                   f"(audit entry {cp['length']}, head {cp['head']}, signed {cp['signed_at']}) "
+                   f"by key {cp['key_id']}")
+        if trusted is None:
+            click.echo(f"note: checked under the public key inside the file (key id "
+                       f"{cp['key_id']}); compare it with the key the organisation publishes, "
+                       "or pass --public-key")
+
     @app.cli.command("seal-rows")
     def seal_rows_command():
         """Record in the audit trail the rows that an upgrade which sealed their table found

@@ -6,7 +6,7 @@ from models.base import metadata, utcnow
 from models.changes import PendingChange
 from models.checkpoints import AuditCheckpoint
 from models.contacts import Interaction, Task
-from models.disclosures import Acknowledgement, PublishedDisclosure
+from models.disclosures import Acknowledgement, PublishedDisclosure, PublishedFundingReport
 from models.finance import CashSnapshot, FiscalBudget, FundraisingGoal, MonthlySpend
 from models.funding import FundingDay, FundingMixDay, LedgerLock
 from models.gifts import (
@@ -41,7 +41,7 @@ from models.public_support import SupportClass, SupportFactRemoval, SupportLink,
 from models.users import LINK_PURPOSES, ROLES, AccountLink, ApiToken, SignInThrottle, User
 
 # Append-only in the ORM (models.gifts) and in the database (models.append_only).
-_make_append_only(Refund, PublishedDisclosure, PolicyVersion)
+_make_append_only(Refund, PublishedDisclosure, PublishedFundingReport, PolicyVersion)
 _install_append_only(metadata)
 
 __all__ = [
@@ -84,6 +84,7 @@ __all__ = [
     "PledgeInstalment",
     "PolicyVersion",
     "PublishedDisclosure",
+    "PublishedFundingReport",
     "RosterEntry",
     "Refund",
     "SignInThrottle",

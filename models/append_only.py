@@ -19,6 +19,7 @@ from sqlalchemy import DDL, event
 #: audit_checkpoint: on PostgreSQL with the function and trigger migration 0011 made (below),
 #: on SQLite with the same triggers as the others (migration 0019).
 APPEND_ONLY_TABLES = ("decision", "audit_entry", "refund", "published_disclosure",
+                      "published_funding_report",
                       "policy_version", "audit_checkpoint")
 
 _PG_FUNCTION = """

@@ -40,6 +40,30 @@ class PublishedDisclosure(SQLModel, table=True):
     published_by_id: int | None = Field(default=None, foreign_key="staff_user.id")
 
 
+class PublishedFundingReport(SQLModel, table=True):
+    """A published public funding page (app.ledger.funding_report): funding by category per
+    year, frozen as canonical JSON with its SHA-256, like a published disclosure."""
+
+    __tablename__ = "published_funding_report"
+    __table_args__ = (
+        CheckConstraint("last_year >= first_year", name="years_ordered"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    first_year: int
+    last_year: int
+    #: The day the figures were computed (refunds up to it are counted).
+    as_of: date
+    #: The report as canonical JSON (sorted keys, no spaces, UTF-8): served verbatim.
+    content: str = Field(sa_column=Column(Text, nullable=False))
+    #: SHA-256 (hex) of `content` encoded as UTF-8.
+    content_hash: str = Field(max_length=64)
+    #: Hash of the newest audit entry when the figures were computed.
+    audit_head: str = Field(max_length=64)
+    published_at: datetime = Field(default_factory=utcnow)
+    published_by_id: int | None = Field(default=None, foreign_key="staff_user.id")
+
+
 class Acknowledgement(SQLModel, table=True):
     """A written acknowledgement sent to a donor: one gift, or a donor's year."""
 

@@ -45,6 +45,10 @@ class Donor(SQLModel, table=True):
     category: str = Field(default="individual", max_length=20)
     #: Hidden from public listings; always fully known internally.
     anonymous: bool = Field(default=False)
+    #: The donor agreed to be named on the public funding page (app.ledger.funding_report).
+    #: Private unless they said yes; `anonymous` still hides them.
+    public_name_consent: bool = Field(default=False,
+                                      sa_column_kwargs={"server_default": false()})
     created_at: datetime = Field(default_factory=utcnow)
     #: Where known; compared when matching identities (policies.identity).
     phone: str | None = Field(default=None, max_length=40)

@@ -81,6 +81,8 @@ class DonorCreate(Input):
     organization_id: int | None = None
     category: Literal[DONOR_CATEGORIES] | None = None  # type: ignore[valid-type]
     anonymous: bool = False
+    #: The donor agreed to be named on the public funding page (default: private).
+    public_name_consent: bool = False
     #: Where known: compared when matching identities (app.ledger.identity).
     phone: Annotated[str, Field(max_length=40)] | None = None
     postal_address: Annotated[str, Field(max_length=500)] | None = None
@@ -112,6 +114,8 @@ class DonorUpdate(Input):
     email: Annotated[str, Field(max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
     category: Literal[DONOR_CATEGORIES]  # type: ignore[valid-type]
     anonymous: bool = False
+    #: Left out: kept as it is (a form or client that does not know it changes nothing).
+    public_name_consent: bool = False
     phone: Annotated[str, Field(max_length=40)] | None = None
     postal_address: Annotated[str, Field(max_length=500)] | None = None
 

@@ -55,6 +55,13 @@ PUBLIC = {
     "disclosures.view_markdown",
     "disclosures.view_pdf",
     "disclosures.changes",
+    "funding.index",
+    "funding.view",
+    "funding.view_json",
+    "funding.view_signed_json",
+    "funding.view_csv",
+    "funding.view_pdf",
+    "funding.charts_css",
 }
 
 #: Views that check a stronger permission for one method inside the view (GET shows a

@@ -96,6 +96,7 @@ def donor_public(donor: Donor, session: Session | None = None) -> dict:
         "organization_id": donor.organization_id,
         "category": donor.category,
         "anonymous": donor.anonymous,
+        "public_name_consent": donor.public_name_consent,
         "created_at": _iso(donor.created_at),
         "phone": donor.phone,
         "postal_address": donor.postal_address,

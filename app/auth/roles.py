@@ -19,6 +19,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     #: (app.ledger.changes.decline_change checks which).
     "changes.decline": frozenset({"fundraiser", "reviewer", "admin"}),
     "refunds": frozenset({"finance", "admin"}),
+    #: Publishing the public funding page (app.ledger.funding_report): finance answers for
+    #: the figures, reviewers publish the disclosures beside it.
+    "funding.publish": frozenset({"reviewer", "finance", "admin"}),
     #: Recording that a printed acknowledgement was posted: finance sends the post.
     "acknowledgements.post": frozenset({"fundraiser", "finance", "admin"}),
     "exports": frozenset({"finance", "admin"}),

@@ -32,20 +32,35 @@ from sqlmodel import Session
 from app.errors import SigningUnavailable
 from app.ledger.audit import ChainReport
 from app.ledger.signing import AuditKeys, key_id, verify_signature
-from models import AuditCheckpoint, AuditEntry, PublishedDisclosure, utcnow
+from models import (
+    AuditCheckpoint,
+    AuditEntry,
+    PublishedDisclosure,
+    PublishedFundingReport,
+    utcnow,
+)
 
 MESSAGE_HEADER = "armslength audit checkpoint v1"
 #: The format of a published disclosure with its checkpoint (/disclosures/{id}.signed.json).
 BUNDLE_FORMAT = "armslength signed disclosure v1"
+#: The same for a published funding page (/funding/{id}.signed.json).
+FUNDING_BUNDLE_FORMAT = "armslength signed funding report v1"
 
 
 def message(length: int, head: str, signed_at: datetime | str, disclosure_id: int | None,
             content_hash: str | None) -> bytes:
     """The exact bytes a checkpoint's signature covers."""
     at = signed_at if isinstance(signed_at, str) else signed_at.isoformat(timespec="microseconds")
-    subject = f"{disclosure_id} {content_hash}" if disclosure_id is not None else "none"
+    if disclosure_id is not None:
+        subject = f"disclosure {disclosure_id} {content_hash}"
+    elif content_hash is not None:
+        # A published funding page (app.ledger.funding_report): its content hash, signed at
+        # its funding_report.published entry (the chain's head), which names its id.
+        subject = f"funding_report {content_hash}"
+    else:
+        subject = "disclosure none"
     return (f"{MESSAGE_HEADER}\nlength {length}\nhead {head}\nsigned_at {at}\n"
-            f"disclosure {subject}\n").encode()
+            f"{subject}\n").encode()
 
 
 def message_of(cp: AuditCheckpoint) -> bytes:
@@ -55,7 +70,8 @@ def message_of(cp: AuditCheckpoint) -> bytes:
 # --- taking one --------------------------------------------------------------------------------
 
 def take(session: Session, keys: AuditKeys,
-         disclosure: PublishedDisclosure | None = None) -> AuditCheckpoint:
+         disclosure: PublishedDisclosure | None = None,
+         funding_report: PublishedFundingReport | None = None) -> AuditCheckpoint:
     """Sign the chain's current length and head. Call inside ledger_write(), so the head
     cannot move between the count and the signature; for a disclosure, right after its
     `disclosure.published` entry, which is then the head."""
@@ -73,7 +89,8 @@ def take(session: Session, keys: AuditKeys,
     cp = AuditCheckpoint(
         length=length, entry_id=last.id, head=last.hash, signed_at=utcnow(),
         disclosure_id=disclosure.id if disclosure is not None else None,
-        content_hash=disclosure.content_hash if disclosure is not None else None,
+        content_hash=(disclosure.content_hash if disclosure is not None
+                      else funding_report.content_hash if funding_report is not None else None),
         key_id=key_id(public_key), public_key=public_key, signature="",
     )
     cp.signature = keys.sign(message_of(cp))
@@ -278,20 +295,23 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _check_one(record: PublishedDisclosure, entry: AuditEntry | None,
+def _check_one(record: PublishedDisclosure | PublishedFundingReport, entry: AuditEntry | None,
                cp: AuditCheckpoint | None, keys: AuditKeys,
-               first: AuditCheckpoint | None = None) -> DisclosureCheck:
-    """first: the earliest checkpoint there is (signing_began)."""
+               first: AuditCheckpoint | None = None, what: str = "disclosure"
+               ) -> DisclosureCheck:
+    """first: the earliest checkpoint there is (signing_began). what: "disclosure" or
+    "funding report" (the same checks, the same words)."""
     def fail(problem: str) -> DisclosureCheck:
-        return DisclosureCheck(record.id, f"disclosure {record.id}: {problem}", cp)
+        return DisclosureCheck(record.id, f"{what} {record.id}: {problem}", cp)
 
     actual = content_hash(record.content)
     if actual != record.content_hash:
         return fail("its content does not match its stored hash")
+    action = "disclosure.published" if what == "disclosure" else "funding_report.published"
     if entry is None:
-        return fail("its disclosure.published audit entry is missing")
+        return fail(f"its {action} audit entry is missing")
     if (entry.data or {}).get("content_hash") != actual:
-        return fail("its content hash differs from the one in its disclosure.published "
+        return fail(f"its content hash differs from the one in its {action} "
                     f"audit entry (#{entry.id})")
     if cp is None:
         # Once checkpoints are signed, every disclosure published later is signed with its
@@ -307,8 +327,7 @@ def _check_one(record: PublishedDisclosure, entry: AuditEntry | None,
     if cp.content_hash != actual:
         return fail(f"its content hash differs from the one signed in checkpoint #{cp.id}")
     if cp.head != entry.hash:
-        return fail(f"checkpoint #{cp.id} did not sign its disclosure.published entry "
-                    f"(#{entry.id})")
+        return fail(f"checkpoint #{cp.id} did not sign its {action} entry (#{entry.id})")
     problem = signature_problem(cp, keys)
     if problem is not None:
         return fail(f"its checkpoint #{cp.id} is {problem}")
@@ -363,6 +382,50 @@ def check_disclosures(session: Session, keys: AuditKeys) -> list[DisclosureCheck
     return [_check_one(r, entries.get(r.id), cps.get(r.id), keys, first) for r in records]
 
 
+def _funding_entries(session: Session, ids: list[int]) -> dict[int, AuditEntry]:
+    entries: dict[int, AuditEntry] = {}
+    for entry in session.execute(
+        select(AuditEntry).where(AuditEntry.action == "funding_report.published",
+                                 AuditEntry.entity_type == "published_funding_report",
+                                 AuditEntry.entity_id.in_(ids)).order_by(AuditEntry.id)
+    ).scalars():
+        entries.setdefault(entry.entity_id, entry)
+    return entries
+
+
+def _funding_checkpoint(session: Session, record: PublishedFundingReport,
+                        entry: AuditEntry | None) -> AuditCheckpoint | None:
+    """The checkpoint taken for a funding page: the one that signed its content hash at its
+    funding_report.published entry (none names the page: its entry does)."""
+    found = session.execute(
+        select(AuditCheckpoint).where(AuditCheckpoint.disclosure_id.is_(None),
+                                      AuditCheckpoint.content_hash == record.content_hash)
+        .order_by(AuditCheckpoint.id)).scalars().all()
+    for cp in found:
+        if entry is not None and cp.entry_id == entry.id:
+            return cp
+    return found[0] if found else None
+
+
+def check_funding_report(session: Session, record: PublishedFundingReport,
+                         keys: AuditKeys) -> DisclosureCheck:
+    """What the public funding page's "(verified)" means, as check_disclosure."""
+    entry = _funding_entries(session, [record.id]).get(record.id)
+    return _check_one(record, entry, _funding_checkpoint(session, record, entry), keys,
+                      signing_began(session), what="funding report")
+
+
+def check_funding_reports(session: Session, keys: AuditKeys) -> list[DisclosureCheck]:
+    records = session.execute(
+        select(PublishedFundingReport).order_by(PublishedFundingReport.id)).scalars().all()
+    if not records:
+        return []
+    entries = _funding_entries(session, [r.id for r in records])
+    first = signing_began(session)
+    return [_check_one(r, entries.get(r.id), _funding_checkpoint(session, r, entries.get(r.id)),
+                       keys, first, what="funding report") for r in records]
+
+
 # --- the offline form ---------------------------------------------------------------------------
 
 def checkpoint_json(cp: AuditCheckpoint) -> dict:
@@ -388,8 +451,21 @@ def signed_bundle(record: PublishedDisclosure, cp: AuditCheckpoint) -> dict:
     }
 
 
+def signed_funding_bundle(record: PublishedFundingReport, cp: AuditCheckpoint) -> dict:
+    """A published funding page with its checkpoint (/funding/{id}.signed.json)."""
+    return {
+        "format": FUNDING_BUNDLE_FORMAT,
+        "funding_report_id": record.id,
+        "published_at": record.published_at.isoformat(timespec="seconds"),
+        "content_hash": record.content_hash,
+        "content": record.content,
+        "checkpoint": checkpoint_json(cp),
+    }
+
+
 def verify_bundle(bundle: dict, trusted_public_key: str | None = None) -> list[str]:
-    """Check a signed disclosure offline (no database): what is wrong, or [] if it holds.
+    """Check a signed disclosure or funding page offline (no database): what is wrong, or
+    [] if it holds.
 
     The signature is checked under `trusted_public_key` when given (the organisation's
     published key), else under the key in the file, whose key id the reader then compares
@@ -412,7 +488,10 @@ def verify_bundle(bundle: dict, trusted_public_key: str | None = None) -> list[s
     if fields[4] != actual:
         problems.append("the checkpoint signed a different content hash "
                         f"({fields[4]}) than the content's ({actual})")
-    if fields[3] != bundle.get("disclosure_id"):
+    if bundle.get("format") == FUNDING_BUNDLE_FORMAT:
+        if fields[3] is not None:
+            problems.append("the checkpoint was taken for a disclosure, not a funding page")
+    elif fields[3] != bundle.get("disclosure_id"):
         problems.append("the checkpoint was taken for another disclosure")
     if trusted_public_key is not None and public_key.lower() != trusted_public_key.lower():
         problems.append(f"signed by key {claimed_key_id}, not by the public key you trust "

@@ -351,7 +351,8 @@ def _check_new_donor(data: DonorCreate, organization_exists) -> None:
 def new_donor_values(data: DonorCreate) -> dict:
     return {"type": data.type, "name": data.name, "email": data.email,
             "organization_id": data.organization_id, "category": data.category,
-            "anonymous": data.anonymous, "phone": data.phone,
+            "anonymous": data.anonymous, "public_name_consent": data.public_name_consent,
+            "phone": data.phone,
             "postal_address": data.postal_address,
             **donor_keys(data.name, data.email, data.phone)}
 
@@ -383,7 +384,8 @@ def update_donor(session: Session, donor_id: int, data: DonorUpdate, actor: Acto
         if donor.type == "organization" and data.category == "individual":
             raise ValidationFailed({"category": ["an organisation cannot have category 'individual'"]})
         new = data.model_dump()
-        for key in ("phone", "postal_address"):  # a form without these fields keeps them
+        # A form or client without these fields keeps them.
+        for key in ("phone", "postal_address", "public_name_consent"):
             if key not in data.model_fields_set:
                 new.pop(key)
         changed = [key for key, value in new.items() if getattr(donor, key) != value]

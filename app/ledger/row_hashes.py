@@ -47,6 +47,7 @@ from models import (
     PledgeInstalment,
     PolicyVersion,
     PublishedDisclosure,
+    PublishedFundingReport,
     Refund,
     RosterEntry,
     StripeDispute,
@@ -108,6 +109,7 @@ SEALED: dict[str, Sealed] = {s.table: s for s in (
     _all_columns(PolicyVersion),
     _all_columns(OverrideRequest),
     _all_columns(PublishedDisclosure),
+    _all_columns(PublishedFundingReport),
     # Only what the policy reads: a donor's name and e-mail are personal data that may be
     # erased on request, and a hash of them kept forever in the chain would outlive that.
     _sealed(Donor, ("id", "type", "organization_id", "category")),

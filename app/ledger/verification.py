@@ -15,6 +15,7 @@ from app.ledger.checkpoints import (
     CheckpointReport,
     DisclosureCheck,
     check_disclosures,
+    check_funding_reports,
     checkpoint_lengths,
     verify_checkpoints,
 )
@@ -31,10 +32,13 @@ class AuditVerification:
     rows: RowsReport
     #: funding_day and funding_mix_day against their recomputation (app.ledger.derived_verify).
     derived: DerivedReport
+    #: Each published funding page against its audit entry and signed checkpoint.
+    funding_reports: tuple[DisclosureCheck, ...] = ()
 
     @property
     def disclosure_failures(self) -> list[DisclosureCheck]:
-        return [d for d in self.disclosures if d.problem is not None]
+        """Disclosures and funding pages that do not hold."""
+        return [d for d in (*self.disclosures, *self.funding_reports) if d.problem is not None]
 
     @property
     def ok(self) -> bool:
@@ -83,7 +87,14 @@ class AuditVerification:
                 "verified": sum(1 for d in self.disclosures if d.verified),
                 "unsigned": [d.disclosure_id for d in self.disclosures if d.unsigned],
                 "failures": [{"disclosure_id": d.disclosure_id, "problem": d.problem}
-                             for d in self.disclosure_failures],
+                             for d in self.disclosures if d.problem is not None],
+            },
+            "funding_reports": {
+                "count": len(self.funding_reports),
+                "verified": sum(1 for d in self.funding_reports if d.verified),
+                "unsigned": [d.disclosure_id for d in self.funding_reports if d.unsigned],
+                "failures": [{"funding_report_id": d.disclosure_id, "problem": d.problem}
+                             for d in self.funding_reports if d.problem is not None],
             },
             "chain_ok": self.chain.ok,
             "rows_ok": self.rows.ok,
@@ -137,7 +148,8 @@ def verify_audit(session: Session, keys: AuditKeys, external=()) -> AuditVerific
         chain = verify_chain(session, note=checkpoint_lengths(session, external))
         checkpoints = verify_checkpoints(session, keys, external, chain)
         disclosures = check_disclosures(session, keys)
+        funding = tuple(check_funding_reports(session, keys))
         derived = verify_derived_of(engine)
         return AuditVerification(chain, checkpoints, disclosures,
                                  rows.result() if rows is not None else verify_rows_of(engine),
-                                 derived)
+                                 derived, funding)

@@ -42,6 +42,7 @@ def register_web(app: Flask) -> None:
         donors,
         exports,
         finance,
+        funding,
         gifts,
         imports,
         inkind,
@@ -78,6 +79,8 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(inkind.bp)
     app.register_blueprint(disclosures.bp)
     app.register_blueprint(disclosures.staff_bp)
+    app.register_blueprint(funding.bp)
+    app.register_blueprint(funding.staff_bp)
     app.register_blueprint(acknowledgements.bp)
     app.register_blueprint(compliance.bp)
     app.register_blueprint(finance.bp)

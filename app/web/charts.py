@@ -411,6 +411,41 @@ def whatif_chart(uuid: str, label: str, points: list[ComparePoint], cap, whatif_
     return _render(chart, _Cleaner(uuid, label, WHATIF_LINES))
 
 
+#: The public funding page's categories, in app.ledger.funding_report.CATEGORIES order.
+FUNDING_FILLS = (
+    Fill(BLUE),                                  # individuals
+    Fill(GREEN, "dots"),                         # foundations
+    Fill(INK, "horizontal"),                     # government
+    Fill(RED, "diagonal"),                       # lab employees
+    Fill(AMBER, "dots"),                         # other companies
+    Fill(RED, "horizontal"),                     # labs (corporate)
+    Fill(GREY, "diagonal"),                      # other
+)
+
+
+def funding_chart(uuid: str, label: str, names: tuple[str, ...],
+                  years: list[tuple[str, tuple[int, ...]]], currency: str) -> tuple[Markup, str]:
+    """Funding per year stacked by category: (year label, minor units per category in
+    `names` order). The page follows it with the same figures as a table."""
+    return _funding_chart(uuid, label, names, tuple(years), currency)
+
+
+@lru_cache(maxsize=16)
+def _funding_chart(uuid: str, label: str, names: tuple[str, ...],
+                   years: tuple[tuple[str, tuple[int, ...]], ...], currency: str
+                   ) -> tuple[Markup, str]:
+    unit = 10 ** currency_exponent(currency)
+    fills = FUNDING_FILLS[:len(names)]
+    chart = pygal.StackedBar(
+        **_common(tuple(f.color for f in fills)), value_formatter=_money_formatter(currency),
+        x_label_rotation=0, title=label, print_values=False, min_scale=4, max_scale=8,
+    )
+    chart.x_labels = [y[0] for y in years]
+    for i, name in enumerate(names):
+        chart.add(name, [max(y[1][i], 0) / unit for y in years])
+    return _render(chart, _Cleaner(uuid, label, fills=fills))
+
+
 # --- the stylesheet ------------------------------------------------------------------------------
 
 def _sample_points(days: int = 40) -> list[SharePoint]:
@@ -430,6 +465,8 @@ def charts_css() -> str:
         mix_chart("mix", "sample", [MixBar("2026-01", 1, 2, 3, 4)], "USD")[1],
         donors_chart("donors", "sample", [("2026", 1, 2, 3)])[1],
         months_chart("months", "sample", [("Jan", 100)], "USD")[1],
+        funding_chart("funding", "sample", tuple(f"c{i}" for i in range(len(FUNDING_FILLS))),
+                      [("2026", tuple(range(1, len(FUNDING_FILLS) + 1)))], "USD")[1],
         whatif_chart("whatif", "sample",
                      [ComparePoint(p.day, p.share, p.share / 2) for p in sample], "0.5", "0.3")[1],
     ]

@@ -79,6 +79,9 @@ class DonorForm(FlaskForm):
     anonymous = BooleanField(
         "Mark anonymous for public listings",
         description="Hidden from anything published; still fully known here.")
+    public_name_consent = BooleanField(
+        "Agreed to be named on the public funding page",
+        description="Only with the donor's yes; donors are private otherwise.")
     # Compared when matching identities (app.ledger.identity), as the API and CSV take them.
     phone = StringField("Phone", validators=[Optional(), Length(max=40)],
                         description="Where known: compared when matching a new record, a roster "
@@ -94,6 +97,9 @@ class DonorEditForm(FlaskForm):
     anonymous = BooleanField(
         "Mark anonymous for public listings",
         description="Hidden from anything published; still fully known here.")
+    public_name_consent = BooleanField(
+        "Agreed to be named on the public funding page",
+        description="Only with the donor's yes; donors are private otherwise.")
     # Compared when matching identities (app.ledger.identity), as the API and CSV take them.
     phone = StringField("Phone", validators=[Optional(), Length(max=40)],
                         description="Where known: compared when matching a new record, a roster "
@@ -310,6 +316,7 @@ def create():
                 else None,
                 category=form.category.data or None,
                 anonymous=form.anonymous.data,
+                public_name_consent=form.public_name_consent.data,
                 **contact_input(form),
             ), g.actor), names={"body": "category"})
         except ProbablySamePerson as error:
@@ -338,6 +345,7 @@ def edit(donor_id: int):
                 email=blank_to_none(form.email.data),
                 category=form.category.data,
                 anonymous=form.anonymous.data,
+                public_name_consent=form.public_name_consent.data,
                 **contact_input(form),
             ), g.actor))
         except ProbablySamePerson as error:

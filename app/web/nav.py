@@ -27,6 +27,7 @@ NAV_GROUPS: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
         ("Changes", "changes.index", "read"),
         ("Dashboard", "compliance.dashboard", "read"),
         ("Disclosures", "staff_disclosures.staff_index", "read"),
+        ("Funding page", "staff_funding.preview", "read"),
         ("Audit", "audit.index", "read"),
     )),
     ("Finance", (
