@@ -101,6 +101,10 @@ def _seed(app, api, reviewer) -> dict[str, object]:
                        {"start": "2026-01-01", "end": "2026-06-30"}, action="/staff/disclosures/publish")
     assert published.status_code == 302, published.status_code
     disclosure_id = int(re.search(r"/disclosures/(\d+)", published.headers["Location"]).group(1))
+    funding = submit(reviewer, "/staff/funding/?first_year=2025&last_year=2026", {},
+                     action="/staff/funding/publish")
+    assert funding.status_code == 302, funding.status_code
+    report_id = int(re.search(r"/funding/(\d+)", funding.headers["Location"]).group(1))
     roster = api.client.post("/api/v1/rosters", headers={**api.headers, "Content-Type": "text/csv"},
                              data=b"name,title,organisation,start,end,source\n"
                                   b"Avery Stone,Chief Scientist,Frontier Lab,2024-01-01,,lab page\n")
@@ -114,6 +118,7 @@ def _seed(app, api, reviewer) -> dict[str, object]:
     return {
         "donor_id": world.donor["id"], "org_id": world.lab["id"], "affiliation_id": affiliation["id"],
         "pledge_id": pledge["id"], "change_id": change["change_id"], "disclosure_id": disclosure_id,
+        "report_id": report_id,
         "user_id": reviewer.user_id, "version_id": version_id, "year": 2026,
         "secret": "not-a-real-link", "entry_id": entry_id, "item_id": in_kind["id"],
         # The gift each page is about: held for the decision, rejected for an override request.
