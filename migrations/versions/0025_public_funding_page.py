@@ -1,7 +1,7 @@
 """public funding page: donors' consent to be named, published funding reports
 
 Revision ID: 0025
-Revises: 0029
+Revises: 0028
 Create Date: 2026-12-05 00:20:00
 
 The public funding page (app.ledger.funding_report) names a donor only if the donor agreed:
@@ -18,7 +18,7 @@ from alembic import op
 from models.append_only import create_statements, drop_statements
 
 revision: str = "0025"
-down_revision: str | Sequence[str] | None = "0029"
+down_revision: str | Sequence[str] | None = "0028"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
