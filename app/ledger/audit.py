@@ -8,8 +8,6 @@ chain's head stable while they extend it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -19,6 +17,7 @@ from sqlmodel import Session
 
 from app.db import rows
 from app.ledger import row_hashes
+from app.ledger.chain_hash import entry_digest
 from models import GENESIS_HASH, AuditEntry, utcnow
 
 
@@ -50,26 +49,9 @@ def entry_hash(prev_hash: str, entry: AuditEntry) -> str:
                  getattr(entry, "row_hashes", None))
 
 
-def _hash(prev_hash: str, at: str, actor: str, actor_id: int | None, action: str,
-          entity_type: str, entity_id: int | None, data, sealed) -> str:
-    """The chain hash of one entry's fields (entry_hash; verify_chain calls it with the
-    columns it read, without an ORM object)."""
-    body = {
-        "prev": prev_hash,
-        "at": at,
-        "actor": actor,
-        "actor_id": actor_id,
-        "action": action,
-        "entity_type": entity_type,
-        "entity_id": entity_id,
-        "data": data,
-    }
-    # Row hashes (app.ledger.row_hashes) are covered when present; entries written before
-    # they existed hash as they always did.
-    if sealed is not None:
-        body["rows"] = sealed
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+#: The chain hash of one entry's fields (app.ledger.chain_hash, which the chain walk's helper
+#: process loads without the app).
+_hash = entry_digest
 
 
 #: The chain hash of an entry given as its fields, for a writer with no ORM object (a
@@ -208,45 +190,11 @@ def verify_chain(session: Session, batch: int = 10_000,
     Each entry stores its predecessor's hash, so entry i holds if its prev_hash equals
     entry i-1's stored hash and its own hash is H(prev_hash, its content): the same test,
     entry by entry, as recomputing the chain from the genesis hash, which is what the walk
-    amounts to (it stops being exact only after the first failure, where it reports).
+    amounts to (it stops being exact only after the first failure, where it reports). The
+    same test lets a long trail be walked in parts on two processes (app.ledger.chain_walk).
     `note`: positions whose (id, hash) to record in the report for the signed checkpoints
     (app.ledger.checkpoints), so they need no second pass over the trail; given (even
     empty), the walk also reads to the end past a break, to count the entries (length)."""
-    wanted = set(note or ())
-    noted: dict[int, tuple[int, str]] = {}
-    loads = json.loads
-    prev = GENESIS_HASH
-    count = 0
-    failure: tuple[int, str] | None = None
-    conn = session.connection()
-    at_text = _AT_TEXT.get(conn.dialect.name, AuditEntry.at)
-    result = conn.execute(select(at_text, *_CHAIN_COLUMNS).order_by(AuditEntry.id)
-                          .execution_options(stream_results=True))
-    for chunk in result.partitions(batch):
-        for (at, entry_id, actor, actor_id, action, entity_type, entity_id, data, sealed,
-             prev_hash, digest) in chunk:
-            if failure is None:
-                if prev_hash != prev:
-                    failure = (entry_id, "previous-hash link does not match")
-                else:
-                    # JSON null and SQL NULL both mean no row hashes (as the ORM read them).
-                    rows_sealed = None if sealed is None else loads(sealed)
-                    if not isinstance(at, str):  # another dialect, or SQLite's NULL above
-                        at = (at if at is not None else conn.execute(
-                            select(AuditEntry.at).where(AuditEntry.id == entry_id)
-                        ).scalar_one()).isoformat(timespec="microseconds")
-                    if _hash(prev, at, actor, actor_id, action, entity_type, entity_id,
-                             loads(data), rows_sealed) != digest:
-                        failure = (entry_id, "content does not match its hash")
-                if failure is not None:
-                    verified = count
-                    if note is None:
-                        result.close()
-                        return ChainReport(False, verified, *failure)
-            prev = digest
-            count += 1
-            if count in wanted:
-                noted[count] = (entry_id, digest)
-    if failure is not None:
-        return ChainReport(False, verified, *failure, noted=noted, length=count)
-    return ChainReport(True, count, noted=noted, length=count)
+    from app.ledger.chain_walk import walk  # it builds on this module
+
+    return walk(session.connection(), note, batch)
