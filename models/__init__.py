@@ -3,6 +3,7 @@
 from models.append_only import install as _install_append_only
 from models.audit import GENESIS_HASH, AuditEntry
 from models.base import metadata, utcnow
+from models.campaigns import Appeal, Campaign, Fund, GiftDesignation
 from models.changes import PendingChange
 from models.checkpoints import AuditCheckpoint
 from models.contacts import Interaction, Task
@@ -51,6 +52,10 @@ __all__ = [
     "Acknowledgement",
     "Affiliation",
     "AccountLink",
+    "Appeal",
+    "Campaign",
+    "Fund",
+    "GiftDesignation",
     "ApiToken",
     "LINK_PURPOSES",
     "Attribution",

@@ -111,6 +111,11 @@ class OnlineDonation(SQLModel, table=True):
     #: The policy's verdict on the dry run before payment (a reject never gets this far).
     preview_outcome: str = Field(default="accept", max_length=10)
     policy_version: str = Field(max_length=50)
+    #: The active campaign the donate link named (/donate?campaign=code), checked when the
+    #: form was sent; its gifts carry it. Not in the row's seal (the seal's columns predate
+    #: it): the donation.started audit entry records it, and each gift's designation is
+    #: sealed with the gift.
+    campaign_id: int | None = Field(default=None, foreign_key="campaign.id")
     #: A random value unique to this donation in any installation, sent in the metadata of
     #: its Checkout Session, payment intent and subscription and compared on every event (form
     #: numbers repeat across installations sharing a Stripe account and after a restore from

@@ -14,6 +14,7 @@ from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_
 from pydantic.json_schema import SkipJsonSchema
 from sqlmodel import SQLModel
 
+from models.campaigns import APPEAL_CHANNELS, CODE_PATTERN
 from models.inkind import IN_KIND_PURPOSES
 from models.money import MoneyError, normalise_currency, parse_amount, parse_rate
 from models.parties import AFFILIATION_KINDS, DONOR_CATEGORIES
@@ -190,6 +191,11 @@ class GiftCreate(Input):
     matching_gift_for: int | None = None
     pledge_id: int | None = None
     external_ref: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    #: What the gift was raised by and for (models.campaigns); each optional. An appeal
+    #: inside a campaign brings its campaign with it.
+    campaign_id: int | None = None
+    appeal_id: int | None = None
+    fund_id: int | None = None
     #: Set from `amount` and `currency`; not part of the input.
     amount_minor: SkipJsonSchema[int] = _computed(default=0)
 
@@ -239,6 +245,52 @@ class GiftCreate(Input):
             self.amount_minor = parse_amount(self.amount, self.currency)
         except MoneyError as error:
             raise ValueError(f"amount: {error}") from None
+        return self
+
+
+Code = Annotated[str, Field(pattern=CODE_PATTERN)]
+
+
+def _lower_code(value: object) -> object:
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+class _GoalInput(Input):
+    """code, name and an optional goal in the reporting currency (the ledger adds it)."""
+
+    code: Annotated[Code, BeforeValidator(_lower_code)]
+    name: Name
+    goal: Annotated[str, Field(max_length=24)] | None = None
+    active: bool = True
+
+
+class CampaignCreate(_GoalInput):
+    description: Annotated[str, Field(max_length=2000)] | None = None
+    starts_on: IsoDate
+    ends_on: IsoDate | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.ends_on is not None and self.ends_on < self.starts_on:
+            raise ValueError("ends_on: must not be before starts_on")
+        return self
+
+
+class AppealCreate(_GoalInput):
+    campaign_id: int | None = None
+    channel: Literal[APPEAL_CHANNELS] = "other"  # type: ignore[valid-type]
+    sent_on: IsoDate | None = None
+
+
+class FundCreate(_GoalInput):
+    restricted: bool = False
+    #: Required for a restricted fund: what the money may be spent on.
+    purpose: Annotated[str, Field(max_length=1000)] | None = None
+
+    @model_validator(mode="after")
+    def _purpose(self):
+        if self.restricted and not self.purpose:
+            raise ValueError("purpose: a restricted fund says what its money is for")
         return self
 
 
@@ -347,7 +399,8 @@ class UserCreate(Input):
     password: Annotated[str, Field(min_length=12, max_length=200)]
 
 
-_KNOWN_PREFIX = re.compile(r"^(amount|estimated_value|fraction|currency|instalments(?:\.\d+\.amount)?): ")
+_KNOWN_PREFIX = re.compile(r"^(amount|estimated_value|fraction|currency|ends_on|purpose|"
+                           r"instalments(?:\.\d+\.amount)?): ")
 
 
 def field_errors(error) -> dict[str, list[str]]:

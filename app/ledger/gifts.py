@@ -23,6 +23,7 @@ from app.db.lookups import one_of
 from app.errors import Duplicate, NotAllowed, NotFound, ValidationFailed
 from app.ledger import audit, funding, pledges, row_hashes, windows
 from app.ledger.audit import Actor
+from app.ledger.campaigns import Designation, insert_designation, resolve_designation
 from app.ledger.facts import (
     DONOR_WITH_AFFILIATIONS,
     Affiliations,
@@ -75,6 +76,8 @@ class Recorded:
     evaluation: Evaluation
     #: The gift's attributions as written (empty for a dry run).
     shares: tuple[Share, ...] = ()
+    #: Its campaign, appeal and fund (None: it names none).
+    designation: Designation | None = None
 
 
 #: The gift columns no two gifts share (each unique in the table too): the caller's own
@@ -251,10 +254,11 @@ def screen_new_gift(
     max_gift_minor: int = GIFT_CEILING_MINOR,
     declared: dict[int, AffiliationFact] | None = None,
     matcher: Matcher | None = None,
-) -> tuple[Gift, list[Share], Evaluation]:
-    """The screening of a new gift, the same in record_gift and GiftIntake: check its links
-    and payment ids, build its shares and its (pending, unsaved) row, gather the policy's
-    facts and evaluate them. Returns (gift, shares, evaluation); gift.lab_minor is set.
+) -> tuple[Gift, list[Share], Evaluation, Designation | None]:
+    """The screening of a new gift, the same in record_gift and GiftIntake: check its links,
+    designation and payment ids, build its shares and its (pending, unsaved) row, gather the
+    policy's facts and evaluate them. Returns (gift, shares, evaluation, designation);
+    gift.lab_minor is set.
 
     The two callers differ only in where the payment ids are checked (check_unique: the
     database, or the batch in memory) and where the funding windows of a date come from
@@ -265,13 +269,14 @@ def screen_new_gift(
     batch's MatchIndex; else a MatchFinder queries per donor).
     """
     validate_links(session, data, donor)
+    designation = resolve_designation(session, data)
     check_unique(data, refs)
     shares = shares_of(session, data, donor)
     gift = new_gift(data, donor, reporting_currency, refs, actor, max_gift_minor)
     facts = with_declared(facts_of_gift(session, gift, donor, shares, affiliations, covered,
                                         matcher), declared)
     evaluation = evaluate_and_set_lab_part(policy, gift, facts, funding_facts(gift.received_on))
-    return gift, shares, evaluation
+    return gift, shares, evaluation, designation
 
 
 def screen_gift(session: Session, gift: Gift, shares: list[Share], policy: Policy) -> Evaluation:
@@ -374,9 +379,11 @@ def set_screened_status(gift: Gift, evaluation: Evaluation) -> None:
     transition(gift, OUTCOME_STATUS[evaluation.outcome])
 
 
-def recorded_entry(gift: Gift, decision_id: int, policy_version: str) -> dict:
-    """The data of a new gift's "gift.recorded" audit entry."""
+def recorded_entry(gift: Gift, decision_id: int, policy_version: str,
+                   designation: Designation | None = None) -> dict:
+    """The data of a new gift's "gift.recorded" audit entry (its designation's ids, if any)."""
     return {
+        **(designation.entry() if designation is not None else {}),
         "donor_id": gift.donor_id,
         "amount": format_amount(gift.amount_minor, gift.currency),
         "currency": gift.currency,
@@ -451,6 +458,8 @@ class PreparedGift:
     facts: GiftFacts
     #: The id of the newest audit entry when the facts were read (0: none yet).
     audit_mark: int
+    #: Its campaign, appeal and fund, checked (their writes are audited too).
+    designation: Designation | None = None
 
 
 #: The donor with its affiliations, and the id of the newest audit entry, in one statement
@@ -490,12 +499,13 @@ def prepare_gift(session: Session, data: GiftCreate, actor: Actor, reporting_cur
     try:
         shares = shares_of(session, data, donor)
         gift = new_gift(data, donor, reporting_currency, refs, actor, max_gift_minor)
+        designation = resolve_designation(session, data)
     except ValidationFailed:
         return None
     facts = with_declared(facts_of_gift(session, gift, donor, shares, affiliations), declared)
     session.expunge(donor)
     return PreparedGift(data, refs, declared, policy, policy_now, donor, shares, gift, facts,
-                        mark)
+                        mark, designation)
 
 
 #: The door's first read under the lock, one statement where it would be three: the donor,
@@ -552,6 +562,7 @@ def record_gift(
             # is read here.
             audit_head = current.audit_head
             donor, shares, gift = prepared.donor, prepared.shares, prepared.gift
+            designation = prepared.designation
             validate_links(session, data, donor, merges_checked=True)
             _check_unique(session, data, refs)
             evaluation = evaluate_and_set_lab_part(
@@ -563,7 +574,7 @@ def record_gift(
             if donor is None:
                 raise ValidationFailed({"donor_id": ["no such donor"]})
             audit_head = first[0].audit_head
-            gift, shares, evaluation = screen_new_gift(
+            gift, shares, evaluation, designation = screen_new_gift(
                 session, data, donor, affiliations, policy, reporting_currency, refs, actor,
                 check_unique=lambda data, refs: _check_unique(session, data, refs),
                 funding_facts=lambda day: windows.funding_facts(session, day,
@@ -574,7 +585,8 @@ def record_gift(
             return Recorded(gift, Decision(gift_id=0, outcome=evaluation.outcome,
                                            policy_version=evaluation.policy_version,
                                            reasons=evaluation.reasons(),
-                                           figures=evaluation.figures), evaluation)
+                                           figures=evaluation.figures), evaluation,
+                            designation=designation)
         audit.known_head(session, audit_head)
         # It is added to the daily totals once it has an id, as apply_outcome would do.
         set_screened_status(gift, evaluation)
@@ -594,15 +606,18 @@ def record_gift(
         attribution_ids = rows.insert_each(session, Attribution, attributions)
         decision = add_decision(session, gift, evaluation.outcome, evaluation,
                                 kind="screening", actor=actor)
+        # A gift that names no campaign, appeal or fund writes no designation row.
+        designated = ([insert_designation(session, designation, gift.id)]
+                      if designation is not None else [])
         audit.append(session, actor, "gift.recorded", "gift", gift.id,
-                     recorded_entry(gift, decision.id, evaluation.policy_version),
+                     recorded_entry(gift, decision.id, evaluation.policy_version, designation),
                      sealed=[gift, decision, *[
                          row_hashes.seal_values(Attribution, {**values, "id": attribution_id})
                          for values, attribution_id in zip(attributions, attribution_ids,
-                                                           strict=True)]])
+                                                           strict=True)], *designated])
         if gift.status == "accepted":
             pledges.track_payments(session, gift.pledge_id, actor)
-    return Recorded(gift, decision, evaluation, tuple(shares))
+    return Recorded(gift, decision, evaluation, tuple(shares), designation)
 
 
 def refund_gift(

@@ -45,6 +45,7 @@ from app.db.lookups import one_of
 from app.errors import Duplicate, LedgerError, RowRefused, ValidationFailed
 from app.ledger import audit, funding, pledges, row_hashes, windows
 from app.ledger.audit import Actor
+from app.ledger.campaigns import Designation
 from app.ledger.facts import (
     DONOR_WITH_AFFILIATIONS,
     DONORS_WITH_AFFILIATIONS,
@@ -65,7 +66,7 @@ from app.ledger.gifts import (
     share_credits,
 )
 from app.ledger.identity import MatchIndex
-from models import Attribution, Decision, Donor, Gift
+from models import Attribution, Decision, Donor, Gift, GiftDesignation
 from models.money import GIFT_CEILING_MINOR
 from models.schemas import GiftCreate
 from policies import Evaluation, FundingFacts, Policy
@@ -101,6 +102,8 @@ class _Pending:
     shares: list[Share]
     #: What it credits to organisations, if it counts as funding (funding.add_to_funding).
     credits: funding.Credits | None
+    #: Its campaign, appeal and fund, if it names any.
+    designation: Designation | None = None
 
 
 class GiftIntake:
@@ -174,7 +177,7 @@ class GiftIntake:
                 self._write()
             try:
                 donor, affiliations = self._donor(data.donor_id)
-                gift, shares, evaluation = screen_new_gift(
+                gift, shares, evaluation, designation = screen_new_gift(
                     self.session, data, donor, affiliations, self.policy,
                     self.reporting_currency, refs, self.actor,
                     check_unique=lambda data, refs: self._check_unique(data, refs, tag),
@@ -193,7 +196,7 @@ class GiftIntake:
                 self._memory.add_gift(gift)
                 credits = share_credits(self.session, shares, donor)
             screened = Screened(gift, evaluation, tag)
-            self._pending.append(_Pending(screened, shares, credits))
+            self._pending.append(_Pending(screened, shares, credits, designation))
             if len(self._pending) >= self.chunk:
                 self._write()
         return screened
@@ -260,15 +263,24 @@ class GiftIntake:
             for p in pending
         ]
         decision_ids = rows.bulk_insert(session, Decision, decisions, return_ids=True)
+        designations = [p.designation.values(p.screened.gift.id) for p in pending
+                        if p.designation is not None]
+        designation_ids = rows.bulk_insert(session, GiftDesignation, designations,
+                                           return_ids=True) if designations else []
         # Each gift's entry seals its rows as written (row_hashes), from the values in hand.
         attribution_seals = iter([
             row_hashes.seal_values(Attribution, {**values, "id": attribution_id})
             for values, attribution_id in zip(attributions, attribution_ids, strict=True)])
+        designation_seals = iter([
+            row_hashes.seal_values(GiftDesignation, {**values, "id": designation_id})
+            for values, designation_id in zip(designations, designation_ids, strict=True)])
         audit.append_many(session, self.actor, [
             ("gift.recorded", "gift", p.screened.gift.id,
-             recorded_entry(p.screened.gift, decision_id, p.screened.evaluation.policy_version),
+             recorded_entry(p.screened.gift, decision_id, p.screened.evaluation.policy_version,
+                            p.designation),
              [p.screened.gift, row_hashes.seal_values(Decision, {**values, "id": decision_id}),
-              *[next(attribution_seals) for _ in p.shares]])
+              *[next(attribution_seals) for _ in p.shares],
+              *([next(designation_seals)] if p.designation is not None else [])])
             for p, values, decision_id in zip(pending, decisions, decision_ids, strict=True)
         ])
         self._write_funding(pending)

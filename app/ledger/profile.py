@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import and_, case, func
 from sqlmodel import Session
 
-from models import Gift, Refund
+from app.ledger.giving import NetCash
+from models import Gift
 
 
 @dataclass(frozen=True)
@@ -29,13 +30,11 @@ class GivingSummary:
 
 def giving_summary(session: Session, donor_id: int, currency: str, today: date) -> GivingSummary:
     """One aggregate query over the donor's gifts (ix_gift_donor_id)."""
-    refunded = (select(Refund.gift_id, func.sum(Refund.reporting_amount_minor).label("minor"))
-                .join(Gift, Gift.id == Refund.gift_id).where(Gift.donor_id == donor_id)
-                .group_by(Refund.gift_id).subquery())
-    net = Gift.reporting_amount_minor - func.coalesce(refunded.c.minor, 0)
+    cash = NetCash(currency, Gift.donor_id == donor_id)
+    net = cash.net
     this_year, last_year = date(today.year, 1, 1), date(today.year - 1, 1, 1)
     row = session.execute(
-        select(
+        cash.select(
             func.coalesce(func.sum(net), 0),
             func.coalesce(func.sum(case((Gift.received_on >= this_year, net), else_=0)), 0),
             func.coalesce(func.sum(case((and_(Gift.received_on >= last_year,
@@ -45,10 +44,6 @@ def giving_summary(session: Session, donor_id: int, currency: str, today: date) 
             func.max(Gift.received_on),
             func.coalesce(func.max(net), 0),
         )
-        .select_from(Gift)
-        .outerjoin(refunded, refunded.c.gift_id == Gift.id)
-        .where(Gift.donor_id == donor_id, Gift.status == "accepted", Gift.kind == "cash",
-               Gift.reporting_currency == currency)
     ).one()
     lifetime, this, last, count, first, latest, largest = row
     return GivingSummary(int(lifetime), int(this), int(last), int(count), first, latest,

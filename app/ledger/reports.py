@@ -26,7 +26,8 @@ from fractions import Fraction
 from sqlalchemy import extract, func, select
 from sqlmodel import Session
 
-from models import Donor, Gift, Refund
+from app.ledger.giving import NetCash
+from models import Donor, Gift
 
 #: Gift-size pyramid bands by a donor's total in the year, in major units of the reporting
 #: currency: (lower bound inclusive, label). The last band is open-ended.
@@ -39,17 +40,11 @@ PYRAMID_BANDS = (
 def donor_years(session: Session, currency: str) -> dict[int, dict[int, int]]:
     """donor id -> {year: net accepted cash in minor units}, for years with a positive total.
     One grouped query: the ledger's accepted cash gifts (ix_gift_donor_status_received_on)
-    with their refunds summed per gift."""
-    refunded = (select(Refund.gift_id, func.sum(Refund.reporting_amount_minor).label("minor"))
-                .group_by(Refund.gift_id).subquery())
+    with their refunds summed per gift (app.ledger.giving)."""
+    cash = NetCash(currency)
     year = extract("year", Gift.received_on)
     rows = session.execute(
-        select(Gift.donor_id, year,
-               func.sum(Gift.reporting_amount_minor - func.coalesce(refunded.c.minor, 0)))
-        .outerjoin(refunded, refunded.c.gift_id == Gift.id)
-        .where(Gift.status == "accepted", Gift.kind == "cash",
-               Gift.reporting_currency == currency)
-        .group_by(Gift.donor_id, year)
+        cash.select(Gift.donor_id, year, func.sum(cash.net)).group_by(Gift.donor_id, year)
     ).all()
     years: dict[int, dict[int, int]] = defaultdict(dict)
     for donor_id, y, total in rows:
@@ -152,18 +147,12 @@ def build(session: Session, year: int, currency: str, exponent: int,
 def giving_by_month(session: Session, year: int, currency: str) -> list[tuple[int, int, int]]:
     """(month, accepted cash gifts, net total) for each month of the year, in the reporting
     currency; months without gifts are there with zeros."""
-    refunded = (select(Refund.gift_id, func.sum(Refund.reporting_amount_minor).label("minor"))
-                .join(Gift, Gift.id == Refund.gift_id)
-                .where(Gift.received_on >= date(year, 1, 1), Gift.received_on < date(year + 1, 1, 1))
-                .group_by(Refund.gift_id).subquery())
+    cash = NetCash(currency, Gift.received_on >= date(year, 1, 1),
+                   Gift.received_on < date(year + 1, 1, 1))
     month = extract("month", Gift.received_on)
-    net = Gift.reporting_amount_minor - func.coalesce(refunded.c.minor, 0)
     rows = dict((int(m), (int(n), int(t))) for m, n, t in session.execute(
-        select(month, func.count(), func.sum(net))
-        .outerjoin(refunded, refunded.c.gift_id == Gift.id)
-        .where(Gift.status == "accepted", Gift.kind == "cash", Gift.reporting_currency == currency,
-               Gift.received_on >= date(year, 1, 1), Gift.received_on < date(year + 1, 1, 1),
-               net > 0)  # a gift refunded in full is not a gift of the month
+        cash.select(month, func.count(), func.sum(cash.net))
+        .where(cash.net > 0)  # a gift refunded in full is not a gift of the month
         .group_by(month)).all())
     return [(m, *rows.get(m, (0, 0))) for m in range(1, 13)]
 

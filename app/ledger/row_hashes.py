@@ -32,11 +32,15 @@ from models import (
     Acknowledgement,
     Affiliation,
     ApiToken,
+    Appeal,
     Attribution,
+    Campaign,
     Decision,
     Donor,
     DonorMerge,
+    Fund,
     Gift,
+    GiftDesignation,
     IdentityVerdict,
     InKindArrangement,
     OnlineDonation,
@@ -102,6 +106,12 @@ SEALED: dict[str, Sealed] = {s.table: s for s in (
     _all_columns(Attribution),
     _all_columns(Decision),
     _all_columns(Refund),
+    # What a gift was raised by and for (written with the gift), and the campaigns, appeals
+    # and funds it names: a fund's restricted flag decides what the money may be spent on.
+    _all_columns(GiftDesignation),
+    _all_columns(Campaign),
+    _all_columns(Appeal),
+    _all_columns(Fund),
     # updated_at moves with every webhook delivery; the dispute's facts are the rest.
     _all_columns(StripeDispute, leave_out=("updated_at",)),
     _all_columns(Affiliation),

@@ -12,7 +12,7 @@ from datetime import date
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import case, func, or_, select
 from sqlmodel import Session
 from wtforms import BooleanField, DateField, EmailField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional
@@ -24,6 +24,7 @@ from app.extensions import state
 from app.http_errors import answer_for
 from app.ledger import changes, contacts, declarations, parties
 from app.ledger.facts import CoveredOrganizations
+from app.ledger.giving import NetCash
 from app.ledger.pledges import pledge_schedules
 from app.ledger.profile import giving_summary
 from app.ledger.search import OrganizationNames, donors_matching
@@ -44,7 +45,6 @@ from models import (
     OnlineDonation,
     Organization,
     Pledge,
-    Refund,
     User,
 )
 from models.parties import AFFILIATION_KINDS
@@ -133,21 +133,14 @@ def giving_totals(session: Session, donor_ids: list[int], currency: str) -> dict
     """Lifetime totals for many donors in one aggregate query."""
     if not donor_ids:
         return {}
-    refunded = (
-        select(Refund.gift_id, func.sum(Refund.reporting_amount_minor).label("minor"))
-        .group_by(Refund.gift_id).subquery()
-    )
-    counted = and_(Gift.status == "accepted", Gift.kind == "cash",
-                   Gift.reporting_currency == currency)
+    cash = NetCash(currency, Gift.donor_id.in_(donor_ids))
     rows = session.execute(
-        select(
+        cash.join(select(
             Gift.donor_id,
-            func.sum(case((counted, Gift.reporting_amount_minor
-                           - func.coalesce(refunded.c.minor, 0)), else_=0)),
+            func.sum(case((cash.counted, cash.net), else_=0)),
             func.max(case((Gift.status != "failed", Gift.received_on))),
-        )
-        .outerjoin(refunded, refunded.c.gift_id == Gift.id)
-        .where(Gift.donor_id.in_(donor_ids))
+        ).select_from(Gift))
+        .where(*cash.scope)
         .group_by(Gift.donor_id)
     ).all()
     return {donor_id: GivingTotals(int(total or 0), last) for donor_id, total, last in rows}
