@@ -449,3 +449,9 @@ class ContactPreferences(Input):
     email_ok: bool = True
     post_ok: bool = True
     phone_ok: bool = True
+
+
+class ActiveSet(Input):
+    """Close (false) or reopen (true) a campaign, appeal or fund."""
+
+    active: bool

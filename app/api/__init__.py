@@ -1,6 +1,7 @@
 """The JSON API (/api/v1): the integration contract documented in docs/api.md."""
 
 from app.api import (  # noqa: F401 - these register their routes on bp
+    campaigns,
     change_routes,
     contacts,
     identity,

@@ -11,10 +11,14 @@ from models.public_support import (
     UnusualGrantCreate,
 )
 from models.schemas import (
+    ActiveSet,
     AffiliationCreate,
+    AppealCreate,
+    CampaignCreate,
     ContactPreferences,
     DonorCreate,
     DonorCreateConfirmed,
+    FundCreate,
     GiftCreate,
     InKindCreate,
     InteractionCreate,
@@ -36,7 +40,7 @@ INPUTS = [AffiliationCreate, DonorCreate, GiftCreate, InKindCreate, Organization
           OrganizationPatch, PledgeCreate, RefundCreate, ReviewCreate, DonorCreateConfirmed,
           MergeCreate, TitleReview, MatchVerdictCreate, InteractionCreate, TaskCreate,
           ContactPreferences, SupportLinkCreate, SupportClassCreate, UnusualGrantCreate,
-          SupportReason]
+          SupportReason, CampaignCreate, AppealCreate, FundCreate, ActiveSet]
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
@@ -68,6 +72,8 @@ OPERATIONS = [
     ("get", "/gifts", "List gifts", "read", None, 200, [],
      [("status", {"type": "string", "enum": ["pending", "accepted", "held", "rejected", "failed"]}),
       ("donor_id", {"type": "integer"}),
+      ("campaign_id", {"type": "integer"}), ("appeal_id", {"type": "integer"}),
+      ("fund_id", {"type": "integer"}),
       ("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
       ("after_id", {"type": "integer", "minimum": 0})]),
     ("get", "/gifts/{id}", "Get a gift with every decision, oldest first", "read", None, 200,
@@ -149,6 +155,20 @@ OPERATIONS = [
     ("post", "/tasks", "Create a task for a staff member", "contacts.write", TaskCreate, 201,
      [], []),
     ("post", "/tasks/{id}/complete", "Mark a task done", "contacts.write", None, 200, [ID], []),
+    # Campaigns, appeals and funds (app/api/campaigns.py).
+    *[op for kind, plural, model in (("campaign", "campaigns", CampaignCreate),
+                                      ("appeal", "appeals", AppealCreate),
+                                      ("fund", "funds", FundCreate))
+      for op in (
+          ("post", f"/{plural}", f"Create a {kind}", "campaigns.write", model, 201, [], []),
+          ("get", f"/{plural}", f"List {plural} with what each raised (accepted cash net of "
+           "refunds) against its goal", "read", None, 200, [],
+           [("from", {"type": "string", "format": "date"}),
+            ("to", {"type": "string", "format": "date"})]),
+          ("get", f"/{plural}/{{id}}", f"Get a {kind} with its progress", "read", None, 200,
+           [ID], []),
+          ("put", f"/{plural}/{{id}}/active", f"Close or reopen a {kind}", "campaigns.write",
+           ActiveSet, 200, [ID], []))],
     # The public-support test (Form 990 Schedule A, Part II): docs/public-support.md.
     ("get", "/public-support", "The public-support test for a tax year, every figure with "
      "its gifts", "read", None, 200, [], [("year", {"type": "integer"})]),

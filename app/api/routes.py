@@ -34,6 +34,7 @@ from models import (
     Donor,
     DonorMerge,
     Gift,
+    GiftDesignation,
     InKindArrangement,
     Organization,
     OverrideRequest,
@@ -265,6 +266,13 @@ def list_gifts():
     donor_id = query_int("donor_id", None, 0, MAX_ID)
     if donor_id is not None:
         query = query.where(Gift.donor_id == donor_id)
+    designated = {kind: query_int(f"{kind}_id", None, 0, MAX_ID)
+                  for kind in ("campaign", "appeal", "fund")}
+    if any(v is not None for v in designated.values()):
+        query = query.join(GiftDesignation, GiftDesignation.gift_id == Gift.id)
+        for kind, value in designated.items():
+            if value is not None:
+                query = query.where(getattr(GiftDesignation, f"{kind}_id") == value)
     gifts = session.execute(query).scalars().all()
     return jsonify({
         "items": [out.gift_public(gift, session, all_decisions=False) for gift in gifts],

@@ -16,6 +16,7 @@ from models import (
     Donor,
     DonorMerge,
     Gift,
+    GiftDesignation,
     InKindArrangement,
     Organization,
     OverrideRequest,
@@ -156,7 +157,10 @@ def gift_public(gift: Gift, session: Session, *, all_decisions: bool = True) -> 
     rows = session.execute(
         select(Refund).where(Refund.gift_id == gift.id).order_by(Refund.id)
     ).scalars().all()
-    return _gift_shape(gift, attributions, decisions, rows, all_decisions=all_decisions)
+    designation = session.execute(
+        select(GiftDesignation).where(GiftDesignation.gift_id == gift.id)).scalar()
+    return _gift_shape(gift, attributions, decisions, rows, all_decisions=all_decisions,
+                       designation=designation)
 
 
 def new_gift_public(recorded: Recorded) -> dict:
@@ -165,11 +169,12 @@ def new_gift_public(recorded: Recorded) -> dict:
     attributions = [Attribution(gift_id=recorded.gift.id, donor_id=share.donor_id,
                                 fraction_ppm=share.fraction_ppm, basis=share.basis)
                     for share in recorded.shares]
-    return _gift_shape(recorded.gift, attributions, [recorded.decision], [])
+    return _gift_shape(recorded.gift, attributions, [recorded.decision], [],
+                       designation=recorded.designation)
 
 
 def _gift_shape(gift: Gift, attributions, decisions: list[Decision], rows: list[Refund], *,
-                all_decisions: bool = True) -> dict:
+                all_decisions: bool = True, designation=None) -> dict:
     # `refunds` lists the refunds made (a reversed one stays, with its reversed_on);
     # `refund_reversals` the reversals, which models keep as negative refund rows.
     reversals = [r for r in rows if r.is_reversal]
@@ -197,6 +202,10 @@ def _gift_shape(gift: Gift, attributions, decisions: list[Decision], rows: list[
         "pledge_id": gift.pledge_id,
         "matching_gift_for": gift.matching_gift_for_id,
         "external_ref": gift.external_ref,
+        # What the gift was raised by and for (null: none named).
+        "campaign_id": getattr(designation, "campaign_id", None),
+        "appeal_id": getattr(designation, "appeal_id", None),
+        "fund_id": getattr(designation, "fund_id", None),
         "attributions": [
             {"donor_id": a.donor_id, "fraction": fraction_text(a.fraction_ppm), "basis": a.basis}
             for a in attributions

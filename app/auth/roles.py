@@ -14,6 +14,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "in_kind.write": frozenset({"fundraiser", "reviewer", "admin"}),
     #: Interactions on a donor's timeline and staff tasks: everyone who deals with donors.
     "contacts.write": frozenset({"fundraiser", "reviewer", "finance", "admin"}),
+    #: Campaigns, appeals and funds: fundraisers run them; finance keeps the funds.
+    "campaigns.write": frozenset({"fundraiser", "finance", "admin"}),
     "review": frozenset({"reviewer", "admin"}),
     #: Declining a pending change: a reviewer or admin, or its proposer withdrawing it
     #: (app.ledger.changes.decline_change checks which).

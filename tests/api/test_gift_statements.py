@@ -128,3 +128,27 @@ def test_facts_still_current_are_used_and_gifts_in_between_do_not_invalidate_the
         recorded = record_gift(db, data, actor, policy, "USD", prepared=prepared)
     assert recorded.gift.lab_minor == 10000
     assert not any(s.startswith("SELECT donor.") for s in seen), seen  # not read again
+
+
+def test_a_designated_gift_reads_its_designation_before_the_lock_and_adds_one_insert(app, api):
+    """Campaign, appeal and fund are read with the facts about people (their writes are
+    audited, so a change sends the gift down the full path); under the lock the gift adds
+    only its designation row."""
+    w = World(api)
+    campaign = ok(api.post("/campaigns", {"code": "spring", "name": "Spring",
+                                          "starts_on": "2026-01-01"}))
+    fund = ok(api.post("/funds", {"code": "ops", "name": "Operations"}))
+    designated = {"campaign_id": campaign["id"], "fund_id": fund["id"]}
+    ok(api.post("/gifts", gift_body(w.donor["id"], "10.00", "2026-03-01", **designated)))
+    with statements_of(app) as seen:
+        made = ok(api.post("/gifts", gift_body(w.donor["id"], "25.00", "2026-03-02",
+                                               **designated)))
+    assert (made["campaign_id"], made["fund_id"]) == (campaign["id"], fund["id"])
+    kinds = [_what(s) for s in seen if _what(s) != "BEGIN"]
+    lock = kinds.index("LOCK")
+    under = UNDER_THE_LOCK[:]
+    under.insert(under.index("INSERT audit_entry"), "INSERT gift_designation")
+    assert kinds[lock:] == under, kinds
+    before = BEFORE_THE_LOCK[:]
+    before.insert(before.index("SELECT donor_merge") + 1, "SELECT campaign")  # one UNION
+    assert kinds[:lock] == before, kinds
