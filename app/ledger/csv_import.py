@@ -45,14 +45,22 @@ from app.db.lookups import one_of
 from app.db.rows import insert_many
 from app.db.rows import new as rows_new
 from app.errors import LedgerError, RowRefused, ValidationFailed
-from app.ledger import audit
+from app.ledger import audit, campaigns
 from app.ledger.audit import Actor
 from app.ledger.gifts import recorded_payment_ids, reporting_amount
 from app.ledger.identity import MatchIndex
 from app.ledger.intake import GiftIntake
 from app.ledger.parties import add_affiliation, create_donors, new_donor_values
 from app.ledger.search import OrganizationNames
-from models import Affiliation, Donor, DonorExternalId, DonorMerge, IllegalTransition
+from models import (
+    Affiliation,
+    Appeal,
+    Donor,
+    DonorExternalId,
+    DonorMerge,
+    Fund,
+    IllegalTransition,
+)
 from models.money import GIFT_CEILING_MINOR
 from models.schemas import AffiliationCreate, DonorCreate, GiftCreate, field_errors
 from policies import Policy
@@ -82,7 +90,7 @@ COLUMNS: dict[str, Columns] = {
     ),
     "gifts": Columns(
         ("external_ref", "donor_external_id", "amount", "currency", "received_on"),
-        ("kind", "purpose", "method", "fx_rate", "description"),
+        ("kind", "purpose", "method", "fx_rate", "description", "campaign", "appeal", "fund"),
     ),
 }
 
@@ -240,6 +248,43 @@ class _Organizations(OrganizationNames):
         return None, f"no organisation named {name!r}; add it on the Organisations page first"
 
 
+class _Codes:
+    """Campaign, appeal and fund codes, read once (they are few): a gifts file names them by
+    code. The same checks as campaigns.resolve_designation, in memory, so a bad row is
+    reported in the check rather than aborting the import."""
+
+    def __init__(self, session: Session):
+        self.ids = {kind: dict(session.execute(select(model.code, model.id)).all())
+                    for kind, model in campaigns.MODELS.items()}
+        self.appeal_campaign = dict(session.execute(
+            select(Appeal.id, Appeal.campaign_id)).all())
+        self.restricted = dict(session.execute(select(Fund.id, Fund.restricted)).all())
+
+    def designation(self, values: dict[str, str]) -> tuple[dict[str, int], list[str]]:
+        """({kind_id: id} for the codes the row names, [reasons for unknown codes])."""
+        found, reasons = {}, []
+        for kind in campaigns.MODELS:
+            code = (values.get(kind) or "").strip().lower()
+            if not code:
+                continue
+            if code in self.ids[kind]:
+                found[f"{kind}_id"] = self.ids[kind][code]
+            else:
+                reasons.append(f"{kind}: no {kind} with the code {code!r}; add it on the "
+                               "Campaigns page first")
+        return found, reasons
+
+    def check(self, data: GiftCreate) -> list[str]:
+        appeal_campaign = self.appeal_campaign.get(data.appeal_id)
+        reasons = []
+        if appeal_campaign is not None and data.campaign_id not in (None, appeal_campaign):
+            reasons.append("appeal: the appeal belongs to another campaign than the one named")
+        if data.fund_id is not None and data.purpose == "restricted" \
+                and not self.restricted[data.fund_id]:
+            reasons.append("fund: a gift for restricted purposes goes to a restricted fund")
+        return reasons
+
+
 @dataclass(frozen=True)
 class _DonorRef:
     #: The donor's id if it is already in the ledger; None for a donor in this upload.
@@ -323,6 +368,7 @@ class CsvImport:
         #: Data rows read per file, good or bad.
         self.rows: Counter = Counter()
         self._orgs: _Organizations | None = None
+        self._codes: _Codes | None = None
         self._tmp: tempfile.TemporaryDirectory | None = None
         self._staging: _Staging | None = None
 
@@ -342,6 +388,12 @@ class CsvImport:
         if self._staging is None:
             raise RuntimeError("use CsvImport as a context manager")
         return self._staging
+
+    @property
+    def codes(self) -> _Codes:
+        if self._codes is None:
+            self._codes = _Codes(self.session)
+        return self._codes
 
     @property
     def orgs(self) -> _Organizations:
@@ -584,6 +636,8 @@ class CsvImport:
             elif donor.category == "daf_sponsor":
                 reasons.append("donor_external_id: a grant from a donor-advised fund must be "
                                "attributed to its advisor; record it on the gift form instead")
+            designation, why = self.codes.designation(values)
+            reasons += why
             payload = {"donor_id": 0, "amount": values["amount"], "currency": values["currency"],
                        "received_on": values["received_on"],
                        "kind": (_optional(values, "kind") or "cash").lower(),
@@ -591,7 +645,7 @@ class CsvImport:
                        "method": _optional(values, "method") or "other",
                        "fx_rate": _optional(values, "fx_rate"),
                        "description": _optional(values, "description"),
-                       "external_ref": ref or None}
+                       "external_ref": ref or None, **designation}
             data = None
             try:
                 data = GiftCreate.model_validate(payload)
@@ -599,6 +653,8 @@ class CsvImport:
                 reasons += _reasons(error, {"donor_id": "donor_external_id"})
             if data is not None:
                 reasons += self._gift_rules(data)
+                if not why:
+                    reasons += self.codes.check(data)
             if reasons or data is None:
                 self._fail("gifts", line, reasons)
                 continue
