@@ -165,6 +165,7 @@ def record_payment(ctx: Context, donation: OnlineDonation, *, amount_minor: int,
         fx_rate=fx_rate,
         fx_source=fx_source,
         attributions=[{"donor_id": donation.donor_id, "fraction": "1"}] if donation.via_daf else None,
+        campaign_id=donation.campaign_id,
     )
     declared = _declaration_at_payment(ctx, donation)
     recorded = record_gift(session, data, STRIPE, ctx.policy, ctx.reporting_currency, refs=refs,

@@ -58,6 +58,8 @@ class Declaration:
     daf_sponsor: str | None = None
     daf_advisor: str | None = None
     anonymous: bool = False
+    #: The open campaign the donate link named (checked by the page); its gifts carry it.
+    campaign_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,7 @@ def screen_donation(session: Session, decl: Declaration, policy: Policy, reporti
             daf_sponsor=decl.daf_sponsor if decl.via_daf else None,
             daf_advisor=decl.daf_advisor if decl.via_daf else None, anonymous=decl.anonymous,
             preview_outcome=outcome, policy_version=evaluation.policy_version,
+            campaign_id=decl.campaign_id,
         )
         session.add(donation)
         session.flush()
@@ -234,5 +237,7 @@ def screen_donation(session: Session, decl: Declaration, policy: Policy, reporti
             "frequency": decl.frequency, "lab_id": lab_id, "senior": decl.senior,
             "preview_outcome": outcome,
             "policy_version": evaluation.policy_version,
+            # Not in the donation's seal (its columns predate it): recorded here instead.
+            **({"campaign_id": decl.campaign_id} if decl.campaign_id is not None else {}),
         }, sealed=[donation])
     return Screening(outcome, donation)

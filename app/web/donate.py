@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from app.db import get_session
 from app.extensions import state
+from app.ledger.campaigns import active_campaign
 from app.payments.currencies import offered, preview_rates
 from app.payments.gateway import gateway
 from app.payments.matching import donation_metadata, ensure_install_id
@@ -76,6 +77,13 @@ def _render(form, status: int = 200, **extra):
                            currencies=currencies, shown=form.shown, **extra), status
 
 
+def _campaign(session):
+    """The campaign the link names (?campaign=code), if it is open today. The link is a
+    claim anyone can type: an unknown, closed or finished code is ignored (the gift then
+    names no campaign), never an error and never echoed."""
+    return active_campaign(session, request.args.get("campaign", ""), state().today())
+
+
 @bp.route("", methods=["GET", "POST"])
 @public
 def donate():
@@ -91,13 +99,15 @@ def donate():
     shown = by_code.get(wanted) or by_code.get(st.reporting_currency) or currencies[0]
     form = DonateForm()
     form.setup(currencies, covered_labs(session), shown)
+    campaign = _campaign(session)
     if request.method != "POST":
-        return _render(form)
+        return _render(form, campaign=campaign)
     if not _limiter().allow(request.remote_addr or "unknown"):
-        return _render(form, 429, problem="Too many attempts from your connection. Please "
-                                          "wait a minute and try again.")
+        return _render(form, 429, campaign=campaign,
+                       problem="Too many attempts from your connection. Please wait a minute "
+                               "and try again.")
     if not form.validate_on_submit():
-        return _render(form, 400)
+        return _render(form, 400, campaign=campaign)
 
     decl = Declaration(
         name=form.name.data.strip(), email=form.email.data.strip(),
@@ -107,6 +117,7 @@ def donate():
         via_daf=bool(form.daf.data), daf_sponsor=(form.daf_sponsor.data or "").strip() or None,
         daf_advisor=(form.daf_advisor.data or "").strip() or None,
         anonymous=bool(form.anonymous.data),
+        campaign_id=campaign.id if campaign is not None else None,
     )
     policy = st.policy_for(session)
     screening = screen_donation(
@@ -129,7 +140,7 @@ def donate():
                                      donation.id)
         move(donation, "error")
         session.commit()
-        return _render(form, 502, problem="We could not reach our payment processor. No money "
+        return _render(form, 502, campaign=campaign, problem="We could not reach our payment processor. No money "
                                           "was taken; please try again in a few minutes.")
     donation.checkout_session_id = checkout.id
     move(donation, "open")  # unless a fast webhook already moved it on

@@ -241,11 +241,13 @@ def post_donation(client, query: str = "", **fields):
                                                  "csrf_token": csrf_token(page.get_data(as_text=True))})
 
 
-def start_donation(client, httpserver, db, session_id: str | None = None, **fields) -> OnlineDonation:
-    """Through the donate page up to the redirect to Checkout; returns the pending donation."""
+def start_donation(client, httpserver, db, session_id: str | None = None, query: str = "",
+                   **fields) -> OnlineDonation:
+    """Through the donate page (its address + query) up to the redirect to Checkout; returns
+    the pending donation."""
     session_id = session_id or f"cs_test_{next(_ids)}"
     url = expect_checkout(httpserver, session_id)
-    response = post_donation(client, **fields)
+    response = post_donation(client, query, **fields)
     assert response.status_code == 303, response.get_data(as_text=True)
     assert response.headers["Location"] == url
     [*_, request] = requests_to(httpserver, "/v1/checkout/sessions", "POST")
