@@ -249,13 +249,16 @@ def raised(session: Session, kind: str, currency: str, *, ids: list[int] | None 
 
 
 def progress(session: Session, kind: str, currency: str, *, ids: list[int] | None = None,
-             start: date | None = None, end: date | None = None) -> list[Progress]:
-    """Every campaign (appeal, fund) with what it has raised, newest first; or those in
-    `ids`."""
+             start: date | None = None, end: date | None = None,
+             of_campaign: int | None = None) -> list[Progress]:
+    """Every campaign (appeal, fund) with what it has raised, open ones first, newest first;
+    or those in `ids`; or (appeals) the appeals of one campaign."""
     model = MODELS[kind]
     query = select(model).order_by(model.active.desc(), model.id.desc())
     if ids is not None:
         query = query.where(model.id.in_(ids))
+    if of_campaign is not None:
+        query = query.where(Appeal.campaign_id == of_campaign)
     items = session.execute(query).scalars().all()
     totals = raised(session, kind, currency, ids=[i.id for i in items], start=start, end=end) \
         if items else {}

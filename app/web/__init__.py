@@ -33,6 +33,7 @@ def register_web(app: Flask) -> None:
         admin,
         audit,
         auth,
+        campaigns,
         changes,
         compliance,
         contacts,
@@ -70,6 +71,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(imports.bp)
     app.register_blueprint(exports.bp)
     app.register_blueprint(gifts.bp)
+    app.register_blueprint(campaigns.bp)
     app.register_blueprint(review.bp)
     app.register_blueprint(changes.bp)
     app.register_blueprint(donors.bp)

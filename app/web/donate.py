@@ -140,8 +140,9 @@ def donate():
                                      donation.id)
         move(donation, "error")
         session.commit()
-        return _render(form, 502, campaign=campaign, problem="We could not reach our payment processor. No money "
-                                          "was taken; please try again in a few minutes.")
+        return _render(form, 502, campaign=campaign,
+                       problem="We could not reach our payment processor. No money was "
+                               "taken; please try again in a few minutes.")
     donation.checkout_session_id = checkout.id
     move(donation, "open")  # unless a fast webhook already moved it on
     session.commit()

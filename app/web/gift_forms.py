@@ -27,6 +27,7 @@ from wtforms import (
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired, Length, NumberRange, Optional
 
+from app.ledger import campaigns
 from app.ledger.search import donors_matching
 from app.web.formtools import AmountField
 from models import Donor
@@ -96,6 +97,15 @@ class GiftForm(FlaskForm):
                                      description="For an employer matching gift: the employee's gift.")
     pledge_id = IntegerField("Pledge #", validators=[Optional(), NumberRange(min=1, max=MAX_ID)],
                              description="When this gift pays a pledge.")
+    campaign_id = SelectField("Campaign", coerce=optional_int, validate_choice=False,
+                              validators=[Optional()])
+    appeal_id = SelectField("Appeal", coerce=optional_int, validate_choice=False,
+                            validators=[Optional()],
+                            description="The ask that brought it; it brings its campaign.")
+    fund_id = SelectField("Fund", coerce=optional_int, validate_choice=False,
+                          validators=[Optional()],
+                          description="Where the money goes; a restricted gift goes to a "
+                                      "restricted fund.")
     #: One key per filled-in form: recording it twice finds the first gift instead.
     submission_key = HiddenField(validators=[Length(max=64)])
     #: The outcome the check step showed, to tell the user if recording decided otherwise.
@@ -175,6 +185,9 @@ def gift_input(form: GiftForm, external_ref: str | None) -> dict:
         "matching_gift_for": form.matching_gift_for.data,
         "pledge_id": form.pledge_id.data,
         "external_ref": external_ref,
+        "campaign_id": form.campaign_id.data,
+        "appeal_id": form.appeal_id.data,
+        "fund_id": form.fund_id.data,
     }
 
 
@@ -194,7 +207,8 @@ def place_errors(form: GiftForm, errors: dict[str, list[str]], *,
     leftover: dict[str, list[str]] = {}
     plain = {name: getattr(form, name) for name in (
         "donor_id", "amount", "currency", "received_on", "kind", "purpose", "method",
-        "description", "fx_rate", "fx_source", "matching_gift_for", "pledge_id")}
+        "description", "fx_rate", "fx_source", "matching_gift_for", "pledge_id",
+        "campaign_id", "appeal_id", "fund_id")}
     for key, messages in errors.items():
         parts = key.split(".")
         field = plain.get(parts[0])
@@ -283,4 +297,7 @@ def set_donor_choices(session: Session, form: GiftForm) -> bool:
     form.donor_id.choices = [SelectChoice("", "— choose a donor —"), *choices_of(found)]
     for row in form.attributions:
         row.form.donor_id.choices = [SelectChoice("", "—"), *choices_of(found)]
+    for kind in campaigns.MODELS:
+        getattr(form, f"{kind}_id").choices = [SelectChoice("", "— none —"),
+                                               *choices_of(campaigns.choices(session, kind))]
     return truncated

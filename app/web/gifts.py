@@ -24,6 +24,7 @@ from app.db import get_session
 from app.errors import Duplicate, LedgerBusy, NotAllowed, NotFound, ValidationFailed
 from app.extensions import state
 from app.http_errors import answer_for
+from app.ledger import campaigns
 from app.ledger.gifts import record_gift, refund_gift
 from app.web.access import get_or_404, role_required
 from app.web.decisions import OUTCOME_WORDS, decision_views, user_emails
@@ -41,7 +42,16 @@ from app.web.gift_forms import (
     to_gift_create,
 )
 from app.web.review_forms import OverrideRequestForm
-from models import Attribution, Decision, Donor, Gift, OverrideRequest, Pledge, Refund
+from models import (
+    Attribution,
+    Decision,
+    Donor,
+    Gift,
+    GiftDesignation,
+    OverrideRequest,
+    Pledge,
+    Refund,
+)
 from models.gifts import GIFT_STATUSES
 from models.money import MoneyError, format_amount, parse_amount
 from models.schemas import PPM, RefundCreate, field_errors
@@ -74,11 +84,14 @@ class Filters:
     date_from: date | None
     date_to: date | None
     errors: tuple[str, ...]
+    campaign_id: int | None = None
+    fund_id: int | None = None
 
     def args(self) -> dict:
         values = {"status": self.status, "kind": self.kind, "q": self.q or None,
                   "from": self.date_from.isoformat() if self.date_from else None,
-                  "to": self.date_to.isoformat() if self.date_to else None}
+                  "to": self.date_to.isoformat() if self.date_to else None,
+                  "campaign": self.campaign_id, "fund": self.fund_id}
         return {k: v for k, v in values.items() if v}
 
 
@@ -103,8 +116,13 @@ def _filters() -> Filters:
     if kind is not None and kind not in dict(KINDS):
         errors.append(f"Unknown kind {kind!r}; ignored.")
         kind = None
+    designated = {}
+    for name in ("campaign", "fund"):
+        value = request.args.get(name, type=int)
+        designated[name] = value if value is not None and 0 < value < 2**31 else None
     return Filters(status, kind, request.args.get("q", "").strip()[:200],
-                   _date_arg("from", "From", errors), _date_arg("to", "To", errors), tuple(errors))
+                   _date_arg("from", "From", errors), _date_arg("to", "To", errors), tuple(errors),
+                   designated["campaign"], designated["fund"])
 
 
 #: The gift list's sortable columns (?sort=KEY&dir=asc|desc). Amounts sort by their value in
@@ -127,6 +145,12 @@ def index():
         query = query.where(Gift.received_on >= filters.date_from)
     if filters.date_to:
         query = query.where(Gift.received_on <= filters.date_to)
+    if filters.campaign_id or filters.fund_id:
+        query = query.join(GiftDesignation, GiftDesignation.gift_id == Gift.id)
+        if filters.campaign_id:
+            query = query.where(GiftDesignation.campaign_id == filters.campaign_id)
+        if filters.fund_id:
+            query = query.where(GiftDesignation.fund_id == filters.fund_id)
     query = donor_search(query, filters.q)
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     pages = max(1, math.ceil(total / PER_PAGE))
@@ -141,6 +165,8 @@ def index():
     return render_template(
         "gifts/index.html", rows=rows, latest=latest, filters=filters, total=total, page=page,
         pages=pages, statuses=GIFT_STATUSES, kinds=KINDS, sort=sort,
+        campaign_choices=campaigns.choices(session, "campaign"),
+        fund_choices=campaigns.choices(session, "fund"),
     )
 
 
@@ -182,6 +208,10 @@ def _render_detail(gift: Gift, *, refund_form: RefundForm | None = None,
         select(OverrideRequest).where(OverrideRequest.gift_id == gift.id).order_by(OverrideRequest.id)
     ).scalars())
     pledge = session.get(Pledge, gift.pledge_id) if gift.pledge_id else None
+    designated = campaigns.designation_of(session, [gift.id]).get(gift.id)
+    designation = [] if designated is None else [
+        (kind, campaigns.by_id(session, kind, getattr(designated, f"{kind}_id")))
+        for kind in campaigns.MODELS if getattr(designated, f"{kind}_id") is not None]
     emails = user_emails(session, [gift.created_by_id] + [r.created_by_id for r in refunds]
                          + [o.requested_by_id for o in overrides]
                          + [o.decided_by_id for o in overrides])
@@ -200,7 +230,7 @@ def _render_detail(gift: Gift, *, refund_form: RefundForm | None = None,
         override_form = OverrideRequestForm(formdata=None)
     return render_template(
         "gifts/detail.html", gift=gift, donor=donor, attributions=attributions, refunds=refunds,
-        reversed=reversed_on,
+        reversed=reversed_on, designation=designation,
         decisions=decision_views(session, decisions, gift.kind), overrides=overrides,
         pending=pending, pledge=pledge, emails=emails, remaining=remaining,
         refund_form=refund_form if can_refund else None,

@@ -17,6 +17,7 @@ NAV_GROUPS: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
     )),
     ("Money", (
         ("Gifts", "gifts.index", "read"),
+        ("Campaigns", "campaigns.index", "read"),
         ("Pledges", "pledges.index", "read"),
         ("In-kind", "inkind.index", "read"),
         ("Online", "online.index", "read"),

@@ -85,7 +85,14 @@ def _seed(app, api, reviewer) -> dict[str, object]:
     """A small ledger with one of each record a page shows; the ids for the walk's addresses."""
     world = World(api)
     affiliation = affiliate(api, world.donor["id"], world.other_org["id"], title="Adviser")
-    accepted = gift(api, world.donor["id"], "300.00", "2026-01-10")
+    campaign = ok(api.post("/campaigns", {"code": "walk", "name": "Walk campaign",
+                                          "goal": "1000.00", "starts_on": "2026-01-01"}))
+    ok(api.post("/appeals", {"code": "walk-letter", "name": "Walk letter",
+                             "campaign_id": campaign["id"]}))
+    fund = ok(api.post("/funds", {"code": "walk-fund", "name": "Walk fund", "restricted": True,
+                                  "purpose": "Evaluations"}))
+    accepted = gift(api, world.donor["id"], "300.00", "2026-01-10", campaign_id=campaign["id"],
+                    fund_id=fund["id"])
     ok(api.post(f"/gifts/{accepted['id']}/refund", {"amount": "10.00", "refunded_on": "2026-01-12"}))
     held = gift(api, world.lab_donor["id"], "50.00", "2026-01-11")
     rejected = gift(api, world.employee["id"], "1000.00", "2026-01-11")
@@ -124,6 +131,8 @@ def _seed(app, api, reviewer) -> dict[str, object]:
         # The gift each page is about: held for the decision, rejected for an override request.
         "gift_id": {"review.decide": held["id"], "review.request_override": rejected["id"]},
         "default_gift_id": accepted["id"],
+        # Campaign pages: /staff/campaigns/<kind>/<row_id>.
+        "kind": "campaign", "row_id": campaign["id"],
     }
 
 
