@@ -26,6 +26,7 @@ from fractions import Fraction
 from sqlalchemy import extract, func, select
 from sqlmodel import Session
 
+from app.ledger import campaigns
 from app.ledger.giving import NetCash
 from models import Donor, Gift
 
@@ -168,3 +169,53 @@ def donor_names(session: Session, ids) -> dict[int, tuple[str, str | None, bool]
             select(Donor.id, Donor.name, Donor.email, Donor.do_not_contact)
             .where(Donor.id.in_(chunk)))})
     return names
+
+
+@dataclass(frozen=True)
+class DesignationRow:
+    """One campaign, appeal or fund in a year's report; id None: the giving naming none."""
+
+    id: int | None
+    code: str
+    name: str
+    gifts: int
+    donors: int
+    total_minor: int
+    goal_minor: int | None = None
+    #: Funds: money held to the donor's purpose, reported apart.
+    restricted: bool = False
+
+
+@dataclass
+class DesignationReport:
+    """A year's giving by campaign, by appeal and by fund (accepted cash net of refunds)."""
+
+    year: int
+    currency: str
+    #: kind ("campaign", "appeal", "fund") -> rows, largest first, "none named" last.
+    rows: dict[str, list[DesignationRow]]
+
+    def restricted_minor(self) -> int:
+        return sum(r.total_minor for r in self.rows["fund"] if r.restricted)
+
+    def unrestricted_minor(self) -> int:
+        """Everything else: unrestricted funds and giving that names no fund."""
+        return sum(r.total_minor for r in self.rows["fund"] if not r.restricted)
+
+
+def by_designation(session: Session, year: int, currency: str) -> DesignationReport:
+    """Giving received in the calendar year, by campaign, appeal and fund: two grouped
+    queries per kind (those named, and the rest)."""
+    start, end = date(year, 1, 1), date(year, 12, 31)
+    rows: dict[str, list[DesignationRow]] = {}
+    for kind in campaigns.MODELS:
+        named = [DesignationRow(p.id, p.code, p.name, p.gifts, p.donors, p.raised_minor,
+                                p.goal_minor, p.restricted)
+                 for p in campaigns.progress(session, kind, currency, start=start, end=end)
+                 if p.gifts]
+        named.sort(key=lambda r: (-r.total_minor, r.code))
+        total, gifts = campaigns.undesignated(session, kind, currency, start=start, end=end)
+        if gifts:
+            named.append(DesignationRow(None, "", f"No {kind} named", gifts, 0, total))
+        rows[kind] = named
+    return DesignationReport(year, currency, rows)

@@ -386,6 +386,27 @@ def months_chart(uuid: str, label: str, months: list[tuple[str, int]], currency:
     return _render(chart, _Cleaner(uuid, label, fills=MONTH_FILLS))
 
 
+#: Giving by campaign, appeal or fund: restricted (hatched) and unrestricted money.
+DESIGNATION_FILLS = (Fill(BLUE), Fill(AMBER, "diagonal"))
+
+
+def designation_chart(uuid: str, label: str, bars: list[tuple[str, int, bool]], currency: str
+                      ) -> tuple[Markup, str]:
+    """Giving per campaign (appeal, fund), one horizontal bar each: (label, total in minor
+    units, restricted). Restricted money is its own hatched series, so it reads apart."""
+    unit = 10 ** currency_exponent(currency)
+    chart = pygal.HorizontalStackedBar(
+        **{**_common(tuple(f.color for f in DESIGNATION_FILLS)),
+           "height": max(200, 60 + 34 * len(bars))},
+        title=label, print_values=False, min_scale=4, max_scale=8,
+        value_formatter=_money_formatter(currency),
+    )
+    chart.x_labels = [b[0] for b in bars]
+    chart.add("Unrestricted", [None if b[2] else max(b[1], 0) / unit for b in bars])
+    chart.add("Restricted", [max(b[1], 0) / unit if b[2] else None for b in bars])
+    return _render(chart, _Cleaner(uuid, label, fills=DESIGNATION_FILLS))
+
+
 @dataclass(frozen=True)
 class ComparePoint:
     day: date
@@ -467,6 +488,8 @@ def charts_css() -> str:
         months_chart("months", "sample", [("Jan", 100)], "USD")[1],
         funding_chart("funding", "sample", tuple(f"c{i}" for i in range(len(FUNDING_FILLS))),
                       [("2026", tuple(range(1, len(FUNDING_FILLS) + 1)))], "USD")[1],
+        *[designation_chart(f"by-{kind}", "sample", [("a", 100, False), ("b", 50, True)],
+                            "USD")[1] for kind in ("campaign", "appeal", "fund")],
         whatif_chart("whatif", "sample",
                      [ComparePoint(p.day, p.share, p.share / 2) for p in sample], "0.5", "0.3")[1],
     ]

@@ -57,11 +57,47 @@ def index():
     months_svg, _ = charts.months_chart(
         "months", f"Accepted giving per month, {year} ({currency})",
         [(MONTHS[m - 1], total) for m, _n, total in built.by_month], currency)
+    designated = reports.by_designation(get_session(), year, currency)
+    designation_svgs = {
+        kind: charts.designation_chart(
+            f"by-{kind}", f"Giving by {kind}, {year} ({currency})",
+            [(row.name, row.total_minor, row.restricted) for row in rows], currency)[0]
+        for kind, rows in designated.rows.items() if rows}
     return render_template(
         "reports/index.html", r=built, year=year, currency=currency,
         names=reports.donor_names(get_session(), listed),
         donors_svg=donors_svg, months_svg=months_svg, months=MONTHS,
-        lists=LISTS, this_year=state().today().year)
+        lists=LISTS, this_year=state().today().year, designated=designated,
+        designation_svgs=designation_svgs, designation_lists=DESIGNATION_LISTS)
+
+
+#: Giving by campaign, appeal or fund as CSV: no people in them (figures per record).
+DESIGNATION_LISTS = {"campaigns": "campaign", "appeals": "appeal", "funds": "fund"}
+DESIGNATION_HEADER = ("id", "code", "name", "restricted", "gifts", "donors", "giving",
+                      "goal", "currency")
+
+
+@bp.get("/giving-by-<kind>.csv")
+@role_required("reports.export")
+def designation_download(kind: str):
+    if kind not in DESIGNATION_LISTS:
+        abort(404)
+    year = _year()
+    currency = state().reporting_currency
+    designated = reports.by_designation(get_session(), year, currency)
+    chosen = designated.rows[DESIGNATION_LISTS[kind]]
+
+    def rows():
+        for row in chosen:
+            yield (row.id if row.id is not None else "", row.code, row.name,
+                   row.restricted if DESIGNATION_LISTS[kind] == "fund" else "", row.gifts,
+                   row.donors if row.id is not None else "",
+                   format_amount(row.total_minor, currency),
+                   format_amount(row.goal_minor, currency) if row.goal_minor else "", currency)
+
+    return Response(csv_chunks(DESIGNATION_HEADER, rows()), mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="giving-by-{kind}-{year}.csv"',
+        "Cache-Control": "no-store"})
 
 
 @bp.get("/<kind>.csv")
