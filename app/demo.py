@@ -22,12 +22,24 @@ from app.errors import NotAllowed
 from app.extensions import State
 from app.ledger import audit, contacts, finance
 from app.ledger.audit import Actor
+from app.ledger.campaigns import create_appeal, create_campaign, create_fund
 from app.ledger.gifts import record_gift, refund_gift
 from app.ledger.parties import add_affiliation, create_donor, create_in_kind, create_organization
 from app.ledger.pledges import create_pledge, pledge_schedule
 from app.ledger.reviews import decide_held
 from app.ledger.summary import compliance_summary, summary_lines
-from models import Affiliation, Donor, Gift, InKindArrangement, Organization, Pledge, Refund, User, utcnow
+from models import (
+    Affiliation,
+    Donor,
+    Gift,
+    GiftDesignation,
+    InKindArrangement,
+    Organization,
+    Pledge,
+    Refund,
+    User,
+    utcnow,
+)
 from models.finance import (
     CashSnapshotCreate,
     FiscalBudgetCreate,
@@ -37,9 +49,12 @@ from models.finance import (
 from models.money import display_amount
 from models.schemas import (
     AffiliationCreate,
+    AppealCreate,
     AttributionIn,
+    CampaignCreate,
     ContactPreferences,
     DonorCreate,
+    FundCreate,
     GiftCreate,
     InKindCreate,
     InstalmentIn,
@@ -88,6 +103,10 @@ class Plan:
     pledge: int | None = None
     matches: str | None = None  # tag of the gift this employer gift matches
     tag: str | None = None
+    #: Campaign, appeal and fund codes (demo.designate fills them in).
+    campaign: str | None = None
+    appeal: str | None = None
+    fund: str | None = None
 
 
 class DemoLedger:
@@ -105,6 +124,8 @@ class DemoLedger:
         self.org_donors: dict[str, int] = {}
         self._names: set[str] = set()
         self.major_donors: list[int] = []
+        #: code -> id of the demo's campaigns, appeals and funds, by kind.
+        self.codes: dict[str, dict[str, int]] = {"campaign": {}, "appeal": {}, "fund": {}}
 
     # --- helpers ----------------------------------------------------------------------
 
@@ -329,6 +350,70 @@ class DemoLedger:
                 self.gift(donor, amount, paid_on, method="wire", pledge=pledge.id,
                           description="Pledge instalment")
 
+    # --- campaigns, appeals and funds ---------------------------------------------------
+
+    def campaigns(self) -> None:
+        """A year-end campaign for each demo year with a letter and an e-mail appeal, this
+        year's open matching drive (its donate link works), and three funds: general
+        operating, and two restricted to the purposes their donors set."""
+        actor, currency = self.users["fundraiser"], self.state.reporting_currency
+        for year in range(self.start.year, self.today.year + 1):
+            made = create_campaign(self.session, CampaignCreate(
+                code=f"year-end-{year}", name=f"Year-end {year}", goal="2000000",
+                starts_on=date(year, 11, 1), ends_on=date(year, 12, 31),
+                description="The year-end appeal to individual donors."), actor, currency)
+            self.codes["campaign"][made.code] = made.id
+            for code, name, channel, sent in (("letter", "letter", "mail", date(year, 11, 5)),
+                                              ("email", "e-mail", "email", date(year, 12, 1))):
+                appeal = create_appeal(self.session, AppealCreate(
+                    code=f"year-end-{year}-{code}", name=f"Year-end {year} {name}",
+                    campaign_id=made.id, channel=channel, sent_on=sent), actor, currency)
+                self.codes["appeal"][appeal.code] = appeal.id
+        drive = create_campaign(self.session, CampaignCreate(
+            code=f"independence-{self.today.year}", name=f"Independence drive {self.today.year}",
+            goal="1500000", starts_on=date(self.today.year, 1, 1),
+            description="Gifts that keep our evaluations independent of the labs."),
+            actor, currency)
+        self.codes["campaign"][drive.code] = drive.id
+        for code, name, restricted, purpose, goal in (
+                ("general-operating", "General operating", False, None, None),
+                ("methodology-research", "Evaluation methodology research", True,
+                 "Research into evaluation methodology, as the Civic Futures Fund set", "1000000"),
+                ("biosecurity-evals", "Biosecurity evaluations", True,
+                 "Dangerous-capability evaluations in biosecurity", "500000")):
+            fund = create_fund(self.session, FundCreate(
+                code=code, name=name, restricted=restricted, purpose=purpose, goal=goal),
+                self.users["finance"], currency)
+            self.codes["fund"][fund.code] = fund.id
+
+    def designate(self) -> None:
+        """Give the planned gifts a campaign, appeal and fund, as a development team would:
+        restricted grants to their funds, November and December gifts from people to that
+        year's year-end campaign (most through one of its appeals), this year's other gifts
+        from people to the open drive, and some large gifts to biosecurity."""
+        people = set(self.session.execute(select(Donor.id).where(Donor.type == "person"))
+                     .scalars())
+        for plan in self.plans:
+            if plan.kind != "cash":
+                continue
+            if plan.purpose == "restricted":
+                plan.fund = "methodology-research"
+                continue
+            if plan.donor not in people:
+                if plan.method == "wire" and self.rng.random() < 0.5:
+                    plan.fund = "general-operating"
+                continue
+            if plan.on.month >= 11:
+                plan.campaign = f"year-end-{plan.on.year}"
+                if self.rng.random() < 0.75:
+                    plan.appeal = f"{plan.campaign}-{self.rng.choice(('letter', 'email'))}"
+            elif plan.on.year == self.today.year and self.rng.random() < 0.6:
+                plan.campaign = f"independence-{self.today.year}"
+            if self.rng.random() < 0.12 and int(plan.amount) >= 1000:
+                plan.purpose, plan.fund = "restricted", "biosecurity-evals"
+            elif self.rng.random() < 0.3:
+                plan.fund = "general-operating"
+
     # --- recording ----------------------------------------------------------------------
 
     def record(self) -> None:
@@ -341,6 +426,9 @@ class DemoLedger:
                 fx_rate=plan.fx_rate, fx_source=plan.fx_source, pledge_id=plan.pledge,
                 matching_gift_for=self.tagged[plan.matches] if plan.matches else None,
                 attributions=[AttributionIn(donor_id=d, fraction=f) for d, f in plan.advisors] or None,
+                campaign_id=self.codes["campaign"].get(plan.campaign),
+                appeal_id=self.codes["appeal"].get(plan.appeal),
+                fund_id=self.codes["fund"].get(plan.fund),
             )
             recorded = record_gift(self.session, data, actor, self.policy, self.state.reporting_currency)
             if plan.tag:
@@ -487,6 +575,9 @@ class DemoLedger:
             *pledge_lines,
             f"  in-kind:       {s.execute(select(func.count(InKindArrangement.id))).scalar_one()}"
             " arrangements with labs",
+            f"  campaigns:     {len(self.codes['campaign'])} campaigns, "
+            f"{len(self.codes['appeal'])} appeals, {len(self.codes['fund'])} funds; "
+            f"{s.execute(select(func.count(GiftDesignation.id))).scalar_one()} gifts designated",
             f"  finance:       runway {finance.months_text(runway.months)} months "
             f"(cash {display_amount(runway.cash.amount_minor, runway.cash.currency)}, "
             f"{len(runway.spend)} months of spend averaged)",
@@ -531,6 +622,8 @@ def load_demo(session: Session, state: State, seed: int = 7) -> list[str]:
     demo.plan_lab_employees(people)
     demo.plan_institutions(people)
     demo.pledge()
+    demo.campaigns()
+    demo.designate()
     demo.record_pending()
     demo.reviews()
     demo.refunds()

@@ -10,6 +10,7 @@ from sqlalchemy import func, inspect, select
 
 from app import create_app
 from app.demo import DEMO_PASSWORD
+from app.ledger import campaigns
 from models import AuditEntry, Donor, Gift, Interaction, Task, User
 from tests.builders import World, gift
 from tests.empty_db import BACKENDS, empty_database
@@ -269,6 +270,14 @@ def test_demo_data_fills_an_empty_database_once(fresh_app):
         open_tasks = session.execute(select(func.count()).where(Task.status == "open")).scalar_one()
         quiet = session.execute(select(func.count()).where(Donor.do_not_contact)).scalar_one()
     assert interactions >= 12 and open_tasks >= 3 and quiet == 1
+    with fresh_app.extensions["armslength"].sessions() as session:
+        funds = {p.code: p for p in campaigns.progress(session, "fund", "USD")}
+        drives = campaigns.progress(session, "campaign", "USD")
+        appeals = campaigns.progress(session, "appeal", "USD")
+    # Campaigns, appeals and funds are used: restricted money in its funds, year-end giving.
+    assert funds["methodology-research"].restricted and funds["methodology-research"].raised_minor
+    assert any(d.code.startswith("year-end-") and d.gifts for d in drives)
+    assert sum(a.gifts for a in appeals) > 5
 
     summary = json.loads(run(fresh_app, "compliance-summary", "--json").stdout)
     share = float(summary["lab_employee_share"])
