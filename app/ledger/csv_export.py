@@ -17,7 +17,17 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from models import Donor, DonorExternalId, Gift, Organization, Refund
+from models import (
+    Appeal,
+    Campaign,
+    Donor,
+    DonorExternalId,
+    Fund,
+    Gift,
+    GiftDesignation,
+    Organization,
+    Refund,
+)
 from models.money import format_amount
 
 #: Rows fetched from the database at a time (a server-side cursor on PostgreSQL).
@@ -112,6 +122,9 @@ GIFT_HEADER = (
     "reporting_currency", "reporting_amount", "reporting_refunded", "reporting_net",
     "fx_rate", "fx_source", "external_ref", "stripe_payment_intent_id", "description",
     "created_at",
+    # Added with campaigns: the codes of the gift's campaign, appeal and fund, and whether
+    # the fund is restricted (accounting keeps restricted money apart).
+    "campaign", "appeal", "fund", "fund_restricted",
 )
 
 
@@ -146,17 +159,22 @@ def gift_rows(session: Session, filters: GiftFilters) -> Iterator[tuple]:
         .group_by(Refund.gift_id).subquery()
     )
     stmt = (
-        select(Gift, Donor.name, func.coalesce(refunds.c.reporting, 0))
+        select(Gift, Donor.name, func.coalesce(refunds.c.reporting, 0), Campaign.code,
+               Appeal.code, Fund.code, Fund.restricted)
         .join(Donor, Donor.id == Gift.donor_id)
         .outerjoin(refunds, refunds.c.gift_id == Gift.id)
+        .outerjoin(GiftDesignation, GiftDesignation.gift_id == Gift.id)
+        .outerjoin(Campaign, Campaign.id == GiftDesignation.campaign_id)
+        .outerjoin(Appeal, Appeal.id == GiftDesignation.appeal_id)
+        .outerjoin(Fund, Fund.id == GiftDesignation.fund_id)
         .where(*filters.conditions())
         .order_by(Gift.received_on, Gift.id)
         .execution_options(yield_per=FETCH)
     )
     result = session.execute(stmt)
     try:
-        for gift, donor_name, refunded in result:
-            yield _gift_row(gift, donor_name, int(refunded))
+        for gift, donor_name, refunded, *designation in result:
+            yield (*_gift_row(gift, donor_name, int(refunded)), *designation)
             # Rows are only read; dropping each keeps a long export's memory flat.
             session.expunge(gift)
     finally:

@@ -13,7 +13,7 @@ from app.ledger.audit import Actor
 from app.ledger.csv_export import csv_chunks, neutralise
 from app.ledger.gifts import refund_gift
 from models import AuditEntry
-from tests.builders import gift, org_donor, organization, person
+from tests.builders import gift, ok, org_donor, organization, person
 from tests.webtools import post_refused, submit
 
 
@@ -183,3 +183,19 @@ def test_the_stream_gives_its_connection_back(app, api, web_as):
     for what in ("gifts", "donors"):
         assert len(rows_of(download(finance, what))) == 1
         assert pool.checkedout() == 0
+
+
+def test_gift_export_names_campaign_appeal_and_fund(api, web_as):
+    campaign = ok(api.post("/campaigns", {"code": "spring", "name": "Spring",
+                                          "starts_on": "2025-01-01"}))
+    appeal = ok(api.post("/appeals", {"code": "letter", "name": "Letter",
+                                      "campaign_id": campaign["id"]}))
+    fund = ok(api.post("/funds", {"code": "bio", "name": "Bio", "restricted": True,
+                                  "purpose": "Biosecurity"}))
+    donor = person(api, "Dee Designated")
+    gift(api, donor["id"], "10.00", date(2025, 3, 1), appeal_id=appeal["id"], fund_id=fund["id"])
+    gift(api, donor["id"], "5.00", date(2025, 3, 2))
+    designated, plain = rows_of(download(web_as("finance"), "gifts"))
+    assert (designated["campaign"], designated["appeal"], designated["fund"],
+            designated["fund_restricted"]) == ("spring", "letter", "bio", "yes")
+    assert (plain["campaign"], plain["fund"], plain["fund_restricted"]) == ("", "", "")
