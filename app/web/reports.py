@@ -77,7 +77,7 @@ DESIGNATION_HEADER = ("id", "code", "name", "restricted", "gifts", "donors", "gi
                       "goal", "currency")
 
 
-@bp.get("/giving-by-<kind>.csv")
+@bp.get("/giving-by/<kind>.csv")
 @role_required("reports.export")
 def designation_download(kind: str):
     if kind not in DESIGNATION_LISTS:

@@ -59,6 +59,8 @@ def test_a_restricted_fund_needs_its_purpose_and_closing_is_audited(web_as, db):
     response = finance.post(url + "/active", data={"csrf_token": token, "active": "0"})
     assert response.status_code == 302
     assert "closed" in finance.get(url).get_data(as_text=True)
+    listed = finance.get("/staff/campaigns/").get_data(as_text=True)
+    assert 'id="restricted-apart"' in listed and "Bio" in listed
     assert db.execute(select(AuditEntry.action).where(
         AuditEntry.entity_type == "fund")).scalars().all() == ["fund.created", "fund.closed"]
 

@@ -48,16 +48,16 @@ def test_the_reports_page_shows_them_and_the_csv_is_neutralised(api, web_as):
     page = fundraiser.get(f"/staff/reports/?year={Y}").get_data(as_text=True)
     assert 'id="by-campaign-chart"' in page and 'id="by-fund"' in page
     assert re.search(r'id="restricted-total">280\.00', page)
-    link = re.search(r'href="(/staff/reports/giving-by-funds\.csv[^"]*)"', page).group(1)
+    link = re.search(r'href="(/staff/reports/giving-by/funds\.csv[^"]*)"', page).group(1)
     response = fundraiser.get(link.replace("&amp;", "&"))
     assert response.status_code == 200 and response.mimetype == "text/csv"
     rows = list(csv.reader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff"))))
     assert rows[0][:4] == ["id", "code", "name", "restricted"]
     assert [r[1] for r in rows[1:]] == ["bio", "ops", ""]
     assert rows[1][6] == "280.00"
-    campaigns_csv = fundraiser.get(f"/staff/reports/giving-by-campaigns.csv?year={Y}")
+    campaigns_csv = fundraiser.get(f"/staff/reports/giving-by/campaigns.csv?year={Y}")
     text = campaigns_csv.get_data(as_text=True)
     assert "'=Spring push" in text  # a formula typed as a name is not a formula in Excel
     assert made["campaign"]["id"]
-    assert web_as("viewer").get(f"/staff/reports/giving-by-funds.csv?year={Y}").status_code == 403
-    assert fundraiser.get("/staff/reports/giving-by-nothing.csv").status_code == 404
+    assert web_as("viewer").get(f"/staff/reports/giving-by/funds.csv?year={Y}").status_code == 403
+    assert fundraiser.get("/staff/reports/giving-by/nothing.csv").status_code == 404
