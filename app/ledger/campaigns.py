@@ -38,6 +38,10 @@ COLUMNS = {"campaign": GiftDesignation.campaign_id, "appeal": GiftDesignation.ap
            "fund": GiftDesignation.fund_id}
 
 
+#: The largest goal, in minor units (10,000,000,000,000.00 USD).
+MAX_GOAL_MINOR = 10**15
+
+
 @dataclass(frozen=True)
 class Designation:
     """What a new gift carries, checked: an appeal's campaign filled in; the fund's
@@ -65,6 +69,9 @@ def _goal(data, currency: str) -> int | None:
         minor = parse_amount(data.goal, currency)
     except MoneyError as error:
         raise ValidationFailed({"goal": [str(error)]}) from None
+    if minor > MAX_GOAL_MINOR:  # a BIGINT column, and sums of goals, stay far from overflow
+        raise ValidationFailed({"goal": [
+            f"at most {format_amount(MAX_GOAL_MINOR, currency)} {currency}"]})
     return minor
 
 

@@ -107,6 +107,8 @@ def test_codes_are_unique_and_checked_and_only_some_roles_write(api_as):
         "code": "r", "name": "Restricted, no purpose", "restricted": True}))
     assert "goal" in errors_of(fundraiser.post("/funds", {"code": "g", "name": "G",
                                                           "goal": "ten"}))
+    assert "goal" in errors_of(fundraiser.post("/funds", {"code": "huge", "name": "H",
+                                                          "goal": "9" * 23}))
     assert api_as("viewer").post("/funds", {"code": "v", "name": "V"}).status_code == 403
     assert api_as("reviewer").post("/campaigns", {"code": "v", "name": "V",
                                                   "starts_on": "2026-01-01"}).status_code == 403
