@@ -10,6 +10,7 @@ from __future__ import annotations
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from app.auth.roles import READ
@@ -19,6 +20,7 @@ from app.extensions import state
 from app.ledger import campaigns
 from app.web.access import role_required
 from app.web.formtools import INVALID, AmountField, attempt, blank_to_none
+from app.web.gift_forms import optional_int
 from models.campaigns import APPEAL_CHANNELS
 from models.schemas import AppealCreate, CampaignCreate, FundCreate
 
@@ -49,16 +51,16 @@ class CampaignForm(_Common):
 
 
 class AppealForm(_Common):
-    campaign_id = SelectField("Campaign", choices=[], validate_choice=False)
-    channel = SelectField("Channel", choices=[(c, c.capitalize()) for c in APPEAL_CHANNELS],
-                          default="mail")
+    campaign_id = SelectField("Campaign", choices=[], coerce=optional_int, validate_choice=False,
+                              validators=[Optional()])
+    channel = SelectField("Channel", choices=[SelectChoice(c, c.capitalize())
+                                              for c in APPEAL_CHANNELS], default="mail")
     sent_on = DateField("Sent on", validators=[Optional()])
 
     def to_input(self) -> AppealCreate:
         return AppealCreate(code=self.code.data, name=self.name.data,
                             goal=blank_to_none(self.goal.data),
-                            campaign_id=int(self.campaign_id.data) if self.campaign_id.data
-                            else None,
+                            campaign_id=self.campaign_id.data,
                             channel=self.channel.data, sent_on=self.sent_on.data)
 
 
@@ -123,8 +125,8 @@ def create(kind: str):
     session = get_session()
     form = FORMS[kind]()
     if kind == "appeal":
-        form.campaign_id.choices = [("", "— none —"), *[
-            (str(i), label) for i, label in campaigns.choices(session, "campaign")]]
+        form.campaign_id.choices = [SelectChoice("", "— none —"), *[
+            SelectChoice(str(i), label) for i, label in campaigns.choices(session, "campaign")]]
     if kind == "campaign" and request.method == "GET":
         form.starts_on.data = state().today()
     if form.validate_on_submit():

@@ -65,6 +65,14 @@ def test_a_restricted_fund_needs_its_purpose_and_closing_is_audited(web_as, db):
         AuditEntry.entity_type == "fund")).scalars().all() == ["fund.created", "fund.closed"]
 
 
+def test_an_appeal_names_a_campaign_that_exists(web_as):
+    fundraiser = web_as("fundraiser")
+    for value, message in (("abc", "has-error"), ("999999", "no such campaign")):
+        refused = _post_form(fundraiser, "/staff/campaigns/appeal/new", {
+            "code": "ask", "name": "Ask", "campaign_id": value, "channel": "mail"})
+        assert refused.status_code == 422 and message in refused.get_data(as_text=True), value
+
+
 def test_who_may_write(web_as):
     assert web_as("viewer").get("/staff/campaigns/").status_code == 200
     assert web_as("viewer").get("/staff/campaigns/campaign/new").status_code == 403
