@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
 
-from sqlalchemy import func, literal, null, select, union_all
+from sqlalchemy import Boolean, Integer, cast, func, literal, null, select, union_all
 from sqlmodel import Session
 
 from app.db import rows
@@ -147,16 +147,18 @@ def set_active(session: Session, kind: str, row_id: int, active: bool, actor: Ac
 
 def _named(data: GiftCreate):
     """The designation lookup of one gift: one statement, a row per id given."""
+    # Typed NULLs: PostgreSQL would take two bare NULLs in a UNION as text.
+    no_campaign, no_flag = cast(null(), Integer), cast(null(), Boolean)
     parts = []
     if data.campaign_id is not None:
         parts.append(select(literal("campaign").label("kind"), Campaign.id,
-                            null().label("campaign_id"), null().label("restricted"))
+                            no_campaign.label("campaign_id"), no_flag.label("restricted"))
                      .where(Campaign.id == data.campaign_id))
     if data.appeal_id is not None:
-        parts.append(select(literal("appeal"), Appeal.id, Appeal.campaign_id, null())
+        parts.append(select(literal("appeal"), Appeal.id, Appeal.campaign_id, no_flag)
                      .where(Appeal.id == data.appeal_id))
     if data.fund_id is not None:
-        parts.append(select(literal("fund"), Fund.id, null(), Fund.restricted)
+        parts.append(select(literal("fund"), Fund.id, no_campaign, Fund.restricted)
                      .where(Fund.id == data.fund_id))
     return parts[0] if len(parts) == 1 else union_all(*parts)
 
