@@ -1,7 +1,7 @@
 """campaign, appeal, fund, gift_designation; online_donation.campaign_id
 
 Revision ID: 0023
-Revises: 0028 (main's head when rebased; reserved to follow 0022)
+Revises: 0025 (main's head when rebased; reserved to follow 0022)
 Create Date: 2026-12-04 23:45:00
 
 Campaigns, appeals and funds, and the designation a gift carries (one row per designated
@@ -15,7 +15,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0023"
-down_revision: str | Sequence[str] | None = "0028"
+down_revision: str | Sequence[str] | None = "0025"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
