@@ -39,6 +39,7 @@ from models.parties import Affiliation, Donor, DonorMerge, Organization
 from models.pledges import IllegalPledgeTransition, Pledge, PledgeInstalment, move_pledge
 from models.policy_versions import PolicyVersion
 from models.public_support import SupportClass, SupportFactRemoval, SupportLink, UnusualGrant
+from models.relationships import Relationship
 from models.users import LINK_PURPOSES, ROLES, AccountLink, ApiToken, SignInThrottle, User
 
 # Append-only in the ORM (models.gifts) and in the database (models.append_only).
@@ -82,6 +83,7 @@ __all__ = [
     "MonthlySpend",
     "OnlineDonation",
     "RefusedDeclaration",
+    "Relationship",
     "Organization",
     "OverrideRequest",
     "PendingChange",

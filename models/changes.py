@@ -11,7 +11,8 @@ from models.base import in_list, utcnow
 
 #: What a pending change does when approved.
 CHANGE_KINDS = ("policy_version", "organization", "affiliation", "affiliation_removal",
-                "roster_entry", "roster_entry_removal", "in_kind")
+                "roster_entry", "roster_entry_removal", "in_kind", "relationship_end",
+                "relationship_removal")
 #: "expired": not approved within the policy's [approvals] pending_change_days of its
 #: proposal; nothing of it applied (app.ledger.changes).
 CHANGE_STATES = ("pending", "approved", "declined", "expired")

@@ -8,6 +8,7 @@ from policies.facts import (
     GiftFacts,
     MatchFact,
     Party,
+    RelativeFact,
     WindowTotals,
 )
 from policies.rules import Finding
@@ -32,6 +33,7 @@ __all__ = [
     "Party",
     "Policy",
     "PolicyError",
+    "RelativeFact",
     "WindowTotals",
     "below_cap",
     "evaluate",

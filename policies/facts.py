@@ -50,6 +50,25 @@ class MatchFact:
 
 
 @dataclass(frozen=True)
+class RelativeFact:
+    """Someone a party is related to (app.ledger.relationships), with the dates of the
+    relationship and the relative's affiliations to covered organisations (the only ones
+    a rule looks at)."""
+
+    donor_id: int
+    name: str
+    #: "household" | "spouse_partner" | "family" | "colleague"
+    kind: str
+    start_date: date
+    #: Last day the relationship held (inclusive); None while it lasts.
+    end_date: date | None = None
+    affiliations: tuple[AffiliationFact, ...] = ()
+
+    def holds_on(self, day: date) -> bool:
+        return self.start_date <= day and (self.end_date is None or day <= self.end_date)
+
+
+@dataclass(frozen=True)
 class Party:
     """A donor the money comes from: the payer, or someone it is attributed to."""
 
@@ -64,6 +83,8 @@ class Party:
     affiliations: tuple[AffiliationFact, ...] = ()
     #: Other records that may be this person (app.ledger.identity gathers them).
     possible_matches: tuple[MatchFact, ...] = ()
+    #: The people this party is related to (household, spouse or partner, family, colleague).
+    relatives: tuple[RelativeFact, ...] = ()
 
 
 @dataclass(frozen=True)

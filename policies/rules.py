@@ -360,6 +360,73 @@ def _evidence(match, settings: Mapping) -> str:
             + (", and the same " + " and ".join(also) if also else ""))
 
 
+#: How a relationship kind reads after "is" ("Ann Spouse is the spouse or partner of ...").
+RELATION_WORDS = {
+    "household": "a household member of",
+    "spouse_partner": "the spouse or partner of",
+    "family": "family of",
+    "colleague": "a colleague of",
+}
+
+
+def household_of_senior_decision_maker(policy: Policy, gift: GiftFacts,
+                                       funding: FundingFacts) -> Finding:
+    """A gift from the spouse, partner or household of a senior decision-maker at a covered
+    lab: the household's money may be the decision-maker's own, given by another hand (the
+    known way around rule senior_decision_maker). Only when the policy enables it; held for
+    a reviewer, who decides whether the money is really the donor's own. The relationship
+    must hold on the gift date, and the relative's senior role count on it (tenure or
+    cooling-off, as for the decision-maker's own gifts)."""
+    rule = "household_of_senior_decision_maker"
+    settings = policy.settings.get(rule) or {}
+    if not settings.get("enabled"):
+        return Finding(rule, "accept", False,
+                       "This policy version does not screen the households of senior "
+                       "decision-makers.")
+    found, related = [], []
+    for party in gift.parties:
+        if party.type != "person":
+            continue
+        for relative in party.relatives:
+            if relative.kind not in settings["kinds"] or not relative.holds_on(gift.received_on):
+                continue
+            for aff in relative.affiliations:
+                if (aff.covered and aff.senior_decision_maker
+                        and affiliation_counts(aff, gift.received_on, policy.cooling_off_days)):
+                    ended = f", ended {aff.end_date.isoformat()}" if aff.end_date else ""
+                    found.append(f"{party.name} is {RELATION_WORDS[relative.kind]} "
+                                 f"{relative.name} ({aff.title or aff.kind} at "
+                                 f"{aff.organization}{ended})")
+                    related.append({"donor_id": party.donor_id,
+                                    "related_donor_id": relative.donor_id,
+                                    "relationship": relative.kind,
+                                    "organization": aff.organization})
+    if not found:
+        return Finding(rule, "accept", False,
+                       "No spouse, partner or household member is a senior decision-maker at "
+                       "a covered lab.")
+    unique = sorted({tuple(sorted(r.items())) for r in related})
+    return Finding(
+        rule, policy.outcomes[rule], True,
+        "From the household of a senior decision-maker at a covered lab: "
+        + "; ".join(sorted(set(found))) + ". A reviewer decides whether the money is the "
+        "donor's own.",
+        {"related_senior_decision_makers": [dict(r) for r in unique]},
+    )
+
+
+def _household_settings(table: Mapping) -> dict:
+    """Off unless the document turns it on (versions before the rule have no table)."""
+    enabled = table.get("enabled", False)
+    if not isinstance(enabled, bool):
+        raise ValueError(f"enabled must be true or false, got {enabled!r}")
+    kinds = table.get("kinds", ["household", "spouse_partner"])
+    if (not isinstance(kinds, list | tuple) or not kinds
+            or any(k not in RELATION_WORDS for k in kinds)):
+        raise ValueError("kinds must be a non-empty list of: " + ", ".join(RELATION_WORDS))
+    return {"enabled": enabled, "kinds": tuple(kinds)}
+
+
 def _score(table: Mapping, name: str, default: str) -> Decimal:
     value = table.get(name, default)
     try:
@@ -489,6 +556,16 @@ RULES: tuple[Rule, ...] = (
                   "records or confirms they are different people.",
         default_outcome="hold",
         read_settings=_possible_match_settings,
+    ),
+    Rule(
+        "household_of_senior_decision_maker", household_of_senior_decision_maker,
+        label="Household of a senior decision-maker",
+        form_label="Gift from a lab senior decision-maker's spouse, partner or household",
+        statement="A gift from the spouse, partner or household member of a senior "
+                  "decision-maker at a frontier AI lab is held until a compliance reviewer "
+                  "decides whether the money is really the donor's own.",
+        default_outcome="hold",
+        read_settings=_household_settings,
     ),
 )
 

@@ -53,6 +53,7 @@ from models import (
     PublishedDisclosure,
     PublishedFundingReport,
     Refund,
+    Relationship,
     RosterEntry,
     StripeDispute,
     SupportClass,
@@ -132,6 +133,8 @@ SEALED: dict[str, Sealed] = {s.table: s for s in (
     # Who is (not) the same person: a "different" verdict silences a possible_match hold.
     _all_columns(IdentityVerdict),
     _all_columns(RosterEntry),
+    # Who is whose spouse, partner or household: the household rule reads them.
+    _all_columns(Relationship),
     # Where a merged record went; keyed by the merged record's id (no id column of its own).
     _all_columns(DonorMerge, key="duplicate_id"),
     # Two-person control: what was proposed, by whom, who decided.
