@@ -18,6 +18,7 @@ from models.campaigns import APPEAL_CHANNELS, CODE_PATTERN
 from models.inkind import IN_KIND_PURPOSES
 from models.money import MoneyError, normalise_currency, parse_amount, parse_rate
 from models.parties import AFFILIATION_KINDS, DONOR_CATEGORIES
+from models.relationships import RELATIONSHIP_KINDS
 from models.users import ROLES
 
 PPM = 1_000_000
@@ -134,6 +135,27 @@ class AffiliationCreate(Input):
         if self.end_date is not None and self.end_date < self.start_date:
             raise ValueError("end_date must not be before start_date")
         return self
+
+
+class RelationshipCreate(Input):
+    """A dated link from one person to another (app.ledger.relationships)."""
+
+    related_donor_id: int
+    kind: Literal[RELATIONSHIP_KINDS]  # type: ignore[valid-type]
+    start_date: IsoDate
+    end_date: IsoDate | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.end_date is not None and self.end_date < self.start_date:
+            raise ValueError("end_date must not be before start_date")
+        return self
+
+
+class RelationshipEnd(Input):
+    """The last day a relationship held."""
+
+    end_date: IsoDate
 
 
 class RosterEntryCreate(Input):

@@ -6,6 +6,7 @@ from app.api import (  # noqa: F401 - these register their routes on bp
     contacts,
     identity,
     public_support,
+    relationships,
 )
 from app.api.routes import bp
 

@@ -30,6 +30,8 @@ from models.schemas import (
     PledgeCreate,
     PledgeSchedule,
     RefundCreate,
+    RelationshipCreate,
+    RelationshipEnd,
     ReviewCreate,
     RosterEntryCreate,
     TaskCreate,
@@ -40,7 +42,8 @@ INPUTS = [AffiliationCreate, DonorCreate, GiftCreate, InKindCreate, Organization
           OrganizationPatch, PledgeCreate, RefundCreate, ReviewCreate, DonorCreateConfirmed,
           MergeCreate, TitleReview, MatchVerdictCreate, InteractionCreate, TaskCreate,
           ContactPreferences, SupportLinkCreate, SupportClassCreate, UnusualGrantCreate,
-          SupportReason, CampaignCreate, AppealCreate, FundCreate, ActiveSet]
+          SupportReason, CampaignCreate, AppealCreate, FundCreate, ActiveSet,
+          RelationshipCreate, RelationshipEnd]
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
@@ -192,6 +195,17 @@ OPERATIONS = [
      "test)", "review", UnusualGrantCreate, 201, [], []),
     ("delete", "/public-support/unusual-grants/{id}", "Unmark an unusual grant", "review",
      SupportReason, 200, [ID], []),
+    # Households and relationships (app/api/relationships.py).
+    ("get", "/donors/{id}/relationships", "A donor's relationships (household, spouse or "
+     "partner, family, colleague), both ways", "read", None, 200, [ID], []),
+    ("post", "/donors/{id}/relationships", "Record a relationship (re-screens the gifts it "
+     "concerns)", "affiliations.write", RelationshipCreate, 201, [ID], []),
+    ("post", "/relationships/{id}/end", "End a relationship (one the policy screens: waits "
+     "for approval)", "affiliations.write", RelationshipEnd, 200, [ID], []),
+    ("delete", "/relationships/{id}", "Delete a relationship (one the policy screens: waits)",
+     "affiliations.write", None, 200, [ID], []),
+    ("get", "/households/{id}", "The household of a donor: members, combined giving and soft "
+     "credits", "read", None, 200, [ID], []),
     ("put", "/rosters/{id}", "Change a roster entry (ending it early or another weakening "
      "part at a covered organisation waits for approval)", "review", RosterEntryCreate, 200,
      [ID], []),
@@ -202,7 +216,8 @@ OPERATIONS = [
 #: Operations that answer 202 when part of the request waits for a second person.
 PENDING_APPROVAL = [("put", "/affiliations/{id}"), ("patch", "/organizations/{id}"),
                     ("delete", "/affiliations/{id}"), ("put", "/rosters/{id}"),
-                    ("delete", "/rosters/{id}")]
+                    ("delete", "/rosters/{id}"), ("post", "/relationships/{id}/end"),
+                    ("delete", "/relationships/{id}")]
 
 
 #: Writes that take no Idempotency-Key: the preview records nothing; the two-person-rule

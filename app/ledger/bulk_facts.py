@@ -15,6 +15,7 @@ from fractions import Fraction
 from sqlalchemy import Row, select
 from sqlmodel import Session
 
+from app.ledger.facts import CoveredOrganizations, RelativeIndex
 from app.ledger.identity import MatchIndex
 from models import Affiliation, Donor, Organization
 from policies import AffiliationFact, GiftFacts, Party
@@ -62,6 +63,8 @@ class BulkFacts:
         self._parties: dict[tuple[int, Fraction], Party] = {}
         #: Who else each donor may be: every lab-affiliated record, read once.
         self._matches = MatchIndex(session)
+        #: Whom each donor is related to: every relationship, read once (few).
+        self._relatives = RelativeIndex(session, CoveredOrganizations(session))
 
     def covered(self, organization_id: int | None) -> bool:
         """A covered lab, or an affiliate of one (the parent chain reaches a lab)."""
@@ -113,6 +116,7 @@ class BulkFacts:
                 organization_covered=self.covered(donor.organization_id),
                 affiliations=affiliations,
                 possible_matches=self._matches(donor),
+                relatives=self._relatives(donor),
             )
         return self._parties[key]
 

@@ -35,7 +35,7 @@ from sqlmodel import Session
 
 from app.db.locking import ledger_batch
 from app.errors import NotAllowed, NotFound, ValidationFailed
-from app.ledger import audit, parties, policy_store, rosters, whatif
+from app.ledger import audit, parties, policy_store, relationships, rosters, whatif
 from app.ledger.approvers import check_may_approve
 from app.ledger.audit import Actor
 from app.ledger.facts import CoveredOrganizations
@@ -55,6 +55,7 @@ from models import (
     Organization,
     PendingChange,
     PolicyVersion,
+    Relationship,
     RosterEntry,
     utcnow,
 )
@@ -364,6 +365,55 @@ def _apply_in_kind(session: Session, change: PendingChange, actor: Actor) -> Non
     parties.update_in_kind(session, item.id, values, actor)
 
 
+# --- relationships --------------------------------------------------------------------------
+
+def propose_relationship_end(session: Session, relationship_id: int, end_date: date,
+                             actor: Actor, policy: Policy) -> Proposed:
+    """End a relationship: at once when it stops no money (relationships.weakens), else it
+    waits for a second person. An end later than the one recorded only lengthens it: at once."""
+    with ledger_batch(session):
+        rel = relationships.get_relationship(session, relationship_id)
+        if end_date < rel.start_date:
+            raise ValidationFailed({"end_date": ["must not be before start_date"]})
+        why = relationships.weakens(session, rel, policy)
+        shortens = rel.end_date is None or end_date < rel.end_date
+        if not why or not shortens:
+            return Proposed(relationships.end_relationship(session, relationship_id, end_date,
+                                                           actor))
+        change = _open(session, "relationship_end", relationship_id, None, actor, policy,
+                       proposed={"end_date": end_date.isoformat()},
+                       before=_jsonable(relationships.values_of(rel)),
+                       weakens=[f"ended on {end_date.isoformat()}: {why[0]}"])
+    return Proposed(rel, [], change)
+
+
+def propose_relationship_removal(session: Session, relationship_id: int, actor: Actor,
+                                 policy: Policy) -> Proposed:
+    """Delete a relationship recorded in error: at once when it stops no money, else it waits."""
+    with ledger_batch(session):
+        rel = relationships.get_relationship(session, relationship_id)
+        why = relationships.weakens(session, rel, policy)
+        if not why:
+            relationships.remove_relationship(session, relationship_id, actor)
+            return Proposed(None)
+        change = _open(session, "relationship_removal", relationship_id, None, actor, policy,
+                       proposed={}, before=_jsonable(relationships.values_of(rel)),
+                       weakens=[f"deleted: {why[0]}"])
+    return Proposed(rel, [], change)
+
+
+def _apply_relationship(session: Session, change: PendingChange, actor: Actor) -> None:
+    rel = session.get(Relationship, change.target_id)
+    if rel is None:
+        raise NotAllowed(f"relationship {change.target_id} no longer exists")
+    _refuse_if_moved(change, relationships.values_of(rel))
+    if change.kind == "relationship_removal":
+        relationships.remove_relationship(session, rel.id, actor)
+    else:
+        relationships.end_relationship(session, rel.id,
+                                       date.fromisoformat(change.proposed["end_date"]), actor)
+
+
 # --- policy versions ------------------------------------------------------------------------
 
 def _version_taken(session: Session, version: str, *, except_change: int | None = None) -> bool:
@@ -485,6 +535,8 @@ def _approve(session: Session, change: PendingChange, actor: Actor, policy: Poli
         rescreened = _apply_roster(session, change, actor, policy)
     elif change.kind == "in_kind":
         _apply_in_kind(session, change, actor)
+    elif change.kind in ("relationship_end", "relationship_removal"):
+        _apply_relationship(session, change, actor)
     else:
         _apply_policy(session, change, actor, policies, today)
     change.state = "approved"
@@ -559,6 +611,13 @@ def describe(session: Session, change: PendingChange) -> str:
         who = (f"Roster entry {change.target_id} ({entry.name} at "
                f"{org.name if org else 'organisation'})" if entry
                else f"Roster entry {change.target_id}")
+        return f"{who}: " + "; ".join(change.weakens)
+    if change.kind in ("relationship_end", "relationship_removal"):
+        rel = session.get(Relationship, change.target_id)
+        names = [session.get(Donor, i) for i in (rel.donor_id, rel.related_donor_id)] \
+            if rel else []
+        who = (" and ".join(d.name if d else "donor" for d in names)
+               if names else f"Relationship {change.target_id}")
         return f"{who}: " + "; ".join(change.weakens)
     aff = session.get(Affiliation, change.target_id)
     if aff is None:

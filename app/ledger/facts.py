@@ -8,15 +8,17 @@ from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import and_, bindparam, exists, or_, select, union_all
 from sqlmodel import Session
 
-from app.ledger.identity import MatchFinder
-from models import Affiliation, Donor, Organization
-from policies import AffiliationFact, GiftFacts, MatchFact, Party
+from app.ledger.identity import MatchFinder, _Organization
+from models import Affiliation, Donor, Organization, Relationship
+from policies import AffiliationFact, GiftFacts, MatchFact, Party, RelativeFact
 
 #: Who else a donor may be: MatchFinder (queries) or MatchIndex (a batch's, in memory).
 Matcher = Callable[[Donor], tuple[MatchFact, ...]]
+#: Whom a donor is related to: RelativeFinder (a query) or RelativeIndex (a batch's).
+Relatives = Callable[[Donor], tuple[RelativeFact, ...]]
 
 PPM = 1_000_000
 
@@ -107,6 +109,102 @@ DONORS_WITH_AFFILIATIONS = (
 )
 
 
+#: Whether the donor has any relationship (a column added to the door's first read, so a
+#: donor with none costs no statement of its own: tests/api/test_gift_statements.py).
+HAS_RELATIONSHIPS = exists().where(or_(
+    Relationship.donor_id == bindparam("donor_id"),
+    Relationship.related_donor_id == bindparam("donor_id"))).label("has_relationships")
+
+
+def _relatives_statement(donor_ids: list[int] | None):
+    """Each relationship of the donors (all donors: None) seen from each end, with the other
+    person's name and affiliations that may be to a covered organisation (a lab, or an
+    organisation with a parent: CoveredOrganizations follows the parents)."""
+    columns = (Relationship.id, Relationship.kind, Relationship.start_date,
+               Relationship.end_date)
+    near = select(Relationship.donor_id.label("me"),
+                  Relationship.related_donor_id.label("other"), *columns)
+    far = select(Relationship.related_donor_id.label("me"),
+                 Relationship.donor_id.label("other"), *columns)
+    if donor_ids is not None:
+        near = near.where(Relationship.donor_id.in_(donor_ids))
+        far = far.where(Relationship.related_donor_id.in_(donor_ids))
+    ends = union_all(near, far).subquery()
+    return (
+        select(ends.c.me, ends.c.other, ends.c.id, ends.c.kind, ends.c.start_date,
+               ends.c.end_date, Donor.name, Donor.type, Affiliation.organization_id,
+               Affiliation.kind.label("affiliation_kind"), Affiliation.title,
+               Affiliation.senior_decision_maker, Affiliation.start_date.label("aff_start"),
+               Affiliation.end_date.label("aff_end"),
+               Organization.name.label("organization_name"), Organization.covered_lab,
+               Organization.parent_id)
+        .join(Donor, Donor.id == ends.c.other)
+        .outerjoin(Affiliation, Affiliation.donor_id == ends.c.other)
+        # An organisation neither a lab nor with a parent is never covered: left unread.
+        .outerjoin(Organization, and_(Organization.id == Affiliation.organization_id,
+                                      or_(Organization.covered_lab.is_(True),
+                                          Organization.parent_id.is_not(None))))
+        .order_by(ends.c.me, ends.c.id, Affiliation.id)
+    )
+
+
+def relatives_of(session: Session, covered: CoveredOrganizations,
+                 donor_ids: list[int] | None) -> dict[int, tuple[RelativeFact, ...]]:
+    """The relatives of each donor (every donor's: None), in relationship id order, each with
+    its affiliations to covered organisations. One statement."""
+    found: dict[int, dict[int, tuple[dict, list[AffiliationFact]]]] = {}
+    for row in session.execute(_relatives_statement(donor_ids)).all():
+        mine = found.setdefault(row.me, {})
+        if row.id not in mine:
+            mine[row.id] = ({"donor_id": row.other, "name": row.name, "kind": row.kind,
+                             "start_date": row.start_date, "end_date": row.end_date,
+                             "person": row.type == "person"}, [])
+        if row.organization_name is None:  # no affiliation, or one never covered
+            continue
+        if not covered.knows(row.organization_id):
+            covered.remember(_Organization(row.organization_id, row.organization_name,
+                                           row.covered_lab, row.parent_id))
+        if covered.covered(row.organization_id):
+            mine[row.id][1].append(AffiliationFact(
+                organization=row.organization_name, covered=True, kind=row.affiliation_kind,
+                title=row.title, senior_decision_maker=row.senior_decision_maker,
+                start_date=row.aff_start, end_date=row.aff_end))
+    return {
+        me: tuple(RelativeFact(
+            donor_id=values["donor_id"], name=values["name"], kind=values["kind"],
+            start_date=values["start_date"], end_date=values["end_date"],
+            affiliations=tuple(affs) if values["person"] else ())
+            for values, affs in by_id.values())
+        for me, by_id in found.items()
+    }
+
+
+class RelativeFinder:
+    """The relatives of one donor at a time, one query each (a screening's)."""
+
+    def __init__(self, session: Session, covered: CoveredOrganizations):
+        self.session = session
+        self.covered = covered
+
+    def __call__(self, donor: Donor) -> tuple[RelativeFact, ...]:
+        if donor.type != "person" or donor.id is None:
+            return ()
+        return relatives_of(self.session, self.covered, [donor.id]).get(donor.id, ())
+
+
+class RelativeIndex:
+    """Every relationship read once, for a batch screened under the ledger lock (where none
+    can change). Relationships are few beside gifts."""
+
+    def __init__(self, session: Session, covered: CoveredOrganizations):
+        self._by_donor = relatives_of(session, covered, None)
+
+    def __call__(self, donor: Donor) -> tuple[RelativeFact, ...]:
+        if donor.type != "person" or donor.id is None:
+            return ()
+        return self._by_donor.get(donor.id, ())
+
+
 def donor_with_affiliations(rows) -> tuple[Donor | None, Affiliations]:
     """The donor and its affiliations from the rows of DONOR_WITH_AFFILIATIONS (donor,
     affiliation or None, organisation or None, then any columns a caller added): one read
@@ -118,10 +216,13 @@ def donor_with_affiliations(rows) -> tuple[Donor | None, Affiliations]:
 
 def party(session: Session, covered: CoveredOrganizations, donor: Donor,
           fraction: Fraction = Fraction(1), affiliations: Affiliations | None = None,
-          matcher: Matcher | None = None) -> Party:
+          matcher: Matcher | None = None,
+          relatives: tuple[RelativeFact, ...] | Relatives | None = None) -> Party:
     """The policy's facts about one donor. `affiliations`, if given, are the donor's as
     donor_with_affiliations() read them in the same transaction; else they are read here.
-    matcher: finds the other records that may be this person (a MatchFinder if none)."""
+    matcher: finds the other records that may be this person (a MatchFinder if none).
+    relatives: the donor's relatives, already known (a tuple: the door knows a donor has
+    none from its first read), or what finds them (a RelativeFinder if None)."""
     facts: tuple[AffiliationFact, ...] = ()
     if donor.type == "person":
         # Each affiliation with its organisation, in one read, so the covered-lab lookups
@@ -154,6 +255,8 @@ def party(session: Session, covered: CoveredOrganizations, donor: Donor,
         organization_covered=covered.covered(donor.organization_id),
         affiliations=facts,
         possible_matches=(matcher or MatchFinder(session, covered))(donor),
+        relatives=relatives if isinstance(relatives, tuple)
+        else (relatives or RelativeFinder(session, covered))(donor),
     )
 
 
@@ -171,19 +274,25 @@ def gift_facts(
     payer_affiliations: Affiliations | None = None,
     covered: CoveredOrganizations | None = None,
     matcher: Matcher | None = None,
+    payer_relatives: tuple[RelativeFact, ...] | None = None,
+    relatives: Relatives | None = None,
 ) -> GiftFacts:
     """covered: organisations already looked up, kept by a caller screening many gifts in
     one transaction under the ledger lock (where they cannot change). matcher: the same
-    for possible matches (a batch's MatchIndex); a MatchFinder if none."""
+    for possible matches (a batch's MatchIndex); a MatchFinder if none. payer_relatives:
+    the payer's relatives if the caller knows them (() when its first read found none);
+    relatives: what finds the others' (a batch's RelativeIndex; a RelativeFinder if none)."""
     covered = covered or CoveredOrganizations(session)
     matcher = matcher or MatchFinder(session, covered)
-    payer = party(session, covered, donor, affiliations=payer_affiliations, matcher=matcher)
+    relatives = relatives or RelativeFinder(session, covered)
+    payer = party(session, covered, donor, affiliations=payer_affiliations, matcher=matcher,
+                  relatives=payer_relatives if payer_relatives is not None else relatives)
     attributed = tuple(
         # Most gifts are the payer's own money: reuse the payer's facts (one read, not two).
         dataclasses.replace(payer, fraction=Fraction(s.fraction_ppm, PPM))
         if s.donor_id == donor.id
         else party(session, covered, session.get(Donor, s.donor_id), Fraction(s.fraction_ppm, PPM),
-                   matcher=matcher)
+                   matcher=matcher, relatives=relatives)
         for s in shares
     )
     return GiftFacts(

@@ -26,9 +26,11 @@ from app.ledger.audit import Actor
 from app.ledger.campaigns import Designation, insert_designation, resolve_designation
 from app.ledger.facts import (
     DONOR_WITH_AFFILIATIONS,
+    HAS_RELATIONSHIPS,
     Affiliations,
     CoveredOrganizations,
     Matcher,
+    Relatives,
     Share,
     donor_with_affiliations,
     gift_facts,
@@ -254,6 +256,8 @@ def screen_new_gift(
     max_gift_minor: int = GIFT_CEILING_MINOR,
     declared: dict[int, AffiliationFact] | None = None,
     matcher: Matcher | None = None,
+    relatives: Relatives | None = None,
+    payer_relatives: tuple | None = None,
 ) -> tuple[Gift, list[Share], Evaluation, Designation | None]:
     """The screening of a new gift, the same in record_gift and GiftIntake: check its links,
     designation and payment ids, build its shares and its (pending, unsaved) row, gather the
@@ -266,7 +270,9 @@ def screen_new_gift(
     as donor_with_affiliations() read them. max_gift_minor: the largest gift this channel
     records (reporting_amount). declared: roles typed on the donate form, by donor id,
     screened as if true (facts.with_declared). matcher: who else each donor may be (a
-    batch's MatchIndex; else a MatchFinder queries per donor).
+    batch's MatchIndex; else a MatchFinder queries per donor). relatives: whom each donor is
+    related to (a batch's RelativeIndex; else a RelativeFinder queries per donor);
+    payer_relatives: () when the caller's first read found the payer has none.
     """
     validate_links(session, data, donor)
     designation = resolve_designation(session, data)
@@ -274,7 +280,7 @@ def screen_new_gift(
     shares = shares_of(session, data, donor)
     gift = new_gift(data, donor, reporting_currency, refs, actor, max_gift_minor)
     facts = with_declared(facts_of_gift(session, gift, donor, shares, affiliations, covered,
-                                        matcher), declared)
+                                        matcher, payer_relatives, relatives), declared)
     evaluation = evaluate_and_set_lab_part(policy, gift, facts, funding_facts(gift.received_on))
     return gift, shares, evaluation, designation
 
@@ -291,7 +297,9 @@ def screen_gift(session: Session, gift: Gift, shares: list[Share], policy: Polic
 def facts_of_gift(session: Session, gift: Gift, donor: Donor, shares: list[Share],
                   payer_affiliations: Affiliations | None = None,
                   covered: CoveredOrganizations | None = None,
-                  matcher: Matcher | None = None) -> GiftFacts:
+                  matcher: Matcher | None = None,
+                  payer_relatives: tuple | None = None,
+                  relatives: Relatives | None = None) -> GiftFacts:
     """The policy's facts about a gift not yet counted: its payer and attributed donors."""
     return gift_facts(
         session,
@@ -306,6 +314,8 @@ def facts_of_gift(session: Session, gift: Gift, donor: Donor, shares: list[Share
         payer_affiliations=payer_affiliations,
         covered=covered,
         matcher=matcher,
+        payer_relatives=payer_relatives,
+        relatives=relatives,
     )
 
 
@@ -465,7 +475,8 @@ class PreparedGift:
 #: The donor with its affiliations, and the id of the newest audit entry, in one statement
 #: (one snapshot): every fact prepare_gift reads after it is at least as new as the mark.
 _PREPARE_READ = DONOR_WITH_AFFILIATIONS.add_columns(
-    select(func.coalesce(func.max(AuditEntry.id), 0)).scalar_subquery().label("audit_mark"))
+    select(func.coalesce(func.max(AuditEntry.id), 0)).scalar_subquery().label("audit_mark"),
+    HAS_RELATIONSHIPS)
 
 #: Under the lock: the chain's head, and whether anything but a gift was audited since the
 #: prepared facts were read.
@@ -502,7 +513,10 @@ def prepare_gift(session: Session, data: GiftCreate, actor: Actor, reporting_cur
         designation = resolve_designation(session, data)
     except ValidationFailed:
         return None
-    facts = with_declared(facts_of_gift(session, gift, donor, shares, affiliations), declared)
+    # A donor with no relationship (most) costs no read of them: the first read said so.
+    payer_relatives = None if found[0].has_relationships else ()
+    facts = with_declared(facts_of_gift(session, gift, donor, shares, affiliations,
+                                        payer_relatives=payer_relatives), declared)
     session.expunge(donor)
     return PreparedGift(data, refs, declared, policy, policy_now, donor, shares, gift, facts,
                         mark, designation)
@@ -511,7 +525,8 @@ def prepare_gift(session: Session, data: GiftCreate, actor: Actor, reporting_cur
 #: The door's first read under the lock, one statement where it would be three: the donor,
 #: its affiliations with their organisations (for the policy's facts) and the head of the
 #: audit chain, which this gift's audit entry extends.
-_FIRST_READ = DONOR_WITH_AFFILIATIONS.add_columns(audit.HEAD_SUBQUERY.label("audit_head"))
+_FIRST_READ = DONOR_WITH_AFFILIATIONS.add_columns(audit.HEAD_SUBQUERY.label("audit_head"),
+                                                  HAS_RELATIONSHIPS)
 
 
 def record_gift(
@@ -579,7 +594,8 @@ def record_gift(
                 check_unique=lambda data, refs: _check_unique(session, data, refs),
                 funding_facts=lambda day: windows.funding_facts(session, day,
                                                                 policy.window_days),
-                max_gift_minor=max_gift_minor, declared=declared)
+                max_gift_minor=max_gift_minor, declared=declared,
+                payer_relatives=None if first[0].has_relationships else ())
         if dry_run:
             session.rollback()
             return Recorded(gift, Decision(gift_id=0, outcome=evaluation.outcome,

@@ -51,6 +51,7 @@ from app.ledger.facts import (
     DONORS_WITH_AFFILIATIONS,
     Affiliations,
     CoveredOrganizations,
+    RelativeIndex,
     Share,
     donor_with_affiliations,
 )
@@ -130,6 +131,8 @@ class GiftIntake:
         self._covered = CoveredOrganizations(session)
         #: Who else each donor may be: read once, when the intake opens (identity.MatchIndex).
         self._matches: MatchIndex | None = None
+        #: Whom each donor is related to: read once too (facts.RelativeIndex).
+        self._relatives: RelativeIndex | None = None
         self._memory: windows.FundingMemory | None = None
         #: (column, value) of every unique id this intake has recorded.
         self._seen: dict[tuple[str, str], object] = {}
@@ -145,6 +148,7 @@ class GiftIntake:
             stack.enter_context(plans_for_point_writes(self.session))
             # Under the lock, inside the batch: no record it reads can change until the end.
             self._matches = MatchIndex(self.session)
+            self._relatives = RelativeIndex(self.session, self._covered)
             self._stack = stack.pop_all()
         return self
 
@@ -182,7 +186,8 @@ class GiftIntake:
                     self.reporting_currency, refs, self.actor,
                     check_unique=lambda data, refs: self._check_unique(data, refs, tag),
                     funding_facts=self._funding_facts, covered=self._covered,
-                    max_gift_minor=self.max_gift_minor, matcher=self._matches)
+                    max_gift_minor=self.max_gift_minor, matcher=self._matches,
+                    relatives=self._relatives)
             except LedgerError:
                 # record_gift, one by one, would have stopped at an earlier gift whose
                 # payment id is already recorded: report that one first. (An error while

@@ -477,12 +477,24 @@ def add_affiliation(session: Session, donor_id: int, data: AffiliationCreate, ac
                      sealed=[aff])
         rescreened = []
         if CoveredOrganizations(session).covered(aff.organization_id):
-            rescreened = rescreen_person(
-                session, donor_id, [_affected_range(aff, policy)], policy, actor,
-                f"Affiliation recorded: {donor.name}, {_affiliation_words(session, aff)}; "
-                f"recorded {_today_by(actor)}.",
-            )
+            why = (f"Affiliation recorded: {donor.name}, {_affiliation_words(session, aff)}; "
+                   f"recorded {_today_by(actor)}.")
+            rescreened = rescreen_person(session, donor_id, [_affected_range(aff, policy)],
+                                         policy, actor, why)
+            if aff.senior_decision_maker:
+                rescreened += _rescreen_household(session, donor_id, aff, policy, actor, why,
+                                                  rescreened)
     return aff, rescreened
+
+
+def _rescreen_household(session: Session, donor_id: int, aff: Affiliation, policy: Policy,
+                        actor: Actor, why: str, done: list[Decision]) -> list[Decision]:
+    """A senior role at a covered lab: their spouse's, partner's or household's gifts while
+    it counts, where the household rule now fires (app.ledger.relationships)."""
+    from app.ledger import relationships  # it reads this module's re-screening helpers
+
+    return relationships.rescreen_relatives(session, donor_id, [_affected_range(aff, policy)],
+                                            policy, actor, why, {d.gift_id for d in done})
 
 
 def update_affiliation(session: Session, affiliation_id: int, data: AffiliationCreate,
@@ -510,11 +522,12 @@ def update_affiliation(session: Session, affiliation_id: int, data: AffiliationC
                      {"affiliation_id": aff.id, "before": before, "after": data.model_dump()},
                      sealed=[aff])
         donor = session.get(Donor, aff.donor_id)
-        rescreened = rescreen_person(
-            session, aff.donor_id, ranges, policy, actor,
-            f"Affiliation changed: {donor.name}, {was}, is now "
-            f"{_affiliation_words(session, aff)}; changed {_today_by(actor)}.",
-        )
+        why = (f"Affiliation changed: {donor.name}, {was}, is now "
+               f"{_affiliation_words(session, aff)}; changed {_today_by(actor)}.")
+        rescreened = rescreen_person(session, aff.donor_id, ranges, policy, actor, why)
+        if aff.senior_decision_maker and covered.covered(aff.organization_id):
+            rescreened += _rescreen_household(session, aff.donor_id, aff, policy, actor, why,
+                                              rescreened)
     return aff, rescreened
 
 

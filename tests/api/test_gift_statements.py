@@ -152,3 +152,39 @@ def test_a_designated_gift_reads_its_designation_before_the_lock_and_adds_one_in
     before = BEFORE_THE_LOCK[:]
     before.insert(before.index("SELECT donor_merge") + 1, "SELECT campaign")  # one UNION
     assert kinds[:lock] == before, kinds
+
+
+def test_a_donor_with_relationships_costs_one_read_of_them_before_the_lock(app, api):
+    w = World(api)
+    partner = person(api, "Pat Partner")
+    ok(api.post(f"/donors/{w.donor['id']}/relationships",
+                {"related_donor_id": partner["id"], "kind": "household",
+                 "start_date": "2020-01-01"}))
+    ok(api.post("/gifts", gift_body(w.donor["id"], "10.00", "2026-03-01")))
+    with statements_of(app) as seen:
+        ok(api.post("/gifts", gift_body(w.donor["id"], "25.00", "2026-03-02")))
+    kinds = [_what(s) for s in seen if _what(s) != "BEGIN"]
+    lock = kinds.index("LOCK")
+    assert kinds[lock:] == UNDER_THE_LOCK, kinds
+    # The first read said the donor has relationships: they are read (once, from both ends
+    # of each: a UNION in a subquery, which _what names "SELECT AS"), still before the lock.
+    assert kinds[:lock] == [*BEFORE_THE_LOCK, "SELECT AS"], kinds
+
+
+def test_a_relationship_recorded_after_the_prepared_read_is_seen_under_the_lock(app, api, db,
+                                                                                policy):
+    lab = organization(api, "Frontier Lab", covered_lab=True)
+    senior, spouse = person(api, "Carla Chief"), person(api, "Sam Spouse")
+    affiliate(api, senior["id"], lab["id"], senior=True, title="CEO")
+    data = GiftCreate.model_validate(gift_body(spouse["id"], "100.00", "2026-03-01"))
+    actor = Actor("test", user_id=api.user_id, role="admin")
+    prepared = prepare_gift(db, data, actor, "USD", app.extensions["armslength"].policies.current)
+    assert prepared is not None and prepared.facts.payer.relatives == ()
+    db.rollback()
+    ok(api.post(f"/donors/{spouse['id']}/relationships",
+                {"related_donor_id": senior["id"], "kind": "spouse_partner",
+                 "start_date": "2020-01-01"}))
+    recorded = record_gift(db, data, actor, policy, "USD", prepared=prepared)
+    assert recorded.gift.status == "held"
+    assert "household_of_senior_decision_maker" in {
+        r["rule"] for r in recorded.decision.reasons if r["fired"]}
