@@ -51,6 +51,7 @@ def register_web(app: Flask) -> None:
         organizations,
         pledges,
         public_support,
+        relationships,
         reports,
         review,
         staff,
@@ -88,3 +89,4 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(finance.bp)
     app.register_blueprint(reports.bp)
     app.register_blueprint(public_support.bp)
+    app.register_blueprint(relationships.bp)

@@ -22,7 +22,7 @@ from app.db import get_session
 from app.errors import NotFound, ProbablySamePerson
 from app.extensions import state
 from app.http_errors import answer_for
-from app.ledger import changes, contacts, declarations, parties
+from app.ledger import changes, contacts, declarations, parties, relationships
 from app.ledger.facts import CoveredOrganizations
 from app.ledger.giving import NetCash
 from app.ledger.pledges import pledge_schedules
@@ -35,6 +35,8 @@ from app.web.contacts import interaction_form, task_form
 from app.web.formtools import INVALID, attempt, blank_to_none, ordered, page_of, sort_from_args
 from app.web.organizations import coverage_label, organization_choices
 from app.web.pledges import schedule_totals
+from app.web.relationships import KIND_LABELS as RELATIONSHIP_LABELS
+from app.web.relationships import relationship_form
 from models import (
     Acknowledgement,
     Affiliation,
@@ -278,6 +280,11 @@ def detail(donor_id: int):
         organization=session.get(Organization, donor.organization_id)
         if donor.organization_id else None,
         category_labels=CATEGORY_LABELS, kind_labels=KIND_LABELS, basis_labels=BASIS_LABELS,
+        relationships=relationships.relationships_of(session, donor_id)
+        if donor.type == "person" else [],
+        relationship_form=relationship_form()
+        if donor.type == "person" and current_user.can("affiliations.write") else None,
+        relationship_labels=RELATIONSHIP_LABELS,
     )
 
 
