@@ -26,6 +26,7 @@ from app.ledger.campaigns import create_appeal, create_campaign, create_fund
 from app.ledger.gifts import record_gift, refund_gift
 from app.ledger.parties import add_affiliation, create_donor, create_in_kind, create_organization
 from app.ledger.pledges import create_pledge, pledge_schedule
+from app.ledger.relationships import add_relationship
 from app.ledger.reviews import decide_held
 from app.ledger.summary import compliance_summary, summary_lines
 from models import (
@@ -37,6 +38,7 @@ from models import (
     Organization,
     Pledge,
     Refund,
+    Relationship,
     User,
     utcnow,
 )
@@ -61,6 +63,7 @@ from models.schemas import (
     InteractionCreate,
     OrganizationCreate,
     PledgeCreate,
+    RelationshipCreate,
     TaskCreate,
     UserCreate,
 )
@@ -505,6 +508,30 @@ class DemoLedger:
             contacts.set_contact_preferences(self.session, self.major_donors[1], ContactPreferences(
                 do_not_contact=True), fundraiser)
 
+    def households(self, people: dict[str, int]) -> None:
+        """Households and relationships: the senior decision-maker's spouse gave before the
+        marriage was on file, so recording it holds that gift (and the policy holds the
+        next); two major donors share a household with a grown child; two lab colleagues."""
+        reviewer = self.users["reviewer"]
+
+        def relate(a: int, b: int, kind: str, start: date) -> None:
+            add_relationship(self.session, a, RelationshipCreate(
+                related_donor_id=b, kind=kind, start_date=start), reviewer, self.policy)
+
+        spouse = self.person()
+        self.gift(spouse, 2500, self.ago(60), method="check")
+        self.record_pending()
+        relate(spouse, people["senior"], "spouse_partner", self.start - timedelta(days=3000))
+        self.gift(spouse, 1000, self.ago(10), method="card")
+        if len(self.major_donors) >= 4:
+            first, second = self.major_donors[2], self.major_donors[3]
+            child = self.person()
+            self.gift(child, 300, self.ago(45), method="card")
+            relate(first, second, "spouse_partner", self.start - timedelta(days=5000))
+            relate(second, child, "household", self.start)
+        relate(people["h1"], people["h2"], "colleague", self.day(-1300))
+        self.record_pending()
+
     def late_affiliation(self) -> None:
         """A donor turns out to work at a lab: their gifts are re-screened and held for review."""
         donor = self.person()
@@ -572,6 +599,8 @@ class DemoLedger:
             f"  gifts:         {sum(statuses.values())} ("
             + ", ".join(f"{statuses[k]} {k}" for k in ("accepted", "held", "rejected")) + ")",
             f"  refunds:       {s.execute(select(func.count(Refund.id))).scalar_one()}",
+            f"  relationships: {s.execute(select(func.count(Relationship.id))).scalar_one()}"
+            " (a senior decision-maker's spouse, a household of three, two colleagues)",
             *pledge_lines,
             f"  in-kind:       {s.execute(select(func.count(InKindArrangement.id))).scalar_one()}"
             " arrangements with labs",
@@ -629,6 +658,7 @@ def load_demo(session: Session, state: State, seed: int = 7) -> list[str]:
     demo.refunds()
     demo.in_kind()
     demo.relationships()
+    demo.households(people)
     demo.late_affiliation()
     demo.finances()
     return demo.report(seed)

@@ -11,7 +11,7 @@ from sqlalchemy import func, inspect, select
 from app import create_app
 from app.demo import DEMO_PASSWORD
 from app.ledger import campaigns
-from models import AuditEntry, Donor, Gift, Interaction, Task, User
+from models import AuditEntry, Decision, Donor, Gift, Interaction, Relationship, Task, User
 from tests.builders import World, gift
 from tests.empty_db import BACKENDS, empty_database
 from tests.tampering import tamper
@@ -274,10 +274,19 @@ def test_demo_data_fills_an_empty_database_once(fresh_app):
         funds = {p.code: p for p in campaigns.progress(session, "fund", "USD")}
         drives = campaigns.progress(session, "campaign", "USD")
         appeals = campaigns.progress(session, "appeal", "USD")
+        kinds = sorted(session.execute(select(Relationship.kind)).scalars())
+        held_by_household = [
+            d for d in session.execute(select(Decision)).scalars()
+            if any(r["rule"] == "household_of_senior_decision_maker" and r["fired"]
+                   for r in d.reasons)]
     # Campaigns, appeals and funds are used: restricted money in its funds, year-end giving.
     assert funds["methodology-research"].restricted and funds["methodology-research"].raised_minor
     assert any(d.code.startswith("year-end-") and d.gifts for d in drives)
     assert sum(a.gifts for a in appeals) > 5
+    assert kinds == ["colleague", "household", "spouse_partner", "spouse_partner"]
+    # The senior decision-maker's spouse: the gift from before the marriage was on file is
+    # re-screened and held, and the next one is held at screening.
+    assert sorted(d.kind for d in held_by_household) == ["rescreen", "screening"]
 
     summary = json.loads(run(fresh_app, "compliance-summary", "--json").stdout)
     share = float(summary["lab_employee_share"])
