@@ -7,6 +7,7 @@ from models.campaigns import Appeal, Campaign, Fund, GiftDesignation
 from models.changes import PendingChange
 from models.checkpoints import AuditCheckpoint
 from models.contacts import Interaction, Task
+from models.corrections import GiftCorrection
 from models.disclosures import Acknowledgement, PublishedDisclosure, PublishedFundingReport
 from models.finance import CashSnapshot, FiscalBudget, FundraisingGoal, MonthlySpend
 from models.funding import FundingDay, FundingMixDay, LedgerLock
@@ -73,6 +74,7 @@ __all__ = [
     "FundingMixDay",
     "FundraisingGoal",
     "Gift",
+    "GiftCorrection",
     "IdempotencyKey",
     "IdentityVerdict",
     "IllegalPledgeTransition",

@@ -158,6 +158,33 @@ class RelationshipEnd(Input):
     end_date: IsoDate
 
 
+Reason = Annotated[str, Field(min_length=3, max_length=2000)]
+
+
+class GiftVoid(Input):
+    """Why a gift recorded in error is voided (kept on the correction row, not the audit)."""
+
+    reason: Reason
+
+
+class GiftCorrectionCreate(Input):
+    """What was wrong with a gift: each field given replaces the mistaken one's."""
+
+    reason: Reason
+    amount: str | None = None
+    currency: str | None = None
+    fx_rate: str | None = None
+    received_on: IsoDate | None = None
+    donor_id: int | None = None
+
+    def changed_fields(self) -> set[str]:
+        return {k for k in ("amount", "currency", "fx_rate", "received_on", "donor_id")
+                if getattr(self, k) is not None}
+
+    def changes_anything(self) -> bool:
+        return bool(self.changed_fields() - {"fx_rate"}) or self.fx_rate is not None
+
+
 class RosterEntryCreate(Input):
     """One row of a roster (app.ledger.rosters): someone at a lab who is not a donor."""
 

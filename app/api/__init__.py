@@ -4,6 +4,7 @@ from app.api import (  # noqa: F401 - these register their routes on bp
     campaigns,
     change_routes,
     contacts,
+    corrections,
     identity,
     public_support,
     relationships,

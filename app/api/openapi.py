@@ -19,7 +19,9 @@ from models.schemas import (
     DonorCreate,
     DonorCreateConfirmed,
     FundCreate,
+    GiftCorrectionCreate,
     GiftCreate,
+    GiftVoid,
     InKindCreate,
     InteractionCreate,
     MatchVerdictCreate,
@@ -43,7 +45,7 @@ INPUTS = [AffiliationCreate, DonorCreate, GiftCreate, InKindCreate, Organization
           MergeCreate, TitleReview, MatchVerdictCreate, InteractionCreate, TaskCreate,
           ContactPreferences, SupportLinkCreate, SupportClassCreate, UnusualGrantCreate,
           SupportReason, CampaignCreate, AppealCreate, FundCreate, ActiveSet,
-          RelationshipCreate, RelationshipEnd]
+          RelationshipCreate, RelationshipEnd, GiftVoid, GiftCorrectionCreate]
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
@@ -195,6 +197,11 @@ OPERATIONS = [
      "test)", "review", UnusualGrantCreate, 201, [], []),
     ("delete", "/public-support/unusual-grants/{id}", "Unmark an unusual grant", "review",
      SupportReason, 200, [ID], []),
+    # Corrections of mistaken gifts (app/api/corrections.py).
+    ("post", "/gifts/{id}/void", "Void a gift recorded in error (reversed on its own date; "
+     "later decisions re-screened)", "gifts.correct", GiftVoid, 200, [ID], []),
+    ("post", "/gifts/{id}/correct", "Correct a gift: void it and record the right one "
+     "through the door", "gifts.correct", GiftCorrectionCreate, 201, [ID], []),
     # Households and relationships (app/api/relationships.py).
     ("get", "/donors/{id}/relationships", "A donor's relationships (household, spouse or "
      "partner, family, colleague), both ways", "read", None, 200, [ID], []),

@@ -24,6 +24,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     #: Publishing the public funding page (app.ledger.funding_report): finance answers for
     #: the figures, reviewers publish the disclosures beside it.
     "funding.publish": frozenset({"reviewer", "finance", "admin"}),
+    #: Voiding or correcting a gift recorded in error (app.ledger.corrections): finance
+    #: keeps the books straight, as for refunds.
+    "gifts.correct": frozenset({"finance", "admin"}),
     #: Recording that a printed acknowledgement was posted: finance sends the post.
     "acknowledgements.post": frozenset({"fundraiser", "finance", "admin"}),
     "exports": frozenset({"finance", "admin"}),

@@ -40,6 +40,7 @@ from models import (
     DonorMerge,
     Fund,
     Gift,
+    GiftCorrection,
     GiftDesignation,
     IdentityVerdict,
     InKindArrangement,
@@ -113,6 +114,8 @@ SEALED: dict[str, Sealed] = {s.table: s for s in (
     _all_columns(Campaign),
     _all_columns(Appeal),
     _all_columns(Fund),
+    # A mistaken gift voided, and the gift recorded in its place.
+    _all_columns(GiftCorrection),
     # updated_at moves with every webhook delivery; the dispute's facts are the rest.
     _all_columns(StripeDispute, leave_out=("updated_at",)),
     _all_columns(Affiliation),

@@ -1,4 +1,4 @@
-"""relationship: household, spouse or partner, family, colleague
+"""relationship: household, spouse or partner, family, colleague; gift_correction
 
 Revision ID: 0018
 Revises: 0022
@@ -6,7 +6,8 @@ Create Date: 2026-12-05 00:00:00
 
 A dated link between two donor records (stored once, smaller id first), read by the
 policy's household rule; ending or removing one waits for a second person, so
-pending_change gets two more kinds.
+pending_change gets two more kinds. gift_correction: a mistaken gift voided (reversed by a
+refund row on its own date) and the gift recorded in its place, with the reason.
 """
 from collections.abc import Sequence
 
@@ -58,9 +59,34 @@ def upgrade() -> None:
     with op.batch_alter_table("pending_change") as batch:
         batch.drop_constraint("kind", type_="check")  # named by the convention
         batch.create_check_constraint("kind", _kinds(_KINDS_AFTER))
+    op.create_table(
+        "gift_correction",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("gift_id", sa.Integer(), nullable=False),
+        sa.Column("kind", sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.Column("refund_id", sa.Integer(), nullable=True),
+        sa.Column("replacement_gift_id", sa.Integer(), nullable=True),
+        sa.Column("created_by_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.CheckConstraint("kind IN ('void', 'correction')", name=op.f("ck_gift_correction_kind")),
+        sa.CheckConstraint("kind = 'correction' OR replacement_gift_id IS NULL",
+                           name=op.f("ck_gift_correction_replacement_when_corrected")),
+        sa.ForeignKeyConstraint(["gift_id"], ["gift.id"],
+                                name=op.f("fk_gift_correction_gift_id_gift")),
+        sa.ForeignKeyConstraint(["refund_id"], ["refund.id"],
+                                name=op.f("fk_gift_correction_refund_id_refund")),
+        sa.ForeignKeyConstraint(["replacement_gift_id"], ["gift.id"],
+                                name=op.f("fk_gift_correction_replacement_gift_id_gift")),
+        sa.ForeignKeyConstraint(["created_by_id"], ["staff_user.id"],
+                                name=op.f("fk_gift_correction_created_by_id_staff_user")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_gift_correction")),
+        sa.UniqueConstraint("gift_id", name=op.f("uq_gift_correction_gift_id")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("gift_correction")
     # Refused (the check fails) while a relationship change is on record: those rows are
     # sealed in the audit chain and are not deleted here.
     with op.batch_alter_table("pending_change") as batch:
