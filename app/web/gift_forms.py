@@ -159,6 +159,17 @@ class RefundForm(FlaskForm):
     reason = TextAreaField("Reason", validators=[Optional(), Length(max=500)])
 
 
+class CorrectionForm(FlaskForm):
+    """Void a gift recorded in error, or correct it: what is filled in replaces the
+    mistaken gift's; nothing filled in voids it."""
+
+    reason = TextAreaField("Why (kept with the correction)",
+                           validators=[InputRequired(), Length(min=3, max=2000)])
+    amount = AmountField("Right amount", validators=[Optional(), Length(max=24)])
+    received_on = DateField("Right date received", validators=[Optional()])
+    donor_id = IntegerField("Right donor's number", validators=[Optional(), NumberRange(min=1)])
+
+
 # --- from form to GiftCreate, and errors back onto the form ------------------------------------
 
 def gift_input(form: GiftForm, external_ref: str | None) -> dict:

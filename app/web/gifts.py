@@ -24,14 +24,16 @@ from app.db import get_session
 from app.errors import Duplicate, LedgerBusy, NotAllowed, NotFound, ValidationFailed
 from app.extensions import state
 from app.http_errors import answer_for
-from app.ledger import campaigns
+from app.ledger import campaigns, corrections
 from app.ledger.gifts import record_gift, refund_gift
 from app.web.access import get_or_404, role_required
 from app.web.decisions import OUTCOME_WORDS, decision_views, user_emails
 from app.web.formtools import ordered, sort_from_args
+from app.web.formtools import place_errors as form_errors
 from app.web.gift_forms import (
     KINDS,
     PURPOSES,
+    CorrectionForm,
     GiftForm,
     RefundForm,
     carried_fields,
@@ -47,6 +49,7 @@ from models import (
     Decision,
     Donor,
     Gift,
+    GiftCorrection,
     GiftDesignation,
     OverrideRequest,
     Pledge,
@@ -54,7 +57,7 @@ from models import (
 )
 from models.gifts import GIFT_STATUSES
 from models.money import MoneyError, format_amount, parse_amount
-from models.schemas import PPM, RefundCreate, field_errors
+from models.schemas import PPM, GiftCorrectionCreate, RefundCreate, field_errors
 from policies import percent_text
 
 bp = Blueprint("gifts", __name__, url_prefix="/staff/gifts")
@@ -189,7 +192,8 @@ def detail(gift_id: int):
 
 
 def _render_detail(gift: Gift, *, refund_form: RefundForm | None = None,
-                   override_form: OverrideRequestForm | None = None, status: int = 200):
+                   override_form: OverrideRequestForm | None = None,
+                   correction_form: CorrectionForm | None = None, status: int = 200):
     session = get_session()
     donor = session.get(Donor, gift.donor_id)
     attributions = [
@@ -228,6 +232,11 @@ def _render_detail(gift: Gift, *, refund_form: RefundForm | None = None,
                             and pending is None)
     if can_request_override and override_form is None:
         override_form = OverrideRequestForm(formdata=None)
+    correction = corrections.correction_of(session, gift.id)
+    fixes = session.execute(select(GiftCorrection).where(
+        GiftCorrection.replacement_gift_id == gift.id)).scalar_one_or_none()
+    can_correct = (current_user.can("gifts.correct") and correction is None
+                   and gift.status in corrections.VOIDABLE and not refunds)
     return render_template(
         "gifts/detail.html", gift=gift, donor=donor, attributions=attributions, refunds=refunds,
         reversed=reversed_on, designation=designation,
@@ -238,6 +247,9 @@ def _render_detail(gift: Gift, *, refund_form: RefundForm | None = None,
         donor_url=endpoint_url("donors.detail", donor_id=gift.donor_id),
         pledge_url=endpoint_url("pledges.detail", pledge_id=gift.pledge_id) if gift.pledge_id else None,
         form_ref=(gift.external_ref or "").startswith(FORM_REF_PREFIX),
+        correction=correction, fixes=fixes,
+        correction_form=(correction_form or CorrectionForm(formdata=None))
+        if can_correct else None,
     ), status
 
 
@@ -349,6 +361,48 @@ def _render_check(form: GiftForm, recorded):
         attributions=attributions, decision=view,
         carried=list(carried_fields(form)), purposes=dict(PURPOSES), kinds=dict(KINDS),
     )
+
+
+# --- corrections ---------------------------------------------------------------------------------
+
+@bp.post("/<int:gift_id>/correct")
+@role_required("gifts.correct")
+def correct(gift_id: int):
+    """Void a gift recorded in error or, with a right amount, date or donor, correct it
+    (app.ledger.corrections): the mistaken gift stays in history, reversed."""
+    session = get_session()
+    gift = get_or_404(Gift, gift_id)
+    form = CorrectionForm()
+    if not form.validate_on_submit():
+        return _render_detail(gift, correction_form=form, status=422)
+    policy = state().policy_for(session)
+    wanted = {"reason": form.reason.data.strip(),
+              "amount": (form.amount.data or "").strip() or None,
+              "received_on": form.received_on.data, "donor_id": form.donor_id.data}
+    try:
+        data = GiftCorrectionCreate.model_validate(wanted)
+        if data.changes_anything():
+            done = corrections.correct_gift(session, gift_id, data, g.actor, policy,
+                                            state().reporting_currency)
+        else:
+            done = corrections.void_gift(session, gift_id, data.reason, g.actor, policy)
+    except ValidationError as error:
+        form_errors(form, field_errors(error))
+        return _render_detail(session.get(Gift, gift_id), correction_form=form, status=422)
+    except (ValidationFailed, NotAllowed) as error:
+        messages = error.errors if isinstance(error, ValidationFailed) else {
+            "form": [str(error)]}
+        form_errors(form, messages)
+        return _render_detail(session.get(Gift, gift_id), correction_form=form, status=422)
+    held = len(done.rescreened)
+    later = (f" {held} later gift{'s were' if held != 1 else ' was'} re-screened and held "
+             "for a reviewer." if held else "")
+    if done.replacement is not None:
+        flash(f"Gift {gift_id} voided and corrected: gift {done.replacement.gift.id} recorded "
+              f"in its place ({done.replacement.gift.status}).{later}", "success")
+        return redirect(url_for("gifts.detail", gift_id=done.replacement.gift.id), 303)
+    flash(f"Gift {gift_id} voided.{later}", "success")
+    return redirect(url_for("gifts.detail", gift_id=gift_id), 303)
 
 
 # --- refunds -------------------------------------------------------------------------------------
