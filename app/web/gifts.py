@@ -248,7 +248,7 @@ def _render_detail(gift: Gift, *, refund_form: RefundForm | None = None,
         pledge_url=endpoint_url("pledges.detail", pledge_id=gift.pledge_id) if gift.pledge_id else None,
         form_ref=(gift.external_ref or "").startswith(FORM_REF_PREFIX),
         correction=correction, fixes=fixes,
-        correction_form=(correction_form or CorrectionForm(formdata=None))
+        correction_form=(correction_form or CorrectionForm(formdata=None, prefix="correct"))
         if can_correct else None,
     ), status
 
@@ -372,7 +372,7 @@ def correct(gift_id: int):
     (app.ledger.corrections): the mistaken gift stays in history, reversed."""
     session = get_session()
     gift = get_or_404(Gift, gift_id)
-    form = CorrectionForm()
+    form = CorrectionForm(prefix="correct")
     if not form.validate_on_submit():
         return _render_detail(gift, correction_form=form, status=422)
     policy = state().policy_for(session)

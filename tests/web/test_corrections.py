@@ -18,7 +18,7 @@ def test_finance_corrects_a_typed_amount_from_the_gift_page(api, web_as, db):
     made = b.gift(api, donor["id"], "5000.00", "2026-03-01")
     finance = web_as("finance")
     page = f"/staff/gifts/{made['id']}"
-    response = submit(finance, page, {"reason": "The cheque says 50.00", "amount": "50.00"},
+    response = submit(finance, page, {"correct-reason": "The cheque says 50.00", "correct-amount": "50.00"},
                       action=f"/staff/gifts/{made['id']}/correct", follow_redirects=True)
     assert response.status_code == 200
     shown = text(response)
@@ -38,15 +38,15 @@ def test_voiding_needs_a_reason_and_the_permission(api, web_as, db):
     made = b.gift(api, donor["id"], "20.00", "2026-03-01")
     page = f"/staff/gifts/{made['id']}"
     finance = web_as("finance")
-    response = submit(finance, page, {"reason": ""}, action=f"/staff/gifts/{made['id']}/correct")
+    response = submit(finance, page, {"correct-reason": ""}, action=f"/staff/gifts/{made['id']}/correct")
     assert response.status_code == 422
     assert objects(db, select(GiftCorrection)) == []
     fundraiser = web_as("fundraiser")
     assert 'id="correct-gift"' not in text(fundraiser.get(page))
     refused = post_refused(fundraiser, page, f"/staff/gifts/{made['id']}/correct",
-                           {"reason": "mistake"})
+                           {"correct-reason": "mistake"})
     assert refused.status_code == 403
-    voided = submit(finance, page, {"reason": "Recorded twice"},
+    voided = submit(finance, page, {"correct-reason": "Recorded twice"},
                     action=f"/staff/gifts/{made['id']}/correct", follow_redirects=True)
     assert f"Gift {made['id']} voided." in text(voided)
     [correction] = objects(db, select(GiftCorrection))
