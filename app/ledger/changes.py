@@ -378,8 +378,9 @@ def propose_relationship_end(session: Session, relationship_id: int, end_date: d
         why = relationships.weakens(session, rel, policy)
         shortens = rel.end_date is None or end_date < rel.end_date
         if not why or not shortens:
-            return Proposed(relationships.end_relationship(session, relationship_id, end_date,
-                                                           actor))
+            rel, rescreened = relationships.end_relationship(session, relationship_id,
+                                                             end_date, actor, policy)
+            return Proposed(rel, rescreened)
         change = _open(session, "relationship_end", relationship_id, None, actor, policy,
                        proposed={"end_date": end_date.isoformat()},
                        before=_jsonable(relationships.values_of(rel)),

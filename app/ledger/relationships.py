@@ -25,7 +25,7 @@ partner relationship holding on a date; it is named by its smallest donor id.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 
 from sqlalchemy import func, or_, select
 from sqlmodel import Session
@@ -162,9 +162,11 @@ def weakens(session: Session, rel: Relationship, policy: Policy) -> list[str]:
 
 
 def end_relationship(session: Session, relationship_id: int, end_date: date,
-                     actor: Actor) -> Relationship:
+                     actor: Actor, policy: Policy | None = None
+                     ) -> tuple[Relationship, list[Decision]]:
     """Set the relationship's last day (through app.ledger.changes, which decides whether a
-    second person must approve it first)."""
+    second person must approve it first). A later end than the one recorded lengthens it:
+    the gifts of the days it now adds are re-screened, as for a new relationship."""
     with ledger_write(session):
         rel = get_relationship(session, relationship_id)
         if end_date < rel.start_date:
@@ -174,7 +176,19 @@ def end_relationship(session: Session, relationship_id: int, end_date: date,
         session.flush()
         audit.append(session, actor, "relationship.ended", "relationship", rel.id,
                      {**_entry(rel), "before_end_date": before["end_date"]}, sealed=[rel])
-    return rel
+        rescreened: list[Decision] = []
+        old_end = before["end_date"]
+        if policy is not None and old_end is not None and end_date > old_end \
+                and rel.kind in rule_kinds(policy):
+            names = [session.get(Donor, i).name for i in (rel.donor_id, rel.related_donor_id)]
+            why = (f"Relationship lengthened: {names[0]} and {names[1]}, "
+                   f"{RELATIONSHIP_WORDS[rel.kind]} until {end_date.isoformat()}; "
+                   f"changed {_today_by(actor)}.")
+            seen: set[int] = set()
+            added = [(old_end + timedelta(days=1), end_date)]
+            for person in (rel.donor_id, rel.related_donor_id):
+                rescreened += _rescreen(session, person, added, policy, actor, why, seen)
+    return rel, rescreened
 
 
 def remove_relationship(session: Session, relationship_id: int, actor: Actor) -> None:

@@ -183,3 +183,14 @@ def test_a_viewer_reads_but_cannot_record(api_as):
                        {"related_donor_id": b["id"], "kind": "household",
                         "start_date": ON}).status_code == 403
     assert ok(viewer.get(f"/donors/{a['id']}/relationships"), 200) == {"relationships": []}
+
+
+def test_a_later_end_applies_at_once_and_rescreens_the_days_it_adds(api):
+    _lab, senior, spouse = _family(api)
+    rel = _relate(api, spouse["id"], senior["id"], end_date="2026-01-31")
+    made = gift(api, spouse["id"], "30.00", ON)
+    assert made["status"] == "accepted"  # after the relationship ended
+    longer = ok(api.post(f"/relationships/{rel['id']}/end", {"end_date": "2026-12-31"}), 200)
+    assert longer["end_date"] == "2026-12-31" and "change_id" not in longer
+    assert longer["rescreened_gift_ids"] == [made["id"]]
+    assert ok(api.get(f"/gifts/{made['id']}"), 200)["status"] == "held"
