@@ -23,12 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from sqlalchemy import Column, delete, select, update
+from sqlalchemy import Column, delete, or_, select, update
 from sqlmodel import Session, SQLModel
 
 from app.db.locking import ledger_write
 from app.errors import NotAllowed, NotFound, ValidationFailed
-from app.ledger import audit, funding, row_hashes
+from app.ledger import audit, funding, relationships, row_hashes
 from app.ledger.audit import Actor
 from app.ledger.facts import CoveredOrganizations
 from app.ledger.parties import _affected_range, _gifts_to_rescreen, _today_by
@@ -42,6 +42,7 @@ from models import (
     DonorMerge,
     Gift,
     RefusedDeclaration,
+    Relationship,
 )
 from policies import Policy
 
@@ -58,7 +59,8 @@ _HANDLED_APART = {("donor_merge", "duplicate_id"), ("donor_merge", "survivor_id"
                   ("donor_external_id", "donor_id"), ("attribution", "donor_id"),
                   ("support_link", "donor_id"), ("support_link", "other_donor_id"),
                   ("support_class", "donor_id"), ("support_fact_removal", "donor_id"),
-                  ("support_fact_removal", "other_donor_id")}
+                  ("support_fact_removal", "other_donor_id"), ("relationship", "donor_id"),
+                  ("relationship", "related_donor_id")}
 
 
 @dataclass
@@ -155,6 +157,35 @@ def _move_attributions(session: Session, survivor: Donor, duplicate: Donor,
     return removed
 
 
+def _move_relationships(session: Session, survivor: Donor, duplicate: Donor,
+                        result: MergeResult) -> list[int]:
+    """The duplicate's relationships become the survivor's, stored as every relationship is
+    (smaller id first). One between the two records, or one the survivor already has with
+    the same person and kind, is deleted. Returns the deleted ids."""
+    removed, moved = [], []
+    theirs = session.execute(
+        select(Relationship).where(or_(Relationship.donor_id == duplicate.id,
+                                       Relationship.related_donor_id == duplicate.id))
+        .order_by(Relationship.id)).scalars().all()
+    for rel in theirs:
+        other = rel.other(duplicate.id)
+        low, high = sorted((survivor.id, other))
+        same = other == survivor.id or session.execute(
+            select(Relationship.id).where(Relationship.donor_id == low,
+                                          Relationship.related_donor_id == high,
+                                          Relationship.kind == rel.kind)).first()
+        if same:
+            session.execute(delete(Relationship).where(Relationship.id == rel.id))
+            removed.append(rel.id)
+        else:
+            session.execute(update(Relationship).where(Relationship.id == rel.id)
+                            .values(donor_id=low, related_donor_id=high))
+            moved.append(rel.id)
+    if moved:
+        result.moved["relationship.donor_id"] = moved
+    return removed
+
+
 def merge_donors(session: Session, survivor_id: int, duplicate_id: int, actor: Actor,
                  policy: Policy) -> MergeResult:
     """Merge the duplicate record into the survivor; see the module's docstring."""
@@ -174,6 +205,7 @@ def merge_donors(session: Session, survivor_id: int, duplicate_id: int, actor: A
             to_rescreen.setdefault(gift.id, gift)
 
         removed_attributions = _move_attributions(session, survivor, duplicate, result)
+        removed_relationships = _move_relationships(session, survivor, duplicate, result)
         facts_moved, facts_sealed = merge_facts(session, survivor.id, duplicate.id)
         result.moved.update(facts_moved)
         for model, column in _donor_references():
@@ -211,13 +243,24 @@ def merge_donors(session: Session, survivor_id: int, duplicate_id: int, actor: A
             session.refresh(gift)
             result.rescreened_gift_ids.append(
                 hold_for_rescreen(session, gift, policy, actor, why).gift_id)
+        if result.moved.get("relationship.donor_id"):
+            # The survivor's gifts against the relationships it now has (household rule).
+            ranges = [(r.start_date, r.end_date) for r in session.execute(
+                select(Relationship).where(Relationship.id.in_(
+                    result.moved["relationship.donor_id"]))
+                .execution_options(populate_existing=True)).scalars()]
+            result.rescreened_gift_ids += [
+                d.gift_id for d in relationships.rescreen_household_gifts(
+                    session, survivor.id, ranges, policy, actor, why,
+                    set(result.rescreened_gift_ids))]
 
         external_ids = list(session.execute(
             select(DonorExternalId.external_id).where(DonorExternalId.donor_id == duplicate.id)
         ).scalars())
         # The rows the merge moved (bulk UPDATEs), as they now stand: the entry seals them.
         sealed: list = [survivor, merge_row, *[row_hashes.removed(Attribution, i)
-                                               for i in removed_attributions]]
+                                               for i in removed_attributions],
+                        *[row_hashes.removed(Relationship, i) for i in removed_relationships]]
         if result.repointed_merged_ids:
             sealed += session.execute(
                 select(DonorMerge).where(DonorMerge.duplicate_id.in_(

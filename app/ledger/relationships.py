@@ -202,6 +202,16 @@ def remove_relationship(session: Session, relationship_id: int, actor: Actor) ->
                      entry, sealed=[row_hashes.removed(Relationship, relationship_id)])
 
 
+def rescreen_household_gifts(session: Session, donor_id: int,
+                             ranges: list[tuple[date, date | None]], policy: Policy,
+                             actor: Actor, why: str, seen: set[int]) -> list[Decision]:
+    """The donor's own gifts in the ranges on which the household rule now fires (a merge
+    gave the donor relationships; caller holds the lock)."""
+    if not rule_kinds(policy) or not ranges:
+        return []
+    return _rescreen(session, donor_id, ranges, policy, actor, why, seen)
+
+
 def rescreen_relatives(session: Session, donor_id: int,
                        ranges: list[tuple[date, date | None]], policy: Policy, actor: Actor,
                        why: str, seen: set[int] | None = None) -> list[Decision]:

@@ -194,3 +194,24 @@ def test_a_later_end_applies_at_once_and_rescreens_the_days_it_adds(api):
     assert longer["end_date"] == "2026-12-31" and "change_id" not in longer
     assert longer["rescreened_gift_ids"] == [made["id"]]
     assert ok(api.get(f"/gifts/{made['id']}"), 200)["status"] == "held"
+
+
+def test_a_merge_moves_relationships_to_the_survivor_and_rescreens(api_as, db):
+    admin, reviewer = api_as("admin"), api_as("reviewer")
+    _lab, senior, spouse = _family(admin)
+    second = person(admin, "Sam Spouse (old record)")
+    other = person(admin, "Ola Other")
+    _relate(admin, second["id"], senior["id"])
+    _relate(admin, second["id"], spouse["id"], kind="family")  # between the two records
+    _relate(admin, second["id"], other["id"], kind="colleague")
+    made = gift(admin, spouse["id"], "45.00", ON)
+    assert made["status"] == "accepted"
+    merged = ok(reviewer.post(f"/donors/{spouse['id']}/merge", {"duplicate_id": second["id"]}),
+                200)
+    assert made["id"] in merged["rescreened_gift_ids"]
+    assert ok(admin.get(f"/gifts/{made['id']}"), 200)["status"] == "held"
+    listed = ok(admin.get(f"/donors/{spouse['id']}/relationships"), 200)["relationships"]
+    assert sorted((r["other"]["name"], r["kind"]) for r in listed) == [
+        ("Carla Chief", "spouse_partner"), ("Ola Other", "colleague")]
+    assert ok(admin.get(f"/donors/{second['id']}/relationships"), 200) == {"relationships": []}
+    assert ok(admin.get("/audit/verify"), 200)["ok"] is True
