@@ -1,7 +1,7 @@
 """relationship: household, spouse or partner, family, colleague; gift_correction
 
 Revision ID: 0018
-Revises: 0029
+Revises: 0023
 Create Date: 2026-12-05 00:00:00
 
 A dated link between two donor records (stored once, smaller id first), read by the
@@ -16,7 +16,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0018"
-down_revision: str | Sequence[str] | None = "0029"
+down_revision: str | Sequence[str] | None = "0023"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -68,7 +68,7 @@ def test_recording_a_relationship_rescreens_at_once_and_is_audited_without_free_
     assert set(entry.data) == {"relationship_id", "donor_id", "related_donor_id", "kind",
                                "start_date", "end_date"}
     stored = db.get(Relationship, made["id"])
-    assert entry.row_hashes == [row_hashes.seal(stored)]
+    assert entry.row_hashes == row_hashes.seals_of(stored)
     assert ok(api.get("/audit/verify"), 200)["ok"] is True
 
 
