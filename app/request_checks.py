@@ -28,8 +28,10 @@ def check_request() -> None:
         request.max_content_length = current_app.config["API_MAX_CONTENT_LENGTH"]
     for where, values in (("query", request.args), ("form", request.form)):
         for key, items in values.lists():
-            if NUL in key or any(_has_nul(item) for item in items):
-                raise UnstorableInput(key.replace(NUL, "") or where, "must not contain NUL characters")
+            if _has_nul(key) or any(_has_nul(item) for item in items):
+                name = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+                raise UnstorableInput(name.replace(NUL, "") or where,
+                                      "must not contain NUL characters")
     if api and request.is_json and request.content_length != 0:
         try:
             data = request.get_json(silent=True)
@@ -39,8 +41,9 @@ def check_request() -> None:
 
 
 def _has_nul(value: object) -> bool:
-    """A form value is text, but a multipart part that is not valid in the form's charset
-    reaches us as bytes (seen by the API fuzz test): both are checked, neither raises."""
+    """A form value (or a field's name) is text, but a multipart part that is not valid in
+    the form's charset reaches us as bytes (seen by the API fuzz test): both are checked,
+    neither raises."""
     if isinstance(value, bytes):
         return b"\x00" in value
     return isinstance(value, str) and NUL in value

@@ -340,6 +340,10 @@ def openapi_document() -> dict:
                         "type": "object", "required": ["file"],
                         "properties": {"file": {"type": "string", "format": "binary"}}}}},
     }
+    paths["/rosters"]["post"]["responses"]["415"] = {
+        "description": "The body is neither text/csv nor multipart/form-data",
+        "content": {"application/json": {"schema": ERROR}},
+    }
     paths["/gifts/{id}/review"]["post"]["responses"]["202"] = {
         "description": "The policy rejects the gift: an override request now waits for a "
                        "second reviewer",
