@@ -5,8 +5,10 @@ Creating or closing one is audited and sealed like every record that shapes mone
 fund's restricted flag decides what the organisation may spend). The entries carry codes,
 flags and figures, never the names and purposes people typed. Writes take the ledger lock
 because the audit chain is appended under it; an audited write also tells a gift whose
-facts were read before the lock to read them again (gifts.PreparedGift), so a gift is
-never designated to a fund closed meanwhile without the door seeing it.
+facts were read before the lock to read them again (gifts.PreparedGift), so a gift
+designated meanwhile is checked against the fund as it now is (restricted or not). A
+closed campaign, appeal or fund still takes gifts that name it (a monthly donation
+started under it keeps arriving); only the donate link stops offering a closed campaign.
 
 Raised money is accepted cash net of refunds (app.ledger.giving), in the goal's currency.
 """

@@ -165,11 +165,16 @@ def _open(session: Session, kind: str, target_id: int | None, split: Split | Non
     )
     session.add(change)
     session.flush()
+    if kind == "policy_version":
+        shown = {"proposed": {"version": change.proposed.get("version")}, "before": change.before}
+    elif kind == "in_kind":
+        # What an arrangement provides is words people typed: the chain names the fields
+        # (the sealed pending_change row keeps the values).
+        shown = {"proposed": sorted(change.proposed), "before": sorted(change.before or {})}
+    else:
+        shown = {"proposed": change.proposed, "before": change.before}
     audit.append(session, actor, "change.proposed", "pending_change", change.id, {
-        "kind": kind, "target_id": target_id, "weakens": change.weakens,
-        "proposed": change.proposed if kind != "policy_version" else
-        {"version": change.proposed.get("version")},
-        "before": change.before,
+        "kind": kind, "target_id": target_id, "weakens": change.weakens, **shown,
     }, sealed=[change])
     return change
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 
 from sqlalchemy import select
 from sqlmodel import Session
@@ -33,7 +34,15 @@ from app.errors import NotAllowed, NotFound, ValidationFailed
 from app.ledger import audit, funding, pledges, windows
 from app.ledger.audit import Actor
 from app.ledger.gifts import Recorded, add_decision, record_gift, screen_gift, stored_shares
-from models import Attribution, Decision, Gift, GiftCorrection, Refund, transition
+from models import (
+    Attribution,
+    Decision,
+    Gift,
+    GiftCorrection,
+    GiftDesignation,
+    Refund,
+    transition,
+)
 from models.money import format_amount
 from models.schemas import AttributionIn, GiftCorrectionCreate, GiftCreate
 from policies import Policy
@@ -69,6 +78,11 @@ def _voidable(session: Session, gift_id: int) -> Gift:
         raise NotAllowed("a held gift is decided by a reviewer first: reject it, then void it")
     if gift.status not in VOIDABLE:
         raise NotAllowed(f"a {gift.status} gift has received no money to void")
+    if gift.stripe_payment_intent_id or gift.stripe_checkout_session_id or gift.stripe_invoice_id:
+        # Stripe's later events (refunds, disputes) find a gift by its payment's ids: a
+        # voided gift would catch them, and the money itself is returned in Stripe.
+        raise NotAllowed("a payment received through Stripe is not voided or corrected here: "
+                         "refund it (Stripe returns the money and the ledger follows)")
     if gift.refunded_minor != 0 or session.execute(
             select(Refund.id).where(Refund.gift_id == gift_id).limit(1)).first():
         raise NotAllowed("a gift with refunds is not voided: its refunds moved real money; "
@@ -166,7 +180,7 @@ def corrected_data(session: Session, gift: Gift, data: GiftCorrectionCreate) -> 
                                  .order_by(Attribution.id)).scalars().all()
         if any(s.basis in ("explicit", "daf_advisor") for s in shares):
             attributions = [AttributionIn(donor_id=s.donor_id,
-                                          fraction=f"{s.fraction_ppm / 1_000_000:.6f}")
+                                          fraction=str(Decimal(s.fraction_ppm).scaleb(-6)))
                             for s in shares]
     currency = data.currency or gift.currency
     fx_rate = data.fx_rate if data.fx_rate is not None else (
@@ -184,7 +198,14 @@ def corrected_data(session: Session, gift: Gift, data: GiftCorrectionCreate) -> 
         "fx_rate": fx_rate,
         "fx_source": gift.fx_source if fx_rate is not None and data.fx_rate is None else None,
         "attributions": attributions,
+        "matching_gift_for": gift.matching_gift_for_id,
+        # External references are unique: the voided gift keeps its own.
     }
+    designation = session.execute(select(GiftDesignation).where(
+        GiftDesignation.gift_id == gift.id)).scalar_one_or_none()
+    if designation is not None:
+        values.update(campaign_id=designation.campaign_id, appeal_id=designation.appeal_id,
+                      fund_id=designation.fund_id)
     try:
         return GiftCreate.model_validate(values)
     except ValueError as error:
@@ -197,6 +218,11 @@ def correct_gift(session: Session, gift_id: int, data: GiftCorrectionCreate, act
     transaction: both or neither."""
     with ledger_batch(session, growing=False):
         gift = _voidable(session, gift_id)
+        if gift.status == "rejected":
+            # Recording it again would screen it afresh: one person turning a rejection into
+            # an acceptance, which takes two reviewers (an override).
+            raise NotAllowed("a rejected gift is not corrected: void it, or ask for an "
+                             "override (a second reviewer)")
         if not data.changes_anything():
             raise ValidationFailed({"body": ["name what was wrong: amount, currency, "
                                              "received_on or donor_id"]})

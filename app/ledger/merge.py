@@ -160,8 +160,11 @@ def _move_attributions(session: Session, survivor: Donor, duplicate: Donor,
 def _move_relationships(session: Session, survivor: Donor, duplicate: Donor,
                         result: MergeResult) -> list[int]:
     """The duplicate's relationships become the survivor's, stored as every relationship is
-    (smaller id first). One between the two records, or one the survivor already has with
-    the same person and kind, is deleted. Returns the deleted ids."""
+    (smaller id first). Only one between the two records themselves is deleted (a person is
+    not their own relative). One the survivor seems to have already (same person, same
+    kind) is moved too, never dropped: its dates may cover days the survivor's does not,
+    and dropping it would end a relationship the policy screens without a second person.
+    Returns the deleted ids."""
     removed, moved = [], []
     theirs = session.execute(
         select(Relationship).where(or_(Relationship.donor_id == duplicate.id,
@@ -169,18 +172,14 @@ def _move_relationships(session: Session, survivor: Donor, duplicate: Donor,
         .order_by(Relationship.id)).scalars().all()
     for rel in theirs:
         other = rel.other(duplicate.id)
-        low, high = sorted((survivor.id, other))
-        same = other == survivor.id or session.execute(
-            select(Relationship.id).where(Relationship.donor_id == low,
-                                          Relationship.related_donor_id == high,
-                                          Relationship.kind == rel.kind)).first()
-        if same:
+        if other == survivor.id:
             session.execute(delete(Relationship).where(Relationship.id == rel.id))
             removed.append(rel.id)
-        else:
-            session.execute(update(Relationship).where(Relationship.id == rel.id)
-                            .values(donor_id=low, related_donor_id=high))
-            moved.append(rel.id)
+            continue
+        low, high = sorted((survivor.id, other))
+        session.execute(update(Relationship).where(Relationship.id == rel.id)
+                        .values(donor_id=low, related_donor_id=high))
+        moved.append(rel.id)
     if moved:
         result.moved["relationship.donor_id"] = moved
     return removed

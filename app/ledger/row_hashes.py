@@ -130,9 +130,12 @@ SEALED: dict[str, Sealed] = {s.table: s for s in (
     # ...but who the donor is must not change unseen either: renamed, or given another
     # e-mail or matching keys, a lab executive's record would no longer be found as the
     # namesake of a new one (app.ledger.identity, matches). Keyed (see Sealed.keyed), so
-    # the chain holds nothing readable, and erasure stays possible.
+    # the chain holds nothing readable, and erasure stays possible. So must whether the
+    # donor may be named in public (anonymous, and the funding page's consent): flipped
+    # unseen, a signed funding page would name someone who never agreed.
     _keyed(Donor, "identity", ("name", "email", "phone", "postal_address", "email_key",
-                               "name_key_a", "name_key_b", "phone_key")),
+                               "name_key_a", "name_key_b", "phone_key", "anonymous",
+                               "public_name_consent")),
     # Who is (not) the same person: a "different" verdict silences a possible_match hold.
     _all_columns(IdentityVerdict),
     _all_columns(RosterEntry),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from models import AuditEntry, GiftCorrection
+from models import AuditEntry, Gift, GiftCorrection
 from tests.builders import World, gift, ok, summary
 
 REASON = "Typed 5000 for 50: the donor's cheque says fifty dollars."
@@ -109,3 +109,46 @@ def test_who_may_correct_and_what_cannot_be_voided(api_as):
     assert held["status"] == "held"
     assert finance.post(f"/gifts/{held['id']}/void", {"reason": REASON}).status_code == 409
     assert finance.post("/gifts/999999/void", {"reason": REASON}).status_code == 404
+
+
+def test_a_correction_keeps_the_gifts_campaign_appeal_and_fund(api_as):
+    admin, finance = api_as("admin"), api_as("finance")
+    w = World(admin)
+    campaign = ok(admin.post("/campaigns", {"code": "spring", "name": "Spring",
+                                            "starts_on": "2026-01-01"}))
+    fund = ok(admin.post("/funds", {"code": "evals", "name": "Evaluations fund",
+                                    "restricted": True, "purpose": "Open evaluations"}))
+    made = gift(admin, w.donor["id"], "300.00", "2026-03-01", purpose="restricted",
+                campaign_id=campaign["id"], fund_id=fund["id"])
+    corrected = ok(finance.post(f"/gifts/{made['id']}/correct",
+                                {"reason": REASON, "amount": "30.00"}))
+    replacement = ok(admin.get(f"/gifts/{corrected['replacement']['id']}"), 200)
+    assert (replacement["campaign_id"], replacement["fund_id"], replacement["purpose"]) == (
+        campaign["id"], fund["id"], "restricted")
+    assert replacement["amount"] == "30.00"
+
+
+def test_a_rejected_gift_may_be_voided_but_not_corrected_into_a_new_screening(api_as):
+    admin, finance = api_as("admin"), api_as("finance")
+    w = World(admin)
+    rejected = gift(admin, w.lab_donor["id"], "20.00", "2026-03-01",
+                    purpose="evaluation_services")
+    assert rejected["status"] == "rejected"
+    refused = finance.post(f"/gifts/{rejected['id']}/correct",
+                           {"reason": REASON, "received_on": "2026-03-02"})
+    assert refused.status_code == 409 and "override" in str(refused.get_json())
+    ok(finance.post(f"/gifts/{rejected['id']}/void", {"reason": REASON}), 200)
+
+
+def test_a_stripe_payment_is_refunded_in_stripe_not_voided_here(api_as, db):
+    admin, finance = api_as("admin"), api_as("finance")
+    w = World(admin)
+    made = gift(admin, w.donor["id"], "20.00", "2026-03-01")
+    row = db.get(Gift, made["id"])
+    row.stripe_payment_intent_id = "pi_test_123"  # as the webhook records it
+    db.commit()
+    for action in ("void", "correct"):
+        refused = finance.post(f"/gifts/{made['id']}/{action}",
+                               {"reason": REASON, "amount": "10.00"} if action == "correct"
+                               else {"reason": REASON})
+        assert refused.status_code == 409 and "Stripe" in str(refused.get_json()), action

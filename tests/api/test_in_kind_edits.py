@@ -136,3 +136,17 @@ def test_bad_edits_are_refused_and_change_nothing(api, api_as):
     assert api.put("/in-kind/999999", _body(item)).status_code == 404
     assert api_as("viewer").put(f"/in-kind/{item['id']}", _body(item)).status_code == 403
     assert api.get(f"/in-kind/{item['id']}").get_json() == item
+
+
+def test_a_reworded_arrangement_keeps_its_words_out_of_the_audit_chain(api_as, db):
+    reviewer = api_as("reviewer")
+    lab = organization(reviewer, "Frontier Lab", covered_lab=True)
+    item = _arrangement(reviewer, lab["id"])
+    waiting = ok(reviewer.put(f"/in-kind/{item['id']}",
+                              _body(item, description="Unlimited free inference credits")), 202)
+    entries = db.execute(select(AuditEntry).where(AuditEntry.action == "change.proposed")
+                         ).scalars().all()
+    assert [e.entity_id for e in entries] == [waiting["change_id"]]
+    text = str(entries[0].data)
+    assert "inference" not in text and "Pre-release" not in text
+    assert entries[0].data["proposed"] == ["description"]

@@ -215,3 +215,21 @@ def test_a_merge_moves_relationships_to_the_survivor_and_rescreens(api_as, db):
         ("Carla Chief", "spouse_partner"), ("Ola Other", "colleague")]
     assert ok(admin.get(f"/donors/{second['id']}/relationships"), 200) == {"relationships": []}
     assert ok(admin.get("/audit/verify"), 200)["ok"] is True
+
+
+def test_a_merge_never_drops_a_current_relationship_for_an_ended_one(api_as):
+    """The survivor's spouse relationship with the senior decision-maker ended long ago; the
+    duplicate's is current. The merge keeps both: dropping the current one as a "same"
+    relationship would end it without a second person, and the spouse's gifts would pass."""
+    admin, reviewer = api_as("admin"), api_as("reviewer")
+    _lab, senior, spouse = _family(admin)
+    duplicate = person(admin, "Sam Spouse (2)")
+    _relate(admin, spouse["id"], senior["id"], start="2010-01-01", end_date="2011-01-01")
+    _relate(admin, duplicate["id"], senior["id"], start="2020-01-01")
+    assert gift(admin, duplicate["id"], "10.00", ON)["status"] == "held"
+    ok(reviewer.post(f"/donors/{spouse['id']}/merge", {"duplicate_id": duplicate["id"]}), 200)
+    assert gift(admin, spouse["id"], "10.00", ON)["status"] == "held"
+    listed = ok(admin.get(f"/donors/{spouse['id']}/relationships"), 200)["relationships"]
+    assert sorted((r["start_date"], r["end_date"]) for r in listed) == [
+        ("2010-01-01", "2011-01-01"), ("2020-01-01", None)]
+    assert ok(admin.get("/audit/verify"), 200)["ok"] is True

@@ -63,6 +63,9 @@ def executive(api) -> dict:
     "UPDATE donor SET name_key_a = 'zzzz', name_key_b = 'zzzz' WHERE id = {id}",
     "UPDATE donor SET phone_key = '0000000000' WHERE id = {id}",
     "UPDATE donor SET postal_address = '1 Elsewhere Road' WHERE id = {id}",
+    # Whether the donor may be named in public: a signed funding page would name them.
+    "UPDATE donor SET public_name_consent = NOT public_name_consent WHERE id = {id}",
+    "UPDATE donor SET anonymous = NOT anonymous WHERE id = {id}",
 ])
 def test_a_renamed_or_rekeyed_donor_is_named(api, database_url, executive, edit):
     assert _verify(api)["ok"] is True
