@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 import selectors
-import subprocess
+import subprocess  # nosec B404 - runs only our own helper file (chain_part.py)
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -209,7 +209,7 @@ def walk_on_two(conn: Connection, wanted: list[int], note: bool, batch: int = 10
     done: dict[int, Part] = {}
     front, back = 0, len(todo) - 1
     given: list[int] = []  # parts handed to the helper, in the order it answers them
-    helper = subprocess.Popen([sys.executable, str(_HELPER)], stdin=subprocess.PIPE,  # noqa: S603 - our own file, no input from outside
+    helper = subprocess.Popen([sys.executable, str(_HELPER)], stdin=subprocess.PIPE,  # noqa: S603  # nosec B603 - our own file, no input from outside
                               stdout=subprocess.PIPE, text=True, bufsize=0)
     try:
         helper.stdin.write(json.dumps(_helper_job(conn)) + "\n")

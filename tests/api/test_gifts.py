@@ -17,7 +17,7 @@ DAY = "2026-03-01"
 RULES = {"lab_evaluation_payment", "senior_decision_maker", "lab_employee_cap",
          "lab_corporate_money", "lab_in_kind", "large_gift", "declaration_differs",
          "possible_senior_decision_maker",
-         "possible_match"}
+         "possible_match", "household_of_senior_decision_maker"}
 
 
 def test_plain_gift_is_accepted_with_its_screening_decision(api):

@@ -77,7 +77,8 @@ def test_every_figure_equals_an_independent_recomputation(api, ledger, db, polic
                                             "lab_in_kind", "large_gift",
                                             "declaration_differs",
                                             "possible_senior_decision_maker",
-                                            "possible_match")]
+                                            "possible_match",
+                                            "household_of_senior_decision_maker")]
     assert "below 50% of our funding" in content["policy"][2]["statement"]
     # The share moved over the period: it peaked above where it ended.
     assert content["lab_employee_share_max"]["value"] > "0.3"

@@ -320,11 +320,11 @@ def test_policy_outcome_change_applies(api, web_as):
     admin = web_as("admin")
     world = World(api)
     assert submit(admin, "/staff/admin/policy",
-                  _policy_form(version="2026.3", outcome_lab_corporate_money="reject")).status_code == 303
+                  _policy_form(version="2026.4", outcome_lab_corporate_money="reject")).status_code == 303
     _approve_pending_version(web_as)
     corporate = gift(api, world.lab_donor["id"], "1000.00", date(2025, 2, 1))
     assert corporate["status"] == "rejected"
-    assert corporate["decision"]["policy_version"] == "2026.3"
+    assert corporate["decision"]["policy_version"] == "2026.4"
 
 
 @pytest.mark.parametrize(("changes", "message"), [
