@@ -6,6 +6,7 @@ import math
 from datetime import date, timedelta
 from decimal import ROUND_DOWN, Decimal, localcontext
 from fractions import Fraction
+from functools import lru_cache
 
 from policies.facts import AffiliationFact, GiftFacts, Party
 
@@ -26,16 +27,32 @@ def share_text(value: Fraction) -> str:
     return str(exact.quantize(SHARE_PLACES, rounding=ROUND_DOWN))
 
 
+@lru_cache(maxsize=64)
+def _cap_ratio(cap: Decimal) -> tuple[int, int]:
+    """The cap as an exact p / q (q > 0), worked out once per cap: a decision checks every
+    window it touches (a back-dated gift a dozen or more), and building Fractions per window
+    was a measurable part of a gift's CPU."""
+    exact = Fraction(cap)
+    return exact.numerator, exact.denominator
+
+
 def below_cap(lab_minor: int, total_minor: int, cap: Decimal) -> bool:
     """Strictly below the cap. An empty window holds no lab money, so it is below."""
     if total_minor <= 0:
         return lab_minor <= 0
-    return Fraction(lab_minor, total_minor) < Fraction(cap)
+    p, q = _cap_ratio(cap)
+    return lab_minor * q < p * total_minor  # L / T < p / q, with T and q positive
 
 
 def headroom(lab_minor: int, total_minor: int, cap: Decimal) -> int:
     """Largest whole x (minor units) with (L + x) / (T + x) < cap; 0 when there is none."""
-    c = Fraction(cap)
+    p, q = _cap_ratio(cap)
+    if q > p:
+        # x < (cT - L) / (1 - c) = (pT - qL) / (q - p), in integers: the largest such
+        # whole x is ceil(that) - 1.
+        above = p * total_minor - q * lab_minor
+        return -(-above // (q - p)) - 1 if above > 0 else 0
+    c = Fraction(cap)  # a cap of 100% or more: as before (no finite limit)
     limit = (c * total_minor - lab_minor) / (1 - c)  # x must be strictly below this
     if limit <= 0:
         return 0
