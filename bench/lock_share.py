@@ -1,6 +1,7 @@
 """How much of a gift request's CPU runs while it holds the ledger lock (in process, one client).
 
     .venv/bin/python -m bench.lock_share [N]                     # this checkout, SQLite
+    .venv/bin/python -m bench.lock_share [N] --pg-url postgresql+psycopg://postgres@127.0.0.1:5432/test
     PYTHONPATH=/path/to/other/checkout .venv/bin/python -m bench.lock_share   # another one
 
 Builds a fresh SQLite database in a temporary directory, 50 donors (5 of them lab
@@ -9,17 +10,22 @@ with Flask's test client, and prints the thread CPU time per request and the par
 spent between taking the lock (BEGIN IMMEDIATE) and the commit. Under concurrency the lock's
 hold time bounds the rate, so this ratio can be compared between two checkouts on a busy
 machine, alternately, where wall-clock rates cannot.
+
+With --pg-url it runs on a fresh PostgreSQL database (named from BENCH_DB_PREFIX, dropped
+at the end) and also prints the CPU the database's backends spent per request (from /proc,
+as bench.intake_http reads it). It prints the SQL statements per request too (each one
+costs both sides CPU; PostgreSQL's transaction commands and pings are not counted).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
-import sys
 import tempfile
 import time
 from datetime import date, timedelta
 
-from sqlalchemy import event
+from sqlalchemy import create_engine, event, make_url, text
 
 import models
 from app import create_app
@@ -52,18 +58,52 @@ def _setup(app) -> tuple[object, dict, list[int]]:
     return client, headers, donors
 
 
+def _fresh_postgresql(base_url: str) -> tuple[str, object]:
+    """A new empty database next to base_url's: (its url, the admin engine to drop it)."""
+    name = f"{os.environ.get('BENCH_DB_PREFIX', 'armslength')}_lockshare_{os.getpid()}"
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    return make_url(base_url).set(database=name).render_as_string(hide_password=False), admin
+
+
 def main() -> int:
-    n = int(sys.argv[1]) if len(sys.argv) > 1 else 300
-    workdir = tempfile.mkdtemp(prefix="armslength-lockshare-")
-    app = create_app({"DATABASE_URL": f"sqlite:///{os.path.join(workdir, 'db.sqlite3')}",
-                      "SECRET_KEY": "bench-" + "x" * 40, "ORG_TIMEZONE": "UTC",
-                      "TESTING": True})
+    parser = argparse.ArgumentParser(prog="python -m bench.lock_share")
+    parser.add_argument("n", nargs="?", type=int, default=300)
+    parser.add_argument("--pg-url", help="run on PostgreSQL (a fresh database beside this one)")
+    args = parser.parse_args()
+    n = args.n
+    admin = None
+    if args.pg_url:
+        url, admin = _fresh_postgresql(args.pg_url)
+    else:
+        workdir = tempfile.mkdtemp(prefix="armslength-lockshare-")
+        url = f"sqlite:///{os.path.join(workdir, 'db.sqlite3')}"
+    try:
+        return _run(url, n)
+    finally:
+        if admin is not None:
+            with admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{make_url(url).database}" '
+                                  "WITH (FORCE)"))
+            admin.dispose()
+
+
+def _run(url: str, n: int) -> int:
+    from bench.intake_http import DatabaseCpu
+
+    app = create_app({"DATABASE_URL": url, "SECRET_KEY": "bench-" + "x" * 40,
+                      "ORG_TIMEZONE": "UTC", "TESTING": True})
     engine = app.extensions["armslength"].engine
     client, headers, donors = _setup(app)
+    database_cpu = DatabaseCpu(url)
     held = [0.0]
+    statements = [0]
     since: list[float | None] = [None]
 
     def statement(conn, cursor, text, *args):
+        statements[0] += 1
         if since[0] is None and (text.startswith("BEGIN IMMEDIATE") or "FOR UPDATE" in text):
             since[0] = time.thread_time()
 
@@ -86,13 +126,21 @@ def main() -> int:
     for i in range(30):
         gift(i)
     held[0] = 0.0
+    statements[0] = 0
+    db_cpu = database_cpu.sample()
     cpu, wall = time.thread_time(), time.perf_counter()
     for i in range(n):
         gift(i)
     cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
-    print(f"{n} gifts: CPU per request {1000 * cpu / n:.2f} ms, of which under the lock "
-          f"{1000 * held[0] / n:.2f} ms ({100 * held[0] / cpu:.0f}%); "
-          f"wall {1000 * wall / n:.2f} ms; load {os.getloadavg()[0]:.1f}")
+    db_cpu = database_cpu.sample() - db_cpu
+    database = "" if not url.startswith("postgresql") else \
+        f"; database CPU {1000 * db_cpu / n:.2f} ms"
+    print(f"{n} gifts ({make_url(url).get_backend_name()}): CPU per request "
+          f"{1000 * cpu / n:.2f} ms, of which under the lock "
+          f"{1000 * held[0] / n:.2f} ms ({100 * held[0] / cpu:.0f}%){database}; "
+          f"{statements[0] / n:.1f} statements; wall {1000 * wall / n:.2f} ms; "
+          f"load {os.getloadavg()[0]:.1f}")
+    database_cpu.close()
     engine.dispose()
     return 0
 

@@ -77,20 +77,24 @@ def recording(view=None, *, prepare=None):
     def wrapper(*args, **kwargs):
         key = idempotency_key()
         session = get_session()
+        # Whether the session's open transaction has only read (the preparation): the lock
+        # may then be taken inside it (ledger_batch's after_reads).
+        after_reads = False
         if prepare is not None:
             try:
                 prepare(*args, **kwargs)
+                after_reads = True
             except Exception:  # noqa: BLE001 - the view meets it again, under the lock
                 log.debug("preparing a recording request failed", exc_info=True)
                 session.rollback()
         if key is None:
-            with ledger_batch(session, growing=False):
+            with ledger_batch(session, growing=False, after_reads=after_reads):
                 return make_response(view(*args, **kwargs))
         token_id = g.api_token_id
         fingerprint = request_fingerprint()
         try:
             with ledger_batch(session, advisory_key=f"idempotency:{token_id}:{key}",
-                              growing=False):
+                              growing=False, after_reads=after_reads):
                 response = make_response(view(*args, **kwargs))
                 if not store(session, token_id, key, fingerprint, response):
                     raise _KeyTaken

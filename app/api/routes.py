@@ -225,7 +225,8 @@ def _prepare_gift():
     data = parse_body(GiftCreate)
     st = state()
     g.prepared_gift = prepare_gift(get_session(), data, g.actor, st.reporting_currency,
-                                   st.policies.current, max_gift_minor=st.max_gift_minor)
+                                   st.policies.current, max_gift_minor=st.max_gift_minor,
+                                   policy_at=st.policies.at)
 
 
 @bp.post("/gifts")

@@ -133,7 +133,7 @@ class _Batch:
 
 @contextmanager
 def ledger_batch(session: Session, *, advisory_key: str | None = None,
-                 growing: bool = True):
+                 growing: bool = True, after_reads: bool = False):
     """One locked transaction around many ledger writes: all of them commit, or none.
 
     Every ledger_write() inside joins this transaction: no lock of its own, no commit.
@@ -154,6 +154,13 @@ def ledger_batch(session: Session, *, advisory_key: str | None = None,
     growing: the batch may grow tables by orders of magnitude (an import): plan its
     statements for the tables as they are (see _plan_for_growing_tables). A batch of a
     few writes (one API request) says False and keeps the cached plans.
+    after_reads: the session's open transaction has only read (a request's preparation
+    before the lock, app.api.idempotency). On PostgreSQL the lock is then taken inside it
+    instead of after a COMMIT: under READ COMMITTED every statement after the lock takes a
+    fresh snapshot, so it sees whatever the lock's previous holder committed, exactly as
+    in a new transaction; it saves the COMMIT, a BEGIN and the pool's ping of a second
+    connection checkout. SQLite commits it first as always: a deferred read transaction
+    cannot become the BEGIN IMMEDIATE that is its lock.
     """
     outer = session.info.get(_BATCH_KEY)
     if outer is not None:
@@ -163,7 +170,8 @@ def ledger_batch(session: Session, *, advisory_key: str | None = None,
         with outer.joined(session):
             yield session
         return
-    if session.in_transaction():
+    if session.in_transaction() and not (
+            after_reads and session.get_bind().dialect.name == "postgresql"):
         session.commit()
     try:
         if advisory_key is not None:

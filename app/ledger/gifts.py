@@ -46,6 +46,7 @@ from models import (
     DonorMerge,
     Gift,
     Pledge,
+    PolicyVersion,
     Refund,
     transition,
 )
@@ -474,9 +475,16 @@ class PreparedGift:
 
 #: The donor with its affiliations, and the id of the newest audit entry, in one statement
 #: (one snapshot): every fact prepare_gift reads after it is at least as new as the mark.
+#: With them, two facts that were a statement each: the policy version in force (its id;
+#: each version's document is parsed once per process) and the record the donor was merged
+#: into, if any (donor_merge's key is the duplicate's id: at most one).
 _PREPARE_READ = DONOR_WITH_AFFILIATIONS.add_columns(
     select(func.coalesce(func.max(AuditEntry.id), 0)).scalar_subquery().label("audit_mark"),
-    HAS_RELATIONSHIPS)
+    HAS_RELATIONSHIPS,
+    select(func.max(PolicyVersion.id)).scalar_subquery().label("policy_version_id"),
+    select(DonorMerge.survivor_id).where(DonorMerge.duplicate_id == bindparam("donor_id"))
+    .scalar_subquery().label("merged_into"),
+)
 
 #: Under the lock: the chain's head, and whether anything but a gift was audited since the
 #: prepared facts were read.
@@ -490,23 +498,31 @@ _HEAD_AND_CHANGES = select(
 def prepare_gift(session: Session, data: GiftCreate, actor: Actor, reporting_currency: str,
                  policy_now: Callable[[Session], Policy], *, refs: PaymentRefs = PaymentRefs(),  # noqa: B008 - frozen dataclass
                  max_gift_minor: int = GIFT_CEILING_MINOR,
-                 declared: dict[int, AffiliationFact] | None = None) -> PreparedGift | None:
+                 declared: dict[int, AffiliationFact] | None = None,
+                 policy_at: Callable[[Session, int | None], Policy] | None = None,
+                 ) -> PreparedGift | None:
     """Read a gift's facts about people before taking the ledger lock (see PreparedGift),
     in the session's current (read) transaction. None when the gift has a problem of its
     own (no such donor, a merged donor, bad shares, too large): record_gift then screens it
     entirely under the lock and reports the problem exactly as it always has. The donor is
     detached from the session, so that taking the lock (which expires what the session
-    holds) does not make it read the donor again."""
+    holds) does not make it read the donor again.
+    policy_at (PolicyCache.at): the policy of the version id read with the donor, saving a
+    read of the policy; without it policy_now reads the one in force."""
     found = session.execute(_PREPARE_READ, {"donor_id": data.donor_id}).all()
     donor, affiliations = donor_with_affiliations(found)
     if donor is None:
         return None
     mark = found[0].audit_mark
-    policy = policy_now(session)
-    errors: dict[str, list[str]] = {}
-    _refuse_merged_donors(session, data, donor, errors)
-    if errors:
+    policy = (policy_now(session) if policy_at is None
+              else policy_at(session, found[0].policy_version_id))
+    if found[0].merged_into is not None:
         return None
+    if data.attributions:  # the attributed donors' merges, too
+        errors: dict[str, list[str]] = {}
+        _refuse_merged_donors(session, data, donor, errors)
+        if errors:
+            return None
     try:
         shares = shares_of(session, data, donor)
         gift = new_gift(data, donor, reporting_currency, refs, actor, max_gift_minor)

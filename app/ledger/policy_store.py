@@ -44,6 +44,17 @@ class PolicyCache:
             self._parsed[version_id] = policy_from_mapping(tomllib.loads(document))
         return self._parsed[version_id]
 
+    def at(self, session: Session, version_id: int | None) -> Policy:
+        """The policy of a stored version whose id the caller read (None: no version stored
+        yet, the file policy), parsed once per process; read only if not parsed yet."""
+        if version_id is None:
+            return self.fallback
+        if version_id not in self._parsed:
+            document = session.execute(select(PolicyVersion.document)
+                                       .where(PolicyVersion.id == version_id)).scalar_one()
+            self._parsed[version_id] = policy_from_mapping(tomllib.loads(document))
+        return self._parsed[version_id]
+
     def current_document(self, session: Session) -> dict:
         text = session.execute(
             select(PolicyVersion.document).order_by(PolicyVersion.id.desc()).limit(1)

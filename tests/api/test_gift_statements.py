@@ -66,13 +66,12 @@ UNDER_THE_LOCK = [
     "INSERT gift", "INSERT funding_day", "INSERT attribution", "INSERT decision",
     "INSERT audit_entry",
 ]
-#: Before it: the token, the donor with its affiliations and the newest audit entry's id,
-#: the policy in force,
-#: merges, identity matches among donors (read from the affiliations of namesakes:
-#: app.ledger.identity) and on the rosters.
+#: Before it: the token; the donor with its affiliations, the newest audit entry's id, the
+#: policy version in force and whether the donor was merged, in one statement; identity
+#: matches among donors (read from the affiliations of namesakes: app.ledger.identity) and
+#: on the rosters.
 BEFORE_THE_LOCK = [
-    "SELECT api_token", "SELECT donor", "SELECT policy_version", "SELECT donor_merge",
-    "SELECT affiliation", "SELECT roster_entry",
+    "SELECT api_token", "SELECT donor", "SELECT affiliation", "SELECT roster_entry",
 ]
 
 
