@@ -208,8 +208,11 @@ def _totals(days: list[tuple[date, int, int]], late: list[_LateRefund],
 
 #: One statement for a decision's whole funding read in the usual case: the later decision
 #: points of a day ("p", day), the net sums of the window ending on it ("s", total, lab),
-#: and how many refunds are dated after it ("r", count: by ix_refund_refunded_on alone;
-#: nearly always 0 for today, and then no refund rows need reading).
+#: how many refunds are dated after it ("r", count: by ix_refund_refunded_on alone;
+#: nearly always 0 for today, and then no refund rows need reading), and, only when there
+#: is a later decision point (a back-dated gift), the net day rows every window needs
+#: ("d", day, total, lab, from the first window's start to the last possible end), which
+#: were a statement of their own.
 _LATER_AND_SUMS = union_all(
     select(literal("p"), FundingDay.day, literal(0, BigInteger), literal(0, BigInteger))
     .where(FundingDay.day > bindparam("day"), FundingDay.day <= bindparam("later"),
@@ -220,6 +223,12 @@ _LATER_AND_SUMS = union_all(
     .where(FundingDay.day >= bindparam("first"), FundingDay.day <= bindparam("day")),
     select(literal("r"), null(), func.count(), literal(0, BigInteger))
     .select_from(Refund).where(Refund.refunded_on > bindparam("day")),
+    select(literal("d"), FundingDay.day, FundingDay.total_minor - FundingDay.refunded_minor,
+           FundingDay.lab_minor - FundingDay.refunded_lab_minor)
+    .where(FundingDay.day >= bindparam("first"), FundingDay.day <= bindparam("later"),
+           select(FundingDay.day)
+           .where(FundingDay.day > bindparam("day"), FundingDay.day <= bindparam("later"),
+                  FundingDay.gift_count > 0).exists()),
 )
 
 _NET_SUMS = (
@@ -262,18 +271,22 @@ def funding_facts(session: Session, day: date, window_days: int) -> FundingFacts
     """The window ending on `day`, then every later decision point it affects.
 
     A gift dated today (the usual case) has no later decision point: its one window is
-    summed by the database. Otherwise one read of the daily totals and one of the refunds
-    made since cover every window, and _totals sweeps them.
+    summed by the database. Otherwise the same statement brought the daily totals every
+    window needs; the refunds made since are read only if there are any, and _totals sweeps
+    them. Either way one statement when no refund is dated after the gift.
     """
     later = day + timedelta(days=window_days - 1)
+    first = window_start(day, window_days)
     rows = session.execute(_LATER_AND_SUMS, {"day": day, "later": later,
-                                              "first": window_start(day, window_days)}).all()
+                                              "first": first}).all()
     ends = [day, *sorted(d for kind, d, _a, _b in rows if kind == "p")]
+    late = next(count for kind, _d, count, _b in rows if kind == "r")
     if len(ends) == 1:  # no later decision point: one window, summed by the database
         sums = next((total, lab) for kind, _d, total, lab in rows if kind == "s")
-        late = next(count for kind, _d, count, _b in rows if kind == "r")
         return FundingFacts((_one_window(session, day, window_days, sums, late > 0),))
-    return FundingFacts(tuple(window_totals(session, ends, window_days)))
+    days = sorted((d, int(total), int(lab)) for kind, d, total, lab in rows if kind == "d")
+    refunds = _late_refunds(session, day, first) if late > 0 else []
+    return FundingFacts(tuple(_totals(days, refunds, ends, window_days)))
 
 
 # --- windows in memory, for a batch writer --------------------------------------------------

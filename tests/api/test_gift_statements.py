@@ -87,6 +87,21 @@ def test_a_plain_gift_costs_a_pinned_number_of_statements(app, api):
     assert kinds[:lock] == BEFORE_THE_LOCK, kinds
 
 
+def test_a_back_dated_gift_reads_every_later_window_in_the_one_funding_statement(app, api):
+    """A gift dated before other accepted gifts is checked in the window ending on each of
+    their dates: the day totals those windows need come with the first funding read (the
+    refunds made since are read apart only when there are any)."""
+    w = World(api)
+    ok(api.post("/gifts", gift_body(w.donor["id"], "10.00", "2026-03-01")))
+    ok(api.post("/gifts", gift_body(w.donor["id"], "10.00", "2026-03-09")))
+    with statements_of(app) as seen:
+        made = ok(api.post("/gifts", gift_body(w.employee["id"], "2.00", "2026-03-02")))
+    assert made["status"] == "accepted"
+    assert made["decision"]["figures"]["windows_checked"] == 2  # its date and 2026-03-09
+    kinds = [_what(s) for s in seen if _what(s) != "BEGIN"]
+    assert kinds[kinds.index("LOCK"):] == UNDER_THE_LOCK, kinds
+
+
 def test_a_refused_lab_gift_costs_the_same_less_the_funding_totals(app, api):
     w = World(api)
     ok(api.post("/gifts", gift_body(w.employee["id"], "10.00", "2026-03-01")))
