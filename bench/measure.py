@@ -168,12 +168,24 @@ def _bare_insert(conn, item: dict) -> None:
 def intake(dbs: Databases, base: Target, cast: Cast, n: int, rounds: int, log) -> IntakeResult:
     """n gifts through record_gift (one transaction each, as the API does) on one copy of
     the ledger, and the very rows it wrote inserted bare (one transaction per gift, no
-    screening, no lock) on another copy, alternating in rounds."""
+    screening, no lock) on another copy, alternating in rounds.
 
-    def door(session, policy, currency, chunk):
+    Each gift takes the API's path (app.api.idempotency.recording with routes._prepare_gift):
+    its facts about people read before the lock (prepare_gift), then record_gift with them
+    inside a ledger_batch of its own, which on PostgreSQL takes the lock in the preparation's
+    transaction."""
+    from app.db.locking import ledger_batch
+    from app.ledger.gifts import prepare_gift
+
+    def door(session, policy, currency, chunk, st):
         recorded = []
         for body in chunk:
-            gift = record_gift(session, body, ACTOR, policy, currency).gift
+            prepared = prepare_gift(session, body, ACTOR, currency, st.policies.current,
+                                    policy_at=st.policies.at)
+            with ledger_batch(session, growing=False, after_reads=prepared is not None):
+                gift = record_gift(session, body, ACTOR,
+                                   policy if prepared is None else prepared.policy, currency,
+                                   prepared=prepared).gift
             # Ids and statuses only: a gift object kept alive stays in the session, and each
             # later record_gift would expire it again (ledger_write expires everything).
             recorded.append((gift.id, gift.status))
@@ -220,7 +232,7 @@ def batched_intake(dbs: Databases, base: Target, cast: Cast, n: int, rounds: int
     from app.db.locking import ledger_batch
     from app.ledger.intake import GiftIntake
 
-    def door(session, policy, currency, chunk):
+    def door(session, policy, currency, chunk, _st):
         with ledger_batch(session), GiftIntake(session, ACTOR, policy, currency) as batch:
             screened = [batch.record(body) for body in chunk]
         return [(s.gift.id, s.gift.status) for s in screened]
@@ -235,9 +247,9 @@ def batched_intake(dbs: Databases, base: Target, cast: Cast, n: int, rounds: int
 
 def _side_by_side(dbs: Databases, base: Target, bodies: list[dict], rounds: int, label: str,
                   door, bare, log) -> IntakeResult:
-    """door(session, policy, currency, gifts) records a round's gifts on one copy of the
-    ledger and returns their (id, status); bare(engine, rows) inserts the rows the door wrote on another
-    copy. Each round is timed both ways, alternately."""
+    """door(session, policy, currency, gifts, app state) records a round's gifts on one copy
+    of the ledger and returns their (id, status); bare(engine, rows) inserts the rows the
+    door wrote on another copy. Each round is timed both ways, alternately."""
     door_db = dbs.clone(base, f"{base.name}_door")
     bare_db = dbs.clone(base, f"{base.name}_bare")
     st = app_for(door_db).extensions["armslength"]
@@ -253,7 +265,7 @@ def _side_by_side(dbs: Databases, base: Target, bodies: list[dict], rounds: int,
             for start in range(0, len(gifts), per_round):
                 began = time.perf_counter()
                 recorded = door(session, policy, st.reporting_currency,
-                                gifts[start:start + per_round])
+                                gifts[start:start + per_round], st)
                 door_total += time.perf_counter() - began
                 for _id, status in recorded:
                     statuses[status] = statuses.get(status, 0) + 1

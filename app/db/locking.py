@@ -38,6 +38,11 @@ def ensure_lock_row(session: Session) -> None:
         session.commit()
 
 
+#: The lock row, FOR UPDATE: run on the session's connection (a plain statement, nothing
+#: pending before a lock is taken), without the ORM's per-statement work.
+_LOCK_ROW = select(LedgerLock.id).where(LedgerLock.id == LOCK_ROW_ID).with_for_update()
+
+
 def lock_ledger(session: Session) -> None:
     """Take the ledger lock for the rest of the current transaction."""
     if session.get_bind().dialect.name == "sqlite":
@@ -45,9 +50,7 @@ def lock_ledger(session: Session) -> None:
         # which takes the database write lock (waiting up to the busy timeout).
         session.connection(execution_options={LEDGER_WRITE_OPTION: True})
         return
-    row = session.execute(
-        select(LedgerLock.id).where(LedgerLock.id == LOCK_ROW_ID).with_for_update()
-    ).first()
+    row = session.connection().execute(_LOCK_ROW).first()
     if row is None:
         raise RuntimeError("ledger_lock row missing: run `armslength init-db`")
 

@@ -88,7 +88,9 @@ def insert(session: Session, obj: T) -> T:
     SQLAlchemy adds by itself). Errors (a unique or check constraint) propagate as they
     would from a flush; the caller's transaction handling rolls back.
     """
-    result = session.execute(_insert_statement(type(obj))[0], values_of(obj))
+    # A Core INSERT of a Table: the session would add no flush or ORM handling to it, only
+    # its per-statement overhead, so it runs on the session's connection.
+    result = session.connection().execute(_insert_statement(type(obj))[0], values_of(obj))
     obj.__dict__["id"] = result.inserted_primary_key[0]
     # Now it is a row in the database: attach it as persistent, with its current values
     # as the loaded state (no pending changes, nothing for a later flush to write).
@@ -118,7 +120,8 @@ def insert_each(session: Session, cls: type[SQLModel], rows: list[dict]) -> list
     """INSERT rows one statement each (a gift's one or two attributions), returning their
     new ids in order: as cheap as insert_many for a single row, and the ids come back."""
     statement = _insert_statement(cls)[0]
-    return [session.execute(statement, row).inserted_primary_key[0] for row in rows]
+    connection = session.connection()  # as in insert()
+    return [connection.execute(statement, row).inserted_primary_key[0] for row in rows]
 
 
 def bulk_insert(session: Session, cls: type[SQLModel], rows: list[dict], *,

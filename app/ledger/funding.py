@@ -32,10 +32,11 @@ def add_funding_day(session: Session, day: date, total_minor: int, lab_minor: in
     the app loads FundingDay rows as ORM objects to change them; every reader selects
     columns, so there is no stale object to keep in step.
     """
-    session.execute(_adding_upsert(session.get_bind().dialect.name, FundingDay),
-                    {"day": day, "total_minor": total_minor, "lab_minor": lab_minor,
-                     "gift_count": gift_count, "refunded_minor": refunded_minor,
-                     "refunded_lab_minor": refunded_lab_minor})
+    connection = session.connection()  # a Core upsert of a Table: no ORM handling to add
+    connection.execute(_adding_upsert(connection.dialect.name, FundingDay),
+                       {"day": day, "total_minor": total_minor, "lab_minor": lab_minor,
+                        "gift_count": gift_count, "refunded_minor": refunded_minor,
+                        "refunded_lab_minor": refunded_lab_minor})
 
 
 def add_funding_days(session: Session, days: list[dict]) -> None:

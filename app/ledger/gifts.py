@@ -581,8 +581,10 @@ def record_gift(
             data, declared = provisional(session)
         current = None
         if usable:
-            current = session.execute(_HEAD_AND_CHANGES,
-                                      {"audit_mark": prepared.audit_mark}).one()
+            # The transaction's first read under the lock (nothing pending to flush): on
+            # the session's connection, without the ORM's per-statement work.
+            current = session.connection().execute(
+                _HEAD_AND_CHANGES, {"audit_mark": prepared.audit_mark}).one()
             if current.changed:
                 current = None
                 policy = prepared.policy_now(session)
