@@ -166,10 +166,9 @@ def gift_public(gift: Gift, session: Session, *, all_decisions: bool = True) -> 
 def new_gift_public(recorded: Recorded) -> dict:
     """gift_public of a gift just recorded, from what the door returned: no database read
     (the API answers with it after the commit, whatever became of the connection)."""
-    attributions = [Attribution(gift_id=recorded.gift.id, donor_id=share.donor_id,
-                                fraction_ppm=share.fraction_ppm, basis=share.basis)
-                    for share in recorded.shares]
-    return _gift_shape(recorded.gift, attributions, [recorded.decision], [],
+    # The shares as written carry what the shape reads of an attribution (donor_id,
+    # fraction_ppm, basis): no table model is built for them (SQLModel's constructor is slow).
+    return _gift_shape(recorded.gift, recorded.shares, [recorded.decision], [],
                        designation=recorded.designation)
 
 
