@@ -87,6 +87,28 @@ def test_a_plain_gift_costs_a_pinned_number_of_statements(app, api):
     assert kinds[:lock] == BEFORE_THE_LOCK, kinds
 
 
+def test_a_gift_request_commits_once_on_postgresql_twice_on_sqlite(app, api):
+    """PostgreSQL takes the ledger lock inside the read transaction that prepared the facts
+    (ledger_batch's after_reads): one transaction, one COMMIT. SQLite commits the reads and
+    begins BEGIN IMMEDIATE, which a deferred read transaction cannot become."""
+    w = World(api)
+    ok(api.post("/gifts", gift_body(w.donor["id"], "10.00", "2026-03-01")))
+    engine = app.extensions["armslength"].engine
+    commits: list[object] = []
+
+    def on_commit(conn):
+        commits.append(conn)
+
+    event.listen(engine, "commit", on_commit)
+    try:
+        with statements_of(app) as seen:
+            made = ok(api.post("/gifts", gift_body(w.donor["id"], "25.00", "2026-03-02")))
+    finally:
+        event.remove(engine, "commit", on_commit)
+    assert made["status"] == "accepted"
+    assert len(commits) == (1 if engine.dialect.name == "postgresql" else 2), seen
+
+
 def test_a_back_dated_gift_reads_every_later_window_in_the_one_funding_statement(app, api):
     """A gift dated before other accepted gifts is checked in the window ending on each of
     their dates: the day totals those windows need come with the first funding read (the
