@@ -186,7 +186,7 @@ def test_a_designated_gift_reads_its_designation_before_the_lock_and_adds_one_in
     under.insert(under.index("INSERT audit_entry"), "INSERT gift_designation")
     assert kinds[lock:] == under, kinds
     before = BEFORE_THE_LOCK[:]
-    before.insert(before.index("SELECT donor_merge") + 1, "SELECT campaign")  # one UNION
+    before.insert(before.index("SELECT donor") + 1, "SELECT campaign")  # one UNION
     assert kinds[:lock] == before, kinds
 
 
