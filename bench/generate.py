@@ -76,10 +76,18 @@ TABLES = ("organization", "donor", "affiliation", "gift", "attribution", "decisi
 
 def seals(model, row: dict) -> list[list]:
     """The row's seals as the app records them (a donor has a keyed one besides, made with
-    the development key, as a bench process has no other); columns the generator leaves
-    out are NULL in the database (both writers), so they are None here."""
+    the development key, as a bench process has no other). A column the generator leaves
+    out gets its constant default in the database, as both writers (bench.db's COPY, and
+    INSERT) give it, else NULL: the same here."""
+    table = model.__table__.c
     columns = {c for s in SEALED.values() if s.model is model for c in s.columns}
-    return seals_of_values(model, {c: row.get(c) for c in columns})
+    return seals_of_values(model, {c: row[c] if c in row else _default(table[c])
+                                   for c in columns})
+
+
+def _default(column):
+    default = column.default
+    return default.arg if default is not None and default.is_scalar else None
 
 
 def seal_values(model, row: dict) -> list:
