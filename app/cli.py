@@ -319,36 +319,7 @@ def register_commands(app: Flask) -> None:
     def verify_disclosure_command(file, public_key_file):
         """Check a signed disclosure (/disclosures/{id}.signed.json) offline: its content
         hash and its checkpoint's signature. Needs no database."""
-        from app.ledger.checkpoints import verify_bundle
-        from app.ledger.signing import SigningKeyError, parse_public_key
-
-        try:
-            bundle = json.loads(file.read())
-            if not isinstance(bundle, dict):
-                raise ValueError("not a JSON object")
-        except ValueError as error:
-            _fail(ValueError(f"{file.name}: not a signed disclosure file ({error})"))
-        trusted = None
-        if public_key_file is not None:
-            try:
-                trusted = parse_public_key(public_key_file.read())
-            except SigningKeyError as error:
-                _fail(ValueError(f"{public_key_file.name}: {error}"))
-        problems = verify_bundle(bundle, trusted)
-        if problems:
-            click.echo(f"disclosure NOT verified ({file.name}):", err=True)
-            for problem in problems:
-                click.echo(f"  {problem}", err=True)
-            sys.exit(1)
-        cp = bundle["checkpoint"]
-        click.echo(f"disclosure {bundle.get('disclosure_id')} verified: content SHA-256 "
-                   f"{bundle['content_hash']}, signed in checkpoint #{cp.get('id')} "
-                   f"(audit entry {cp['length']}, head {cp['head']}, signed {cp['signed_at']}) "
-                   f"by key {cp['key_id']}")
-        if trusted is None:
-            click.echo(f"note: checked under the public key inside the file (key id "
-                       f"{cp['key_id']}); compare it with the key the organisation publishes, "
-                       "or pass --public-key")
+        _verify_signed_file(file, public_key_file, "disclosure", "disclosure_id")
 
     @app.cli.command("verify-funding-report")
     @click.argument("file", type=click.File("rb"))
@@ -357,36 +328,10 @@ def register_commands(app: Flask) -> None:
     def verify_funding_report_command(file, public_key_file):
         """Check a signed funding page (/funding/{id}.signed.json) offline, as
         verify-disclosure checks a disclosure. Needs no database."""
-        from app.ledger.checkpoints import FUNDING_BUNDLE_FORMAT, verify_bundle
-        from app.ledger.signing import SigningKeyError, parse_public_key
+        from app.ledger.checkpoints import FUNDING_BUNDLE_FORMAT
 
-        try:
-            bundle = json.loads(file.read())
-            if not isinstance(bundle, dict) or bundle.get("format") != FUNDING_BUNDLE_FORMAT:
-                raise ValueError(f"not a JSON object of format {FUNDING_BUNDLE_FORMAT!r}")
-        except ValueError as error:
-            _fail(ValueError(f"{file.name}: not a signed funding page file ({error})"))
-        trusted = None
-        if public_key_file is not None:
-            try:
-                trusted = parse_public_key(public_key_file.read())
-            except SigningKeyError as error:
-                _fail(ValueError(f"{public_key_file.name}: {error}"))
-        problems = verify_bundle(bundle, trusted)
-        if problems:
-            click.echo(f"funding page NOT verified ({file.name}):", err=True)
-            for problem in problems:
-                click.echo(f"  {problem}", err=True)
-            sys.exit(1)
-        cp = bundle["checkpoint"]
-        click.echo(f"funding page {bundle.get('funding_report_id')} verified: content SHA-256 "
-                   f"{bundle['content_hash']}, signed in checkpoint #{cp.get('id')} "
-                   f"(audit entry {cp['length']}, head {cp['head']}, signed {cp['signed_at']}) "
-                   f"by key {cp['key_id']}")
-        if trusted is None:
-            click.echo(f"note: checked under the public key inside the file (key id "
-                       f"{cp['key_id']}); compare it with the key the organisation publishes, "
-                       "or pass --public-key")
+        _verify_signed_file(file, public_key_file, "funding page", "funding_report_id",
+                            bundle_format=FUNDING_BUNDLE_FORMAT)
 
     @app.cli.command("seal-rows")
     def seal_rows_command():
@@ -420,3 +365,41 @@ def main() -> None:
 
     cli = FlaskGroup(create_app=create_app, help="Arm's Length: fundraising and donor compliance.")
     cli.main(prog_name="armslength")
+
+
+def _verify_signed_file(file, public_key_file, what: str, id_key: str,
+                        bundle_format: str | None = None) -> None:
+    """verify-disclosure and verify-funding-report: a signed bundle's content hash and its
+    checkpoint's signature, offline, under --public-key or the key inside the file."""
+    from app.ledger.checkpoints import verify_bundle
+    from app.ledger.signing import SigningKeyError, parse_public_key
+
+    try:
+        bundle = json.loads(file.read())
+        if not isinstance(bundle, dict):
+            raise ValueError("not a JSON object")
+        if bundle_format is not None and bundle.get("format") != bundle_format:
+            raise ValueError(f"not a JSON object of format {bundle_format!r}")
+    except ValueError as error:
+        _fail(ValueError(f"{file.name}: not a signed {what} file ({error})"))
+    trusted = None
+    if public_key_file is not None:
+        try:
+            trusted = parse_public_key(public_key_file.read())
+        except SigningKeyError as error:
+            _fail(ValueError(f"{public_key_file.name}: {error}"))
+    problems = verify_bundle(bundle, trusted)
+    if problems:
+        click.echo(f"{what} NOT verified ({file.name}):", err=True)
+        for problem in problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(1)
+    cp = bundle["checkpoint"]
+    click.echo(f"{what} {bundle.get(id_key)} verified: content SHA-256 "
+               f"{bundle['content_hash']}, signed in checkpoint #{cp.get('id')} "
+               f"(audit entry {cp['length']}, head {cp['head']}, signed {cp['signed_at']}) "
+               f"by key {cp['key_id']}")
+    if trusted is None:
+        click.echo(f"note: checked under the public key inside the file (key id "
+                   f"{cp['key_id']}); compare it with the key the organisation publishes, "
+                   "or pass --public-key")
