@@ -38,6 +38,15 @@ def pending_message(change: PendingChange) -> str:
             "approves it in the review queue.")
 
 
+def rescreen_message(count: int) -> str:
+    """The flash after an edit that re-screened past gifts (affiliations, relationships)."""
+    if count == 0:
+        return "No past gifts needed re-screening."
+    gifts = "gift was" if count == 1 else "gifts were"
+    return (f"{count} past {gifts} re-screened and put on hold for a reviewer "
+            "(see the review queue).")
+
+
 def pending_for_queue(session) -> list[tuple[PendingChange, str, str]]:
     """(change, description, proposer's e-mail) for every pending change, oldest first."""
     waiting = changes.changes_in_state(session, "pending", policy=state().policy_for(session))

@@ -29,7 +29,7 @@ from app.ledger.pledges import pledge_schedules
 from app.ledger.profile import giving_summary
 from app.ledger.search import OrganizationNames, donors_matching
 from app.web.access import get_or_404, role_required
-from app.web.changes import pending_message
+from app.web.changes import pending_message, rescreen_message
 from app.web.contacts import KIND_LABELS as INTERACTION_LABELS
 from app.web.contacts import interaction_form, task_form
 from app.web.formtools import INVALID, attempt, blank_to_none, ordered, page_of, sort_from_args
@@ -369,14 +369,6 @@ def _affiliation_input(form: AffiliationForm) -> AffiliationCreate:
     )
 
 
-def _rescreen_message(count: int) -> str:
-    if count == 0:
-        return "No past gifts needed re-screening."
-    gifts = "gift was" if count == 1 else "gifts were"
-    return (f"{count} past {gifts} re-screened and put on hold for a reviewer "
-            "(see the review queue).")
-
-
 @bp.route("/<int:donor_id>/affiliations/new", methods=["GET", "POST"])
 @role_required("affiliations.write")
 def add_affiliation(donor_id: int):
@@ -392,7 +384,7 @@ def add_affiliation(donor_id: int):
             session, donor_id, _affiliation_input(form), g.actor, policy))
         if ok:
             _, rescreened = result
-            flash(f"Affiliation added. {_rescreen_message(len(rescreened))}",
+            flash(f"Affiliation added. {rescreen_message(len(rescreened))}",
                   "warning" if rescreened else "success")
             return redirect(url_for("donors.detail", donor_id=donor_id))
     status = INVALID if request.method == "POST" else 200
@@ -427,7 +419,7 @@ def edit_affiliation(donor_id: int, affiliation_id: int):
             abort(404)
         if ok:
             rescreened = result.rescreened
-            flash(f"Affiliation saved. {_rescreen_message(len(rescreened))}",
+            flash(f"Affiliation saved. {rescreen_message(len(rescreened))}",
                   "warning" if rescreened else "success")
             if result.change is not None:
                 flash(pending_message(result.change), "warning")
@@ -457,6 +449,6 @@ def remove_affiliation(donor_id: int, affiliation_id: int):
     if result.change is not None:
         flash(pending_message(result.change), "warning")
     else:
-        flash(f"Affiliation removed. {_rescreen_message(len(result.rescreened))}", "success")
+        flash(f"Affiliation removed. {rescreen_message(len(result.rescreened))}", "success")
     return redirect(url_for("donors.detail", donor_id=donor_id), 303)
 

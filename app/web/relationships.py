@@ -18,7 +18,7 @@ from app.db import get_session
 from app.extensions import state
 from app.ledger import changes, relationships
 from app.web.access import get_or_404, role_required
-from app.web.changes import pending_message
+from app.web.changes import pending_message, rescreen_message
 from app.web.formtools import INVALID, attempt
 from models import Donor, Relationship
 from models.relationships import RELATIONSHIP_KINDS
@@ -50,14 +50,6 @@ def relationship_form() -> RelationshipForm:
     return RelationshipForm(prefix="relationship")
 
 
-def _rescreen_message(count: int) -> str:
-    if count == 0:
-        return "No past gifts needed re-screening."
-    gifts = "gift was" if count == 1 else "gifts were"
-    return (f"{count} past {gifts} re-screened and put on hold for a reviewer "
-            "(see the review queue).")
-
-
 @bp.route("/donors/<int:donor_id>/relationships/new", methods=["GET", "POST"])
 @role_required("affiliations.write")
 def new_relationship(donor_id: int):
@@ -75,7 +67,7 @@ def new_relationship(donor_id: int):
             g.actor, policy))
         if ok:
             _rel, rescreened = result
-            flash(f"Relationship recorded. {_rescreen_message(len(rescreened))}",
+            flash(f"Relationship recorded. {rescreen_message(len(rescreened))}",
                   "warning" if rescreened else "success")
             return redirect(url_for("donors.detail", donor_id=donor_id) + "#relationships", 303)
     status = INVALID if request.method == "POST" else 200
