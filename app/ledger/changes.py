@@ -400,24 +400,25 @@ def propose_relationship_removal(session: Session, relationship_id: int, actor: 
         rel = relationships.get_relationship(session, relationship_id)
         why = relationships.weakens(session, rel, policy)
         if not why:
-            relationships.remove_relationship(session, relationship_id, actor)
-            return Proposed(None)
+            rescreened = relationships.remove_relationship(session, relationship_id, actor,
+                                                           policy)
+            return Proposed(None, rescreened)
         change = _open(session, "relationship_removal", relationship_id, None, actor, policy,
                        proposed={}, before=_jsonable(relationships.values_of(rel)),
                        weakens=[f"deleted: {why[0]}"])
     return Proposed(rel, [], change)
 
 
-def _apply_relationship(session: Session, change: PendingChange, actor: Actor) -> None:
+def _apply_relationship(session: Session, change: PendingChange, actor: Actor,
+                        policy: Policy) -> list[Decision]:
     rel = session.get(Relationship, change.target_id)
     if rel is None:
         raise NotAllowed(f"relationship {change.target_id} no longer exists")
     _refuse_if_moved(change, relationships.values_of(rel))
     if change.kind == "relationship_removal":
-        relationships.remove_relationship(session, rel.id, actor)
-    else:
-        relationships.end_relationship(session, rel.id,
-                                       date.fromisoformat(change.proposed["end_date"]), actor)
+        return relationships.remove_relationship(session, rel.id, actor, policy)
+    return relationships.end_relationship(
+        session, rel.id, date.fromisoformat(change.proposed["end_date"]), actor, policy)[1]
 
 
 # --- policy versions ------------------------------------------------------------------------
@@ -542,7 +543,7 @@ def _approve(session: Session, change: PendingChange, actor: Actor, policy: Poli
     elif change.kind == "in_kind":
         _apply_in_kind(session, change, actor)
     elif change.kind in ("relationship_end", "relationship_removal"):
-        _apply_relationship(session, change, actor)
+        rescreened = _apply_relationship(session, change, actor, policy)
     else:
         _apply_policy(session, change, actor, policies, today)
     change.state = "approved"

@@ -10,7 +10,9 @@ the ledger's rules for facts:
   held gifts it now concerns (both people's, dated while it holds), holding those the rule
   fires on, as an affiliation recorded late does;
 - ending or deleting one could let money through: app.ledger.changes keeps it waiting for
-  a second person (weakens() says when), and applies it here once approved;
+  a second person (weakens() says when), and applies it here once approved; each gift it
+  held in the days it no longer covers gets a re-screen decision and stays held for a
+  reviewer (_screen_released);
 - a senior role recorded for someone (app.ledger.parties) re-screens their household's
   gifts too (rescreen_relatives).
 
@@ -105,6 +107,42 @@ def _rescreen(session: Session, donor_id: int, ranges: list[tuple[date, date | N
     return found
 
 
+def _held_by_the_rule(session: Session, rel: Relationship,
+                      ranges: list[tuple[date, date | None]], policy: Policy) -> list[Gift]:
+    """Held gifts of either person, dated in the ranges, on which the household rule fires
+    with the relationship as recorded (read before it is shortened or deleted)."""
+    if rel.kind not in rule_kinds(policy):
+        return []
+    found: dict[int, Gift] = {}
+    for person in (rel.donor_id, rel.related_donor_id):
+        for gift in _gifts_to_rescreen(session, person, ranges):
+            if gift.status != "held" or gift.id in found:
+                continue
+            facts = facts_of_gift(session, gift, session.get(Donor, gift.donor_id),
+                                  stored_shares(session, gift.id))
+            if household_of_senior_decision_maker(policy, facts, FundingFacts(())).fired:
+                found[gift.id] = gift
+    return list(found.values())
+
+
+def _screen_released(session: Session, gifts: list[Gift], policy: Policy, actor: Actor,
+                     why: str) -> list[Decision]:
+    """After a relationship was shortened or deleted: each gift it held gets a re-screen
+    decision against the facts as they now stand, and stays held. Releasing money is a
+    reviewer's decision, never a side effect; the new decision shows the reviewer what the
+    policy says without the relationship."""
+    return [hold_for_rescreen(session, gift, policy, actor, why) for gift in gifts]
+
+
+def _released(rel: Relationship, end_date: date | None) -> list[tuple[date, date | None]]:
+    """The gift dates a relationship stops covering when it ends on end_date (None: deleted)."""
+    if end_date is None:
+        return [_range(rel)]
+    if rel.end_date is not None and end_date >= rel.end_date:
+        return []
+    return [(end_date + timedelta(days=1), rel.end_date)]
+
+
 def add_relationship(session: Session, donor_id: int, data: RelationshipCreate, actor: Actor,
                      policy: Policy) -> tuple[Relationship, list[Decision]]:
     """Record a relationship. It only stops more money: it applies at once, and the gifts it
@@ -172,11 +210,18 @@ def end_relationship(session: Session, relationship_id: int, end_date: date,
         if end_date < rel.start_date:
             raise ValidationFailed({"end_date": ["must not be before start_date"]})
         before = values_of(rel)
+        held = (_held_by_the_rule(session, rel, _released(rel, end_date), policy)
+                if policy is not None else [])
         rel.end_date = end_date
         session.flush()
         audit.append(session, actor, "relationship.ended", "relationship", rel.id,
                      {**_entry(rel), "before_end_date": before["end_date"]}, sealed=[rel])
         rescreened: list[Decision] = []
+        if held:
+            rescreened += _screen_released(
+                session, held, policy, actor,
+                f"Relationship ended on {end_date.isoformat()} ({RELATIONSHIP_WORDS[rel.kind]}); "
+                f"changed {_today_by(actor)}. Still held: a reviewer decides.")
         old_end = before["end_date"]
         if policy is not None and old_end is not None and end_date > old_end \
                 and rel.kind in rule_kinds(policy):
@@ -191,15 +236,25 @@ def end_relationship(session: Session, relationship_id: int, end_date: date,
     return rel, rescreened
 
 
-def remove_relationship(session: Session, relationship_id: int, actor: Actor) -> None:
-    """Delete a relationship recorded in error (through app.ledger.changes)."""
+def remove_relationship(session: Session, relationship_id: int, actor: Actor,
+                        policy: Policy | None = None) -> list[Decision]:
+    """Delete a relationship recorded in error (through app.ledger.changes). The gifts it
+    held get a re-screen decision and stay held (_screen_released)."""
     with ledger_write(session):
         rel = get_relationship(session, relationship_id)
         entry = _entry(rel)
+        words = RELATIONSHIP_WORDS[rel.kind]
+        held = (_held_by_the_rule(session, rel, _released(rel, None), policy)
+                if policy is not None else [])
         session.delete(rel)
         session.flush()
         audit.append(session, actor, "relationship.removed", "relationship", relationship_id,
                      entry, sealed=[row_hashes.removed(Relationship, relationship_id)])
+        if not held:
+            return []
+        return _screen_released(session, held, policy, actor,
+                                f"Relationship deleted ({words}); deleted {_today_by(actor)}. "
+                                "Still held: a reviewer decides.")
 
 
 def rescreen_household_gifts(session: Session, donor_id: int,

@@ -233,3 +233,38 @@ def test_a_merge_never_drops_a_current_relationship_for_an_ended_one(api_as):
     assert sorted((r["start_date"], r["end_date"]) for r in listed) == [
         ("2010-01-01", "2011-01-01"), ("2020-01-01", None)]
     assert ok(admin.get("/audit/verify"), 200)["ok"] is True
+
+
+def test_ending_or_deleting_a_relationship_rescreens_what_it_held_and_keeps_it_held(api_as,
+                                                                                    db):
+    """Shortening or deleting a relationship takes a reason for a hold away: each gift it
+    held in the days released gets a new decision showing the policy's answer without it,
+    and stays held for a reviewer (never released as a side effect). Gifts dated while the
+    relationship still holds are not touched."""
+    admin, reviewer, second = api_as("admin"), api_as("reviewer"), api_as("reviewer", "r2")
+    _lab, senior, spouse = _family(admin)
+    rel = _relate(admin, spouse["id"], senior["id"])
+    kept = gift(admin, spouse["id"], "30.00", "2025-06-01")
+    released = gift(admin, spouse["id"], "20.00", ON)
+    assert kept["status"] == released["status"] == "held"
+
+    waiting = reviewer.post(f"/relationships/{rel['id']}/end", {"end_date": "2025-12-31"})
+    assert waiting.status_code == 202, waiting.get_json()
+    approved = ok(second.post(f"/changes/{waiting.get_json()['change_id']}/approve"), 200)
+    assert approved["rescreened_gift_ids"] == [released["id"]]
+    after = ok(admin.get(f"/gifts/{released['id']}"), 200)
+    assert after["status"] == "held"
+    rescreen = after["decisions"][-1]
+    assert rescreen["kind"] == "rescreen" and rescreen["outcome"] == "hold"
+    assert not [r for r in rescreen["reasons"] if r["fired"]]  # the policy alone would accept
+    assert "Relationship ended on 2025-12-31" in rescreen["note"]
+    assert len(ok(admin.get(f"/gifts/{kept['id']}"), 200)["decisions"]) == 1
+
+    response = reviewer.delete(f"/relationships/{rel['id']}")
+    assert response.status_code == 202, response.get_json()
+    approved = ok(second.post(f"/changes/{response.get_json()['change_id']}/approve"), 200)
+    assert approved["rescreened_gift_ids"] == [kept["id"]]
+    rescreen = ok(admin.get(f"/gifts/{kept['id']}"), 200)["decisions"][-1]
+    assert rescreen["kind"] == "rescreen" and not [r for r in rescreen["reasons"] if r["fired"]]
+    assert "Relationship deleted" in rescreen["note"]
+    assert ok(admin.get("/audit/verify"), 200)["ok"] is True
