@@ -32,7 +32,15 @@ from app.web.access import get_or_404, role_required
 from app.web.changes import pending_message, rescreen_message
 from app.web.contacts import KIND_LABELS as INTERACTION_LABELS
 from app.web.contacts import interaction_form, task_form
-from app.web.formtools import INVALID, attempt, blank_to_none, ordered, page_of, sort_from_args
+from app.web.formtools import (
+    INVALID,
+    ButtonForm,
+    attempt,
+    blank_to_none,
+    ordered,
+    page_of,
+    sort_from_args,
+)
 from app.web.organizations import coverage_label, organization_choices
 from app.web.pledges import schedule_totals
 from app.web.relationships import KIND_LABELS as RELATIONSHIP_LABELS
@@ -426,11 +434,8 @@ def edit_affiliation(donor_id: int, affiliation_id: int):
             return redirect(url_for("donors.detail", donor_id=donor_id))
     status = INVALID if request.method == "POST" else 200
     return render_template("donors/affiliation_form.html", form=form, donor=donor,
-                           affiliation=affiliation, remove_form=RemoveForm()), status
+                           affiliation=affiliation, remove_form=ButtonForm()), status
 
-
-class RemoveForm(FlaskForm):
-    """The remove button: carries only the CSRF token."""
 
 
 @bp.post("/<int:donor_id>/affiliations/<int:affiliation_id>/remove")
@@ -440,7 +445,7 @@ def remove_affiliation(donor_id: int, affiliation_id: int):
     covered; at a covered one it waits for a second person (app.ledger.changes)."""
     session = get_session()
     _affiliation_of(donor_id, affiliation_id)
-    if not RemoveForm().validate_on_submit():
+    if not ButtonForm().validate_on_submit():
         flash("The form expired; try again.", "error")
         return redirect(url_for("donors.edit_affiliation", donor_id=donor_id,
                                 affiliation_id=affiliation_id), 303)

@@ -49,6 +49,10 @@ class AmountField(StringField):
         return self.raw_data[0] if self.raw_data else super()._value()
 
 
+class ButtonForm(FlaskForm):
+    """A form that is only a button (remove, delete): it carries the CSRF token alone."""
+
+
 def blank_to_none(value: str | None) -> str | None:
     """Empty text inputs mean "not given"; the input models want None for that."""
     if value is None:

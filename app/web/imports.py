@@ -19,7 +19,7 @@ from app.ledger import changes, rosters
 from app.ledger.csv_import import COLUMNS, KINDS, CsvImport, ImportAborted
 from app.web.access import role_required
 from app.web.changes import pending_message
-from app.web.formtools import INVALID, attempt, blank_to_none
+from app.web.formtools import INVALID, ButtonForm, attempt, blank_to_none
 from app.web.organizations import organization_choices
 from models import Organization, RosterEntry
 from models.schemas import RosterEntryCreate
@@ -157,9 +157,6 @@ class RosterEntryForm(FlaskForm):
     source = StringField("Source", validators=[DataRequired(), Length(max=500)])
 
 
-class RosterRemoveForm(FlaskForm):
-    """The delete button: carries only the CSRF token."""
-
 
 def _roster_entry_or_404(entry_id: int) -> RosterEntry:
     entry = get_session().get(RosterEntry, entry_id)
@@ -196,7 +193,7 @@ def edit_roster_entry(entry_id: int):
             return redirect(url_for("imports.roster"))
     status = INVALID if request.method == "POST" else 200
     return render_template("imports/roster_entry.html", form=form, entry=entry,
-                           remove_form=RosterRemoveForm()), status
+                           remove_form=ButtonForm()), status
 
 
 @bp.post("/roster/<int:entry_id>/remove")
@@ -204,7 +201,7 @@ def edit_roster_entry(entry_id: int):
 def remove_roster_entry(entry_id: int):
     session = get_session()
     _roster_entry_or_404(entry_id)
-    if not RosterRemoveForm().validate_on_submit():
+    if not ButtonForm().validate_on_submit():
         flash("The form expired; try again.", "error")
         return redirect(url_for("imports.edit_roster_entry", entry_id=entry_id))
     try:

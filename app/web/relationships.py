@@ -19,7 +19,7 @@ from app.extensions import state
 from app.ledger import changes, relationships
 from app.web.access import get_or_404, role_required
 from app.web.changes import pending_message, rescreen_message
-from app.web.formtools import INVALID, attempt
+from app.web.formtools import INVALID, ButtonForm, attempt
 from models import Donor, Relationship
 from models.relationships import RELATIONSHIP_KINDS
 from models.schemas import RelationshipCreate
@@ -41,9 +41,6 @@ class RelationshipForm(FlaskForm):
 class EndForm(FlaskForm):
     end_date = DateField("Last day", validators=[InputRequired()])
 
-
-class RemoveForm(FlaskForm):
-    """The delete button: carries only the CSRF token."""
 
 
 def relationship_form() -> RelationshipForm:
@@ -111,7 +108,7 @@ def remove_relationship(donor_id: int, relationship_id: int):
     session = get_session()
     _of(donor_id, relationship_id)
     back = url_for("donors.detail", donor_id=donor_id) + "#relationships"
-    if not RemoveForm().validate_on_submit():
+    if not ButtonForm().validate_on_submit():
         flash("The form expired; try again.", "error")
         return redirect(back, 303)
     result = changes.propose_relationship_removal(session, relationship_id, g.actor,
