@@ -12,28 +12,15 @@ from app.api.routes import _get, _policy, bp
 from app.db import get_session
 from app.extensions import state
 from app.ledger import corrections
-from models import Gift, GiftCorrection
+from models import Gift
 from models.schemas import GiftCorrectionCreate, GiftVoid
-
-
-def correction_public(correction: GiftCorrection) -> dict:
-    return {
-        "id": correction.id,
-        "gift_id": correction.gift_id,
-        "kind": correction.kind,
-        "reason": correction.reason,
-        "refund_id": correction.refund_id,
-        "replacement_gift_id": correction.replacement_gift_id,
-        "created_by_id": correction.created_by_id,
-        "created_at": correction.created_at.isoformat(),
-    }
 
 
 def _answer(done: corrections.Corrected, status: int):
     session = get_session()
     body = {
         "gift": out.gift_public(session.get(Gift, done.gift.id), session),
-        "correction": correction_public(done.correction),
+        "correction": out.correction_public(done.correction),
         "rescreened_gift_ids": [d.gift_id for d in done.rescreened],
     }
     if done.replacement is not None:

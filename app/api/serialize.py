@@ -16,6 +16,7 @@ from models import (
     Donor,
     DonorMerge,
     Gift,
+    GiftCorrection,
     GiftDesignation,
     InKindArrangement,
     Organization,
@@ -159,8 +160,26 @@ def gift_public(gift: Gift, session: Session, *, all_decisions: bool = True) -> 
     ).scalars().all()
     designation = session.execute(
         select(GiftDesignation).where(GiftDesignation.gift_id == gift.id)).scalar()
-    return _gift_shape(gift, attributions, decisions, rows, all_decisions=all_decisions,
+    data = _gift_shape(gift, attributions, decisions, rows, all_decisions=all_decisions,
                        designation=designation)
+    if all_decisions:
+        correction = session.execute(
+            select(GiftCorrection).where(GiftCorrection.gift_id == gift.id)).scalar()
+        data["correction"] = correction_public(correction) if correction else None
+    return data
+
+
+def correction_public(correction: GiftCorrection) -> dict:
+    return {
+        "id": correction.id,
+        "gift_id": correction.gift_id,
+        "kind": correction.kind,
+        "reason": correction.reason,
+        "refund_id": correction.refund_id,
+        "replacement_gift_id": correction.replacement_gift_id,
+        "created_by_id": correction.created_by_id,
+        "created_at": correction.created_at.isoformat(),
+    }
 
 
 def new_gift_public(recorded: Recorded) -> dict:
@@ -168,8 +187,9 @@ def new_gift_public(recorded: Recorded) -> dict:
     (the API answers with it after the commit, whatever became of the connection)."""
     # The shares as written carry what the shape reads of an attribution (donor_id,
     # fraction_ppm, basis): no table model is built for them (SQLModel's constructor is slow).
-    return _gift_shape(recorded.gift, recorded.shares, [recorded.decision], [],
-                       designation=recorded.designation)
+    return {**_gift_shape(recorded.gift, recorded.shares, [recorded.decision], [],
+                          designation=recorded.designation),
+            "correction": None}  # a gift just recorded has not been voided
 
 
 def _gift_shape(gift: Gift, attributions, decisions: list[Decision], rows: list[Refund], *,

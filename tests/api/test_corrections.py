@@ -28,6 +28,9 @@ def test_voiding_takes_the_gift_out_of_every_window_and_keeps_it_in_history(api_
     # The gift and its decision stay; the reversal is a refund dated on the gift's date.
     shown = ok(finance.get(f"/gifts/{made['id']}"), 200)
     assert [r["refunded_on"] for r in shown["refunds"]] == ["2026-03-01"]
+    # A gift says it was voided (a full refund alone could be real money going back).
+    assert shown["correction"] == body["correction"]
+    assert made["correction"] is None
     entry = db.execute(select(AuditEntry).where(AuditEntry.action == "gift.voided")).scalar_one()
     assert REASON not in str(entry.data) and entry.data["correction_id"] == \
         body["correction"]["id"]
@@ -47,6 +50,8 @@ def test_a_correction_records_the_right_gift_through_the_door(api_as, db):
         "50.00", "2026-03-02", "accepted", w.donor["id"])
     assert new["decision"]["kind"] == "screening"
     assert body["correction"]["replacement_gift_id"] == new["id"]
+    assert new["correction"] is None
+    assert ok(finance.get(f"/gifts/{made['id']}"), 200)["correction"]["kind"] == "correction"
     stored = db.get(GiftCorrection, body["correction"]["id"])
     assert (stored.kind, stored.reason, stored.replacement_gift_id) == (
         "correction", REASON, new["id"])
