@@ -52,9 +52,10 @@ class Gift(SQLModel, table=True):
         # The dashboard's "lab payments for evaluations accepted" reads only these gifts.
         Index("ix_gift_purpose_status", "purpose", "status"),
         # The funding mix sums the gifts organisations gave in a date range from this index
-        # alone (kind and amount included).
+        # alone (kind and amount included); the public-support test sums the five years per
+        # year and per donor from it, the reporting currency included (migration 0037).
         Index("ix_gift_donor_status_received_on", "donor_id", "status", "received_on", "kind",
-              "reporting_amount_minor"),
+              "reporting_amount_minor", "reporting_currency"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -208,6 +208,9 @@ class PublicSupport:
     meets_support_test: bool
     meets_facts_and_circumstances_floor: bool
     shown_places: int
+    #: How many contributors there are in all: those listed in `contributors` and the
+    #: `others` the caller counted without giving them (each alone under the limit).
+    contributor_count: int = 0
 
     @property
     def percentage_text(self) -> str | None:
@@ -228,12 +231,14 @@ def percent_text(ratio: Fraction | None, places: int = 2) -> str | None:
 
 def compute(tax_year: int, contributions: Iterable[Contribution],
             groups: Mapping[int, int], rules: PublicSupportRules,
-            donor_sums: Iterable[DonorSum] = (), year_sums: Iterable[YearSum] = ()
-            ) -> PublicSupport:
+            donor_sums: Iterable[DonorSum] = (), year_sums: Iterable[YearSum] = (),
+            others: int = 0) -> PublicSupport:
     """Part II for tax_year from its contributions (those outside the five years are
     ignored). groups: donor id -> group id (donor_groups); a donor missing is its own.
     donor_sums and year_sums: the same gifts' parts summed per donor over the five years and
-    per year, instead of one by one (both or neither; never the same gift twice)."""
+    per year, instead of one by one (both or neither; never the same gift twice). others:
+    contributors left out of donor_sums because none can have an excess (each alone, not
+    unlimited, at or under 2% of line 1 before refunds): counted, never listed."""
     first = tax_year - rules.years + 1
     years = {year: YearFigures(year) for year in range(first, tax_year + 1)}
     # A gift split between contributors is one gift in its year: sets, sorted at the end.
@@ -299,4 +304,5 @@ def compute(tax_year: int, contributions: Iterable[Contribution],
         meets_facts_and_circumstances_floor=(
             ratio is not None and ratio >= rules.facts_and_circumstances_floor),
         shown_places=rules.shown_places,
+        contributor_count=len(contributors) + others,
     )

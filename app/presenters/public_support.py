@@ -68,7 +68,7 @@ def shape(found: LedgerPublicSupport) -> dict:
             "gift_ids": c.gift_ids,
             "gift_count": c.gift_count,
         } for c in r.contributors if c.excess_minor > 0 or c.unlimited or len(c.donor_ids) > 1],
-        "contributor_count": len(r.contributors),
+        "contributor_count": r.contributor_count,
         "links": found.links,
         "unusual_grants": [{"gift_id": g, "reason": why} for g, why in sorted(found.unusual.items())
                            if any(g in y.unusual_gift_ids for y in r.years)],
