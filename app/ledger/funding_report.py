@@ -6,8 +6,9 @@ Which money: accepted cash gifts (the policy's funding) received in the years, a
 reporting-currency amount recorded with each, less their refunds (and reversals) made up to
 the day the figures are computed. Each gift's lab-employee part (`gift.lab_minor`, what the
 independence policy counted, less the same share of its refunds) is "lab employees"; the
-rest is split exactly by the gift's attributions (app.ledger.public_support._split) and each
-part goes to the category of the donor it names:
+rest is split exactly (largest remainder: app.ledger.public_support._split) between the
+gift's attributions that are not the lab employees' (lab_shares), in proportion to their
+fractions, and each part goes to the category of the donor it names:
 
     governmental unit (a reviewer's public-support class)   -> government
     organisation of a covered lab (or an affiliate)          -> labs (corporate money a
@@ -41,9 +42,18 @@ from app.ledger.audit import Actor, chain_head
 from app.ledger.facts import CoveredOrganizations
 from app.ledger.public_support import _split
 from app.ledger.signing import AuditKeys
-from models import Attribution, Donor, Gift, Organization, PublishedFundingReport, Refund
+from models import (
+    Affiliation,
+    Attribution,
+    Donor,
+    Gift,
+    Organization,
+    PublishedFundingReport,
+    Refund,
+)
 from models.money import format_amount
 from models.public_support import SupportClass
+from policies.share import affiliation_counts
 
 FORMAT = "armslength public funding v1"
 #: The categories in the order the page shows them (the chart's stack, bottom up).
@@ -94,9 +104,44 @@ def lab_refunded(refunded: int, lab: int, gross: int) -> int:
     return refunded * lab // gross if gross else 0
 
 
+def lab_shares(session: Session, covered: CoveredOrganizations, gifts, shares: dict,
+               cooling_off_days: int) -> dict[int, set[int]]:
+    """gift id -> the donors of its attributions who are the lab employees its lab part
+    counts, for the gifts with a lab part and several attributions (a joint gift of a lab
+    employee and someone else; few). An attribution is a lab employee's when its donor
+    (a person) had an affiliation with a covered lab or an affiliate that counts on the
+    gift's date, as the policy decides it (policies.share: active, or ended less than the
+    cooling-off period before). The answer is used only when it gives back the lab part
+    recorded on the gift (the policy's ceil(amount x their fractions)); otherwise (the
+    affiliations were edited since) the gift is left out and its rest is split over all its
+    attributions, as before."""
+    joint = [g for g in gifts if g.kind == "cash" and g.lab_minor > 0
+             and len(shares.get(g.id, ())) > 1]
+    people = sorted({d for g in joint for d, _ in shares[g.id]})
+    affiliations: dict[int, list] = {}
+    for start in range(0, len(people), 500):
+        for aff in session.execute(
+                select(Affiliation).join(Donor, Donor.id == Affiliation.donor_id)
+                .where(Affiliation.donor_id.in_(people[start:start + 500]),
+                       Donor.type == "person")).scalars():
+            if covered.covered(aff.organization_id):
+                affiliations.setdefault(aff.donor_id, []).append(aff)
+    found: dict[int, set[int]] = {}
+    for g in joint:
+        labs = {d for d, _ in shares[g.id]
+                if any(affiliation_counts(a, g.received_on, cooling_off_days)
+                       for a in affiliations.get(d, ()))}
+        ppm = sum(p for d, p in shares[g.id] if d in labs)
+        if labs and -(-g.reporting_amount_minor * ppm // 1_000_000) == g.lab_minor:
+            found[g.id] = labs
+    return found
+
+
 def funding_content(session: Session, first_year: int, last_year: int, currency: str,
-                    organization_name: str, as_of: date | None = None) -> dict:
-    """The page's content for the years, as of today (the organisation's date)."""
+                    organization_name: str, as_of: date | None = None, *,
+                    cooling_off_days: int) -> dict:
+    """The page's content for the years, as of today (the organisation's date).
+    cooling_off_days: the independence policy's, to tell a joint gift's lab employees."""
     as_of = as_of or org_today(session)
     check_years(first_year, last_year, as_of)
     first, last = date(first_year, 1, 1), min(date(last_year, 12, 31), as_of)
@@ -141,6 +186,7 @@ def funding_content(session: Session, first_year: int, last_year: int, currency:
                                     bool(row.public_name_consent and not row.anonymous),
                                     row.organization_id)
 
+    labs_of = lab_shares(session, covered, gifts, shares, cooling_off_days)
     years = range(first_year, last_year + 1)
     sums = {y: dict.fromkeys(CATEGORY_KEYS, 0) for y in years}
     counts = dict.fromkeys(years, 0)
@@ -160,7 +206,12 @@ def funding_content(session: Session, first_year: int, last_year: int, currency:
         counts[year] += 1
         lab = g.lab_minor - lab_refunded(back, g.lab_minor, g.reporting_amount_minor)
         sums[year]["lab_employees"] += lab
-        parts = _split(net - lab, shares.get(g.id) or [(g.donor_id, 1_000_000)])
+        by = shares.get(g.id) or [(g.donor_id, 1_000_000)]
+        # The rest is the other contributors' money: the lab employees' shares are their
+        # lab part already. (The lab part was rounded up, so the rest is never more than
+        # the others' fractions of the gift.)
+        rest = [(d, p) for d, p in by if d not in labs_of.get(g.id, ())]
+        parts = _split(net - lab, rest or by)
         for donor_id, part in parts:
             sums[year][donors[donor_id].category] += part
             contributing.add(donor_id)
@@ -210,7 +261,8 @@ def content_hash(text: str) -> str:
 
 def publish(session: Session, first_year: int, last_year: int, currency: str,
             organization_name: str, actor: Actor, keys: AuditKeys | None = None,
-            signature_required: bool = False) -> PublishedFundingReport:
+            signature_required: bool = False, *, cooling_off_days: int
+            ) -> PublishedFundingReport:
     """Freeze the page for the years: its canonical JSON, that JSON's SHA-256 and the audit
     head it was computed at, under the ledger lock, with a `funding_report.published` audit
     entry and, with a signing key, a signed checkpoint of the chain ending at that entry
@@ -221,7 +273,8 @@ def publish(session: Session, first_year: int, last_year: int, currency: str,
             "no audit signing key is configured (AUDIT_SIGNING_KEY_FILE or AUDIT_SIGNING_KEY): "
             "in production the funding page is published only with a signed checkpoint")
     with ledger_write(session):
-        content = funding_content(session, first_year, last_year, currency, organization_name)
+        content = funding_content(session, first_year, last_year, currency, organization_name,
+                                  cooling_off_days=cooling_off_days)
         text = canonical_json(content)
         record = PublishedFundingReport(
             first_year=first_year, last_year=last_year,

@@ -65,15 +65,19 @@ class LedgerPublicSupport:
 
 
 def _split(amount: int, shares: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """amount split by (donor_id, fraction_ppm), exactly: the remainder of the floors goes
-    to the largest shares first, so the parts sum to the amount."""
-    parts = [(donor, amount * ppm // PPM, amount * ppm % PPM) for donor, ppm in shares]
+    """amount split by (donor_id, weight) in proportion to the weights (fractions in ppm,
+    which sum to a million for a whole gift, or any part of them), exactly: each part is
+    its floor, and the units left over go one each to the largest remainders, ties to the
+    smaller donor id, so the parts sum to the amount."""
+    whole = sum(weight for _, weight in shares)
+    parts = [(donor, amount * weight // whole, amount * weight % whole)
+             for donor, weight in shares]
     left = amount - sum(p[1] for p in parts)
     order = sorted(range(len(parts)), key=lambda i: (-parts[i][2], parts[i][0]))
-    result = [[donor, whole] for donor, whole, _ in parts]
+    result = [[donor, floor] for donor, floor, _ in parts]
     for i in order[:left]:
         result[i][1] += 1
-    return [(donor, whole) for donor, whole in result]
+    return [(donor, part) for donor, part in result]
 
 
 def _organization_roots(session: Session) -> dict[int, int]:

@@ -193,8 +193,9 @@ def preview():
     session = get_session()
     st = state()
     try:
-        content = funding_report.funding_content(session, first, last, st.reporting_currency,
-                                                 current_app.config["ORG_NAME"])
+        content = funding_report.funding_content(
+            session, first, last, st.reporting_currency, current_app.config["ORG_NAME"],
+            cooling_off_days=st.policy_for(session).cooling_off_days)
     except (funding_report.YearsError, NotAllowed) as error:
         return render_template("funding/staff.html", content=None, error=str(error),
                                first=first, last=last, form=None, chart=None,
@@ -213,11 +214,12 @@ def publish():
         abort(400, "The form expired; open the preview again.")
     try:
         first, last = int(form.first_year.data or ""), int(form.last_year.data or "")
-        st = state()
+        st, session = state(), get_session()
         record = funding_report.publish(
-            get_session(), first, last, st.reporting_currency, current_app.config["ORG_NAME"],
+            session, first, last, st.reporting_currency, current_app.config["ORG_NAME"],
             g.actor, keys=audit_keys(),
-            signature_required=current_app.config["ARMSLENGTH_ENV"] == "production")
+            signature_required=current_app.config["ARMSLENGTH_ENV"] == "production",
+            cooling_off_days=st.policy_for(session).cooling_off_days)
     except (funding_report.YearsError, ValueError) as error:
         flash(f"Nothing was published: {error}.", "error")
         return redirect(url_for("staff_funding.preview"))

@@ -83,8 +83,10 @@ def _minor(amount: str) -> int:
 
 
 def _split(amount: int, shares: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Largest remainder, ties to the smaller donor id (as docs/public-support.md says)."""
-    floors = [(d, amount * ppm // 1_000_000, amount * ppm % 1_000_000) for d, ppm in shares]
+    """In proportion to the fractions given (they may be part of the gift's), largest
+    remainder, ties to the smaller donor id (as docs/public-support.md says)."""
+    whole = sum(ppm for _, ppm in shares)
+    floors = [(d, amount * ppm // whole, amount * ppm % whole) for d, ppm in shares]
     left = amount - sum(f for _, f, _ in floors)
     order = sorted(range(len(floors)), key=lambda i: (-floors[i][2], floors[i][0]))
     parts = [[d, f] for d, f, _ in floors]
@@ -132,12 +134,24 @@ def _recompute(api, as_of: str, government: set[int]) -> dict:
             if category(g["donor_id"]) == "labs":
                 in_kind[year] += gross - back
             continue
-        lab_part = _minor(g["lab_employee_amount"])
-        lab_part -= back * lab_part // gross
+        recorded_lab = _minor(g["lab_employee_amount"])
+        lab_part = recorded_lab - back * recorded_lab // gross
         sums[year]["lab_employees"] = sums[year].get("lab_employees", 0) + lab_part
         shares = [(a["donor_id"], round(float(a["fraction"]) * 1_000_000))
                   for a in g["attributions"]]
-        for donor_id, part in _split(gross - back - lab_part, shares):
+        # The rest goes to the attributions that are not a lab employee's (an affiliation
+        # with a covered lab on the gift's date; the ledger here has none that ended), when
+        # those give back the recorded lab part; else to all of them.
+        employees = {d for d, _ in shares
+                     if donor(d)["type"] == "person" and any(
+                         lab(a["organization_id"]) and a["start_date"] <= g["received_on"]
+                         and (a["end_date"] is None or a["end_date"] >= g["received_on"])
+                         for a in donor(d)["affiliations"])}
+        ppm = sum(p for d, p in shares if d in employees)
+        rest = [(d, p) for d, p in shares if d not in employees]
+        if len(shares) < 2 or not rest or -(-gross * ppm // 1_000_000) != recorded_lab:
+            rest = shares
+        for donor_id, part in _split(gross - back - lab_part, rest):
             key = category(donor_id)
             sums[year][key] = sums[year].get(key, 0) + part
             contributing.add(donor_id)
@@ -265,3 +279,38 @@ def test_publishing_needs_the_permission_and_consent_defaults_to_private(api, we
     assert page_text(client.get("/funding")).count("No funding page has been published") == 1
     created = _person(api, "Someone New")
     assert created["public_name_consent"] is False
+
+
+def test_a_joint_gift_s_rest_goes_to_the_others_not_to_the_lab_employee(api, web_as, client,
+                                                                       db):
+    """A lab employee's joint gift with a company and with a neighbour: the employee's
+    share is the lab part; the rest is the others' money only, split exactly between them
+    in proportion to their fractions (largest remainder, ties to the smaller donor id)."""
+    world = World(api)
+    company = org_donor(api, "Plain Corp", world.other_org["id"])
+    neighbour = _person(api, "Nia Neighbour")
+    # 100.03 = a quarter the employee's, three quarters the company's: lab part
+    # ceil(10,003 x 0.25) = 2,501; the rest, 7,502, is all the company's (split over every
+    # attribution it would have put 1,875 of it under individuals, the employee's).
+    accepted_gift(api, company["id"], "100.03", date(2026, 2, 1), attributions=[
+        {"donor_id": world.employee["id"], "fraction": "0.25"},
+        {"donor_id": company["id"], "fraction": "0.75"}])
+    # 100.02 = a fifth the employee's, two fifths each the company's and the neighbour's:
+    # lab part ceil(2,000.4) = 2,001; the rest, 8,001, split 1:1 is 4,000.5 each: 4,000
+    # each and the unit left to the smaller donor id, the company (made first).
+    accepted_gift(api, neighbour["id"], "100.02", date(2026, 3, 1), attributions=[
+        {"donor_id": world.employee["id"], "fraction": "0.2"},
+        {"donor_id": company["id"], "fraction": "0.4"},
+        {"donor_id": neighbour["id"], "fraction": "0.4"}])
+    assert company["id"] < neighbour["id"]
+    assert _publish(web_as).status_code == 302
+    [record] = objects(db, select(PublishedFundingReport))
+    content = json.loads(client.get(f"/funding/{record.id}.json").data)
+    [y2026] = [y["by_category"] for y in content["funding"] if y["year"] == 2026]
+    assert y2026["lab_employees"]["minor"] == 2_501 + 2_001
+    assert y2026["companies"]["minor"] == 7_502 + 4_001
+    assert y2026["individuals"]["minor"] == 4_000
+    assert sum(v["minor"] for v in y2026.values()) == 10_003 + 10_002
+    want = _recompute(api, content["as_of"], set())
+    assert {k: v["minor"] for k, v in y2026.items()} == {
+        k: want["sums"][2026].get(k, 0) for k in y2026}
