@@ -13,8 +13,9 @@ under parents, spouse links, governmental donors and unusual grants.
 Each round measures, one after the other on the same ledger: the bare floor (one
 `SELECT sum(reporting_amount_minor)` over the same gifts, what any computation must at least
 read), the computation before issue 16's change (the per-gift reader, kept in
-bench/legacy_public_support.py, with the same pure computation), after it (sums per donor
-and year in SQL: app.ledger.public_support with gift_ids=False), after it with every gift id
+bench/legacy_public_support.py, with the same pure computation), after it (the app's reader,
+app.ledger.public_support with gift_ids=False: line 1 per year in SQL, then only the donors
+over the 2% limit or treated apart summed per donor), after it with every gift id
 read too (what GET /api/v1/public-support answers), and Schedule B. Medians of --rounds.
 Generate once and measure later: --generate-only, then --reuse.
 """
