@@ -84,3 +84,12 @@ class StillRunning(LedgerError):
 class CommitUncertain(LedgerError):
     """The database connection failed while committing: the write may or may not have
     been committed, so the caller must not be told that nothing was saved."""
+
+
+class StripeRefused(LedgerError):
+    """Stripe answered a change (pause, new amount, cancel) with an error: nothing changed
+    here. The message is Stripe's."""
+
+
+class StripeUnreachable(LedgerError):
+    """Stripe could not be reached (or is not configured) for a change: nothing changed here."""

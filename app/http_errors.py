@@ -22,6 +22,8 @@ from app.errors import (
     ProbablySamePerson,
     RowRefused,
     StillRunning,
+    StripeRefused,
+    StripeUnreachable,
     UnstorableInput,
     ValidationFailed,
 )
@@ -127,6 +129,10 @@ ANSWERS: dict[type[Exception], Callable] = {
     UnstorableInput: _unstorable,
     StillRunning: _still_running,
     CommitUncertain: _uncertain,
+    # Stripe said no (409: the subscription's state forbids it) or could not be asked (502);
+    # either way nothing changed here.
+    StripeRefused: _plain(409),
+    StripeUnreachable: _plain(502),
 }
 
 #: The classes that have an answer, for `except ANSWERED as error:`.

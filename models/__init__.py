@@ -28,6 +28,7 @@ from models.imports import DonorExternalId
 from models.inkind import InKindArrangement
 from models.online import (
     DeferredRefund,
+    DonationGift,
     OnlineDonation,
     RefusedDeclaration,
     StripeDispute,
@@ -84,6 +85,7 @@ __all__ = [
     "LedgerLock",
     "MonthlySpend",
     "OnlineDonation",
+    "DonationGift",
     "RefusedDeclaration",
     "Relationship",
     "Organization",

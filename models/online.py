@@ -131,6 +131,42 @@ class OnlineDonation(SQLModel, table=True):
     attention: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # Monthly donations: the subscription as Stripe last reported it (revision 0032). These
+    # are Stripe's facts, kept for the staff list (app.payments.recurring); never sealed,
+    # like the Stripe ids and state above, and never read by the policy: each renewal gift
+    # is screened at its invoice with the amount Stripe charged.
+    #: Stripe's subscription status (active, past_due, unpaid, canceled, paused, ...).
+    subscription_status: str | None = Field(default=None, max_length=20)
+    #: Stripe's pause_collection is set: invoices are voided, nobody is charged.
+    collection_paused: bool = Field(default=False)
+    #: The amount of each future invoice (minor units of `currency`) as Stripe last said;
+    #: None: never reported, so the amount the donor chose (amount_minor).
+    current_amount_minor: int | None = Field(default=None,
+                                             sa_column=Column(BigInteger, nullable=True))
+    #: The day (organisation's time zone) Stripe will next charge; None: not known, or none.
+    next_charge_on: date | None = None
+    #: Failed monthly payments reported by Stripe (invoice.payment_failed, once per event).
+    failed_payments: int = Field(default=0)
+    #: When Stripe made the snapshot last applied: an older one arriving late is ignored.
+    subscription_synced_at: datetime | None = None
+
+    @property
+    def monthly_amount_minor(self) -> int:
+        return self.amount_minor if self.current_amount_minor is None \
+            else self.current_amount_minor
+
+
+class DonationGift(SQLModel, table=True):
+    """Which online donation a gift was paid for: a monthly donation's lifetime value is the
+    net cash of its gifts (app.ledger.giving). Written with the gift by the webhook; a table
+    of its own, since a new column on gift would change every gift's seal."""
+
+    __tablename__ = "online_donation_gift"
+
+    id: int | None = Field(default=None, primary_key=True)
+    donation_id: int = Field(foreign_key="online_donation.id", index=True)
+    gift_id: int = Field(foreign_key="gift.id", unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 def move_donation(donation: OnlineDonation, new_state: str) -> None:

@@ -28,8 +28,8 @@ from app.db.locking import ledger_batch
 from app.ledger import audit
 from app.ledger.gifts import PaymentRefs
 from app.ledger.refund_reversals import reversal_of, reverse_refund
-from app.payments import matching
-from app.payments.gateway import Settlement, refund_from
+from app.payments import matching, recurring
+from app.payments.gateway import Settlement, refund_from, subscription_from
 from app.payments.matching import Unmatched
 from app.payments.recording import (
     STRIPE,
@@ -362,14 +362,41 @@ def _invoice_failed(ctx: Context, event: dict, obj: dict, found: _Found) -> str 
     day = ctx.local_date(_instant(event.get("created"))).isoformat()
     donation.attention = (f"A monthly payment failed on {day} (invoice {obj['id']}); Stripe "
                           "retries it, and ends the subscription if every retry fails.")
+    # Once per event (the event row makes a second delivery a no-op): each failed attempt.
+    donation.failed_payments += 1
     donation.updated_at = utcnow()
     audit.append(ctx.session, STRIPE, "donation.payment_failed", "online_donation", donation.id,
-                 {"invoice_id": obj["id"], "attempt_count": obj.get("attempt_count")})
-    return f"online donation {donation.id}: monthly payment failed"
+                 {"invoice_id": obj["id"], "attempt_count": obj.get("attempt_count"),
+                  "failed_payments": donation.failed_payments})
+    return (f"online donation {donation.id}: monthly payment failed "
+            f"({donation.failed_payments} so far)")
 
 
 def _prepare_subscription(ctx: Context, obj: dict) -> _Found:
     return _find_subscription(ctx, obj["id"], obj.get("metadata"))
+
+
+def _snapshot(ctx: Context, event: dict, obj: dict, donation: OnlineDonation) -> dict:
+    """Apply the subscription the event carries (ignored if older than the last applied);
+    an audit entry by Stripe when it changed something."""
+    changed = recurring.apply_subscription(ctx.session, donation, subscription_from(obj),
+                                           _instant(event.get("created")), ctx.timezone)
+    if changed:
+        audit.append(ctx.session, STRIPE, "donation.subscription_updated", "online_donation",
+                     donation.id, {"subscription_id": obj["id"], "event_id": event["id"],
+                                   "changed": recurring.jsonable(changed)})
+    return changed
+
+
+@handles("customer.subscription.created", "customer.subscription.updated",
+         prepare=_prepare_subscription)
+def _subscription_updated(ctx: Context, event: dict, obj: dict, found: _Found) -> str | Unmatched:
+    donation = _subscription_donation(ctx, obj["id"], obj.get("metadata"), found)
+    if isinstance(donation, Unmatched):
+        return donation
+    changed = _snapshot(ctx, event, obj, donation)
+    what = ", ".join(sorted(changed)) if changed else "nothing new"
+    return f"online donation {donation.id}: subscription {obj.get('status')} ({what})"
 
 
 @handles("customer.subscription.deleted", prepare=_prepare_subscription)
@@ -382,6 +409,7 @@ def _subscription_deleted(ctx: Context, event: dict, obj: dict, found: _Found) -
         audit.append(ctx.session, STRIPE, "donation.subscription_ended", "online_donation",
                      donation.id, {"subscription_id": obj["id"],
                                    "reason": (obj.get("cancellation_details") or {}).get("reason")})
+    _snapshot(ctx, event, {**obj, "status": obj.get("status") or "canceled"}, donation)
     return f"online donation {donation.id}: subscription ended"
 
 

@@ -47,6 +47,57 @@ class StripeRefund:
     charge_id: str | None
 
 
+@dataclass(frozen=True)
+class Subscription:
+    """A subscription as Stripe answered (API 2025-03-31+: the period is on its item)."""
+
+    id: str
+    #: active, past_due, unpaid, canceled, paused, incomplete, incomplete_expired, trialing.
+    status: str
+    #: pause_collection is set: Stripe voids the invoices it makes meanwhile.
+    paused: bool
+    #: The amount of each invoice from now on (minor units) and its currency (upper case).
+    amount_minor: int | None
+    currency: str | None
+    #: When the current period ends: the next charge, unless paused, ending or ended.
+    period_end: datetime | None
+    cancel_at_period_end: bool
+    item_id: str | None
+    product_id: str | None
+
+    @property
+    def next_charge_at(self) -> datetime | None:
+        if self.status in ("canceled", "incomplete_expired") or self.paused \
+                or self.cancel_at_period_end:
+            return None
+        return self.period_end
+
+    def as_dict(self) -> dict:
+        """What Stripe answered, for an audit entry."""
+        return {"subscription_id": self.id, "status": self.status, "paused": self.paused,
+                "amount_minor": self.amount_minor, "currency": self.currency,
+                "next_charge_at": self.next_charge_at.isoformat() if self.next_charge_at
+                else None}
+
+
+def subscription_from(data: dict) -> Subscription:
+    items = (data.get("items") or {}).get("data") or []
+    item = items[0] if items else {}
+    price = item.get("price") or {}
+    period_end = item.get("current_period_end") or data.get("current_period_end")
+    amount = price.get("unit_amount")
+    currency = price.get("currency") or data.get("currency")
+    return Subscription(
+        id=data["id"], status=str(data.get("status") or ""),
+        paused=bool(data.get("pause_collection")),
+        amount_minor=None if amount is None else int(amount) * int(item.get("quantity") or 1),
+        currency=str(currency).upper() if currency else None,
+        period_end=_instant(period_end),
+        cancel_at_period_end=bool(data.get("cancel_at_period_end")),
+        item_id=item.get("id"), product_id=_id(price.get("product")),
+    )
+
+
 def _instant(ts: int | None) -> datetime | None:
     return datetime.fromtimestamp(ts, UTC) if ts else None
 
@@ -149,9 +200,36 @@ class StripeGateway:
         )
         return refund_from(refund.to_dict())
 
-    def cancel_subscription(self, subscription_id: str) -> None:
+    def cancel_subscription(self, subscription_id: str) -> Subscription:
         # A DELETE: idempotent by nature, so Stripe takes no idempotency key for it.
-        self.client.v1.subscriptions.cancel(subscription_id)
+        return subscription_from(self.client.v1.subscriptions.cancel(subscription_id).to_dict())
+
+    def subscription(self, subscription_id: str) -> Subscription:
+        return subscription_from(self.client.v1.subscriptions.retrieve(subscription_id).to_dict())
+
+    def pause_subscription(self, subscription_id: str) -> Subscription:
+        """Stop charging: Stripe voids the invoices it makes while paused (no debt builds up)."""
+        return subscription_from(self.client.v1.subscriptions.update(
+            subscription_id, params={"pause_collection": {"behavior": "void"}}).to_dict())
+
+    def resume_subscription(self, subscription_id: str) -> Subscription:
+        # An empty string unsets a field in Stripe's API.
+        return subscription_from(self.client.v1.subscriptions.update(
+            subscription_id, params={"pause_collection": ""}).to_dict())
+
+    def change_subscription_amount(self, subscription_id: str, amount_minor: int) -> Subscription:
+        """Charge amount_minor on each invoice from the next one on. No proration: the period
+        already paid stays as paid, and nothing is charged or credited now."""
+        current = self.subscription(subscription_id)
+        if current.item_id is None or current.product_id is None or current.currency is None:
+            raise stripe.InvalidRequestError(
+                f"subscription {subscription_id} has no price to change", param="items")
+        return subscription_from(self.client.v1.subscriptions.update(subscription_id, params={
+            "items": [{"id": current.item_id, "quantity": 1, "price_data": {
+                "currency": current.currency.lower(), "product": current.product_id,
+                "unit_amount": amount_minor, "recurring": {"interval": "month"}}}],
+            "proration_behavior": "none",
+        }).to_dict())
 
 
 def gateway() -> StripeGateway | None:

@@ -37,6 +37,7 @@ from app.payments.screening import DONATE_FORM, daf_sponsor_id, declared_role
 from models import (
     Affiliation,
     DeferredRefund,
+    DonationGift,
     Gift,
     OnlineDonation,
     Organization,
@@ -171,6 +172,8 @@ def record_payment(ctx: Context, donation: OnlineDonation, *, amount_minor: int,
     recorded = record_gift(session, data, STRIPE, ctx.policy, ctx.reporting_currency, refs=refs,
                            declared=declared)
     gift = recorded.gift
+    # Which donation this gift paid: a monthly donation's lifetime value (app.payments.recurring).
+    session.add(DonationGift(donation_id=donation.id, gift_id=gift.id))
     if declared:
         _declaration_screened(ctx, donation, gift, recorded)
     if settlement is not None:
