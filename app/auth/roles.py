@@ -21,6 +21,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     #: (app.ledger.changes.decline_change checks which).
     "changes.decline": frozenset({"fundraiser", "reviewer", "admin"}),
     "refunds": frozenset({"finance", "admin"}),
+    #: Pausing, resuming, changing the amount of or cancelling a monthly gift in Stripe: it
+    #: changes what a donor is charged, which finance answers for (as refunds); fundraisers
+    #: see the list (READ) and ask finance.
+    "recurring.manage": frozenset({"finance", "admin"}),
     #: Publishing the public funding page (app.ledger.funding_report): finance answers for
     #: the figures, reviewers publish the disclosures beside it.
     "funding.publish": frozenset({"reviewer", "finance", "admin"}),

@@ -51,6 +51,7 @@ def register_web(app: Flask) -> None:
         organizations,
         pledges,
         public_support,
+        recurring,
         relationships,
         reports,
         review,
@@ -79,6 +80,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(contacts.bp)
     app.register_blueprint(organizations.bp)
     app.register_blueprint(pledges.bp)
+    app.register_blueprint(recurring.bp)
     app.register_blueprint(inkind.bp)
     app.register_blueprint(disclosures.bp)
     app.register_blueprint(disclosures.staff_bp)

@@ -28,6 +28,7 @@ from app.ledger.giving import NetCash
 from app.ledger.pledges import pledge_schedules
 from app.ledger.profile import giving_summary
 from app.ledger.search import OrganizationNames, donors_matching
+from app.payments import recurring
 from app.web.access import get_or_404, role_required
 from app.web.changes import pending_message, rescreen_message
 from app.web.contacts import KIND_LABELS as INTERACTION_LABELS
@@ -43,6 +44,7 @@ from app.web.formtools import (
 )
 from app.web.organizations import coverage_label, organization_choices
 from app.web.pledges import schedule_totals
+from app.web.recurring import STATUS_LABELS as RECURRING_LABELS
 from app.web.relationships import KIND_LABELS as RELATIONSHIP_LABELS
 from app.web.relationships import relationship_form
 from models import (
@@ -52,7 +54,6 @@ from models import (
     Decision,
     Donor,
     Gift,
-    OnlineDonation,
     Organization,
     Pledge,
     User,
@@ -277,14 +278,9 @@ def detail(donor_id: int):
             select(Acknowledgement).where(Acknowledgement.donor_id == donor_id)
             .order_by(Acknowledgement.sent_at.desc(), Acknowledgement.id.desc()).limit(50)
         ).scalars().all(),
-        monthly=session.execute(
-            select(OnlineDonation).where(
-                OnlineDonation.frequency == "monthly",
-                or_(OnlineDonation.donor_id == donor_id,
-                    OnlineDonation.payer_donor_id == donor_id),
-                OnlineDonation.state.in_(("active", "failed", "cancelled", "paid")))
-            .order_by(OnlineDonation.created_at.desc())
-        ).scalars().all(),
+        monthly=recurring.rows_for(session, session.execute(
+            recurring.recurring_query(donor_id=donor_id)).scalars().all(), st.reporting_currency),
+        recurring_labels=RECURRING_LABELS,
         organization=session.get(Organization, donor.organization_id)
         if donor.organization_id else None,
         category_labels=CATEGORY_LABELS, kind_labels=KIND_LABELS, basis_labels=BASIS_LABELS,

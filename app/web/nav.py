@@ -19,6 +19,7 @@ NAV_GROUPS: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
         ("Gifts", "gifts.index", "read"),
         ("Campaigns", "campaigns.index", "read"),
         ("Pledges", "pledges.index", "read"),
+        ("Monthly", "recurring.index", "read"),
         ("In-kind", "inkind.index", "read"),
         ("Online", "online.index", "read"),
         ("Import", "imports.index", "gifts.write"),
