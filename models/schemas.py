@@ -413,6 +413,13 @@ class PledgeCancel(Input):
     reason: Annotated[str, Field(min_length=3, max_length=500)]
 
 
+class RecurringAmount(Input):
+    """A monthly gift's new amount, in its own currency ("25.00"): charged from the next
+    invoice on."""
+
+    amount: Annotated[str, Field(min_length=1, max_length=24)]
+
+
 class PledgeSchedule(Input):
     """A pledge's whole new schedule: its instalments must add up to the pledged amount."""
 

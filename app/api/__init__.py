@@ -7,6 +7,7 @@ from app.api import (  # noqa: F401 - these register their routes on bp
     corrections,
     identity,
     public_support,
+    recurring,
     relationships,
 )
 from app.api.routes import bp

@@ -31,6 +31,7 @@ from models.schemas import (
     PledgeCancel,
     PledgeCreate,
     PledgeSchedule,
+    RecurringAmount,
     RefundCreate,
     RelationshipCreate,
     RelationshipEnd,
@@ -45,7 +46,7 @@ INPUTS = [AffiliationCreate, DonorCreate, GiftCreate, InKindCreate, Organization
           MergeCreate, TitleReview, MatchVerdictCreate, InteractionCreate, TaskCreate,
           ContactPreferences, SupportLinkCreate, SupportClassCreate, UnusualGrantCreate,
           SupportReason, CampaignCreate, AppealCreate, FundCreate, ActiveSet,
-          RelationshipCreate, RelationshipEnd, GiftVoid, GiftCorrectionCreate]
+          RelationshipCreate, RelationshipEnd, GiftVoid, GiftCorrectionCreate, RecurringAmount]
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
@@ -202,6 +203,21 @@ OPERATIONS = [
      "later decisions re-screened)", "gifts.correct", GiftVoid, 200, [ID], []),
     ("post", "/gifts/{id}/correct", "Correct a gift: void it and record the right one "
      "through the door", "gifts.correct", GiftCorrectionCreate, 201, [ID], []),
+    # Recurring gifts (app/api/recurring.py): changes are asked of Stripe first.
+    ("get", "/recurring", "List monthly gifts (status, next charge, failed payments, lifetime "
+     "value net of refunds)", "read", None, 200, [],
+     [("status", {"type": "string", "enum": ["active", "paused", "past_due", "cancelled"]}),
+      ("donor_id", {"type": "integer"}), ("limit", {"type": "integer"}),
+      ("after_id", {"type": "integer"})]),
+    ("get", "/recurring/{id}", "Get a monthly gift", "read", None, 200, [ID], []),
+    ("post", "/recurring/{id}/pause", "Pause a monthly gift in Stripe (409 if Stripe refuses, "
+     "502 if unreachable: nothing changes)", "recurring.manage", None, 200, [ID], []),
+    ("post", "/recurring/{id}/resume", "Resume a paused monthly gift in Stripe",
+     "recurring.manage", None, 200, [ID], []),
+    ("post", "/recurring/{id}/amount", "Change a monthly gift's amount from the next invoice on",
+     "recurring.manage", RecurringAmount, 200, [ID], []),
+    ("post", "/recurring/{id}/cancel", "Cancel a monthly gift in Stripe", "recurring.manage",
+     None, 200, [ID], []),
     # Households and relationships (app/api/relationships.py).
     ("get", "/donors/{id}/relationships", "A donor's relationships (household, spouse or "
      "partner, family, colleague), both ways", "read", None, 200, [ID], []),
@@ -230,7 +246,9 @@ PENDING_APPROVAL = [("put", "/affiliations/{id}"), ("patch", "/organizations/{id
 #: Writes that take no Idempotency-Key: the preview records nothing; the two-person-rule
 #: changes (app/api/change_routes.py) run their own ledger_batch, which an API request's
 #: batch (app.api.idempotency) cannot hold yet.
-NOT_RECORDING = {("post", "/gifts/preview")}
+NOT_RECORDING = {("post", "/gifts/preview"), ("post", "/recurring/{id}/pause"),
+                 ("post", "/recurring/{id}/resume"), ("post", "/recurring/{id}/amount"),
+                 ("post", "/recurring/{id}/cancel")}
 
 IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key", "in": "header", "required": False,
