@@ -215,7 +215,7 @@ def _record(dry_run: bool):
     policy = prepared.policy if prepared is not None else _policy()
     recorded = record_gift(get_session(), data, g.actor, policy, st.reporting_currency,
                            dry_run=dry_run, max_gift_minor=st.max_gift_minor,
-                           prepared=prepared)
+                           prepared=prepared, open_only=True)
     return recorded
 
 
@@ -226,7 +226,7 @@ def _prepare_gift():
     st = state()
     g.prepared_gift = prepare_gift(get_session(), data, g.actor, st.reporting_currency,
                                    st.policies.current, max_gift_minor=st.max_gift_minor,
-                                   policy_at=st.policies.at)
+                                   policy_at=st.policies.at, open_only=True)
 
 
 @bp.post("/gifts")

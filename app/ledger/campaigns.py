@@ -6,9 +6,15 @@ fund's restricted flag decides what the organisation may spend). The entries car
 flags and figures, never the names and purposes people typed. Writes take the ledger lock
 because the audit chain is appended under it; an audited write also tells a gift whose
 facts were read before the lock to read them again (gifts.PreparedGift), so a gift
-designated meanwhile is checked against the fund as it now is (restricted or not). A
-closed campaign, appeal or fund still takes gifts that name it (a monthly donation
-started under it keeps arriving); only the donate link stops offering a closed campaign.
+designated meanwhile is checked against the fund as it now is (restricted or not).
+
+A closed campaign, appeal or fund takes no new gift from staff: the staff form, the JSON
+API and the CSV import ask the door for an open designation (open_only), and a gift naming
+a closed one is refused on its field (reopen it to record a late cheque). The renewals of a
+monthly donation started under a campaign keep arriving after it closes: the Stripe webhook
+records each paid invoice of a donation already made, not a new ask, so it names the
+campaign with open_only off (as do corrections, which re-record a gift already
+designated). The donate link stops offering a closed campaign.
 
 Raised money is accepted cash net of refunds (app.ledger.giving), in the goal's currency.
 """
@@ -154,29 +160,42 @@ def _named(data: GiftCreate):
     parts = []
     if data.campaign_id is not None:
         parts.append(select(literal("campaign").label("kind"), Campaign.id,
-                            no_campaign.label("campaign_id"), no_flag.label("restricted"))
+                            no_campaign.label("campaign_id"), no_flag.label("restricted"),
+                            Campaign.active.label("active"))
                      .where(Campaign.id == data.campaign_id))
     if data.appeal_id is not None:
-        parts.append(select(literal("appeal"), Appeal.id, Appeal.campaign_id, no_flag)
+        parts.append(select(literal("appeal"), Appeal.id, Appeal.campaign_id, no_flag,
+                            Appeal.active)
                      .where(Appeal.id == data.appeal_id))
     if data.fund_id is not None:
-        parts.append(select(literal("fund"), Fund.id, no_campaign, Fund.restricted)
+        parts.append(select(literal("fund"), Fund.id, no_campaign, Fund.restricted, Fund.active)
                      .where(Fund.id == data.fund_id))
     return parts[0] if len(parts) == 1 else union_all(*parts)
 
 
-def resolve_designation(session: Session, data: GiftCreate) -> Designation | None:
+def closed_message(kind: str, row_id: int) -> str:
+    return (f"the {kind} {row_id} is closed: it takes no new gifts (reopen it on the "
+            "Campaigns page to record a late one)")
+
+
+def resolve_designation(session: Session, data: GiftCreate, *,
+                        open_only: bool = False) -> Designation | None:
     """The designation a new gift's data asks for, checked; None (and no statement) when it
     names none. Refuses an unknown id, an appeal of another campaign than the one named,
-    and a gift for restricted purposes to an unrestricted fund."""
+    a gift for restricted purposes to an unrestricted fund, and (open_only: a new gift from
+    staff) a closed campaign, appeal or fund."""
     if data.campaign_id is None and data.appeal_id is None and data.fund_id is None:
         return None
-    found = {kind: (campaign_id, restricted)
-             for kind, _id, campaign_id, restricted in session.execute(_named(data))}
+    named = session.execute(_named(data)).all()
+    found = {kind: (campaign_id, restricted) for kind, _id, campaign_id, restricted, _ in named}
     errors: dict[str, list[str]] = {}
     for kind in MODELS:
         if getattr(data, f"{kind}_id") is not None and kind not in found:
             errors[f"{kind}_id"] = [f"no such {kind}"]
+    if open_only:
+        for kind, row_id, _campaign, _restricted, active in named:
+            if not active:
+                errors[f"{kind}_id"] = [closed_message(kind, row_id)]
     campaign_id = data.campaign_id
     if "appeal" in found and found["appeal"][0] is not None:
         appeal_campaign = found["appeal"][0]

@@ -256,6 +256,10 @@ class _Codes:
     def __init__(self, session: Session):
         self.ids = {kind: dict(session.execute(select(model.code, model.id)).all())
                     for kind, model in campaigns.MODELS.items()}
+        #: Closed ones take no new gifts (campaigns.resolve_designation, open_only).
+        self.closed = {kind: set(session.execute(
+            select(model.code).where(model.active.is_(False))).scalars())
+            for kind, model in campaigns.MODELS.items()}
         self.appeal_campaign = dict(session.execute(
             select(Appeal.id, Appeal.campaign_id)).all())
         self.restricted = dict(session.execute(select(Fund.id, Fund.restricted)).all())
@@ -267,7 +271,10 @@ class _Codes:
             code = (values.get(kind) or "").strip().lower()
             if not code:
                 continue
-            if code in self.ids[kind]:
+            if code in self.closed[kind]:
+                reasons.append(f"{kind}: the {kind} {code!r} is closed: it takes no new gifts "
+                               "(reopen it on the Campaigns page to import late ones)")
+            elif code in self.ids[kind]:
                 found[f"{kind}_id"] = self.ids[kind][code]
             else:
                 reasons.append(f"{kind}: no {kind} with the code {code!r}; add it on the "
@@ -719,7 +726,7 @@ class CsvImport:
                 result.affiliations += 1
                 result.rescreened += len(rescreened)
             with GiftIntake(session, actor, policy, self.reporting_currency,
-                            max_gift_minor=self.max_gift_minor) as intake:
+                            max_gift_minor=self.max_gift_minor, open_only=True) as intake:
                 intake.prefetch(donor_id for (donor_id,) in db.execute(
                     "SELECT DISTINCT coalesce(g.donor_id, d.donor_id) FROM gift g "
                     "LEFT JOIN donor_id d ON d.external_id = g.donor_external_id"))

@@ -259,6 +259,7 @@ def screen_new_gift(
     matcher: Matcher | None = None,
     relatives: Relatives | None = None,
     payer_relatives: tuple | None = None,
+    open_only: bool = False,
 ) -> tuple[Gift, list[Share], Evaluation, Designation | None]:
     """The screening of a new gift, the same in record_gift and GiftIntake: check its links,
     designation and payment ids, build its shares and its (pending, unsaved) row, gather the
@@ -273,10 +274,11 @@ def screen_new_gift(
     screened as if true (facts.with_declared). matcher: who else each donor may be (a
     batch's MatchIndex; else a MatchFinder queries per donor). relatives: whom each donor is
     related to (a batch's RelativeIndex; else a RelativeFinder queries per donor);
-    payer_relatives: () when the caller's first read found the payer has none.
+    payer_relatives: () when the caller's first read found the payer has none. open_only:
+    a new gift from staff, which may not name a closed campaign, appeal or fund.
     """
     validate_links(session, data, donor)
-    designation = resolve_designation(session, data)
+    designation = resolve_designation(session, data, open_only=open_only)
     check_unique(data, refs)
     shares = shares_of(session, data, donor)
     gift = new_gift(data, donor, reporting_currency, refs, actor, max_gift_minor)
@@ -471,6 +473,8 @@ class PreparedGift:
     audit_mark: int
     #: Its campaign, appeal and fund, checked (their writes are audited too).
     designation: Designation | None = None
+    #: Checked as a new gift from staff: no closed campaign, appeal or fund.
+    open_only: bool = False
 
 
 #: The donor with its affiliations, and the id of the newest audit entry, in one statement
@@ -500,6 +504,7 @@ def prepare_gift(session: Session, data: GiftCreate, actor: Actor, reporting_cur
                  max_gift_minor: int = GIFT_CEILING_MINOR,
                  declared: dict[int, AffiliationFact] | None = None,
                  policy_at: Callable[[Session, int | None], Policy] | None = None,
+                 open_only: bool = False,
                  ) -> PreparedGift | None:
     """Read a gift's facts about people before taking the ledger lock (see PreparedGift),
     in the session's current (read) transaction. None when the gift has a problem of its
@@ -526,7 +531,7 @@ def prepare_gift(session: Session, data: GiftCreate, actor: Actor, reporting_cur
     try:
         shares = shares_of(session, data, donor)
         gift = new_gift(data, donor, reporting_currency, refs, actor, max_gift_minor)
-        designation = resolve_designation(session, data)
+        designation = resolve_designation(session, data, open_only=open_only)
     except ValidationFailed:
         return None
     # A donor with no relationship (most) costs no read of them: the first read said so.
@@ -535,7 +540,7 @@ def prepare_gift(session: Session, data: GiftCreate, actor: Actor, reporting_cur
                                         payer_relatives=payer_relatives), declared)
     session.expunge(donor)
     return PreparedGift(data, refs, declared, policy, policy_now, donor, shares, gift, facts,
-                        mark, designation)
+                        mark, designation, open_only)
 
 
 #: The door's first read under the lock, one statement where it would be three: the donor,
@@ -558,6 +563,7 @@ def record_gift(
     declared: dict[int, AffiliationFact] | None = None,
     prepared: PreparedGift | None = None,
     provisional: Callable[[Session], tuple[GiftCreate, dict | None]] | None = None,
+    open_only: bool = False,
 ) -> Recorded:
     """Screen and record one gift. With dry_run, evaluate and write nothing.
     prepared: its facts about people and the policy, read before the lock by prepare_gift()
@@ -569,13 +575,16 @@ def record_gift(
     max_gift_minor: the largest gift accepted from this channel (the MAX_GIFT_MINOR setting
     for typed input; a payment already made is bounded by its processor instead).
     declared: roles typed on the donate form by donor id, screened as if true; they are
-    not written anywhere (the decision's reasons name them)."""
+    not written anywhere (the decision's reasons name them).
+    open_only: a new gift from staff (form, API, import), which may not name a closed
+    campaign, appeal or fund; a Stripe renewal or a correction may (app.ledger.campaigns)."""
     if provisional is not None and not dry_run:
         raise ValueError("provisional rows are for a dry run only: they are rolled back")
     if (data is None) == (provisional is None):
         raise ValueError("give the gift, or a provisional that makes it")
     usable = (prepared is not None and not dry_run and prepared.data is data
-              and prepared.refs == refs and prepared.declared is declared)
+              and prepared.refs == refs and prepared.declared is declared
+              and prepared.open_only == open_only)
     with ledger_write(session):
         if provisional is not None:
             data, declared = provisional(session)
@@ -613,7 +622,8 @@ def record_gift(
                 funding_facts=lambda day: windows.funding_facts(session, day,
                                                                 policy.window_days),
                 max_gift_minor=max_gift_minor, declared=declared,
-                payer_relatives=None if first[0].has_relationships else ())
+                payer_relatives=None if first[0].has_relationships else (),
+                open_only=open_only)
         if dry_run:
             session.rollback()
             return Recorded(gift, Decision(gift_id=0, outcome=evaluation.outcome,

@@ -119,8 +119,10 @@ class GiftIntake:
 
     def __init__(self, session: Session, actor: Actor, policy: Policy,
                  reporting_currency: str, *, chunk: int | None = None,
-                 max_gift_minor: int = GIFT_CEILING_MINOR):
+                 max_gift_minor: int = GIFT_CEILING_MINOR, open_only: bool = False):
         self.session = session
+        #: New gifts from staff (the CSV import): no closed campaign, appeal or fund.
+        self.open_only = open_only
         self.actor = actor
         self.policy = policy
         self.reporting_currency = reporting_currency
@@ -187,7 +189,7 @@ class GiftIntake:
                     check_unique=lambda data, refs: self._check_unique(data, refs, tag),
                     funding_facts=self._funding_facts, covered=self._covered,
                     max_gift_minor=self.max_gift_minor, matcher=self._matches,
-                    relatives=self._relatives)
+                    relatives=self._relatives, open_only=self.open_only)
             except LedgerError:
                 # record_gift, one by one, would have stopped at an earlier gift whose
                 # payment id is already recorded: report that one first. (An error while

@@ -281,7 +281,7 @@ def new():
     try:
         recorded = record_gift(session, data, g.actor, st.policy_for(session),
                                st.reporting_currency, dry_run=dry_run,
-                               max_gift_minor=st.max_gift_minor)
+                               max_gift_minor=st.max_gift_minor, open_only=True)
     except ValidationFailed as error:
         return _render_entry(form, place_errors(form, error.errors), status=422)
     except Duplicate as error:
