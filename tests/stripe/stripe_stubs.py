@@ -258,3 +258,38 @@ def start_donation(client, httpserver, db, session_id: str | None = None, query:
     ).scalar_one()
     db.rollback()  # leave no transaction open
     return donation
+
+
+# --- subscriptions (monthly gifts) -------------------------------------------------------------
+
+def subscription_object(subscription: str = "sub_1", amount: int = 2000, *, status: str = "active",
+                        paused: bool = False, period_end: int | None = None,
+                        currency: str = "usd", metadata: dict | None = None) -> dict:
+    """A subscription as API 2026-10-28 shows it: the period on its one item."""
+    return {
+        "id": subscription, "object": "subscription", "status": status, "customer": "cus_1",
+        "currency": currency, "cancel_at_period_end": False, "metadata": metadata or {},
+        "pause_collection": {"behavior": "void", "resumes_at": None} if paused else None,
+        "items": {"object": "list", "data": [{
+            "id": f"si_{subscription}", "object": "subscription_item", "quantity": 1,
+            "current_period_end": period_end or now() + 30 * 86400,
+            "price": {"id": f"price_{amount}", "object": "price", "currency": currency,
+                      "unit_amount": amount, "product": "prod_monthly",
+                      "recurring": {"interval": "month"}}}]},
+    }
+
+
+def expect_subscription(httpserver, method: str, answer: dict, *, status: int = 200) -> None:
+    """One answer of /v1/subscriptions/<id> (GET, POST to update, DELETE to cancel)."""
+    httpserver.expect_oneshot_request(f"/v1/subscriptions/{answer['id']}", method=method
+                                      ).respond_with_json(answer, status=status)
+
+
+def stripe_error(message: str, code: str = "resource_missing") -> dict:
+    return {"id": "sub_1", "error": {"type": "invalid_request_error", "code": code,
+                                     "message": message}}
+
+
+def subscription_event(event_type: str, donation: OnlineDonation, obj: dict,
+                       created: int | None = None) -> dict:
+    return event(event_type, {**obj, "metadata": metadata(donation)}, created=created)
