@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import func, select
 from sqlmodel import Session
@@ -31,10 +31,12 @@ from app.ledger.reviews import decide_held
 from app.ledger.summary import compliance_summary, summary_lines
 from models import (
     Affiliation,
+    DonationGift,
     Donor,
     Gift,
     GiftDesignation,
     InKindArrangement,
+    OnlineDonation,
     Organization,
     Pledge,
     Refund,
@@ -127,6 +129,8 @@ class DemoLedger:
         self.org_donors: dict[str, int] = {}
         self._names: set[str] = set()
         self.major_donors: list[int] = []
+        #: (donor id, amount) of the everyday donors who give monthly.
+        self.monthly: list[tuple[int, int]] = []
         #: code -> id of the demo's campaigns, appeals and funds, by kind.
         self.codes: dict[str, dict[str, int]] = {"campaign": {}, "appeal": {}, "fund": {}}
 
@@ -256,6 +260,7 @@ class DemoLedger:
                 self.affiliate(donor, employer, "Employee", self.day(-2000))
             if i < 12:  # monthly donors
                 amount = self.rng.choice((20, 25, 50, 100, 200))
+                self.monthly.append((donor, amount))
                 first = self.rng.randrange(0, 200)
                 for month in range(first, 730, 30):
                     self.gift(donor, amount, self.day(month), description="Monthly gift")
@@ -436,6 +441,45 @@ class DemoLedger:
             recorded = record_gift(self.session, data, actor, self.policy, self.state.reporting_currency)
             if plan.tag:
                 self.tagged[plan.tag] = recorded.gift.id
+
+    def recurring(self) -> None:
+        """Five of the monthly donors gave through the donate page: their Stripe subscriptions
+        as the webhooks would have left them (two active, one paused, one past due after two
+        failed payments, one cancelled), each linked to the gifts it paid. Sealed in the
+        audit chain as a donation started on the form is."""
+        shapes = (("active", False, 0), ("active", False, 0), ("active", True, 0),
+                  ("past_due", False, 2), ("canceled", False, 1))
+        for number, ((donor_id, amount), (status, paused, failed)) in enumerate(
+                zip(self.monthly, shapes, strict=False), 1):
+            donor = self.session.get(Donor, donor_id)
+            paid = self.session.execute(
+                select(Gift.id, Gift.received_on).where(Gift.donor_id == donor_id,
+                                                        Gift.description == "Monthly gift")
+                .order_by(Gift.received_on, Gift.id)).all()
+            if not paid:
+                continue
+            ended = status == "canceled"
+            with ledger_write(self.session):
+                donation = OnlineDonation(
+                    donor_id=donor_id, payer_donor_id=donor_id, donor_name=donor.name,
+                    donor_email=donor.email, amount_minor=amount * 100, currency="USD",
+                    frequency="monthly", policy_version=self.policy.version,
+                    checkout_session_id=f"cs_demo_{number}", subscription_id=f"sub_demo_{number}",
+                    customer_id=f"cus_demo_{number}", state="cancelled" if ended else "active",
+                    subscription_status=status, collection_paused=paused, failed_payments=failed,
+                    next_charge_on=None if paused or ended
+                    else max(paid[-1].received_on + timedelta(days=30), self.today),
+                    attention="A monthly payment failed; Stripe retries it." if failed and not ended
+                    else None,
+                    created_at=datetime.combine(paid[0].received_on, time(12), UTC))
+                self.session.add(donation)
+                self.session.flush()
+                self.session.add_all([DonationGift(donation_id=donation.id, gift_id=gift_id)
+                                      for gift_id, _day in paid])
+                audit.append(self.session, SETUP, "demo.monthly_donation", "online_donation",
+                             donation.id, {"subscription_id": donation.subscription_id,
+                                           "status": status, "gifts": len(paid)},
+                             sealed=[donation])
 
     def reviews(self) -> None:
         reviewer = self.users["reviewer"]
@@ -654,6 +698,7 @@ def load_demo(session: Session, state: State, seed: int = 7) -> list[str]:
     demo.campaigns()
     demo.designate()
     demo.record_pending()
+    demo.recurring()
     demo.reviews()
     demo.refunds()
     demo.in_kind()

@@ -11,6 +11,7 @@ from sqlalchemy import func, inspect, select
 from app import create_app
 from app.demo import DEMO_PASSWORD
 from app.ledger import campaigns
+from app.payments import recurring
 from models import AuditEntry, Decision, Donor, Gift, Interaction, Relationship, Task, User
 from tests.builders import World, gift
 from tests.empty_db import BACKENDS, empty_database
@@ -284,6 +285,14 @@ def test_demo_data_fills_an_empty_database_once(fresh_app):
     assert any(d.code.startswith("year-end-") and d.gifts for d in drives)
     assert sum(a.gifts for a in appeals) > 5
     assert kinds == ["colleague", "household", "spouse_partner", "spouse_partner"]
+    # A few monthly donors gave through the donate page: every status of the staff list, each
+    # with the gifts it paid (their lifetime value, net of refunds).
+    with fresh_app.extensions["armslength"].sessions() as session:
+        statuses = recurring.counts(session)
+        donations = session.execute(recurring.recurring_query()).scalars().all()
+        values = recurring.lifetime_values(session, "USD", [d.id for d in donations])
+    assert statuses == {"active": 2, "paused": 1, "past_due": 1, "cancelled": 1}
+    assert len(values) == 5 and all(total > 0 and gifts > 0 for total, gifts in values.values())
     # The senior decision-maker's spouse: the gift from before the marriage was on file is
     # re-screened and held, and the next one is held at screening.
     assert sorted(d.kind for d in held_by_household) == ["rescreen", "screening"]
