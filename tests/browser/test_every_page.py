@@ -33,6 +33,7 @@ from app.ledger.policy_store import register_file_policy
 from models import ROLES, PolicyVersion, RosterEntry, User
 from tests.browser.conftest import SCREENSHOTS, STEP_TIMEOUT_MS, browser_required, sign_in
 from tests.builders import World, affiliate, gift, ok
+from tests.stripe.stripe_stubs import subscribed_monthly
 from tests.webtools import make_user, submit
 from tests.webtools import sign_in as client_sign_in
 
@@ -161,7 +162,7 @@ def _pages(app, values: dict) -> Site:
 
 
 @pytest.fixture
-def site(app, api) -> Site:
+def site(app, api, httpserver) -> Site:
     make_user(app, "walk-reviewer@example.org", "reviewer")
     reviewer = app.test_client()
     assert client_sign_in(reviewer, "walk-reviewer@example.org").status_code == 302
@@ -169,6 +170,11 @@ def site(app, api) -> Site:
         reviewer.user_id = session.execute(
             select(User.id).where(User.email == "walk-reviewer@example.org")).scalar_one()
     values = _seed(app, api, reviewer)
+    # A monthly gift through the donate page and a signed webhook (the Stripe stub answers).
+    with app.extensions["armslength"].sessions() as session:
+        values["donation_id"] = subscribed_monthly(
+            app.test_client(), httpserver, session, secret="whsec_armslength_browser",
+            email="walk-monthly@example.org").id
     make_user(app, "walk-admin@example.org", "admin")
     return _pages(app, values)
 

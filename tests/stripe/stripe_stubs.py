@@ -293,3 +293,16 @@ def stripe_error(message: str, code: str = "resource_missing") -> dict:
 def subscription_event(event_type: str, donation: OnlineDonation, obj: dict,
                        created: int | None = None) -> dict:
     return event(event_type, {**obj, "metadata": metadata(donation)}, created=created)
+
+
+def subscribed_monthly(client, httpserver, db, *, secret: str = WEBHOOK_SECRET,
+                       subscription: str = "sub_1", **fields) -> OnlineDonation:
+    """A monthly donation through the donate page, subscribed (its signed
+    checkout.session.completed delivered): a recurring gift on the staff list."""
+    donation = start_donation(client, httpserver, db, frequency="monthly", **fields)
+    answer = post_event(client, subscription_started(donation, subscription), secret=secret)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    db.rollback()
+    donation = db.get(OnlineDonation, donation.id)
+    db.rollback()
+    return donation
