@@ -136,12 +136,11 @@ def _changeable(session: Session, donation_id: int) -> OnlineDonation:
     return donation
 
 
-def _ask_stripe(gw: StripeGateway | None, donation: OnlineDonation, action: str,
+def _ask_stripe(gw: StripeGateway | None, sub_id: str, action: str,
                 amount_minor: int | None) -> Subscription:
     if gw is None:
         raise StripeUnreachable("Stripe is not configured here (STRIPE_SECRET_KEY): nothing "
                                 "was changed")
-    sub_id = donation.subscription_id
     try:
         if action == "pause":
             return gw.pause_subscription(sub_id)
@@ -177,9 +176,12 @@ def change(session: Session, gw: StripeGateway | None, donation_id: int, action:
     if action == "resume" and not donation.collection_paused:
         raise NotAllowed(f"monthly donation {donation_id} is not paused")
     before = {"status": status_of(donation), "amount_minor": donation.monthly_amount_minor}
+    sub_id = donation.subscription_id
+    # No transaction (and so no lock or snapshot) stays open across the call to Stripe; the
+    # donation is read again under the lock.
     session.rollback()
     answered_at = utcnow()
-    sub = _ask_stripe(gw, donation, action, amount_minor)
+    sub = _ask_stripe(gw, sub_id, action, amount_minor)
     with ledger_write(session):
         donation = session.get(OnlineDonation, donation_id)
         changed = apply_subscription(session, donation, sub, answered_at, timezone)
