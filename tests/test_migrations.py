@@ -186,3 +186,37 @@ def test_0020_keeps_one_normalised_email_and_the_duplicate_refusal(app, api):
     refused = api.post("/donors", {"type": "person", "name": "Ana R.",
                                    "email": "ANA.RUIZ@example.org"})
     assert (refused.status_code, refused.get_json()["existing_donor_id"]) == (409, ana["id"])
+
+
+def test_0032_links_stripe_gifts_recorded_before_it_to_their_donation(app, api, db):
+    """0032 links each Stripe gift already recorded to the online donation its description
+    names ("..., form #N"), when that donation exists; other gifts stay unlinked."""
+    from sqlalchemy import text
+
+    from models import OnlineDonation
+    from tests.builders import gift, person
+
+    donor = person(api, "Mia Monthly", "mia@example.org")
+    donation = OnlineDonation(donor_id=donor["id"], payer_donor_id=donor["id"], amount_minor=2000,
+                              currency="USD", frequency="monthly", policy_version="test",
+                              subscription_id="sub_old", state="active")
+    db.add(donation)
+    db.commit()
+    form = f"Online donation (monthly) through Stripe, form #{donation.id}"
+    paid = [gift(api, donor["id"], "20.00", day, method="stripe", description=form)["id"]
+            for day in ("2026-01-05", "2026-02-05")]
+    gift(api, donor["id"], "20.00", "2026-02-06", method="stripe",
+         description="Online donation (once) through Stripe, form #999999")
+    gift(api, donor["id"], "20.00", "2026-02-07", method="check", description=form)
+    engine = app.extensions["armslength"].engine
+    config = _config(engine)
+    command.stamp(config, "head")
+    command.downgrade(config, "0018")
+    command.upgrade(config, "head")
+    with engine.connect() as conn:
+        links = conn.execute(text("SELECT donation_id, gift_id FROM online_donation_gift "
+                                  "ORDER BY gift_id")).all()
+        kept = conn.execute(text("SELECT failed_payments, collection_paused FROM online_donation"
+                                 )).one()
+    assert links == [(donation.id, paid[0]), (donation.id, paid[1])]
+    assert (kept[0], bool(kept[1])) == (0, False)
