@@ -18,9 +18,11 @@ by the form number every Stripe gift's description has carried since the first r
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
+from sqlmodel.sql.sqltypes import UTCDateTime
 
 revision = "0032"
 down_revision = "0018"
@@ -41,8 +43,11 @@ def _link_recorded_gifts() -> None:
         if found and int(found.group(1)) in donations:
             links.append({"donation_id": int(found.group(1)), "gift_id": gift_id})
     if links:
-        conn.execute(sa.text("INSERT INTO online_donation_gift (donation_id, gift_id, created_at) "
-                             "VALUES (:donation_id, :gift_id, CURRENT_TIMESTAMP)"), links)
+        table = sa.table("online_donation_gift", sa.column("donation_id", sa.Integer()),
+                         sa.column("gift_id", sa.Integer()),
+                         sa.column("created_at", UTCDateTime()))
+        now = datetime.now(UTC)
+        op.bulk_insert(table, [{**link, "created_at": now} for link in links])
 
 
 def upgrade() -> None:
@@ -55,14 +60,14 @@ def upgrade() -> None:
     op.add_column("online_donation", sa.Column("next_charge_on", sa.Date(), nullable=True))
     op.add_column("online_donation", sa.Column("failed_payments", sa.Integer(), nullable=False,
                                                server_default="0"))
-    op.add_column("online_donation", sa.Column("subscription_synced_at", sa.DateTime(),
+    op.add_column("online_donation", sa.Column("subscription_synced_at", UTCDateTime(),
                                                nullable=True))
     op.create_table(
         "online_donation_gift",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("donation_id", sa.Integer(), nullable=False),
         sa.Column("gift_id", sa.Integer(), nullable=False),
-        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(["donation_id"], ["online_donation.id"],
                                 name=op.f("fk_online_donation_gift_donation_id_online_donation")),
         sa.ForeignKeyConstraint(["gift_id"], ["gift.id"],
