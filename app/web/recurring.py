@@ -22,7 +22,7 @@ from app.http_errors import answer_for
 from app.payments import recurring
 from app.payments.gateway import gateway
 from app.web.access import role_required
-from app.web.formtools import INVALID, AmountField, page_of
+from app.web.formtools import INVALID, AmountField, ButtonForm, page_of
 from models import AuditEntry, DonationGift, Gift, OnlineDonation
 from models.money import MoneyError, format_amount, parse_amount
 
@@ -33,10 +33,6 @@ STATUS_LABELS = {"active": "Active", "paused": "Paused", "past_due": "Past due",
                  "cancelled": "Cancelled"}
 DONE = {"pause": "paused", "resume": "resumed", "change_amount": "changed",
         "cancel": "cancelled"}
-
-
-class ActionForm(FlaskForm):
-    """Pause or resume: the CSRF token is the whole form."""
 
 
 class CancelForm(FlaskForm):
@@ -69,7 +65,7 @@ def index():
                                                         state().reporting_currency),
         page=page, status=status, counts=recurring.counts(session), labels=STATUS_LABELS,
         currency=state().reporting_currency, configured=gateway() is not None,
-        action_form=ActionForm(), cancel_form=CancelForm())
+        action_form=ButtonForm(), cancel_form=CancelForm())
 
 
 @bp.get("/<int:donation_id>")
@@ -93,7 +89,7 @@ def _detail(donation: OnlineDonation, amount_form: AmountForm | None = None,
     return render_template(
         "recurring/detail.html", row=row, gifts=gifts, history=history, labels=STATUS_LABELS,
         currency=state().reporting_currency, configured=gateway() is not None,
-        action_form=ActionForm(), cancel_form=cancel_form or CancelForm(),
+        action_form=ButtonForm(), cancel_form=cancel_form or CancelForm(),
         amount_form=amount_form or AmountForm(
             amount=format_amount(donation.monthly_amount_minor, donation.currency))), status
 
@@ -122,7 +118,7 @@ def _change(donation_id: int, action: str, amount_minor: int | None = None):
 @role_required(MANAGE)
 def pause(donation_id: int):
     _donation(donation_id)
-    if ActionForm().validate_on_submit() and _change(donation_id, "pause"):
+    if ButtonForm().validate_on_submit() and _change(donation_id, "pause"):
         flash(f"Monthly gift {donation_id} paused: Stripe will not charge it until it is "
               "resumed.", "success")
     return _back(donation_id)
@@ -132,7 +128,7 @@ def pause(donation_id: int):
 @role_required(MANAGE)
 def resume(donation_id: int):
     _donation(donation_id)
-    if ActionForm().validate_on_submit() and _change(donation_id, "resume"):
+    if ButtonForm().validate_on_submit() and _change(donation_id, "resume"):
         flash(f"Monthly gift {donation_id} resumed.", "success")
     return _back(donation_id)
 
