@@ -211,7 +211,7 @@ def test_0032_links_stripe_gifts_recorded_before_it_to_their_donation(app, api, 
     engine = app.extensions["armslength"].engine
     config = _config(engine)
     command.stamp(config, "head")
-    command.downgrade(config, "0018")
+    command.downgrade(config, ScriptDirectory.from_config(config).get_revision("0032").down_revision)
     command.upgrade(config, "head")
     with engine.connect() as conn:
         links = conn.execute(text("SELECT donation_id, gift_id FROM online_donation_gift "
