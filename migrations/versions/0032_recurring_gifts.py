@@ -25,7 +25,7 @@ from alembic import op
 from sqlmodel.sql.sqltypes import UTCDateTime
 
 revision = "0032"
-down_revision = "0018"
+down_revision = "0037"
 branch_labels = None
 depends_on = None
 
