@@ -259,12 +259,15 @@ def _fill_mix_days(target: Target) -> None:
     tests hold the maintained table to): it depends only on the gifts, their attributions
     and the donors' categories, all generated."""
     from app.ledger.funding import add_mix_days, recomputed_mix_days
+    from app.ledger.identity import refresh_possibly_covered
 
     app = app_for(target)
     st = app.extensions["armslength"]
     try:
         with st.sessions() as session:
             add_mix_days(session, recomputed_mix_days(session))
+            # donor.possibly_covered from the loaded affiliations, as the app's writes keep it.
+            refresh_possibly_covered(session, every=True)
             session.commit()
     finally:
         st.engine.dispose()

@@ -81,8 +81,10 @@ def add_people(target, count: int, seed: int = 99) -> int:
                     donors.append({"id": donor_id, "type": "person", "name": name,
                                    "email": email, "category": "individual",
                                    "anonymous": False, "created_at": now,
+                                   "possibly_covered": False,
                                    **donor_keys(name, email, None)})
                     if rng.random() < 0.07:
+                        donors[-1]["possibly_covered"] = True  # kept as the app keeps it
                         affiliations.append({
                             "id": next_aff, "donor_id": donor_id, "organization_id": rng.choice(labs),
                             "kind": "employee", "title": "Engineer",

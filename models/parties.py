@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import JSON, CheckConstraint, Column, Index, false, true
+from sqlalchemy import JSON, CheckConstraint, Column, Index, false, text, true
 from sqlmodel import Field, SQLModel
 
 from models.base import in_list, utcnow
@@ -34,6 +34,12 @@ class Donor(SQLModel, table=True):
         CheckConstraint(in_list("category", DONOR_CATEGORIES), name="category"),
         # The funding mix finds the organisation donors, few among many people.
         Index("ix_donor_category", "category"),
+        # The possible-match lookup's keys, for lab-side records only (possibly_covered): a
+        # common name's hundreds of namesakes with no tie to a lab are not in them, so a
+        # lookup steps through the few that can match (docs/performance.md, issue 11).
+        *(Index(f"ix_donor_{key}_lab_side", key, sqlite_where=text("possibly_covered = 1"),
+                postgresql_where=text("possibly_covered"))
+          for key in ("name_key_a", "name_key_b", "email_key", "phone_key")),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -62,6 +68,12 @@ class Donor(SQLModel, table=True):
     name_key_a: str | None = Field(default=None, max_length=200, index=True)
     name_key_b: str | None = Field(default=None, max_length=200, index=True)
     phone_key: str | None = Field(default=None, max_length=10, index=True)
+    #: The record has an affiliation to a covered lab or to an organisation with a parent
+    #: (which may be a covered lab's affiliate): the only person records the possible-match
+    #: lookup can find (app.ledger.identity). Derived from affiliation and organization, kept
+    #: by every write that can change it (identity.refresh_possibly_covered), and recomputed
+    #: and compared by verification (app.ledger.derived_verify): set by hand, it is reported.
+    possibly_covered: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     #: Contact preferences: how the donor agreed to be contacted. do_not_contact overrides
     #: the rest (no appeals, no calls; receipts the law requires still go out).
     do_not_contact: bool = Field(default=False, sa_column_kwargs={"server_default": false()})

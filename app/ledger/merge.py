@@ -29,6 +29,7 @@ from sqlmodel import Session, SQLModel
 from app.db.locking import ledger_write
 from app.errors import NotAllowed, NotFound, ValidationFailed
 from app.ledger import audit, funding, relationships, row_hashes
+from app.ledger.identity import refresh_possibly_covered
 from app.ledger.audit import Actor
 from app.ledger.facts import CoveredOrganizations
 from app.ledger.parties import _affected_range, _gifts_to_rescreen, _today_by
@@ -234,6 +235,8 @@ def merge_donors(session: Session, survivor_id: int, duplicate_id: int, actor: A
         if became_anonymous:
             survivor.anonymous = True
         session.flush()
+        # The survivor now has the duplicate's affiliations; the duplicate has none.
+        refresh_possibly_covered(session, donor_ids=(survivor.id, duplicate.id))
 
         why = (f"Donor records merged: donor {duplicate.id} ({duplicate.name}) into donor "
                f"{survivor.id} ({survivor.name}) {_today_by(actor)}; the gift is now "

@@ -18,7 +18,7 @@ from app.errors import NotAllowed, NotFound, ProbablySamePerson, RowRefused, Val
 from app.ledger import audit, funding, row_hashes
 from app.ledger.audit import Actor
 from app.ledger.facts import CoveredOrganizations
-from app.ledger.identity import donor_keys
+from app.ledger.identity import donor_keys, refresh_possibly_covered
 from app.ledger.reviews import hold_for_rescreen
 from models import (
     Affiliation,
@@ -99,6 +99,8 @@ def update_organization(session: Session, org_id: int, data: OrganizationCreate,
         for key, value in new.items():
             setattr(org, key, value)
         session.flush()
+        if (before["covered_lab"], before["parent_id"]) != (org.covered_lab, org.parent_id):
+            refresh_possibly_covered(session, organization_id=org.id)
         now_covered = CoveredOrganizations(session)
         changed = sorted(i for i in family if now_covered.covered(i) != before_coverage[i])
         rescreened = _rescreen_for_coverage(
@@ -471,6 +473,7 @@ def add_affiliation(session: Session, donor_id: int, data: AffiliationCreate, ac
         aff = Affiliation(donor_id=donor_id, **data.model_dump())
         session.add(aff)
         session.flush()
+        refresh_possibly_covered(session, donor_ids=[donor_id])
         audit.append(session, actor, "affiliation.added", "donor", donor_id,
                      {"affiliation_id": aff.id, **data.model_dump(),
                       "organization": session.get(Organization, aff.organization_id).name},
@@ -516,6 +519,7 @@ def update_affiliation(session: Session, affiliation_id: int, data: AffiliationC
         for key, value in data.model_dump().items():
             setattr(aff, key, value)
         session.flush()
+        refresh_possibly_covered(session, donor_ids=[aff.donor_id])  # its organisation may change
         if covered.covered(aff.organization_id):
             ranges.append(_affected_range(aff, policy))
         audit.append(session, actor, "affiliation.changed", "donor", aff.donor_id,
@@ -546,6 +550,7 @@ def remove_affiliation(session: Session, affiliation_id: int, actor: Actor,
         removed = {k: getattr(aff, k) for k in AffiliationCreate.model_fields}
         session.delete(aff)
         session.flush()
+        refresh_possibly_covered(session, donor_ids=[donor.id])
         audit.append(session, actor, "affiliation.removed", "donor", donor.id,
                      {"affiliation_id": affiliation_id, **removed},
                      sealed=[row_hashes.removed(Affiliation, affiliation_id)])

@@ -57,8 +57,11 @@ class AuditVerification:
             return failures[0].problem
         if not self.rows.ok:
             return "ledger rows do not match the audit trail"
-        return None if self.derived.ok else ("daily funding totals do not match the gifts and "
-                                             "refunds they are kept from")
+        if self.derived.ok:
+            return None
+        if self.derived.differing == self.derived.flags_differing:
+            return "donors' lab-side flags (possibly_covered) do not match their affiliations"
+        return "daily funding totals do not match the gifts and refunds they are kept from"
 
     def public(self) -> dict:
         """The JSON of GET /api/v1/audit/verify (docs/api.md)."""
@@ -126,8 +129,13 @@ class AuditVerification:
         derived = self.derived
         if derived.ok:
             return [f"daily funding totals match their recomputation: {derived.rows} rows"]
-        lines = [f"daily funding totals DO NOT match their recomputation from gifts and refunds "
-                 f"({derived.differing} of {derived.rows} rows)"]
+        days = derived.differing - derived.flags_differing
+        lines = ([f"daily funding totals DO NOT match their recomputation from gifts and refunds "
+                  f"({days} of {derived.rows} rows)"] if days else
+                 [f"daily funding totals match their recomputation: {derived.rows} rows"])
+        if derived.flags_differing:
+            lines.append(f"donors' lab-side flags (possibly_covered) DO NOT match their "
+                         f"affiliations: {derived.flags_differing} donors")
         lines += [f"  {finding}" for finding in derived.findings]
         if derived.differing > len(derived.findings):
             lines.append(f"  ... and {derived.differing - len(derived.findings)} more")
