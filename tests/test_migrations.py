@@ -220,3 +220,64 @@ def test_0032_links_stripe_gifts_recorded_before_it_to_their_donation(app, api, 
                                  )).one()
     assert links == [(donation.id, paid[0]), (donation.id, paid[1])]
     assert (kept[0], bool(kept[1])) == (0, False)
+
+
+def test_0027_sets_the_lab_side_flag_and_reseals_the_roster_keyed(app, api, api_as):
+    """0027 sets donor.possibly_covered from the affiliations already recorded, and seals
+    every roster entry anew: the plain seal of what the policy reads and a keyed seal of who
+    the person is, for each row that still matches the plain seal of all its columns that
+    the app wrote before. A row edited behind the app's back before the upgrade is not
+    laundered: it stays a finding."""
+    from sqlalchemy import select, text
+
+    from app.ledger import row_hashes
+    from app.ledger.row_sealing import append_migration_entry
+    from models import Donor, RosterEntry
+    from tests.builders import affiliate, ok, organization, person
+    from tests.tampering import tamper
+
+    lab = organization(api, "Halcyon Labs", covered_lab=True)
+    vp, plain = person(api, "Morgan Chen"), person(api, "Ana Ruiz")
+    affiliate(api, vp["id"], lab["id"], senior=True, title="Vice President")
+    roster = ("name,title,organisation,start,end,source\n"
+              "Avery Stone,Chief Scientist,Halcyon Labs,2024-01-01,,leadership page\n"
+              "Riley Park,Head of Policy,Halcyon Labs,2023-05-01,,press release\n")
+    ok(api_as("reviewer").client.post("/api/v1/rosters", data=roster.encode(), headers={
+        **api_as("reviewer").headers, "Content-Type": "text/csv"}))
+    assert ok(api.get("/audit/verify"), 200)["ok"] is True
+
+    engine = app.extensions["armslength"].engine
+    config = _config(engine)
+    command.stamp(config, "head")
+    before = ScriptDirectory.from_config(config).get_revision("0027").down_revision
+    command.downgrade(config, before)
+    # The roster as the app sealed it before 0027: one plain seal of every column (the
+    # migration's own definition of it); then Riley renamed behind the app's back.
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "m0027", MIGRATIONS / "versions" / "0027_lab_side_flag_roster_keyed_seal.py")
+    m0027 = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m0027)
+    old = m0027._ROSTER_BEFORE
+    with engine.begin() as conn:
+        rows = conn.execute(select(*row_hashes.read_columns(old)).order_by(RosterEntry.id)).all()
+        append_migration_entry(conn, "test", "roster.imported", {}, [
+            [old.table, row[0], row_hashes.stored_row_hash(old, tuple(row))] for row in rows])
+        tamper(conn, "UPDATE roster_entry SET name = 'R. Parks' WHERE name = 'Riley Park'")
+    command.upgrade(config, "head")
+
+    with engine.connect() as conn:
+        flags = dict(conn.execute(select(Donor.id, Donor.possibly_covered)).all())
+        riley = conn.execute(select(RosterEntry.id).where(RosterEntry.name == "R. Parks")
+                             ).scalar_one()
+        resealed = conn.execute(text(
+            "SELECT count(*) FROM audit_entry WHERE action = 'ledger.rows_resealed'")).scalar_one()
+    assert (flags[vp["id"]], flags[plain["id"]]) == (True, False)
+    assert resealed == 1
+    report = ok(api.get("/audit/verify"), 200)
+    # Riley's row: its plain seal is still the pre-upgrade one over every column, and its
+    # keyed seal the one this test's import made before the rename. Avery's was sealed
+    # anew both ways and verifies.
+    assert {(f["table"], f["id"], f["problem"]) for f in report["row_findings"]} == {
+        ("roster_entry", riley, "content differs"),
+        ("roster_entry.identity", riley, "content differs")}

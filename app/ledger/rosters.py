@@ -202,7 +202,7 @@ def remove_roster_entry(session: Session, entry_id: int, actor: Actor) -> None:
             "start_date": values["start_date"].isoformat(),
             "end_date": values["end_date"].isoformat() if values["end_date"] else None,
             "senior_decision_maker": values["senior_decision_maker"]},
-            sealed=[row_hashes.removed(RosterEntry, entry_id)])
+            sealed=row_hashes.removed_all(RosterEntry, entry_id))
 
 
 def _rescreen_matching_donors(session: Session, entries: list[RosterEntry], policy: Policy,

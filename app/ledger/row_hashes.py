@@ -138,7 +138,12 @@ SEALED: dict[str, Sealed] = {s.table: s for s in (
                                "public_name_consent")),
     # Who is (not) the same person: a "different" verdict silences a possible_match hold.
     _all_columns(IdentityVerdict),
-    _all_columns(RosterEntry),
+    # A roster entry: what the policy reads, plainly; who the person is (name, title, where
+    # it is known from, matching keys), keyed as donor.identity is (migration 0027): renamed
+    # or rekeyed unseen, a lab executive on the roster would no longer match a donor.
+    _sealed(RosterEntry, ("id", "organization_id", "start_date", "end_date",
+                          "senior_decision_maker", "created_by_id", "created_at")),
+    _keyed(RosterEntry, "identity", ("name", "title", "source", "name_key_a", "name_key_b")),
     # Who is whose spouse, partner or household: the household rule reads them.
     _all_columns(Relationship),
     # Where a merged record went; keyed by the merged record's id (no id column of its own).
@@ -278,6 +283,21 @@ def removed(model: type[SQLModel], row_id: int) -> list:
     verification expects the row to be gone, and reports it if it comes back."""
     [sealed] = _BY_MODEL[model]
     return [sealed.table, row_id, None]
+
+
+def removed_all(model: type[SQLModel], row_id: int) -> list[list]:
+    """removed() for every seal of the model (a roster entry has a keyed one besides)."""
+    return [[sealed.table, row_id, None] for sealed in _BY_MODEL[model]]
+
+
+def keyed_seals() -> tuple[Sealed, ...]:
+    """The keyed seals, in table order: what a seal-key rotation re-seals."""
+    return tuple(s for _name, s in sorted(SEALED.items()) if s.keyed)
+
+
+def keyed_digest(sealed: Sealed, ordered: tuple, key: bytes) -> str:
+    """stored_row_hash of a keyed seal under the given key, not the process's."""
+    return hmac.new(key, _ENCODE([sealed.table, *ordered]).encode(), hashlib.sha256).hexdigest()
 
 
 def seals(rows: Iterable[SQLModel | list]) -> list[list]:

@@ -30,8 +30,8 @@ from sqlmodel import Session
 from app.db.locking import ledger_batch
 from app.ledger import audit
 from app.ledger.audit import Actor
-from app.ledger.row_hashes import SEALED
-from app.ledger.row_verify import unsealed_rows
+from app.ledger.row_hashes import SEALED, Sealed, read_columns, stored_row_hash
+from app.ledger.row_verify import _LATEST_SEALS, unsealed_rows
 from models import GENESIS_HASH, AuditEntry
 
 #: Rows sealed per audit entry.
@@ -122,6 +122,58 @@ _AUDIT = sa.table(
         "row_hashes", "prev_hash", "hash")))
 
 
+def append_migration_entry(conn: Connection, revision: str, action: str, data: dict,
+                           sealed: list[list] | None = None) -> None:
+    """For a migration: append one entry to the chain, sealing `sealed` ([table, id, hash])."""
+    prev = conn.execute(select(_AUDIT.c.hash).order_by(_AUDIT.c.id.desc()).limit(1)
+                        ).scalar_one_or_none() or GENESIS_HASH
+    at = datetime.now(UTC)
+    actor = f"migration {revision}"
+    # The data as the chain hashes it: what the JSON column gives back.
+    data = json.loads(json.dumps(data))
+    digest = audit.chain_hash(prev, at.isoformat(timespec="microseconds"), actor, None,
+                              action, "ledger", None, data, sealed)
+    conn.execute(sa.insert(_AUDIT).values(
+        at=at, actor_id=None, actor=actor, action=action, entity_type="ledger",
+        entity_id=None, data=data, row_hashes=sealed, prev_hash=prev, hash=digest))
+
+
+def reseal_for_migration(conn: Connection, revision: str, before: Sealed,
+                         after: tuple[Sealed, ...]) -> tuple[int, int]:
+    """For a migration that changes how a table is sealed (`before`: its seal until then,
+    columns fixed by the migration; `after`: its seals from then on, keyed ones under the
+    process's seal key): append entries sealing each row anew, but only rows that still
+    match their latest seal under `before`. A row edited behind the app's back before the
+    upgrade, or never sealed, is not laundered: it stays a finding. Returns (resealed, left)."""
+    latest: dict[int, str | None] = {}
+    for table, row_id, _entry, digest in conn.execute(_LATEST_SEALS[conn.dialect.name]):
+        if table == before.table:
+            latest[int(row_id)] = digest
+    key_at = before.columns.index(before.key)
+    fresh: dict[int, list[list]] = {}
+    left = 0
+    for row in conn.execute(select(*read_columns(before))):
+        row_id = row[key_at]
+        if latest.get(row_id) == stored_row_hash(before, tuple(row)):
+            fresh[row_id] = []
+        else:
+            left += 1
+    for sealed in after:
+        at = sealed.columns.index(sealed.key)
+        for row in conn.execute(select(*read_columns(sealed))):
+            if row[at] in fresh:
+                fresh[row[at]].append([sealed.table, row[at], stored_row_hash(sealed, tuple(row))])
+    pending = [seal for row_id in sorted(fresh) for seal in fresh[row_id]]
+    per_entry = PER_ENTRY * len(after)
+    for start in range(0, len(pending), per_entry):
+        chunk = pending[start:start + per_entry]
+        append_migration_entry(conn, revision, "ledger.rows_resealed", {
+            "table": before.table, "rows": len(chunk) // len(after),
+            "seals": [s.table for s in after],
+            "why": f"revision {revision} seals {before.table} otherwise"}, chunk)
+    return len(fresh), left
+
+
 def append_watermark(conn: Connection, revision: str,
                      tables: dict[str, tuple[str, str]]) -> None:
     """For a migration: append a "ledger.seal_watermark" entry recording, per sealed table
@@ -133,15 +185,5 @@ def append_watermark(conn: Connection, revision: str,
         max_id, rows = conn.execute(sa.text(
             f'SELECT max("{key}"), count(*) FROM "{table}"')).one()  # noqa: S608  # nosec B608
         marks[name] = {"max_id": max_id, "rows": rows}
-    data = {"revision": revision, "tables": marks}
-    prev = conn.execute(select(_AUDIT.c.hash).order_by(_AUDIT.c.id.desc()).limit(1)
-                        ).scalar_one_or_none() or GENESIS_HASH
-    at = datetime.now(UTC)
-    actor, action = f"migration {revision}", WATERMARK_ACTION
-    # The data as the chain hashes it: what the JSON column gives back.
-    data = json.loads(json.dumps(data))
-    digest = audit.chain_hash(prev, at.isoformat(timespec="microseconds"), actor, None,
-                              action, "ledger", None, data, None)
-    conn.execute(sa.insert(_AUDIT).values(
-        at=at, actor_id=None, actor=actor, action=action, entity_type="ledger",
-        entity_id=None, data=data, row_hashes=None, prev_hash=prev, hash=digest))
+    append_migration_entry(conn, revision, WATERMARK_ACTION,
+                           {"revision": revision, "tables": marks})

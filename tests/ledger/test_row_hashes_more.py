@@ -238,7 +238,7 @@ def test_seal_rows_seals_only_rows_the_upgrade_found(app, api, db, database_url,
                  "INSERT INTO staff_user (email, password_hash, role, active, session_nonce, "
                  "created_at, role_since) SELECT 'older@example.org', password_hash, 'viewer', "
                  f"active, 'n', created_at, role_since FROM staff_user WHERE id = {scene.admin_id}",
-                 f"UPDATE roster_entry SET title = 'edited' WHERE id = {scene.roster_id}")
+                 f"UPDATE roster_entry SET end_date = '2024-01-02' WHERE id = {scene.roster_id}")
     older_pledge = _one(db, select(Pledge.id).order_by(Pledge.id.desc()).limit(1))
     older_user = _one(db, select(User.id).where(User.email == "older@example.org"))
     upgrade_watermark(database_url)
