@@ -29,9 +29,9 @@ from sqlmodel import Session, SQLModel
 from app.db.locking import ledger_write
 from app.errors import NotAllowed, NotFound, ValidationFailed
 from app.ledger import audit, funding, relationships, row_hashes
-from app.ledger.identity import refresh_possibly_covered
 from app.ledger.audit import Actor
 from app.ledger.facts import CoveredOrganizations
+from app.ledger.identity import refresh_possibly_covered
 from app.ledger.parties import _affected_range, _gifts_to_rescreen, _today_by
 from app.ledger.public_support import merge_facts
 from app.ledger.reviews import hold_for_rescreen

@@ -97,8 +97,8 @@ def test_the_apps_roster_writes_verify(api, api_as, db, entry):
     assert _findings(api) == set()
     plain = organization(api_as("admin"), "Plain Corp")
     [other] = ok(reviewer.client.post("/api/v1/rosters", data=(
-        "name,title,organisation,start,end,source\nRiley Park,Analyst,Plain Corp,2024-01-01,,"
-        "a list\n").encode(), headers={**reviewer.headers, "Content-Type": "text/csv"}))["entries"]
+        b"name,title,organisation,start,end,source\nRiley Park,Analyst,Plain Corp,2024-01-01,,"
+        b"a list\n"), headers={**reviewer.headers, "Content-Type": "text/csv"}))["entries"]
     assert other["organization_id"] == plain["id"]
     response = reviewer.delete(f"/rosters/{other['id']}")  # not covered: at once
     assert response.status_code in (200, 204), response.get_json()
