@@ -312,6 +312,51 @@ def register_commands(app: Flask) -> None:
                    "AUDIT_SEAL_KEY_FILE to its path for every worker and command; keep a copy "
                    "offline: without it the keyed seals cannot be checked.")
 
+    @app.cli.command("audit-seal-rotate")
+    @click.option("--new-key-file", type=click.Path(dir_okay=False), default=None,
+                  help="the new key (from audit-seal-keygen); else AUDIT_SEAL_NEW_KEY_FILE or "
+                       "AUDIT_SEAL_NEW_KEY")
+    @click.option("--old-key-file", type=click.Path(dir_okay=False), default=None,
+                  help="the key in use; else the app's own (AUDIT_SEAL_KEY_FILE or "
+                       "AUDIT_SEAL_KEY)")
+    def audit_seal_rotate_command(new_key_file: str | None, old_key_file: str | None):
+        """Re-seal every keyed row seal under a new key, in one audited step (docs/verify.md).
+        Every keyed seal must hold under the old key first: if one does not, nothing is
+        written and the rows are listed (exit status 1). Stop the app's workers first, and
+        start them again with AUDIT_SEAL_KEY_FILE set to the new key."""
+        import os
+
+        from app.ledger import seal_key
+        from app.ledger.seal_rotation import rotate_seal_key
+
+        try:
+            new = seal_key.load({
+                "AUDIT_SEAL_KEY_FILE": new_key_file or os.environ.get("AUDIT_SEAL_NEW_KEY_FILE"),
+                "AUDIT_SEAL_KEY": None if new_key_file else os.environ.get("AUDIT_SEAL_NEW_KEY")})
+            old = (seal_key.load({"AUDIT_SEAL_KEY_FILE": old_key_file}) if old_key_file
+                   else seal_key.load(app.config))
+        except seal_key.SealKeyError as error:
+            _fail(error)
+        if new is None:
+            _fail(ValueError("no new key: give --new-key-file (or AUDIT_SEAL_NEW_KEY_FILE)"))
+        if old is None:
+            _fail(ValueError("no key in use is configured (AUDIT_SEAL_KEY_FILE): the seals "
+                             "are the development key's; give --old-key-file to rotate anyway"))
+        if old == new:
+            _fail(ValueError("the new key is the key in use"))
+        with _session() as session:
+            result = rotate_seal_key(session, old, new, CLI_ACTOR)
+        if result.refused:
+            click.echo(f"not rotated: {len(result.refused)} keyed seals do not hold under the "
+                       "old key (nothing was written):", err=True)
+            for name, row_id, why in result.refused[:1000]:
+                click.echo(f"  {name} {row_id}: {why}", err=True)
+            raise SystemExit(1)
+        seal_key.configure(new)
+        click.echo(f"re-sealed {result.resealed} keyed seals under key {seal_key.key_id(new)} "
+                   f"(was {seal_key.key_id(old)}). Set AUDIT_SEAL_KEY_FILE to the new key for "
+                   "every worker and command now; keep the old key offline.")
+
     @app.cli.command("verify-disclosure")
     @click.argument("file", type=click.File("rb"))
     @click.option("--public-key", "public_key_file", type=click.File("r"), default=None,

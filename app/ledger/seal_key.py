@@ -20,6 +20,7 @@ development key.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from pathlib import Path
@@ -64,6 +65,13 @@ def configure(key: bytes | None) -> None:
 
 def current() -> bytes:
     return _key
+
+
+def key_id(key: bytes) -> str:
+    """A key's public name (16 hex digits of a SHA-256 of it, domain-separated): what the
+    chain records of a rotation, so a verifier can tell which key a trail was sealed under
+    without the key being readable from it."""
+    return hashlib.sha256(b"armslength seal key id\0" + key).hexdigest()[:16]
 
 
 def generate_key_file(path: Path) -> None:
