@@ -15,10 +15,10 @@ Revises: 0032
    that still matches its seal as it was is sealed anew, both ways, in "ledger.rows_resealed"
    entries; one that does not (edited behind the app's back before the upgrade) is left a
    finding, never laundered. The keyed seals are made with this process's key: upgrade
-   through `armslength upgrade-db` with AUDIT_SEAL_KEY_FILE set, as the app runs.
-   Downgrading leaves the entries (the chain is append-only); verification under the older
-   revision reads the roster's latest plain seal, which is then the new one: run
-   `armslength seal-rows` is no help there, so do not downgrade past this on real data.
+   through `armslength init-db` with AUDIT_SEAL_KEY_FILE set, as the app runs.
+   Downgrading leaves the entries (the chain is append-only): the roster's latest plain
+   seals are then the narrower ones, which an older revision reads as changed rows, so do
+   not downgrade past this on real data.
 """
 
 from __future__ import annotations
