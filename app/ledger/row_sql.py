@@ -129,7 +129,7 @@ def _canonical(sealed: Sealed, dialect: str) -> tuple[str, str] | None:
     if None in kinds:
         return None
     name = sealed.table.replace("'", "''")
-    columns = [_quote(c) for c in sealed.columns]
+    columns = [quote(c) for c in sealed.columns]
     if dialect == "postgresql":
         body = " || ',' || ".join(_postgresql(k, c) for k, c in zip(kinds, columns, strict=True))
         return f"'[' || to_json('{name}'::text)::text || ',' || {body} || ']'", "true"
@@ -139,25 +139,33 @@ def _canonical(sealed: Sealed, dialect: str) -> tuple[str, str] | None:
             " AND ".join(condition for _, condition in spelled))
 
 
-def _select(sealed: Sealed, value: str):
+def _select_sql(sealed: Sealed, value: str) -> str:
     # Only names from the models' metadata and this module's own SQL; no input. The key is
     # the row's integer id ("id", or donor_id / gift_id / duplicate_id: row_hashes.Sealed).
-    key = _quote(sealed.key)
-    sql = f"SELECT {key}, {value} FROM {_quote(sealed.table)} ORDER BY {key}"  # noqa: S608  # nosec B608
-    return text(sql)
+    return f"SELECT {quote(sealed.key)} AS k, {value} AS v FROM {quote(sealed.table)}"  # noqa: S608  # nosec B608
 
 
-def digest_query(sealed: Sealed, dialect: str):
-    """SELECT key, row hash FROM the table ORDER BY key, the hash computed by the database;
-    None where the table cannot be spelled in SQL (hash it in Python). On SQLite a row's
-    hash is NULL where SQL might not read it as Python does."""
+def _select(sealed: Sealed, value: str):
+    return text(f"{_select_sql(sealed, value)} ORDER BY {quote(sealed.key)}")
+
+
+def digest_sql(sealed: Sealed, dialect: str) -> str | None:
+    """SELECT k (the row's key), v (its hash) FROM the table, in no order, the hash computed
+    by the database; None where the table cannot be spelled in SQL (hash it in Python). On
+    SQLite a row's hash is NULL where SQL might not read it as Python does."""
     spelled = _canonical(sealed, dialect)
     if spelled is None:
         return None
     canonical, plain = spelled
     if dialect == "postgresql":
-        return _select(sealed, f"encode(sha256(convert_to({canonical}, 'UTF8')), 'hex')")
-    return _select(sealed, f"CASE WHEN {plain} THEN {SQLITE_SHA256}({canonical}) END")
+        return _select_sql(sealed, f"encode(sha256(convert_to({canonical}, 'UTF8')), 'hex')")
+    return _select_sql(sealed, f"CASE WHEN {plain} THEN {SQLITE_SHA256}({canonical}) END")
+
+
+def digest_query(sealed: Sealed, dialect: str):
+    """digest_sql's rows ORDER BY key (None where the table cannot be spelled in SQL)."""
+    sql = digest_sql(sealed, dialect)
+    return None if sql is None else text(f"{sql} ORDER BY {quote(sealed.key)}")
 
 
 def canonical_query(sealed: Sealed, dialect: str):
@@ -170,7 +178,7 @@ def canonical_query(sealed: Sealed, dialect: str):
     return _select(sealed, f"CASE WHEN {plain} THEN {canonical} END")
 
 
-def _quote(identifier: str) -> str:
+def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 

@@ -72,26 +72,52 @@ class RowsReport:
             self.findings.append(finding)
 
 
-#: The latest seal of every sealed row, ordered by table (byte order) and row id.
-_LATEST_SEALS = {
-    "postgresql": text("""
-        SELECT DISTINCT ON (t, row_id) t, row_id, entry_id, hash FROM (
-            SELECT (r.value ->> 0) COLLATE "C" AS t, (r.value ->> 1)::bigint AS row_id,
-                   e.id AS entry_id, r.value ->> 2 AS hash
-            FROM audit_entry e CROSS JOIN LATERAL json_array_elements(e.row_hashes) AS r(value)
-            WHERE json_typeof(e.row_hashes) = 'array') s
-        ORDER BY t, row_id, entry_id DESC"""),
-    # SQLite: with max(), the other bare columns come from the row holding the maximum.
-    "sqlite": text("""
-        SELECT json_extract(r.value, '$[0]') AS t, json_extract(r.value, '$[1]') AS row_id,
-               max(e.id) AS entry_id, json_extract(r.value, '$[2]') AS hash
-        FROM audit_entry e, json_each(e.row_hashes) AS r
-        WHERE json_type(e.row_hashes) = 'array'
-        GROUP BY t, row_id
-        ORDER BY t, row_id"""),
+#: The seals of every audit entry, one row each, into a temporary table (armslength_seal) that lives
+#: as long as the check: read out of the JSON once, then each table's latest seals are read
+#: from it by the index (t, row_id), never by sorting every seal of the trail.
+#: Named in the session's own temporary schema: never a table of the database of that name.
+_DROP_SEALS = {"postgresql": "DROP TABLE IF EXISTS pg_temp.armslength_seal",
+               "sqlite": "DROP TABLE IF EXISTS temp.armslength_seal"}
+_CREATE_SEALS = {
+    "postgresql": "CREATE TEMPORARY TABLE armslength_seal (t text COLLATE \"C\", row_id bigint, "
+                  "entry_id bigint, hash text) ON COMMIT DROP",
+    "sqlite": "CREATE TEMPORARY TABLE armslength_seal (t TEXT, row_id INTEGER, entry_id INTEGER, "
+              "hash TEXT)",
 }
+_LOAD_SEALS = {
+    "postgresql": """
+        INSERT INTO armslength_seal (t, row_id, entry_id, hash)
+        SELECT r.value ->> 0, (r.value ->> 1)::bigint, e.id, r.value ->> 2
+        FROM audit_entry e CROSS JOIN LATERAL json_array_elements(e.row_hashes) AS r(value)
+        WHERE json_typeof(e.row_hashes) = 'array'""",
+    "sqlite": """
+        INSERT INTO armslength_seal (t, row_id, entry_id, hash)
+        SELECT json_extract(r.value, '$[0]'), json_extract(r.value, '$[1]'), e.id,
+               json_extract(r.value, '$[2]')
+        FROM audit_entry e, json_each(e.row_hashes) AS r
+        WHERE json_type(e.row_hashes) = 'array'""",
+}
+#: One table's latest seal of each row (:t the table's seal name), as (row_id, entry_id, hash).
+_LATEST = {
+    "postgresql": """
+        SELECT DISTINCT ON (row_id) row_id, entry_id, hash FROM armslength_seal WHERE t = :t
+        ORDER BY row_id, entry_id DESC""",
+    # SQLite: with max(), the other bare columns come from the row holding the maximum.
+    "sqlite": """
+        SELECT row_id, max(entry_id) AS entry_id, hash FROM armslength_seal WHERE t = :t
+        GROUP BY row_id ORDER BY row_id""",
+}
+#: One table's rows (their hashes computed by the database, row_sql.digest_sql) joined with
+#: their latest seals, in the database: only what differs comes back, by id, as (id, live:
+#: the row exists, its hash now, the latest seal's entry id, the sealed hash). A seal of a
+#: row the app removed (hash NULL) comes back too; the walk skips it.
+_DIFFERENCES = """
+    SELECT coalesce(l.k, s.row_id) AS id, l.k IS NOT NULL AS live, l.v, s.entry_id, s.hash
+    FROM ({rows}) AS l FULL JOIN ({latest}) AS s ON s.row_id = l.k
+    WHERE l.k IS NULL OR s.row_id IS NULL OR l.v IS NULL OR s.hash IS NULL OR l.v <> s.hash
+    ORDER BY 1"""
 
-_END = (None, None, None, None)
+_END = (None, None, None)
 
 #: The "hash" of a row whose stored values cannot be read as their column's type.
 UNREADABLE = "unreadable"
@@ -117,57 +143,88 @@ def _verify(conn: Connection, batch: int) -> RowsReport:
 
 
 def _walk(conn: Connection, batch: int, report: RowsReport) -> Iterator[tuple[RowFinding, str | None]]:
-    """Merge every sealed table's rows with their latest seals; yield each finding with the
+    """Every sealed table's rows against their latest seals; yield each finding with the
     row's hash as it is now (None for a row gone). Counts the rows in report.rows."""
     row_sql.prepare(conn)
-    seals = _stream(conn, _LATEST_SEALS[conn.dialect.name], batch)
+    dialect = conn.dialect.name
+    conn.exec_driver_sql(_DROP_SEALS[dialect])
+    conn.exec_driver_sql(_CREATE_SEALS[dialect])
+    try:
+        conn.exec_driver_sql(_LOAD_SEALS[dialect])
+        conn.exec_driver_sql("CREATE INDEX ix_armslength_seal ON armslength_seal (t, row_id, entry_id)")
+        conn.exec_driver_sql("ANALYZE armslength_seal")
+        for table in sorted(SEALED):
+            sealed = SEALED[table]
+            # A keyed seal is a second seal of rows counted under their table's plain one.
+            counted = not sealed.keyed
+            by_sql = row_sql.digest_sql(sealed, dialect)
+            if by_sql is None:
+                yield from _merged(conn, sealed, batch, report, counted)
+                continue
+            if counted:
+                report.rows += conn.execute(text(
+                    f"SELECT count(*) FROM {row_sql.quote(table)}")).scalar_one()  # noqa: S608  # nosec B608 - a name from the models
+            query = text(_DIFFERENCES.format(rows=by_sql, latest=_LATEST[dialect]))
+            for row_id, live, digest, entry_id, sealed_hash in conn.execute(query, {"t": table}):
+                if not live:
+                    if sealed_hash is not None:  # None: the app removed the row
+                        yield RowFinding(table, row_id, ROW_GONE, entry_id), None
+                    continue
+                if digest is None:  # SQLite: stored in a form SQL might read otherwise
+                    digest = _python_digest(conn, sealed, row_id)
+                if entry_id is None:
+                    yield RowFinding(table, row_id, NO_ENTRY, None), digest
+                elif digest != sealed_hash:
+                    yield RowFinding(table, row_id, CONTENT_DIFFERS, entry_id), digest
+    finally:
+        conn.exec_driver_sql(_DROP_SEALS[dialect])
+
+
+def _merged(conn: Connection, sealed: Sealed, batch: int, report: RowsReport,
+            counted: bool) -> Iterator[tuple[RowFinding, str | None]]:
+    """A table the database cannot hash (row_sql): its rows hashed here, in id order, merged
+    with its latest seals in the same order."""
+    table = sealed.table
+    seals = _stream(conn, text(_LATEST[conn.dialect.name]).bindparams(t=table), batch)
     seal = next(seals, _END)
-    for table in sorted(SEALED):
-        # Seals of tables this version does not seal (sorting before this one): ignored.
-        while seal[0] is not None and seal[0] < table:
+    for row_id, digest in _digests(conn, sealed, batch):
+        while seal[0] is not None and seal[0] < row_id:
+            if seal[2] is not None:  # None: the app removed the row (row_hashes.removed)
+                yield RowFinding(table, seal[0], ROW_GONE, seal[1]), None
             seal = next(seals, _END)
-        # A keyed seal is a second seal of rows counted under their table's plain one.
-        counted = not SEALED[table].keyed
-        for row_id, digest in _digests(conn, SEALED[table], batch):
-            while seal[0] == table and seal[1] < row_id:
-                if seal[3] is not None:  # None: the app removed the row (row_hashes.removed)
-                    yield RowFinding(table, seal[1], ROW_GONE, seal[2]), None
-                seal = next(seals, _END)
-            report.rows += counted
-            if seal[0] == table and seal[1] == row_id:
-                if digest != seal[3]:
-                    yield RowFinding(table, row_id, CONTENT_DIFFERS, seal[2]), digest
-                seal = next(seals, _END)
-            else:
-                yield RowFinding(table, row_id, NO_ENTRY, None), digest
-        while seal[0] == table:
-            if seal[3] is not None:
-                yield RowFinding(table, seal[1], ROW_GONE, seal[2]), None
+        report.rows += counted
+        if seal[0] == row_id:
+            if digest != seal[2]:
+                yield RowFinding(table, row_id, CONTENT_DIFFERS, seal[1]), digest
             seal = next(seals, _END)
+        else:
+            yield RowFinding(table, row_id, NO_ENTRY, None), digest
+    while seal[0] is not None:
+        if seal[2] is not None:
+            yield RowFinding(table, seal[0], ROW_GONE, seal[1]), None
+        seal = next(seals, _END)
+
+
+def _python_digest(conn: Connection, sealed: Sealed, row_id: int) -> str:
+    """The row's hash computed here (its stored values read through their column types)."""
+    columns = sealed.model.__table__.c
+    try:
+        row = conn.execute(select(*read_columns(sealed))
+                           .where(columns[sealed.key] == row_id)).one()
+        return stored_row_hash(sealed, row)
+    except (ValueError, OverflowError):
+        # A value no column of its type can hold ('infinity' typed into a date on
+        # SQLite): no seal was ever made of it, so the row reads as changed.
+        return UNREADABLE
 
 
 def _digests(conn: Connection, sealed: Sealed, batch: int) -> Iterator[tuple[int, str]]:
-    """(id, the row's hash now) of every row of the table, in id order: computed by the
-    database where app.ledger.row_sql can spell the table, else read and hashed here."""
+    """(id, the row's hash now) of every row of the table, in id order, hashed here."""
     columns = sealed.model.__table__.c
-    by_sql = row_sql.digest_query(sealed, conn.dialect.name)
-    if by_sql is None:
-        id_at = sealed.columns.index(sealed.key)  # "id", or donor_merge's duplicate_id
-        for row in _stream(conn, select(*read_columns(sealed)).order_by(columns[sealed.key]),
-                           batch):
-            yield row[id_at], stored_row_hash(sealed, row)
-        return
-    for row_id, digest in _stream(conn, by_sql, batch):
-        if digest is None:  # stored in a form SQL might read otherwise: Python hashes it
-            try:
-                row = conn.execute(select(*read_columns(sealed))
-                                   .where(columns[sealed.key] == row_id)).one()
-                digest = stored_row_hash(sealed, row)
-            except (ValueError, OverflowError):
-                # A value no column of its type can hold ('infinity' typed into a date on
-                # SQLite): no seal was ever made of it, so the row reads as changed.
-                digest = UNREADABLE
-        yield row_id, digest
+    id_at = sealed.columns.index(sealed.key)  # "id", or donor_merge's duplicate_id
+    for row in _stream(conn, select(*read_columns(sealed)).order_by(columns[sealed.key]),
+                       batch):
+        yield row[id_at], stored_row_hash(sealed, row)
 
 
 def unsealed_rows(session: Session, batch: int = 10_000) -> list[list]:
