@@ -1,13 +1,23 @@
 """Verification of the live ledger rows against the row hashes in the audit chain.
 
-For every sealed table (app.ledger.row_hashes.SEALED) it reads the rows in id order and the
-latest seal of each row in the same order, both streamed in batches, and merges the two:
+For every sealed table (app.ledger.row_hashes.SEALED) it compares each live row's hash now
+with the latest seal of that row, and reports:
 
 - "content differs": the row's hash now is not the one its latest audit entry recorded;
 - "no audit entry": no entry ever sealed the row (inserted behind the app's back, or a
   tail of entries deleted: the rows they sealed lose their seal);
 - "row gone": an entry sealed the row and it no longer exists (deleted behind the app's
   back; the app deletes no sealed row).
+
+How (measured in docs/performance.md, "The row check in the database"): the seals of every
+entry are read out of the JSON once, into a temporary table indexed by (table, row id);
+then, for each table the database can hash (app.ledger.row_sql), one statement joins its
+rows' hashes with their latest seals and returns only the rows that differ, so neither the
+rows nor the seals travel to Python. Tables hashed in Python (keyed seals, types SQL does
+not spell) are merged here with their latest seals, both in id order. A role without the
+right to create a temporary table (PostgreSQL's TEMPORARY privilege) gets the same answer
+from the previous way: all latest seals in one sorted stream, merged here with every
+table's rows (_walk_sorted).
 
 It reads one consistent snapshot (REPEATABLE READ on PostgreSQL; one read transaction on
 SQLite), so writes committed meanwhile are not mistaken for tampering. Whether the entries
@@ -18,6 +28,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
 
 from sqlalchemy import select, text
 from sqlalchemy.engine import Connection, Engine
@@ -71,6 +83,26 @@ class RowsReport:
         if len(self.findings) < MAX_FINDINGS:
             self.findings.append(finding)
 
+
+#: The latest seal of every sealed row, ordered by table (byte order) and row id: the check
+#: where the role may not create a temporary table (_walk_sorted).
+_LATEST_SEALS = {
+    "postgresql": text("""
+        SELECT DISTINCT ON (t, row_id) t, row_id, entry_id, hash FROM (
+            SELECT (r.value ->> 0) COLLATE "C" AS t, (r.value ->> 1)::bigint AS row_id,
+                   e.id AS entry_id, r.value ->> 2 AS hash
+            FROM audit_entry e CROSS JOIN LATERAL json_array_elements(e.row_hashes) AS r(value)
+            WHERE json_typeof(e.row_hashes) = 'array') s
+        ORDER BY t, row_id, entry_id DESC"""),
+    # SQLite: with max(), the other bare columns come from the row holding the maximum.
+    "sqlite": text("""
+        SELECT json_extract(r.value, '$[0]') AS t, json_extract(r.value, '$[1]') AS row_id,
+               max(e.id) AS entry_id, json_extract(r.value, '$[2]') AS hash
+        FROM audit_entry e, json_each(e.row_hashes) AS r
+        WHERE json_type(e.row_hashes) = 'array'
+        GROUP BY t, row_id
+        ORDER BY t, row_id"""),
+}
 
 #: The seals of every audit entry, one row each, into a temporary table (armslength_seal) that lives
 #: as long as the check: read out of the JSON once, then each table's latest seals are read
@@ -146,12 +178,31 @@ def _walk(conn: Connection, batch: int, report: RowsReport) -> Iterator[tuple[Ro
     """Every sealed table's rows against their latest seals; yield each finding with the
     row's hash as it is now (None for a row gone). Counts the rows in report.rows."""
     row_sql.prepare(conn)
+    if _may_create_temporary(conn):
+        return _walk_in_database(conn, batch, report)
+    return _walk_sorted(conn, batch, report)
+
+
+def _may_create_temporary(conn: Connection) -> bool:
+    """Whether this role may create a temporary table (PostgreSQL's TEMPORARY privilege on
+    the database; docs/deployment.md grants it to the app's role)."""
+    if conn.dialect.name != "postgresql":
+        return conn.dialect.name == "sqlite"
+    return bool(conn.exec_driver_sql(
+        "SELECT has_database_privilege(current_database(), 'TEMPORARY')").scalar_one())
+
+
+def _walk_in_database(conn: Connection, batch: int,
+                      report: RowsReport) -> Iterator[tuple[RowFinding, str | None]]:
+    """The seals in a temporary table; each table the database can hash compared with its
+    latest seals by the database (_DIFFERENCES), the others merged here (_merged)."""
     dialect = conn.dialect.name
     conn.exec_driver_sql(_DROP_SEALS[dialect])
     conn.exec_driver_sql(_CREATE_SEALS[dialect])
     try:
         conn.exec_driver_sql(_LOAD_SEALS[dialect])
-        conn.exec_driver_sql("CREATE INDEX ix_armslength_seal ON armslength_seal (t, row_id, entry_id)")
+        conn.exec_driver_sql(
+            "CREATE INDEX ix_armslength_seal ON armslength_seal (t, row_id, entry_id)")
         conn.exec_driver_sql("ANALYZE armslength_seal")
         for table in sorted(SEALED):
             sealed = SEALED[table]
@@ -159,7 +210,8 @@ def _walk(conn: Connection, batch: int, report: RowsReport) -> Iterator[tuple[Ro
             counted = not sealed.keyed
             by_sql = row_sql.digest_sql(sealed, dialect)
             if by_sql is None:
-                yield from _merged(conn, sealed, batch, report, counted)
+                seals = _stream(conn, text(_LATEST[dialect]).bindparams(t=table), batch)
+                yield from _merged(table, seals, _digests(conn, sealed, batch), report, counted)
                 continue
             if counted:
                 report.rows += conn.execute(text(
@@ -180,14 +232,30 @@ def _walk(conn: Connection, batch: int, report: RowsReport) -> Iterator[tuple[Ro
         conn.exec_driver_sql(_DROP_SEALS[dialect])
 
 
-def _merged(conn: Connection, sealed: Sealed, batch: int, report: RowsReport,
-            counted: bool) -> Iterator[tuple[RowFinding, str | None]]:
-    """A table the database cannot hash (row_sql): its rows hashed here, in id order, merged
-    with its latest seals in the same order."""
-    table = sealed.table
-    seals = _stream(conn, text(_LATEST[conn.dialect.name]).bindparams(t=table), batch)
+def _walk_sorted(conn: Connection, batch: int,
+                 report: RowsReport) -> Iterator[tuple[RowFinding, str | None]]:
+    """Without a temporary table: the latest seals of all tables in one sorted stream
+    (_LATEST_SEALS), merged here with each table's rows in id order."""
+    groups = groupby(_stream(conn, _LATEST_SEALS[conn.dialect.name], batch), key=itemgetter(0))
+    group = next(groups, _NO_GROUP)
+    for table in sorted(SEALED):
+        # Seals of tables this version does not seal (sorting before this one): ignored.
+        while group[0] is not None and group[0] < table:
+            group = next(groups, _NO_GROUP)
+        seals = (seal[1:] for seal in group[1]) if group[0] == table else iter(())
+        yield from _merged(table, seals, _digests(conn, SEALED[table], batch), report,
+                           not SEALED[table].keyed)
+
+
+_NO_GROUP = (None, iter(()))
+
+
+def _merged(table: str, seals: Iterator[tuple], digests: Iterator[tuple[int, str]],
+            report: RowsReport, counted: bool) -> Iterator[tuple[RowFinding, str | None]]:
+    """One table's rows (id, hash now) merged with its latest seals (row id, entry id, hash),
+    both in id order."""
     seal = next(seals, _END)
-    for row_id, digest in _digests(conn, sealed, batch):
+    for row_id, digest in digests:
         while seal[0] is not None and seal[0] < row_id:
             if seal[2] is not None:  # None: the app removed the row (row_hashes.removed)
                 yield RowFinding(table, seal[0], ROW_GONE, seal[1]), None
@@ -219,12 +287,20 @@ def _python_digest(conn: Connection, sealed: Sealed, row_id: int) -> str:
 
 
 def _digests(conn: Connection, sealed: Sealed, batch: int) -> Iterator[tuple[int, str]]:
-    """(id, the row's hash now) of every row of the table, in id order, hashed here."""
+    """(id, the row's hash now) of every row of the table, in id order: computed by the
+    database where app.ledger.row_sql can spell the table, else read and hashed here."""
     columns = sealed.model.__table__.c
-    id_at = sealed.columns.index(sealed.key)  # "id", or donor_merge's duplicate_id
-    for row in _stream(conn, select(*read_columns(sealed)).order_by(columns[sealed.key]),
-                       batch):
-        yield row[id_at], stored_row_hash(sealed, row)
+    by_sql = row_sql.digest_query(sealed, conn.dialect.name)
+    if by_sql is None:
+        id_at = sealed.columns.index(sealed.key)  # "id", or donor_merge's duplicate_id
+        for row in _stream(conn, select(*read_columns(sealed)).order_by(columns[sealed.key]),
+                           batch):
+            yield row[id_at], stored_row_hash(sealed, row)
+        return
+    for row_id, digest in _stream(conn, by_sql, batch):
+        if digest is None:  # stored in a form SQL might read otherwise: Python hashes it
+            digest = _python_digest(conn, sealed, row_id)
+        yield row_id, digest
 
 
 def unsealed_rows(session: Session, batch: int = 10_000) -> list[list]:
