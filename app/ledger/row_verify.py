@@ -197,39 +197,39 @@ def _walk_in_database(conn: Connection, batch: int,
     """The seals in a temporary table; each table the database can hash compared with its
     latest seals by the database (_DIFFERENCES), the others merged here (_merged)."""
     dialect = conn.dialect.name
+    # Dropped first: one left by a check that failed half-way on this (pooled SQLite)
+    # connection; on PostgreSQL it goes with the transaction in any case (ON COMMIT DROP).
     conn.exec_driver_sql(_DROP_SEALS[dialect])
     conn.exec_driver_sql(_CREATE_SEALS[dialect])
-    try:
-        conn.exec_driver_sql(_LOAD_SEALS[dialect])
-        conn.exec_driver_sql(
-            "CREATE INDEX ix_armslength_seal ON armslength_seal (t, row_id, entry_id)")
-        conn.exec_driver_sql("ANALYZE armslength_seal")
-        for table in sorted(SEALED):
-            sealed = SEALED[table]
-            # A keyed seal is a second seal of rows counted under their table's plain one.
-            counted = not sealed.keyed
-            by_sql = row_sql.digest_sql(sealed, dialect)
-            if by_sql is None:
-                seals = _stream(conn, text(_LATEST[dialect]).bindparams(t=table), batch)
-                yield from _merged(table, seals, _digests(conn, sealed, batch), report, counted)
+    conn.exec_driver_sql(_LOAD_SEALS[dialect])
+    conn.exec_driver_sql(
+        "CREATE INDEX ix_armslength_seal ON armslength_seal (t, row_id, entry_id)")
+    conn.exec_driver_sql("ANALYZE armslength_seal")
+    for table in sorted(SEALED):
+        sealed = SEALED[table]
+        # A keyed seal is a second seal of rows counted under their table's plain one.
+        counted = not sealed.keyed
+        by_sql = row_sql.digest_sql(sealed, dialect)
+        if by_sql is None:
+            seals = _stream(conn, text(_LATEST[dialect]).bindparams(t=table), batch)
+            yield from _merged(table, seals, _digests(conn, sealed, batch), report, counted)
+            continue
+        if counted:
+            report.rows += conn.execute(text(
+                f"SELECT count(*) FROM {row_sql.quote(table)}")).scalar_one()  # noqa: S608  # nosec B608 - a name from the models
+        query = text(_DIFFERENCES.format(rows=by_sql, latest=_LATEST[dialect]))
+        for row_id, live, digest, entry_id, sealed_hash in conn.execute(query, {"t": table}):
+            if not live:
+                if sealed_hash is not None:  # None: the app removed the row
+                    yield RowFinding(table, row_id, ROW_GONE, entry_id), None
                 continue
-            if counted:
-                report.rows += conn.execute(text(
-                    f"SELECT count(*) FROM {row_sql.quote(table)}")).scalar_one()  # noqa: S608  # nosec B608 - a name from the models
-            query = text(_DIFFERENCES.format(rows=by_sql, latest=_LATEST[dialect]))
-            for row_id, live, digest, entry_id, sealed_hash in conn.execute(query, {"t": table}):
-                if not live:
-                    if sealed_hash is not None:  # None: the app removed the row
-                        yield RowFinding(table, row_id, ROW_GONE, entry_id), None
-                    continue
-                if digest is None:  # SQLite: stored in a form SQL might read otherwise
-                    digest = _python_digest(conn, sealed, row_id)
-                if entry_id is None:
-                    yield RowFinding(table, row_id, NO_ENTRY, None), digest
-                elif digest != sealed_hash:
-                    yield RowFinding(table, row_id, CONTENT_DIFFERS, entry_id), digest
-    finally:
-        conn.exec_driver_sql(_DROP_SEALS[dialect])
+            if digest is None:  # SQLite: stored in a form SQL might read otherwise
+                digest = _python_digest(conn, sealed, row_id)
+            if entry_id is None:
+                yield RowFinding(table, row_id, NO_ENTRY, None), digest
+            elif digest != sealed_hash:
+                yield RowFinding(table, row_id, CONTENT_DIFFERS, entry_id), digest
+    conn.exec_driver_sql(_DROP_SEALS[dialect])
 
 
 def _walk_sorted(conn: Connection, batch: int,
