@@ -129,26 +129,48 @@ _LOAD_SEALS = {
         FROM audit_entry e, json_each(e.row_hashes) AS r
         WHERE json_type(e.row_hashes) = 'array'""",
 }
-#: One table's latest seal of each row (:t the table's seal name), as (row_id, entry_id, hash).
+#: One table's latest seal of each row (:t the table's seal name), as (row_id, entry_id, hash),
+#: in row id order.
 _LATEST = {
     "postgresql": """
         SELECT DISTINCT ON (row_id) row_id, entry_id, hash FROM armslength_seal WHERE t = :t
         ORDER BY row_id, entry_id DESC""",
-    # SQLite: with max(), the other bare columns come from the row holding the maximum.
     "sqlite": """
-        SELECT row_id, max(entry_id) AS entry_id, hash FROM armslength_seal WHERE t = :t
-        GROUP BY row_id ORDER BY row_id""",
+        SELECT row_id, entry_id, hash FROM armslength_latest WHERE t = :t ORDER BY row_id""",
 }
+#: SQLite joins a subquery by scanning it for every row (quadratic): the latest seals of all
+#: tables go into a second temporary table, indexed by (t, row_id), read in the index's order
+#: (with max(), the other bare columns come from the row holding the maximum).
+_SQLITE_LATEST = (
+    "DROP TABLE IF EXISTS temp.armslength_latest",
+    "CREATE TEMPORARY TABLE armslength_latest (t TEXT, row_id INTEGER, entry_id INTEGER, "
+    "hash TEXT)",
+    "INSERT INTO armslength_latest SELECT t, row_id, max(entry_id), hash FROM armslength_seal "
+    "GROUP BY t, row_id",
+    "CREATE INDEX ix_armslength_latest ON armslength_latest (t, row_id)",
+)
 #: One table's rows (their hashes computed by the database, row_sql.digest_sql) joined with
 #: their latest seals, in the database: only what differs comes back, by id, as (id, live:
 #: the row exists, its hash now, the latest seal's entry id, the sealed hash). A seal of a
 #: row the app removed (hash NULL) comes back too; the walk skips it.
-_DIFFERENCES = """
-    SELECT coalesce(l.k, s.row_id) AS id, l.k IS NOT NULL AS live, l.v, s.entry_id, s.hash
-    FROM ({rows}) AS l FULL JOIN ({latest}) AS s ON s.row_id = l.k
-    WHERE l.k IS NULL OR s.row_id IS NULL OR l.v IS NULL OR s.hash IS NULL OR l.v <> s.hash
-    ORDER BY 1"""
-
+_DIFFERENCES = {
+    "postgresql": """
+        SELECT coalesce(l.k, s.row_id) AS id, l.k IS NOT NULL AS live, l.v, s.entry_id, s.hash
+        FROM ({rows}) AS l FULL JOIN ({latest}) AS s ON s.row_id = l.k
+        WHERE l.k IS NULL OR s.row_id IS NULL OR l.v IS NULL OR s.hash IS NULL
+           OR l.v <> s.hash
+        ORDER BY 1""",
+    # The rows (each looking up its latest seal by the index), then the seals whose row is
+    # gone (each looking up the row by its key).
+    "sqlite": """
+        SELECT l.k AS id, 1 AS live, l.v, s.entry_id, s.hash
+        FROM ({rows}) AS l LEFT JOIN armslength_latest AS s ON s.t = :t AND s.row_id = l.k
+        WHERE s.row_id IS NULL OR l.v IS NULL OR s.hash IS NULL OR l.v <> s.hash
+        UNION ALL
+        SELECT s.row_id, 0, NULL, s.entry_id, s.hash FROM armslength_latest AS s
+        WHERE s.t = :t AND NOT EXISTS (SELECT 1 FROM {table} AS r WHERE r.{key} = s.row_id)
+        ORDER BY 1""",
+}
 _END = (None, None, None)
 
 #: The "hash" of a row whose stored values cannot be read as their column's type.
@@ -205,6 +227,9 @@ def _walk_in_database(conn: Connection, batch: int,
     conn.exec_driver_sql(
         "CREATE INDEX ix_armslength_seal ON armslength_seal (t, row_id, entry_id)")
     conn.exec_driver_sql("ANALYZE armslength_seal")
+    if dialect == "sqlite":
+        for statement in _SQLITE_LATEST:
+            conn.exec_driver_sql(statement)
     for table in sorted(SEALED):
         sealed = SEALED[table]
         # A keyed seal is a second seal of rows counted under their table's plain one.
@@ -217,7 +242,9 @@ def _walk_in_database(conn: Connection, batch: int,
         if counted:
             report.rows += conn.execute(text(
                 f"SELECT count(*) FROM {row_sql.quote(table)}")).scalar_one()  # noqa: S608  # nosec B608 - a name from the models
-        query = text(_DIFFERENCES.format(rows=by_sql, latest=_LATEST[dialect]))
+        query = text(_DIFFERENCES[dialect].format(
+            rows=by_sql, latest=_LATEST[dialect], table=row_sql.quote(table),
+            key=row_sql.quote(sealed.key)))
         for row_id, live, digest, entry_id, sealed_hash in conn.execute(query, {"t": table}):
             if not live:
                 if sealed_hash is not None:  # None: the app removed the row
@@ -230,6 +257,8 @@ def _walk_in_database(conn: Connection, batch: int,
             elif digest != sealed_hash:
                 yield RowFinding(table, row_id, CONTENT_DIFFERS, entry_id), digest
     conn.exec_driver_sql(_DROP_SEALS[dialect])
+    if dialect == "sqlite":
+        conn.exec_driver_sql(_SQLITE_LATEST[0])
 
 
 def _walk_sorted(conn: Connection, batch: int,
