@@ -5,7 +5,8 @@
 
 For each database (PostgreSQL at --pg-url, and a SQLite file) it copies a generated ledger
 (10,000 gifts, built once and cached in --data-dir), starts gunicorn exactly as the
-Procfile's `web` line says (workers, worker class, threads; --workers/--threads override),
+Procfile's `web` line says (workers, worker class, threads; --workers, --threads and
+--worker-class override them),
 and at each client count drives, alternately and with the same wrk settings:
 
 - the ceiling: GET /api/v1/organizations?limit=1 (authentication, one small read, JSON);
@@ -155,8 +156,14 @@ class Server:
     """gunicorn as the Procfile runs it, on a free port, against one database."""
 
     def __init__(self, database_url: str, workers: str | None, threads: str | None,
-                 app_dir: Path = ROOT):
+                 app_dir: Path = ROOT, worker_class: str | None = None):
         args = procfile_web()
+        args = _option(args, "--worker-class", worker_class)
+        if "--worker-class" in args and args[args.index("--worker-class") + 1] != "gthread":
+            # --threads is gthread's; the other classes would ignore it or warn.
+            args = [*args[:args.index("--threads")], *args[args.index("--threads") + 2:]] \
+                if "--threads" in args else args
+            threads = None
         args = _option(args, "--workers", workers)
         args = _option(args, "--threads", threads)
         self.port = _free_port()
@@ -302,7 +309,7 @@ def bench_backend(dbs, backend: str, args, log) -> tuple[list[Run], dict]:
     runs: list[Run] = []
     before = gift_rows(target.url)
     received = 0
-    server = Server(target.url, args.workers, args.threads, args.app_dir)
+    server = Server(target.url, args.workers, args.threads, args.app_dir, args.worker_class)
     db_cpu = DatabaseCpu(target.url)
     info = {"command": server.command, "donors": len(cast.people[:1000]),
             "app": _describe(args.app_dir)}
@@ -386,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=None)
     parser.add_argument("--workers", default=None, help="override the Procfile's workers")
     parser.add_argument("--threads", default=None, help="override the Procfile's threads")
+    parser.add_argument("--worker-class", default=None,
+                        help="override the Procfile's worker class (sync drops --threads)")
     parser.add_argument("--app-dir", type=Path, default=ROOT,
                         help="serve the app from another checkout of the same schema (a "
                              "worktree of an earlier commit), to compare it side by side")

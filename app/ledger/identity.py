@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import bindparam, exists, or_, select, union_all, update
+from sqlalchemy import bindparam, exists, literal_column, null, or_, select, union_all, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
@@ -257,11 +257,27 @@ def _verdicts(session: Session, where) -> dict[str, str]:
         select(IdentityVerdict.pair, IdentityVerdict.verdict).where(where)).all())
 
 
+#: The name keys a finder searches: a name's two blocking keys and their one-letter forms
+#: (policies.identity.block_keys, initial_keys), at most four. Bound as four fixed
+#: parameters (unused ones NULL, which an IN never matches) rather than an expanding list:
+#: an expanding list is re-rendered into the statement on every execution, which cost more
+#: CPU than running the statement, and the fixed text lets the driver prepare it.
+MAX_NAME_KEYS = 4
+_NAMES = [bindparam(f"name{i}") for i in range(MAX_NAME_KEYS)]
+
+
+def name_key_params(names: list[str]) -> dict[str, str | None]:
+    """The statement's name parameters for these keys (at most MAX_NAME_KEYS)."""
+    if len(names) > MAX_NAME_KEYS:
+        raise ValueError(f"{len(names)} name keys; a name has at most {MAX_NAME_KEYS}")
+    return {f"name{i}": names[i] if i < len(names) else None for i in range(MAX_NAME_KEYS)}
+
+
 #: Person donors sharing a blocking key with the donor screened. Each key is its own arm of
 #: a UNION ALL, answered from its own index: as one OR, SQLite's planner read every donor
 #: once the statistics said a key column is mostly NULL (phone). ALL: the IN below drops
 #: repeats anyway, and SQLite then builds one temporary b-tree of ids, not one per arm.
-#: "names" holds the donor's keys and their one-letter forms (policies.identity.
+#: The name parameters hold the donor's keys and their one-letter forms (policies.identity.
 #: initial_keys: "Morgan Chen" finds "M. Chen"); lo..hi a range of keys beginning with a key
 #: of a name written with an initial ("M. Chen" finds "Morgan Chen", initial_prefixes), both
 #: None (no row) for other names.
@@ -271,8 +287,8 @@ def _verdicts(session: Session, where) -> dict[str, str]:
 #: the partial indexes' condition is spelled ("possibly_covered = 1" on SQLite).
 _SHARING_A_KEY = union_all(*(
     select(Donor.id).where(Donor.possibly_covered, key) for key in (
-        Donor.name_key_a.in_(bindparam("names", expanding=True)),
-        Donor.name_key_b.in_(bindparam("names_b", expanding=True)),
+        Donor.name_key_a.in_(_NAMES),
+        Donor.name_key_b.in_(_NAMES),
         Donor.name_key_a.between(bindparam("lo"), bindparam("hi")),
         Donor.name_key_b.between(bindparam("lo"), bindparam("hi")),
         Donor.email_key == bindparam("email"),
@@ -280,50 +296,60 @@ _SHARING_A_KEY = union_all(*(
     ))
 ).subquery()
 _Parent = aliased(Organization)
-#: ...each with its affiliations that may be to a covered organisation, in one statement:
-#: one row per such affiliation, the organisation's name and parent beside it. An
-#: organisation is covered if it is a covered lab or one of its parents is (followed in
-#: memory, CoveredOrganizations), so an affiliation to an organisation that is neither a lab
-#: nor has a parent (an ordinary employer) can never count and stays in the database: a
-#: common name has hundreds of namesakes, most of whose affiliations are such. Only the
-#: donor rows of namesakes with a possibly covered affiliation are read. One prebuilt
-#: statement, its key lists as expanding parameters: built once, cached by the driver's
-#: statement cache, answered from the key indexes.
-_DONORS_SHARING_A_KEY = (
-    select(Donor.id, Donor.name, Donor.email, Donor.phone, Donor.postal_address,
-           Affiliation.organization_id, Affiliation.kind, Affiliation.title,
-           Affiliation.senior_decision_maker, Affiliation.start_date, Affiliation.end_date,
-           Organization.name.label("organization_name"), Organization.covered_lab,
-           Organization.parent_id,
-           # The parent too (an affiliate's lab): else CoveredOrganizations reads it with a
-           # statement of its own, once per parent per decision (two per decision for the
-           # most common name of the 1M-gift bench ledger, a quarter of the finder's time).
-           _Parent.name.label("parent_name"), _Parent.covered_lab.label("parent_covered"),
-           _Parent.parent_id.label("grandparent_id"))
+#: An organisation that may be covered: a covered lab, or one with a parent (which may be,
+#: followed in memory by CoveredOrganizations). An affiliation to any other (an ordinary
+#: employer) can never count, so it stays in the database: a common name has hundreds of
+#: namesakes, most of whose affiliations are such.
+_MAY_BE_COVERED = or_(Organization.covered_lab.is_(True), Organization.parent_id.is_not(None))
+#: The organisation's name and coverage, and its parent's (an affiliate's lab): else
+#: CoveredOrganizations reads it with a statement of its own, once per parent per decision
+#: (two per decision for the most common name of the 1M-gift bench ledger, a quarter of the
+#: finder's time).
+_ORGANIZATION_COLUMNS = (
+    Organization.name.label("organization_name"), Organization.covered_lab,
+    Organization.parent_id, _Parent.name.label("parent_name"),
+    _Parent.covered_lab.label("parent_covered"), _Parent.parent_id.label("grandparent_id"))
+#: Every record that may be the donor screened, in one statement of two arms (record
+#: "donor", then "roster"), one row per affiliation that may be to a covered organisation:
+#:
+#: - person donors sharing a blocking key, with such affiliations. Only the donor rows of
+#:   namesakes with a possibly covered affiliation are read. Ordered by the affiliation's
+#:   donor_id, not donor.id (the same value): so SQLite starts from the affiliation index
+#:   and reads no donor row of a namesake without an affiliation (ordered by donor.id it
+#:   read every namesake's row first: 15 ms for "James Smith"). SQLite orders each arm of a
+#:   compound by the compound's ORDER BY, so this holds inside the UNION ALL.
+#: - roster entries sharing a name key, at organisations that may be covered.
+#:
+#: One prebuilt statement (the roster was a second one, a round trip and its per-statement
+#: work on every gift), answered from the key indexes.
+_RECORDS_SHARING_A_KEY = union_all(
+    select(literal_column("'donor'").label("record"),
+           Affiliation.donor_id.label("record_id"), Donor.name, Donor.email, Donor.phone,
+           Donor.postal_address, Affiliation.organization_id, Affiliation.kind,
+           Affiliation.title, Affiliation.senior_decision_maker, Affiliation.start_date,
+           Affiliation.end_date, *_ORGANIZATION_COLUMNS, Affiliation.id.label("row_id"))
     .select_from(Affiliation)
     .join(Organization, Organization.id == Affiliation.organization_id)
     .outerjoin(_Parent, _Parent.id == Organization.parent_id)
     .join(Donor, Donor.id == Affiliation.donor_id)
     .where(
         Affiliation.donor_id.in_(select(_SHARING_A_KEY.c.id)),
-        or_(Organization.covered_lab.is_(True), Organization.parent_id.is_not(None)),
+        _MAY_BE_COVERED,
         Donor.type == "person",
         Donor.id != bindparam("me"),
-    )
-    # By the affiliation's donor_id, not donor.id (the same value): so SQLite starts from
-    # the affiliation index and reads no donor row of a namesake without an affiliation
-    # (ordered by donor.id it read every namesake's row first: 15 ms for "James Smith").
-    .order_by(Affiliation.donor_id, Affiliation.id)
-)
-_ROSTER_SHARING_A_KEY = (
-    select(RosterEntry.id, RosterEntry.name, RosterEntry.organization_id, RosterEntry.title,
-           RosterEntry.senior_decision_maker, RosterEntry.start_date, RosterEntry.end_date)
-    .where(or_(RosterEntry.name_key_a.in_(bindparam("names", expanding=True)),
-               RosterEntry.name_key_b.in_(bindparam("names_b", expanding=True)),
+    ),
+    select(literal_column("'roster'"), RosterEntry.id, RosterEntry.name, null(), null(),
+           null(), RosterEntry.organization_id, literal_column("'employee'"),
+           RosterEntry.title, RosterEntry.senior_decision_maker, RosterEntry.start_date,
+           RosterEntry.end_date, *_ORGANIZATION_COLUMNS, RosterEntry.id)
+    .select_from(RosterEntry)
+    .join(Organization, Organization.id == RosterEntry.organization_id)
+    .outerjoin(_Parent, _Parent.id == Organization.parent_id)
+    .where(or_(RosterEntry.name_key_a.in_(_NAMES), RosterEntry.name_key_b.in_(_NAMES),
                RosterEntry.name_key_a.between(bindparam("lo"), bindparam("hi")),
-               RosterEntry.name_key_b.between(bindparam("lo"), bindparam("hi"))))
-    .order_by(RosterEntry.id)
-)
+               RosterEntry.name_key_b.between(bindparam("lo"), bindparam("hi"))),
+           _MAY_BE_COVERED),
+).order_by(literal_column("record"), literal_column("record_id"), literal_column("row_id"))
 _VERDICTS_OF = (
     select(IdentityVerdict.pair, IdentityVerdict.verdict)
     .where(or_(IdentityVerdict.donor_id == bindparam("me"),
@@ -349,13 +375,6 @@ class MatchFinder:
             self.covered = CoveredOrganizations(self.session)
         return self.covered
 
-    def _affiliation(self, org_id, kind, title, senior, start, end) -> AffiliationFact:
-        self._covered()
-        return AffiliationFact(
-            organization=self.covered.name(org_id) or f"organisation {org_id}",
-            covered=self.covered.covered(org_id), kind=kind, title=title,
-            senior_decision_maker=senior, start_date=start, end_date=end)
-
     def __call__(self, donor: Donor) -> tuple[MatchFact, ...]:
         if donor.type != "person":
             return ()
@@ -365,28 +384,30 @@ class MatchFinder:
         me = SignalsAgainst(_identity_of(donor))
         lo, hi = key_range(donor.name)
         names = list(dict.fromkeys([*names, *initial_keys(donor.name)]))
-        params = {"me": donor.id, "names": names, "names_b": names, "lo": lo, "hi": hi,
+        params = {"me": donor.id, **name_key_params(names), "lo": lo, "hi": hi,
                   "email": donor.email_key, "phone": donor.phone_key}
         covered = self._covered()
         # Plain rows through the connection: no ORM objects, and the least per-row work,
         # as a common name brings dozens of rows (bench.identity).
         conn = self.session.connection()
-        # Rows come by donor: its identity is compared once; a record not alike enough is
+        # Rows come by record: its identity is compared once; a record not alike enough is
         # skipped without looking at its affiliations.
-        alike: dict[int, tuple[str, Signals, list[AffiliationFact]]] = {}
-        unlike: set[int] = set()
+        alike: dict[tuple[str, int], tuple[str, Signals, list[AffiliationFact]]] = {}
+        unlike: set[tuple[str, int]] = set()
         counts: dict[int, bool] = {}
-        for (donor_id, name, email, phone, address, org_id, kind, title, senior, start, end,
-             org_name, covered_lab, parent_id, parent_name, parent_covered, grandparent_id,
-             ) in conn.execute(_DONORS_SHARING_A_KEY, params).all():
-            if donor_id in unlike:
+        for (record, record_id, name, email, phone, address, org_id, kind, title, senior,
+             start, end, org_name, covered_lab, parent_id, parent_name, parent_covered,
+             grandparent_id, _row_id) in conn.execute(_RECORDS_SHARING_A_KEY, params).all():
+            key = (record, record_id)
+            if key in unlike:
                 continue
-            if donor_id not in alike:
-                sig = me(name, email, phone, address)
+            if key not in alike:
+                # A roster entry holds a name only.
+                sig = me(name, email, phone, address) if record == "donor" else me(name)
                 if not sig.worth_passing:
-                    unlike.add(donor_id)
+                    unlike.add(key)
                     continue
-                alike[donor_id] = (name, sig, [])
+                alike[key] = (name, sig, [])
             if org_id not in counts:  # once per organisation, not per row
                 if not covered.knows(org_id):
                     covered.remember(_Organization(org_id, org_name, covered_lab, parent_id))
@@ -395,19 +416,11 @@ class MatchFinder:
                                                    grandparent_id))
                 counts[org_id] = covered.covered(org_id)
             if counts[org_id]:
-                alike[donor_id][2].append(AffiliationFact(
-                    organization=org_name, covered=True, kind=kind, title=title,
-                    senior_decision_maker=senior, start_date=start, end_date=end))
-        found = [("donor", donor_id, name, sig, tuple(labs))
-                 for donor_id, (name, sig, labs) in alike.items() if labs]
-        if names:
-            for e in conn.execute(_ROSTER_SHARING_A_KEY, params).all():
-                fact = self._affiliation(e.organization_id, "employee", e.title,
-                                         e.senior_decision_maker, e.start_date, e.end_date)
-                if fact.covered:
-                    sig = me(e.name)
-                    if sig.worth_passing:
-                        found.append(("roster", e.id, e.name, sig, (fact,)))
+                alike[key][2].append(AffiliationFact(
+                    organization=org_name, covered=True, kind=kind, title=title, senior_decision_maker=senior,
+                    start_date=start, end_date=end))
+        found = [(record, record_id, name, sig, tuple(labs))
+                 for (record, record_id), (name, sig, labs) in alike.items() if labs]
         if not found:
             return ()
         # A donor not stored yet has no verdicts (and no pair key).

@@ -68,10 +68,10 @@ UNDER_THE_LOCK = [
 ]
 #: Before it: the token; the donor with its affiliations, the newest audit entry's id, the
 #: policy version in force and whether the donor was merged, in one statement; identity
-#: matches among donors (read from the affiliations of namesakes: app.ledger.identity) and
-#: on the rosters.
+#: matches among donors (read from the affiliations of namesakes) and on the rosters, in
+#: one statement (app.ledger.identity).
 BEFORE_THE_LOCK = [
-    "SELECT api_token", "SELECT donor", "SELECT affiliation", "SELECT roster_entry",
+    "SELECT api_token", "SELECT donor", "SELECT affiliation",
 ]
 
 
