@@ -72,6 +72,33 @@ def new(cls: type[T], **values) -> T:
 
 
 @cache
+def _column_keys(cls: type[SQLModel]) -> tuple[str, ...]:
+    """The attribute of each column of a table model's table, in the table's column order."""
+    mapper = inspect(cls)
+    return tuple(mapper.get_property_by_column(c).key for c in cls.__table__.columns)
+
+
+def width(cls: type[SQLModel]) -> int:
+    """How many columns a table model's rows have (what a select of the model reads)."""
+    return len(_column_keys(cls))
+
+
+def column_index(cls: type[SQLModel], key: str) -> int:
+    """Where a column is among a table model's columns (from_columns' order)."""
+    return _column_keys(cls).index(key)
+
+
+def from_columns(cls: type[T], values) -> T:
+    """An object of a table model from a row of its table's columns (in the table's order,
+    as a select of the model run on the connection returns them), built as new() builds
+    one and attached to no session: for facts read only, without the ORM's loading and
+    identity-map work (the door reads its donor this way before the lock)."""
+    obj = cls._sa_class_manager.new_instance()
+    obj.__dict__.update(zip(_column_keys(cls), values, strict=True))
+    return obj
+
+
+@cache
 def _insert_statement(cls: type[SQLModel]):
     table = cls.__table__
     columns = tuple(c.key for c in table.columns if not c.primary_key)

@@ -11,6 +11,7 @@ from fractions import Fraction
 from sqlalchemy import and_, bindparam, exists, or_, select, union_all
 from sqlmodel import Session
 
+from app.db.rows import column_index, from_columns, width
 from app.ledger.identity import MatchFinder, _Organization
 from models import Affiliation, Donor, Organization, Relationship
 from policies import AffiliationFact, GiftFacts, MatchFact, Party, RelativeFact
@@ -212,6 +213,24 @@ def donor_with_affiliations(rows) -> tuple[Donor | None, Affiliations]:
     if not rows:
         return None, []
     return rows[0][0], [(row[1], row[2]) for row in rows if row[1] is not None]
+
+
+def donor_with_affiliations_from_columns(rows) -> tuple[Donor | None, Affiliations]:
+    """The same as donor_with_affiliations(), from DONOR_WITH_AFFILIATIONS run on the
+    session's connection (plain columns: the donor's, the affiliation's, the organisation's,
+    then any a caller added). The objects are attached to no session: facts to read, not to
+    change."""
+    if not rows:
+        return None, []
+    donor_end = width(Donor)
+    affiliation_end = donor_end + width(Affiliation)
+    organization_end = affiliation_end + width(Organization)
+    donor = from_columns(Donor, rows[0][:donor_end])
+    affiliation_id = donor_end + column_index(Affiliation, "id")
+    return donor, [
+        (from_columns(Affiliation, row[donor_end:affiliation_end]),
+         from_columns(Organization, row[affiliation_end:organization_end]))
+        for row in rows if row[affiliation_id] is not None]  # outer join: no affiliation
 
 
 def party(session: Session, covered: CoveredOrganizations, donor: Donor,

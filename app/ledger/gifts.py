@@ -33,6 +33,7 @@ from app.ledger.facts import (
     Relatives,
     Share,
     donor_with_affiliations,
+    donor_with_affiliations_from_columns,
     gift_facts,
     with_declared,
 )
@@ -510,12 +511,14 @@ def prepare_gift(session: Session, data: GiftCreate, actor: Actor, reporting_cur
     in the session's current (read) transaction. None when the gift has a problem of its
     own (no such donor, a merged donor, bad shares, too large): record_gift then screens it
     entirely under the lock and reports the problem exactly as it always has. The donor is
-    detached from the session, so that taking the lock (which expires what the session
-    holds) does not make it read the donor again.
+    attached to no session (built from the read's columns), so that taking the lock (which
+    expires what the session holds) does not make it read the donor again.
     policy_at (PolicyCache.at): the policy of the version id read with the donor, saving a
     read of the policy; without it policy_now reads the one in force."""
-    found = session.execute(_PREPARE_READ, {"donor_id": data.donor_id}).all()
-    donor, affiliations = donor_with_affiliations(found)
+    # On the session's connection (nothing is pending before the lock): plain columns, the
+    # objects built from them without the ORM's loading and identity map.
+    found = session.connection().execute(_PREPARE_READ, {"donor_id": data.donor_id}).all()
+    donor, affiliations = donor_with_affiliations_from_columns(found)
     if donor is None:
         return None
     mark = found[0].audit_mark
@@ -538,7 +541,6 @@ def prepare_gift(session: Session, data: GiftCreate, actor: Actor, reporting_cur
     payer_relatives = None if found[0].has_relationships else ()
     facts = with_declared(facts_of_gift(session, gift, donor, shares, affiliations,
                                         payer_relatives=payer_relatives), declared)
-    session.expunge(donor)
     return PreparedGift(data, refs, declared, policy, policy_now, donor, shares, gift, facts,
                         mark, designation, open_only)
 
