@@ -6,7 +6,7 @@ change a decision, so only they are candidates, and only those sharing a blockin
 the donor (policies.identity.block_keys, the normalised e-mail or phone) are read:
 
 - MatchFinder, for one screening (the door, a review, a re-screen): one indexed query for
-  donors and one for roster entries per person screened, whatever the ledger's size;
+  donors and roster entries per person screened, whatever the ledger's size;
 - MatchIndex, for a batch (GiftIntake, the CSV import's check, the what-if replay): every
   candidate record read once, then matched in memory.
 
