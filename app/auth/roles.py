@@ -37,6 +37,11 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     #: A report's list of donors as CSV (LYBUNT, SYBUNT, first-time): the people fundraisers
     #: call, so theirs too; the full ledger export stays with finance ("exports").
     "reports.export": frozenset({"fundraiser", "finance", "admin"}),
+    #: A staff list as filtered (gifts, donors, a donor segment) as CSV: what the role sees on
+    #: the page already. Fundraisers work from these lists; viewers read without taking copies.
+    "lists.export": frozenset({"fundraiser", "finance", "admin"}),
+    #: Saved donor segments (app.ledger.segments): fundraisers build them for their appeals.
+    "segments.write": frozenset({"fundraiser", "finance", "admin"}),
     "budget": frozenset({"finance", "admin"}),
     "admin": frozenset({"admin"}),
 }

@@ -17,6 +17,7 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlmodel import Session
 
+from app.ledger.search import donors_matching
 from models import (
     Appeal,
     Campaign,
@@ -28,7 +29,7 @@ from models import (
     Organization,
     Refund,
 )
-from models.money import format_amount
+from models.money import format_amount, parse_typed_amount
 
 #: Rows fetched from the database at a time (a server-side cursor on PostgreSQL).
 FETCH = 1000
@@ -130,9 +131,22 @@ GIFT_HEADER = (
 
 @dataclass(frozen=True)
 class GiftFilters:
+    """Which gifts: the export page's dates and status, or everything the staff gift list
+    filters by (so a list's export holds exactly the rows the list shows)."""
+
     received_from: date | None = None
     received_to: date | None = None
     status: str | None = None
+    kind: str | None = None
+    #: A donor's name, e-mail or "#number" (app.ledger.search.donors_matching).
+    q: str | None = None
+    campaign_id: int | None = None
+    fund_id: int | None = None
+    #: Reporting amounts as typed, in the reporting currency's major units ("1,000.50");
+    #: checked by the caller (app.web.formtools.amount_range_arg).
+    amount_min: str | None = None
+    amount_max: str | None = None
+    reporting_currency: str | None = None
 
     def conditions(self) -> list:
         conditions = []
@@ -142,11 +156,33 @@ class GiftFilters:
             conditions.append(Gift.received_on <= self.received_to)
         if self.status:
             conditions.append(Gift.status == self.status)
+        if self.kind:
+            conditions.append(Gift.kind == self.kind)
+        if self.q:
+            conditions.append(Gift.donor_id.in_(
+                select(Donor.id).where(donors_matching(self.q, by_id=True))))
+        designated = [getattr(GiftDesignation, f"{name}_id") == value for name, value in
+                      (("campaign", self.campaign_id), ("fund", self.fund_id)) if value]
+        if designated:
+            conditions.append(Gift.id.in_(select(GiftDesignation.gift_id).where(*designated)))
+        if self.amount_min or self.amount_max:
+            currency = self.reporting_currency
+            if self.amount_min:
+                conditions.append(Gift.reporting_amount_minor
+                                  >= parse_typed_amount(self.amount_min, currency))
+            if self.amount_max:
+                conditions.append(Gift.reporting_amount_minor
+                                  <= parse_typed_amount(self.amount_max, currency))
         return conditions
 
     def as_dict(self) -> dict:
-        return {"received_from": self.received_from, "received_to": self.received_to,
-                "status": self.status}
+        values = {"received_from": self.received_from, "received_to": self.received_to,
+                  "status": self.status, "kind": self.kind, "q": self.q,
+                  "campaign_id": self.campaign_id, "fund_id": self.fund_id,
+                  "amount_min": self.amount_min, "amount_max": self.amount_max}
+        # The export page's three keys always (as before); the list's others when given.
+        return {k: v for k, v in values.items()
+                if v is not None or k in ("received_from", "received_to", "status")}
 
 
 def count_gifts(session: Session, filters: GiftFilters) -> int:

@@ -106,3 +106,21 @@ def gifts():
                           status=form.status.data or None)
     count = count_gifts(session, filters)
     return _download("gifts", GIFT_HEADER, lambda s: gift_rows(s, filters), filters.as_dict(), count)
+
+
+# --- a staff list as filtered ------------------------------------------------------------------
+# The list page's export button posts (with its CSRF token) to the list's own address here:
+# the filter travels in the query string exactly as the list read it, so the file holds the
+# rows the list shows, all pages of them.
+
+@bp.post("/gift-list.csv")
+@role_required("lists.export")
+def gift_list():
+    from app.web.gifts import filters_from_args  # noqa: PLC0415 (the gift pages import much)
+
+    currency = state().reporting_currency
+    filters = filters_from_args(currency).export(currency)
+    session = get_session()
+    count = count_gifts(session, filters)
+    return _download("gifts", GIFT_HEADER, lambda s: gift_rows(s, filters), filters.as_dict(),
+                     count)

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from datetime import date
 from math import ceil
 from typing import TypeVar
 
 from flask import request, url_for
 from flask_wtf import FlaskForm
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import and_, false, func, or_, select
 from sqlmodel import Session
 from wtforms import StringField
 
 from app.errors import LedgerBusy, ValidationFailed
 from app.http_errors import answer_for
-from models.money import ungroup_amount
+from models.money import MoneyError, parse_typed_amount, ungroup_amount
 from models.schemas import field_errors
 
 T = TypeVar("T")
@@ -210,3 +211,98 @@ def page_links(number: int, pages: int, around: int = 2) -> list[int | None]:
             links.append(None)
         links.append(n)
     return links
+
+
+# --- list filters ----------------------------------------------------------------------------
+
+def date_arg(name: str, label: str, errors: list[str]) -> date | None:
+    """?NAME=YYYY-MM-DD, or None; a malformed date is named in `errors` and ignored (a list
+    never refuses to show because of a bad filter)."""
+    text = request.args.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        errors.append(f"{label}: {text[:40]!r} is not a date (YYYY-MM-DD); ignored.")
+        return None
+
+
+def choice_arg(name: str, label: str, allowed: Collection[str], errors: list[str]) -> str | None:
+    value = request.args.get(name) or None
+    if value is not None and value not in allowed:
+        errors.append(f"Unknown {label.lower()} {value[:40]!r}; ignored.")
+        return None
+    return value
+
+
+def id_arg(name: str) -> int | None:
+    value = request.args.get(name, type=int)
+    return value if value is not None and 0 < value < 2**31 else None
+
+
+@dataclass(frozen=True)
+class AmountRange:
+    """?min=&max= as typed, in a currency's major units ("1,000" or "250.50"); the same
+    typed amounts may be read in several currencies (a list mixing them)."""
+
+    low: str | None = None
+    high: str | None = None
+
+    def minor(self, currency: str) -> tuple[int | None, int | None]:
+        return (parse_typed_amount(self.low, currency) if self.low else None,
+                parse_typed_amount(self.high, currency) if self.high else None)
+
+    def args(self) -> dict:
+        return {k: v for k, v in (("min", self.low), ("max", self.high)) if v}
+
+    def __bool__(self) -> bool:
+        return bool(self.low or self.high)
+
+
+def amount_range_arg(currencies: Collection[str], errors: list[str]) -> AmountRange:
+    """?min= and ?max=, each kept only if it reads as an amount in every currency given
+    (thousands separators allowed); a low above the high is refused too."""
+    typed = {}
+    for name, label in (("min", "Amount from"), ("max", "Amount to")):
+        text = request.args.get(name, "").strip()[:40]
+        if not text:
+            continue
+        try:
+            for currency in currencies:
+                parse_typed_amount(text, currency)
+        except MoneyError as error:
+            errors.append(f"{label}: {error}; ignored.")
+            continue
+        typed[name] = text
+    found = AmountRange(typed.get("min"), typed.get("max"))
+    if found.low and found.high and currencies:
+        low, high = found.minor(next(iter(currencies)))
+        if low > high:
+            errors.append("Amount from is more than amount to; the amounts are ignored.")
+            return AmountRange()
+    return found
+
+
+def amount_between(amount_column, currency_column, amounts: AmountRange,
+                   currencies: Collection[str]) -> list:
+    """WHERE conditions for `amounts` on rows in several currencies: each currency's rows
+    compared with the typed amounts read in that currency ("1000" is 1000 dollars and 1000
+    yen, never 1000 minor units of each)."""
+    if not amounts:
+        return []
+    if currency_column is None:
+        (currency,) = currencies
+        return _between(amount_column, *amounts.minor(currency))
+    per_currency = [and_(currency_column == c, *_between(amount_column, *amounts.minor(c)))
+                    for c in sorted(currencies)]
+    return [or_(*per_currency)] if per_currency else [false()]
+
+
+def _between(column, low: int | None, high: int | None) -> list:
+    conditions = []
+    if low is not None:
+        conditions.append(column >= low)
+    if high is not None:
+        conditions.append(column <= high)
+    return conditions

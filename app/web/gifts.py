@@ -25,10 +25,11 @@ from app.errors import Duplicate, LedgerBusy, NotAllowed, NotFound, ValidationFa
 from app.extensions import state
 from app.http_errors import answer_for
 from app.ledger import campaigns, corrections
+from app.ledger.csv_export import GiftFilters
 from app.ledger.gifts import record_gift, refund_gift
 from app.web.access import get_or_404, role_required
 from app.web.decisions import OUTCOME_WORDS, decision_views, user_emails
-from app.web.formtools import ordered, sort_from_args
+from app.web.formtools import AmountRange, amount_range_arg, ordered, sort_from_args
 from app.web.formtools import place_errors as form_errors
 from app.web.gift_forms import (
     KINDS,
@@ -37,7 +38,6 @@ from app.web.gift_forms import (
     GiftForm,
     RefundForm,
     carried_fields,
-    donor_search,
     has_errors,
     place_errors,
     set_donor_choices,
@@ -50,7 +50,6 @@ from models import (
     Donor,
     Gift,
     GiftCorrection,
-    GiftDesignation,
     OverrideRequest,
     Pledge,
     Refund,
@@ -89,13 +88,23 @@ class Filters:
     errors: tuple[str, ...]
     campaign_id: int | None = None
     fund_id: int | None = None
+    #: In the reporting currency (the list compares gifts in different currencies there).
+    amounts: AmountRange = AmountRange()
 
     def args(self) -> dict:
         values = {"status": self.status, "kind": self.kind, "q": self.q or None,
                   "from": self.date_from.isoformat() if self.date_from else None,
                   "to": self.date_to.isoformat() if self.date_to else None,
-                  "campaign": self.campaign_id, "fund": self.fund_id}
+                  "campaign": self.campaign_id, "fund": self.fund_id, **self.amounts.args()}
         return {k: v for k, v in values.items() if v}
+
+    def export(self, reporting_currency: str) -> GiftFilters:
+        """The same filter as the ledger's (the CSV export uses it too)."""
+        return GiftFilters(reporting_currency=reporting_currency,
+                           received_from=self.date_from, received_to=self.date_to,
+                           status=self.status, kind=self.kind, q=self.q or None,
+                           campaign_id=self.campaign_id, fund_id=self.fund_id,
+                           amount_min=self.amounts.low, amount_max=self.amounts.high)
 
 
 def _date_arg(name: str, label: str, errors: list[str]) -> date | None:
@@ -109,7 +118,7 @@ def _date_arg(name: str, label: str, errors: list[str]) -> date | None:
         return None
 
 
-def _filters() -> Filters:
+def filters_from_args(reporting_currency: str) -> Filters:
     errors: list[str] = []
     status = request.args.get("status") or None
     if status is not None and status not in GIFT_STATUSES:
@@ -123,9 +132,11 @@ def _filters() -> Filters:
     for name in ("campaign", "fund"):
         value = request.args.get(name, type=int)
         designated[name] = value if value is not None and 0 < value < 2**31 else None
+    date_from, date_to = _date_arg("from", "From", errors), _date_arg("to", "To", errors)
+    amounts = amount_range_arg([reporting_currency], errors)
     return Filters(status, kind, request.args.get("q", "").strip()[:200],
-                   _date_arg("from", "From", errors), _date_arg("to", "To", errors), tuple(errors),
-                   designated["campaign"], designated["fund"])
+                   date_from, date_to, tuple(errors),
+                   designated["campaign"], designated["fund"], amounts)
 
 
 #: The gift list's sortable columns (?sort=KEY&dir=asc|desc). Amounts sort by their value in
@@ -138,23 +149,9 @@ SORT_COLUMNS = {"id": Gift.id, "received": Gift.received_on, "donor": func.lower
 @role_required(READ)
 def index():
     session = get_session()
-    filters = _filters()
-    query = select(Gift, Donor).join(Donor, Donor.id == Gift.donor_id)
-    if filters.status:
-        query = query.where(Gift.status == filters.status)
-    if filters.kind:
-        query = query.where(Gift.kind == filters.kind)
-    if filters.date_from:
-        query = query.where(Gift.received_on >= filters.date_from)
-    if filters.date_to:
-        query = query.where(Gift.received_on <= filters.date_to)
-    if filters.campaign_id or filters.fund_id:
-        query = query.join(GiftDesignation, GiftDesignation.gift_id == Gift.id)
-        if filters.campaign_id:
-            query = query.where(GiftDesignation.campaign_id == filters.campaign_id)
-        if filters.fund_id:
-            query = query.where(GiftDesignation.fund_id == filters.fund_id)
-    query = donor_search(query, filters.q)
+    filters = filters_from_args(state().reporting_currency)
+    query = (select(Gift, Donor).join(Donor, Donor.id == Gift.donor_id)
+             .where(*filters.export(state().reporting_currency).conditions()))
     total = session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
     pages = max(1, math.ceil(total / PER_PAGE))
     page = min(max(request.args.get("page", 1, type=int) or 1, 1), pages)
@@ -169,7 +166,7 @@ def index():
         "gifts/index.html", rows=rows, latest=latest, filters=filters, total=total, page=page,
         pages=pages, statuses=GIFT_STATUSES, kinds=KINDS, sort=sort,
         campaign_choices=campaigns.choices(session, "campaign"),
-        fund_choices=campaigns.choices(session, "fund"),
+        fund_choices=campaigns.choices(session, "fund"), reporting_currency=state().reporting_currency,
     )
 
 
