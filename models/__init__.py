@@ -42,6 +42,7 @@ from models.pledges import IllegalPledgeTransition, Pledge, PledgeInstalment, mo
 from models.policy_versions import PolicyVersion
 from models.public_support import SupportClass, SupportFactRemoval, SupportLink, UnusualGrant
 from models.relationships import Relationship
+from models.segments import DonorTag, Segment
 from models.users import LINK_PURPOSES, ROLES, AccountLink, ApiToken, SignInThrottle, User
 
 # Append-only in the ORM (models.gifts) and in the database (models.append_only).
@@ -70,6 +71,7 @@ __all__ = [
     "Donor",
     "DonorExternalId",
     "DonorMerge",
+    "DonorTag",
     "FiscalBudget",
     "FundingDay",
     "FundingMixDay",
@@ -97,6 +99,7 @@ __all__ = [
     "PublishedDisclosure",
     "PublishedFundingReport",
     "RosterEntry",
+    "Segment",
     "Refund",
     "SignInThrottle",
     "StripeDispute",

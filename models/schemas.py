@@ -19,6 +19,7 @@ from models.inkind import IN_KIND_PURPOSES
 from models.money import MoneyError, normalise_currency, parse_amount, parse_rate
 from models.parties import AFFILIATION_KINDS, DONOR_CATEGORIES
 from models.relationships import RELATIONSHIP_KINDS
+from models.segments import TAG_PATTERN
 from models.users import ROLES
 
 PPM = 1_000_000
@@ -511,3 +512,75 @@ class ActiveSet(Input):
     """Close (false) or reopen (true) a campaign, appeal or fund."""
 
     active: bool
+
+
+# --- donor segments and tags (app.ledger.segments) ----------------------------------------
+
+_TYPED_AMOUNT = re.compile(r"^(\d+|\d{1,3}(,\d{3})+)(\.\d+)?$")
+Tag = Annotated[str, Field(pattern=TAG_PATTERN)]
+PositiveId = Annotated[int, Field(ge=1, le=2**31 - 1)]
+
+
+def _typed_amount(value: object) -> object:
+    """A giving bound as a person types it ("1,000" or "250.50"): its shape only here; the
+    ledger reads it in the reporting currency (its decimal places)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _TYPED_AMOUNT.match(value.strip()):
+        raise ValueError("must be an amount such as 1,000 or 250.50")
+    return value.strip()
+
+
+TypedAmount = Annotated[str | None, BeforeValidator(_typed_amount)]
+
+
+class SegmentCriteria(Input):
+    """Which donors a segment holds; every criterion given must hold (AND). Giving counts
+    accepted cash gifts net of refunds in the reporting currency; gift dates count accepted
+    gifts; campaign and fund: an accepted gift carrying it; organisation: a donor who is, or
+    was at any time affiliated with, it; household: in a household (not ended) or not."""
+
+    q: Annotated[str, Field(max_length=200)] | None = None
+    type: Literal["person", "organization"] | None = None
+    giving_min: TypedAmount = None
+    giving_max: TypedAmount = None
+    first_gift_from: IsoDate | None = None
+    first_gift_to: IsoDate | None = None
+    last_gift_from: IsoDate | None = None
+    last_gift_to: IsoDate | None = None
+    campaign_id: PositiveId | None = None
+    fund_id: PositiveId | None = None
+    organization_id: PositiveId | None = None
+    household: Literal["yes", "no"] | None = None
+    tag: Tag | None = None
+
+    @field_validator("q")
+    @classmethod
+    def _blank_q(cls, value):
+        return value or None
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        for start, end in (("first_gift_from", "first_gift_to"), ("last_gift_from", "last_gift_to")):
+            low, high = getattr(self, start), getattr(self, end)
+            if low is not None and high is not None and high < low:
+                raise ValueError(f"{end} must not be before {start}")
+        return self
+
+    def given(self) -> dict:
+        """The criteria set, JSON-ready (dates as text): what a segment stores."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class SegmentCreate(Input):
+    """A named, saved donor search (POST /segments)."""
+
+    name: Name
+    description: Annotated[str, Field(max_length=500)] | None = None
+    criteria: SegmentCriteria
+
+
+class TagSet(Input):
+    """PUT /donors/<id>/tags: the donor's tags, all of them (an empty list removes all)."""
+
+    tags: Annotated[list[Tag], Field(max_length=50)]

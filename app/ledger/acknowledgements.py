@@ -271,18 +271,25 @@ def _pending_query(reporting_currency: str):
     )
 
 
-def count_pending(session: Session, reporting_currency: str) -> int:
-    query = _pending_query(reporting_currency)
+#: What the pending list may be sorted by: (Gift, Donor, net) row columns.
+PENDING_SORT = {"received": Gift.received_on, "id": Gift.id, "donor": func.lower(Donor.name),
+                "amount": Gift.reporting_amount_minor}
+
+
+def count_pending(session: Session, reporting_currency: str, conditions=()) -> int:
+    """`conditions`: further WHERE clauses on Gift or Donor (a date range, a segment)."""
+    query = _pending_query(reporting_currency).where(*conditions)
     return session.execute(select(func.count()).select_from(query.subquery())).scalar_one()
 
 
 def pending_acknowledgements(session: Session, reporting_currency: str, *, offset: int = 0,
-                             limit: int = 50) -> list[Pending]:
-    """One page of the gifts awaiting an acknowledgement, newest first (count_pending gives
-    how many there are in all)."""
+                             limit: int = 50, conditions=(), order=None) -> list[Pending]:
+    """One page of the gifts awaiting an acknowledgement, newest first unless `order` says
+    otherwise (count_pending gives how many there are in all)."""
     rows = session.execute(
-        _pending_query(reporting_currency)
-        .order_by(Gift.received_on.desc(), Gift.id.desc()).offset(offset).limit(limit)
+        _pending_query(reporting_currency).where(*conditions)
+        .order_by(*(order or (Gift.received_on.desc(), Gift.id.desc())))
+        .offset(offset).limit(limit)
     ).all()
     return [Pending(gift, donor, int(net)) for gift, donor, net in rows]
 

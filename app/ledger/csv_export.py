@@ -83,12 +83,17 @@ DONOR_HEADER = ("donor_id", "external_id", "type", "name", "email", "category", 
 @dataclass(frozen=True)
 class DonorFilters:
     type: str | None = None
+    #: Further WHERE clauses on Donor: the staff donors list's filter or a segment's
+    #: (app.ledger.segments.donor_conditions), so the file holds the rows the list shows.
+    where: tuple = ()
+    #: What `where` says, for the audit entry (the criteria as given, the segment's id).
+    described: tuple[tuple[str, object], ...] = ()
 
     def conditions(self) -> list:
-        return [Donor.type == self.type] if self.type else []
+        return [*([Donor.type == self.type] if self.type else []), *self.where]
 
     def as_dict(self) -> dict:
-        return {"type": self.type}
+        return {"type": self.type, **dict(self.described)}
 
 
 def count_donors(session: Session, filters: DonorFilters) -> int:

@@ -41,6 +41,7 @@ from models import (
     Donor,
     DonorExternalId,
     DonorMerge,
+    DonorTag,
     Gift,
     RefusedDeclaration,
     Relationship,
@@ -208,6 +209,10 @@ def merge_donors(session: Session, survivor_id: int, duplicate_id: int, actor: A
         removed_relationships = _move_relationships(session, survivor, duplicate, result)
         facts_moved, facts_sealed = merge_facts(session, survivor.id, duplicate.id)
         result.moved.update(facts_moved)
+        # A tag both records carry stays once (a donor has each tag once); the rest move.
+        session.execute(delete(DonorTag).where(
+            DonorTag.donor_id == duplicate.id,
+            DonorTag.tag.in_(select(DonorTag.tag).where(DonorTag.donor_id == survivor.id))))
         for model, column in _donor_references():
             if (column.table.name, column.name) in _HANDLED_APART:
                 continue

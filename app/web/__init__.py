@@ -55,6 +55,7 @@ def register_web(app: Flask) -> None:
         relationships,
         reports,
         review,
+        segments,
         staff,
     )
     from app.web.filters import register_filters
@@ -92,3 +93,4 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(reports.bp)
     app.register_blueprint(public_support.bp)
     app.register_blueprint(relationships.bp)
+    app.register_blueprint(segments.bp)

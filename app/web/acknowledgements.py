@@ -38,7 +38,16 @@ from app.ledger import acknowledgements as ack
 from app.mail import Attachment, MailError, build_message, mail_settings, send
 from app.web.access import get_or_404, role_required
 from app.web.documents import letter_pdf
-from app.web.formtools import INVALID, AmountField, blank_to_none, page_number
+from app.web.formtools import (
+    INVALID,
+    AmountField,
+    blank_to_none,
+    date_arg,
+    ordered,
+    page_number,
+    sort_from_args,
+)
+from app.web.segments import segment_arg, segment_choices, segment_donor_ids
 from models import Acknowledgement, Donor, Gift
 from models.money import MoneyError, format_amount, parse_typed_amount
 
@@ -104,11 +113,23 @@ def index():
         select(Acknowledgement, Donor).join(Donor, Donor.id == Acknowledgement.donor_id)
         .order_by(Acknowledgement.id.desc()).limit(50)
     ).all()
-    page = page_number(ack.count_pending(session, currency), PENDING_PER_PAGE)
-    pending = ack.pending_acknowledgements(session, currency, offset=page.offset,
-                                           limit=page.per_page)
+    errors: list[str] = []
+    received_from = date_arg("from", "Received from", errors)
+    received_to = date_arg("to", "Received to", errors)
+    segment = segment_arg(session, errors)
+    conditions = [*([Gift.received_on >= received_from] if received_from else []),
+                  *([Gift.received_on <= received_to] if received_to else []),
+                  *([Donor.id.in_(segment_donor_ids(session, segment))] if segment else [])]
+    sort = sort_from_args(ack.PENDING_SORT, "received", descending=True,
+                          desc_first=("received", "id", "amount"))
+    page = page_number(ack.count_pending(session, currency, conditions), PENDING_PER_PAGE)
+    pending = ack.pending_acknowledgements(
+        session, currency, offset=page.offset, limit=page.per_page, conditions=conditions,
+        order=ordered(sort, ack.PENDING_SORT, Gift.id))
     return render_template(
-        "acknowledgements/index.html", pending=pending, page=page, recent=recent,
+        "acknowledgements/index.html", pending=pending, page=page, recent=recent, sort=sort,
+        errors=errors, received_from=received_from, received_to=received_to, segment=segment,
+        segments=segment_choices(session),
         currency=currency, threshold=ack.threshold_minor(currency),
         flagged=len(ack.refunded_after_acknowledgement(session)),
         mail_on=mail_settings(current_app.config) is not None, year=state().today().year - 1,

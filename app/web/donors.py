@@ -22,12 +22,11 @@ from app.db import get_session
 from app.errors import NotFound, ProbablySamePerson
 from app.extensions import state
 from app.http_errors import answer_for
-from app.ledger import changes, contacts, declarations, parties, relationships
+from app.ledger import changes, contacts, declarations, parties, relationships, segments
 from app.ledger.facts import CoveredOrganizations
 from app.ledger.giving import NetCash
 from app.ledger.pledges import pledge_schedules
 from app.ledger.profile import giving_summary
-from app.ledger.search import OrganizationNames, donors_matching
 from app.payments import recurring
 from app.web.access import get_or_404, role_required
 from app.web.changes import pending_message, rescreen_message
@@ -47,6 +46,13 @@ from app.web.pledges import schedule_totals
 from app.web.recurring import STATUS_LABELS as RECURRING_LABELS
 from app.web.relationships import KIND_LABELS as RELATIONSHIP_LABELS
 from app.web.relationships import relationship_form
+from app.web.segments import (
+    criteria_from_args,
+    filter_choices,
+    segment_arg,
+    segment_choices,
+    segment_donor_ids,
+)
 from models import (
     Acknowledgement,
     Affiliation,
@@ -161,15 +167,6 @@ def giving_totals(session: Session, donor_ids: list[int], currency: str) -> dict
 DONOR_SORT = {"name": func.lower(Donor.name), "id": Donor.id, "type": Donor.type}
 
 
-def _search(term: str):
-    query = select(Donor)
-    if not term:
-        return query
-    org_ids = OrganizationNames(get_session()).containing(term)
-    # by_id: the donor number printed on statements and pages, "170" or "#170".
-    return query.where(donors_matching(term, by_id=True, organization_ids=org_ids))
-
-
 def _current_affiliations(session: Session, donor_ids: list[int], today: date) -> dict[int, list[str]]:
     result: dict[int, list[str]] = {}
     if not donor_ids:
@@ -186,24 +183,45 @@ def _current_affiliations(session: Session, donor_ids: list[int], today: date) -
     return result
 
 
+def list_filter(session: Session) -> tuple[list, dict]:
+    """The donors list's filter from the query string: a saved segment (?segment=ID) and/or
+    criteria of its own (the names of SegmentCriteria), as WHERE clauses on Donor; and what
+    the page shows about it. The CSV export of the list calls this too."""
+    currency = state().reporting_currency
+    criteria, field_errors = criteria_from_args()
+    messages: list[str] = []
+    segment = segment_arg(session, messages)
+    conditions = segments.donor_conditions(session, criteria, currency, live_only=False)
+    if segment is not None:
+        conditions.append(Donor.id.in_(segment_donor_ids(session, segment)))
+    shown = {"criteria": criteria, "field_errors": field_errors, "messages": messages,
+             "segment": segment,
+             "filtered": bool(criteria.given()) or segment is not None,
+             "audit": {**criteria.given(), **({"segment": segment.id} if segment else {})}}
+    return conditions, shown
+
+
 @bp.get("/")
 @role_required(READ)
 def index():
     session = get_session()
     st = state()
-    term = request.args.get("q", "").strip()[:200]
+    conditions, shown = list_filter(session)
     sort = sort_from_args(DONOR_SORT, "name", descending=False, desc_first=("id",))
-    page, donors = page_of(session, _search(term).order_by(*ordered(sort, DONOR_SORT, Donor.id)))
+    page, donors = page_of(session, select(Donor).where(*conditions)
+                           .order_by(*ordered(sort, DONOR_SORT, Donor.id)))
     ids = [d.id for d in donors]
     org_names = dict(session.execute(
         select(Organization.id, Organization.name)
         .where(Organization.id.in_({d.organization_id for d in donors if d.organization_id}))
     ).all())
     return render_template(
-        "donors/index.html", donors=donors, page=page, q=term,
+        "donors/index.html", donors=donors, page=page, q=shown["criteria"].q or "",
         totals=giving_totals(session, ids, st.reporting_currency),
         affiliations=_current_affiliations(session, ids, st.today()), org_names=org_names,
         currency=st.reporting_currency, category_labels=CATEGORY_LABELS, sort=sort,
+        tags=segments.tags_of(session, ids), choices=filter_choices(session),
+        segment_list=segment_choices(session), **shown,
     )
 
 

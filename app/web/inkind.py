@@ -6,9 +6,11 @@ list shows which lab, what, for what purpose, since when, and the value where kn
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from wtforms import DateField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
@@ -19,7 +21,18 @@ from app.ledger import changes, parties
 from app.ledger.facts import CoveredOrganizations
 from app.web.access import get_or_404, role_required
 from app.web.changes import pending_message
-from app.web.formtools import INVALID, AmountField, attempt, blank_to_none, page_of
+from app.web.formtools import (
+    INVALID,
+    AmountField,
+    attempt,
+    blank_to_none,
+    choice_arg,
+    date_arg,
+    id_arg,
+    ordered,
+    page_of,
+    sort_from_args,
+)
 from app.web.organizations import coverage_label, organization_choices
 from models import InKindArrangement, Organization
 from models.money import format_amount
@@ -55,12 +68,48 @@ class InKindForm(FlaskForm):
         )
 
 
+#: The in-kind list's sortable columns; an ongoing arrangement sorts as ending last (the same
+#: on SQLite and PostgreSQL, which put NULLs at opposite ends).
+INKIND_SORT = {"since": InKindArrangement.start_date,
+               "until": func.coalesce(InKindArrangement.end_date, date.max),
+               "provider": func.lower(Organization.name), "purpose": InKindArrangement.purpose,
+               "id": InKindArrangement.id}
+#: ?status=: arrangements still running on the day, or ended before it.
+INKIND_STATUSES = ("ongoing", "ended")
+
+
 @bp.get("/")
 @role_required(READ)
 def index():
     session = get_session()
-    page, items = page_of(session, select(InKindArrangement).order_by(
-        InKindArrangement.start_date.desc(), InKindArrangement.id.desc()), per_page=50)
+    today = state().today()
+    errors: list[str] = []
+    purpose = choice_arg("purpose", "Purpose", PURPOSE_LABELS, errors)
+    status = choice_arg("status", "Status", INKIND_STATUSES, errors)
+    since_from = date_arg("from", "Since from", errors)
+    since_to = date_arg("to", "Since to", errors)
+    org_id = id_arg("organization")
+    query = select(InKindArrangement).join(
+        Organization, Organization.id == InKindArrangement.organization_id)
+    if purpose:
+        query = query.where(InKindArrangement.purpose == purpose)
+    if status == "ongoing":
+        query = query.where(or_(InKindArrangement.end_date.is_(None),
+                                InKindArrangement.end_date >= today))
+    elif status == "ended":
+        query = query.where(InKindArrangement.end_date < today)
+    if since_from:
+        query = query.where(InKindArrangement.start_date >= since_from)
+    if since_to:
+        query = query.where(InKindArrangement.start_date <= since_to)
+    if org_id:
+        query = query.where(InKindArrangement.organization_id == org_id)
+    sort = sort_from_args(INKIND_SORT, "since", descending=True,
+                          desc_first=("since", "until", "id"))
+    page, items = page_of(session, query.order_by(
+        *ordered(sort, INKIND_SORT, InKindArrangement.id)), per_page=50)
+    filters = {"purpose": purpose, "status": status, "from": since_from, "to": since_to,
+               "organization": org_id}
     orgs = {o.id: o for o in session.execute(
         select(Organization).where(Organization.id.in_({i.organization_id for i in items}))
     ).scalars()}
@@ -68,7 +117,8 @@ def index():
     return render_template(
         "inkind/index.html", items=items, page=page, orgs=orgs, purpose_labels=PURPOSE_LABELS,
         coverage={org_id: coverage_label(covered, org) for org_id, org in orgs.items()},
-        today=state().today(),
+        today=today, sort=sort, filters=filters, filtered=any(filters.values()), errors=errors,
+        statuses=INKIND_STATUSES, providers=organization_choices(session),
     )
 
 

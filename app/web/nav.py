@@ -12,6 +12,7 @@ from flask_login import current_user
 NAV_GROUPS: tuple[tuple[str, tuple[tuple[str, str, str], ...]], ...] = (
     ("People", (
         ("Donors", "donors.index", "read"),
+        ("Segments", "segments.index", "read"),
         ("Tasks", "contacts.tasks", "read"),
         ("Organisations", "organizations.index", "read"),
     )),

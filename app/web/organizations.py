@@ -27,7 +27,7 @@ from app.ledger.facts import CoveredOrganizations
 from app.ledger.search import OrganizationNames
 from app.web.access import get_or_404, role_required
 from app.web.changes import pending_message
-from app.web.formtools import INVALID, attempt, page_of
+from app.web.formtools import INVALID, attempt, choice_arg, ordered, page_of, sort_from_args
 from models import Affiliation, Donor, InKindArrangement, Organization
 from models.schemas import OrganizationCreate
 
@@ -73,15 +73,26 @@ class OrganizationForm(FlaskForm):
         )
 
 
+#: The organisation list's sortable columns ("covered": covered labs themselves first).
+ORG_SORT = {"name": func.lower(Organization.name), "covered": Organization.covered_lab,
+            "id": Organization.id}
+
+
 @bp.get("/")
 @role_required(READ)
 def index():
     session = get_session()
     term = request.args.get("q", "").strip()[:200]
-    query = select(Organization).order_by(func.lower(Organization.name), Organization.id)
+    errors: list[str] = []
+    covered_only = choice_arg("covered", "Covered filter", ("yes", "no"), errors)
+    query = select(Organization)
     if term:
         query = query.where(Organization.id.in_(OrganizationNames(session).containing(term)))
-    page, orgs = page_of(session, query, per_page=50)
+    if covered_only:
+        query = query.where(Organization.covered_lab.is_(covered_only == "yes"))
+    sort = sort_from_args(ORG_SORT, "name", descending=False, desc_first=("covered", "id"))
+    page, orgs = page_of(session, query.order_by(*ordered(sort, ORG_SORT, Organization.id)),
+                         per_page=50)
     ids = [o.id for o in orgs]
     children: dict[int, list[Organization]] = {}
     for child in session.execute(
@@ -95,6 +106,7 @@ def index():
     covered = CoveredOrganizations(session)
     return render_template(
         "organizations/index.html", orgs=orgs, page=page, q=term, children=children,
+        sort=sort, covered_only=covered_only, errors=errors,
         parents=parents, coverage={o.id: coverage_label(covered, o) for o in orgs},
     )
 

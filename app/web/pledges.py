@@ -13,7 +13,7 @@ from datetime import date
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
-from sqlalchemy import select
+from sqlalchemy import func, select
 from wtforms import DateField, IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
@@ -23,8 +23,22 @@ from app.errors import NotAllowed, ValidationFailed
 from app.extensions import state
 from app.ledger import pledges as ledger_pledges
 from app.ledger.pledges import FREQUENCY_MONTHS, InstalmentState, equal_instalments
+from app.ledger.search import donors_matching
 from app.web.access import get_or_404, role_required
-from app.web.formtools import INVALID, AmountField, attempt, blank_to_none, page_of
+from app.web.formtools import (
+    INVALID,
+    AmountField,
+    AmountRange,
+    amount_between,
+    amount_range_arg,
+    attempt,
+    blank_to_none,
+    choice_arg,
+    date_arg,
+    ordered,
+    page_of,
+    sort_from_args,
+)
 from models import Donor, Gift, Pledge
 from models.money import MoneyError, format_amount, normalise_currency, parse_amount
 from models.schemas import InstalmentIn, PledgeCancel, PledgeCreate, PledgeSchedule
@@ -137,13 +151,71 @@ def _plan(form: PledgeForm) -> Plan:
     return Plan(data, schedule)
 
 
+#: The pledge list's sortable columns. Amounts sort by currency first: 100 yen is not 100
+#: dollars, and pledges are never converted.
+PLEDGE_SORT = {"pledged": Pledge.pledged_on, "id": Pledge.id, "donor": func.lower(Donor.name),
+               "amount": Pledge.amount_minor, "state": Pledge.state}
+PLEDGE_STATES = ("active", "fulfilled", "cancelled")
+
+
+@dataclass(frozen=True)
+class PledgeFilters:
+    state: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    amounts: AmountRange = AmountRange()
+    q: str = ""
+    errors: tuple[str, ...] = ()
+
+    def args(self) -> dict:
+        values = {"state": self.state, "q": self.q or None,
+                  "from": self.date_from.isoformat() if self.date_from else None,
+                  "to": self.date_to.isoformat() if self.date_to else None,
+                  **self.amounts.args()}
+        return {k: v for k, v in values.items() if v}
+
+    def conditions(self, currencies: list[str]) -> list:
+        conditions = []
+        if self.state:
+            conditions.append(Pledge.state == self.state)
+        if self.date_from:
+            conditions.append(Pledge.pledged_on >= self.date_from)
+        if self.date_to:
+            conditions.append(Pledge.pledged_on <= self.date_to)
+        if self.q:
+            conditions.append(donors_matching(self.q, by_id=True))
+        return conditions + amount_between(Pledge.amount_minor, Pledge.currency, self.amounts,
+                                           currencies)
+
+
+def _pledge_filters(currencies: list[str]) -> PledgeFilters:
+    errors: list[str] = []
+    return PledgeFilters(
+        state=choice_arg("state", "State", PLEDGE_STATES, errors),
+        date_from=date_arg("from", "Pledged from", errors),
+        date_to=date_arg("to", "Pledged to", errors),
+        amounts=amount_range_arg(currencies, errors),
+        q=request.args.get("q", "").strip()[:200], errors=tuple(errors))
+
+
 @bp.get("/")
 @role_required(READ)
 def index():
     session = get_session()
     as_of = _as_of()
-    page, rows = page_of(session, select(Pledge).order_by(Pledge.pledged_on.desc(),
-                                                          Pledge.id.desc()))
+    currencies = list(session.execute(select(Pledge.currency).distinct()).scalars())
+    filters = _pledge_filters(currencies)
+    sort = sort_from_args(PLEDGE_SORT, "pledged", descending=True,
+                          desc_first=("pledged", "id", "amount"))
+    query = (select(Pledge).join(Donor, Donor.id == Pledge.donor_id)
+             .where(*filters.conditions(currencies)))
+    if sort.key == "amount":
+        direction = "desc" if sort.descending else "asc"
+        order = [getattr(Pledge.currency, direction)(), getattr(Pledge.amount_minor, direction)(),
+                 getattr(Pledge.id, direction)()]
+    else:
+        order = ordered(sort, PLEDGE_SORT, Pledge.id)
+    page, rows = page_of(session, query.order_by(*order))
     schedules = ledger_pledges.pledge_schedules(session, [p.id for p in rows], as_of)
     donors = {d.id: d for d in session.execute(
         select(Donor).where(Donor.id.in_({p.donor_id for p in rows}))).scalars()}
@@ -158,6 +230,7 @@ def index():
                                         totals + schedule_totals(all_schedules[pledge.id]))
     return render_template(
         "pledges/index.html", pledges=rows, page=page, donors=donors, as_of=as_of,
+        filters=filters, sort=sort, states=PLEDGE_STATES,
         totals={p.id: schedule_totals(schedules[p.id]) for p in rows},
         by_currency=sorted(by_currency.items()), today=state().today(),
     )
