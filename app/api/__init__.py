@@ -9,6 +9,7 @@ from app.api import (  # noqa: F401 - these register their routes on bp
     public_support,
     recurring,
     relationships,
+    segments,
 )
 from app.api.routes import bp
 

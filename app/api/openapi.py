@@ -37,6 +37,8 @@ from models.schemas import (
     RelationshipEnd,
     ReviewCreate,
     RosterEntryCreate,
+    SegmentCreate,
+    TagSet,
     TaskCreate,
     TitleReview,
 )
@@ -46,7 +48,8 @@ INPUTS = [AffiliationCreate, DonorCreate, GiftCreate, InKindCreate, Organization
           MergeCreate, TitleReview, MatchVerdictCreate, InteractionCreate, TaskCreate,
           ContactPreferences, SupportLinkCreate, SupportClassCreate, UnusualGrantCreate,
           SupportReason, CampaignCreate, AppealCreate, FundCreate, ActiveSet,
-          RelationshipCreate, RelationshipEnd, GiftVoid, GiftCorrectionCreate, RecurringAmount]
+          RelationshipCreate, RelationshipEnd, GiftVoid, GiftCorrectionCreate, RecurringAmount,
+          SegmentCreate, TagSet]
 
 ERROR = {"$ref": "#/components/schemas/Error"}
 ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
@@ -234,6 +237,17 @@ OPERATIONS = [
      [ID], []),
     ("delete", "/rosters/{id}", "Delete a roster entry (at a covered organisation: waits)",
      "review", None, 200, [ID], []),
+    # Donor segments and tags (app/api/segments.py).
+    ("get", "/segments", "Saved donor segments", "read", None, 200, [], []),
+    ("post", "/segments", "Save a donor segment (its criteria, not a list of donors)",
+     "segments.write", SegmentCreate, 201, [], []),
+    ("get", "/segments/{id}", "Get a donor segment", "read", None, 200, [ID], []),
+    ("get", "/segments/{id}/donors", "The donors in a segment today, by id", "read", None, 200,
+     [ID], [("after_id", {"type": "integer", "minimum": 0}),
+            ("limit", {"type": "integer", "minimum": 1, "maximum": 500})]),
+    ("get", "/donors/{id}/tags", "A donor's tags", "read", None, 200, [ID], []),
+    ("put", "/donors/{id}/tags", "Set a donor's tags (all of them)", "donors.write", TagSet,
+     200, [ID], []),
 ]
 
 #: Operations that answer 202 when part of the request waits for a second person.
