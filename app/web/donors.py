@@ -6,6 +6,7 @@ the person's affected past gifts there, and this page says how many were put on 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -15,7 +16,14 @@ from flask_wtf import FlaskForm
 from sqlalchemy import case, func, or_, select
 from sqlmodel import Session
 from wtforms import BooleanField, DateField, EmailField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional
+from wtforms.validators import (
+    DataRequired,
+    Email,
+    InputRequired,
+    Length,
+    Optional,
+    ValidationError,
+)
 
 from app.auth.roles import READ
 from app.db import get_session
@@ -65,7 +73,8 @@ from models import (
     User,
 )
 from models.parties import AFFILIATION_KINDS
-from models.schemas import AffiliationCreate, DonorCreate, DonorUpdate
+from models.schemas import AffiliationCreate, DonorCreate, DonorUpdate, TagSet
+from models.segments import TAG_PATTERN
 from policies.rules import senior_words
 
 bp = Blueprint("donors", __name__, url_prefix="/staff/donors")
@@ -276,6 +285,7 @@ def detail(donor_id: int):
     refusals = declarations.refusals_of_donor(session, donor) if donor.type == "person" else []
     return render_template(
         "donors/detail.html", donor=donor, gifts=gifts, today=today,
+        tags=segments.tags_of(session, [donor_id]).get(donor_id, []),
         title_questions=title_questions, refusals=refusals,
         refusal_labs={o.id: o.name for o in session.execute(select(Organization).where(
             Organization.id.in_({r.declared_lab_id for r in refusals}))).scalars()}
@@ -378,6 +388,42 @@ def edit(donor_id: int):
             return redirect(url_for("donors.detail", donor_id=donor_id))
     status = INVALID if request.method == "POST" else 200
     return render_template("donors/form.html", form=form, donor=donor, same=same), status
+
+
+class TagsForm(FlaskForm):
+    tags = StringField("Tags", validators=[Optional(), Length(max=1000)],
+                       description="Comma-separated words for finding donors again, e.g. "
+                                   "“major-donor, gala-2026” (lower-case letters, digits, "
+                                   "hyphens). Donor segments can select by tag.")
+
+    def words(self) -> list[str]:
+        return [w.strip().lower() for w in (self.tags.data or "").split(",") if w.strip()]
+
+    def validate_tags(self, field):
+        for word in self.words():
+            if not re.fullmatch(TAG_PATTERN, word):
+                raise ValidationError(
+                    f"“{word[:40]}” is not a tag: use lower-case letters, digits and hyphens "
+                    "(up to 40, starting with a letter or digit), commas between tags.")
+        if len(set(self.words())) > 50:
+            raise ValidationError("At most 50 tags.")
+
+
+@bp.route("/<int:donor_id>/tags", methods=["GET", "POST"])
+@role_required("donors.write")
+def edit_tags(donor_id: int):
+    session = get_session()
+    donor = get_or_404(Donor, donor_id)
+    current = segments.tags_of(session, [donor_id]).get(donor_id, [])
+    form = TagsForm(data={"tags": ", ".join(current)})
+    if form.validate_on_submit():
+        ok, _ = attempt(form, lambda: segments.set_tags(
+            session, donor_id, TagSet(tags=form.words()).tags, g.actor), names={"body": "tags"})
+        if ok:
+            flash("Tags saved.", "success")
+            return redirect(url_for("donors.detail", donor_id=donor_id))
+    status = INVALID if request.method == "POST" else 200
+    return render_template("donors/tags.html", form=form, donor=donor), status
 
 
 def _affiliation_input(form: AffiliationForm) -> AffiliationCreate:
