@@ -38,11 +38,12 @@ PYRAMID_BANDS = (
 )
 
 
-def donor_years(session: Session, currency: str) -> dict[int, dict[int, int]]:
+def donor_years(session: Session, currency: str, donors=None) -> dict[int, dict[int, int]]:
     """donor id -> {year: net accepted cash in minor units}, for years with a positive total.
     One grouped query: the ledger's accepted cash gifts (ix_gift_donor_status_received_on)
-    with their refunds summed per gift (app.ledger.giving)."""
-    cash = NetCash(currency)
+    with their refunds summed per gift (app.ledger.giving). `donors`: a SELECT of donor ids
+    (a segment's members) to count only theirs."""
+    cash = NetCash(currency, *_only(donors))
     year = extract("year", Gift.received_on)
     rows = session.execute(
         cash.select(Gift.donor_id, year, func.sum(cash.net)).group_by(Gift.donor_id, year)
@@ -115,10 +116,15 @@ def year_figures(years: dict[int, dict[int, int]], y: int) -> YearFigures:
                        Fraction(retained, before) if before else None)
 
 
+def _only(donors) -> list:
+    return [] if donors is None else [Gift.donor_id.in_(donors)]
+
+
 def build(session: Session, year: int, currency: str, exponent: int,
-          history_years: int = 5) -> Reports:
-    """Every report for `year`, with `history_years` of retention and acquisition before it."""
-    years = donor_years(session, currency)
+          history_years: int = 5, donors=None) -> Reports:
+    """Every report for `year`, with `history_years` of retention and acquisition before it;
+    `donors` (a SELECT of donor ids, a segment's members) limits them to those donors."""
+    years = donor_years(session, currency, donors)
     reports = Reports(year, currency, [year_figures(years, y)
                                        for y in range(year - history_years + 1, year + 1)])
     unit = 10 ** exponent
@@ -141,15 +147,16 @@ def build(session: Session, year: int, currency: str, exponent: int,
     reports.sybunt.sort(key=lambda r: (-r[1], -r[2], r[0]))
     reports.first_time.sort(key=lambda r: (-r[1], r[0]))
     reports.pyramid = [tuple(b) for b in bands]
-    reports.by_month = giving_by_month(session, year, currency)
+    reports.by_month = giving_by_month(session, year, currency, donors)
     return reports
 
 
-def giving_by_month(session: Session, year: int, currency: str) -> list[tuple[int, int, int]]:
+def giving_by_month(session: Session, year: int, currency: str,
+                    donors=None) -> list[tuple[int, int, int]]:
     """(month, accepted cash gifts, net total) for each month of the year, in the reporting
     currency; months without gifts are there with zeros."""
     cash = NetCash(currency, Gift.received_on >= date(year, 1, 1),
-                   Gift.received_on < date(year + 1, 1, 1))
+                   Gift.received_on < date(year + 1, 1, 1), *_only(donors))
     month = extract("month", Gift.received_on)
     rows = dict((int(m), (int(n), int(t))) for m, n, t in session.execute(
         cash.select(month, func.count(), func.sum(cash.net))

@@ -14,6 +14,7 @@ from app.ledger import audit, reports
 from app.ledger.csv_export import csv_chunks
 from app.web import charts
 from app.web.access import role_required
+from app.web.segments import segment_arg, segment_choices, segment_donor_ids
 from models.money import currency_exponent, format_amount
 
 bp = Blueprint("reports", __name__, url_prefix="/staff/reports")
@@ -38,16 +39,31 @@ def _year() -> int:
     return year
 
 
-def _build(year: int) -> reports.Reports:
+def _segment():
+    """The donor segment named by ?segment=ID (404 for an unknown one: a report of "every
+    donor" under a segment's name would mislead)."""
+    if not request.args.get("segment"):
+        return None
+    errors: list[str] = []
+    segment = segment_arg(get_session(), errors)
+    if segment is None:
+        abort(404)
+    return segment
+
+
+def _build(year: int, segment=None) -> reports.Reports:
     currency = state().reporting_currency
-    return reports.build(get_session(), year, currency, currency_exponent(currency))
+    donors = segment_donor_ids(get_session(), segment) if segment is not None else None
+    return reports.build(get_session(), year, currency, currency_exponent(currency),
+                         donors=donors)
 
 
 @bp.get("/")
 @role_required(READ)
 def index():
     year = _year()
-    built = _build(year)
+    segment = _segment()
+    built = _build(year, segment)
     currency = built.currency
     listed = {donor_id for rows in (built.lybunt[:25], built.sybunt[:25], built.first_time[:25])
               for donor_id, *_rest in rows}
@@ -68,7 +84,8 @@ def index():
         names=reports.donor_names(get_session(), listed),
         donors_svg=donors_svg, months_svg=months_svg, months=MONTHS,
         lists=LISTS, this_year=state().today().year, designated=designated,
-        designation_svgs=designation_svgs, designation_lists=DESIGNATION_LISTS)
+        designation_svgs=designation_svgs, designation_lists=DESIGNATION_LISTS,
+        segment=segment, segments=segment_choices(get_session()))
 
 
 #: Giving by campaign, appeal or fund as CSV: no people in them (figures per record).
@@ -106,7 +123,8 @@ def download(kind: str):
     if kind not in LISTS:
         abort(404)
     year = _year()
-    built = _build(year)
+    segment = _segment()
+    built = _build(year, segment)
     currency = built.currency
     rows_of = {"lybunt": built.lybunt, "sybunt": built.sybunt, "first-time": built.first_time}
     chosen = rows_of[kind]
@@ -115,7 +133,8 @@ def download(kind: str):
     # Like every export: who took which list of people, when (app/web/exports.py).
     with ledger_write(session):
         audit.append(session, g.actor, f"export.report.{kind}", "export", None,
-                     {"format": "csv", "year": year, "rows": len(chosen)})
+                     {"format": "csv", "year": year, "rows": len(chosen),
+                      **({"segment": segment.id} if segment is not None else {})})
 
     def rows():
         for donor_id, *figures in chosen:

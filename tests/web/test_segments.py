@@ -126,3 +126,21 @@ def test_tags_on_a_donor_page_and_a_segment_by_tag(api, web_as):
     assert '<span class="tag">board</span>' in detail
     tagged = _text(fundraiser.get("/staff/donors/", query_string={"tag": "gala-2026"}))
     assert _donor_ids(tagged) == [ids["Ben"]]
+
+
+def test_reports_count_only_a_segments_donors(api, web_as):
+    ids = _world(api)
+    segment = b.ok(api.post("/segments", {"name": "Big givers",
+                                          "criteria": {"giving_min": "1,000"}}))
+    fundraiser = web_as("fundraiser")
+    everyone = _text(fundraiser.get("/staff/reports/", query_string={"year": 2026}))
+    narrowed = _text(fundraiser.get("/staff/reports/", query_string={"year": 2026,
+                                                                     "segment": segment["id"]}))
+    assert "First-time donors (3)" in everyone
+    assert "First-time donors (2)" in narrowed and 'id="segment-note"' in narrowed
+    link = re.search(r'href="(/staff/reports/first-time.csv[^"]*)"', narrowed).group(1)
+    assert f"segment={segment['id']}" in link
+    response = fundraiser.get(link)
+    assert sorted(int(r["donor_id"]) for r in rows_of(response)) == sorted(
+        [ids["Ann"], ids["=Cy"]])
+    assert fundraiser.get("/staff/reports/?segment=999999").status_code == 404
