@@ -20,12 +20,27 @@ def day(value) -> Markup | str:
     return Markup('<time class="day" datetime="{0}">{0}</time>').format(escape(text))
 
 
+def described_by(field, attributes: dict) -> dict:
+    """A form control's attributes with aria-describedby naming its hint and its error
+    (the ids the `field` macro gives them) and aria-invalid when it has an error."""
+    attributes = dict(attributes)
+    ids = [f"{field.id}-hint"] if field.description else []
+    if field.errors:
+        ids.append(f"{field.id}-error")
+        attributes["aria-invalid"] = "true"
+    if ids:
+        attributes["aria-describedby"] = " ".join(
+            [*str(attributes.get("aria-describedby", "")).split(), *ids])
+    return attributes
+
+
 def register_filters(app: Flask) -> None:
     app.jinja_env.filters["day"] = day
     from app.web.formtools import list_url, page_links  # noqa: PLC0415 (app.web imports this)
 
     app.jinja_env.globals["list_url"] = list_url
     app.jinja_env.globals["page_links"] = page_links
+    app.jinja_env.globals["described_by"] = described_by
     app.jinja_env.filters["money"] = lambda minor, currency: display_amount(minor, currency)
     app.jinja_env.filters["amount"] = lambda minor, currency: format_amount(minor, currency)
     app.jinja_env.filters["percent"] = lambda value, places=1: percent_text(value, places)

@@ -33,7 +33,7 @@ def field_errors(page: str, name: str) -> list[str]:
     box = re.search(r'<div class="field[^"]*">(?:(?!<div class="field).)*?name="' + re.escape(name)
                     + r'"(?:(?!<div class="field).)*?</div>', page, re.S)
     assert box, f"no field {name!r} on the page"
-    return re.findall(r'<small class="error" role="alert">([^<]*)</small>', box.group(0))
+    return re.findall(r'<small class="error" role="alert"[^>]*>([^<]*)</small>', box.group(0))
 
 
 @pytest.mark.parametrize(("typed", "currency", "minor"), [
