@@ -61,7 +61,9 @@ EXPECTED_STATUS = {"/account/link/not-a-real-link": 404}
 
 #: Pages that show something only for a question in their address.
 QUERIES = {"staff_disclosures.preview": "?from=2026-01-01&to=2026-06-30",
-           "staff.search": "?q=dana"}
+           "staff.search": "?q=dana",
+           # The form that saves a donors-list search as a segment: with a search to save.
+           "segments.create": "?giving_min=1,000&tag=walk"}
 
 
 #: The innermost elements reaching past the window's right edge (to say what to fix).
@@ -113,6 +115,9 @@ def _seed(app, api, reviewer) -> dict[str, object]:
                      action="/staff/funding/publish")
     assert funding.status_code == 302, funding.status_code
     report_id = int(re.search(r"/funding/(\d+)", funding.headers["Location"]).group(1))
+    # A donor segment (the segments page lists it) and a tag it selects by.
+    ok(api.put(f"/donors/{world.donor['id']}/tags", {"tags": ["walk"]}), 200)
+    ok(api.post("/segments", {"name": "Walk segment", "criteria": {"tag": "walk"}}))
     roster = api.client.post("/api/v1/rosters", headers={**api.headers, "Content-Type": "text/csv"},
                              data=b"name,title,organisation,start,end,source\n"
                                   b"Avery Stone,Chief Scientist,Frontier Lab,2024-01-01,,lab page\n")
