@@ -127,3 +127,17 @@ def test_tags_set_exactly_and_are_audited(api, people, app):
             AuditEntry.action == "donor.tags_set", AuditEntry.entity_id == ben)
             .order_by(AuditEntry.id)).scalars().all()
     assert entries == [{"added": ["a", "b"], "removed": []}, {"added": ["c"], "removed": ["a", "b"]}]
+
+
+def test_merging_two_tagged_records_keeps_each_tag_once(api, api_as):
+    keep = b.person(api, "Pat Keep")["id"]
+    twin = b.person(api, "Pat Twin")["id"]
+    b.ok(api.put(f"/donors/{keep}/tags", {"tags": ["board", "gala"]}), 200)
+    b.ok(api.put(f"/donors/{twin}/tags", {"tags": ["gala", "volunteer"]}), 200)
+    merged = b.ok(api_as("reviewer").post(f"/donors/{keep}/merge", {"duplicate_id": twin}), 200)
+    assert len(merged["moved"]["donor_tag.donor_id"]) == 1  # "volunteer"; "gala" was kept once
+    assert b.ok(api.get(f"/donors/{keep}/tags"), 200)["tags"] == ["board", "gala", "volunteer"]
+    # A merged record is never a segment member, and its tags cannot be set any more.
+    segment = _segment(api, {"tag": "gala"})
+    assert _ids(api.get(f"/segments/{segment['id']}/donors")) == [keep]
+    assert api.put(f"/donors/{twin}/tags", {"tags": ["x"]}).status_code == 422
