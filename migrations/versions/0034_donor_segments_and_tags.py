@@ -1,7 +1,7 @@
 """donor_segment, donor_tag: saved donor searches and simple tags
 
 Revision ID: 0034
-Revises: 0018
+Revises: 0027
 
 A segment stores its filter (JSON), never a frozen list of donors; tags are words staff
 put on donors for segments to find them by.
@@ -13,7 +13,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0034"
-down_revision: str | Sequence[str] | None = "0018"
+down_revision: str | Sequence[str] | None = "0027"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
