@@ -58,6 +58,14 @@ def _install_seal_key(app: Flask) -> None:
         raise ConfigError(str(error)) from error
 
 
+def _install_jobs(app: Flask) -> None:
+    """The background job queue (app/jobs) and the kinds of job this app runs."""
+    from app.jobs import exports, imports  # noqa: F401  (registers the job kinds)
+    from app.jobs.queue import install
+
+    install(app)
+
+
 def create_app(config: dict | None = None) -> Flask:
     app = Flask(
         __name__,
@@ -88,6 +96,7 @@ def create_app(config: dict | None = None) -> Flask:
     )
     app.extensions["audit_keys"] = audit_keys_from(app)
     _install_seal_key(app)
+    _install_jobs(app)
     app.teardown_request(close_session)  # each request ends its own session
     app.teardown_appcontext(close_session)
 

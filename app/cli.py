@@ -62,6 +62,10 @@ def _fail(error: Exception) -> None:
 
 
 def register_commands(app: Flask) -> None:
+    from app.jobs import commands as job_commands
+
+    job_commands.register(app)
+
     @app.cli.command("init-db")
     def init_db():
         """Create the schema, or upgrade it to the latest migration."""

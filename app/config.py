@@ -90,6 +90,13 @@ DEFAULTS: dict[str, object] = {
     # Required in production; development and tests fall back to a public development key.
     "AUDIT_SEAL_KEY_FILE": None,
     "AUDIT_SEAL_KEY": None,  # nosec B105  # no default: None means "not set"
+    # Background jobs (app/jobs, docs/deployment.md). The folder for jobs' files (uploaded
+    # CSVs while they are imported, finished exports) and, without REDIS_URL, the queue's
+    # SQLite file: never under app/static. None: jobs/ in the instance folder. The web
+    # processes and the worker must all reach the same folder.
+    "JOBS_DIR": None,
+    #: Set, the job queue is kept in Redis (redis://...) instead of JOBS_DIR/queue.sqlite3.
+    "REDIS_URL": None,
 }
 
 BOOLEAN = {"TESTING", "REQUIRE_SECOND_FACTOR", "STRIPE_AUTO_REFUND", "SMTP_USE_TLS"}
@@ -123,6 +130,9 @@ def load_settings(overrides: dict | None, instance_path: str) -> dict:
     if not settings["DATABASE_URL"]:
         Path(instance_path).mkdir(parents=True, exist_ok=True)
         settings["DATABASE_URL"] = f"sqlite:///{Path(instance_path) / 'armslength.sqlite3'}"
+
+    if not settings["JOBS_DIR"]:
+        settings["JOBS_DIR"] = str(Path(instance_path) / "jobs")
 
     if settings["ARMSLENGTH_ENV"] not in ENVIRONMENTS:
         # A typo ("prod") must not quietly run a deployment in development mode.

@@ -26,6 +26,7 @@ from models.idempotency import IdempotencyKey
 from models.identity import IdentityVerdict, RosterEntry
 from models.imports import DonorExternalId
 from models.inkind import InKindArrangement
+from models.jobs import IllegalJobTransition, Job
 from models.online import (
     DeferredRefund,
     DonationGift,
@@ -83,7 +84,9 @@ __all__ = [
     "IllegalPledgeTransition",
     "IllegalTransition",
     "InKindArrangement",
+    "IllegalJobTransition",
     "Interaction",
+    "Job",
     "LedgerLock",
     "MonthlySpend",
     "OnlineDonation",

@@ -29,7 +29,7 @@ import json
 import sqlite3
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from itertools import islice
@@ -361,10 +361,13 @@ class CsvImport:
     """
 
     def __init__(self, session: Session, *, today: date, reporting_currency: str,
-                 max_gift_minor: int = GIFT_CEILING_MINOR, policy: Policy | None = None):
+                 max_gift_minor: int = GIFT_CEILING_MINOR, policy: Policy | None = None,
+                 progress: Callable[[str, int], None] | None = None):
         """policy: given, the check also lists donors of the upload who probably are a
-        lab-affiliated record already on file (warnings)."""
+        lab-affiliated record already on file (warnings). progress: called as rows are
+        checked ("checking", rows read so far) and imported ("importing", rows written)."""
         self.session = session
+        self.progress = progress or (lambda phase, done: None)
         self.policy = policy
         self.warnings: list[RowWarning] = []
         self._matches: MatchIndex | None = None
@@ -430,6 +433,7 @@ class CsvImport:
                     self.rows[kind] += 1
             if rows:
                 checker(rows)
+            self.progress("checking", sum(self.rows.values()))
         self.staging.db.commit()
         # The services read this session later; the check's reads must not pin a snapshot.
         self.session.rollback()
@@ -697,13 +701,20 @@ class CsvImport:
 
     # -- pass 2 --------------------------------------------------------------------------------
 
-    def run(self, actor: Actor, policy: Policy, files: dict[str, str]) -> ImportResult:
+    def run(self, actor: Actor, policy: Policy, files: dict[str, str], *,
+            job_id: int | None = None,
+            before_commit: Callable[[ImportResult], None] | None = None) -> ImportResult:
         """Import every staged row in one transaction; raise ImportAborted and keep nothing
-        if the ledger refuses any of them."""
+        if the ledger refuses any of them.
+
+        job_id: the background job doing it, named in the audit entry. before_commit: called
+        with the result inside the transaction, so that what it writes (the job's "done")
+        commits with the import or not at all."""
         if self.errors:
             raise RuntimeError("the files have bad rows; nothing may be imported")
         session, db = self.session, self.staging.db
         result = ImportResult()
+        written = 0
         with ledger_batch(session):
             staged = db.execute("SELECT line, external_id, payload FROM donor ORDER BY line")
             for chunk in _chunks(staged, CHUNK):
@@ -716,6 +727,8 @@ class CsvImport:
                             [{"external_id": ext, "donor_id": donor_id} for ext, donor_id in pairs])
                 db.executemany("INSERT INTO donor_id (external_id, donor_id) VALUES (?, ?)", pairs)
                 result.donors += len(ids)
+                written += len(ids)
+                self.progress("importing", written)
             for line, donor_id, payload in db.execute(
                 "SELECT a.line, coalesce(a.donor_id, d.donor_id), a.payload FROM affiliation a "
                 "LEFT JOIN donor_id d ON d.external_id = a.donor_external_id ORDER BY a.line"
@@ -725,6 +738,8 @@ class CsvImport:
                                                 donor_id, data, actor, policy)
                 result.affiliations += 1
                 result.rescreened += len(rescreened)
+                written += 1
+                self.progress("importing", written)
             with GiftIntake(session, actor, policy, self.reporting_currency,
                             max_gift_minor=self.max_gift_minor, open_only=True) as intake:
                 intake.prefetch(donor_id for (donor_id,) in db.execute(
@@ -738,15 +753,22 @@ class CsvImport:
                     data = GiftCreate.model_validate({**json.loads(payload), "donor_id": donor_id})
                     screened = self._ledger("gifts", line, intake.record, data, tag=line)
                     self._count(result, line, data, screened.evaluation)
+                    written += 1
+                    self.progress("importing", written)
                 self._ledger("gifts", None, intake.flush)
-            audit.append(session, actor, "import.completed", "import", None, {
+            details = {
                 "files": files,
                 "donors": result.donors,
                 "affiliations": result.affiliations,
                 "gifts": result.gifts,
                 "outcomes": dict(result.outcomes),
                 "rescreened_gifts": result.rescreened,
-            })
+            }
+            if job_id is not None:
+                details["job_id"] = job_id
+            audit.append(session, actor, "import.completed", "import", None, details)
+            if before_commit is not None:
+                before_commit(result)
         return result
 
     @staticmethod

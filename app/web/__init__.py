@@ -47,6 +47,7 @@ def register_web(app: Flask) -> None:
         gifts,
         imports,
         inkind,
+        jobs,
         online,
         organizations,
         pledges,
@@ -73,6 +74,7 @@ def register_web(app: Flask) -> None:
     app.register_blueprint(admin.bp)
     app.register_blueprint(imports.bp)
     app.register_blueprint(exports.bp)
+    app.register_blueprint(jobs.bp)
     app.register_blueprint(gifts.bp)
     app.register_blueprint(campaigns.bp)
     app.register_blueprint(review.bp)

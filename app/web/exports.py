@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, render_template, stream_with_context
+from datetime import date
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Optional, ValidationError
 
+from app import jobs
 from app.db import get_session
 from app.db.locking import ledger_write
 from app.extensions import state
@@ -67,6 +80,15 @@ def _streamed(header, rows):
     yield from csv_chunks(header, rows(get_session()))
 
 
+def _in_background(what: str, filters: dict) -> Response:
+    """The same export as a job (app/jobs/exports.py); its page offers the file when ready."""
+    given = {name: value.isoformat() if isinstance(value, date) else value
+             for name, value in filters.items()}
+    job = jobs.enqueue(current_app, get_session(), "export", g.actor,
+                       {"what": what, "filters": given})
+    return redirect(url_for("jobs.show", job_id=job.id), 303)
+
+
 def _download(what: str, header, rows, filters: dict, count: int) -> Response:
     session = get_session()
     # Recorded before the first byte is sent: an export that is cut off was still an export.
@@ -90,6 +112,8 @@ def donors():
         return _page(form, GiftExportForm(prefix="gifts", formdata=None), 400)
     session = get_session()
     filters = DonorFilters(type=form.type.data or None)
+    if request.form.get("background"):
+        return _in_background("donors", filters.as_dict())
     count = count_donors(session, filters)
     return _download("donors", DONOR_HEADER, lambda s: donor_rows(s, filters), filters.as_dict(),
                      count)
@@ -104,6 +128,8 @@ def gifts():
     session = get_session()
     filters = GiftFilters(received_from=form.received_from.data, received_to=form.received_to.data,
                           status=form.status.data or None)
+    if request.form.get("background"):
+        return _in_background("gifts", filters.as_dict())
     count = count_gifts(session, filters)
     return _download("gifts", GIFT_HEADER, lambda s: gift_rows(s, filters), filters.as_dict(), count)
 

@@ -2,33 +2,30 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField
 from sqlalchemy import func, select
-from sqlalchemy.exc import DataError
 from wtforms import BooleanField, DateField, SelectField, StringField
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
+from app import jobs
 from app.db import get_session
 from app.errors import LedgerBusy, NotAllowed, ValidationFailed
 from app.extensions import state
 from app.http_errors import answer_for
+from app.jobs.imports import FILE_PERMISSIONS, permissions_for
 from app.ledger import changes, rosters
-from app.ledger.csv_import import COLUMNS, KINDS, CsvImport, ImportAborted
+from app.ledger.csv_import import COLUMNS, KINDS, CsvImport
 from app.web.access import role_required
 from app.web.changes import pending_message
 from app.web.formtools import INVALID, ButtonForm, attempt, blank_to_none
 from app.web.organizations import organization_choices
-from models import Organization, RosterEntry
+from models import Job, Organization, RosterEntry
 from models.schemas import RosterEntryCreate
 
 bp = Blueprint("imports", __name__, url_prefix="/staff/import")
-
-#: Besides gifts.write (the page's own permission), what each file needs.
-FILE_PERMISSIONS = {"donors": "donors.write", "affiliations": "affiliations.write",
-                    "gifts": "gifts.write"}
 
 
 class ImportForm(FlaskForm):
@@ -52,6 +49,8 @@ def index():
 @bp.post("/")
 @role_required("gifts.write")
 def upload():
+    """A dry run checks here and now; an import is a background job (app/jobs/imports.py):
+    the files are kept for the worker and the browser goes to the job's page."""
     form = ImportForm()
     if not form.validate_on_submit():
         return _page(form, 400)
@@ -62,9 +61,10 @@ def upload():
     for kind in files:
         if not current_user.can(FILE_PERMISSIONS[kind]):
             abort(403)
-    dry_run = request.form.get("action") != "import"
     names = {kind: (file.filename or kind)[:200] for kind, file in files.items()}
     session = get_session()
+    if request.form.get("action") == "import":
+        return _start_import(session, files, names)
     st = state()
     with CsvImport(session, today=st.today(), reporting_currency=st.reporting_currency,
                    max_gift_minor=st.max_gift_minor, policy=st.policy_for(session)) as job:
@@ -72,21 +72,29 @@ def upload():
             if kind in files:
                 job.check(kind, files[kind].stream)
         context = {"names": names, "rows": job.rows, "staged": job.staged(), "errors": job.errors,
-                   "dry_run": dry_run, "warnings": job.warnings}
+                   "dry_run": True, "warnings": job.warnings}
         if job.errors:
             return _page(form, 422, **context)
-        if dry_run:
-            return _page(form, 200, checked=True, **context)
-        try:
-            result = job.run(g.actor, st.policy_for(session), names)
-        except ImportAborted as error:
-            return _page(form, 409, aborted=error, **context)
-        except (DataError, OverflowError, LedgerBusy) as error:
-            # A number the database cannot store (an amount, or a day's total grown past
-            # it), or no lock in time: the whole import was rolled back. Never a 500.
-            answer = answer_for(error)
-            return _page(form, answer.status, problem=answer.message, **context)
-    return _page(ImportForm(formdata=None), 200, result=result, **context)
+        return _page(form, 200, checked=True, **context)
+
+
+def _start_import(session, files, names):
+    streams = {kind: file.stream for kind, file in files.items()}
+    digest = jobs.files_sha256(streams.items())
+    # The same files imported, or being imported, already: say which job, start nothing.
+    earlier = session.execute(
+        select(Job).where(Job.kind == "csv_import", Job.input_sha256 == digest,
+                          Job.status.in_(("queued", "running", "done")))
+        .order_by(Job.id.desc()).limit(1)).scalar_one_or_none()
+    if earlier is not None:
+        doing = "imported" if earlier.status == "done" else "being imported"
+        return _page(ImportForm(formdata=None), 409,
+                     problem=f"These files were {doing} already (job {earlier.id}); "
+                             "nothing was started.", earlier=earlier)
+    job = jobs.enqueue(current_app, session, "csv_import", g.actor, {"names": names},
+                       files=streams, input_sha256=digest,
+                       permissions=permissions_for(files))
+    return redirect(url_for("jobs.show", job_id=job.id), 303)
 
 
 # --- rosters: people at labs who are not donors ----------------------------------------------
