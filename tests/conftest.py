@@ -149,12 +149,14 @@ def audit_key(tmp_path) -> AuditKey:
 
 
 @pytest.fixture
-def app(database_url, request):
+def app(database_url, request, tmp_path):
     settings = {
         "DATABASE_URL": database_url,
         "TESTING": True,
         "SECRET_KEY": "test-secret-key-not-for-production",
         "ORG_TIMEZONE": "UTC",
+        # Jobs' files and queue (app/jobs): this test's own.
+        "JOBS_DIR": str(tmp_path / "jobs"),
     }
     if "audit_key" in request.fixturenames:
         settings.update(request.getfixturevalue("audit_key").settings)
@@ -164,6 +166,25 @@ def app(database_url, request):
             ensure_lock_row(session)
     yield application
     application.extensions["armslength"].engine.dispose()
+
+
+@pytest.fixture
+def job_worker(app):
+    """The real huey consumer of the app's queue (its SQLite file), in threads of this test
+    process, running jobs as the Procfile's worker does. It polls every 50 ms."""
+    import signal
+
+    from app.jobs.queue import consumer
+
+    worker = consumer(app, workers=1, initial_delay=0.05, backoff=1.0, max_delay=0.05)
+    # The consumer installs its own signal handlers; pytest's Ctrl-C must keep working.
+    kept = {signum: signal.getsignal(signum) for signum in
+            (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    worker.start()
+    for signum, handler in kept.items():
+        signal.signal(signum, handler)
+    yield worker
+    worker.stop(graceful=True)
 
 
 @pytest.fixture

@@ -146,7 +146,7 @@ def enqueue(app: Flask, session: Session, kind: str, actor: Actor, params: dict,
             stream.seek(0)
             with open(inputs / f"{name}.csv", "wb") as out:
                 shutil.copyfileobj(stream, out)
-    app.extensions[EXTENSION].task(job.id)
+    app.extensions[EXTENSION](job.id)
     return job
 
 

@@ -144,7 +144,7 @@ def test_a_reviewer_answers_a_senior_sounding_title_on_the_donor_page(api, web_a
 
 
 def test_the_import_refuses_a_second_record_for_a_recorded_or_repeated_address(api, web_as,
-                                                                                 db):
+                                                                                 db, job_worker):
     b.person(api, "Morgan Chen", "morgan.chen@example.org")
     client = web_as("fundraiser")
     donors = csv_text(DONORS_HEADER,

@@ -203,7 +203,8 @@ def funding_total(app) -> int:
         return session.execute(select(func.coalesce(func.sum(FundingDay.total_minor), 0))).scalar_one()
 
 
-def test_generated_gift_rows_are_imported_exactly_or_refused_with_nothing_written(app, web_as):
+def test_generated_gift_rows_are_imported_exactly_or_refused_with_nothing_written(app, web_as,
+                                                                                 job_worker):
     fundraiser = web_as("fundraiser")
 
     @given(uploads())
@@ -221,13 +222,14 @@ def test_generated_gift_rows_are_imported_exactly_or_refused_with_nothing_writte
         bad = {("gifts.csv", line) for row, line in zip(rows, lines, strict=True) if row.tag == BAD}
 
         if bad:
-            assert status == 422, (status, gifts)
+            assert response.job["status"] == "failed", (response.job, gifts)
             found = set(errors_of(response))
             assert found == bad, (found, bad, gifts)
             assert counts(app) == before, gifts  # nothing at all was written
             return
 
         assert status == 200, (status, errors_of(response), gifts)
+        assert response.job["status"] == "done", (response.job, gifts)
         assert f"{len(donors)} donors, 0 affiliations and {len(rows)} gifts" in \
             response.get_data(as_text=True)
         after = counts(app)
@@ -266,7 +268,7 @@ def test_generated_gift_rows_are_imported_exactly_or_refused_with_nothing_writte
     check()
 
 
-def test_an_amount_too_large_to_store_is_refused_and_nothing_is_written(app, web_as):
+def test_an_amount_too_large_to_store_is_refused_and_nothing_is_written(app, web_as, job_worker):
     """Found by the test above: such a row passed the checks, then failed in the database
     mid-import, and the page answered 500 (the import was rolled back, nothing written)."""
     fundraiser = web_as("fundraiser")
@@ -277,6 +279,6 @@ def test_an_amount_too_large_to_store_is_refused_and_nothing_is_written(app, web
         gifts, lines = gifts_csv(rows)
         before = counts(app)
         response = upload(fundraiser, "import", donors=donors_csv(donors), gifts=gifts)
-        assert response.status_code == 422, response.status_code
+        assert response.job["status"] == "failed", response.job
         assert set(errors_of(response)) == {("gifts.csv", lines[1])}  # above MAX_GIFT_MINOR
         assert counts(app) == before
