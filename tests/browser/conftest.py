@@ -65,9 +65,10 @@ def browser():
 
 
 @pytest.fixture
-def app(database_url, httpserver):
+def app(database_url, httpserver, tmp_path):
     """The conftest app, with Stripe pointed at the local stub (so the donate page is on)."""
     application = create_app({
+        "JOBS_DIR": str(tmp_path / "jobs"),
         "DATABASE_URL": database_url,
         "TESTING": True,
         "SECRET_KEY": "test-secret-key-not-for-production",

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select
 
+from app import jobs
 from app.ledger.audit import Actor
 from app.ledger.policy_store import register_file_policy
 from models import ROLES, PolicyVersion, RosterEntry, User
@@ -53,7 +54,7 @@ FAILING_IMPACTS = ("serious", "critical")
 #: Files and feeds, not pages: their own tests check them.
 FILE_SUFFIXES = (".json", ".md", ".pdf", ".css", ".csv", ".ico")
 #: Views that only redirect (or answer a one-time link): nothing of their own to check.
-NOT_PAGES = {"web.favicon", "auth.logout"}
+NOT_PAGES = {"web.favicon", "auth.logout", "jobs.download"}
 #: Pages that answer with another status on purpose: a one-time link that is not (any more)
 #: valid says so with 404.
 EXPECTED_STATUS = {"/account/link/not-a-real-link": 404}
@@ -128,6 +129,10 @@ def _seed(app, api, reviewer) -> dict[str, object]:
         register_file_policy(session, app.extensions["armslength"].policies, Actor("test", role="admin"))
         session.commit()
         version_id = session.execute(select(PolicyVersion.id).order_by(PolicyVersion.id)).scalars().first()
+        # A finished export job, run in this process as the worker would run it.
+        job_id = jobs.create(session, "export", Actor("test", role="admin"),
+                             {"what": "donors", "filters": {}}).id
+    assert jobs.run_job(app, job_id).status == "done"
     return {
         "donor_id": world.donor["id"], "org_id": world.lab["id"], "affiliation_id": affiliation["id"],
         "pledge_id": pledge["id"], "change_id": change["change_id"], "disclosure_id": disclosure_id,
@@ -139,6 +144,7 @@ def _seed(app, api, reviewer) -> dict[str, object]:
         "default_gift_id": accepted["id"],
         # Campaign pages: /staff/campaigns/<kind>/<row_id>.
         "kind": "campaign", "row_id": campaign["id"],
+        "job_id": job_id,
     }
 
 
