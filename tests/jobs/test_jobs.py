@@ -16,6 +16,7 @@ from app import jobs
 from models import AuditEntry, Gift, Job, User
 from tests.builders import person
 from tests.jobtools import finished_job_page, job_id_of, wait_for_job
+from tests.test_deployment import ROOT, procfile_command
 from tests.webtools import csrf_token, submit
 
 DONORS = "external_id,type,name\nD1,person,Dana Donor\nD2,person,Eli Example\n"
@@ -188,23 +189,32 @@ def test_a_fundraiser_cannot_start_an_export_job(web_as, db):
 
 # --- the worker as the Procfile runs it --------------------------------------------------------
 
-def test_the_worker_process_runs_an_import(app, web_as, db, database_url):
-    """`armslength worker`, a process of its own on the same database and JOBS_DIR, runs a
-    job the web page queued (on SQLite and on PostgreSQL as the app's database)."""
-    env = {**os.environ, "DATABASE_URL": database_url, "JOBS_DIR": app.config["JOBS_DIR"],
-           "SECRET_KEY": app.config["SECRET_KEY"], "ORG_TIMEZONE": "UTC",
-           "ARMSLENGTH_ENV": "development"}
-    command = [str(Path(sys.executable).with_name("armslength")), "worker"]
-    worker = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,  # noqa: S603
-                              stderr=subprocess.STDOUT, text=True)
+def test_the_procfile_worker_runs_an_import(app, web_as, db, database_url, tmp_path):
+    """The Procfile's `worker:` line, run through a shell as a platform runs it: a process of
+    its own on the same database and JOBS_DIR runs a job the import page queued (on SQLite
+    and on PostgreSQL as the app's database)."""
+    env = {k: v for k, v in os.environ.items() if k not in {"ARMSLENGTH_ENV", "TESTING"}}
+    env.update({"DATABASE_URL": database_url, "JOBS_DIR": app.config["JOBS_DIR"],
+                "SECRET_KEY": app.config["SECRET_KEY"], "ORG_TIMEZONE": "UTC",
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+                "PYTHONPATH": str(ROOT)})
+    log = tmp_path / "worker.log"
+    with log.open("wb") as out:
+        worker = subprocess.Popen(  # noqa: S603 - our own Procfile line, run as a platform would
+            ["/bin/sh", "-c", procfile_command("worker")], cwd=ROOT, env=env, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True)
     try:
         fundraiser = web_as("fundraiser")
         job_id = job_id_of(post_import(fundraiser, donors=DONORS, gifts=gifts_csv(20)))
         view = wait_for_job(fundraiser, job_id, timeout=120)
-        assert view["status"] == "done", view
+        assert view["status"] == "done", (view, log.read_text(errors="replace")[-3000:])
         assert gift_count(db) == 20
     finally:
-        worker.send_signal(signal.SIGINT)  # huey's graceful stop
-        output, _ = worker.communicate(timeout=60)
+        os.killpg(worker.pid, signal.SIGINT)  # huey's graceful stop: the job in hand ends first
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(timeout=10)
+    output = log.read_text(errors="replace")
     assert "Huey consumer started" in output, output
-    assert worker.returncode == 0, output
