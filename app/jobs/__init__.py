@@ -265,7 +265,12 @@ def run_job(app: Flask, job_id: int,
 
 def _fail(session: Session, job: Job, failure: JobFailed, ctx: JobContext | None = None) -> Job:
     session.rollback()
+    session.expire_all()
     job = session.get(Job, job.id)
+    if job.finished:
+        # Another run of the same job (queued again while this one ran) ended it first;
+        # its outcome stands, and this run wrote nothing.
+        return job
     job.move("failed")
     job.error = failure.message[:2000]
     job.result = failure.result
