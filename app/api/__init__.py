@@ -6,6 +6,7 @@ from app.api import (  # noqa: F401 - these register their routes on bp
     contacts,
     corrections,
     identity,
+    jobs,
     public_support,
     recurring,
     relationships,

@@ -56,6 +56,8 @@ ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"
 
 # method, path, summary, permission, request model, success status, path params, query params
 OPERATIONS = [
+    ("get", "/jobs/{id}", "A background job's status, progress and result", "read", None,
+     200, [ID], []),
     ("post", "/organizations", "Create an organisation", "organizations.write",
      OrganizationCreate, 201, [], []),
     ("get", "/organizations", "List organisations", "read", None, 200, [],

@@ -218,3 +218,22 @@ def test_the_procfile_worker_runs_an_import(app, web_as, db, database_url, tmp_p
             worker.wait(timeout=10)
     output = log.read_text(errors="replace")
     assert "Huey consumer started" in output, output
+
+
+# --- the JSON API -------------------------------------------------------------------------------
+
+def test_the_api_reads_a_job_for_the_roles_that_could_do_its_work(web_as, api_as, client,
+                                                                    job_worker):
+    fundraiser = web_as("fundraiser")
+    job_id = job_id_of(post_import(fundraiser, donors=DONORS, gifts=gifts_csv(4)))
+    assert wait_for_job(fundraiser, job_id)["status"] == "done"
+    body = api_as("fundraiser").get(f"/jobs/{job_id}")
+    assert body.status_code == 200
+    view = body.get_json()
+    assert (view["id"], view["kind"], view["status"]) == (job_id, "csv_import", "done")
+    assert view["result"]["result"]["gifts"] == 4
+    assert view == fundraiser.get(f"/staff/jobs/{job_id}.json").get_json()
+    refused = api_as("finance").get(f"/jobs/{job_id}")
+    assert refused.status_code == 403 and "gifts.write" in refused.get_json()["error"]
+    assert api_as("fundraiser").get("/jobs/424242").status_code == 404
+    assert client.get(f"/api/v1/jobs/{job_id}").status_code == 401
