@@ -9,10 +9,9 @@ from pathlib import Path
 
 import click
 from flask import Flask
-from sqlalchemy import select
 
 from app import jobs
-from app.jobs.imports import permissions_for
+from app.jobs.imports import earlier_import, permissions_for
 from app.ledger.audit import Actor
 from app.ledger.csv_import import COLUMNS, KINDS
 from models import Job
@@ -53,7 +52,10 @@ class _Bars:
                                          file=sys.stderr, show_pos=True)
             self.bar.__enter__()
         self.bar.length = max(total, 1)
-        self.bar.update(done - self.bar.pos)
+        # Redrawn every half per cent, not per row: a terminal redraw per gift of a
+        # million-row file would cost more than the import.
+        if done >= total or done - self.bar.pos >= max(1, total // 200):
+            self.bar.update(done - self.bar.pos)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -114,14 +116,9 @@ def register(app: Flask) -> None:
                 finally:
                     for _, stream in streams:
                         stream.close()
-                earlier = session.execute(
-                    select(Job.id, Job.status).where(
-                        Job.kind == "csv_import", Job.input_sha256 == digest,
-                        Job.status.in_(("queued", "running", "done")))
-                    .order_by(Job.id.desc()).limit(1)).first()
+                earlier = earlier_import(session, digest)
                 if earlier is not None:
-                    doing = "imported" if earlier.status == "done" else "being imported"
-                    click.echo(f"error: these files were {doing} already (job {earlier.id}); "
+                    click.echo(f"error: these files were {earlier[1]} (job {earlier[0]}); "
                                "nothing was started", err=True)
                     sys.exit(1)
             job = jobs.create(session, "csv_import", CLI_ACTOR,

@@ -12,18 +12,35 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.exc import DataError
+from sqlalchemy.orm import Session
 
 from app.errors import LedgerBusy
 from app.http_errors import answer_for
 from app.jobs import JobContext, JobFailed, job_kind
 from app.ledger.csv_import import KINDS, CsvImport, ImportAborted, ImportResult
+from models import Job
 
 #: Besides gifts.write (the import page's own permission), what each file needs.
 FILE_PERMISSIONS = {"donors": "donors.write", "affiliations": "affiliations.write",
                     "gifts": "gifts.write"}
 #: Bad rows and warnings kept in the job's result (the rest are counted).
 LISTED = 500
+
+
+def earlier_import(session: Session, digest: str) -> tuple[int, str] | None:
+    """(job id, why) of an import of the same files that is done or waiting, if any: the
+    same files are never imported twice. A job left "running" does not count: its worker
+    may have died mid-way (nothing written, the import rolled back); the same files again
+    are then checked row by row, and refused if the first run did commit meanwhile."""
+    found = session.execute(
+        select(Job.id, Job.status).where(Job.kind == "csv_import", Job.input_sha256 == digest,
+                                         Job.status.in_(("queued", "done")))
+        .order_by(Job.id.desc()).limit(1)).first()
+    if found is None:
+        return None
+    return found.id, "imported already" if found.status == "done" else "waiting to be imported"
 
 
 def permissions_for(kinds) -> tuple[str, ...]:

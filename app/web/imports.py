@@ -15,14 +15,14 @@ from app.db import get_session
 from app.errors import LedgerBusy, NotAllowed, ValidationFailed
 from app.extensions import state
 from app.http_errors import answer_for
-from app.jobs.imports import FILE_PERMISSIONS, permissions_for
+from app.jobs.imports import FILE_PERMISSIONS, earlier_import, permissions_for
 from app.ledger import changes, rosters
 from app.ledger.csv_import import COLUMNS, KINDS, CsvImport
 from app.web.access import role_required
 from app.web.changes import pending_message
 from app.web.formtools import INVALID, ButtonForm, attempt, blank_to_none
 from app.web.organizations import organization_choices
-from models import Job, Organization, RosterEntry
+from models import Organization, RosterEntry
 from models.schemas import RosterEntryCreate
 
 bp = Blueprint("imports", __name__, url_prefix="/staff/import")
@@ -81,16 +81,12 @@ def upload():
 def _start_import(session, files, names):
     streams = {kind: file.stream for kind, file in files.items()}
     digest = jobs.files_sha256(streams.items())
-    # The same files imported, or being imported, already: say which job, start nothing.
-    earlier = session.execute(
-        select(Job).where(Job.kind == "csv_import", Job.input_sha256 == digest,
-                          Job.status.in_(("queued", "running", "done")))
-        .order_by(Job.id.desc()).limit(1)).scalar_one_or_none()
+    earlier = earlier_import(session, digest)
     if earlier is not None:
-        doing = "imported" if earlier.status == "done" else "being imported"
+        job_id, why = earlier
         return _page(ImportForm(formdata=None), 409,
-                     problem=f"These files were {doing} already (job {earlier.id}); "
-                             "nothing was started.", earlier=earlier)
+                     problem=f"These files were {why} (job {job_id}); nothing was started.",
+                     earlier=job_id)
     job = jobs.enqueue(current_app, session, "csv_import", g.actor, {"names": names},
                        files=streams, input_sha256=digest,
                        permissions=permissions_for(files))
