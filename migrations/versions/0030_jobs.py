@@ -1,7 +1,7 @@
 """job: background work (CSV imports, big exports) with its status, progress and result
 
 Revision ID: 0030
-Revises: 0027
+Revises: 0034
 
 A row per job; the queue itself lives in huey's storage (app/jobs), not here.
 """
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0030"
-down_revision: str | Sequence[str] | None = "0027"
+down_revision: str | Sequence[str] | None = "0034"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
