@@ -1,7 +1,8 @@
 """Schedule B (Form 990) worksheet, as pure arithmetic: which contributors a year's gifts
 put on the schedule, with the cash (Part I, "Person") and non-cash (Part II) parts.
 
-The caller (app.ledger.schedule_b) reads the year's gifts net of refunds; this module
+The caller (app.ledger.schedule_b) sums the year in the database and reads, net of refunds,
+the gifts of the donors at or over the threshold only; this module
 applies the thresholds of policies/public_support.toml ([schedule_b]). Contributors are the
 donors who made the gifts, each on their own (Schedule B lists contributors, not the
 groups of Schedule A's 2% limit)."""
@@ -46,20 +47,32 @@ class ScheduleB:
     contributors: list[ScheduleBContributor]
 
 
+def threshold_minor(total_minor: int, rules: PublicSupportRules, *, special_rule: bool) -> int:
+    """The amount from which a contributor is listed: the $5,000 rule, or under the special
+    rule the greater of it and the fraction of the year's contributions (rounded up)."""
+    threshold = rules.schedule_b_threshold_minor
+    if special_rule:
+        fraction = rules.schedule_b_special_fraction
+        share = -(-total_minor * fraction.numerator // fraction.denominator)
+        threshold = max(threshold, share)
+    return threshold
+
+
 def schedule_b(year: int, gifts: Iterable[YearGift], rules: PublicSupportRules, *,
-               special_rule: bool) -> ScheduleB:
+               special_rule: bool, total_minor: int | None = None) -> ScheduleB:
     """special_rule: the organisation meets the 33 1/3% test (it may then use the higher of
-    the threshold and the fraction of the year's contributions)."""
+    the threshold and the fraction of the year's contributions).
+
+    total_minor: the year's contributions when the caller summed them itself; gifts may then
+    be only those of the donors that can be listed (every gift of each such donor)."""
     by_donor: dict[int, list[YearGift]] = {}
     total = 0
     for g in gifts:
         by_donor.setdefault(g.donor_id, []).append(g)
         total += g.amount_minor
-    threshold = rules.schedule_b_threshold_minor
-    if special_rule:
-        fraction = rules.schedule_b_special_fraction
-        share = -(-total * fraction.numerator // fraction.denominator)  # rounded up
-        threshold = max(threshold, share)
+    if total_minor is not None:
+        total = total_minor
+    threshold = threshold_minor(total, rules, special_rule=special_rule)
     listed = []
     for donor_id, own in by_donor.items():
         donor_total = sum(g.amount_minor for g in own)
