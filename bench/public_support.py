@@ -16,7 +16,10 @@ read), the computation before issue 16's change (the per-gift reader, kept in
 bench/legacy_public_support.py, with the same pure computation), after it (the app's reader,
 app.ledger.public_support with gift_ids=False: line 1 per year in SQL, then only the donors
 over the 2% limit or treated apart summed per donor), after it with every gift id
-read too (what GET /api/v1/public-support answers), and Schedule B. Medians of --rounds.
+read too (what GET /api/v1/public-support answers), and Schedule B before (every gift of the
+year, bench/legacy_schedule_b.py) and after (the year and each donor summed in SQL, only the
+listed contributors' gifts read). Medians of --rounds. "same figures": the public-support
+figures and the whole Schedule B equal before and after.
 Generate once and measure later: --generate-only, then --reuse.
 """
 
@@ -40,9 +43,11 @@ import models
 from app.ledger.public_support import contributions, public_support
 from app.ledger.schedule_b import schedule_b_of
 from bench.legacy_public_support import contributions as legacy_contributions
+from bench.legacy_schedule_b import year_gifts as legacy_year_gifts
 from models import Attribution, Donor, Gift, Organization, Refund
 from models.public_support import SupportClass, SupportLink, UnusualGrant
 from policies.public_support import compute, load_rules
+from policies.schedule_b import schedule_b
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 CHUNK = 20_000
@@ -200,17 +205,27 @@ def measure(url: str, rounds: int) -> dict:
         with Session(engine) as session:
             public_support(session, YEARS[1], rules, "USD")
 
+    def schedule_before():
+        # schedule_b_of as it was: the public-support test, then every gift of the year.
+        with Session(engine) as session:
+            special = public_support(session, YEARS[1], rules, "USD",
+                                     gift_ids=False).result.meets_support_test
+            found["schedule_before"] = schedule_b(
+                YEARS[1], legacy_year_gifts(session, YEARS[1]), rules, special_rule=special)
+
     def schedule():
         with Session(engine) as session:
-            schedule_b_of(session, YEARS[1], rules, "USD")
+            found["schedule_after"] = schedule_b_of(session, YEARS[1], rules, "USD").schedule
 
-    times = {"floor": [], "before": [], "after": [], "with_ids": [], "schedule_b": []}
+    times = {"floor": [], "before": [], "after": [], "with_ids": [], "schedule_before": [],
+             "schedule_b": []}
     # This process's CPU time too: at a load of many times the cores, wall time is mostly
     # waiting for a core (SQLite's work is in this process; PostgreSQL's in the server).
     cpu: dict[str, list[float]] = {name: [] for name in times}
     for _ in range(rounds):
         for name, fn in (("floor", floor), ("before", before), ("after", after),
-                         ("with_ids", with_ids), ("schedule_b", schedule)):
+                         ("with_ids", with_ids), ("schedule_before", schedule_before),
+                         ("schedule_b", schedule)):
             started, started_cpu = time.perf_counter(), time.process_time()
             fn()
             times[name].append(time.perf_counter() - started)
@@ -218,6 +233,8 @@ def measure(url: str, rounds: int) -> dict:
     b, a = found["before"], found["after"]
     same = (b.total_support_minor, b.excess_minor, b.percentage) == (
         a.total_support_minor, a.excess_minor, a.percentage)
+    sb, sa = found["schedule_before"], found["schedule_after"]
+    same = same and sb == sa
     with Session(engine) as session:
         facts = contributions(session, YEARS[1], rules)
         after_read = len(facts.contributions) + len(facts.donor_sums) + len(facts.year_sums)
@@ -225,6 +242,7 @@ def measure(url: str, rounds: int) -> dict:
     return {**{name: statistics.median(t) for name, t in times.items()},
             **{f"{name}_cpu": statistics.median(t) for name, t in cpu.items()},
             "percentage": a.percentage_text, "same": same,
+            "schedule_listed": len(sa.contributors),
             "before_read": found["before_read"], "after_read": after_read}
 
 
@@ -246,8 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     args.data_dir.mkdir(parents=True, exist_ok=True)
     lines = ["| backend | gifts | floor: bare sum | before: per gift, wall and this process's CPU "
              "(objects) | after: sums in SQL (objects) | after / before (wall) | "
-             "after, with every gift id | Schedule B | percentage | same figures |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "after, with every gift id | Schedule B before: every gift of the year | "
+             "Schedule B after: sums in SQL (listed) | percentage | same figures |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for backend in args.backends.split(","):
         for size in (int(s) for s in args.sizes.split(",")):
             url = _database(backend, size, args.data_dir, args.pg_url, args.reuse)
@@ -265,7 +284,9 @@ def main(argv: list[str] | None = None) -> int:
                          f"{m['after']:.2f} s, CPU {m['after_cpu']:.2f} s "
                          f"({m['after_read']:,}) | "
                          f"{m['after'] / m['before']:.3f} | {m['with_ids']:.2f} s | "
-                         f"{m['schedule_b']:.2f} s | {m['percentage']} | "
+                         f"{m['schedule_before']:.2f} s | "
+                         f"{m['schedule_b']:.2f} s ({m['schedule_listed']:,}) | "
+                         f"{m['percentage']} | "
                          f"{'yes' if m['same'] else 'NO'} |")
             log(lines[-1])
     print("\n".join(lines))

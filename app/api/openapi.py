@@ -182,7 +182,8 @@ OPERATIONS = [
            ActiveSet, 200, [ID], []))],
     # The public-support test (Form 990 Schedule A, Part II): docs/public-support.md.
     ("get", "/public-support", "The public-support test for a tax year, every figure with "
-     "its gifts", "read", None, 200, [], [("year", {"type": "integer"})]),
+     "its gifts (gift_ids=false: without the gift id lists)", "read", None, 200, [],
+     [("year", {"type": "integer"}), ("gift_ids", {"type": "string", "enum": ["true", "false"]})]),
     ("get", "/public-support/schedule-b", "The Schedule B worksheet for a year (copy=staff, "
      "the default, with names and addresses: also needs the exports permission, else 403, and "
      "each view is audited; copy=public without)", "read", None, 200, [],

@@ -44,7 +44,10 @@ def public_support():
     today = state().today()
     # Default: the last tax year that has ended (calendar years).
     year = query_int("year", today.year - 1, 1900, today.year)
-    return jsonify(public_support_data(get_session(), year, state().reporting_currency))
+    # gift_ids=false leaves out the gift id lists (an extension; by default they are listed).
+    gift_ids = query_choice("gift_ids", ("true", "false")) != "false"
+    return jsonify(public_support_data(get_session(), year, state().reporting_currency,
+                                       gift_ids=gift_ids))
 
 
 @bp.get("/public-support/schedule-b")

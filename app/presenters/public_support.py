@@ -20,8 +20,14 @@ def _money(minor: int, currency: str) -> dict:
     return {"minor": minor, "amount": format_amount(minor, currency)}
 
 
-def public_support_data(session, tax_year: int, currency: str) -> dict:
-    return shape(public_support(session, tax_year, rules(), currency))
+def public_support_data(session, tax_year: int, currency: str, gift_ids: bool = True) -> dict:
+    """gift_ids=False (the API's gift_ids=false): the same answer without the `gift_ids`
+    lists, which are most of its cost on a large ledger (a million ids); counts stay."""
+    data = shape(public_support(session, tax_year, rules(), currency, gift_ids=gift_ids))
+    if not gift_ids:
+        for row in (*data["lines"], *data["contributors"]):
+            del row["gift_ids"]
+    return data
 
 
 def shape(found: LedgerPublicSupport) -> dict:

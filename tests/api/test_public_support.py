@@ -68,6 +68,17 @@ def test_worked_example_matches_the_hand_computation(api, example):
                                        "reason": example.unusual["reason"]}]
 
 
+def test_gift_ids_false_answers_the_same_without_the_id_lists(api, example):
+    full = ok(api.get("/public-support?year=2025"), 200)
+    lean = ok(api.get("/public-support?year=2025&gift_ids=false"), 200)
+    assert all("gift_ids" not in row for row in (*lean["lines"], *lean["contributors"]))
+    for row in (*full["lines"], *full["contributors"]):
+        assert row["gift_count"] == len(row.pop("gift_ids"))
+    assert lean == full
+    assert ok(api.get("/public-support?year=2025&gift_ids=true"), 200)["lines"][0]["gift_ids"]
+    assert api.get("/public-support?year=2025&gift_ids=no").status_code == 422
+
+
 def test_unmarking_the_unusual_grant_recomputes_with_it(api, example):
     """The contrast in docs/public-support.md: without the exclusion the grant counts and
     raises total support, the limit and every excess."""
