@@ -284,8 +284,9 @@ def main(argv: list[str] | None = None) -> int:
                          f"{m['after']:.2f} s, CPU {m['after_cpu']:.2f} s "
                          f"({m['after_read']:,}) | "
                          f"{m['after'] / m['before']:.3f} | {m['with_ids']:.2f} s | "
-                         f"{m['schedule_before']:.2f} s | "
-                         f"{m['schedule_b']:.2f} s ({m['schedule_listed']:,}) | "
+                         f"{m['schedule_before']:.2f} s, CPU {m['schedule_before_cpu']:.2f} s | "
+                         f"{m['schedule_b']:.2f} s, CPU {m['schedule_b_cpu']:.2f} s "
+                         f"({m['schedule_listed']:,}) | "
                          f"{m['percentage']} | "
                          f"{'yes' if m['same'] else 'NO'} |")
             log(lines[-1])
