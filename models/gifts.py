@@ -15,6 +15,8 @@ GIFT_STATUSES = ("pending", "accepted", "held", "rejected", "failed")
 OUTCOMES = ("accept", "hold", "reject")
 DECISION_KINDS = ("screening", "rescreen", "review", "override")
 ATTRIBUTION_BASES = ("donor", "explicit", "daf_advisor", "employer_match")
+#: A tribute gift is given "in honour of" or "in memory of" a named person.
+TRIBUTE_KINDS = ("honour", "memory")
 
 #: Allowed status moves. Anything else raises IllegalTransition.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -92,6 +94,19 @@ class Gift(SQLModel, table=True):
     stripe_invoice_id: str | None = Field(default=None, max_length=100, unique=True)
     created_at: datetime = Field(default_factory=utcnow)
     created_by_id: int | None = Field(default=None, foreign_key="staff_user.id")
+    #: Goods or services the organisation gave in return (a dinner, a book): what the
+    #: acknowledgement's quid-pro-quo statement describes. None: nothing was provided.
+    goods_description: str | None = Field(default=None, max_length=1000)
+    #: Their good-faith fair-market value, in the gift currency's minor units (0 allowed:
+    #: insubstantial). Set with goods_description, or neither.
+    goods_value_minor: int | None = Field(default=None, sa_column=Column(
+        BigInteger,
+        # Both goods facts or neither, never a negative value. A check on this column
+        # (not the table): SQLite can then drop the column in place (migration 0031).
+        CheckConstraint("(goods_description IS NULL) = (goods_value_minor IS NULL) "
+                        "AND (goods_value_minor IS NULL OR goods_value_minor >= 0)",
+                        name="goods_or_services"),
+        nullable=True))
 
     @property
     def refund_status(self) -> str:
@@ -102,6 +117,29 @@ class Gift(SQLModel, table=True):
     @property
     def counts_as_funding(self) -> bool:
         return self.status == "accepted" and self.kind == "cash"
+
+
+class GiftTribute(SQLModel, table=True):
+    """A tribute gift: given in honour or in memory of a named person, perhaps with someone
+    to tell (a family member), who gets a notification letter that never states the amount.
+    At most one row per gift, written with the gift; a gift that is no tribute has none."""
+
+    __tablename__ = "gift_tribute"
+    __table_args__ = (
+        CheckConstraint(in_list("kind", TRIBUTE_KINDS), name="kind"),
+        # An address needs someone to address it to.
+        CheckConstraint("notify_address IS NULL OR notify_name IS NOT NULL", name="notify_named"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    gift_id: int = Field(foreign_key="gift.id", unique=True)
+    #: "honour" or "memory".
+    kind: str = Field(max_length=10)
+    #: The person honoured or remembered.
+    honoree_name: str = Field(max_length=200)
+    #: Who is told of the gift, and their postal address (for the notification letter).
+    notify_name: str | None = Field(default=None, max_length=200)
+    notify_address: str | None = Field(default=None, max_length=500)
 
 
 def transition(gift: Gift, new_status: str) -> None:

@@ -226,6 +226,33 @@ class AttributionIn(Input):
         return self
 
 
+_ZERO_AMOUNT = re.compile(r"^0+(\.0+)?$")
+
+
+class GoodsIn(Input):
+    """Goods or services given in return for a gift, and their good-faith fair-market value
+    in the gift's currency ("0" when insubstantial)."""
+
+    description: Annotated[str, Field(min_length=1, max_length=1000)]
+    value: Annotated[str, Field(min_length=1, max_length=24)]
+
+
+class TributeIn(Input):
+    """A gift in honour or in memory of someone, and whom to tell of it (with the address
+    the notification letter goes to)."""
+
+    kind: Literal["honour", "memory"]
+    name: Name
+    notify_name: Name | None = None
+    notify_address: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+
+    @model_validator(mode="after")
+    def _addressed(self):
+        if self.notify_address is not None and self.notify_name is None:
+            raise ValueError("notify_name: say whom the notification letter is addressed to")
+        return self
+
+
 class GiftCreate(Input):
     donor_id: int
     amount: str
@@ -246,8 +273,14 @@ class GiftCreate(Input):
     campaign_id: int | None = None
     appeal_id: int | None = None
     fund_id: int | None = None
+    #: Goods or services given in return (the acknowledgement's quid-pro-quo statement).
+    goods_or_services: GoodsIn | None = None
+    #: In honour or in memory of someone.
+    tribute: TributeIn | None = None
     #: Set from `amount` and `currency`; not part of the input.
     amount_minor: SkipJsonSchema[int] = _computed(default=0)
+    #: Set from goods_or_services.value and `currency`.
+    goods_value_minor: SkipJsonSchema[int | None] = _computed(default=None)
 
     @field_validator("currency", mode="before")
     @classmethod
@@ -295,7 +328,25 @@ class GiftCreate(Input):
             self.amount_minor = parse_amount(self.amount, self.currency)
         except MoneyError as error:
             raise ValueError(f"amount: {error}") from None
+        if self.goods_or_services is not None:
+            if self.kind != "cash":
+                raise ValueError("goods_or_services: only a cash gift states what was given "
+                                 "in return (a non-cash gift is described, not valued)")
+            self.goods_value_minor = goods_value_minor(self.goods_or_services.value,
+                                                       self.currency)
         return self
+
+
+def goods_value_minor(value: str, currency: str) -> int:
+    """A goods-or-services value in minor units: like an amount, but zero is allowed (an
+    insubstantial benefit is still described)."""
+    text = value.strip()
+    try:
+        return parse_amount(text, currency)
+    except MoneyError as error:
+        if _ZERO_AMOUNT.match(text):
+            return 0
+        raise ValueError(f"goods_or_services.value: {error}") from None
 
 
 Code = Annotated[str, Field(pattern=CODE_PATTERN)]
@@ -457,7 +508,7 @@ class UserCreate(Input):
 
 
 _KNOWN_PREFIX = re.compile(r"^(amount|estimated_value|fraction|currency|ends_on|purpose|"
-                           r"instalments(?:\.\d+\.amount)?): ")
+                           r"instalments(?:\.\d+\.amount)?|goods_or_services(?:\.value)?|notify_name): ")
 
 
 def field_errors(error) -> dict[str, list[str]]:

@@ -34,6 +34,7 @@ from app.errors import NotAllowed, NotFound, ValidationFailed
 from app.ledger import audit, funding, pledges, windows
 from app.ledger.audit import Actor
 from app.ledger.gifts import Recorded, add_decision, record_gift, screen_gift, stored_shares
+from app.ledger.tributes import tribute_of, tribute_public
 from models import (
     Attribution,
     Decision,
@@ -201,6 +202,19 @@ def corrected_data(session: Session, gift: Gift, data: GiftCorrectionCreate) -> 
         "matching_gift_for": gift.matching_gift_for_id,
         # External references are unique: the voided gift keeps its own.
     }
+    if gift.goods_description is not None:
+        # The goods' value is in the gift's currency: a gift corrected into another
+        # currency would state it wrongly, so that correction is refused (void and record).
+        if currency != gift.currency:
+            raise ValidationFailed({"currency": [
+                "this gift records goods or services valued in "
+                f"{gift.currency}: void it and record the right gift instead"]})
+        values["goods_or_services"] = {
+            "description": gift.goods_description,
+            "value": format_amount(gift.goods_value_minor, gift.currency)}
+    tribute = tribute_of(session, gift.id)
+    if tribute is not None:
+        values["tribute"] = tribute_public(tribute)
     designation = session.execute(select(GiftDesignation).where(
         GiftDesignation.gift_id == gift.id)).scalar_one_or_none()
     if designation is not None:

@@ -38,6 +38,7 @@ from app.ledger.facts import (
     with_declared,
 )
 from app.ledger.refund_reversals import latest_reversal_day
+from app.ledger.tributes import tribute_values
 from models import (
     OUTCOME_STATUS,
     Attribution,
@@ -46,6 +47,7 @@ from models import (
     Donor,
     DonorMerge,
     Gift,
+    GiftTribute,
     Pledge,
     PolicyVersion,
     Refund,
@@ -433,6 +435,9 @@ def new_gift(data: GiftCreate, donor: Donor, reporting_currency: str, refs: Paym
         stripe_checkout_session_id=refs.stripe_checkout_session_id,
         stripe_invoice_id=refs.stripe_invoice_id,
         created_by_id=actor.user_id,
+        goods_description=(data.goods_or_services.description
+                           if data.goods_or_services is not None else None),
+        goods_value_minor=data.goods_value_minor,
     )
 
 
@@ -655,6 +660,10 @@ def record_gift(
         # A gift that names no campaign, appeal or fund writes no designation row.
         designated = ([insert_designation(session, designation, gift.id)]
                       if designation is not None else [])
+        if data.tribute is not None:  # in honour or memory of someone: written with the gift
+            tribute = tribute_values(data.tribute, gift.id)
+            [tribute["id"]] = rows.insert_each(session, GiftTribute, [tribute])
+            designated += row_hashes.seals_of_values(GiftTribute, tribute)
         audit.append(session, actor, "gift.recorded", "gift", gift.id,
                      recorded_entry(gift, decision.id, evaluation.policy_version, designation),
                      sealed=[gift, decision, *[

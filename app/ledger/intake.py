@@ -67,9 +67,10 @@ from app.ledger.gifts import (
     share_credits,
 )
 from app.ledger.identity import MatchIndex
-from models import Attribution, Decision, Donor, Gift, GiftDesignation
+from app.ledger.tributes import tribute_values
+from models import Attribution, Decision, Donor, Gift, GiftDesignation, GiftTribute
 from models.money import GIFT_CEILING_MINOR
-from models.schemas import GiftCreate
+from models.schemas import GiftCreate, TributeIn
 from policies import Evaluation, FundingFacts, Policy
 
 #: Gifts screened before their rows are written (a bulk write per table). Small: a gift
@@ -105,6 +106,8 @@ class _Pending:
     credits: funding.Credits | None
     #: Its campaign, appeal and fund, if it names any.
     designation: Designation | None = None
+    #: In honour or memory of someone, if it is a tribute gift.
+    tribute: TributeIn | None = None
 
 
 class GiftIntake:
@@ -203,7 +206,7 @@ class GiftIntake:
                 self._memory.add_gift(gift)
                 credits = share_credits(self.session, shares, donor)
             screened = Screened(gift, evaluation, tag)
-            self._pending.append(_Pending(screened, shares, credits, designation))
+            self._pending.append(_Pending(screened, shares, credits, designation, data.tribute))
             if len(self._pending) >= self.chunk:
                 self._write()
         return screened
@@ -281,13 +284,21 @@ class GiftIntake:
         designation_seals = iter([
             row_hashes.seal_values(GiftDesignation, {**values, "id": designation_id})
             for values, designation_id in zip(designations, designation_ids, strict=True)])
+        tributes = [tribute_values(p.tribute, p.screened.gift.id) for p in pending
+                    if p.tribute is not None]
+        tribute_ids = rows.bulk_insert(session, GiftTribute, tributes,
+                                       return_ids=True) if tributes else []
+        tribute_seals = iter([
+            row_hashes.seals_of_values(GiftTribute, {**values, "id": tribute_id})
+            for values, tribute_id in zip(tributes, tribute_ids, strict=True)])
         audit.append_many(session, self.actor, [
             ("gift.recorded", "gift", p.screened.gift.id,
              recorded_entry(p.screened.gift, decision_id, p.screened.evaluation.policy_version,
                             p.designation),
              [p.screened.gift, row_hashes.seal_values(Decision, {**values, "id": decision_id}),
               *[next(attribution_seals) for _ in p.shares],
-              *([next(designation_seals)] if p.designation is not None else [])])
+              *([next(designation_seals)] if p.designation is not None else []),
+              *(next(tribute_seals) if p.tribute is not None else [])])
             for p, values, decision_id in zip(pending, decisions, decision_ids, strict=True)
         ])
         self._write_funding(pending)

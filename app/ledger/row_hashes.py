@@ -42,6 +42,7 @@ from models import (
     Gift,
     GiftCorrection,
     GiftDesignation,
+    GiftTribute,
     IdentityVerdict,
     InKindArrangement,
     OnlineDonation,
@@ -82,13 +83,25 @@ class Sealed:
     #: them can be tested against. Such a seal is named "<table>.<what>" and sits beside the
     #: row's plain seal (two seals of one row); it is always hashed in Python.
     keyed: bool = False
+    #: Columns added to the table after its rows were first sealed, last in `columns`. They
+    #: are hashed only when one of them is set (then as one trailing {name: value} object),
+    #: so every row sealed before they existed keeps its hash, and a value set, changed or
+    #: cleared later still shows.
+    later: tuple[str, ...] = ()
+
+    @property
+    def first(self) -> int:
+        """How many of `columns` are always hashed (those before the later ones)."""
+        return len(self.columns) - len(self.later)
 
 
-def _sealed(model: type[SQLModel], columns: tuple[str, ...], key: str = "id") -> Sealed:
+def _sealed(model: type[SQLModel], columns: tuple[str, ...], key: str = "id",
+            later: tuple[str, ...] = ()) -> Sealed:
     table = model.__table__
+    columns = (*columns, *later)
     return Sealed(model, columns, table.name,
                   tuple(i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)),
-                  key)
+                  key, later=later)
 
 
 def _keyed(model: type[SQLModel], what: str, columns: tuple[str, ...]) -> Sealed:
@@ -97,14 +110,16 @@ def _keyed(model: type[SQLModel], what: str, columns: tuple[str, ...]) -> Sealed
 
 
 def _all_columns(model: type[SQLModel], *, leave_out: tuple[str, ...] = (),
-                 key: str = "id") -> Sealed:
-    return _sealed(model, tuple(c.key for c in model.__table__.columns if c.key not in leave_out),
-                   key)
+                 key: str = "id", later: tuple[str, ...] = ()) -> Sealed:
+    return _sealed(model, tuple(c.key for c in model.__table__.columns
+                                if c.key not in leave_out and c.key not in later), key, later)
 
 
 #: Every sealed table, by table name. All columns, except where noted.
 SEALED: dict[str, Sealed] = {s.table: s for s in (
-    _all_columns(Gift),
+    # The goods or services given in return came later (migration 0031): part of the gift's
+    # facts (its letter's deductible amount), hashed only on the gifts that have them.
+    _all_columns(Gift, later=("goods_description", "goods_value_minor")),
     _all_columns(Attribution),
     _all_columns(Decision),
     _all_columns(Refund),
@@ -114,6 +129,10 @@ SEALED: dict[str, Sealed] = {s.table: s for s in (
     _all_columns(Campaign),
     _all_columns(Appeal),
     _all_columns(Fund),
+    # Whom a tribute gift honours or remembers, and whom to tell: written with the gift. The
+    # names and address are personal data (erasable): keyed, beside the plain seal.
+    _sealed(GiftTribute, ("id", "gift_id", "kind")),
+    _keyed(GiftTribute, "names", ("honoree_name", "notify_name", "notify_address")),
     # A mistaken gift voided, and the gift recorded in its place.
     _all_columns(GiftCorrection),
     # updated_at moves with every webhook delivery; the dispute's facts are the rest.
@@ -224,10 +243,21 @@ def stored_json(value) -> str | None:
 def canonical(sealed: Sealed, values: Mapping) -> str:
     """A row's sealed columns as canonical JSON: [table, value, value, ...] in column order;
     dates ISO 8601, instants UTC with microseconds, JSON columns as their stored text."""
-    ordered = [values[c] for c in sealed.columns]
+    ordered = [values.get(c) if c in sealed.later else values[c] for c in sealed.columns]
     for i in sealed.json_at:
         ordered[i] = stored_json(ordered[i])
-    return _ENCODE([sealed.table, *ordered])
+    return _ENCODE([sealed.table, *_with_later(sealed, ordered)])
+
+
+def _with_later(sealed: Sealed, ordered) -> list:
+    """The values as hashed: the later columns (Sealed.later) as one trailing object when
+    any is set, else left out."""
+    if not sealed.later:
+        return list(ordered)
+    first, rest = list(ordered[:sealed.first]), ordered[sealed.first:]
+    if all(value is None for value in rest):
+        return first
+    return [*first, dict(zip(sealed.later, rest, strict=True))]
 
 
 def _digest(sealed: Sealed, text: str) -> str:
@@ -245,7 +275,7 @@ def row_hash(sealed: Sealed, values: Mapping) -> str:
 def stored_row_hash(sealed: Sealed, ordered: tuple) -> str:
     """row_hash of a row read for verification: its values in sealed.columns order, JSON
     columns already as their stored text (read_columns)."""
-    return _digest(sealed, _ENCODE([sealed.table, *ordered]))
+    return _digest(sealed, _ENCODE([sealed.table, *_with_later(sealed, ordered)]))
 
 
 def read_columns(sealed: Sealed) -> list:

@@ -12,6 +12,8 @@ row_hashes.canonical()'s text, and tests hold it to that for every sealed table
 
 - a column type this module does not know (a float, an enum, another TypeDecorator):
   the whole table is hashed in Python, as before;
+- a row with a column set that the table gained after it was first sealed
+  (row_hashes.Sealed.later): the SQL gives NULL for that row, and Python hashes it;
 - on SQLite, a stored value not in the exact form the app writes (an integer in a text
   column, a date spelled differently, a boolean other than 0 or 1): the SQL gives NULL
   for that row and row_verify hashes it in Python. So SQL only ever answers where its
@@ -125,18 +127,22 @@ def _canonical(sealed: Sealed, dialect: str) -> tuple[str, str] | None:
         # An HMAC in SQL would need the key in the statement (and so, perhaps, in the
         # database's logs): keyed seals are checked in Python.
         return None
-    kinds = [_kind(table.c[name]) for name in sealed.columns]
+    first = sealed.columns[:sealed.first]
+    kinds = [_kind(table.c[name]) for name in first]
     if None in kinds:
         return None
     name = sealed.table.replace("'", "''")
-    columns = [quote(c) for c in sealed.columns]
+    columns = [quote(c) for c in first]
+    # A row with a later column set (row_hashes.Sealed.later: few) is hashed in Python.
+    unset = [f"{quote(c)} IS NULL" for c in sealed.later]
     if dialect == "postgresql":
         body = " || ',' || ".join(_postgresql(k, c) for k, c in zip(kinds, columns, strict=True))
-        return f"'[' || to_json('{name}'::text)::text || ',' || {body} || ']'", "true"
+        return (f"'[' || to_json('{name}'::text)::text || ',' || {body} || ']'",
+                " AND ".join(unset) or "true")
     spelled = [_sqlite(k, c) for k, c in zip(kinds, columns, strict=True)]
     values = ", ".join(value for value, _ in spelled)
     return (f"json_array('{name}', {values})",
-            " AND ".join(condition for _, condition in spelled))
+            " AND ".join([*(condition for _, condition in spelled), *unset]))
 
 
 def _select_sql(sealed: Sealed, value: str) -> str:
@@ -158,7 +164,9 @@ def digest_sql(sealed: Sealed, dialect: str) -> str | None:
         return None
     canonical, plain = spelled
     if dialect == "postgresql":
-        return _select_sql(sealed, f"encode(sha256(convert_to({canonical}, 'UTF8')), 'hex')")
+        digest = f"encode(sha256(convert_to({canonical}, 'UTF8')), 'hex')"
+        return _select_sql(sealed, digest if plain == "true"
+                           else f"CASE WHEN {plain} THEN {digest} END")
     return _select_sql(sealed, f"CASE WHEN {plain} THEN {SQLITE_SHA256}({canonical}) END")
 
 
