@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from app.ledger.gifts import Recorded
+from app.ledger.tributes import tribute_of, tribute_public
 from models import (
     Affiliation,
     Attribution,
@@ -161,7 +162,8 @@ def gift_public(gift: Gift, session: Session, *, all_decisions: bool = True) -> 
     designation = session.execute(
         select(GiftDesignation).where(GiftDesignation.gift_id == gift.id)).scalar()
     data = _gift_shape(gift, attributions, decisions, rows, all_decisions=all_decisions,
-                       designation=designation)
+                       designation=designation,
+                       tribute=tribute_public(tribute_of(session, gift.id)))
     if all_decisions:
         correction = session.execute(
             select(GiftCorrection).where(GiftCorrection.gift_id == gift.id)).scalar()
@@ -188,12 +190,14 @@ def new_gift_public(recorded: Recorded) -> dict:
     # The shares as written carry what the shape reads of an attribution (donor_id,
     # fraction_ppm, basis): no table model is built for them (SQLModel's constructor is slow).
     return {**_gift_shape(recorded.gift, recorded.shares, [recorded.decision], [],
-                          designation=recorded.designation),
+                          designation=recorded.designation,
+                          tribute=recorded.tribute.model_dump() if recorded.tribute else None),
             "correction": None}  # a gift just recorded has not been voided
 
 
 def _gift_shape(gift: Gift, attributions, decisions: list[Decision], rows: list[Refund], *,
-                all_decisions: bool = True, designation=None) -> dict:
+                all_decisions: bool = True, designation=None,
+                tribute: dict | None = None) -> dict:
     # `refunds` lists the refunds made (a reversed one stays, with its reversed_on);
     # `refund_reversals` the reversals, which models keep as negative refund rows.
     reversals = [r for r in rows if r.is_reversal]
@@ -225,6 +229,12 @@ def _gift_shape(gift: Gift, attributions, decisions: list[Decision], rows: list[
         "campaign_id": getattr(designation, "campaign_id", None),
         "appeal_id": getattr(designation, "appeal_id", None),
         "fund_id": getattr(designation, "fund_id", None),
+        # What the donor got in return (null: nothing), valued in the gift's currency.
+        "goods_or_services": None if gift.goods_description is None else {
+            "description": gift.goods_description,
+            "value": format_amount(gift.goods_value_minor, gift.currency)},
+        # In honour or memory of whom (null: not a tribute gift).
+        "tribute": tribute,
         "attributions": [
             {"donor_id": a.donor_id, "fraction": fraction_text(a.fraction_ppm), "basis": a.basis}
             for a in attributions

@@ -54,7 +54,7 @@ from models import (
     transition,
 )
 from models.money import GIFT_CEILING_MINOR, convert, display_amount, format_amount, parse_rate
-from models.schemas import PPM, GiftCreate
+from models.schemas import PPM, GiftCreate, TributeIn
 from policies import (
     AffiliationFact,
     Evaluation,
@@ -84,6 +84,8 @@ class Recorded:
     shares: tuple[Share, ...] = ()
     #: Its campaign, appeal and fund (None: it names none).
     designation: Designation | None = None
+    #: In honour or memory of whom (None: no tribute).
+    tribute: TributeIn | None = None
 
 
 #: The gift columns no two gifts share (each unique in the table too): the caller's own
@@ -672,7 +674,7 @@ def record_gift(
                                                            strict=True)], *designated])
         if gift.status == "accepted":
             pledges.track_payments(session, gift.pledge_id, actor)
-    return Recorded(gift, decision, evaluation, tuple(shares), designation)
+    return Recorded(gift, decision, evaluation, tuple(shares), designation, data.tribute)
 
 
 def refund_gift(
