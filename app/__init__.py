@@ -13,6 +13,7 @@ from app.config import load_settings
 from app.db import close_session, discard, get_session, make_engine, session_factory
 from app.extensions import State
 from app.http_errors import ANSWERED, answer_for
+from app.ledger.letter_format import locale_of
 from app.ledger.policy_store import PolicyCache
 from policies import DEFAULT_POLICY_FILE, load_policy
 
@@ -85,6 +86,7 @@ def create_app(config: dict | None = None) -> Flask:
     policy_path = Path(app.config["POLICY_FILE"] or DEFAULT_POLICY_FILE)
     policy = load_policy(policy_path)
     timezone = ZoneInfo(app.config["ORG_TIMEZONE"])
+    locale_of(app.config["ORG_LOCALE"])  # an unknown locale stops the start, not a letter
     app.extensions["armslength"] = State(
         engine=engine,
         sessions=session_factory(engine, timezone),

@@ -192,6 +192,32 @@ def register_commands(app: Flask) -> None:
         for line in summary_lines(data):
             click.echo(line)
 
+    @app.cli.command("year-end-statements")
+    @click.option("--year", type=int, required=True, help="the calendar year (YYYY)")
+    @click.option("--out", "out", type=click.Path(dir_okay=False, writable=True), required=True,
+                  help="the PDF file to write (every donor's statement, for print)")
+    def year_end_statements_command(year: int, out: str):
+        """Every donor's annual giving statement for a year, as one PDF for print."""
+        from app.ledger.acknowledgements import Organisation
+        from app.year_end import year_end_pdf
+
+        if not 1900 <= year <= 9000:
+            _fail(ValueError("--year must be a year such as 2026"))
+        st = state()
+        counted = {"donors": 0}
+
+        def progress(done: int, total: int) -> None:
+            counted["donors"] = done
+            if done == total or done % 500 == 0:
+                click.echo(f"{done}/{total} donors", err=True)
+
+        with _session() as session:
+            data = year_end_pdf(session, year, Organisation.from_settings(app.config),
+                                st.today(), progress)
+        with open(out, "wb") as file:
+            file.write(data)
+        click.echo(f"wrote {out}: statements for {year} ({counted['donors']} donor(s) read)")
+
     @app.cli.command("verify-audit")
     @click.option("--checkpoints", "checkpoint_files", type=click.File("r"), multiple=True,
                   help="checkpoints kept outside the database: the lines `audit-checkpoint "

@@ -20,6 +20,9 @@ DEFAULTS: dict[str, object] = {
     "REPORTING_CURRENCY": "USD",
     "ORG_NAME": "Independent Evaluation Institute",
     "ORG_TIMEZONE": "UTC",
+    #: How letters write dates and amounts for people (a Babel/CLDR locale: en_US gives
+    #: "December 4, 2026" and "$500.00", en_GB "4 December 2026", de_DE "1.234,56 €").
+    "ORG_LOCALE": "en_US",
     "ARMSLENGTH_ENV": "development",
     "TESTING": False,
     #: Reviewers and admins sign in with a second factor (TOTP). None: on in production,

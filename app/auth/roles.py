@@ -33,6 +33,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "gifts.correct": frozenset({"finance", "admin"}),
     #: Recording that a printed acknowledgement was posted: finance sends the post.
     "acknowledgements.post": frozenset({"fundraiser", "finance", "admin"}),
+    #: The year-end batch: every donor's statement printed or e-mailed at once. Finance.
+    "statements.year_end": frozenset({"finance", "admin"}),
     "exports": frozenset({"finance", "admin"}),
     #: A report's list of donors as CSV (LYBUNT, SYBUNT, first-time): the people fundraisers
     #: call, so theirs too; the full ledger export stays with finance ("exports").

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -28,18 +29,29 @@ from sqlmodel import Session
 
 from app.db.locking import ledger_write
 from app.errors import NotAllowed, NotFound
-from app.ledger import audit
+from app.ledger import audit, letter_format
 from app.ledger.audit import Actor
+from app.ledger.letter_format import DEFAULT_LOCALE
+from app.ledger.tributes import KIND_WORDS, tribute_of
 from models import Acknowledgement, Donor, Gift, Refund
 from models.disclosures import ACKNOWLEDGEMENT_CHANNELS
 from models.money import currency_exponent, format_amount
 
 #: The IRS threshold for a written acknowledgement of a single contribution, in major units.
 THRESHOLD = Decimal(250)
+#: A payment of more than this (major units) that is partly for goods or services is a
+#: "quid pro quo contribution": the written disclosure must state the good-faith value of
+#: what was provided and that only the excess is deductible (IRS Publication 1771, Charitable
+#: Contributions: Substantiation and Disclosure Requirements; 26 U.S.C. 6115).
+QUID_PRO_QUO_THRESHOLD = Decimal(75)
 
 
 def threshold_minor(currency: str) -> int:
     return int(THRESHOLD.scaleb(currency_exponent(currency)))
+
+
+def quid_pro_quo_minor(currency: str) -> int:
+    return int(QUID_PRO_QUO_THRESHOLD.scaleb(currency_exponent(currency)))
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,17 @@ class Organisation:
     #: The letterhead's logo (a PNG or JPEG file; ORG_LOGO_FILE): drawn on the PDF only, not
     #: part of the letter's text or its content hash.
     logo_file: str | None = None
+    #: How dates and amounts are written for people (ORG_LOCALE; app.ledger.letter_format).
+    locale: str = DEFAULT_LOCALE
+
+    @classmethod
+    def from_settings(cls, config: Mapping) -> Organisation:
+        """The letterhead from the app's settings (ORG_NAME, ORG_EIN, ORG_ADDRESS,
+        ORG_LOGO_FILE, ORG_LOCALE)."""
+        return cls(name=config["ORG_NAME"], ein=config.get("ORG_EIN") or None,
+                   address=config.get("ORG_ADDRESS") or None,
+                   logo_file=config.get("ORG_LOGO_FILE") or None,
+                   locale=config.get("ORG_LOCALE") or DEFAULT_LOCALE)
 
 
 @dataclass(frozen=True)
@@ -70,6 +93,21 @@ class LetterGift:
     amount_minor: int | None
     currency: str
     description: str | None
+    #: What the gift bought, as recorded with it (same currency), or None.
+    goods: Goods | None = None
+    #: More than the quid-pro-quo threshold (75 in the reporting currency): the letter must
+    #: then state the goods' value and the deductible amount.
+    quid_pro_quo: bool = False
+
+    @property
+    def deductible_minor(self) -> int | None:
+        """The part the donor may deduct: the cash given, less the value of what it bought
+        (never below zero). None for a non-cash gift (the donor values it)."""
+        if self.amount_minor is None:
+            return None
+        if self.goods is None:
+            return self.amount_minor
+        return max(0, self.amount_minor - self.goods.value_minor)
 
 
 @dataclass(frozen=True)
@@ -83,28 +121,63 @@ class Letter:
     gifts: tuple[LetterGift, ...]
     gift_id: int | None = None
     year: int | None = None
+    #: Goods typed on the letter page for a gift recorded without them (older gifts): for
+    #: the letter as a whole. A gift's own recorded goods are on its LetterGift.
     goods: Goods | None = None
+    #: Where the donor receives post (Donor.postal_address), printed above the greeting.
+    donor_address: str | None = None
+
+    @property
+    def locale(self) -> str:
+        return self.organisation.locale
+
+    def money(self, minor: int, currency: str) -> str:
+        return letter_format.money(minor, currency, self.locale)
+
+    def day(self, value: date) -> str:
+        return letter_format.day(value, self.locale)
 
     @property
     def totals(self) -> list[tuple[str, int]]:
         """Cash given, net of refunds, per currency (non-cash gifts are not valued)."""
-        sums: dict[str, int] = {}
-        for gift in self.gifts:
-            if gift.amount_minor is not None:
-                sums[gift.currency] = sums.get(gift.currency, 0) + gift.amount_minor
-        return sorted(sums.items())
+        return _sum_by_currency((g.currency, g.amount_minor) for g in self.gifts)
+
+    @property
+    def deductible_totals(self) -> list[tuple[str, int]]:
+        """The deductible part of the cash given, per currency."""
+        return _sum_by_currency((g.currency, g.deductible_minor) for g in self.gifts)
 
     @property
     def goods_statement(self) -> str:
         what = "this contribution" if self.kind == "gift" else "these contributions"
+        with_goods = [g for g in self.gifts if g.goods is not None]
+        if with_goods:
+            return " ".join(self._gift_goods_sentence(g) for g in with_goods) + (
+                "" if self.kind == "gift" or len(with_goods) == len(self.gifts) else
+                " No goods or services were provided in exchange for the other contributions.")
         if self.goods is None:
             return f"No goods or services were provided in exchange for {what}."
         return (f"In exchange for {what}, {self.organisation.name} provided "
                 f"{self.goods.description}, with a good-faith estimated value of "
-                f"{format_amount(self.goods.value_minor, self.goods.currency)} "
-                f"{self.goods.currency}. The amount deductible for federal income tax purposes "
+                f"{self.money(self.goods.value_minor, self.goods.currency)}. "
+                "The amount deductible for federal income tax purposes "
                 "is limited to the excess of the money (and the value of property) contributed "
                 "over the value of the goods or services provided.")
+
+    def _gift_goods_sentence(self, gift: LetterGift) -> str:
+        goods = gift.goods
+        which = ("this contribution" if self.kind == "gift" else
+                 f"your contribution of {self.day(gift.received_on)}")
+        sentence = (f"In exchange for {which}, {self.organisation.name} provided "
+                    f"{goods.description}, with a good-faith estimated value of "
+                    f"{self.money(goods.value_minor, goods.currency)}.")
+        if gift.quid_pro_quo:
+            # The disclosure Publication 1771 requires above the threshold.
+            sentence += (" The amount of your contribution that is deductible for federal "
+                         "income tax purposes is limited to the excess of the money "
+                         "contributed over the value of the goods or services provided: "
+                         f"{self.money(gift.deductible_minor, gift.currency)}.")
+        return sentence
 
     def content(self) -> dict:
         return {
@@ -112,7 +185,9 @@ class Letter:
             "organization": {"name": self.organisation.name, "ein": self.organisation.ein,
                              "address": self.organisation.address},
             "letter_date": self.letter_date.isoformat(),
-            "donor": {"id": self.donor_id, "name": self.donor_name},
+            "locale": self.locale,
+            "donor": {"id": self.donor_id, "name": self.donor_name,
+                      "address": self.donor_address},
             "gift_id": self.gift_id,
             "year": self.year,
             "gifts": [
@@ -120,10 +195,17 @@ class Letter:
                  "amount": format_amount(g.amount_minor, g.currency)
                  if g.amount_minor is not None else None,
                  "currency": g.currency if g.amount_minor is not None else None,
-                 "description": g.description}
+                 "description": g.description,
+                 "goods_or_services": None if g.goods is None else {
+                     "description": g.goods.description,
+                     "estimated_value": format_amount(g.goods.value_minor, g.currency)},
+                 "deductible": format_amount(g.deductible_minor, g.currency)
+                 if g.deductible_minor is not None else None}
                 for g in self.gifts
             ],
             "totals": [{"currency": c, "amount": format_amount(m, c)} for c, m in self.totals],
+            "deductible_totals": [{"currency": c, "amount": format_amount(m, c)}
+                                  for c, m in self.deductible_totals],
             "goods_or_services": None if self.goods is None else {
                 "description": self.goods.description,
                 "estimated_value": format_amount(self.goods.value_minor, self.goods.currency),
@@ -139,43 +221,105 @@ class Letter:
         return hashlib.sha256(self.canonical().encode("utf-8")).hexdigest()
 
 
-def gift_line(gift: LetterGift) -> str:
+def _sum_by_currency(pairs) -> list[tuple[str, int]]:
+    sums: dict[str, int] = {}
+    for currency, minor in pairs:
+        if minor is not None:
+            sums[currency] = sums.get(currency, 0) + minor
+    return sorted(sums.items())
+
+
+def gift_line(gift: LetterGift, letter: Letter) -> str:
+    """One gift of an annual statement: date, amount and the deductible part."""
+    when = letter.day(gift.received_on)
     if gift.amount_minor is None:
-        return f"{gift.received_on.isoformat()}: non-cash gift: {gift.description or 'as described'}"
-    amount = format_amount(gift.amount_minor, gift.currency)
-    return f"{gift.received_on.isoformat()}: {amount} {gift.currency}"
+        return f"{when}: non-cash gift: {gift.description or 'as described'}"
+    line = f"{when}: {letter.money(gift.amount_minor, gift.currency)}"
+    if gift.goods is not None:
+        line += f" (deductible: {letter.money(gift.deductible_minor, gift.currency)})"
+    return line
 
 
-def letter_text(letter: Letter) -> str:
-    """The letter as plain text: the e-mail's body, and what the HTML and PDF show."""
-    org = letter.organisation
+def _addressed(lines: list[str], name: str, address: str | None) -> None:
+    """The recipient's name and postal address, as on an envelope's window."""
+    lines.append(name)
+    if address:
+        lines += [line for line in address.splitlines() if line.strip()]
+
+
+def _letterhead(org: Organisation) -> list[str]:
     lines = [org.name]
     if org.address:
         lines += org.address.splitlines()
     if org.ein:
         lines.append(f"EIN {org.ein}")
-    lines += ["", letter.letter_date.isoformat(), "", f"Dear {letter.donor_name},", ""]
+    return lines
+
+
+def letter_text(letter: Letter) -> str:
+    """The letter as plain text: the e-mail's body, and what the HTML and PDF show. Blocks
+    are separated by a blank line: the letterhead, the date, the donor's name and postal
+    address, then the letter. Dates and amounts are in the organisation's locale."""
+    org = letter.organisation
+    lines = _letterhead(org)
+    lines += ["", letter.day(letter.letter_date), ""]
+    _addressed(lines, letter.donor_name, letter.donor_address)
+    lines += ["", f"Dear {letter.donor_name},", ""]
     if letter.kind == "gift":
         gift = letter.gifts[0]
         if gift.amount_minor is None:
             lines.append(f"Thank you for your non-cash gift to {org.name}, received on "
-                         f"{gift.received_on.isoformat()}: {gift.description or 'as described'}.")
+                         f"{letter.day(gift.received_on)}: {gift.description or 'as described'}.")
         else:
             lines.append(f"Thank you for your gift to {org.name} of "
-                         f"{format_amount(gift.amount_minor, gift.currency)} {gift.currency}, "
-                         f"received on {gift.received_on.isoformat()}.")
+                         f"{letter.money(gift.amount_minor, gift.currency)}, "
+                         f"received on {letter.day(gift.received_on)}.")
     else:
         lines.append(f"Thank you for your gifts to {org.name} in {letter.year}:")
         lines.append("")
-        lines += [f"  {gift_line(g)}" for g in letter.gifts]
+        lines += [f"  {gift_line(g, letter)}" for g in letter.gifts]
         lines.append("")
-        totals = "; ".join(f"{format_amount(m, c)} {c}" for c, m in letter.totals)
+        totals = "; ".join(letter.money(m, c) for c, m in letter.totals)
         lines.append(f"Total cash given in {letter.year}: {totals or 'none'}.")
+        if any(g.goods is not None for g in letter.gifts):
+            deductible = "; ".join(letter.money(m, c) for c, m in letter.deductible_totals)
+            lines.append(f"Of which deductible: {deductible}.")
         if any(g.amount_minor is None for g in letter.gifts):
             lines.append("Non-cash gifts are described, not valued.")
     lines += ["", letter.goods_statement, "",
               "Please keep this letter for your tax records.", "", "With gratitude,", org.name]
     return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class TributeLetter:
+    """The notice to the person a tribute gift's donor asked us to tell (a family member):
+    who gave, in honour or memory of whom. It never states the amount."""
+
+    organisation: Organisation
+    letter_date: date
+    gift_id: int
+    kind: str  # "honour" | "memory"
+    honoree_name: str
+    recipient_name: str
+    recipient_address: str | None
+    #: The donor as the recipient may be told (an anonymous donor is not named).
+    donor_name: str | None
+
+    def text(self) -> str:
+        org = self.organisation
+        lines = _letterhead(org)
+        lines += ["", letter_format.day(self.letter_date, org.locale), ""]
+        _addressed(lines, self.recipient_name, self.recipient_address)
+        who = self.donor_name or "A donor who wishes to remain anonymous"
+        lines += ["", f"Dear {self.recipient_name},", "",
+                  f"{who} has made a gift to {org.name} {KIND_WORDS[self.kind]} "
+                  f"{self.honoree_name}, and asked us to let you know.", "",
+                  "We are grateful for this gift and for the person it honours."
+                  if self.kind == "honour" else
+                  "We are grateful for this gift, and we are sorry for your loss.", "",
+                  "With warm regards,", org.name]
+        return "\n".join(lines)
 
 
 # --- which gifts, and the letters ---------------------------------------------------------------
@@ -201,17 +345,31 @@ def needs_acknowledgement(session: Session, gift: Gift) -> bool:
             and net_reporting_minor(session, gift) >= threshold_minor(gift.reporting_currency))
 
 
-def _letter_gift(gift: Gift) -> LetterGift:
+def _letter_gift(gift: Gift, net_reporting_minor: int | None = None) -> LetterGift:
+    """The gift as a letter states it. net_reporting_minor: its reporting amount net of
+    refunds, for the quid-pro-quo threshold (default: the gift's, less what its own
+    currency's refunds scale to)."""
     cash = gift.kind == "cash"
+    net = gift.amount_minor - gift.refunded_minor
+    goods = None
+    if cash and gift.goods_description is not None:
+        goods = Goods(gift.goods_description, gift.goods_value_minor, gift.currency)
+    if net_reporting_minor is None:
+        net_reporting_minor = (gift.reporting_amount_minor * net // gift.amount_minor
+                               if gift.amount_minor else 0)
     return LetterGift(
         gift_id=gift.id, received_on=gift.received_on, kind=gift.kind,
-        amount_minor=gift.amount_minor - gift.refunded_minor if cash else None,
-        currency=gift.currency, description=gift.description,
+        amount_minor=net if cash else None,
+        currency=gift.currency, description=gift.description, goods=goods,
+        quid_pro_quo=goods is not None
+        and net_reporting_minor > quid_pro_quo_minor(gift.reporting_currency),
     )
 
 
 def gift_letter(session: Session, gift_id: int, organisation: Organisation, letter_date: date,
                 goods: Goods | None = None) -> Letter:
+    """A gift's acknowledgement. goods: typed on the letter page for a gift recorded without
+    any; a gift that records its own goods states those, and refuses others."""
     gift = session.get(Gift, gift_id)
     if gift is None:
         raise NotFound("gift", gift_id)
@@ -220,10 +378,33 @@ def gift_letter(session: Session, gift_id: int, organisation: Organisation, lett
             f"gift {gift_id} needs no acknowledgement: only accepted gifts of "
             f"{format_amount(threshold_minor(gift.reporting_currency), gift.reporting_currency)} "
             f"{gift.reporting_currency} or more (net of refunds) get one")
+    if goods is not None and gift.goods_description is not None:
+        raise NotAllowed(f"gift {gift_id} records the goods or services it bought; the "
+                         "letter states those (correct the gift to change them)")
     donor = session.get(Donor, gift.donor_id)
     return Letter(kind="gift", organisation=organisation, letter_date=letter_date,
                   donor_id=donor.id, donor_name=donor.name, donor_email=donor.email,
-                  gifts=(_letter_gift(gift),), gift_id=gift.id, goods=goods)
+                  gifts=(_letter_gift(gift, net_reporting_minor(session, gift)),),
+                  gift_id=gift.id, goods=goods, donor_address=donor.postal_address)
+
+
+def _year_gifts(year: int):
+    """Accepted gifts received in a calendar year, as an annual statement lists them."""
+    return select(Gift).where(Gift.status == "accepted", Gift.received_on >= date(year, 1, 1),
+                              Gift.received_on <= date(year, 12, 31))
+
+
+def _kept(gifts) -> list[Gift]:
+    """Leave out cash gifts refunded in full: nothing of them is left to acknowledge."""
+    return [g for g in gifts if g.kind != "cash" or g.refunded_minor < g.amount_minor]
+
+
+def _annual(donor: Donor, gifts: list[Gift], year: int, organisation: Organisation,
+            letter_date: date, goods: Goods | None = None) -> Letter:
+    return Letter(kind="annual", organisation=organisation, letter_date=letter_date,
+                  donor_id=donor.id, donor_name=donor.name, donor_email=donor.email,
+                  gifts=tuple(_letter_gift(g) for g in gifts), year=year, goods=goods,
+                  donor_address=donor.postal_address)
 
 
 def annual_letter(session: Session, donor_id: int, year: int, organisation: Organisation,
@@ -231,18 +412,75 @@ def annual_letter(session: Session, donor_id: int, year: int, organisation: Orga
     donor = session.get(Donor, donor_id)
     if donor is None:
         raise NotFound("donor", donor_id)
-    gifts = session.execute(
-        select(Gift).where(Gift.donor_id == donor_id, Gift.status == "accepted",
-                           Gift.received_on >= date(year, 1, 1),
-                           Gift.received_on <= date(year, 12, 31))
-        .order_by(Gift.received_on, Gift.id)
-    ).scalars().all()
-    kept = [g for g in gifts if g.kind != "cash" or g.refunded_minor < g.amount_minor]
+    kept = _kept(session.execute(
+        _year_gifts(year).where(Gift.donor_id == donor_id).order_by(Gift.received_on, Gift.id)
+    ).scalars().all())
     if not kept:
         raise NotFound(f"accepted gift of donor {donor_id} in", year)
-    return Letter(kind="annual", organisation=organisation, letter_date=letter_date,
-                  donor_id=donor.id, donor_name=donor.name, donor_email=donor.email,
-                  gifts=tuple(_letter_gift(g) for g in kept), year=year, goods=goods)
+    return _annual(donor, kept, year, organisation, letter_date, goods)
+
+
+#: progress(done, total): called as a batch goes, so a job can report it (app.jobs, later).
+Progress = Callable[[int, int], None]
+
+
+def count_year_end_donors(session: Session, year: int) -> int:
+    """How many donors gave an accepted gift in the year (an upper bound of the statements:
+    a donor whose gifts were all refunded in full gets none)."""
+    return session.execute(select(func.count(func.distinct(Gift.donor_id)))
+                           .select_from(_year_gifts(year).subquery())).scalar_one()
+
+
+def year_end_letters(session: Session, year: int, organisation: Organisation,
+                     letter_date: date, progress: Progress | None = None,
+                     chunk: int = 500) -> Iterator[Letter]:
+    """Every donor's annual giving statement for a year, in donor order, one at a time
+    (a long batch never holds them all). The gifts are read a chunk of donors at a time;
+    progress(done, total) is called after each donor."""
+    total = count_year_end_donors(session, year)
+    done = 0
+    after = 0
+    while True:
+        donors = session.execute(
+            select(Donor).where(Donor.id.in_(
+                _year_gifts(year).with_only_columns(Gift.donor_id).where(Gift.donor_id > after)))
+            .order_by(Donor.id).limit(chunk)
+        ).scalars().all()
+        if not donors:
+            break
+        by_donor: dict[int, list[Gift]] = {d.id: [] for d in donors}
+        gifts = session.execute(
+            _year_gifts(year).where(Gift.donor_id.in_(list(by_donor)))
+            .order_by(Gift.donor_id, Gift.received_on, Gift.id)).scalars().all()
+        for gift in gifts:
+            by_donor[gift.donor_id].append(gift)
+        for donor in donors:
+            kept = _kept(by_donor[donor.id])
+            if kept:
+                yield _annual(donor, kept, year, organisation, letter_date)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+        after = donors[-1].id
+
+
+def tribute_letter(session: Session, gift_id: int, organisation: Organisation,
+                   letter_date: date) -> TributeLetter:
+    """The notice of an accepted tribute gift to the person its donor asked us to tell."""
+    gift = session.get(Gift, gift_id)
+    if gift is None:
+        raise NotFound("gift", gift_id)
+    tribute = tribute_of(session, gift_id)
+    if tribute is None or tribute.notify_name is None:
+        raise NotAllowed(f"gift {gift_id} names nobody to notify of a tribute")
+    if gift.status != "accepted":
+        raise NotAllowed(f"gift {gift_id} is {gift.status}: only an accepted gift is announced")
+    donor = session.get(Donor, gift.donor_id)
+    return TributeLetter(
+        organisation=organisation, letter_date=letter_date, gift_id=gift.id, kind=tribute.kind,
+        honoree_name=tribute.honoree_name, recipient_name=tribute.notify_name,
+        recipient_address=tribute.notify_address,
+        donor_name=None if donor.anonymous else donor.name)
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from flask import (
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
-from wtforms import EmailField, TextAreaField
-from wtforms.validators import DataRequired, Email, Length, Optional
+from wtforms import EmailField, IntegerField, TextAreaField
+from wtforms.validators import DataRequired, Email, InputRequired, Length, NumberRange, Optional
 
 from app.auth.roles import READ
 from app.db import get_session
@@ -38,6 +38,7 @@ from app.ledger import acknowledgements as ack
 from app.mail import Attachment, MailError, build_message, mail_settings, send
 from app.web.access import get_or_404, role_required
 from app.web.documents import letter_pdf
+from app.web.documents import tribute_pdf as tribute_notice_pdf
 from app.web.formtools import (
     INVALID,
     AmountField,
@@ -48,6 +49,7 @@ from app.web.formtools import (
     sort_from_args,
 )
 from app.web.segments import segment_arg, segment_choices, segment_donor_ids
+from app.year_end import email_statements, year_end_pdf
 from models import Acknowledgement, Donor, Gift
 from models.money import MoneyError, format_amount, parse_typed_amount
 
@@ -74,10 +76,7 @@ class SendForm(FlaskForm):
 
 
 def _organisation() -> ack.Organisation:
-    config = current_app.config
-    return ack.Organisation(name=config["ORG_NAME"], ein=config.get("ORG_EIN") or None,
-                            address=config.get("ORG_ADDRESS") or None,
-                            logo_file=config.get("ORG_LOGO_FILE") or None)
+    return ack.Organisation.from_settings(current_app.config)
 
 
 def _goods(description: str | None, value: str | None) -> ack.Goods | None | dict:
@@ -157,7 +156,8 @@ def refunded():
 # --- one letter ------------------------------------------------------------------------------
 
 def _gift_letter(gift_id: int, goods: ack.Goods | None) -> ack.Letter:
-    get_or_404(Gift, gift_id)
+    if get_or_404(Gift, gift_id).goods_description is not None:
+        goods = None  # the gift's own recorded goods are stated; the page offers no others
     try:
         return ack.gift_letter(get_session(), gift_id, _organisation(), state().today(), goods)
     except NotAllowed as error:
@@ -184,8 +184,18 @@ def _page(letter: ack.Letter, form: SendForm, sent: list, pdf_url: str, status: 
     return render_template(
         "acknowledgements/letter.html", letter=letter, text=ack.letter_text(letter), form=form,
         sent=sent, pdf_url=pdf_url, mail_on=mail_settings(current_app.config) is not None,
-        posted_form=posted_form or PostedForm(), posted_url=request.path.rstrip("/") + "/posted",
+        posted_form=posted_form or _posted_form(letter),
+        posted_url=request.path.rstrip("/") + "/posted",
+        recorded_goods=any(g.goods is not None for g in letter.gifts),
     ), status
+
+
+def _posted_form(letter: ack.Letter) -> PostedForm:
+    """The form to record a posted letter, the donor's postal address filled in."""
+    form = PostedForm()
+    if request.method == "GET" and letter.donor_address:
+        form.posted_to.data = f"{letter.donor_name}\n{letter.donor_address}"
+    return form
 
 
 def _form(letter: ack.Letter) -> SendForm:
@@ -313,3 +323,54 @@ def annual_pdf(donor_id: int, year: int):
     return Response(letter_pdf(letter), mimetype="application/pdf", headers={
         "Content-Disposition":
             f'inline; filename="giving-statement-{year}-donor-{donor_id}.pdf"'})
+
+
+@bp.get("/gifts/<int:gift_id>/tribute.pdf")
+@role_required(READ)
+def tribute_pdf(gift_id: int):
+    """The notice to the person a tribute gift's donor asked us to tell (no amount)."""
+    get_or_404(Gift, gift_id)
+    try:
+        letter = ack.tribute_letter(get_session(), gift_id, _organisation(), state().today())
+    except NotAllowed as error:
+        abort(404, str(error))
+    return Response(tribute_notice_pdf(letter), mimetype="application/pdf", headers={
+        "Content-Disposition": f'inline; filename="tribute-notice-gift-{gift_id}.pdf"'})
+
+
+# --- the year-end batch ----------------------------------------------------------------------
+
+class YearEndForm(FlaskForm):
+    year = IntegerField("Year", validators=[InputRequired(), NumberRange(min=1900, max=9000)])
+
+
+@bp.route("/year-end", methods=["GET", "POST"])
+@role_required("statements.year_end")
+def year_end():
+    """Every donor's statement for a year: one PDF to print, or an e-mail to each donor."""
+    form = YearEndForm()
+    session = get_session()
+    if request.method == "GET":
+        form.year.data = state().today().year - 1
+    mail_on = mail_settings(current_app.config) is not None
+    page = {"form": form, "mail_on": mail_on, "result": None, "donors": None}
+    if not form.validate_on_submit():
+        if form.year.data and not form.year.errors:
+            page["donors"] = ack.count_year_end_donors(session, form.year.data)
+        return render_template("acknowledgements/year_end.html", **page), (
+            INVALID if request.method == "POST" else 200)
+    year = form.year.data
+    organisation, today = _organisation(), state().today()
+    if request.form.get("action") != "email":
+        return Response(year_end_pdf(session, year, organisation, today),
+                        mimetype="application/pdf", headers={
+                            "Content-Disposition":
+                                f'attachment; filename="giving-statements-{year}.pdf"'})
+    settings = mail_settings(current_app.config)
+    if settings is None:
+        form.form_errors = [*form.form_errors, "E-mail is not configured (SMTP_HOST and "
+                            "MAIL_FROM); nothing was sent. Print the PDF instead."]
+        return render_template("acknowledgements/year_end.html", **page), INVALID
+    page["result"] = email_statements(session, year, organisation, today, settings, g.actor)
+    page["donors"] = ack.count_year_end_donors(session, year)
+    return render_template("acknowledgements/year_end.html", **page)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
 
 from fpdf import FPDF
 
-from app.ledger.acknowledgements import Letter, letter_text
+from app.ledger.acknowledgements import Letter, Organisation, TributeLetter, letter_text
 from policies.share import percent_text
 
 FONTS = Path(__file__).resolve().parents[1] / "static" / "fonts"
@@ -345,23 +346,20 @@ def disclosure_pdf(content: dict, published: dict | None = None) -> bytes:
 
 # --- acknowledgements -------------------------------------------------------------------------
 
-def letter_pdf(letter: Letter) -> bytes:
-    """An acknowledgement letter or annual statement (app.ledger.acknowledgements.Letter), on
-    the organisation's letterhead: its logo (ORG_LOGO_FILE) at the top right when set. The
-    letter's content hash identifies it in the PDF's metadata, not in what the donor reads."""
-    title = ("Acknowledgement of your gift" if letter.kind == "gift"
-             else f"Giving statement {letter.year}")
-    doc = PdfDocument(f"{letter.organisation.name}: {title}", letter.organisation.name)
-    doc.pdf.set_subject(f"{letter.kind} acknowledgement"
-                        + (f" for gift {letter.gift_id}" if letter.gift_id
-                           else f" for {letter.year}")
-                        + f", donor {letter.donor_id}")
-    doc.pdf.set_keywords(f"content-sha256:{letter.content_hash()}")
-    logo = letter.organisation.logo_file
+def _letter_title(letter: Letter) -> str:
+    return ("Acknowledgement of your gift" if letter.kind == "gift"
+            else f"Giving statement {letter.year}")
+
+
+def _draw_letter(doc: PdfDocument, organisation: Organisation, title: str, text: str) -> None:
+    """One letter on the current page (and as many after it as it needs): the letterhead,
+    with the logo (ORG_LOGO_FILE) at the top right when set, the title, then the text's
+    blocks (app.ledger.acknowledgements.letter_text's shape: letterhead block first)."""
+    logo = organisation.logo_file
     if logo and Path(logo).is_file():
         doc.pdf.image(logo, x=doc.pdf.w - doc.pdf.r_margin - 40, y=doc.pdf.t_margin, w=40,
                       h=16, keep_aspect_ratio=True)
-    blocks = letter_text(letter).split("\n\n")
+    blocks = text.split("\n\n")
     # The first block is the letterhead (name, address, EIN): the organisation's name bold.
     head = blocks[0].splitlines()
     doc.paragraph(head[0], size=13, style="B")
@@ -371,4 +369,46 @@ def letter_pdf(letter: Letter) -> bytes:
     doc.title(title)
     for block in blocks[1:]:
         doc.paragraph(block)
+
+
+def letter_pdf(letter: Letter) -> bytes:
+    """An acknowledgement letter or annual statement (app.ledger.acknowledgements.Letter), on
+    the organisation's letterhead. The letter's content hash identifies it in the PDF's
+    metadata, not in what the donor reads."""
+    title = _letter_title(letter)
+    doc = PdfDocument(f"{letter.organisation.name}: {title}", letter.organisation.name)
+    doc.pdf.set_subject(f"{letter.kind} acknowledgement"
+                        + (f" for gift {letter.gift_id}" if letter.gift_id
+                           else f" for {letter.year}")
+                        + f", donor {letter.donor_id}")
+    doc.pdf.set_keywords(f"content-sha256:{letter.content_hash()}")
+    _draw_letter(doc, letter.organisation, title, letter_text(letter))
+    return doc.output()
+
+
+def tribute_pdf(letter: TributeLetter) -> bytes:
+    """The notice of a tribute gift to the person its donor asked us to tell: no amount."""
+    title = ("A gift in honour of " if letter.kind == "honour" else "A gift in memory of ") + \
+        letter.honoree_name
+    doc = PdfDocument(f"{letter.organisation.name}: {title}", letter.organisation.name)
+    doc.pdf.set_subject(f"tribute notification for gift {letter.gift_id}")
+    _draw_letter(doc, letter.organisation, title, letter.text())
+    return doc.output()
+
+
+def statements_pdf(letters: Iterable[Letter], organisation: Organisation, year: int) -> bytes:
+    """Annual statements for print, one PDF: each donor's starts on a page of its own (and
+    on an odd page, so a duplex printer never puts two donors on one sheet)."""
+    doc = PdfDocument(f"{organisation.name}: giving statements {year}", organisation.name)
+    doc.pdf.set_subject(f"annual giving statements for {year}")
+    first = True
+    for letter in letters:
+        if not first:
+            doc.pdf.add_page()
+            if doc.pdf.page % 2 == 0:  # the back of the last donor's sheet stays blank
+                doc.pdf.add_page()
+        first = False
+        _draw_letter(doc, letter.organisation, _letter_title(letter), letter_text(letter))
+    if first:
+        doc.paragraph(f"No donor gave an accepted gift in {year}.")
     return doc.output()

@@ -44,6 +44,8 @@ PURPOSES = (
     ("restricted", "Restricted"),
     ("evaluation_services", "Payment for evaluation services"),
 )
+TRIBUTE_KINDS = (("", "Not a tribute gift"), ("honour", "In honour of"),
+                 ("memory", "In memory of"))
 METHODS = (
     ("check", "Check"), ("wire", "Wire transfer"), ("ach", "ACH"), ("card", "Card"),
     ("paypal", "PayPal"), ("stock", "Stock"), ("daf", "DAF grant"), ("cash", "Cash"),
@@ -106,6 +108,18 @@ class GiftForm(FlaskForm):
                           validators=[Optional()],
                           description="Where the money goes; a restricted gift goes to a "
                                       "restricted fund.")
+    goods_description = StringField(
+        "What was given", validators=[Optional(), Length(max=1000)],
+        description="e.g. a gala dinner for two.")
+    goods_value = AmountField("Its fair-market value", validators=[Optional(), Length(max=24)],
+                              description="In the gift currency; 0 if insubstantial.")
+    tribute_kind = SelectField("Tribute", choices=choices_of(TRIBUTE_KINDS), default="")
+    tribute_name = StringField("Whom it honours or remembers",
+                               validators=[Optional(), Length(max=200)])
+    notify_name = StringField("Person to notify", validators=[Optional(), Length(max=200)],
+                              description="Gets a letter saying who gave, never the amount.")
+    notify_address = TextAreaField("Their postal address",
+                                   validators=[Optional(), Length(max=500)])
     #: One key per filled-in form: recording it twice finds the first gift instead.
     submission_key = HiddenField(validators=[Length(max=64)])
     #: The outcome the check step showed, to tell the user if recording decided otherwise.
@@ -124,6 +138,35 @@ class GiftForm(FlaskForm):
             if has_fraction and not has_donor:
                 sub.donor_id.errors = [*sub.donor_id.errors, "Choose the donor for this fraction."]
                 ok = False
+        return self._goods_and_tribute() and ok
+
+    def _goods_and_tribute(self) -> bool:
+        """Both goods facts or neither; a tribute names its kind and person together."""
+        ok = True
+        described = bool((self.goods_description.data or "").strip())
+        valued = bool((self.goods_value.data or "").strip())
+        if described and not valued:
+            self.goods_value.errors = [*self.goods_value.errors,
+                                       "Give its fair-market value (0 if insubstantial)."]
+            ok = False
+        if valued and not described:
+            self.goods_description.errors = [*self.goods_description.errors,
+                                             "Say what was given, or leave the value empty."]
+            ok = False
+        named = bool((self.tribute_name.data or "").strip())
+        if self.tribute_kind.data and not named:
+            self.tribute_name.errors = [*self.tribute_name.errors,
+                                        "Name the person the gift honours or remembers."]
+            ok = False
+        if named and not self.tribute_kind.data:
+            self.tribute_kind.errors = [*self.tribute_kind.errors,
+                                        "Choose in honour of, or in memory of."]
+            ok = False
+        notify = (self.notify_name.data or "").strip() or (self.notify_address.data or "").strip()
+        if notify and not self.tribute_kind.data:
+            self.tribute_kind.errors = [*self.tribute_kind.errors,
+                                        "Only a tribute gift has someone to notify."]
+            ok = False
         return ok
 
 
@@ -199,6 +242,13 @@ def gift_input(form: GiftForm, external_ref: str | None) -> dict:
         "campaign_id": form.campaign_id.data,
         "appeal_id": form.appeal_id.data,
         "fund_id": form.fund_id.data,
+        "goods_or_services": {"description": text(form.goods_description.data),
+                              "value": text(form.goods_value.data) or ""}
+        if text(form.goods_description.data) else None,
+        "tribute": {"kind": form.tribute_kind.data, "name": text(form.tribute_name.data),
+                    "notify_name": text(form.notify_name.data),
+                    "notify_address": text(form.notify_address.data)}
+        if form.tribute_kind.data else None,
     }
 
 
@@ -220,9 +270,15 @@ def place_errors(form: GiftForm, errors: dict[str, list[str]], *,
         "donor_id", "amount", "currency", "received_on", "kind", "purpose", "method",
         "description", "fx_rate", "fx_source", "matching_gift_for", "pledge_id",
         "campaign_id", "appeal_id", "fund_id")}
+    plain.update({"goods_or_services": form.goods_value,
+                  "goods_or_services.description": form.goods_description,
+                  "goods_or_services.value": form.goods_value,
+                  "tribute": form.tribute_kind, "tribute.kind": form.tribute_kind,
+                  "tribute.name": form.tribute_name, "tribute.notify_name": form.notify_name,
+                  "tribute.notify_address": form.notify_address})
     for key, messages in errors.items():
         parts = key.split(".")
-        field = plain.get(parts[0])
+        field = plain.get(".".join(parts[:2])) or plain.get(parts[0])
         if field is None and parts[0] == "attributions" and len(parts) >= 2 and parts[1].isdigit():
             field = _attribution_field(form, int(parts[1]), parts[2] if len(parts) > 2 else "fraction")
         if field is not None:

@@ -27,6 +27,7 @@ from app.http_errors import answer_for
 from app.ledger import campaigns, corrections
 from app.ledger.csv_export import GiftFilters
 from app.ledger.gifts import record_gift, refund_gift
+from app.ledger.tributes import KIND_WORDS, tribute_of
 from app.web.access import get_or_404, role_required
 from app.web.decisions import OUTCOME_WORDS, decision_views, user_emails
 from app.web.formtools import AmountRange, amount_range_arg, ordered, sort_from_args
@@ -236,7 +237,8 @@ def _render_detail(gift: Gift, *, refund_form: RefundForm | None = None,
                    and gift.status in corrections.VOIDABLE and not refunds)
     return render_template(
         "gifts/detail.html", gift=gift, donor=donor, attributions=attributions, refunds=refunds,
-        reversed=reversed_on, designation=designation,
+        reversed=reversed_on, designation=designation, tribute=tribute_of(session, gift.id),
+        tribute_words=KIND_WORDS,
         decisions=decision_views(session, decisions, gift.kind), overrides=overrides,
         pending=pending, pledge=pledge, emails=emails, remaining=remaining,
         refund_form=refund_form if can_refund else None,

@@ -97,10 +97,11 @@ def test_the_threshold_is_250_in_the_reporting_currency(api, donor, web_as):
     assert staff.get(letter_path(below["id"]) + ".pdf").status_code == 404
     assert staff.get(letter_path(yen["id"])).status_code == 404  # 201.00 USD
     page = text(staff.get(letter_path(at["id"])))
-    assert "Thank you for your gift to Independent Evaluation Institute of 250.00 USD, received " \
-           "on 2026-03-02." in page
+    # Dates and amounts as people read them (ORG_LOCALE, en_US by default).
+    assert "Thank you for your gift to Independent Evaluation Institute of $250.00, received " \
+           "on March 2, 2026." in page
     assert "No goods or services were provided in exchange for this contribution." in page
-    assert "240.00 EUR" in text(staff.get(letter_path(euros["id"])))  # 264.00 USD
+    assert "€240.00" in text(staff.get(letter_path(euros["id"])))  # 264.00 USD
 
     listing = text(staff.get("/staff/acknowledgements/"))
     linked = set(map(int, re.findall(r"/staff/acknowledgements/gifts/(\d+)\"", listing)))
@@ -113,7 +114,7 @@ def test_the_threshold_applies_to_what_was_kept(api, donor, web_as):
     assert web_as("viewer").get(letter_path(made["id"])).status_code == 404  # 249.99 kept
     kept = gift(api, donor["id"], "300.00", "2026-03-01")
     ok(api.post(f"/gifts/{kept['id']}/refund", {"amount": "50.00", "refunded_on": "2026-03-05"}))
-    assert "of 250.00 USD" in text(web_as("viewer").get(letter_path(kept["id"])))
+    assert "of $250.00" in text(web_as("viewer").get(letter_path(kept["id"])))
 
 
 def test_held_and_rejected_gifts_get_no_letter(api, web_as):
@@ -154,16 +155,17 @@ def test_the_annual_statement_lists_and_sums_the_year(api, donor, web_as):
     gift(api, donor["id"], "900.00", "2026-09-09", kind="in_kind", description="Office chairs")
     gift(api, other["id"], "777.00", "2026-05-05")              # someone else's
     page = text(web_as("viewer").get(f"/staff/acknowledgements/donors/{donor['id']}/{YEAR}"))
-    lines = re.findall(r"(2026-\d\d-\d\d): ([^<]+)(?:<br>|</p>)", page)
-    assert lines == [("2026-01-01", "100.00 USD"), ("2026-06-15", "250.00 USD"),
-                     ("2026-08-01", "120.00 EUR"), ("2026-09-09", "non-cash gift: Office chairs"),
-                     ("2026-11-30", "49.99 USD")]
+    lines = re.findall(r"(\w+ \d+, 2026): ([^<]+)(?:<br>|</p>)", page)
+    assert lines == [("January 1, 2026", "$100.00"), ("June 15, 2026", "$250.00"),
+                     ("August 1, 2026", "€120.00"),
+                     ("September 9, 2026", "non-cash gift: Office chairs"),
+                     ("November 30, 2026", "$49.99")]
     # 100.00 + 250.00 + 49.99 USD and 120.00 EUR: each currency on its own, never converted.
-    assert "Total cash given in 2026: 120.00 EUR; 399.99 USD." in page
+    assert "Total cash given in 2026: €120.00; $399.99." in page
     assert "900" not in page and "777" not in page and "Olive" not in page
     assert "No goods or services were provided in exchange for these contributions." in page
     pdf = pdf_text(web_as("viewer").get(f"/staff/acknowledgements/donors/{donor['id']}/{YEAR}.pdf").data)
-    assert "Total cash given in 2026: 120.00 EUR; 399.99 USD." in pdf
+    assert "Total cash given in 2026: €120.00; $399.99." in pdf
     assert web_as("viewer").get(f"/staff/acknowledgements/donors/{donor['id']}/2019").status_code == 404
     picker = web_as("viewer").get(f"/staff/acknowledgements/annual?donor_id={donor['id']}&year=2026")
     assert picker.headers["Location"].endswith(f"/staff/acknowledgements/donors/{donor['id']}/2026")
@@ -183,12 +185,12 @@ def test_sending_emails_the_letter_with_the_pdf_and_records_it(api, donor, web_a
     assert (sender, recipients) == ("receipts@example.org", ["dana@example.org"])
     assert message["Subject"] == "Independent Evaluation Institute: acknowledgement of your gift"
     body = message.get_body(("plain",)).get_content()
-    assert "1250.00 USD" in body and "EIN 12-3456789" in body and "1 Evaluation Way" in body
+    assert "$1,250.00" in body and "EIN 12-3456789" in body and "1 Evaluation Way" in body
     [attachment] = list(message.iter_attachments())
     assert attachment.get_content_type() == "application/pdf"
     assert attachment.get_filename() == f"acknowledgement-gift-{made['id']}.pdf"
     pdf = pdf_text(attachment.get_content())
-    for value in ("Independent Evaluation Institute", "EIN 12-3456789", "1250.00 USD", "2026-03-02",
+    for value in ("Independent Evaluation Institute", "EIN 12-3456789", "$1,250.00", "March 2, 2026",
                   "No goods or services were provided in exchange for this contribution."):
         assert value in pdf, value
 
@@ -222,7 +224,7 @@ def test_goods_or_services_are_described_with_a_good_faith_estimate(api, donor, 
     body = message.get_body(("plain",)).get_content()
     assert "No goods or services" not in body
     assert ("In exchange for this contribution, Independent Evaluation Institute provided a gala "
-            "dinner ticket, with a good-faith estimated value of 75.00 USD.") in body
+            "dinner ticket, with a good-faith estimated value of $75.00.") in body
     [record] = sent(db)
     assert (record.goods_description, record.goods_value_minor) == ("a gala dinner ticket", 7500)
 
@@ -247,7 +249,7 @@ def test_the_letter_can_be_updated_before_sending(api, donor, web_as, inbox, db)
                     goods_description="a book", goods_value="0")
     assert response.status_code == 200
     page = text(response)
-    assert "provided a book, with a good-faith estimated value of 0.00 USD" in page
+    assert "provided a book, with a good-faith estimated value of $0.00" in page
     assert "goods_description=a+book" in page  # the PDF link carries the same statement
     assert inbox.messages == [] and sent(db) == []
 
@@ -260,7 +262,7 @@ def test_annual_statement_is_emailed_and_recorded(api, donor, web_as, inbox, db)
     [(_, _, message)] = inbox.messages
     assert message["Subject"] == "Independent Evaluation Institute: your 2026 giving statement"
     [attachment] = list(message.iter_attachments())
-    assert "Total cash given in 2026: 250.00 USD." in pdf_text(attachment.get_content())
+    assert "Total cash given in 2026: $250.00." in pdf_text(attachment.get_content())
     [record] = sent(db)
     assert (record.kind, record.year, record.gift_id) == ("annual", YEAR, None)
 

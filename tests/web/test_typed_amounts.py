@@ -158,4 +158,4 @@ def test_acknowledgement_goods_value_takes_thousands_separators(api, web_as):
         "send_to": "grace@example.org", "goods_description": "a gala table",
         "goods_value": "1,500.00", "action": "preview", "csrf_token": token})
     assert response.status_code == 200, text(response)
-    assert "good-faith estimated value of 1500.00 USD" in text(response)
+    assert "good-faith estimated value of $1,500.00" in text(response)
