@@ -388,10 +388,14 @@ def gift_letter(session: Session, gift_id: int, organisation: Organisation, lett
                   gift_id=gift.id, goods=goods, donor_address=donor.postal_address)
 
 
-def _year_gifts(year: int):
+def _in_year(year: int) -> tuple:
     """Accepted gifts received in a calendar year, as an annual statement lists them."""
-    return select(Gift).where(Gift.status == "accepted", Gift.received_on >= date(year, 1, 1),
-                              Gift.received_on <= date(year, 12, 31))
+    return (Gift.status == "accepted", Gift.received_on >= date(year, 1, 1),
+            Gift.received_on <= date(year, 12, 31))
+
+
+def _year_gifts(year: int):
+    return select(Gift).where(*_in_year(year))
 
 
 def _kept(gifts) -> list[Gift]:
@@ -428,7 +432,7 @@ def count_year_end_donors(session: Session, year: int) -> int:
     """How many donors gave an accepted gift in the year (an upper bound of the statements:
     a donor whose gifts were all refunded in full gets none)."""
     return session.execute(select(func.count(func.distinct(Gift.donor_id)))
-                           .select_from(_year_gifts(year).subquery())).scalar_one()
+                           .where(*_in_year(year))).scalar_one()
 
 
 def year_end_letters(session: Session, year: int, organisation: Organisation,
@@ -443,7 +447,7 @@ def year_end_letters(session: Session, year: int, organisation: Organisation,
     while True:
         donors = session.execute(
             select(Donor).where(Donor.id.in_(
-                _year_gifts(year).with_only_columns(Gift.donor_id).where(Gift.donor_id > after)))
+                select(Gift.donor_id).where(*_in_year(year), Gift.donor_id > after)))
             .order_by(Donor.id).limit(chunk)
         ).scalars().all()
         if not donors:
