@@ -387,3 +387,36 @@ def test_the_cli_writes_the_year_end_pdf(app, year_2026, tmp_path):
     refused = app.test_cli_runner().invoke(
         args=["year-end-statements", "--year", "26", "--out", str(out)])
     assert refused.exit_code != 0
+
+
+# --- the batched intake writes the same facts ----------------------------------------------------
+
+def test_the_intake_writes_goods_and_tributes_sealed_as_the_door_does(db, policy):
+    from app.db.locking import ledger_batch
+    from app.ledger.audit import Actor
+    from app.ledger.intake import GiftIntake
+    from app.ledger.parties import create_donor
+    from app.ledger.row_verify import verify_rows
+    from app.ledger.tributes import tribute_of
+    from models.schemas import DonorCreate, GiftCreate
+
+    actor = Actor("test", role="admin")
+    donor = create_donor(db, DonorCreate(type="person", name="Batch Betty"), actor)
+    data = GiftCreate.model_validate({
+        "donor_id": donor.id, "amount": "500.00", "currency": "USD", "received_on": ON,
+        "goods_or_services": {"description": "a dinner", "value": "100.00"},
+        "tribute": {"kind": "honour", "name": "Ada Lovelace", "notify_name": "Byron"}})
+    plain = GiftCreate.model_validate({"donor_id": donor.id, "amount": "20.00",
+                                       "currency": "USD", "received_on": ON})
+    with ledger_batch(db), GiftIntake(db, actor, policy, "USD") as intake:
+        first = intake.record(data, tag="1")
+        second = intake.record(plain, tag="2")
+    made = db.get(Gift, first.gift.id)
+    assert (made.goods_description, made.goods_value_minor) == ("a dinner", 10_000)
+    assert db.get(Gift, second.gift.id).goods_description is None
+    tribute = tribute_of(db, made.id)
+    assert (tribute.kind, tribute.honoree_name, tribute.notify_name) == (
+        "honour", "Ada Lovelace", "Byron")
+    assert tribute_of(db, second.gift.id) is None
+    report = verify_rows(db)
+    assert report.ok, [str(f) for f in report.findings]
