@@ -326,6 +326,16 @@ def test_record_with_attributions_through_the_form(world, web_as, db):
     ({"attributions-0-donor_id": "1", "attributions-0-fraction": "0.4"}, None,
      "attribution fractions must sum to exactly 1"),
     ({"attributions-0-fraction": "0.4"}, None, "Choose the donor for this fraction."),
+    # Goods or services in return, and a tribute: each message on its own field.
+    ({"goods_description": "a dinner"}, "goods_value", "Give its fair-market value"),
+    ({"goods_value": "10.00"}, "goods_description", "Say what was given"),
+    ({"goods_description": "a dinner", "goods_value": "1.234"}, "goods_value",
+     "would need rounding"),
+    ({"goods_description": "a dinner", "goods_value": "5.00", "kind": "in_kind"}, "goods_value",
+     "only a cash gift"),
+    ({"tribute_name": "Ada"}, "tribute_kind", "Choose in honour of, or in memory of."),
+    ({"tribute_kind": "memory"}, "tribute_name", "Name the person"),
+    ({"notify_name": "Byron"}, "tribute_kind", "Only a tribute gift has someone to notify."),
 ])
 def test_bad_input_rerenders_with_field_errors_and_writes_nothing(world, web_as, db, action, changes,
                                                                   field, message):
