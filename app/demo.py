@@ -60,6 +60,7 @@ from models.schemas import (
     DonorCreate,
     FundCreate,
     GiftCreate,
+    GoodsIn,
     InKindCreate,
     InstalmentIn,
     InteractionCreate,
@@ -67,6 +68,7 @@ from models.schemas import (
     PledgeCreate,
     RelationshipCreate,
     TaskCreate,
+    TributeIn,
     UserCreate,
 )
 
@@ -112,6 +114,9 @@ class Plan:
     campaign: str | None = None
     appeal: str | None = None
     fund: str | None = None
+    #: Goods or services given in return: (description, value), and a tribute (GiftCreate's).
+    goods: tuple[str, str] | None = None
+    tribute: dict | None = None
 
 
 class DemoLedger:
@@ -291,6 +296,13 @@ class DemoLedger:
                 step = 600 // len(gifts)
                 on = self.day(120 + n * step + self.rng.randrange(0, step))
                 self.gift(people[key], amount, on, method="stock" if amount >= 100000 else "card")
+        # Letters: a gala ticket (goods in return: the letter states the deductible part) and
+        # a gift in memory of someone, whose family gets a notice without the amount.
+        self.gift(people["c2"], 500, self.ago(40), goods=("Two seats at the spring gala dinner",
+                                                         "180.00"), description="Gala tickets")
+        self.gift(people["f1"], 1000, self.ago(30), tribute={
+            "kind": "memory", "name": "Margaret Ellison", "notify_name": "Thomas Ellison",
+            "notify_address": "44 Linden Avenue\nPortland, OR 97205"})
         # The senior decision-maker's gift: the policy rejects it.
         self.gift(people["senior"], 250000, self.ago(60), method="stock",
                   description="Gift of appreciated stock")
@@ -437,6 +449,9 @@ class DemoLedger:
                 campaign_id=self.codes["campaign"].get(plan.campaign),
                 appeal_id=self.codes["appeal"].get(plan.appeal),
                 fund_id=self.codes["fund"].get(plan.fund),
+                goods_or_services=GoodsIn(description=plan.goods[0], value=plan.goods[1])
+                if plan.goods else None,
+                tribute=TributeIn(**plan.tribute) if plan.tribute else None,
             )
             recorded = record_gift(self.session, data, actor, self.policy, self.state.reporting_currency)
             if plan.tag:

@@ -12,7 +12,7 @@ from app import create_app
 from app.demo import DEMO_PASSWORD
 from app.ledger import campaigns
 from app.payments import recurring
-from models import AuditEntry, Decision, Donor, Gift, Interaction, Relationship, Task, User
+from models import AuditEntry, Decision, Donor, Gift, GiftTribute, Interaction, Relationship, Task, User
 from tests.builders import World, gift
 from tests.empty_db import BACKENDS, empty_database
 from tests.tampering import tamper
@@ -296,6 +296,13 @@ def test_demo_data_fills_an_empty_database_once(fresh_app):
     # The senior decision-maker's spouse: the gift from before the marriage was on file is
     # re-screened and held, and the next one is held at screening.
     assert sorted(d.kind for d in held_by_household) == ["rescreen", "screening"]
+    # Letters: a gift that bought a gala dinner, and one in memory of someone.
+    with fresh_app.extensions["armslength"].sessions() as session:
+        goods = session.execute(select(Gift.goods_description, Gift.goods_value_minor)
+                                .where(Gift.goods_description.is_not(None))).all()
+        tributes = session.execute(select(GiftTribute.kind, GiftTribute.notify_name)).all()
+    assert goods == [("Two seats at the spring gala dinner", 18000)]
+    assert tributes == [("memory", "Thomas Ellison")]
 
     summary = json.loads(run(fresh_app, "compliance-summary", "--json").stdout)
     share = float(summary["lab_employee_share"])
