@@ -542,13 +542,15 @@ def record_sent(session: Session, letter: Letter, sent_to: str, actor: Actor,
     audit entry."""
     if channel not in ACKNOWLEDGEMENT_CHANNELS:
         raise NotAllowed(f"an acknowledgement is sent by {' or '.join(ACKNOWLEDGEMENT_CHANNELS)}")
+    # The goods stated: typed on the letter page, or a gift letter's own gift's.
+    goods = letter.goods or (letter.gifts[0].goods if letter.kind == "gift" else None)
     with ledger_write(session):
         record = Acknowledgement(
             kind=letter.kind, donor_id=letter.donor_id, gift_id=letter.gift_id, year=letter.year,
             channel=channel, sent_to=sent_to, content=letter.canonical(),
             content_hash=letter.content_hash(),
-            goods_description=letter.goods.description if letter.goods else None,
-            goods_value_minor=letter.goods.value_minor if letter.goods else None,
+            goods_description=goods.description if goods else None,
+            goods_value_minor=goods.value_minor if goods else None,
             sent_by_id=actor.user_id,
         )
         if sent_at is not None:

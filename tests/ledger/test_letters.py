@@ -195,6 +195,7 @@ def test_the_sent_letter_records_the_gifts_goods(app, api, web_as, db, inbox):  
     content = json.loads(record.content)
     assert content["gifts"][0]["deductible"] == "380.00"
     assert content["gifts"][0]["goods_or_services"]["estimated_value"] == "120.00"
+    assert (record.goods_description, record.goods_value_minor) == ("a gala dinner", 12_000)
     # The body the donor reads carries no internal hash.
     assert record.content_hash not in body
 
