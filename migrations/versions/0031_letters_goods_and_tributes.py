@@ -1,7 +1,7 @@
 """gift.goods_description and goods_value_minor; gift_tribute
 
 Revision ID: 0031
-Revises: 0027 (main's head when rebased; reserved for the letters work, written after 0018)
+Revises: 0030 (main's head when rebased; reserved for the letters work, written after 0018)
 Create Date: 2026-12-05 03:10:00
 
 The goods or services a gift bought (the acknowledgement's quid-pro-quo statement) are
@@ -17,7 +17,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "0031"
-down_revision: str | Sequence[str] | None = "0027"
+down_revision: str | Sequence[str] | None = "0030"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
