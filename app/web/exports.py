@@ -89,13 +89,14 @@ def _in_background(what: str, filters: dict) -> Response:
     return redirect(url_for("jobs.show", job_id=job.id), 303)
 
 
-def _download(what: str, header, rows, filters: dict, count: int) -> Response:
+def _download(what: str, header, rows, filters: dict, count: int, *,
+              name: str | None = None) -> Response:
     session = get_session()
     # Recorded before the first byte is sent: an export that is cut off was still an export.
     with ledger_write(session):
         audit.append(session, g.actor, f"export.{what}", "export", None,
                      {"format": "csv", "filters": filters, "rows_at_request": count})
-    filename = f"{what}-{state().today().isoformat()}.csv"
+    filename = f"{name or what}-{state().today().isoformat()}.csv"
     return Response(
         stream_with_context(_streamed(header, rows)),
         mimetype="text/csv",
@@ -137,7 +138,29 @@ def gifts():
 # --- a staff list as filtered ------------------------------------------------------------------
 # The list page's export button posts (with its CSRF token) to the list's own address here:
 # the filter travels in the query string exactly as the list read it, so the file holds the
-# rows the list shows, all pages of them.
+# rows the list shows, all pages of them, and the columns it shows: a fundraiser may take a
+# copy of a list, while the ledger export's payment ids, references, rates and e-mail
+# addresses stay with "exports" (finance), whatever the filter.
+
+#: What the gifts list shows, with the designation codes it filters by.
+GIFT_LIST_COLUMNS = (
+    "gift_id", "received_on", "donor_id", "donor_name", "currency", "amount",
+    "reporting_currency", "reporting_amount", "kind", "purpose", "status", "refunded",
+    "net_amount", "reporting_net", "campaign", "appeal", "fund",
+)
+#: What the donors list shows.
+DONOR_LIST_COLUMNS = ("donor_id", "type", "name", "category", "organization")
+
+
+def _columns(header, wanted, rows):
+    """The wanted columns of a ledger export's rows, in the wanted order."""
+    at = [header.index(name) for name in wanted]
+
+    def picked(session):
+        for row in rows(session):
+            yield [row[i] for i in at]
+
+    return wanted, picked
 
 @bp.post("/gift-list.csv")
 @role_required("lists.export")
@@ -148,8 +171,8 @@ def gift_list():
     filters = filters_from_args(currency).export(currency)
     session = get_session()
     count = count_gifts(session, filters)
-    return _download("gifts", GIFT_HEADER, lambda s: gift_rows(s, filters), filters.as_dict(),
-                     count)
+    header, rows = _columns(GIFT_HEADER, GIFT_LIST_COLUMNS, lambda s: gift_rows(s, filters))
+    return _download("gift_list", header, rows, filters.as_dict(), count, name="gifts")
 
 
 @bp.post("/donor-list.csv")
@@ -162,5 +185,5 @@ def donor_list():
     filters = DonorFilters(where=tuple(conditions),
                            described=tuple(sorted(shown["audit"].items())))
     count = count_donors(session, filters)
-    return _download("donors", DONOR_HEADER, lambda s: donor_rows(s, filters), filters.as_dict(),
-                     count)
+    header, rows = _columns(DONOR_HEADER, DONOR_LIST_COLUMNS, lambda s: donor_rows(s, filters))
+    return _download("donor_list", header, rows, filters.as_dict(), count, name="donors")

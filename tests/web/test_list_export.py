@@ -75,7 +75,7 @@ def test_export_of_a_filtered_gift_list_holds_exactly_its_rows(api, web_as, app)
     names = {r["donor_name"] for r in rows}
     assert names == {"Dana", "'=HYPERLINK(\"x\")"}  # the formula is neutralised
     with app.extensions["armslength"].sessions() as session:
-        entry = session.execute(select(AuditEntry).where(AuditEntry.action == "export.gifts")
+        entry = session.execute(select(AuditEntry).where(AuditEntry.action == "export.gift_list")
                                 .order_by(AuditEntry.id.desc())).scalars().first()
         assert entry.data["filters"]["amount_min"] == "1,000"
         assert entry.data["rows_at_request"] == 2
@@ -88,3 +88,26 @@ def test_viewer_sees_no_export_button_and_is_refused(api, web_as):
     assert "/staff/export/gift-list.csv" not in page
     refused = post_refused(viewer, "/staff/gifts/", "/staff/export/gift-list.csv", {})
     assert refused.status_code == 403
+
+
+def test_a_list_export_carries_the_lists_columns_not_the_ledgers(api, web_as):
+    """A fundraiser may copy a list, never the finance-only ledger export: with no filter at
+    all the list's file still holds only what the list shows (no payment ids, references,
+    rates or e-mail addresses), and the ledger export itself stays refused."""
+    made = _world(api)
+    b.gift(api, b.person(api, "Eve", "eve@example.org")["id"], "5.00", "2026-01-05",
+           external_ref="cheque-5")
+    fundraiser = web_as("fundraiser")
+    gifts = rows_of(submit(fundraiser, "/staff/gifts/", {},
+                           action="/staff/export/gift-list.csv"))
+    assert len(gifts) == len(made) + 1
+    assert set(gifts[0]) == {
+        "gift_id", "received_on", "donor_id", "donor_name", "currency", "amount",
+        "reporting_currency", "reporting_amount", "kind", "purpose", "status", "refunded",
+        "net_amount", "reporting_net", "campaign", "appeal", "fund"}
+    donors = rows_of(submit(fundraiser, "/staff/donors/", {},
+                            action="/staff/export/donor-list.csv"))
+    assert set(donors[0]) == {"donor_id", "type", "name", "category", "organization"}
+    assert "eve@example.org" not in str(donors) and "cheque-5" not in str(gifts)
+    assert post_refused(fundraiser, "/staff/gifts/", "/staff/export/gifts.csv",
+                        {}).status_code == 403
