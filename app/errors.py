@@ -93,3 +93,9 @@ class StripeRefused(LedgerError):
 
 class StripeUnreachable(LedgerError):
     """Stripe could not be reached (or is not configured) for a change: nothing changed here."""
+
+
+class StripeChangedNotRecorded(LedgerError):
+    """Stripe made a change (pause, new amount, cancel) but recording its answer here failed.
+    The request and who made it are in the audit trail already; Stripe's notification of the
+    change brings the new state. Not "retry": the change is made."""

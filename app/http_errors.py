@@ -22,6 +22,7 @@ from app.errors import (
     ProbablySamePerson,
     RowRefused,
     StillRunning,
+    StripeChangedNotRecorded,
     StripeRefused,
     StripeUnreachable,
     UnstorableInput,
@@ -133,6 +134,8 @@ ANSWERS: dict[type[Exception], Callable] = {
     # either way nothing changed here.
     StripeRefused: _plain(409),
     StripeUnreachable: _plain(502),
+    # Stripe changed it, recording here failed: 500, and the message says the change is made.
+    StripeChangedNotRecorded: _plain(500),
 }
 
 #: The classes that have an answer, for `except ANSWERED as error:`.

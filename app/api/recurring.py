@@ -94,7 +94,8 @@ def get_recurring(donation_id: int):
 def _change(donation_id: int, action: str, amount_minor: int | None = None):
     _one(donation_id)  # 404 before anything is asked of Stripe
     done = recurring.change(get_session(), gateway(), donation_id, action, g.actor,
-                            state().timezone, amount_minor)
+                            state().timezone, amount_minor,
+                            max_amount_minor=state().max_gift_minor)
     return jsonify({**_one(donation_id), "stripe": done.stripe.as_dict()})
 
 

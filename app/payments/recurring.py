@@ -30,7 +30,14 @@ from sqlalchemy import and_, case, func, or_, select
 from sqlmodel import Session
 
 from app.db.locking import ledger_write
-from app.errors import NotAllowed, NotFound, StripeRefused, StripeUnreachable
+from app.errors import (
+    NotAllowed,
+    NotFound,
+    StripeChangedNotRecorded,
+    StripeRefused,
+    StripeUnreachable,
+    ValidationFailed,
+)
 from app.ledger import audit
 from app.ledger.audit import Actor
 from app.ledger.giving import NetCash
@@ -161,7 +168,8 @@ def _ask_stripe(gw: StripeGateway | None, sub_id: str, action: str,
 
 
 def change(session: Session, gw: StripeGateway | None, donation_id: int, action: str,
-           actor: Actor, timezone: ZoneInfo, amount_minor: int | None = None) -> Changed:
+           actor: Actor, timezone: ZoneInfo, amount_minor: int | None = None,
+           max_amount_minor: int | None = None) -> Changed:
     """Pause, resume, change the amount of, or cancel a monthly donation, through Stripe.
 
     Stripe is asked with no transaction open (no lock held across the network); its answer
@@ -171,26 +179,42 @@ def change(session: Session, gw: StripeGateway | None, donation_id: int, action:
     donation = _changeable(session, donation_id)
     if action == "change_amount" and (amount_minor is None or amount_minor <= 0):
         raise NotAllowed("a new monthly amount must be more than zero")
+    if action == "change_amount" and max_amount_minor is not None \
+            and amount_minor > max_amount_minor:
+        raise ValidationFailed({"amount": [
+            f"must not be more than {format_amount(max_amount_minor, donation.currency)}, the "
+            "largest gift this installation takes (MAX_GIFT_MINOR)"]})
     if action == "pause" and donation.collection_paused:
         raise NotAllowed(f"monthly donation {donation_id} is already paused")
     if action == "resume" and not donation.collection_paused:
         raise NotAllowed(f"monthly donation {donation_id} is not paused")
     before = {"status": status_of(donation), "amount_minor": donation.monthly_amount_minor}
     sub_id = donation.subscription_id
-    # No transaction (and so no lock or snapshot) stays open across the call to Stripe; the
-    # donation is read again under the lock.
-    session.rollback()
+    requested = {"action": action, "before": before}
+    if amount_minor is not None:
+        requested["requested_amount"] = format_amount(amount_minor, donation.currency)
+    # Who asked is written (and committed) before Stripe is asked: if recording Stripe's
+    # answer fails afterwards, the change still has a name on it, not only Stripe's
+    # notification's. No transaction (lock, snapshot) stays open across the call to Stripe;
+    # the donation is read again under the lock.
+    with ledger_write(session):
+        audit.append(session, actor, "donation.subscription_change_requested",
+                     "online_donation", donation_id, requested)
     answered_at = utcnow()
     sub = _ask_stripe(gw, sub_id, action, amount_minor)
-    with ledger_write(session):
-        donation = session.get(OnlineDonation, donation_id)
-        changed = apply_subscription(session, donation, sub, answered_at, timezone)
-        entry = {"action": action, "before": before, "stripe": sub.as_dict(),
-                 "changed": jsonable(changed)}
-        if amount_minor is not None:
-            entry["requested_amount"] = format_amount(amount_minor, donation.currency)
-        audit.append(session, actor, f"donation.subscription_{action}", "online_donation",
-                     donation.id, entry)
+    try:
+        with ledger_write(session):
+            donation = session.get(OnlineDonation, donation_id)
+            changed = apply_subscription(session, donation, sub, answered_at, timezone)
+            entry = {**requested, "stripe": sub.as_dict(), "changed": jsonable(changed)}
+            audit.append(session, actor, f"donation.subscription_{action}", "online_donation",
+                         donation.id, entry)
+    except Exception as error:
+        log.error("Stripe made %s of subscription %s; recording it failed: %r", action, sub_id,
+                  error)
+        raise StripeChangedNotRecorded(
+            f"Stripe made the change ({action.replace('_', ' ')}), but recording it here "
+            "failed; Stripe's notification will bring it. Do not ask again.") from error
     return Changed(donation, action, sub, changed)
 
 

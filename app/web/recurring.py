@@ -106,7 +106,8 @@ def _change(donation_id: int, action: str, amount_minor: int | None = None):
     st = state()
     try:
         done = recurring.change(get_session(), gateway(), donation_id, action, g.actor,
-                                st.timezone, amount_minor)
+                                st.timezone, amount_minor,
+                                max_amount_minor=st.max_gift_minor)
     except LedgerError as error:
         get_session().rollback()
         flash(answer_for(error).message, "error")

@@ -334,3 +334,48 @@ def test_the_donor_page_shows_the_monthly_gift(client, httpserver, db, web_as):
     table = table[:table.index("</table>")]
     assert f"/staff/recurring/{donation.id}" in table
     assert "20.00 USD" in table and "Active" in table and '<td class="num">1</td>' in table
+
+
+def test_a_new_amount_above_the_largest_gift_is_refused_before_stripe_is_asked(
+        client, httpserver, db, api_as, app):
+    """One finance user may not raise what a donor is charged past the installation's largest
+    gift (MAX_GIFT_MINOR): 422 on the amount, Stripe never asked (review finding 3)."""
+    donation = monthly(client, httpserver, db)
+    largest = app.extensions["armslength"].max_gift_minor
+    too_much = f"{(largest + 1) / 100:.2f}"
+    answer = api_as("finance").post(f"/recurring/{donation.id}/amount", {"amount": too_much})
+    assert answer.status_code == 422, answer.get_json()
+    assert "amount" in answer.get_json()["errors"]
+    assert requests_to(httpserver, "/v1/subscriptions/sub_1", "POST") == []
+    assert stored(db, donation.id).monthly_amount_minor == 2000
+
+
+def test_when_recording_fails_after_stripe_changed_it_who_asked_is_already_recorded(
+        client, httpserver, db, api_as, app):
+    """The database refuses the write after Stripe agreed (a fault injected at the driver,
+    on the donation's UPDATE): the request and its author were committed before Stripe was
+    asked; the answer says the change is made, not "retry" (review finding 2)."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    donation = monthly(client, httpserver, db)
+    expect_subscription(httpserver, "GET", subscription_object())
+    expect_subscription(httpserver, "POST", subscription_object(amount=3500))
+    engine = app.extensions["armslength"].engine
+
+    def refuse(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip().upper().startswith("UPDATE ONLINE_DONATION"):
+            raise OperationalError(statement, parameters, Exception("disk I/O error"))
+
+    event.listen(engine, "before_cursor_execute", refuse)
+    try:
+        answer = api_as("finance").post(f"/recurring/{donation.id}/amount", {"amount": "35.00"})
+    finally:
+        event.remove(engine, "before_cursor_execute", refuse)
+    assert answer.status_code == 500, answer.get_json()
+    assert "Stripe made the change" in answer.get_json()["error"]
+    assert len(requests_to(httpserver, "/v1/subscriptions/sub_1", "POST")) == 1
+    [asked] = entries(db, "donation.subscription_change_requested")
+    assert (asked.data["requested_amount"], asked.actor) == ("35.00", "api:finance@example.org")
+    assert entries(db, "donation.subscription_change_amount") == []
+    assert stored(db, donation.id).monthly_amount_minor == 2000  # until Stripe's notification
