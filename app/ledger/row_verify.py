@@ -108,6 +108,9 @@ _LATEST_SEALS = {
 #: as long as the check: read out of the JSON once, then each table's latest seals are read
 #: from it by the index (t, row_id), never by sorting every seal of the trail.
 #: Named in the session's own temporary schema: never a table of the database of that name.
+#: Every statement names it in that schema (PostgreSQL's search_path is the role's to set, and
+#: could put a table or view of that name first).
+_SEALS_TABLE = {"postgresql": "pg_temp.armslength_seal", "sqlite": "armslength_seal"}
 _DROP_SEALS = {"postgresql": "DROP TABLE IF EXISTS pg_temp.armslength_seal",
                "sqlite": "DROP TABLE IF EXISTS temp.armslength_seal"}
 _CREATE_SEALS = {
@@ -118,7 +121,7 @@ _CREATE_SEALS = {
 }
 _LOAD_SEALS = {
     "postgresql": """
-        INSERT INTO armslength_seal (t, row_id, entry_id, hash)
+        INSERT INTO pg_temp.armslength_seal (t, row_id, entry_id, hash)
         SELECT r.value ->> 0, (r.value ->> 1)::bigint, e.id, r.value ->> 2
         FROM audit_entry e CROSS JOIN LATERAL json_array_elements(e.row_hashes) AS r(value)
         WHERE json_typeof(e.row_hashes) = 'array'""",
@@ -133,7 +136,8 @@ _LOAD_SEALS = {
 #: in row id order.
 _LATEST = {
     "postgresql": """
-        SELECT DISTINCT ON (row_id) row_id, entry_id, hash FROM armslength_seal WHERE t = :t
+        SELECT DISTINCT ON (row_id) row_id, entry_id, hash FROM pg_temp.armslength_seal
+        WHERE t = :t
         ORDER BY row_id, entry_id DESC""",
     "sqlite": """
         SELECT row_id, entry_id, hash FROM armslength_latest WHERE t = :t ORDER BY row_id""",
@@ -206,12 +210,16 @@ def _walk(conn: Connection, batch: int, report: RowsReport) -> Iterator[tuple[Ro
 
 
 def _may_create_temporary(conn: Connection) -> bool:
-    """Whether this role may create a temporary table (PostgreSQL's TEMPORARY privilege on
-    the database; docs/deployment.md grants it to the app's role)."""
+    """Whether this session may create a temporary table (PostgreSQL's TEMPORARY privilege on
+    the database, which docs/deployment.md grants to the app's role, outside a read-only
+    transaction)."""
     if conn.dialect.name != "postgresql":
         return conn.dialect.name == "sqlite"
+    # Not in a read-only transaction either (a read-only auditor's role, a standby), where
+    # PostgreSQL refuses CREATE TEMPORARY TABLE: the sorted merge needs no table.
     return bool(conn.exec_driver_sql(
-        "SELECT has_database_privilege(current_database(), 'TEMPORARY')").scalar_one())
+        "SELECT has_database_privilege(current_database(), 'TEMPORARY') "
+        "AND current_setting('transaction_read_only') = 'off'").scalar_one())
 
 
 def _walk_in_database(conn: Connection, batch: int,
@@ -224,9 +232,9 @@ def _walk_in_database(conn: Connection, batch: int,
     conn.exec_driver_sql(_DROP_SEALS[dialect])
     conn.exec_driver_sql(_CREATE_SEALS[dialect])
     conn.exec_driver_sql(_LOAD_SEALS[dialect])
-    conn.exec_driver_sql(
-        "CREATE INDEX ix_armslength_seal ON armslength_seal (t, row_id, entry_id)")
-    conn.exec_driver_sql("ANALYZE armslength_seal")
+    seals = _SEALS_TABLE[dialect]
+    conn.exec_driver_sql(f"CREATE INDEX ix_armslength_seal ON {seals} (t, row_id, entry_id)")
+    conn.exec_driver_sql(f"ANALYZE {seals}")
     if dialect == "sqlite":
         for statement in _SQLITE_LATEST:
             conn.exec_driver_sql(statement)

@@ -122,3 +122,53 @@ def test_an_honest_ledger_with_a_refund_verifies_both_ways(api, database_url):
     for walk in (row_verify._walk_in_database, row_verify._walk_sorted):
         found, report = _walked(database_url, walk)
         assert found == [] and report.ok
+
+
+def test_a_read_only_transaction_falls_back_to_the_merge_and_finds_the_same(database_url,
+                                                                           tampered):
+    """A read-only auditor's session (or a standby) may not create a temporary table: the
+    check chooses the sorted merge there and names the same rows (review finding 4)."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn, conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+                assert not row_verify._may_create_temporary(conn)
+            report = RowsReport()
+            found = {(f.table, f.id, f.problem) for f, _ in row_verify._walk(conn, 1000, report)}
+    finally:
+        engine.dispose()
+    assert found == {
+        ("decision", tampered["decision"], CONTENT_DIFFERS),
+        ("attribution", tampered["attribution"], ROW_GONE),
+        ("decision", tampered["forged"], NO_ENTRY),
+        ("donor.identity", tampered["donor"], CONTENT_DIFFERS),
+    }
+
+
+def test_a_table_of_the_same_name_first_on_the_search_path_is_not_read(database_url,
+                                                                        tampered):
+    """PostgreSQL: someone with database access makes public.armslength_seal (empty) and
+    puts public before pg_temp on the search path; the check names its own temporary table
+    in every statement, so it neither fills nor reads that table, and still finds every
+    tampered row (review finding 4)."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn, conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(
+                    "CREATE TABLE public.armslength_seal (t text, row_id bigint, "
+                    "entry_id bigint, hash text)")
+                conn.exec_driver_sql("SET LOCAL search_path = public, pg_temp")
+            report = RowsReport()
+            row_verify.row_sql.prepare(conn)
+            found = {(f.table, f.id, f.problem)
+                     for f, _ in row_verify._walk_in_database(conn, 1000, report)}
+            if conn.dialect.name == "postgresql":  # never written to, never read
+                assert conn.exec_driver_sql(
+                    "SELECT count(*) FROM public.armslength_seal").scalar_one() == 0
+            conn.rollback()
+    finally:
+        engine.dispose()
+    assert ("decision", tampered["decision"], CONTENT_DIFFERS) in found
+    assert ("attribution", tampered["attribution"], ROW_GONE) in found
