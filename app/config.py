@@ -136,6 +136,10 @@ def load_settings(overrides: dict | None, instance_path: str) -> dict:
 
     if not settings["JOBS_DIR"]:
         settings["JOBS_DIR"] = str(Path(instance_path) / "jobs")
+    static = (Path(__file__).parent / "static").resolve()
+    if Path(settings["JOBS_DIR"]).resolve().is_relative_to(static):
+        # Anything under app/static is served to anyone: uploads and exports are not public.
+        raise ConfigError("JOBS_DIR must not be under app/static (its files would be public)")
 
     if settings["ARMSLENGTH_ENV"] not in ENVIRONMENTS:
         # A typo ("prod") must not quietly run a deployment in development mode.

@@ -185,3 +185,19 @@ def test_a_mistyped_environment_name_is_refused_not_run_as_development(tmp_path)
         assert "ARMSLENGTH_ENV must be one of: development, production" in str(error)
     else:
         raise AssertionError("ARMSLENGTH_ENV=prod was accepted")
+
+
+def test_a_jobs_folder_under_the_public_static_folder_is_refused(tmp_path):
+    """Uploads and exports under app/static would be served to anyone (review finding 9)."""
+    from pathlib import Path
+
+    import pytest
+
+    from app import create_app
+    from app.config import ConfigError
+
+    static = Path(__file__).resolve().parent.parent / "app" / "static" / "jobs"
+    with pytest.raises(ConfigError, match="JOBS_DIR must not be under app/static"):
+        create_app({"JOBS_DIR": str(static),
+                    "DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}"})
+    assert not static.exists()

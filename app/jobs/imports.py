@@ -30,10 +30,12 @@ LISTED = 500
 
 
 def earlier_import(session: Session, digest: str) -> tuple[int, str] | None:
-    """(job id, why) of an import of the same files that is done or waiting, if any: the
-    same files are never imported twice. A job left "running" does not count: its worker
-    may have died mid-way (nothing written, the import rolled back); the same files again
-    are then checked row by row, and refused if the first run did commit meanwhile."""
+    """(job id, why) of an import of the same files that is done or waiting, if any: a
+    courtesy that stops an accidental second upload early. It is a check, then an insert,
+    so two uploads at the same moment both pass it, and a job left "running" does not
+    count (its worker may have died mid-way, the import rolled back). What guarantees that
+    no gift is imported twice is the rows' own ids: every gift row carries an external_ref,
+    unique in the ledger, checked inside the import's locked transaction."""
     found = session.execute(
         select(Job.id, Job.status).where(Job.kind == "csv_import", Job.input_sha256 == digest,
                                          Job.status.in_(("queued", "done")))
