@@ -82,6 +82,7 @@ def test_the_staff_form_shows_the_closed_campaign_on_its_field(api, web_as, db):
     assert _gifts(db) == before
 
 
+@pytest.mark.usefixtures("job_worker")  # an import runs as a background job
 def test_the_import_refuses_rows_naming_a_closed_one(api, web_as, db):
     made = _made(api)
     _close(api, "fund", made["fund"]["id"])
@@ -96,5 +97,6 @@ def test_the_import_refuses_rows_naming_a_closed_one(api, web_as, db):
     assert "fund: the fund 'ops' is closed" in errors["gifts.csv", 2]
     assert "appeal: the appeal 'letter' is closed" in errors["gifts.csv", 3]
     assert ("gifts.csv", 4) not in errors  # the open campaign is fine
-    upload(client, "import", **files)
+    done = upload(client, "import", **files)
+    assert done.job["status"] == "failed" and "closed" in done.get_data(as_text=True)
     assert _gifts(db) == 0  # all or nothing
