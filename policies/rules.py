@@ -312,14 +312,22 @@ def possible_match(policy: Policy, gift: GiftFacts, funding: FundingFacts) -> Fi
                         match.same_address, match.same_initial),
                 phone_bonus=settings["phone_bonus"], address_bonus=settings["address_bonus"],
                 initial_score=settings.get("initial_score"))
-            labs = sorted({a.organization for a in match.affiliations if a.covered
-                           and affiliation_counts(a, gift.received_on, policy.cooling_off_days)})
-            if score >= settings["threshold"] and labs:
-                found.append((party, match, score, labs))
+            if score >= settings["threshold"] and any(
+                    a.covered and affiliation_counts(a, gift.received_on, policy.cooling_off_days)
+                    for a in match.affiliations):
+                found.append((party, match, score))
     if not found:
         return Finding(rule, "accept", False,
                        "No other record with a lab affiliation probably names the same person.")
     found.sort(key=lambda item: (-item[2], item[1].record, item[1].record_id))
+    # Only the best max_listed are listed (policy [possible_match] max_listed; a version
+    # without it lists all): a common name's dozens of lab-side namesakes would otherwise
+    # each cost their labs, figures and words in every decision. The others are counted.
+    limit = settings.get("max_listed")
+    listed = found if limit is None else found[:limit]
+    more = len(found) - len(listed)
+    listed = [(party, match, score, _counting_labs(policy, gift, match))
+              for party, match, score in listed]
     threshold = score_text(settings["threshold"])
     figures = {"possible_matches": [
         {"donor_id": party.donor_id, "record": match.record, "record_id": match.record_id,
@@ -328,19 +336,28 @@ def possible_match(policy: Policy, gift: GiftFacts, funding: FundingFacts) -> Fi
          "same_address": match.same_address, "labs": labs,
          # Only where it counted, so figures of other matches stay as they were.
          **({"same_initial": True} if _initial_counted(match, settings) else {})}
-        for party, match, score, labs in found
+        for party, match, score, labs in listed
     ]}
     named = "; ".join(
         f"{party.name} (donor {party.donor_id}) is probably {match.record} {match.record_id} "
         f"{match.name} (score {score_text(score)}{_evidence(match, settings)}, "
         f"at {', '.join(labs)})"
-        for party, match, score, labs in found)
+        for party, match, score, labs in listed)
+    if more:  # only then, so decisions under a version without the limit stay as they were
+        figures["more_possible_matches"] = more
+        named += f"; and {more} more possible match{'es' if more > 1 else ''}"
     return Finding(
         rule, policy.outcomes[rule], True,
         f"Possible match with a record affiliated with a covered lab: {named}. A reviewer "
         "merges the records or records that they are different people.",
         figures,
     )
+
+
+def _counting_labs(policy: Policy, gift: GiftFacts, match) -> list[str]:
+    """The covered labs of a match's affiliations counting on the gift date."""
+    return sorted({a.organization for a in match.affiliations if a.covered
+                   and affiliation_counts(a, gift.received_on, policy.cooling_off_days)})
 
 
 def _initial_counted(match, settings: Mapping) -> bool:
@@ -457,6 +474,12 @@ def _possible_match_settings(table: Mapping) -> dict:
             raise ValueError("initial_score must be below the threshold: an initial that "
                              "agrees is never enough alone, only with a same phone or "
                              f"address, got {settings['initial_score']}")
+    # A document without it (versions before 2026.4) lists every possible match.
+    if "max_listed" in table:
+        limit = table["max_listed"]
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise ValueError(f"max_listed must be a whole number >= 1, got {limit!r}")
+        settings["max_listed"] = limit
     return settings
 
 

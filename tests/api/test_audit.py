@@ -68,7 +68,7 @@ def test_gift_entry_records_what_was_decided(api, db):
     assert (action, entity_id) == ("gift.recorded", made["id"])
     assert data == {"donor_id": w.donor["id"], "amount": "250.00", "currency": "USD",
                     "received_on": DAY, "status": "accepted", "decision_id": made["decision"]["id"],
-                    "policy_version": "2026.3"}
+                    "policy_version": "2026.4"}
 
 
 def test_rescreen_appends_an_entry_per_gift(api, db):

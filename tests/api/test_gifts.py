@@ -36,7 +36,7 @@ def test_plain_gift_is_accepted_with_its_screening_decision(api):
                                                                                       "none")
     decision = made["decision"]
     assert (decision["outcome"], decision["kind"], decision["policy_version"]) == (
-        "accept", "screening", "2026.3")
+        "accept", "screening", "2026.4")
     assert decision["decided_by"] == api.user_id
     assert {r["rule"] for r in decision["reasons"]} == RULES
     assert fired(made) == []
@@ -310,7 +310,7 @@ def test_preview_returns_the_decision_and_writes_nothing(api, db):
     preview = response.get_json()
     assert preview["status"] == "rejected"
     assert preview["decision"]["outcome"] == "reject"
-    assert preview["decision"]["policy_version"] == "2026.3"
+    assert preview["decision"]["policy_version"] == "2026.4"
     assert preview["decision"]["figures"]["breaking_share"] == "0.500000"
     assert preview["decision"]["figures"]["headroom"] == "999.99"
     assert [r["rule"] for r in preview["decision"]["reasons"] if r["fired"]] == ["lab_employee_cap"]

@@ -430,7 +430,7 @@ def test_an_all_accept_policy_version_decides_nothing_until_a_second_person_appr
     # A minute later, a lab pays for evaluation services: still rejected.
     payment = gift(api, world.lab_donor["id"], "50000.00", TODAY, purpose="evaluation_services")
     assert payment["status"] == "rejected"
-    assert payment["decision"]["policy_version"] == "2026.3"
+    assert payment["decision"]["policy_version"] == "2026.4"
 
     change = ok(api.get("/changes?status=pending"), 200)["items"][0]
     assert change["kind"] == "policy_version"

@@ -50,7 +50,7 @@ def changed(**changes) -> dict:
 def test_default_policy_loads():
     loaded = load_policy()
     assert isinstance(loaded, Policy)
-    assert loaded.version == "2026.3"
+    assert loaded.version == "2026.4"
     assert loaded.name == "Independence policy"
     assert loaded.cap == Decimal("0.50")
     assert loaded.warning == Decimal("0.40")
@@ -203,9 +203,9 @@ def write_variant(tmp_path: Path, old: str, new: str) -> Path:
 
 
 def test_load_policy_from_a_path(tmp_path):
-    path = write_variant(tmp_path, 'version = "2026.3"', 'version = "2026.3-test"')
-    assert load_policy(path).version == "2026.3-test"
-    assert load_policy(str(path)).version == "2026.3-test"
+    path = write_variant(tmp_path, 'version = "2026.4"', 'version = "2026.4-test"')
+    assert load_policy(path).version == "2026.4-test"
+    assert load_policy(str(path)).version == "2026.4-test"
 
 
 def test_load_policy_reads_the_numbers_from_the_file(tmp_path):

@@ -326,7 +326,89 @@ def test_a_document_without_the_table_screens_with_the_shipped_values():
     shipped = dict(doc_policy.settings[RULE])
     # Came after the rule: a document without it gives an initial no weight of its own.
     del shipped["initial_score"]
+    del shipped["max_listed"]  # came after it too: such a document lists every match
     assert policy_from_mapping(doc).settings[RULE] == shipped
+
+
+# --- how many matches a decision lists (possible_match.max_listed) --------------------------
+
+def namesakes(count: int, *, first_id: int = 100, similarity: str = "1") -> list[MatchFact]:
+    return [match(similarity, record_id=first_id + i) for i in range(count)]
+
+
+def listing(limit, matches):
+    """(outcome, listed record ids, the count of the others or None, the message)."""
+    doc = default_doc()
+    if limit is None:
+        del doc["possible_match"]["max_listed"]
+    else:
+        doc["possible_match"]["max_listed"] = limit
+    evaluation = evaluate(policy_from_mapping(doc), gift(payer(*matches)), PLENTY)
+    finding = next(f for f in evaluation.findings if f.rule == RULE)
+    figures = evaluation.figures
+    return (evaluation.outcome,
+            [m["record_id"] for m in figures.get("possible_matches", [])],
+            figures.get("more_possible_matches"), finding.message)
+
+
+@pytest.mark.parametrize(("limit", "count", "listed", "more"), [
+    pytest.param(3, 2, 2, None, id="below the limit"),
+    pytest.param(3, 3, 3, None, id="at the limit"),
+    pytest.param(3, 4, 3, 1, id="one above the limit"),
+    pytest.param(3, 8, 3, 5, id="above the limit"),
+    pytest.param(None, 25, 25, None, id="version without the key: all listed"),
+])
+def test_a_decision_lists_at_most_max_listed(limit, count, listed, more):
+    outcome, ids, counted, message = listing(limit, namesakes(count))
+    assert outcome == "hold"
+    assert ids == [100 + i for i in range(listed)]  # equal scores: by record id
+    assert counted == more
+    assert message.count("is probably donor") == listed
+    if more is None:
+        assert "more possible match" not in message
+    else:
+        word = "match" if more == 1 else "matches"
+        assert message.endswith(f"; and {more} more possible {word}. A reviewer merges the "
+                                "records or records that they are different people.")
+
+
+def test_the_best_scores_are_listed_ties_by_record():
+    matches = [match("0.95", record_id=5), match("0.93", record_id=11),
+               match("1", record_id=7), match("0.95", record_id=3),
+               match("1", record="roster", record_id=2)]
+    _outcome, ids, more, _message = listing(3, matches)
+    # score 1: donor 7 before roster 2 (record kind, then id); then the 0.95s by id
+    assert ids == [7, 2, 3] and more == 2
+
+
+def test_pairs_resolved_as_different_are_neither_listed_nor_counted():
+    matches = [match("1", record_id=1 + 100 + i, different=i % 2 == 0) for i in range(10)]
+    _outcome, ids, more, message = listing(2, matches)
+    assert ids == [102, 104] and more == 3  # five different, two listed, three counted
+    assert "and 3 more possible matches" in message
+
+
+def test_matches_below_the_threshold_or_off_lab_are_not_counted():
+    matches = [*namesakes(2), match("0.91", record_id=300),
+               match("1", record_id=301, jobs=(job(covered=False),))]
+    assert listing(1, matches)[1:3] == ([100], 1)
+
+
+def test_the_limit_leaves_a_small_decision_as_a_version_without_it_makes_it():
+    matches = namesakes(3)
+    with_key = evaluate(policy(), gift(payer(*matches)), PLENTY)
+    doc = default_doc()
+    del doc["possible_match"]["max_listed"]
+    without = evaluate(policy_from_mapping(doc), gift(payer(*matches)), PLENTY)
+    assert with_key.figures == without.figures
+    assert ([f.message for f in with_key.findings]
+            == [f.message for f in without.findings])
+
+
+@pytest.mark.parametrize("value", [0, -1, "10", 2.5, True])
+def test_max_listed_must_be_a_whole_number_of_at_least_one(value):
+    with pytest.raises(PolicyError, match="max_listed"):
+        policy(**{"possible_match.max_listed": value})
 
 
 @pytest.mark.parametrize(("changes", "problem"), [

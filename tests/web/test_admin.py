@@ -274,7 +274,7 @@ def _decision(db, gift_id: int) -> Decision:
 
 def test_policy_page_shows_the_version_in_force(web_as):
     html = web_as("admin").get("/staff/admin/policy").get_data(as_text=True)
-    assert "In force: version 2026.3" in html
+    assert "In force: version 2026.4" in html
     assert 'value="50"' in html and 'value="40"' in html  # prefilled, in percent
     assert "None stored yet" in html
 
@@ -283,15 +283,15 @@ def test_new_policy_version_decides_new_gifts_and_old_decisions_keep_theirs(api,
     admin = web_as("admin")
     world = World(api)
     before = gift(api, world.donor["id"], "550.00", date(2025, 1, 10))
-    assert before["decision"]["policy_version"] == "2026.3"
+    assert before["decision"]["policy_version"] == "2026.4"
 
-    response = submit(admin, "/staff/admin/policy", _policy_form(version="2026.3-strict", cap="40",
+    response = submit(admin, "/staff/admin/policy", _policy_form(version="2026.4-strict", cap="40",
                                                                  warning="35"))
     assert response.status_code == 303
     _approve_pending_version(web_as)
     versions = db.execute(select(PolicyVersion).order_by(PolicyVersion.id)).scalars().all()
-    assert [(v.version, v.source) for v in versions] == [("2026.3", "file"),
-                                                         ("2026.3-strict", "admin")]
+    assert [(v.version, v.source) for v in versions] == [("2026.4", "file"),
+                                                         ("2026.4-strict", "admin")]
     assert 'cap = "0.4"' in versions[1].document and 'warning = "0.35"' in versions[1].document
     # The sections the form does not edit carry over (the file words no statement itself:
     # every rule is published with its own).
@@ -304,14 +304,14 @@ def test_new_policy_version_decides_new_gifts_and_old_decisions_keep_theirs(api,
     # 450 of 1000 is 45%: under the old 50% cap it would pass; under the new 40% it may not.
     after = gift(api, world.employee["id"], "450.00", date(2025, 1, 11))
     assert after["status"] == "rejected"
-    assert after["decision"]["policy_version"] == "2026.3-strict"
-    assert _decision(db, before["id"]).policy_version == "2026.3"
+    assert after["decision"]["policy_version"] == "2026.4-strict"
+    assert _decision(db, before["id"]).policy_version == "2026.4"
     entry = db.execute(select(AuditEntry).where(AuditEntry.action == "policy.changed")).scalars().one()
-    assert entry.data["version"] == "2026.3-strict" and entry.data["cap"] == "0.4"
+    assert entry.data["version"] == "2026.4-strict" and entry.data["cap"] == "0.4"
 
     html = admin.get("/staff/admin/policy").get_data(as_text=True)
-    assert "In force: version 2026.3-strict" in html
-    assert html.index("2026.3-strict</a>") < html.index("2026.3</a>")
+    assert "In force: version 2026.4-strict" in html
+    assert html.index("2026.4-strict</a>") < html.index("2026.4</a>")
     listed = admin.get(f"/staff/admin/policy/versions/{versions[0].id}").get_data(as_text=True)
     assert 'cap = &#34;0.50&#34;' in listed
 
@@ -329,7 +329,7 @@ def test_policy_outcome_change_applies(api, web_as):
 
 @pytest.mark.parametrize(("changes", "message"), [
     ({"version": ""}, "This field is required."),
-    ({"version": "2026.3"}, "this version exists; choose a new version name"),
+    ({"version": "2026.4"}, "this version exists; choose a new version name"),
     ({"cap": "100"}, "must be more than 0 and less than 100"),
     ({"cap": "0"}, "must be more than 0 and less than 100"),
     ({"warning": "60"}, "must not exceed the cap"),

@@ -167,7 +167,7 @@ def test_detail_shows_amounts_fx_and_full_decision(api, world, web_as):
     assert "1,000.00 EUR" in page and "1,082.50 USD" in page
     assert "at 1.0825 USD per EUR (ECB reference rate)" in page
     assert "Spring appeal" in page and "Dana Donor" in page
-    assert "Decision history" in page and "Screening" in page and "policy 2026.3" in page
+    assert "Decision history" in page and "Screening" in page and "policy 2026.4" in page
     for label in ("Lab payment for evaluations", "Senior decision-maker", "Lab-employee share cap",
                   "Lab corporate money", "Lab in-kind support"):
         assert label in page

@@ -265,7 +265,7 @@ def test_gifts_are_imported_in_date_order_through_the_policy(api, web_as, db):
     assert by_ref["G-D1"].method == "check" and by_ref["G-D1"].description == "Historical gift"
     decision = db.execute(select(Decision).where(Decision.gift_id == by_ref["G-E2"].id)).scalar_one()
     fired = {r["rule"] for r in decision.reasons if r["fired"]}
-    assert fired == {"lab_employee_cap"} and decision.policy_version == "2026.3"
+    assert fired == {"lab_employee_cap"} and decision.policy_version == "2026.4"
     assert "G-E2" in text and "G-L1" in text  # listed as not accepted, with their lines
 
     links = dict(db.execute(select(DonorExternalId.external_id, Donor.name)
