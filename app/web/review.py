@@ -76,6 +76,14 @@ class HeldItem:
             return []
         return list(self.latest.decision.figures.get("possible_matches") or [])
 
+    @property
+    def more_possible_matches(self) -> int:
+        """How many more records the latest decision says the donor probably is, not listed
+        (policy [possible_match] max_listed)."""
+        if self.latest is None:
+            return 0
+        return int(self.latest.decision.figures.get("more_possible_matches") or 0)
+
 
 @dataclass(frozen=True)
 class PendingItem:

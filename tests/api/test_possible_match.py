@@ -227,3 +227,48 @@ def test_a_bad_roster_stores_nothing_and_names_each_line(api_as, db):
     assert _post_roster(fundraiser, ROSTER).status_code == 403
     assert ok(admin.get("/rosters"), 200)["items"] == []
     assert snapshot(db) == before
+
+
+def _lab_namesakes(api, count: int) -> list[dict]:
+    """`count` lab-side donors named James Smith (no e-mail: a common name's namesakes)."""
+    lab = organization(api, "Halcyon Labs", covered_lab=True)
+    made = []
+    for _ in range(count):
+        namesake = person(api, "James Smith")
+        affiliate(api, namesake["id"], lab["id"], title="Engineer")
+        made.append(namesake)
+    return made
+
+
+def test_a_common_name_lists_the_policy_s_best_matches_and_counts_the_others(api):
+    """Policy 2026.4 [possible_match] max_listed: a donor with N+5 lab-side namesakes is
+    held with N listed (all score 1: by record id) and the 5 others counted."""
+    from policies import load_policy
+
+    limit = load_policy().settings["possible_match"]["max_listed"]
+    namesakes = _lab_namesakes(api, limit + 5)
+    donor = person(api, "James Smith", "james@example.net")
+    held = gift(api, donor["id"], "100.00", ON)
+    assert held["status"] == "held" and fired(held) == ["possible_match"]
+    assert held["decision"]["policy_version"] == "2026.4"
+    assert [m["record_id"] for m in _matches(held)] == [n["id"] for n in namesakes[:limit]]
+    assert held["decision"]["figures"]["more_possible_matches"] == 5
+    message = next(r["message"] for r in held["decision"]["reasons"] if r["fired"])
+    assert message.count("is probably donor") == limit
+    assert "; and 5 more possible matches." in message
+
+
+def test_namesakes_answered_different_are_neither_listed_nor_counted(api_as):
+    admin, reviewer = api_as("admin"), api_as("reviewer")
+    from policies import load_policy
+
+    limit = load_policy().settings["possible_match"]["max_listed"]
+    namesakes = _lab_namesakes(admin, limit + 2)
+    donor = person(admin, "James Smith", "james@example.net")
+    for other in namesakes[:3]:  # three listed ones answered: the rest move up
+        ok(reviewer.post(f"/donors/{donor['id']}/matches/different",
+                         {"record": "donor", "record_id": other["id"], "reason": "not him"}))
+    held = gift(admin, donor["id"], "100.00", ON)
+    assert held["status"] == "held"
+    assert [m["record_id"] for m in _matches(held)] == [n["id"] for n in namesakes[3:]]
+    assert "more_possible_matches" not in held["decision"]["figures"]

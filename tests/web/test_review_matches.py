@@ -105,3 +105,23 @@ def test_a_bad_roster_on_the_page_stores_nothing(api, web_as, db):
 
 def test_a_fundraiser_cannot_open_the_roster_page(web_as):
     assert web_as("fundraiser").get("/staff/import/roster").status_code == 403
+
+
+def test_the_queue_shows_the_count_of_matches_not_listed(api, web_as):
+    """Policy 2026.4 lists at most [possible_match] max_listed matches; the page says how
+    many more there are."""
+    from policies import load_policy
+
+    limit = load_policy().settings["possible_match"]["max_listed"]
+    lab = organization(api, "Halcyon Labs", covered_lab=True)
+    namesakes = []
+    for _ in range(limit + 5):
+        namesakes.append(person(api, "James Smith"))
+        affiliate(api, namesakes[-1]["id"], lab["id"], title="Engineer")
+    donor = person(api, "James Smith", "james@example.net")
+    assert gift(api, donor["id"], "100.00", ON)["status"] == "held"
+    page = _text(web_as("reviewer").get(QUEUE))
+    assert page.count("Possible match:") == limit
+    assert f"is probably donor #{namesakes[limit - 1]['id']} James Smith" in page
+    assert f"is probably donor #{namesakes[limit]['id']} James Smith" not in page
+    assert f"And 5 more possible matches, not listed: the policy lists the best {limit}." in page
