@@ -299,6 +299,9 @@ def test_new_policy_version_decides_new_gifts_and_old_decisions_keep_theirs(api,
     shipped = tomllib.loads(versions[0].document)
     assert stored["name"] == shipped["name"] and stored["statements"] == shipped["statements"]
     assert stored["large_gift"] == shipped["large_gift"] == {"threshold_minor": 100_000_000}
+    # The limit on listed possible matches (2026.4) is kept too: the form does not edit it.
+    assert stored["possible_match"] == shipped["possible_match"]
+    assert stored["possible_match"]["max_listed"] == 10
     db.rollback()
 
     # 450 of 1000 is 45%: under the old 50% cap it would pass; under the new 40% it may not.
@@ -320,11 +323,11 @@ def test_policy_outcome_change_applies(api, web_as):
     admin = web_as("admin")
     world = World(api)
     assert submit(admin, "/staff/admin/policy",
-                  _policy_form(version="2026.4", outcome_lab_corporate_money="reject")).status_code == 303
+                  _policy_form(version="2026.5", outcome_lab_corporate_money="reject")).status_code == 303
     _approve_pending_version(web_as)
     corporate = gift(api, world.lab_donor["id"], "1000.00", date(2025, 2, 1))
     assert corporate["status"] == "rejected"
-    assert corporate["decision"]["policy_version"] == "2026.4"
+    assert corporate["decision"]["policy_version"] == "2026.5"
 
 
 @pytest.mark.parametrize(("changes", "message"), [
