@@ -276,7 +276,7 @@ def list_gifts():
                 query = query.where(getattr(GiftDesignation, f"{kind}_id") == value)
     gifts = session.execute(query).scalars().all()
     return jsonify({
-        "items": [out.gift_public(gift, session, all_decisions=False) for gift in gifts],
+        "items": out.gifts_public(gifts, session),
         "next_after_id": gifts[-1].id if len(gifts) == limit else None,
     })
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 
@@ -19,6 +20,7 @@ from models import (
     Gift,
     GiftCorrection,
     GiftDesignation,
+    GiftTribute,
     InKindArrangement,
     Organization,
     OverrideRequest,
@@ -169,6 +171,31 @@ def gift_public(gift: Gift, session: Session, *, all_decisions: bool = True) -> 
             select(GiftCorrection).where(GiftCorrection.gift_id == gift.id)).scalar()
         data["correction"] = correction_public(correction) if correction else None
     return data
+
+
+def gifts_public(gifts: list[Gift], session: Session) -> list[dict]:
+    """gift_public of each gift of a list page (no `decisions`): each related table is read
+    once for the whole page, not once per gift."""
+    ids = [gift.id for gift in gifts]
+    if not ids:
+        return []
+
+    def rows_by_gift(model) -> dict[int, list]:
+        found: dict[int, list] = defaultdict(list)
+        for row in session.execute(select(model).where(model.gift_id.in_(ids))
+                                   .order_by(model.id)).scalars():
+            found[row.gift_id].append(row)
+        return found
+
+    attributions, decisions, refunds = (rows_by_gift(m) for m in (Attribution, Decision, Refund))
+    designations = {d.gift_id: d for d in session.execute(
+        select(GiftDesignation).where(GiftDesignation.gift_id.in_(ids))).scalars()}
+    tributes = {t.gift_id: t for t in session.execute(
+        select(GiftTribute).where(GiftTribute.gift_id.in_(ids))).scalars()}
+    return [_gift_shape(gift, attributions[gift.id], decisions[gift.id], refunds[gift.id],
+                        all_decisions=False, designation=designations.get(gift.id),
+                        tribute=tribute_public(tributes.get(gift.id)))
+            for gift in gifts]
 
 
 def correction_public(correction: GiftCorrection) -> dict:
